@@ -1,0 +1,474 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import jwt from 'jsonwebtoken';
+import jwksRsa from 'jwks-rsa';
+import { AppError } from '@exchange/platform';
+
+export type Role = 'user' | 'support' | 'admin';
+export type Scope = 'read' | 'trade' | 'withdraw';
+export const ROLES: readonly Role[] = ['user', 'support', 'admin'];
+export const SCOPES: readonly Scope[] = ['read', 'trade', 'withdraw'];
+
+/** Who is calling. Set on `request.principal` by the plugin when a valid credential was presented. */
+export interface Principal {
+  /** User id (uuid). */
+  id: string;
+  roles: Role[];
+  /** JWT sessions carry every scope; API keys only those granted at creation. */
+  scopes: Scope[];
+  via: 'jwt' | 'api_key';
+  /** Session (refresh-token family) id, from the token's `sid`. */
+  sessionId?: string;
+  /** Epoch seconds of the session's last 2FA check (token claim `mfa_at`). */
+  mfaAt?: number;
+  /** Whether the user has 2FA enabled (token claim `mfa`). */
+  mfaEnabled?: boolean;
+  /** API key id, when via === 'api_key'. */
+  apiKeyId?: string;
+  /** Token id (`jti`), when via === 'jwt'. */
+  tokenId?: string;
+}
+
+/** Claims of an access token issued by the auth service. */
+export interface AccessTokenClaims {
+  iss: string;
+  aud: string | string[];
+  sub: string;
+  exp: number;
+  iat: number;
+  nbf?: number;
+  jti: string;
+  sid?: string;
+  roles: Role[];
+  /** 2FA enabled for the user. */
+  mfa?: boolean;
+  /** Epoch seconds of the last 2FA check in this session. */
+  mfa_at?: number;
+}
+
+/** JOSE `typ` of access tokens (RFC 9068 / RFC 8725 §3.11 explicit typing). */
+export const ACCESS_TOKEN_TYP = 'at+jwt';
+/** Allowed clock skew when checking `exp`/`nbf`. */
+export const CLOCK_TOLERANCE_S = 5;
+/** API-key request timestamps must be within this many milliseconds of the server clock. */
+export const API_KEY_WINDOW_MS = 30_000;
+
+export interface AuthOptions {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  /** Shared service-to-service secret (INTERNAL_API_TOKEN); checked by requireInternal and sent to the auth service. */
+  internalToken: string;
+  /** Base URL of the auth service for /internal calls (API-key verification, revoked sessions). Default: jwksUrl's origin. */
+  authServiceUrl?: string;
+  /**
+   * Revoked-session list: refreshed from the auth service when older than `refreshMs` (default 5000; 0 = on every
+   * request, for tests). If a refresh fails and the last good list is older than `maxStaleMs` (default 60000),
+   * JWT requests fail closed with 503 AUTH_UNAVAILABLE. `false` disables the check (only for services that accept
+   * tokens of logged-out sessions until they expire, ≤ 15 min — none should).
+   */
+  revocation?: { refreshMs?: number; maxStaleMs?: number } | false;
+  /** Timeout for calls to the auth service (ms, default 3000). */
+  timeoutMs?: number;
+  /** Accept X-API-Key requests (default true). The auth service itself turns this off for its own routes. */
+  acceptApiKeys?: boolean;
+  /** In-process key lookup instead of the JWKS (used by the auth service, which holds the keys). */
+  resolveKey?: (kid: string) => Promise<string>;
+  /** In-process revocation check instead of the revoked-session list (used by the auth service). */
+  isSessionRevoked?: (sid: string) => Promise<boolean>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+    /** Why the presented credential was rejected; thrown by the guards (a route without a guard ignores it). */
+    authError?: AppError;
+    /** The exact request body bytes, captured only for API-key requests (the signature covers them). */
+    rawBody?: Buffer;
+  }
+}
+
+const INTERNAL_DIGEST = Symbol.for('exchange.auth.internalTokenDigest');
+
+type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+const authErr = (code: string, message: string) =>
+  new AppError(401, code, message, { headers: { 'www-authenticate': 'Bearer' } });
+
+/**
+ * Verifies credentials offline and sets `request.principal`. Call it on the root app BEFORE registering routes.
+ *
+ * - `Authorization: Bearer <jwt>`: RS256 only, `typ` at+jwt, `iss`, `aud`, `exp`, `nbf` (±5 s), key by `kid` from
+ *   the JWKS (cached; an unknown kid triggers a rate-limited refetch), session not revoked.
+ * - `X-API-Key` + `X-API-Timestamp` + `X-API-Signature`: the body is buffered in onRequest (so guards work in
+ *   onRequest too) and handed back to Fastify's parser unchanged in preParsing; the key, signature, ±30 s window and
+ *   replay are checked by the auth service (`POST /internal/api-keys/verify`), which alone can decrypt the secret.
+ *
+ * A request with no or an invalid credential still reaches the route; the guards (`requireAuth`, …) reject it with
+ * the precise reason. Public routes therefore keep working when a client sends a stale token.
+ */
+export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts: AuthOptions): void {
+  const authBase = (opts.authServiceUrl ?? new URL(opts.jwksUrl).origin).replace(/\/$/, '');
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  const jwks = new jwksRsa.JwksClient({
+    jwksUri: opts.jwksUrl,
+    cache: true,
+    cacheMaxAge: 10 * 60_000,
+    cacheMaxEntries: 10,
+    rateLimit: true,
+    jwksRequestsPerMinute: 10,
+    timeout: timeoutMs,
+  });
+  const revocationList =
+    opts.revocation === false || opts.isSessionRevoked
+      ? undefined
+      : new RevocationList(authBase, opts.internalToken, timeoutMs, opts.revocation ?? {});
+  const isRevoked =
+    opts.isSessionRevoked ?? (revocationList ? (sid: string) => revocationList.isRevoked(sid) : undefined);
+  const keys = opts.resolveKey ?? jwks;
+  const bodyLimit: number = (app as FastifyInstance).initialConfig.bodyLimit ?? 1024 * 1024;
+
+  app.decorate(INTERNAL_DIGEST, createHash('sha256').update(opts.internalToken).digest());
+  app.decorateRequest('principal', undefined);
+  app.decorateRequest('authError', undefined);
+  app.decorateRequest('rawBody', undefined);
+
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const apiKey = header(req, 'x-api-key');
+    const authorization = header(req, 'authorization');
+    if (apiKey !== undefined && opts.acceptApiKeys === false) {
+      req.authError = authErr('API_KEY_NOT_ACCEPTED', 'this endpoint needs a user session, not an API key');
+      return;
+    }
+    if (apiKey !== undefined) {
+      // Always consume the body here so preParsing can hand it back, whatever the outcome.
+      const body = await readBody(req, bodyLimit);
+      req.rawBody = body;
+      if (authorization !== undefined) {
+        req.authError = authErr('AMBIGUOUS_CREDENTIALS', 'send either a bearer token or an API key, not both');
+        return;
+      }
+      try {
+        req.principal = await verifyApiKey(req, apiKey, body);
+      } catch (e) {
+        req.authError = toAppError(e);
+      }
+      return;
+    }
+    if (authorization === undefined) return;
+    const m = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/i.exec(authorization);
+    if (!m) {
+      req.authError = authErr('INVALID_TOKEN', 'Authorization must be "Bearer <token>"');
+      return;
+    }
+    try {
+      const claims = await verifyAccessToken(m[1]!, { jwks: keys, issuer: opts.issuer, audience: opts.audience });
+      if (claims.sid && isRevoked && (await isRevoked(claims.sid))) {
+        req.authError = authErr('SESSION_REVOKED', 'this session has been logged out or revoked');
+        return;
+      }
+      req.principal = principalFromClaims(claims);
+    } catch (e) {
+      req.authError = toAppError(e);
+    }
+  });
+
+  app.addHook('preParsing', async (req: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream) => {
+    if (req.rawBody === undefined) return payload;
+    const replay = new PassThrough();
+    replay.end(req.rawBody);
+    return replay;
+  });
+
+  async function verifyApiKey(req: FastifyRequest, apiKey: string, body: Buffer): Promise<Principal> {
+    const timestamp = header(req, 'x-api-timestamp');
+    const signature = header(req, 'x-api-signature');
+    if (timestamp === undefined || signature === undefined) {
+      throw authErr('INVALID_API_SIGNATURE', 'X-API-Key requires X-API-Timestamp and X-API-Signature');
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${authBase}/internal/api-keys/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-internal-token': opts.internalToken },
+        body: JSON.stringify({
+          apiKey,
+          timestamp,
+          signature,
+          method: req.method,
+          path: req.url,
+          bodyBase64: body.toString('base64'),
+        }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      throw new AppError(503, 'AUTH_UNAVAILABLE', 'the auth service could not be reached', { cause: e });
+    }
+    const json = (await res.json().catch(() => ({}))) as {
+      userId?: string;
+      keyId?: string;
+      scopes?: Scope[];
+      mfaEnabled?: boolean;
+      error?: { code?: string; message?: string };
+    };
+    if (res.status === 200 && json.userId && json.scopes) {
+      return {
+        id: json.userId,
+        roles: ['user'],
+        scopes: json.scopes,
+        via: 'api_key',
+        apiKeyId: json.keyId,
+        mfaEnabled: json.mfaEnabled ?? false,
+      };
+    }
+    if (res.status >= 400 && res.status < 500 && res.status !== 401) {
+      // 400 from the verifier means the request's own headers were malformed.
+      throw authErr(json.error?.code ?? 'INVALID_API_KEY', json.error?.message ?? 'invalid API key request');
+    }
+    if (res.status === 401)
+      throw authErr(json.error?.code ?? 'INVALID_API_KEY', json.error?.message ?? 'invalid API key');
+    throw new AppError(503, 'AUTH_UNAVAILABLE', `the auth service answered ${res.status}`);
+  }
+}
+
+function principalFromClaims(c: AccessTokenClaims): Principal {
+  const p: Principal = {
+    id: c.sub,
+    roles: c.roles,
+    scopes: [...SCOPES],
+    via: 'jwt',
+    tokenId: c.jti,
+    mfaEnabled: c.mfa === true,
+  };
+  if (c.sid !== undefined) p.sessionId = c.sid;
+  if (c.mfa_at !== undefined) p.mfaAt = c.mfa_at;
+  return p;
+}
+
+/**
+ * Verify an access token against a JWKS (RFC 8725): the algorithm is pinned to RS256 both before (header check) and
+ * in jsonwebtoken, `typ` must be at+jwt, `kid` must be present, and issuer, audience, exp and nbf are checked with
+ * 5 s of clock tolerance. Throws AppError 401 (TOKEN_EXPIRED or INVALID_TOKEN) or 503 AUTH_UNAVAILABLE.
+ */
+export async function verifyAccessToken(
+  token: string,
+  opts: { jwks: jwksRsa.JwksClient | ((kid: string) => Promise<string>); issuer: string; audience: string },
+): Promise<AccessTokenClaims> {
+  const decoded = jwt.decode(token, { complete: true });
+  if (!decoded || typeof decoded.payload === 'string') throw authErr('INVALID_TOKEN', 'malformed token');
+  const { alg, kid, typ } = decoded.header;
+  if (alg !== 'RS256') throw authErr('INVALID_TOKEN', 'token algorithm not accepted');
+  if (typ !== ACCESS_TOKEN_TYP) throw authErr('INVALID_TOKEN', 'not an access token');
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 128)
+    throw authErr('INVALID_TOKEN', 'token has no key id');
+  let key: string;
+  try {
+    key = typeof opts.jwks === 'function' ? await opts.jwks(kid) : (await opts.jwks.getSigningKey(kid)).getPublicKey();
+  } catch (e) {
+    const name = (e as Error).name;
+    if (name === 'SigningKeyNotFoundError' || name === 'JwksRateLimitError' || name === 'KeyNotFound') {
+      throw authErr('INVALID_TOKEN', 'unknown signing key');
+    }
+    throw new AppError(503, 'AUTH_UNAVAILABLE', 'signing keys could not be fetched', { cause: e });
+  }
+  let payload: jwt.JwtPayload;
+  try {
+    payload = jwt.verify(token, key, {
+      algorithms: ['RS256'],
+      issuer: opts.issuer,
+      audience: opts.audience,
+      clockTolerance: CLOCK_TOLERANCE_S,
+      complete: false,
+    }) as jwt.JwtPayload;
+  } catch (e) {
+    if ((e as Error).name === 'TokenExpiredError') throw authErr('TOKEN_EXPIRED', 'access token expired');
+    throw authErr('INVALID_TOKEN', `invalid token: ${(e as Error).message}`);
+  }
+  if (
+    typeof payload.sub !== 'string' ||
+    typeof payload.exp !== 'number' ||
+    typeof payload.jti !== 'string' ||
+    !Array.isArray(payload.roles) ||
+    !payload.roles.every((r: unknown) => (ROLES as readonly unknown[]).includes(r)) ||
+    (payload.sid !== undefined && typeof payload.sid !== 'string') ||
+    (payload.mfa_at !== undefined && typeof payload.mfa_at !== 'number')
+  ) {
+    throw authErr('INVALID_TOKEN', 'token claims are incomplete');
+  }
+  return payload as AccessTokenClaims;
+}
+
+/** Sessions revoked recently enough that some of their access tokens may still be unexpired. */
+class RevocationList {
+  private readonly url: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+  private readonly refreshMs: number;
+  private readonly maxStaleMs: number;
+  private readonly until = new Map<string, number>();
+  private lastOkAt = 0;
+  private cursor: number | undefined;
+  private inflight: Promise<void> | undefined;
+
+  constructor(base: string, token: string, timeoutMs: number, o: { refreshMs?: number; maxStaleMs?: number }) {
+    this.url = `${base}/internal/sessions/revoked`;
+    this.token = token;
+    this.timeoutMs = timeoutMs;
+    this.refreshMs = o.refreshMs ?? 5000;
+    this.maxStaleMs = o.maxStaleMs ?? 60_000;
+  }
+
+  async isRevoked(sid: string): Promise<boolean> {
+    if (Date.now() - this.lastOkAt >= this.refreshMs) {
+      try {
+        await (this.inflight ??= this.refresh().finally(() => (this.inflight = undefined)));
+      } catch (e) {
+        if (Date.now() - this.lastOkAt > this.maxStaleMs) {
+          throw new AppError(503, 'AUTH_UNAVAILABLE', 'revoked sessions could not be fetched', { cause: e });
+        }
+      }
+    }
+    const u = this.until.get(sid);
+    return u !== undefined && u * 1000 > Date.now() - CLOCK_TOLERANCE_S * 1000;
+  }
+
+  private async refresh(): Promise<void> {
+    const startedAt = Date.now();
+    // Overlap the previous cursor by a few seconds: a revocation committed late is still picked up.
+    const q = this.cursor === undefined ? '' : `?since=${this.cursor - 10_000}`;
+    const res = await fetch(this.url + q, {
+      headers: { 'x-internal-token': this.token },
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    if (res.status !== 200) throw new Error(`revoked sessions: HTTP ${res.status}`);
+    const body = (await res.json()) as { asOf: number; sessions: Array<{ sid: string; until: number }> };
+    for (const s of body.sessions) this.until.set(s.sid, s.until);
+    const now = Date.now() / 1000;
+    for (const [sid, u] of this.until) if (u + CLOCK_TOLERANCE_S < now) this.until.delete(sid);
+    this.cursor = body.asOf;
+    this.lastOkAt = startedAt;
+  }
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+async function readBody(req: FastifyRequest, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw new AppError(413, 'BODY_TOO_LARGE', 'request body too large');
+  if (!declared && req.headers['transfer-encoding'] === undefined) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req.raw) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += b.length;
+    if (size > limit) throw new AppError(413, 'BODY_TOO_LARGE', 'request body too large');
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+function toAppError(e: unknown): AppError {
+  if (e instanceof AppError) return e;
+  return new AppError(503, 'AUTH_UNAVAILABLE', 'credentials could not be verified', { cause: e });
+}
+
+function reject(req: FastifyRequest): never {
+  throw req.authError ?? authErr('UNAUTHENTICATED', 'authentication required');
+}
+
+/** Any authenticated principal. */
+export const requireAuth: Guard = async (req) => {
+  if (!req.principal) reject(req);
+};
+
+/** The principal holds at least one of `roles`. */
+export function requireRole(...roles: Role[]): Guard {
+  return async (req) => {
+    const p = req.principal;
+    if (!p) reject(req);
+    if (!p.roles.some((r) => roles.includes(r)))
+      throw new AppError(403, 'FORBIDDEN', `requires role ${roles.join(' or ')}`);
+  };
+}
+
+/** The principal holds every one of `scopes` (JWT sessions hold all; API keys those granted). */
+export function requireScope(...scopes: Scope[]): Guard {
+  return async (req) => {
+    const p = req.principal;
+    if (!p) reject(req);
+    const missing = scopes.filter((s) => !p.scopes.includes(s));
+    if (missing.length) throw new AppError(403, 'INSUFFICIENT_SCOPE', `API key lacks scope ${missing.join(', ')}`);
+  };
+}
+
+/**
+ * When the user has 2FA on, the token's `mfa_at` must be at most `maxAgeSeconds` old, else 403 MFA_REQUIRED (the
+ * client steps up with POST /api/v1/auth/2fa/challenge and retries with the new access token). API-key principals
+ * pass: a key is created only after a fresh 2FA check and its scopes are its authorisation; API keys never carry
+ * admin or support roles.
+ */
+export function requireFreshMfa(maxAgeSeconds: number): Guard {
+  return async (req) => {
+    const p = req.principal;
+    if (!p) reject(req);
+    if (p.via === 'api_key' || !p.mfaEnabled) return;
+    const now = Math.floor(Date.now() / 1000);
+    if (p.mfaAt === undefined || now - p.mfaAt > maxAgeSeconds) {
+      throw new AppError(403, 'MFA_REQUIRED', `a 2FA check within the last ${maxAgeSeconds} s is required`, {
+        details: { maxAgeSeconds, stepUp: '/api/v1/auth/2fa/challenge' },
+      });
+    }
+  };
+}
+
+/**
+ * Service-to-service calls (`/internal/*`): header `x-internal-token` must equal the `internalToken` given to
+ * registerAuth (compared in constant time, hashed first so the length does not leak either).
+ */
+export const requireInternal: Guard = async (req) => {
+  const expected = (req.server as unknown as { [INTERNAL_DIGEST]?: Buffer })[INTERNAL_DIGEST];
+  if (!expected) throw new AppError(500, 'AUTH_NOT_CONFIGURED', 'registerAuth was not called');
+  const got = header(req, 'x-internal-token');
+  const ok = got !== undefined && timingSafeEqual(createHash('sha256').update(got).digest(), expected);
+  if (!ok) throw new AppError(401, 'INVALID_INTERNAL_TOKEN', 'a valid x-internal-token is required');
+};
+
+/** Compare two secrets in constant time (hashing first so lengths do not leak). */
+export function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+/**
+ * The API-key signature: lowercase hex HMAC-SHA256(secret, timestamp + METHOD + pathWithQuery + rawBody), where
+ * timestamp is epoch milliseconds as sent in X-API-Timestamp.
+ */
+export function apiKeySignature(
+  secret: string,
+  p: { timestamp: string; method: string; path: string; body?: string | Buffer },
+): string {
+  return createHmac('sha256', secret)
+    .update(`${p.timestamp}${p.method.toUpperCase()}${p.path}`)
+    .update(p.body ?? '')
+    .digest('hex');
+}
+
+/** Headers for an API-key request (for bots, the SDK and tests). */
+export function signApiRequest(p: {
+  apiKey: string;
+  secret: string;
+  method: string;
+  path: string;
+  body?: string | Buffer;
+  timestamp?: number;
+}): Record<string, string> {
+  const timestamp = String(p.timestamp ?? Date.now());
+  return {
+    'x-api-key': p.apiKey,
+    'x-api-timestamp': timestamp,
+    'x-api-signature': apiKeySignature(p.secret, { timestamp, method: p.method, path: p.path, body: p.body ?? '' }),
+  };
+}

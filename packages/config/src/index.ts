@@ -1,0 +1,120 @@
+import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+export { Type } from '@sinclair/typebox';
+export type { Static } from '@sinclair/typebox';
+
+export class ConfigError extends Error {
+  readonly problems: Array<{ variable: string; problem: string }>;
+  constructor(service: string, problems: Array<{ variable: string; problem: string }>) {
+    super(
+      `${service}: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  - ${p.variable}: ${p.problem}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/**
+ * Validate `env` against a TypeBox object schema of environment variables. Defaults are applied, numeric and
+ * boolean strings are converted, and every offending variable is reported at once (not just the first).
+ */
+export function loadConfig<T extends TObject>(
+  service: string,
+  schema: T,
+  env: NodeJS.ProcessEnv = process.env,
+): Static<T> {
+  const input: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const raw = env[key];
+    if (raw !== undefined && raw !== '') input[key] = raw;
+  }
+  const withDefaults = Value.Default(schema, input);
+  const converted = Value.Convert(schema, withDefaults) as Record<string, unknown>;
+  const problems: Array<{ variable: string; problem: string }> = [];
+  const seen = new Set<string>();
+  for (const err of Value.Errors(schema, converted)) {
+    const variable = err.path.replace(/^\//, '').split('/')[0] || '(root)';
+    if (seen.has(variable)) continue;
+    seen.add(variable);
+    const isMissing = converted[variable] === undefined;
+    problems.push({
+      variable,
+      problem: isMissing ? 'is required but not set' : `${err.message} (got ${JSON.stringify(env[variable])})`,
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(service, problems);
+  return converted as Static<T>;
+}
+
+/** Like loadConfig, but prints the one clear message and exits with status 78 (EX_CONFIG) on a bad environment. */
+export function loadConfigOrExit<T extends TObject>(
+  service: string,
+  schema: T,
+  env: NodeJS.ProcessEnv = process.env,
+): Static<T> {
+  try {
+    return loadConfig(service, schema, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+}
+
+const Url = (description: string, def?: string) =>
+  Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description, ...(def !== undefined ? { default: def } : {}) });
+
+/** Variables every service reads. Spread into a service's own schema: `Type.Object({ ...baseEnv(3001), … })`. */
+export function baseEnv(defaultPort: number) {
+  return {
+    NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], {
+      default: 'development',
+      description: 'Environment mode',
+    }),
+    LOG_LEVEL: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info', description: 'pino log level' },
+    ),
+    HOST: Type.String({ default: '0.0.0.0', description: 'Interface to listen on' }),
+    PORT: Type.Integer({ minimum: 0, maximum: 65535, default: defaultPort, description: 'HTTP port' }),
+    SHUTDOWN_TIMEOUT_MS: Type.Integer({
+      minimum: 100,
+      default: 10_000,
+      description: 'Upper bound for graceful shutdown (drain HTTP, stop consumers, close pools)',
+    }),
+    OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
+      Url('OTLP/HTTP endpoint for traces (e.g. http://jaeger:4318); tracing export is off when unset'),
+    ),
+    SERVICE_VERSION: Type.String({ default: '0.1.0', description: 'Reported in /health and traces' }),
+  } satisfies TProperties;
+}
+
+export const databaseEnv = {
+  DATABASE_URL: Url('PostgreSQL connection string', 'postgres://postgres@127.0.0.1:5432/exchange'),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10, description: 'Max connections in the pool' }),
+} satisfies TProperties;
+
+export const amqpEnv = {
+  AMQP_URL: Url('RabbitMQ connection string (vhost in the path)', 'amqp://guest:guest@127.0.0.1:5672/exchange'),
+} satisfies TProperties;
+
+export const redisEnv = {
+  REDIS_URL: Url('Redis connection string', 'redis://127.0.0.1:6379'),
+} satisfies TProperties;
+
+export const jwtVerifyEnv = {
+  AUTH_JWKS_URL: Url('Where services fetch the auth JWKS', 'http://127.0.0.1:3001/.well-known/jwks.json'),
+  JWT_ISSUER: Type.String({ default: 'exchange-auth', description: 'Expected `iss` of access tokens' }),
+  JWT_AUDIENCE: Type.String({ default: 'exchange-api', description: 'Expected `aud` of access tokens' }),
+} satisfies TProperties;
+
+export const internalEnv = {
+  INTERNAL_API_TOKEN: Type.String({
+    minLength: 16,
+    description: 'Shared secret for service-to-service /internal calls (required; at least 16 characters)',
+  }),
+} satisfies TProperties;

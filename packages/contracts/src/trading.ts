@@ -1,0 +1,227 @@
+/**
+ * Messages of the trading flow (order → payment-processor → wallet → order), one definition shared by producer and
+ * consumer. Integers that can exceed 2^53 (minor units) are integer strings; ticks/lots are integer strings too and
+ * are converted to safe integers only inside the payment-processor, after validation.
+ *
+ * Routing (see @exchange/messaging): commands go to the direct exchange `exchange.commands`, events to the topic
+ * exchange `exchange.events`.
+ *   engine.place-order / engine.cancel-order   → routing key `orders.<MARKET>` → quorum queue `orders.<MARKET>`,
+ *                                                single active consumer (payment-processor)
+ *   wallet.settle-trade / wallet.release-hold   → routing key `wallet.settlement` → queue `wallet.settlement`
+ *                                                (single active consumer: a release never overtakes a settle)
+ *   payout.requested                            → routing key `payouts` → queue `payouts` (payment-processor)
+ *   payout.completed / payout.failed            → routing key `wallet.payouts` → queue `wallet.payouts`
+ *   engine.order-updated / engine.trade-executed / market.book-snapshot → exchange.events, routing key = type + '.' + market
+ */
+import { Type } from '@sinclair/typebox';
+import {
+  defineMessage,
+  IntegerString,
+  IsoDateTime,
+  UnsignedDecimalString,
+  UnsignedIntegerString,
+  Uuid,
+} from './envelope.ts';
+
+export const ROUTES = {
+  commandsExchange: 'exchange.commands',
+  eventsExchange: 'exchange.events',
+  ordersQueue: (market: string) => `orders.${market}`,
+  walletSettlementQueue: 'wallet.settlement',
+  payoutsQueue: 'payouts',
+  walletPayoutsQueue: 'wallet.payouts',
+} as const;
+
+const Side = Type.Union([Type.Literal('buy'), Type.Literal('sell')]);
+const OrderType = Type.Union([Type.Literal('limit'), Type.Literal('market')]);
+const Tif = Type.Union([Type.Literal('GTC'), Type.Literal('IOC'), Type.Literal('FOK')]);
+const Stp = Type.Union([
+  Type.Literal('cancel_newest'),
+  Type.Literal('cancel_oldest'),
+  Type.Literal('cancel_both'),
+  Type.Literal('decrement'),
+]);
+export const OrderStatus = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('new'),
+  Type.Literal('partially_filled'),
+  Type.Literal('filled'),
+  Type.Literal('cancelled'),
+  Type.Literal('rejected'),
+]);
+const Market = Type.String({ pattern: '^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$' });
+
+/** order → payment-processor: put an accepted order (funds already held) into the market's engine. */
+export const PlaceOrderV1 = defineMessage({
+  type: 'engine.place-order',
+  version: 1,
+  description: 'An accepted order whose funds are held; the engine matches it.',
+  payload: Type.Object({
+    orderId: Uuid(),
+    userId: Uuid(),
+    market: Market,
+    side: Side,
+    type: OrderType,
+    /** Limit price in ticks; absent for market orders. */
+    priceTicks: Type.Optional(UnsignedIntegerString()),
+    quantityLots: UnsignedIntegerString(),
+    timeInForce: Tif,
+    postOnly: Type.Boolean(),
+    stp: Type.Optional(Stp),
+    /** Market buys: the most quote (in tick×lot units) the order may spend — its hold. */
+    quoteBudgetTickLots: Type.Optional(UnsignedIntegerString()),
+    /** Market orders: the worst price (ticks) they may trade at (price band). */
+    protectionPriceTicks: Type.Optional(UnsignedIntegerString()),
+    /** Held funds (minor units of the held asset) — for audit/reconciliation. */
+    holdAmount: UnsignedIntegerString(),
+    acceptedAt: IsoDateTime(),
+  }),
+});
+
+/** order → payment-processor: cancel an order (user, admin, halt). Unknown or finished orders are a no-op event. */
+export const CancelOrderV1 = defineMessage({
+  type: 'engine.cancel-order',
+  version: 1,
+  payload: Type.Object({
+    orderId: Uuid(),
+    userId: Uuid(),
+    market: Market,
+    reason: Type.Union([Type.Literal('user'), Type.Literal('admin'), Type.Literal('halt'), Type.Literal('cancel_all')]),
+    requestedAt: IsoDateTime(),
+  }),
+});
+
+/** payment-processor → everyone: an order's state after an engine command. Cumulative, so it can be applied idempotently. */
+export const OrderUpdatedV1 = defineMessage({
+  type: 'engine.order-updated',
+  version: 1,
+  payload: Type.Object({
+    orderId: Uuid(),
+    userId: Uuid(),
+    market: Market,
+    /** Engine sequence number of the book after this update (per market, strictly increasing). */
+    seq: UnsignedIntegerString(),
+    status: OrderStatus,
+    filledLots: UnsignedIntegerString(),
+    remainingLots: UnsignedIntegerString(),
+    /** Sum of price×qty over fills, in quote minor units (for average price). */
+    filledNotional: UnsignedIntegerString(),
+    /** Why it was rejected or cancelled (engine reason code), when it was. */
+    reason: Type.Optional(Type.String({ maxLength: 60 })),
+    at: IsoDateTime(),
+  }),
+});
+
+/** payment-processor → everyone: one fill between a maker and a taker. */
+export const TradeExecutedV1 = defineMessage({
+  type: 'engine.trade-executed',
+  version: 1,
+  payload: Type.Object({
+    tradeId: Uuid(),
+    market: Market,
+    seq: UnsignedIntegerString(),
+    priceTicks: UnsignedIntegerString(),
+    quantityLots: UnsignedIntegerString(),
+    price: UnsignedDecimalString(),
+    quantity: UnsignedDecimalString(),
+    takerSide: Side,
+    makerOrderId: Uuid(),
+    takerOrderId: Uuid(),
+    makerUserId: Uuid(),
+    takerUserId: Uuid(),
+    /** Ledger amounts (minor units), see Market.fillAmounts. */
+    baseAmount: UnsignedIntegerString(),
+    quoteAmount: UnsignedIntegerString(),
+    buyerFee: UnsignedIntegerString(),
+    sellerFee: UnsignedIntegerString(),
+    at: IsoDateTime(),
+  }),
+});
+
+/** payment-processor → everyone: aggregated L2 depth after a command (top N levels). */
+export const BookSnapshotV1 = defineMessage({
+  type: 'market.book-snapshot',
+  version: 1,
+  payload: Type.Object({
+    market: Market,
+    seq: UnsignedIntegerString(),
+    bids: Type.Array(Type.Tuple([UnsignedDecimalString(), UnsignedDecimalString()]), { maxItems: 200 }),
+    asks: Type.Array(Type.Tuple([UnsignedDecimalString(), UnsignedDecimalString()]), { maxItems: 200 }),
+    at: IsoDateTime(),
+  }),
+});
+
+const Party = Type.Object({ userId: Uuid(), orderId: Uuid() });
+
+/**
+ * payment-processor → wallet: settle one trade (idempotent by tradeId). The buyer's quote hold (holdId = buyer orderId)
+ * is captured by quoteAmount and the buyer credited baseAmount - buyerFee; the seller's base hold is captured by
+ * baseAmount and the seller credited quoteAmount - sellerFee; fees go to the fee accounts.
+ */
+export const SettleTradeV1 = defineMessage({
+  type: 'wallet.settle-trade',
+  version: 1,
+  payload: Type.Object({
+    tradeId: Uuid(),
+    market: Market,
+    baseAsset: Type.String(),
+    quoteAsset: Type.String(),
+    buyer: Party,
+    seller: Party,
+    baseAmount: UnsignedIntegerString(),
+    quoteAmount: UnsignedIntegerString(),
+    buyerFee: UnsignedIntegerString(),
+    sellerFee: UnsignedIntegerString(),
+    executedAt: IsoDateTime(),
+  }),
+});
+
+/**
+ * payment-processor → wallet: the order is finished (filled, cancelled, rejected); release what is left of its hold.
+ * Sent after every settle-trade of the order on the same single-active-consumer queue, so it never overtakes one.
+ */
+export const ReleaseHoldV1 = defineMessage({
+  type: 'wallet.release-hold',
+  version: 1,
+  payload: Type.Object({
+    holdId: Uuid({ description: 'The order id' }),
+    userId: Uuid(),
+    reason: Type.String({ maxLength: 60 }),
+  }),
+});
+
+/** wallet → payment-processor: pay a withdrawal out on the (simulated) rail. Idempotent by withdrawalId. */
+export const PayoutRequestedV1 = defineMessage({
+  type: 'payout.requested',
+  version: 1,
+  payload: Type.Object({
+    withdrawalId: Uuid(),
+    userId: Uuid(),
+    asset: Type.String(),
+    /** Amount sent to the address (minor units), fee excluded. */
+    amount: UnsignedIntegerString(),
+    address: Type.String({ maxLength: 128 }),
+    requestedAt: IsoDateTime(),
+  }),
+});
+
+export const PayoutCompletedV1 = defineMessage({
+  type: 'payout.completed',
+  version: 1,
+  payload: Type.Object({ withdrawalId: Uuid(), railTxId: Type.String({ maxLength: 128 }), completedAt: IsoDateTime() }),
+});
+
+export const PayoutFailedV1 = defineMessage({
+  type: 'payout.failed',
+  version: 1,
+  payload: Type.Object({ withdrawalId: Uuid(), reason: Type.String({ maxLength: 200 }), failedAt: IsoDateTime() }),
+});
+
+/** wallet → everyone: a trade's ledger movements were applied. */
+export const TradeSettledV1 = defineMessage({
+  type: 'wallet.trade-settled',
+  version: 1,
+  payload: Type.Object({ tradeId: Uuid(), market: Market, settledAt: IsoDateTime() }),
+});
+
+export { IntegerString };

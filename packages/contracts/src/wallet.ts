@@ -1,0 +1,82 @@
+/**
+ * The wallet's contracts beyond the trading-flow messages (see trading.ts): its internal hold API, used
+ * synchronously by the order service, and the queues it consumes (so a producer that declares them uses exactly
+ * the same arguments — RabbitMQ refuses a redeclaration with different ones).
+ *
+ *   POST /internal/holds                 HoldRequest → 201 Hold (created) | 200 Hold (identical replay)
+ *                                        | 409 HOLD_CONFLICT | 400 INSUFFICIENT_FUNDS / UNKNOWN_ASSET / AMOUNT_ZERO …
+ *   GET  /internal/holds/:id             → 200 Hold | 404 HOLD_NOT_FOUND
+ *   POST /internal/holds/:id/release     ReleaseRequest → 200 ReleaseResult (idempotent: released "0" the 2nd time)
+ *   PUT  /internal/users/:userId/kyc-tier  { tier } → 200 { userId, kycTier }
+ * All with header `x-internal-token: <INTERNAL_API_TOKEN>`. Amounts are minor units as integer strings.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { UnsignedIntegerString, Uuid } from './envelope.ts';
+
+export const HoldRequest = Type.Object(
+  {
+    holdId: Uuid({ description: 'Idempotency key of the hold: the order id' }),
+    userId: Uuid(),
+    asset: Type.String({ pattern: '^[A-Z0-9]{2,10}$' }),
+    amount: Type.String({ maxLength: 80, description: 'Minor units of `asset`, integer string, > 0' }),
+    reason: Type.String({ minLength: 1, maxLength: 60 }),
+    refType: Type.String({ minLength: 1, maxLength: 40, description: 'e.g. order' }),
+    refId: Type.String({ minLength: 1, maxLength: 128 }),
+  },
+  { additionalProperties: false },
+);
+export type HoldRequest = Static<typeof HoldRequest>;
+
+export const HoldStatus = Type.Union([Type.Literal('active'), Type.Literal('captured'), Type.Literal('released')]);
+
+export const Hold = Type.Object({
+  holdId: Uuid(),
+  userId: Uuid(),
+  asset: Type.String(),
+  amount: UnsignedIntegerString(),
+  captured: UnsignedIntegerString(),
+  released: UnsignedIntegerString(),
+  remaining: UnsignedIntegerString(),
+  /** Captured after the hold had ended (a settlement overtaken by its release), out of available funds. */
+  lateCaptured: UnsignedIntegerString(),
+  status: HoldStatus,
+  reason: Type.String(),
+  refType: Type.String(),
+  refId: Type.String(),
+  releaseReason: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  closedAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type Hold = Static<typeof Hold>;
+
+export const ReleaseRequest = Type.Object(
+  { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 60 })) },
+  { additionalProperties: false },
+);
+
+export const ReleaseResult = Type.Object({
+  hold: Hold,
+  /** Minor units given back by this call ("0" when the hold had already ended). */
+  released: UnsignedIntegerString(),
+});
+
+/** Queues the wallet consumes (declared by the wallet at start-up with these arguments). */
+export const WALLET_QUEUES = {
+  settlement: {
+    name: 'wallet.settlement',
+    bindings: [{ exchange: 'exchange.commands', routingKey: 'wallet.settlement' }],
+    singleActiveConsumer: true,
+    deliveryLimit: 10,
+    retry: { attempts: 5, backoffMs: [1_000, 5_000, 30_000, 120_000, 600_000] },
+  },
+  payouts: {
+    name: 'wallet.payouts',
+    bindings: [{ exchange: 'exchange.commands', routingKey: 'wallet.payouts' }],
+    singleActiveConsumer: true,
+    deliveryLimit: 10,
+    retry: { attempts: 5, backoffMs: [1_000, 5_000, 30_000, 120_000, 600_000] },
+  },
+} as const;
+
+/** Routing key of wallet.trade-settled on the events exchange: `wallet.trade-settled.<MARKET>`. */
+export const tradeSettledRoutingKey = (market: string) => `wallet.trade-settled.${market}`;

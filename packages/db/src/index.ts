@@ -1,0 +1,147 @@
+import pg from 'pg';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator';
+
+export type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+// Postgres returns numeric/bigint as strings by default; keep it that way so money never passes through a float.
+// int8 (bigint, count(*)) also stays a string. Callers convert with BigInt().
+
+export interface PoolOptions {
+  connectionString: string;
+  max?: number;
+  applicationName?: string;
+  /** Statement timeout in ms, so one stuck query cannot hold a connection forever. */
+  statementTimeoutMs?: number;
+}
+
+export function createPool(opts: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName,
+    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection (DB restart) must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export function drizzleFor(client: pg.Pool | pg.PoolClient): NodePgDatabase {
+  return drizzle(client as pg.Pool);
+}
+
+export type Isolation = 'read committed' | 'repeatable read' | 'serializable';
+
+export interface TransactionOptions {
+  isolation?: Isolation;
+  /** How many times to retry on serialization failure (40001) or deadlock (40P01). Default 10. */
+  retries?: number;
+}
+
+const RETRYABLE = new Set(['40001', '40P01']);
+
+export function isRetryableTxError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
+}
+
+/**
+ * Run `fn` in a transaction on one pooled client. Serialization failures and deadlocks are retried with jittered
+ * exponential backoff (the transaction is replayed from the start, so `fn` must not have effects outside the
+ * database). Any other error rolls back and propagates.
+ *
+ * The checked-out client gets an `error` listener: when the connection dies mid-transaction (failover, network cut
+ * between two queries) pg emits `error` on the client, which would otherwise crash the process as an unhandled
+ * event. A client that saw an error is destroyed instead of returned to the pool.
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  opts: TransactionOptions = {},
+): Promise<T> {
+  const retries = opts.retries ?? 10;
+  for (let attempt = 0; ; attempt++) {
+    const client = await pool.connect();
+    let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
+    try {
+      await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      if (!broken) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true; // connection is gone; do not return it to the pool
+        }
+      }
+      if (!broken && isRetryableTxError(err) && attempt < retries) {
+        const delay = Math.min(200, 2 ** attempt) * (0.5 + Math.random());
+        await new Promise((r) => setTimeout(r, delay));
+        continue;
+      }
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
+  }
+}
+
+/** Apply the drizzle-kit generated migrations of one service, tracking them in that service's own schema. */
+export async function migrate(pool: pg.Pool, opts: { migrationsFolder: string; schema: string }): Promise<void> {
+  // Two replicas starting together must not both run DDL: serialise on an advisory lock named after the schema.
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [`migrate:${opts.schema}`]);
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${opts.schema}"`);
+      await drizzleMigrate(drizzle(client as unknown as pg.Pool), {
+        migrationsFolder: opts.migrationsFolder,
+        migrationsSchema: opts.schema,
+        migrationsTable: '__migrations',
+      });
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`migrate:${opts.schema}`]);
+    }
+  } finally {
+    client.release();
+  }
+}
+
+/** Round-trip latency of a trivial query, for /ready. */
+export async function pingDatabase(pool: pg.Pool): Promise<void> {
+  await pool.query('SELECT 1');
+}
+
+/** Create the database named in `url` if it does not exist (host mode convenience; needs CREATEDB). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!/^[a-zA-Z0-9_]+$/.test(name)) throw new Error(`refusing to create database with unusual name "${name}"`);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) {
+      try {
+        await client.query(`CREATE DATABASE "${name}"`);
+      } catch (err) {
+        if ((err as { code?: string }).code !== '42P04') throw err; // created concurrently
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}

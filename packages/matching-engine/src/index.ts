@@ -1,0 +1,3 @@
+export { OrderBook } from './order-book.ts';
+export { CANCEL_REASONS, REJECT_REASONS } from './types.ts';
+export type * from './types.ts';

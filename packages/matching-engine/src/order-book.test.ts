@@ -1,0 +1,385 @@
+import { OrderBook } from './index.ts';
+import type { BookEvent, PlaceCommand, PlaceResult, StpMode } from './index.ts';
+
+let n = 0;
+function lim(side: 'buy' | 'sell', price: number, quantity: number, extra: Partial<PlaceCommand> = {}): PlaceCommand {
+  return { id: `o${++n}`, account: 'X', side, type: 'limit', price, quantity, timeInForce: 'GTC', ...extra };
+}
+function mkt(side: 'buy' | 'sell', quantity: number, extra: Partial<PlaceCommand> = {}): PlaceCommand {
+  return { id: `m${++n}`, account: 'T', side, type: 'market', quantity, timeInForce: 'IOC', ...extra };
+}
+const types = (events: BookEvent[]) => events.map((e) => e.type);
+const fillsOf = (r: PlaceResult) => r.fills.map((f) => [f.makerOrderId, f.price, f.quantity]);
+
+/** asks at 101 x5 (A), 101 x5 (B), 102 x5 (C); bids at 99 x5 (D), 98 x5 (E) */
+function seeded(options: { defaultStp?: StpMode } = {}): OrderBook {
+  const b = new OrderBook({ market: 'BTC-USD', ...options });
+  b.place({ ...lim('sell', 101, 5), id: 'a1', account: 'A' });
+  b.place({ ...lim('sell', 101, 5), id: 'b1', account: 'B' });
+  b.place({ ...lim('sell', 102, 5), id: 'c1', account: 'C' });
+  b.place({ ...lim('buy', 99, 5), id: 'd1', account: 'D' });
+  b.place({ ...lim('buy', 98, 5), id: 'e1', account: 'E' });
+  return b;
+}
+
+describe('construction and queries', () => {
+  it('works with only a market and exposes best prices, depth, lookup and iteration', () => {
+    const b = seeded();
+    expect(b.defaultStp).toBe('cancel_newest');
+    expect(b.bestBid()).toBe(99);
+    expect(b.bestAsk()).toBe(101);
+    expect(b.orderCount).toBe(5);
+    expect(b.depth(1)).toEqual({
+      bids: [{ price: 99, quantity: 5, orders: 1 }],
+      asks: [{ price: 101, quantity: 10, orders: 2 }],
+    });
+    expect(b.depth().asks).toHaveLength(2);
+    expect(b.getOrder('b1')).toEqual({
+      id: 'b1',
+      account: 'B',
+      side: 'sell',
+      price: 101,
+      quantity: 5,
+      remaining: 5,
+      filled: 0,
+      timeInForce: 'GTC',
+      postOnly: false,
+      stp: 'cancel_newest',
+      prioritySeq: 2,
+    });
+    expect(b.getOrder('nope')).toBeUndefined();
+    expect([...b.orders()].map((o) => o.id)).toEqual(['d1', 'e1', 'a1', 'b1', 'c1']);
+    expect([...b.orders('sell')].map((o) => o.id)).toEqual(['a1', 'b1', 'c1']);
+    expect(b.seq).toBe(5);
+  });
+
+  it('throws only for programmer errors', () => {
+    expect(() => new OrderBook({ market: '' })).toThrow(TypeError);
+    expect(() => new OrderBook({ market: 'X', defaultStp: 'bogus' as StpMode })).toThrow(TypeError);
+    expect(() => new OrderBook({ market: 'X' }).place(null as unknown as PlaceCommand)).toThrow(TypeError);
+  });
+});
+
+describe('matching and time in force', () => {
+  it('fills in price-time priority and rests the remainder of a GTC limit', () => {
+    const b = seeded();
+    const r = b.place({ ...lim('buy', 102, 12), account: 'T' });
+    expect(fillsOf(r)).toEqual([
+      ['a1', 101, 5],
+      ['b1', 101, 5],
+      ['c1', 102, 2],
+    ]);
+    expect(r.status).toBe('filled');
+    expect(r.fills[0]).toMatchObject({ takerAccount: 'T', makerAccount: 'A', takerSide: 'buy', makerRemaining: 0 });
+    const r2 = b.place({ ...lim('buy', 103, 10), account: 'T' });
+    expect(r2).toMatchObject({ status: 'partially_filled', filledQuantity: 3, remainingQuantity: 7 });
+    expect(b.bestBid()).toBe(103);
+    expect(b.getOrder(r2.orderId!)).toMatchObject({ remaining: 7, filled: 3, quantity: 10 });
+  });
+
+  it('IOC cancels the remainder with reason ioc_remainder', () => {
+    const b = seeded();
+    const r = b.place({ ...lim('buy', 101, 12, { timeInForce: 'IOC' }), account: 'T' });
+    expect(r).toMatchObject({
+      status: 'cancelled',
+      filledQuantity: 10,
+      cancelledQuantity: 2,
+      cancelReason: 'ioc_remainder',
+    });
+    expect(types(r.events)).toEqual(['accepted', 'trade', 'trade', 'cancelled']);
+    expect(b.bestBid()).toBe(99);
+    const r2 = b.place({ ...lim('buy', 100, 1, { timeInForce: 'IOC' }), account: 'T' });
+    expect(r2).toMatchObject({ status: 'cancelled', cancelledQuantity: 1, cancelReason: 'ioc_remainder' });
+  });
+
+  it('FOK fills completely or is rejected without touching the book', () => {
+    const b = seeded();
+    const before = JSON.stringify(b.snapshot().asks);
+    const r = b.place({ ...lim('buy', 101, 11, { timeInForce: 'FOK' }), account: 'T' });
+    expect(r).toMatchObject({ status: 'rejected', rejectReason: 'FOK_NOT_FILLABLE', fills: [] });
+    expect(r.events[0]).toMatchObject({ type: 'rejected', reason: 'FOK_NOT_FILLABLE', command: 'place' });
+    expect(JSON.stringify(b.snapshot().asks)).toBe(before);
+    const ok = b.place({ ...lim('buy', 102, 15, { timeInForce: 'FOK' }), account: 'T' });
+    expect(ok).toMatchObject({ status: 'filled', filledQuantity: 15 });
+    expect(b.bestAsk()).toBeNull();
+  });
+
+  it('FOK does not count own orders that STP would not trade with (except cancel_oldest, which removes them)', () => {
+    const b = seeded();
+    expect(b.place({ ...lim('buy', 102, 12, { timeInForce: 'FOK' }), account: 'A' }).rejectReason).toBe(
+      'FOK_NOT_FILLABLE',
+    );
+    const r = b.place({ ...lim('buy', 102, 10, { timeInForce: 'FOK', stp: 'cancel_oldest' }), account: 'A' });
+    expect(r.status).toBe('filled');
+    expect(types(r.events)).toEqual(['accepted', 'cancelled', 'trade', 'trade']);
+    expect(r.events[1]).toMatchObject({ orderId: 'a1', reason: 'stp' });
+  });
+
+  it('post-only rests when it does not cross and is rejected when it would take', () => {
+    const b = seeded();
+    expect(b.place(lim('buy', 100, 1, { postOnly: true })).status).toBe('new');
+    const r = b.place(lim('buy', 101, 1, { postOnly: true }));
+    expect(r).toMatchObject({ status: 'rejected', rejectReason: 'POST_ONLY_WOULD_TAKE' });
+    expect(b.place(lim('sell', 100, 1, { postOnly: true })).rejectReason).toBe('POST_ONLY_WOULD_TAKE');
+    expect(b.place(lim('buy', 100, 1, { postOnly: true, timeInForce: 'IOC' })).rejectReason).toBe('INVALID_POST_ONLY');
+  });
+});
+
+describe('market orders and protection', () => {
+  it('sweeps until filled or the side is empty, cancelling the rest (market_no_liquidity)', () => {
+    const b = seeded();
+    const r = b.place(mkt('buy', 20));
+    expect(r).toMatchObject({
+      status: 'cancelled',
+      filledQuantity: 15,
+      cancelledQuantity: 5,
+      cancelReason: 'market_no_liquidity',
+    });
+    const empty = b.place(mkt('buy', 1));
+    expect(types(empty.events)).toEqual(['accepted', 'cancelled']);
+    expect(empty.cancelReason).toBe('market_no_liquidity');
+    expect(b.place(mkt('sell', 6)).fills.map((f) => f.price)).toEqual([99, 98]);
+  });
+
+  it('maxSlippageTicks bounds the price relative to the best at arrival', () => {
+    const b = seeded();
+    const r = b.place(mkt('buy', 20, { maxSlippageTicks: 0 }));
+    expect(r).toMatchObject({ filledQuantity: 10, cancelledQuantity: 10, cancelReason: 'protection' });
+    expect(b.bestAsk()).toBe(102);
+    const b2 = seeded();
+    expect(b2.place(mkt('buy', 20, { maxSlippageTicks: 1 }))).toMatchObject({
+      filledQuantity: 15,
+      cancelReason: 'market_no_liquidity',
+    });
+  });
+
+  it('quoteBudget caps the notional (price * quantity) and FOK respects it', () => {
+    const b = seeded();
+    // 5 @ 101 + 5 @ 101 = 1010, then floor(100 / 102) = 0 more
+    const r = b.place(mkt('buy', 20, { quoteBudget: 1110 }));
+    expect(fillsOf(r)).toEqual([
+      ['a1', 101, 5],
+      ['b1', 101, 5],
+    ]);
+    expect(r.cancelReason).toBe('protection');
+    expect(b.place(mkt('buy', 3, { quoteBudget: 305, timeInForce: 'FOK' })).rejectReason).toBe('FOK_NOT_FILLABLE');
+    expect(b.place(mkt('buy', 3, { quoteBudget: 306, timeInForce: 'FOK' })).status).toBe('filled');
+    // partial level: 250 / 102 = 2 lots
+    expect(b.place(mkt('buy', 5, { quoteBudget: 250 })).filledQuantity).toBe(0 + 0 + 2);
+  });
+
+  it('rejects protection on limit orders and a price or post-only on market orders', () => {
+    const b = seeded();
+    expect(b.place(lim('buy', 100, 1, { maxSlippageTicks: 1 })).rejectReason).toBe('INVALID_PROTECTION');
+    expect(b.place(mkt('buy', 1, { quoteBudget: 0 })).rejectReason).toBe('INVALID_PROTECTION');
+    expect(b.place(mkt('buy', 1, { maxSlippageTicks: -1 })).rejectReason).toBe('INVALID_PROTECTION');
+    expect(b.place(mkt('buy', 1, { price: 100 })).rejectReason).toBe('INVALID_PRICE');
+    expect(b.place(mkt('buy', 1, { postOnly: true })).rejectReason).toBe('INVALID_POST_ONLY');
+  });
+});
+
+describe('self-trade prevention', () => {
+  // resting ask s1 (account S, 5 @ 101) ahead of o1 (account O, 5 @ 101); taker of account S buys
+  function book(): OrderBook {
+    const b = new OrderBook({ market: 'M', defaultStp: 'none' });
+    b.place({ ...lim('sell', 101, 5), id: 's1', account: 'S' });
+    b.place({ ...lim('sell', 101, 5), id: 'o1', account: 'O' });
+    return b;
+  }
+  const taker = (stp: StpMode, quantity: number) => ({ ...lim('buy', 101, quantity, { stp }), id: 't', account: 'S' });
+
+  it('none: self-trades are allowed', () => {
+    const r = book().place(taker('none', 6));
+    expect(fillsOf(r)).toEqual([
+      ['s1', 101, 5],
+      ['o1', 101, 1],
+    ]);
+  });
+
+  it('cancel_newest: the taker remainder is cancelled, the resting order stays', () => {
+    const b = book();
+    const r = b.place(taker('cancel_newest', 6));
+    expect(r).toMatchObject({ status: 'cancelled', cancelReason: 'stp', cancelledQuantity: 6, fills: [] });
+    expect(b.getOrder('s1')?.remaining).toBe(5);
+  });
+
+  it('cancel_oldest: the resting order is cancelled and the taker keeps matching', () => {
+    const b = book();
+    const r = b.place(taker('cancel_oldest', 6));
+    expect(types(r.events)).toEqual(['accepted', 'cancelled', 'trade']);
+    expect(r.events[1]).toMatchObject({ orderId: 's1', account: 'S', reason: 'stp', quantity: 5 });
+    expect(r).toMatchObject({ status: 'partially_filled', filledQuantity: 5, remainingQuantity: 1 });
+    expect(b.has('s1')).toBe(false);
+  });
+
+  it('cancel_both: both are cancelled', () => {
+    const b = book();
+    const r = b.place(taker('cancel_both', 6));
+    expect(types(r.events)).toEqual(['accepted', 'cancelled', 'cancelled']);
+    expect(r.events.slice(1).map((e) => (e as { orderId: string }).orderId)).toEqual(['s1', 't']);
+    expect(r).toMatchObject({ status: 'cancelled', cancelReason: 'stp', cancelledQuantity: 6 });
+    expect(b.has('s1')).toBe(false);
+    expect(b.getOrder('o1')?.remaining).toBe(5);
+  });
+
+  it('decrement: larger taker is reduced by the smaller resting order, which is cancelled', () => {
+    const b = book();
+    const r = b.place(taker('decrement', 7));
+    expect(types(r.events)).toEqual(['accepted', 'cancelled', 'reduced', 'trade']);
+    expect(r.events[2]).toMatchObject({ orderId: 't', quantity: 5, remaining: 2, reason: 'stp' });
+    expect(r).toMatchObject({ status: 'filled', filledQuantity: 2, cancelledQuantity: 5 });
+    expect(b.getOrder('o1')?.remaining).toBe(3);
+  });
+
+  it('decrement: smaller taker is cancelled and the resting order reduced, keeping its priority', () => {
+    const b = book();
+    const r = b.place(taker('decrement', 3));
+    expect(types(r.events)).toEqual(['accepted', 'reduced', 'cancelled']);
+    expect(r).toMatchObject({ status: 'cancelled', cancelReason: 'stp', cancelledQuantity: 3 });
+    expect(b.getOrder('s1')).toMatchObject({ remaining: 2, quantity: 2, prioritySeq: 1 });
+    expect([...b.orders('sell')][0]?.id).toBe('s1');
+  });
+
+  it('decrement: equal sizes cancel both', () => {
+    const b = book();
+    const r = b.place(taker('decrement', 5));
+    expect(types(r.events)).toEqual(['accepted', 'cancelled', 'cancelled']);
+    expect(b.has('s1')).toBe(false);
+    expect(r.status).toBe('cancelled');
+  });
+
+  it('uses the book default when the order does not set a mode', () => {
+    const b = new OrderBook({ market: 'M' });
+    b.place({ ...lim('sell', 101, 5), account: 'S' });
+    expect(b.place({ ...lim('buy', 101, 5), account: 'S' }).cancelReason).toBe('stp');
+  });
+});
+
+describe('cancel and amend', () => {
+  it('cancel reports whether the order was resting; owner check', () => {
+    const b = seeded();
+    expect(b.cancel('a1', 'B')).toMatchObject({ resting: false, rejectReason: 'UNKNOWN_ORDER' });
+    const r = b.cancel('a1');
+    expect(r).toMatchObject({ resting: true, account: 'A', orderId: 'a1' });
+    expect(r.events[0]).toMatchObject({ type: 'cancelled', reason: 'user', orderId: 'a1', account: 'A', quantity: 5 });
+    expect(b.cancel('a1')).toMatchObject({ resting: false, rejectReason: 'UNKNOWN_ORDER' });
+    expect(b.cancel('a1').events[0]).toMatchObject({ type: 'rejected', command: 'cancel', reason: 'UNKNOWN_ORDER' });
+  });
+
+  it('quantity down keeps priority', () => {
+    const b = seeded();
+    const r = b.amend({ id: 'a1', quantity: 2 });
+    expect(r).toMatchObject({ ok: true, priorityKept: true, account: 'A' });
+    expect(r.events[0]).toMatchObject({ type: 'amended', oldRemaining: 5, remaining: 2, priorityKept: true });
+    expect([...b.orders('sell')].map((o) => o.id)).toEqual(['a1', 'b1', 'c1']);
+    expect(b.depth(1).asks[0]).toEqual({ price: 101, quantity: 7, orders: 2 });
+  });
+
+  it('quantity up or a price change loses priority', () => {
+    const b = seeded();
+    expect(b.amend({ id: 'a1', quantity: 6 }).priorityKept).toBe(false);
+    expect([...b.orders('sell')].map((o) => o.id)).toEqual(['b1', 'a1', 'c1']);
+    const r = b.amend({ id: 'c1', price: 101 });
+    expect(r.priorityKept).toBe(false);
+    expect([...b.orders('sell')].map((o) => o.id)).toEqual(['b1', 'a1', 'c1']);
+    expect(b.depth().asks).toEqual([{ price: 101, quantity: 16, orders: 3 }]);
+    b.amend({ id: 'b1', price: 103, account: 'B' });
+    expect([...b.orders('sell')].map((o) => [o.id, o.price])).toEqual([
+      ['a1', 101],
+      ['c1', 101],
+      ['b1', 103],
+    ]);
+  });
+
+  it('rejects amends that are invalid, unknown, no-ops or would cross', () => {
+    const b = seeded();
+    expect(b.amend({ id: 'zz', quantity: 1 }).rejectReason).toBe('UNKNOWN_ORDER');
+    expect(b.amend({ id: 'a1', quantity: 1, account: 'B' }).rejectReason).toBe('UNKNOWN_ORDER');
+    expect(b.amend({ id: 'a1', quantity: 0 }).rejectReason).toBe('INVALID_QUANTITY');
+    expect(b.amend({ id: 'a1', quantity: 1.5 }).rejectReason).toBe('INVALID_QUANTITY');
+    expect(b.amend({ id: 'a1', price: -1 }).rejectReason).toBe('INVALID_PRICE');
+    expect(b.amend({ id: 'a1', price: 101, quantity: 5 }).rejectReason).toBe('AMEND_NO_CHANGE');
+    expect(b.amend({ id: 'a1', price: 99 }).rejectReason).toBe('AMEND_WOULD_TAKE');
+    expect(b.amend({ id: 'd1', price: 101 }).rejectReason).toBe('AMEND_WOULD_TAKE');
+    expect(b.getOrder('a1')).toMatchObject({ price: 101, remaining: 5 });
+  });
+});
+
+describe('input validation', () => {
+  const bad: Array<[Partial<PlaceCommand> | Record<string, unknown>, string]> = [
+    [{ quantity: 0 }, 'INVALID_QUANTITY'],
+    [{ quantity: -3 }, 'INVALID_QUANTITY'],
+    [{ quantity: 1.5 }, 'INVALID_QUANTITY'],
+    [{ quantity: Number.MAX_SAFE_INTEGER + 1 }, 'INVALID_QUANTITY'],
+    [{ quantity: NaN }, 'INVALID_QUANTITY'],
+    [{ quantity: '5' }, 'INVALID_QUANTITY'],
+    [{ price: 0 }, 'INVALID_PRICE'],
+    [{ price: -1 }, 'INVALID_PRICE'],
+    [{ price: 100.5 }, 'INVALID_PRICE'],
+    [{ price: 2 ** 60 }, 'INVALID_PRICE'],
+    [{ price: undefined }, 'INVALID_PRICE'],
+    [{ id: '' }, 'INVALID_ID'],
+    [{ id: 7 }, 'INVALID_ID'],
+    [{ account: '' }, 'INVALID_ACCOUNT'],
+    [{ side: 'long' }, 'INVALID_SIDE'],
+    [{ type: 'stop' }, 'INVALID_TYPE'],
+    [{ timeInForce: 'GTD' }, 'INVALID_TIME_IN_FORCE'],
+    [{ stp: 'maybe' }, 'INVALID_STP'],
+    [{ postOnly: 'yes' }, 'INVALID_POST_ONLY'],
+  ];
+  it.each(bad)('rejects %p with %s (an event, not an exception)', (patch, reason) => {
+    const b = seeded();
+    const seq = b.seq;
+    const r = b.place({ ...lim('buy', 100, 1), ...patch } as PlaceCommand);
+    expect(r).toMatchObject({ status: 'rejected', rejectReason: reason });
+    expect(r.events).toEqual([expect.objectContaining({ seq: seq + 1, type: 'rejected', reason })]);
+    expect(b.orderCount).toBe(5);
+    expect(JSON.parse(JSON.stringify(r.events))).toEqual(r.events);
+  });
+
+  it('respects maxPrice / maxQuantity and rejects duplicate resting ids', () => {
+    const b = new OrderBook({ market: 'M', maxPrice: 1000, maxQuantity: 10 });
+    expect(b.place(lim('buy', 1001, 1)).rejectReason).toBe('INVALID_PRICE');
+    expect(b.place(lim('buy', 100, 11)).rejectReason).toBe('INVALID_QUANTITY');
+    b.place({ ...lim('buy', 100, 1), id: 'dup' });
+    expect(b.place({ ...lim('buy', 100, 1), id: 'dup' }).rejectReason).toBe('DUPLICATE_ORDER_ID');
+  });
+});
+
+describe('memory', () => {
+  it('keeps no trace of filled or cancelled orders', () => {
+    const b = new OrderBook({ market: 'M', defaultStp: 'none' });
+    for (let i = 0; i < 20_000; i++) {
+      b.place({ id: `s${i}`, account: 'A', side: 'sell', type: 'limit', price: 1000 + (i % 50), quantity: 2 });
+      if (i % 3 === 0) b.cancel(`s${i}`);
+      if (i % 2 === 1) b.place({ id: `b${i}`, account: 'B', side: 'buy', type: 'market', quantity: 3 });
+    }
+    b.place({ id: 'sweep', account: 'B', side: 'buy', type: 'market', quantity: 1e9 });
+    expect(b.orderCount).toBe(0);
+    expect(b.levelCount).toEqual({ bids: 0, asks: 0 });
+    expect(b.snapshot().asks).toEqual([]);
+  });
+});
+
+describe('snapshot / restore', () => {
+  it('round-trips through JSON, keeps seq, priorities and options, and continues identically', () => {
+    const a = seeded({ defaultStp: 'decrement' });
+    a.amend({ id: 'a1', quantity: 3 });
+    a.place({ ...lim('buy', 101, 2), id: 'x', account: 'T' });
+    const snap = JSON.parse(JSON.stringify(a.snapshot()));
+    const b = OrderBook.restore(snap);
+    expect(b.seq).toBe(a.seq);
+    expect(b.defaultStp).toBe('decrement');
+    expect(JSON.stringify(b.snapshot())).toBe(JSON.stringify(a.snapshot()));
+    const cmd = { ...lim('buy', 102, 9), id: 'y', account: 'B' };
+    expect(JSON.stringify(b.place(cmd))).toBe(JSON.stringify(a.place(cmd)));
+    expect(JSON.stringify(b.snapshot())).toBe(JSON.stringify(a.snapshot()));
+  });
+
+  it('throws on a corrupt snapshot (programmer error)', () => {
+    const snap = seeded().snapshot();
+    expect(() => OrderBook.restore({ ...snap, version: 2 as 1 })).toThrow(TypeError);
+    expect(() => OrderBook.restore({ ...snap, asks: [...snap.asks].reverse() })).toThrow(TypeError);
+    expect(() => OrderBook.restore({ ...snap, bids: [...snap.bids, snap.bids[0]!] })).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,895 @@
+import type {
+  AcceptedEvent,
+  AmendCommand,
+  AmendResult,
+  AmendedEvent,
+  BookEvent,
+  CancelReason,
+  CancelResult,
+  CancelledEvent,
+  CommandKind,
+  Depth,
+  DepthLevel,
+  OrderBookOptions,
+  OrderBookSnapshot,
+  OrderStatus,
+  PlaceCommand,
+  PlaceResult,
+  ReducedEvent,
+  RejectReason,
+  RejectedEvent,
+  RestingOrder,
+  Side,
+  StpMode,
+  TimeInForce,
+  TradeEvent,
+} from './types.ts';
+
+// Internal representation
+// -----------------------
+// Each side keeps its price levels in an array sorted by `key` ascending, best level LAST, so that consuming the best
+// level (the common case while matching) is an O(1) pop and new levels near the top of book are inserted near the end.
+// key = price for bids, -price for asks. A Map price -> level gives O(1) access for adds at an existing price.
+// Each level is an intrusive doubly-linked FIFO list of order nodes; a Map id -> node gives O(1) cancel/amend/lookup.
+// Nodes and levels are recycled through bounded free lists to keep allocation (and GC pressure) off the hot path.
+
+class OrderNode {
+  id = '';
+  account = '';
+  side: Side = 'buy';
+  price = 0;
+  /** filled + remaining (changes with amend and STP decrement) */
+  quantity = 0;
+  remaining = 0;
+  filled = 0;
+  timeInForce: TimeInForce = 'GTC';
+  postOnly = false;
+  stp: StpMode = 'none';
+  prioritySeq = 0;
+  prev: OrderNode | null = null;
+  next: OrderNode | null = null;
+  level: PriceLevel | null = null;
+}
+
+class PriceLevel {
+  price = 0;
+  key = 0;
+  total = 0;
+  count = 0;
+  head: OrderNode | null = null;
+  tail: OrderNode | null = null;
+}
+
+class BookSide {
+  /** 1 for bids, -1 for asks: key = price * sign */
+  readonly sign: number;
+  readonly side: Side;
+  /** sorted by key ascending; best level last */
+  readonly levels: PriceLevel[] = [];
+  readonly byPrice = new Map<number, PriceLevel>();
+
+  constructor(side: Side) {
+    this.side = side;
+    this.sign = side === 'buy' ? 1 : -1;
+  }
+
+  best(): PriceLevel | undefined {
+    const n = this.levels.length;
+    return n === 0 ? undefined : this.levels[n - 1];
+  }
+
+  /** index of the first level whose key is >= key */
+  lowerBound(key: number): number {
+    const levels = this.levels;
+    let lo = 0;
+    let hi = levels.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (levels[mid]!.key < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  insertLevel(level: PriceLevel): void {
+    const levels = this.levels;
+    const n = levels.length;
+    // fast paths: new best, or just below the best
+    if (n === 0 || levels[n - 1]!.key < level.key) {
+      levels.push(level);
+    } else {
+      levels.splice(this.lowerBound(level.key), 0, level);
+    }
+    this.byPrice.set(level.price, level);
+  }
+
+  removeLevel(level: PriceLevel): void {
+    const levels = this.levels;
+    const n = levels.length;
+    if (levels[n - 1] === level) {
+      levels.pop();
+    } else {
+      const i = this.lowerBound(level.key);
+      if (levels[i] !== level) throw new Error('matching-engine: level index corrupted');
+      levels.splice(i, 1);
+    }
+    this.byPrice.delete(level.price);
+  }
+}
+
+function isStpMode(v: unknown): v is StpMode {
+  return v === 'none' || v === 'cancel_newest' || v === 'cancel_oldest' || v === 'cancel_both' || v === 'decrement';
+}
+const POOL_LIMIT = 65_536;
+
+function isPositiveSafeInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+}
+function isNonEmptyString(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0;
+}
+
+// Why a sweep stopped before the taker was done.
+const STOP_NONE = 0;
+const STOP_STP = 1;
+const STOP_PROTECTION = 2;
+
+/**
+ * A single-market, single-writer limit order book with price-time priority. Deterministic: the same sequence of
+ * commands from the same state produces the same events, byte for byte. No I/O, no clock, no randomness.
+ */
+export class OrderBook {
+  readonly market: string;
+  readonly defaultStp: StpMode;
+  readonly maxPrice: number;
+  readonly maxQuantity: number;
+
+  private readonly bids = new BookSide('buy');
+  private readonly asks = new BookSide('sell');
+  private readonly byId = new Map<string, OrderNode>();
+  private _seq = 0;
+
+  private nodePool: OrderNode[] = [];
+  private levelPool: PriceLevel[] = [];
+
+  // sweep outputs (avoid allocating a result object per sweep)
+  private sweepRemaining = 0;
+  private sweepFilled = 0;
+  private sweepStop = STOP_NONE;
+  private sweepStpCancelled = 0;
+
+  constructor(options: OrderBookOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('OrderBook: options object required');
+    if (!isNonEmptyString(options.market)) throw new TypeError('OrderBook: options.market must be a non-empty string');
+    const defaultStp = options.defaultStp ?? 'cancel_newest';
+    if (!isStpMode(defaultStp)) throw new TypeError(`OrderBook: invalid defaultStp ${String(defaultStp)}`);
+    const maxPrice = options.maxPrice ?? Number.MAX_SAFE_INTEGER;
+    const maxQuantity = options.maxQuantity ?? Number.MAX_SAFE_INTEGER;
+    if (!isPositiveSafeInt(maxPrice)) throw new TypeError('OrderBook: maxPrice must be a positive safe integer');
+    if (!isPositiveSafeInt(maxQuantity)) throw new TypeError('OrderBook: maxQuantity must be a positive safe integer');
+    this.market = options.market;
+    this.defaultStp = defaultStp;
+    this.maxPrice = maxPrice;
+    this.maxQuantity = maxQuantity;
+  }
+
+  /** Sequence number of the last event emitted (0 before the first). */
+  get seq(): number {
+    return this._seq;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // place
+
+  place(cmd: PlaceCommand): PlaceResult {
+    if (cmd === null || typeof cmd !== 'object') throw new TypeError('OrderBook.place: command object required');
+    const reason = this.validatePlace(cmd);
+    if (reason !== null) return this.rejectPlace(cmd, reason);
+
+    const id = cmd.id;
+    const account = cmd.account;
+    const side = cmd.side;
+    const isMarket = cmd.type === 'market';
+    const tif: TimeInForce = cmd.timeInForce ?? 'GTC';
+    const postOnly = cmd.postOnly === true;
+    const stp: StpMode = cmd.stp ?? this.defaultStp;
+    const quantity = cmd.quantity;
+    const maxSlippageTicks = cmd.maxSlippageTicks ?? null;
+    const quoteBudget = cmd.quoteBudget ?? null;
+    const opposite = side === 'buy' ? this.asks : this.bids;
+    const best = opposite.best();
+
+    // Threshold in the opposite side's key space: a level crosses iff level.key >= threshold.
+    let threshold: number;
+    let protectedByTicks = false;
+    if (!isMarket) {
+      threshold = opposite.sign * (cmd.price as number);
+    } else if (maxSlippageTicks !== null && best !== undefined) {
+      const boundPrice = side === 'buy' ? best.price + maxSlippageTicks : best.price - maxSlippageTicks;
+      threshold = opposite.sign * boundPrice;
+      protectedByTicks = true;
+    } else {
+      threshold = -Infinity;
+    }
+
+    if (postOnly && best !== undefined && best.key >= threshold) return this.rejectPlace(cmd, 'POST_ONLY_WOULD_TAKE');
+    const budget = quoteBudget === null ? Infinity : quoteBudget;
+    if (tif === 'FOK' && !this.canFill(opposite, threshold, account, stp, quantity, budget)) {
+      return this.rejectPlace(cmd, 'FOK_NOT_FILLABLE');
+    }
+
+    const fills: TradeEvent[] = [];
+    const price = isMarket ? null : (cmd.price as number);
+    const accepted: AcceptedEvent = {
+      seq: ++this._seq,
+      type: 'accepted',
+      market: this.market,
+      orderId: id,
+      account,
+      side,
+      orderType: isMarket ? 'market' : 'limit',
+      price,
+      quantity,
+      timeInForce: tif,
+      postOnly,
+      stp,
+      maxSlippageTicks,
+      quoteBudget,
+    };
+    // an array literal sized for the common case (the order just rests); it grows when there are fills
+    const events: BookEvent[] = [accepted];
+
+    let remaining = quantity;
+    let filled = 0;
+    let stop = STOP_NONE;
+    let stpReduced = 0;
+    if (best !== undefined && best.key >= threshold) {
+      this.sweep(opposite, threshold, id, account, side, price, stp, remaining, budget, events, fills);
+      remaining = this.sweepRemaining;
+      filled = this.sweepFilled;
+      stop = this.sweepStop;
+      stpReduced = this.sweepStpCancelled;
+    }
+
+    let status: OrderStatus;
+    let cancelReason: CancelReason | null = null;
+    let cancelledQuantity = 0;
+    let resting = 0;
+    if (remaining === 0) {
+      // Nothing left: either the last of it traded (filled), or STP decrement removed the last of it (the sweep
+      // emitted the taker's cancelled event). Quantity removed by decrement is reported as cancelled either way.
+      cancelledQuantity = stpReduced;
+      if (stop === STOP_STP) {
+        status = 'cancelled';
+        cancelReason = 'stp';
+      } else {
+        status = 'filled';
+      }
+    } else {
+      if (stop === STOP_STP) {
+        cancelReason = 'stp';
+      } else if (isMarket) {
+        if (stop === STOP_PROTECTION) cancelReason = 'protection';
+        else if (protectedByTicks && opposite.levels.length > 0) cancelReason = 'protection';
+        else cancelReason = 'market_no_liquidity';
+      } else if (tif !== 'GTC') {
+        cancelReason = 'ioc_remainder';
+      }
+      if (cancelReason === null) {
+        // quantity removed by STP decrement is no longer part of the order
+        const size = filled + remaining;
+        this.rest(id, account, side, cmd.price as number, size, remaining, filled, tif, postOnly, stp, accepted.seq);
+        resting = remaining;
+        cancelledQuantity = stpReduced;
+        status = filled > 0 ? 'partially_filled' : 'new';
+      } else {
+        const ev: CancelledEvent = {
+          seq: ++this._seq,
+          type: 'cancelled',
+          market: this.market,
+          orderId: id,
+          account,
+          side,
+          price,
+          quantity: remaining,
+          reason: cancelReason,
+        };
+        events.push(ev);
+        cancelledQuantity = remaining + stpReduced;
+        status = 'cancelled';
+      }
+    }
+    return {
+      orderId: id,
+      account,
+      status,
+      filledQuantity: filled,
+      remainingQuantity: resting,
+      cancelledQuantity,
+      rejectReason: null,
+      cancelReason,
+      fills,
+      events,
+    };
+  }
+
+  private validatePlace(cmd: PlaceCommand): RejectReason | null {
+    if (!isNonEmptyString(cmd.id)) return 'INVALID_ID';
+    if (!isNonEmptyString(cmd.account)) return 'INVALID_ACCOUNT';
+    const side = cmd.side;
+    if (side !== 'buy' && side !== 'sell') return 'INVALID_SIDE';
+    const type = cmd.type;
+    if (type !== 'limit' && type !== 'market') return 'INVALID_TYPE';
+    const tif = cmd.timeInForce;
+    if (tif !== undefined && tif !== 'GTC' && tif !== 'IOC' && tif !== 'FOK') return 'INVALID_TIME_IN_FORCE';
+    if (cmd.stp !== undefined && !isStpMode(cmd.stp)) return 'INVALID_STP';
+    if (cmd.postOnly !== undefined && typeof cmd.postOnly !== 'boolean') return 'INVALID_POST_ONLY';
+    if (!isPositiveSafeInt(cmd.quantity) || cmd.quantity > this.maxQuantity) return 'INVALID_QUANTITY';
+    if (type === 'limit') {
+      if (!isPositiveSafeInt(cmd.price) || cmd.price > this.maxPrice) return 'INVALID_PRICE';
+      if (cmd.maxSlippageTicks !== undefined || cmd.quoteBudget !== undefined) return 'INVALID_PROTECTION';
+      if (cmd.postOnly === true && cmd.timeInForce !== undefined && cmd.timeInForce !== 'GTC') {
+        return 'INVALID_POST_ONLY';
+      }
+    } else {
+      if (cmd.price !== undefined) return 'INVALID_PRICE';
+      if (cmd.postOnly === true) return 'INVALID_POST_ONLY';
+      const t = cmd.maxSlippageTicks;
+      if (t !== undefined && !(typeof t === 'number' && Number.isSafeInteger(t) && t >= 0)) {
+        return 'INVALID_PROTECTION';
+      }
+      if (cmd.quoteBudget !== undefined && !isPositiveSafeInt(cmd.quoteBudget)) return 'INVALID_PROTECTION';
+    }
+    if (this.byId.has(cmd.id)) return 'DUPLICATE_ORDER_ID';
+    return null;
+  }
+
+  private rejectPlace(cmd: PlaceCommand, reason: RejectReason): PlaceResult {
+    const orderId = typeof cmd.id === 'string' ? cmd.id : null;
+    const account = typeof cmd.account === 'string' ? cmd.account : null;
+    const ev = this.rejected('place', orderId, account, reason);
+    return {
+      orderId,
+      account,
+      status: 'rejected',
+      filledQuantity: 0,
+      remainingQuantity: 0,
+      cancelledQuantity: 0,
+      rejectReason: reason,
+      cancelReason: null,
+      fills: [],
+      events: [ev],
+    };
+  }
+
+  private rejected(command: CommandKind, orderId: string | null, account: string | null, reason: RejectReason) {
+    const ev: RejectedEvent = {
+      seq: ++this._seq,
+      type: 'rejected',
+      market: this.market,
+      command,
+      orderId,
+      account,
+      reason,
+    };
+    return ev;
+  }
+
+  /** Pure dry run for FOK: can `quantity` be traded right now (within threshold, budget and STP rules)? */
+  private canFill(
+    opposite: BookSide,
+    threshold: number,
+    account: string,
+    stp: StpMode,
+    quantity: number,
+    budget: number,
+  ): boolean {
+    let need = quantity;
+    let budgetLeft = budget;
+    const levels = opposite.levels;
+    for (let i = levels.length - 1; i >= 0; i--) {
+      const level = levels[i]!;
+      if (level.key < threshold) return false;
+      const p = level.price;
+      if (stp === 'none') {
+        const take = level.total < need ? level.total : need;
+        const affordable = floorDiv(budgetLeft, p);
+        if (affordable < take) return false;
+        need -= take;
+        if (need === 0) return true;
+        budgetLeft -= take * p;
+      } else {
+        for (let node = level.head; node !== null; node = node.next) {
+          if (node.account === account) {
+            if (stp === 'cancel_oldest') continue;
+            return false;
+          }
+          const take = node.remaining < need ? node.remaining : need;
+          const affordable = floorDiv(budgetLeft, p);
+          if (affordable < take) return false;
+          need -= take;
+          if (need === 0) return true;
+          budgetLeft -= take * p;
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Match an incoming order against `opposite` while levels cross `threshold`. Writes sweepRemaining, sweepFilled,
+   * sweepStop and sweepStpCancelled (taker quantity removed by STP decrement).
+   */
+  private sweep(
+    opposite: BookSide,
+    threshold: number,
+    takerId: string,
+    takerAccount: string,
+    takerSide: Side,
+    takerPrice: number | null,
+    stp: StpMode,
+    quantity: number,
+    budget: number,
+    events: BookEvent[],
+    fills: TradeEvent[],
+  ): void {
+    let remaining = quantity;
+    let filled = 0;
+    let stop = STOP_NONE;
+    let stpCancelled = 0;
+    let budgetLeft = budget;
+    const market = this.market;
+    const levels = opposite.levels;
+    outer: while (remaining > 0) {
+      const n = levels.length;
+      if (n === 0) break;
+      const level = levels[n - 1]!;
+      if (level.key < threshold) break;
+      const price = level.price;
+      let node = level.head;
+      while (node !== null && remaining > 0) {
+        const next = node.next;
+        if (node.account === takerAccount && stp !== 'none') {
+          // self-trade prevention
+          if (stp === 'cancel_oldest') {
+            this.cancelNode(node, 'stp', events);
+          } else if (stp === 'cancel_newest') {
+            stop = STOP_STP;
+            break outer;
+          } else if (stp === 'cancel_both') {
+            this.cancelNode(node, 'stp', events);
+            stop = STOP_STP;
+            break outer;
+          } else {
+            // decrement: the smaller is cancelled, the larger reduced by the smaller; equal: both cancelled
+            const d = node.remaining < remaining ? node.remaining : remaining;
+            if (node.remaining === d) {
+              this.cancelNode(node, 'stp', events);
+            } else {
+              this.reduceNode(node, d, events);
+            }
+            remaining -= d;
+            stpCancelled += d;
+            if (remaining === 0) {
+              const ev: CancelledEvent = {
+                seq: ++this._seq,
+                type: 'cancelled',
+                market,
+                orderId: takerId,
+                account: takerAccount,
+                side: takerSide,
+                price: takerPrice,
+                quantity: d,
+                reason: 'stp',
+              };
+              events.push(ev);
+              stop = STOP_STP;
+              break outer;
+            } else {
+              const ev: ReducedEvent = {
+                seq: ++this._seq,
+                type: 'reduced',
+                market,
+                orderId: takerId,
+                account: takerAccount,
+                side: takerSide,
+                price: takerPrice,
+                quantity: d,
+                remaining,
+                reason: 'stp',
+              };
+              events.push(ev);
+            }
+          }
+          node = next;
+          continue;
+        }
+        let qty = node.remaining < remaining ? node.remaining : remaining;
+        if (budgetLeft !== Infinity) {
+          const affordable = floorDiv(budgetLeft, price);
+          if (affordable < qty) qty = affordable;
+          if (qty === 0) {
+            stop = STOP_PROTECTION;
+            break outer;
+          }
+          budgetLeft -= qty * price;
+        }
+        remaining -= qty;
+        filled += qty;
+        node.remaining -= qty;
+        node.filled += qty;
+        level.total -= qty;
+        const trade: TradeEvent = {
+          seq: ++this._seq,
+          type: 'trade',
+          market,
+          price,
+          quantity: qty,
+          takerOrderId: takerId,
+          takerAccount,
+          takerSide,
+          makerOrderId: node.id,
+          makerAccount: node.account,
+          makerRemaining: node.remaining,
+          takerRemaining: remaining,
+        };
+        events.push(trade);
+        fills.push(trade);
+        // A maker with quantity left stays the head: either the taker is done, or the quote budget stopped it and the
+        // next pass over the same maker finds nothing affordable.
+        if (node.remaining === 0) {
+          this.removeNode(node);
+          node = next;
+        }
+      }
+      // a level emptied by removeNode is already gone from the side; loop re-reads the best level
+    }
+    this.sweepRemaining = remaining;
+    this.sweepFilled = filled;
+    this.sweepStop = stop;
+    this.sweepStpCancelled = stpCancelled;
+  }
+
+  private rest(
+    id: string,
+    account: string,
+    side: Side,
+    price: number,
+    quantity: number,
+    remaining: number,
+    filled: number,
+    tif: TimeInForce,
+    postOnly: boolean,
+    stp: StpMode,
+    prioritySeq: number,
+  ): void {
+    const node = this.nodePool.pop() ?? new OrderNode();
+    node.id = id;
+    node.account = account;
+    node.side = side;
+    node.price = price;
+    node.quantity = quantity;
+    node.remaining = remaining;
+    node.filled = filled;
+    node.timeInForce = tif;
+    node.postOnly = postOnly;
+    node.stp = stp;
+    node.prioritySeq = prioritySeq;
+    this.byId.set(id, node);
+    this.appendNode(side === 'buy' ? this.bids : this.asks, node);
+  }
+
+  private appendNode(bookSide: BookSide, node: OrderNode): void {
+    let level = bookSide.byPrice.get(node.price);
+    if (level === undefined) {
+      level = this.levelPool.pop() ?? new PriceLevel();
+      level.price = node.price;
+      level.key = bookSide.sign * node.price;
+      level.total = 0;
+      level.count = 0;
+      level.head = null;
+      level.tail = null;
+      bookSide.insertLevel(level);
+    }
+    node.level = level;
+    node.next = null;
+    node.prev = level.tail;
+    if (level.tail === null) level.head = node;
+    else level.tail.next = node;
+    level.tail = node;
+    level.total += node.remaining;
+    level.count++;
+  }
+
+  /** Unlink a node from its level (removing the level if empty); does not touch byId or the pool. */
+  private unlinkNode(node: OrderNode): void {
+    const level = node.level!;
+    if (node.prev === null) level.head = node.next;
+    else node.prev.next = node.next;
+    if (node.next === null) level.tail = node.prev;
+    else node.next.prev = node.prev;
+    level.total -= node.remaining;
+    level.count--;
+    node.prev = null;
+    node.next = null;
+    node.level = null;
+    if (level.count === 0) {
+      (node.side === 'buy' ? this.bids : this.asks).removeLevel(level);
+      level.head = null;
+      level.tail = null;
+      if (this.levelPool.length < POOL_LIMIT) this.levelPool.push(level);
+    }
+  }
+
+  /** Remove a node from the book entirely and recycle it. */
+  private removeNode(node: OrderNode): void {
+    this.unlinkNode(node);
+    this.byId.delete(node.id);
+    node.id = '';
+    node.account = '';
+    if (this.nodePool.length < POOL_LIMIT) this.nodePool.push(node);
+  }
+
+  private cancelNode(node: OrderNode, reason: CancelReason, events: BookEvent[]): void {
+    const ev: CancelledEvent = {
+      seq: ++this._seq,
+      type: 'cancelled',
+      market: this.market,
+      orderId: node.id,
+      account: node.account,
+      side: node.side,
+      price: node.price,
+      quantity: node.remaining,
+      reason,
+    };
+    events.push(ev);
+    this.removeNode(node);
+  }
+
+  private reduceNode(node: OrderNode, d: number, events: BookEvent[]): void {
+    node.remaining -= d;
+    node.quantity -= d;
+    node.level!.total -= d;
+    const ev: ReducedEvent = {
+      seq: ++this._seq,
+      type: 'reduced',
+      market: this.market,
+      orderId: node.id,
+      account: node.account,
+      side: node.side,
+      price: node.price,
+      quantity: d,
+      remaining: node.remaining,
+      reason: 'stp',
+    };
+    events.push(ev);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // cancel / amend
+
+  /** Cancel a resting order. `account`, when given, must own the order (else UNKNOWN_ORDER). */
+  cancel(id: string, account?: string): CancelResult {
+    const node = typeof id === 'string' ? this.byId.get(id) : undefined;
+    if (node === undefined || (account !== undefined && node.account !== account)) {
+      const orderId = typeof id === 'string' ? id : null;
+      const ev = this.rejected('cancel', orderId, typeof account === 'string' ? account : null, 'UNKNOWN_ORDER');
+      return { orderId, account: ev.account, resting: false, rejectReason: 'UNKNOWN_ORDER', events: [ev] };
+    }
+    const events: BookEvent[] = [];
+    const owner = node.account; // read before the node is recycled
+    this.cancelNode(node, 'user', events);
+    return { orderId: id, account: owner, resting: true, rejectReason: null, events };
+  }
+
+  /**
+   * Change the price and/or the open quantity of a resting order. Lowering the quantity at the same price keeps time
+   * priority; any price change or a quantity increase moves the order to the back of its (new) price level.
+   * An amend that would make the order cross the book is rejected (AMEND_WOULD_TAKE) and leaves it untouched.
+   */
+  amend(cmd: AmendCommand): AmendResult {
+    if (cmd === null || typeof cmd !== 'object') throw new TypeError('OrderBook.amend: command object required');
+    const id = cmd.id;
+    const orderId = typeof id === 'string' ? id : null;
+    const node = orderId === null ? undefined : this.byId.get(orderId);
+    const cmdAccount = typeof cmd.account === 'string' ? cmd.account : null;
+    if (node === undefined || (cmd.account !== undefined && node.account !== cmd.account)) {
+      return this.rejectAmend(orderId, cmdAccount, 'UNKNOWN_ORDER');
+    }
+    const price = cmd.price === undefined ? node.price : cmd.price;
+    const quantity = cmd.quantity === undefined ? node.remaining : cmd.quantity;
+    if (!isPositiveSafeInt(price) || price > this.maxPrice)
+      return this.rejectAmend(orderId, node.account, 'INVALID_PRICE');
+    if (!isPositiveSafeInt(quantity) || node.filled + quantity > this.maxQuantity) {
+      return this.rejectAmend(orderId, node.account, 'INVALID_QUANTITY');
+    }
+    if (price === node.price && quantity === node.remaining) {
+      return this.rejectAmend(orderId, node.account, 'AMEND_NO_CHANGE');
+    }
+    const bookSide = node.side === 'buy' ? this.bids : this.asks;
+    const opposite = node.side === 'buy' ? this.asks : this.bids;
+    const best = opposite.best();
+    if (best !== undefined && best.key >= opposite.sign * price) {
+      return this.rejectAmend(orderId, node.account, 'AMEND_WOULD_TAKE');
+    }
+    const oldPrice = node.price;
+    const oldRemaining = node.remaining;
+    const priorityKept = price === oldPrice && quantity < oldRemaining;
+    const seq = ++this._seq;
+    if (priorityKept) {
+      node.level!.total -= oldRemaining - quantity;
+      node.remaining = quantity;
+      node.quantity = node.filled + quantity;
+    } else {
+      this.unlinkNode(node);
+      node.price = price;
+      node.remaining = quantity;
+      node.quantity = node.filled + quantity;
+      node.prioritySeq = seq;
+      this.appendNode(bookSide, node);
+    }
+    const ev: AmendedEvent = {
+      seq,
+      type: 'amended',
+      market: this.market,
+      orderId: node.id,
+      account: node.account,
+      side: node.side,
+      oldPrice,
+      price,
+      oldRemaining,
+      remaining: quantity,
+      priorityKept,
+    };
+    return { orderId, account: ev.account, ok: true, rejectReason: null, priorityKept, events: [ev] };
+  }
+
+  private rejectAmend(orderId: string | null, account: string | null, reason: RejectReason): AmendResult {
+    const ev = this.rejected('amend', orderId, account, reason);
+    return { orderId, account, ok: false, rejectReason: reason, priorityKept: false, events: [ev] };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // queries
+
+  /** Number of resting orders. */
+  get orderCount(): number {
+    return this.byId.size;
+  }
+
+  /** Number of non-empty price levels on each side. */
+  get levelCount(): { bids: number; asks: number } {
+    return { bids: this.bids.levels.length, asks: this.asks.levels.length };
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  getOrder(id: string): RestingOrder | undefined {
+    const node = this.byId.get(id);
+    return node === undefined ? undefined : toResting(node);
+  }
+
+  bestBid(): number | null {
+    const l = this.bids.best();
+    return l === undefined ? null : l.price;
+  }
+
+  bestAsk(): number | null {
+    const l = this.asks.best();
+    return l === undefined ? null : l.price;
+  }
+
+  /** Resting orders of one side (or both: bids then asks), best price first, FIFO within a price. */
+  *orders(side?: Side): IterableIterator<RestingOrder> {
+    if (side === undefined || side === 'buy') yield* iterateSide(this.bids);
+    if (side === undefined || side === 'sell') yield* iterateSide(this.asks);
+  }
+
+  /** Aggregated top `levels` price levels per side, best first. */
+  depth(levels = 10): Depth {
+    if (!Number.isSafeInteger(levels) || levels < 0) throw new TypeError('OrderBook.depth: levels must be >= 0');
+    return { bids: depthOf(this.bids, levels), asks: depthOf(this.asks, levels) };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // snapshot / restore
+
+  snapshot(): OrderBookSnapshot {
+    return {
+      version: 1,
+      market: this.market,
+      defaultStp: this.defaultStp,
+      maxPrice: this.maxPrice,
+      maxQuantity: this.maxQuantity,
+      seq: this._seq,
+      bids: [...iterateSide(this.bids)],
+      asks: [...iterateSide(this.asks)],
+    };
+  }
+
+  static restore(snapshot: OrderBookSnapshot): OrderBook {
+    if (snapshot === null || typeof snapshot !== 'object' || snapshot.version !== 1) {
+      throw new TypeError('OrderBook.restore: unsupported snapshot');
+    }
+    const book = new OrderBook({
+      market: snapshot.market,
+      defaultStp: snapshot.defaultStp,
+      maxPrice: snapshot.maxPrice,
+      maxQuantity: snapshot.maxQuantity,
+    });
+    if (!Number.isSafeInteger(snapshot.seq) || snapshot.seq < 0) throw new TypeError('OrderBook.restore: bad seq');
+    book._seq = snapshot.seq;
+    for (const o of snapshot.bids) book.restoreOrder(o, 'buy');
+    for (const o of snapshot.asks) book.restoreOrder(o, 'sell');
+    return book;
+  }
+
+  private restoreOrder(o: RestingOrder, side: Side): void {
+    if (o.side !== side || this.byId.has(o.id) || !isPositiveSafeInt(o.price) || !isPositiveSafeInt(o.remaining)) {
+      throw new TypeError(`OrderBook.restore: invalid order ${String(o.id)}`);
+    }
+    const bookSide = side === 'buy' ? this.bids : this.asks;
+    const last = bookSide.levels[0];
+    if (last !== undefined && last.price !== o.price && last.key < bookSide.sign * o.price) {
+      throw new TypeError('OrderBook.restore: orders not in priority order');
+    }
+    const node = new OrderNode();
+    node.id = o.id;
+    node.account = o.account;
+    node.side = side;
+    node.price = o.price;
+    node.quantity = o.quantity;
+    node.remaining = o.remaining;
+    node.filled = o.filled;
+    node.timeInForce = o.timeInForce;
+    node.postOnly = o.postOnly;
+    node.stp = o.stp;
+    node.prioritySeq = o.prioritySeq;
+    this.byId.set(o.id, node);
+    this.appendNode(bookSide, node);
+  }
+}
+
+function toResting(node: OrderNode): RestingOrder {
+  return {
+    id: node.id,
+    account: node.account,
+    side: node.side,
+    price: node.price,
+    quantity: node.quantity,
+    remaining: node.remaining,
+    filled: node.filled,
+    timeInForce: node.timeInForce,
+    postOnly: node.postOnly,
+    stp: node.stp,
+    prioritySeq: node.prioritySeq,
+  };
+}
+
+function* iterateSide(bookSide: BookSide): IterableIterator<RestingOrder> {
+  const levels = bookSide.levels;
+  for (let i = levels.length - 1; i >= 0; i--) {
+    for (let node = levels[i]!.head; node !== null; node = node.next) yield toResting(node);
+  }
+}
+
+function depthOf(bookSide: BookSide, n: number): DepthLevel[] {
+  const out: DepthLevel[] = [];
+  const levels = bookSide.levels;
+  for (let i = levels.length - 1; i >= 0 && out.length < n; i--) {
+    const l = levels[i]!;
+    out.push({ price: l.price, quantity: l.total, orders: l.count });
+  }
+  return out;
+}
+
+/** floor(a / b) for 0 <= a (safe integer or Infinity), b positive safe integer; exact. */
+function floorDiv(a: number, b: number): number {
+  if (a === Infinity) return Infinity;
+  let q = Math.floor(a / b);
+  if (q * b > a) q--;
+  else if ((q + 1) * b <= a) q++;
+  return q;
+}

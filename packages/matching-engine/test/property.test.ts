@@ -1,0 +1,189 @@
+import fc from 'fast-check';
+import { OrderBook } from '../src/order-book.ts';
+import type { BookEvent, OrderBookSnapshot, StpMode } from '../src/types.ts';
+import { commandsArb, runOnEngine, runOnReference } from './commands.ts';
+import { ReferenceBook } from './reference-book.ts';
+
+// Bounded so the package test run stays fast; raise with ME_PROPERTY_RUNS=5000 for a deeper search.
+const NUM_RUNS = Number(process.env.ME_PROPERTY_RUNS ?? 300);
+
+/** Book never crossed; levels sorted; FIFO (prioritySeq ascending) within a level; quantity = filled + remaining. */
+function checkStructure(book: OrderBook): void {
+  const bids = [...book.orders('buy')];
+  const asks = [...book.orders('sell')];
+  const bb = book.bestBid();
+  const ba = book.bestAsk();
+  expect(bb).toBe(bids[0]?.price ?? null);
+  expect(ba).toBe(asks[0]?.price ?? null);
+  if (bb !== null && ba !== null) expect(bb).toBeLessThan(ba);
+  for (const [list, dir] of [
+    [bids, -1],
+    [asks, 1],
+  ] as const) {
+    for (let i = 1; i < list.length; i++) {
+      const a = list[i - 1]!;
+      const b = list[i]!;
+      if (a.price === b.price) expect(a.prioritySeq).toBeLessThan(b.prioritySeq);
+      else expect(Math.sign(b.price - a.price)).toBe(dir);
+    }
+    for (const o of list) {
+      expect(o.remaining).toBeGreaterThan(0);
+      expect(o.quantity).toBe(o.filled + o.remaining);
+    }
+  }
+  expect(book.orderCount).toBe(bids.length + asks.length);
+  // aggregated depth agrees with the orders
+  const depth = book.depth(1000);
+  const agg = (list: typeof bids) => {
+    const m = new Map<number, { quantity: number; orders: number }>();
+    for (const o of list) {
+      const l = m.get(o.price) ?? { quantity: 0, orders: 0 };
+      l.quantity += o.remaining;
+      l.orders++;
+      m.set(o.price, l);
+    }
+    return [...m].map(([price, l]) => ({ price, ...l }));
+  };
+  expect(depth.bids).toEqual(agg(bids));
+  expect(depth.asks).toEqual(agg(asks));
+}
+
+/**
+ * Quantity conservation from the event stream alone: every accepted quantity ends up traded, cancelled, reduced
+ * (STP decrement) or still resting; amends set the open quantity explicitly.
+ */
+class Conservation {
+  open = new Map<string, number>();
+  seq = 0;
+  apply(events: BookEvent[]): void {
+    for (const e of events) {
+      expect(e.seq).toBe(++this.seq);
+      const dec = (id: string, q: number) => {
+        const left = (this.open.get(id) ?? NaN) - q;
+        expect(left).toBeGreaterThanOrEqual(0);
+        if (left === 0) this.open.delete(id);
+        else this.open.set(id, left);
+      };
+      switch (e.type) {
+        case 'accepted':
+          expect(this.open.has(e.orderId)).toBe(false);
+          this.open.set(e.orderId, e.quantity);
+          break;
+        case 'trade':
+          expect(e.quantity).toBeGreaterThan(0);
+          dec(e.takerOrderId, e.quantity);
+          dec(e.makerOrderId, e.quantity);
+          expect(this.open.get(e.makerOrderId) ?? 0).toBe(e.makerRemaining);
+          expect(this.open.get(e.takerOrderId) ?? 0).toBe(e.takerRemaining);
+          break;
+        case 'cancelled':
+          expect(this.open.get(e.orderId)).toBe(e.quantity); // a cancel always removes all that is left
+          dec(e.orderId, e.quantity);
+          break;
+        case 'reduced':
+          dec(e.orderId, e.quantity);
+          expect(this.open.get(e.orderId)).toBe(e.remaining);
+          break;
+        case 'amended':
+          expect(this.open.get(e.orderId)).toBe(e.oldRemaining);
+          this.open.set(e.orderId, e.remaining);
+          break;
+        case 'rejected':
+          break;
+      }
+    }
+  }
+  check(book: OrderBook): void {
+    const resting = new Map([...book.orders()].map((o) => [o.id, o.remaining]));
+    expect(resting).toEqual(this.open);
+  }
+}
+
+const stpArb = fc.constantFrom<StpMode>('cancel_newest', 'none', 'decrement');
+
+describe('OrderBook vs naive reference (property)', () => {
+  it('produces the same events and the same resting book for random command sequences', () => {
+    fc.assert(
+      fc.property(commandsArb, stpArb, (commands, defaultStp) => {
+        const book = new OrderBook({ market: 'T', defaultStp });
+        const ref = new ReferenceBook('T', defaultStp);
+        const cons = new Conservation();
+        for (const c of commands) {
+          const got = runOnEngine(book, c);
+          const want = runOnReference(ref, c);
+          expect(JSON.stringify(got)).toBe(JSON.stringify(want));
+          expect(JSON.parse(JSON.stringify(got))).toStrictEqual(got); // plain data only
+          cons.apply(got);
+          cons.check(book);
+          checkStructure(book);
+          const snap = book.snapshot();
+          expect(snap.bids).toEqual(ref.side('buy'));
+          expect(snap.asks).toEqual(ref.side('sell'));
+        }
+      }),
+      { numRuns: NUM_RUNS },
+    );
+  });
+
+  it('place results agree with their events', () => {
+    fc.assert(
+      fc.property(commandsArb, (commands) => {
+        const book = new OrderBook({ market: 'T' });
+        for (const c of commands) {
+          if (c.kind !== 'place') {
+            runOnEngine(book, c);
+            continue;
+          }
+          const r = book.place(c.cmd);
+          expect(r.fills).toEqual(r.events.filter((e) => e.type === 'trade'));
+          const filled = r.fills.reduce((s, f) => s + f.quantity, 0);
+          expect(r.filledQuantity).toBe(filled);
+          if (r.status === 'rejected') {
+            expect(r.events).toHaveLength(1);
+            expect(r.rejectReason).not.toBeNull();
+            continue;
+          }
+          expect(filled + r.remainingQuantity + r.cancelledQuantity).toBe(c.cmd.quantity);
+          const resting = book.getOrder(c.cmd.id);
+          if (r.status === 'new' || r.status === 'partially_filled') {
+            expect(resting?.remaining).toBe(r.remainingQuantity);
+            expect(r.status === 'new').toBe(filled === 0);
+          } else {
+            expect(resting).toBeUndefined();
+            expect(r.remainingQuantity).toBe(0);
+          }
+          if (r.status === 'filled') expect(r.cancelReason).toBeNull();
+          if (r.status === 'cancelled') expect(r.cancelReason).not.toBeNull();
+        }
+      }),
+      { numRuns: Math.ceil(NUM_RUNS / 2) },
+    );
+  });
+});
+
+describe('snapshot + replay (property)', () => {
+  it('restore at a random point + replay equals the uninterrupted run, byte for byte', () => {
+    fc.assert(
+      fc.property(commandsArb, fc.nat(), (commands, cut) => {
+        const k = cut % (commands.length + 1);
+        const straight = new OrderBook({ market: 'T', defaultStp: 'decrement' });
+        const straightEvents: string[] = [];
+        let snap: string | undefined;
+        commands.forEach((c, i) => {
+          if (i === k) snap = JSON.stringify(straight.snapshot());
+          straightEvents.push(JSON.stringify(runOnEngine(straight, c)));
+        });
+        if (k === commands.length) snap = JSON.stringify(straight.snapshot());
+
+        const restored = OrderBook.restore(JSON.parse(snap!) as OrderBookSnapshot);
+        expect(JSON.stringify(restored.snapshot())).toBe(snap);
+        for (let i = k; i < commands.length; i++) {
+          expect(JSON.stringify(runOnEngine(restored, commands[i]!))).toBe(straightEvents[i]);
+        }
+        expect(JSON.stringify(restored.snapshot())).toBe(JSON.stringify(straight.snapshot()));
+        expect(restored.seq).toBe(straight.seq);
+      }),
+      { numRuns: NUM_RUNS },
+    );
+  });
+});

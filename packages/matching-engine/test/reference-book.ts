@@ -1,0 +1,325 @@
+// A deliberately naive reference order book for property tests: all resting orders in one array, sorted on demand,
+// FOK decided by simulating the order on a copy of the book. Slow and obviously correct; it produces the same event
+// format as the real engine so that both can be compared byte for byte.
+import type { AmendCommand, BookEvent, PlaceCommand, RejectReason, RestingOrder, Side, StpMode } from '../src/types.ts';
+
+const STP = ['none', 'cancel_newest', 'cancel_oldest', 'cancel_both', 'decrement'];
+const posInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+export class ReferenceBook {
+  market: string;
+  defaultStp: StpMode;
+  seq = 0;
+  resting: RestingOrder[] = [];
+
+  constructor(market: string, defaultStp: StpMode = 'cancel_newest') {
+    this.market = market;
+    this.defaultStp = defaultStp;
+  }
+
+  clone(): ReferenceBook {
+    const c = new ReferenceBook(this.market, this.defaultStp);
+    c.seq = this.seq;
+    c.resting = this.resting.map((o) => ({ ...o }));
+    return c;
+  }
+
+  /** Resting orders of a side in priority order. */
+  side(side: Side): RestingOrder[] {
+    return this.resting
+      .filter((o) => o.side === side)
+      .sort((a, b) => (side === 'buy' ? b.price - a.price : a.price - b.price) || a.prioritySeq - b.prioritySeq);
+  }
+
+  private reject(command: 'place' | 'cancel' | 'amend', orderId: unknown, account: unknown, reason: RejectReason) {
+    return [
+      {
+        seq: ++this.seq,
+        type: 'rejected',
+        market: this.market,
+        command,
+        orderId: typeof orderId === 'string' ? orderId : null,
+        account: typeof account === 'string' ? account : null,
+        reason,
+      } as BookEvent,
+    ];
+  }
+
+  private validate(c: PlaceCommand): RejectReason | null {
+    if (typeof c.id !== 'string' || c.id === '') return 'INVALID_ID';
+    if (typeof c.account !== 'string' || c.account === '') return 'INVALID_ACCOUNT';
+    if (c.side !== 'buy' && c.side !== 'sell') return 'INVALID_SIDE';
+    if (c.type !== 'limit' && c.type !== 'market') return 'INVALID_TYPE';
+    if (c.timeInForce !== undefined && !['GTC', 'IOC', 'FOK'].includes(c.timeInForce)) return 'INVALID_TIME_IN_FORCE';
+    if (c.stp !== undefined && !STP.includes(c.stp)) return 'INVALID_STP';
+    if (c.postOnly !== undefined && typeof c.postOnly !== 'boolean') return 'INVALID_POST_ONLY';
+    if (!posInt(c.quantity)) return 'INVALID_QUANTITY';
+    if (c.type === 'limit') {
+      if (!posInt(c.price)) return 'INVALID_PRICE';
+      if (c.maxSlippageTicks !== undefined || c.quoteBudget !== undefined) return 'INVALID_PROTECTION';
+      if (c.postOnly === true && (c.timeInForce ?? 'GTC') !== 'GTC') return 'INVALID_POST_ONLY';
+    } else {
+      if (c.price !== undefined) return 'INVALID_PRICE';
+      if (c.postOnly === true) return 'INVALID_POST_ONLY';
+      const t = c.maxSlippageTicks;
+      if (t !== undefined && !(Number.isSafeInteger(t) && t >= 0)) return 'INVALID_PROTECTION';
+      if (c.quoteBudget !== undefined && !posInt(c.quoteBudget)) return 'INVALID_PROTECTION';
+    }
+    if (this.resting.some((o) => o.id === c.id)) return 'DUPLICATE_ORDER_ID';
+    return null;
+  }
+
+  place(c: PlaceCommand): BookEvent[] {
+    const invalid = this.validate(c);
+    if (invalid) return this.reject('place', c.id, c.account, invalid);
+    const tif = c.timeInForce ?? 'GTC';
+    const stp = c.stp ?? this.defaultStp;
+    const oppSide: Side = c.side === 'buy' ? 'sell' : 'buy';
+    const opp = this.side(oppSide);
+    const bestOpp = opp[0];
+    // worst acceptable price
+    let limit: number;
+    if (c.type === 'limit') limit = c.price!;
+    else if (c.maxSlippageTicks !== undefined && bestOpp)
+      limit = c.side === 'buy' ? bestOpp.price + c.maxSlippageTicks : bestOpp.price - c.maxSlippageTicks;
+    else limit = c.side === 'buy' ? Infinity : -Infinity;
+    const crosses = (p: number) => (c.side === 'buy' ? p <= limit : p >= limit);
+
+    if (c.postOnly && bestOpp && crosses(bestOpp.price))
+      return this.reject('place', c.id, c.account, 'POST_ONLY_WOULD_TAKE');
+    if (tif === 'FOK') {
+      const sim = this.clone();
+      const r = sim.execute(c, tif, stp, crosses);
+      if (r.filled !== c.quantity) return this.reject('place', c.id, c.account, 'FOK_NOT_FILLABLE');
+    }
+    return this.execute(c, tif, stp, crosses).events;
+  }
+
+  private execute(
+    c: PlaceCommand,
+    tif: string,
+    stp: StpMode,
+    crosses: (p: number) => boolean,
+  ): { events: BookEvent[]; filled: number } {
+    const m = this.market;
+    const price = c.type === 'limit' ? c.price! : null;
+    const events: any[] = [];
+    events.push({
+      seq: ++this.seq,
+      type: 'accepted',
+      market: m,
+      orderId: c.id,
+      account: c.account,
+      side: c.side,
+      orderType: c.type,
+      price,
+      quantity: c.quantity,
+      timeInForce: tif,
+      postOnly: c.postOnly === true,
+      stp,
+      maxSlippageTicks: c.maxSlippageTicks ?? null,
+      quoteBudget: c.quoteBudget ?? null,
+    });
+    let remaining = c.quantity;
+    let filled = 0;
+    let budget = c.quoteBudget ?? Infinity;
+    let stopReason: string | null = null;
+    const cancelEv = (o: RestingOrder, reason: string, qty = o.remaining) => ({
+      seq: ++this.seq,
+      type: 'cancelled',
+      market: m,
+      orderId: o.id,
+      account: o.account,
+      side: o.side,
+      price: o.price,
+      quantity: qty,
+      reason,
+    });
+    const removeResting = (o: RestingOrder) => {
+      this.resting = this.resting.filter((x) => x !== o);
+    };
+    while (remaining > 0 && stopReason === null) {
+      const maker = this.side(c.side === 'buy' ? 'sell' : 'buy')[0];
+      if (!maker) break;
+      if (!crosses(maker.price)) break;
+      if (maker.account === c.account && stp !== 'none') {
+        if (stp === 'cancel_newest') {
+          stopReason = 'stp';
+        } else if (stp === 'cancel_oldest') {
+          events.push(cancelEv(maker, 'stp'));
+          removeResting(maker);
+        } else if (stp === 'cancel_both') {
+          events.push(cancelEv(maker, 'stp'));
+          removeResting(maker);
+          stopReason = 'stp';
+        } else {
+          const d = Math.min(maker.remaining, remaining);
+          if (maker.remaining === d) {
+            events.push(cancelEv(maker, 'stp'));
+            removeResting(maker);
+          } else {
+            maker.remaining -= d;
+            maker.quantity -= d;
+            events.push({
+              seq: ++this.seq,
+              type: 'reduced',
+              market: m,
+              orderId: maker.id,
+              account: maker.account,
+              side: maker.side,
+              price: maker.price,
+              quantity: d,
+              remaining: maker.remaining,
+              reason: 'stp',
+            });
+          }
+          remaining -= d;
+          const t = { id: c.id, account: c.account, side: c.side, price } as any;
+          if (remaining === 0) {
+            events.push({ ...cancelEv({ ...t, remaining: d }, 'stp'), price });
+            return { events, filled };
+          }
+          events.push({
+            seq: ++this.seq,
+            type: 'reduced',
+            market: m,
+            orderId: c.id,
+            account: c.account,
+            side: c.side,
+            price,
+            quantity: d,
+            remaining,
+            reason: 'stp',
+          });
+        }
+        continue;
+      }
+      let qty = Math.min(maker.remaining, remaining);
+      if (budget !== Infinity) {
+        // largest q with q * price <= budget, by plain search from the top (small numbers in tests)
+        let affordable = Math.min(qty, Math.floor(budget / maker.price));
+        while (affordable * maker.price > budget) affordable--;
+        qty = affordable;
+        if (qty === 0) {
+          stopReason = 'protection';
+          break;
+        }
+        budget -= qty * maker.price;
+      }
+      remaining -= qty;
+      filled += qty;
+      maker.remaining -= qty;
+      maker.filled += qty;
+      events.push({
+        seq: ++this.seq,
+        type: 'trade',
+        market: m,
+        price: maker.price,
+        quantity: qty,
+        takerOrderId: c.id,
+        takerAccount: c.account,
+        takerSide: c.side,
+        makerOrderId: maker.id,
+        makerAccount: maker.account,
+        makerRemaining: maker.remaining,
+        takerRemaining: remaining,
+      });
+      if (maker.remaining === 0) removeResting(maker);
+    }
+    if (remaining > 0) {
+      let reason = stopReason;
+      if (reason === null && c.type === 'market') {
+        const anyLeft = this.side(c.side === 'buy' ? 'sell' : 'buy').length > 0;
+        reason = c.maxSlippageTicks !== undefined && anyLeft ? 'protection' : 'market_no_liquidity';
+      }
+      if (reason === null && tif !== 'GTC') reason = 'ioc_remainder';
+      if (reason === null) {
+        this.resting.push({
+          id: c.id,
+          account: c.account,
+          side: c.side,
+          price: c.price!,
+          quantity: filled + remaining,
+          remaining,
+          filled,
+          timeInForce: tif as any,
+          postOnly: c.postOnly === true,
+          stp,
+          prioritySeq: events[0].seq,
+        });
+      } else {
+        events.push({
+          seq: ++this.seq,
+          type: 'cancelled',
+          market: m,
+          orderId: c.id,
+          account: c.account,
+          side: c.side,
+          price,
+          quantity: remaining,
+          reason,
+        });
+      }
+    }
+    return { events, filled };
+  }
+
+  cancel(id: string, account?: string): BookEvent[] {
+    const o = this.resting.find((x) => x.id === id);
+    if (!o || (account !== undefined && o.account !== account))
+      return this.reject('cancel', id, account, 'UNKNOWN_ORDER');
+    this.resting = this.resting.filter((x) => x !== o);
+    return [
+      {
+        seq: ++this.seq,
+        type: 'cancelled',
+        market: this.market,
+        orderId: o.id,
+        account: o.account,
+        side: o.side,
+        price: o.price,
+        quantity: o.remaining,
+        reason: 'user',
+      },
+    ];
+  }
+
+  amend(c: AmendCommand): BookEvent[] {
+    const o = this.resting.find((x) => x.id === c.id);
+    if (!o || (c.account !== undefined && o.account !== c.account)) {
+      return this.reject('amend', c.id, c.account, 'UNKNOWN_ORDER');
+    }
+    const price = c.price ?? o.price;
+    const quantity = c.quantity ?? o.remaining;
+    if (!posInt(price)) return this.reject('amend', c.id, o.account, 'INVALID_PRICE');
+    if (!posInt(quantity)) return this.reject('amend', c.id, o.account, 'INVALID_QUANTITY');
+    if (price === o.price && quantity === o.remaining) return this.reject('amend', c.id, o.account, 'AMEND_NO_CHANGE');
+    const bestOpp = this.side(o.side === 'buy' ? 'sell' : 'buy')[0];
+    if (bestOpp && (o.side === 'buy' ? bestOpp.price <= price : bestOpp.price >= price)) {
+      return this.reject('amend', c.id, o.account, 'AMEND_WOULD_TAKE');
+    }
+    const seq = ++this.seq;
+    const oldPrice = o.price;
+    const oldRemaining = o.remaining;
+    const priorityKept = price === oldPrice && quantity < oldRemaining;
+    o.price = price;
+    o.remaining = quantity;
+    o.quantity = o.filled + quantity;
+    if (!priorityKept) o.prioritySeq = seq;
+    return [
+      {
+        seq,
+        type: 'amended',
+        market: this.market,
+        orderId: o.id,
+        account: o.account,
+        side: o.side,
+        oldPrice,
+        price,
+        oldRemaining,
+        remaining: quantity,
+        priorityKept,
+      },
+    ];
+  }
+}

@@ -1,0 +1,353 @@
+import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
+import { validateMessage, type Envelope } from '@exchange/contracts';
+import type pg from 'pg';
+import type { PgSchema } from 'drizzle-orm/pg-core';
+import type { ConfirmPublisher, PublishOptions } from './publisher.ts';
+import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
+import { messagingMetrics, type GaugeSource, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
+import { INBOX_TABLE, OUTBOX_TABLE, outboxChannel, qualify, schemaName } from './tables.ts';
+
+/** Anything that runs a query: a pg PoolClient inside the service's transaction (or a Pool, outside one). */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export interface EnqueueOptions {
+  /** The service's Postgres schema (where its outbox table lives). */
+  schema: string | PgSchema;
+  exchange: string;
+  routingKey: string;
+  message: Envelope;
+  /** Extra AMQP headers. Trace context (traceparent/tracestate) is added from the active OTel context. */
+  headers?: Record<string, string>;
+  /**
+   * Per-key ordering across concurrent transactions: transactions enqueueing with the same key are serialised
+   * (transaction-scoped advisory lock until commit), so outbox order = commit order for that key
+   * (e.g. the market for `orders.<MARKET>`). Without it, messages are published in sequence order, which preserves
+   * causal order (a message enqueued after another committed always comes after it).
+   */
+  orderingKey?: string;
+  /** Skip contract validation (dead-letter replays of messages that were already published once). */
+  skipValidation?: boolean;
+}
+
+/**
+ * Write a message to the outbox. Call it with the client of the transaction that makes the state change, so the
+ * message exists iff the change commits. Validates the message against its registered contract
+ * (throws ContractValidationError). The relay is woken by NOTIFY on commit.
+ */
+export async function enqueue(client: Queryable, opts: EnqueueOptions): Promise<{ sequence: string }> {
+  const message = opts.skipValidation ? opts.message : validateMessage(opts.message);
+  const headers: Record<string, string> = { ...opts.headers };
+  propagation.inject(context.active(), headers);
+  if (opts.orderingKey) {
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+      `outbox:${schemaName(opts.schema)}:${opts.orderingKey}`,
+    ]);
+  }
+  const { rows } = await client.query<{ sequence: string }>(
+    `INSERT INTO ${qualify(opts.schema, OUTBOX_TABLE)} (message_id, type, exchange, routing_key, message, headers)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING sequence`,
+    [message.id, message.type, opts.exchange, opts.routingKey, JSON.stringify(message), JSON.stringify(headers)],
+  );
+  await client.query('SELECT pg_notify($1, $2)', [outboxChannel(opts.schema), '']);
+  return { sequence: rows[0]!.sequence };
+}
+
+export interface OutboxRow {
+  sequence: string;
+  message_id: string;
+  exchange: string;
+  routing_key: string;
+  message: Envelope;
+  headers: Record<string, string>;
+  next_attempt_at: Date | null;
+  publish_attempts: number;
+}
+
+export interface OutboxRelayOptions {
+  pool: pg.Pool;
+  schema: string | PgSchema;
+  publisher: ConfirmPublisher;
+  /** Service name for metrics/logs. */
+  service: string;
+  logger?: Logger;
+  registry?: MetricsRegistry;
+  /** Rows per batch (default 200). */
+  batchSize?: number;
+  /** Poll even without NOTIFY (default 1000 ms): covers lost notifications and rows waiting for a retry. */
+  pollIntervalMs?: number;
+  /** How often a standby replica tries to become the active relay (default 2000 ms). */
+  standbyRetryMs?: number;
+  /** Delete sent rows older than this (default 7 days; 0 = keep). */
+  retentionMs?: number;
+  /**
+   * Delete inbox rows older than this (default 30 days; 0 = keep). A redelivery older than that would be applied
+   * again, so keep it far above any redelivery window (broker outage, dead-letter replay).
+   */
+  inboxRetentionMs?: number;
+  /** Test hook, run after the broker confirmed a batch and before it is marked sent. */
+  hooks?: { afterConfirm?(rows: OutboxRow[]): void | Promise<void> };
+}
+
+/**
+ * Publishes outbox rows in `sequence` order with publisher confirms and `mandatory`, marking them sent only after the
+ * broker confirmed them. One active relay per schema across replicas (session advisory lock); the others stand by.
+ * At-least-once: a crash between confirm and mark-sent republishes; consumers dedupe by message id (inbox).
+ * Unroutable (returned) messages stay pending with backoff and are counted in `outbox_unroutable_total`; later rows
+ * with the same exchange + routing key wait behind them so per-key order holds.
+ */
+export class OutboxRelay {
+  private readonly opts: OutboxRelayOptions;
+  private readonly logger: Logger;
+  private readonly metrics: MessagingMetrics;
+  private readonly source: GaugeSource;
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private abort = new AbortController();
+  private wake: (() => void) | undefined;
+  private leader = false;
+  private lastCleanup = 0;
+
+  constructor(opts: OutboxRelayOptions) {
+    this.opts = opts;
+    this.logger = opts.logger ?? stderrLogger;
+    this.metrics = messagingMetrics(opts.registry);
+    this.source = { outboxPending: () => this.pending().then((pending) => ({ service: opts.service, pending })) };
+  }
+
+  /** Whether this instance currently holds the relay lock. */
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.abort = new AbortController();
+    this.metrics.sources.add(this.source);
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.wake?.();
+    this.metrics.sources.delete(this.source);
+    await this.loop;
+  }
+
+  /** Rows not yet sent. */
+  async pending(): Promise<number> {
+    const { rows } = await this.opts.pool.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM ${qualify(this.opts.schema, OUTBOX_TABLE)} WHERE sent_at IS NULL`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Resolve once no rows are pending (tests, graceful shutdown). */
+  async drained(timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while ((await this.pending()) > 0) {
+      if (Date.now() > until) throw new Error(`outbox not drained after ${timeoutMs} ms`);
+      this.wake?.();
+      await sleep(50);
+    }
+  }
+
+  private async run(): Promise<void> {
+    const lockKey = `outbox-relay:${schemaName(this.opts.schema)}`;
+    let failures = 0;
+    while (!this.stopped) {
+      let client: pg.PoolClient | undefined;
+      let broken = false;
+      try {
+        client = await this.opts.pool.connect();
+        const c = client;
+        const onError = () => {
+          broken = true;
+          this.wake?.();
+        };
+        c.on('error', onError);
+        const { rows } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [
+          lockKey,
+        ]);
+        if (!rows[0]?.ok) {
+          c.removeListener('error', onError);
+          c.release(broken);
+          client = undefined;
+          await sleep(this.opts.standbyRetryMs ?? 2_000, this.abort.signal);
+          continue;
+        }
+        this.leader = true;
+        this.logger.info({ service: this.opts.service }, 'outbox relay: active');
+        let notified = false;
+        c.on('notification', () => {
+          notified = true;
+          this.wake?.();
+        });
+        await c.query(`LISTEN "${outboxChannel(this.opts.schema)}"`);
+        while (!this.stopped && !broken) {
+          notified = false;
+          const { published, full } = await this.publishBatch(c);
+          failures = 0;
+          await this.maybeCleanup(c);
+          if (full || (published > 0 && notified)) continue;
+          if (notified) continue;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(done, this.opts.pollIntervalMs ?? 1_000);
+            function done() {
+              clearTimeout(t);
+              resolve();
+            }
+            this.wake = done;
+          });
+          this.wake = undefined;
+        }
+      } catch (err) {
+        broken = true;
+        failures++;
+        if (!this.stopped) {
+          this.logger.error({ err, service: this.opts.service }, 'outbox relay: batch failed, retrying');
+          await sleep(Math.min(100 * 2 ** Math.min(failures, 7), 10_000), this.abort.signal);
+        }
+      } finally {
+        this.leader = false;
+        this.wake = undefined;
+        if (client) {
+          // Destroy the session rather than unlock: it drops LISTEN and the advisory lock in one go.
+          client.release(true);
+        }
+      }
+    }
+  }
+
+  private async publishBatch(c: pg.PoolClient): Promise<{ published: number; full: boolean }> {
+    const batchSize = this.opts.batchSize ?? 200;
+    const table = qualify(this.opts.schema, OUTBOX_TABLE);
+    // Rows of a key whose head is waiting for a retry (unroutable) are left out, so they neither overtake it nor
+    // fill the batch and starve the other keys.
+    const { rows } = await c.query<OutboxRow>(
+      `WITH blocked AS (
+         SELECT exchange, routing_key, min(sequence) AS from_seq
+           FROM ${table}
+          WHERE sent_at IS NULL AND next_attempt_at > now()
+          GROUP BY exchange, routing_key)
+       SELECT o.sequence::text AS sequence, o.message_id, o.exchange, o.routing_key, o.message, o.headers,
+              o.next_attempt_at, o.publish_attempts
+         FROM ${table} o
+        WHERE o.sent_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM blocked b
+                           WHERE b.exchange = o.exchange AND b.routing_key = o.routing_key AND o.sequence >= b.from_seq)
+        ORDER BY o.sequence
+        LIMIT ${batchSize}`,
+    );
+    if (rows.length === 0) return { published: 0, full: false };
+    const now = Date.now();
+    const batch = rows;
+
+    const results = await this.opts.publisher.publishMany(
+      batch.map((r) => {
+        const env = r.message;
+        const options: PublishOptions = {
+          messageId: env.id,
+          type: env.type,
+          persistent: true,
+          contentType: 'application/json',
+          timestamp: Math.floor(Date.parse(env.occurredAt) / 1000) || Math.floor(now / 1000),
+          appId: env.producer,
+          headers: { ...r.headers, 'x-message-type': env.type, 'x-message-version': env.version },
+          ...(env.correlationId ? { correlationId: env.correlationId } : {}),
+        };
+        return {
+          exchange: r.exchange,
+          routingKey: r.routing_key,
+          content: Buffer.from(JSON.stringify(env)),
+          options,
+          parent: propagation.extract(ROOT_CONTEXT, r.headers ?? {}),
+        };
+      }),
+    );
+    const sent: OutboxRow[] = [];
+    const failed: Array<{ row: OutboxRow; error: string }> = [];
+    results.forEach((res, i) => {
+      const row = batch[i]!;
+      if (res instanceof Error) {
+        failed.push({ row, error: errorMessage(res) });
+      } else if (res.returned) {
+        this.metrics.unroutable.inc({ service: this.opts.service, exchange: row.exchange });
+        this.logger.warn(
+          {
+            service: this.opts.service,
+            exchange: row.exchange,
+            routingKey: row.routing_key,
+            messageId: row.message_id,
+          },
+          'outbox relay: message unroutable (no queue bound), kept pending',
+        );
+        failed.push({ row, error: `unroutable: ${res.replyText ?? 'NO_ROUTE'}` });
+      } else {
+        sent.push(row);
+      }
+    });
+    if (sent.length > 0) {
+      await this.opts.hooks?.afterConfirm?.(sent);
+      await c.query(
+        `UPDATE ${qualify(this.opts.schema, OUTBOX_TABLE)}
+            SET sent_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
+          WHERE sequence = ANY($1::bigint[])`,
+        [sent.map((r) => r.sequence)],
+      );
+      this.metrics.published.inc({ service: this.opts.service }, sent.length);
+    }
+    for (const f of failed) {
+      // Unroutable rows and rows naming a missing exchange wait with their own backoff (other keys go on);
+      // connection trouble only records the error: the whole loop backs off and retries as soon as it is back.
+      const perRow = f.error.startsWith('unroutable') || f.error.includes('NOT_FOUND');
+      if (!perRow) {
+        await c.query(
+          `UPDATE ${qualify(this.opts.schema, OUTBOX_TABLE)} SET last_error = $2 WHERE sequence = $1::bigint`,
+          [f.row.sequence, f.error.slice(0, 1000)],
+        );
+        continue;
+      }
+      const delayMs = Math.min(1_000 * 2 ** Math.min(f.row.publish_attempts, 6), 60_000);
+      await c.query(
+        `UPDATE ${qualify(this.opts.schema, OUTBOX_TABLE)}
+            SET publish_attempts = publish_attempts + 1, last_error = $2,
+                next_attempt_at = now() + make_interval(secs => $3::double precision / 1000)
+          WHERE sequence = $1::bigint`,
+        [f.row.sequence, f.error.slice(0, 1000), delayMs],
+      );
+    }
+    const channelFailure = failed.find((f) => !f.error.startsWith('unroutable') && !f.error.includes('NOT_FOUND'));
+    if (channelFailure) {
+      // Connection/channel trouble: surface it so the loop backs off (the rows stay pending).
+      throw new Error(`publish failed: ${channelFailure.error}`);
+    }
+    return { published: sent.length, full: rows.length === batchSize };
+  }
+
+  private async maybeCleanup(c: pg.PoolClient): Promise<void> {
+    const retention = this.opts.retentionMs ?? 7 * 24 * 3600_000;
+    if (Date.now() - this.lastCleanup < 60_000) return;
+    this.lastCleanup = Date.now();
+    if (retention > 0)
+      await c.query(
+        `DELETE FROM ${qualify(this.opts.schema, OUTBOX_TABLE)}
+        WHERE sequence IN (SELECT sequence FROM ${qualify(this.opts.schema, OUTBOX_TABLE)}
+                            WHERE sent_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT 10000)`,
+        [retention],
+      );
+    const inboxRetention = this.opts.inboxRetentionMs ?? 30 * 24 * 3600_000;
+    if (inboxRetention > 0) {
+      await c.query(
+        `DELETE FROM ${qualify(this.opts.schema, INBOX_TABLE)}
+          WHERE (queue, message_id) IN (
+            SELECT queue, message_id FROM ${qualify(this.opts.schema, INBOX_TABLE)}
+             WHERE processed_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT 10000)`,
+        [inboxRetention],
+      );
+    }
+  }
+}

@@ -1,0 +1,363 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { trace } from '@opentelemetry/api';
+import { AppError } from './errors.ts';
+import { createHttpMetrics, type HttpMetrics } from './metrics.ts';
+import { ErrorBody } from './schemas.ts';
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export type ReadinessCheck = () => Promise<unknown>;
+
+export interface CreateAppOptions {
+  service: string;
+  version?: string;
+  logLevel?: string;
+  /** Dependencies checked by /ready, e.g. { database: () => pingDatabase(pool), broker: () => amqp.health() }. */
+  readiness?: Record<string, ReadinessCheck>;
+  /** Per-check timeout for /ready. */
+  readinessTimeoutMs?: number;
+  /** Max request body in bytes (default 64 KiB: an exchange API has no business accepting large bodies). */
+  bodyLimit?: number;
+  /** OpenAPI document info. */
+  openapi?: { title?: string; description?: string };
+  /** Extra fastify options (tests pass `logger: false` or a stream). */
+  fastify?: Partial<FastifyServerOptions>;
+}
+
+/** Secrets that must never reach a log line, wherever they appear. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'req.headers["x-api-signature"]',
+  'req.headers["x-internal-token"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.newPassword',
+  '*.currentPassword',
+  '*.token',
+  '*.accessToken',
+  '*.refreshToken',
+  '*.secret',
+  '*.apiSecret',
+  '*.totpCode',
+  '*.recoveryCode',
+  '*.privateKey',
+  'password',
+  'token',
+  'secret',
+];
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: HttpMetrics;
+    serviceName: string;
+    recentErrors: RecentErrors;
+  }
+}
+
+/** Ring buffer of the latest errors, served at /errors (the runbooks' "recent errors" view). */
+export class RecentErrors {
+  private readonly items: Array<Record<string, unknown>> = [];
+  private readonly max: number;
+  constructor(max = 200) {
+    this.max = max;
+  }
+  push(e: Record<string, unknown>) {
+    this.items.push(e);
+    if (this.items.length > this.max) this.items.shift();
+  }
+  list(limit: number) {
+    return this.items.slice(-limit).reverse();
+  }
+  summary() {
+    const byCode: Record<string, number> = {};
+    for (const i of this.items) byCode[String(i.code)] = (byCode[String(i.code)] ?? 0) + 1;
+    return { total: this.items.length, byCode };
+  }
+}
+
+export async function createApp(opts: CreateAppOptions): Promise<App> {
+  const startedAt = Date.now();
+  const app = Fastify({
+    logger: {
+      level: opts.logLevel ?? 'info',
+      base: { service: opts.service },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Every log line written inside a traced request carries its trace id, so logs and Jaeger join up.
+      mixin() {
+        const ctx = trace.getActiveSpan()?.spanContext();
+        return ctx ? { trace_id: ctx.traceId, span_id: ctx.spanId } : {};
+      },
+    },
+    requestIdHeader: 'x-request-id',
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    genReqId: () => randomUUID(),
+    bodyLimit: opts.bodyLimit ?? 64 * 1024,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ...opts.fastify,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // A client-supplied request id is only trusted when it looks like one; otherwise we mint our own.
+  app.addHook('onRequest', async (req, reply) => {
+    const incoming = req.headers['x-request-id'];
+    if (typeof incoming === 'string' && !REQUEST_ID.test(incoming)) {
+      (req as { id: string }).id = randomUUID();
+    }
+    reply.header('x-request-id', req.id);
+  });
+
+  // Query strings and path params arrive as text and are coerced to their schema types; bodies are JSON and are
+  // never coerced, so `"amount": 12.5` (a float) is rejected instead of silently becoming the string "12.5".
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object),
+  );
+  app.decorate('serviceName', opts.service);
+  app.decorate('metrics', createHttpMetrics(opts.service));
+  app.decorate('recentErrors', new RecentErrors());
+  app.addSchema(ErrorBody);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: opts.openapi?.title ?? `${opts.service} API`,
+        description: opts.openapi?.description,
+        version: opts.version ?? '0.1.0',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const labels = { service: opts.service, method: req.method, route, status: String(reply.statusCode) };
+    app.metrics.requests.inc(labels);
+    app.metrics.duration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  // While shutting down, answer in-flight requests with `Connection: close` so keep-alive sockets do not hold the
+  // server open past the drain (Node only closes sockets that are idle at the moment close() is called).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    let status: number;
+    let code: string;
+    let message: string;
+    let details: Record<string, unknown> | undefined;
+    if (err instanceof AppError) {
+      status = err.statusCode;
+      code = err.code;
+      message = err.message;
+      details = err.details;
+      if (err.headers) reply.headers(err.headers);
+    } else if ((err as FastifyError).validation) {
+      status = 400;
+      code = 'VALIDATION_ERROR';
+      message = err.message;
+    } else if (typeof (err as FastifyError).statusCode === 'number' && (err as FastifyError).statusCode! < 500) {
+      status = (err as FastifyError).statusCode!;
+      code = mapFastifyCode(err as FastifyError, status);
+      message = status === 413 ? 'request body too large' : err.message;
+    } else {
+      status = 500;
+      code = 'INTERNAL_ERROR';
+      message = 'internal error';
+    }
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    else req.log.info({ code, status }, 'request rejected');
+    const route = req.routeOptions.url ?? 'unmatched';
+    app.metrics.errors.inc({ service: opts.service, route, status: String(status), code });
+    app.recentErrors.push({
+      at: new Date().toISOString(),
+      requestId: req.id,
+      method: req.method,
+      route,
+      status,
+      code,
+      message: status >= 500 ? String(err.message).slice(0, 500) : message,
+    });
+    return reply.status(status).send({ error: { code, message, requestId: req.id, ...(details ? { details } : {}) } });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    app.metrics.errors.inc({ service: opts.service, route: 'unmatched', status: '404', code: 'ROUTE_NOT_FOUND' });
+    return reply.status(404).send({
+      error: {
+        code: 'ROUTE_NOT_FOUND',
+        message: `no route ${req.method} ${req.url.split('?')[0]}`,
+        requestId: req.id,
+      },
+    });
+  });
+
+  const ops = { tags: ['ops'] };
+  app.get(
+    '/health',
+    {
+      schema: {
+        ...ops,
+        summary: 'Liveness: the process is up',
+        response: {
+          200: Type.Object({
+            status: Type.Literal('healthy'),
+            service: Type.String(),
+            version: Type.String(),
+            timestamp: Type.String(),
+            uptime_s: Type.Integer(),
+          }),
+        },
+      },
+    },
+    async () => ({
+      status: 'healthy' as const,
+      service: opts.service,
+      version: opts.version ?? '0.1.0',
+      timestamp: new Date().toISOString(),
+      uptime_s: Math.floor((Date.now() - startedAt) / 1000),
+    }),
+  );
+
+  const Check = Type.Object({
+    status: Type.Union([Type.Literal('healthy'), Type.Literal('unhealthy')]),
+    latency_ms: Type.Number(),
+    error: Type.Optional(Type.String()),
+  });
+  const ReadyBody = Type.Object({
+    status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+    service: Type.String(),
+    checks: Type.Record(Type.String(), Check),
+  });
+  const timeoutMs = opts.readinessTimeoutMs ?? 2000;
+  app.get(
+    '/ready',
+    {
+      schema: {
+        ...ops,
+        summary: 'Readiness: every dependency with status and latency',
+        response: { 200: ReadyBody, 503: ReadyBody },
+      },
+    },
+    async (_req, reply) => {
+      const entries = await Promise.all(
+        Object.entries(opts.readiness ?? {}).map(async ([name, check]) => {
+          const t0 = performance.now();
+          try {
+            await withTimeout(check(), timeoutMs, name);
+            return [name, { status: 'healthy' as const, latency_ms: round(performance.now() - t0) }] as const;
+          } catch (e) {
+            return [
+              name,
+              {
+                status: 'unhealthy' as const,
+                latency_ms: round(performance.now() - t0),
+                error: String((e as Error).message ?? e),
+              },
+            ] as const;
+          }
+        }),
+      );
+      const checks = Object.fromEntries(entries);
+      const ok = entries.every(([, c]) => c.status === 'healthy');
+      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', service: opts.service, checks });
+    },
+  );
+
+  app.get('/metrics', { schema: { ...ops, summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {
+    reply.header('content-type', app.metrics.registry.contentType);
+    return app.metrics.registry.metrics();
+  });
+
+  app.get(
+    '/errors',
+    {
+      schema: {
+        ...ops,
+        summary: 'Most recent errors served by this instance (newest first) with a summary by code',
+        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }),
+      },
+    },
+    async (req) => ({ summary: app.recentErrors.summary(), errors: app.recentErrors.list(req.query.limit) }),
+  );
+
+  return app;
+}
+
+function mapFastifyCode(err: FastifyError, status: number): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'BODY_TOO_LARGE';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'EMPTY_BODY';
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'INVALID_JSON';
+    default:
+      if (err instanceof SyntaxError) return 'INVALID_JSON';
+      return status === 404 ? 'NOT_FOUND' : status === 405 ? 'METHOD_NOT_ALLOWED' : 'BAD_REQUEST';
+  }
+}
+
+function makeAjv(coerceTypes: false | 'array') {
+  const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  addFormats.default(ajv);
+  return ajv;
+}
+const strictAjv = makeAjv(false);
+const coercingAjv = makeAjv('array');
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${name} check timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}

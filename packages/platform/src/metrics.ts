@@ -1,0 +1,42 @@
+import client from 'prom-client';
+
+export { client as promClient };
+
+export interface HttpMetrics {
+  registry: client.Registry;
+  requests: client.Counter<'service' | 'method' | 'route' | 'status'>;
+  duration: client.Histogram<'service' | 'method' | 'route' | 'status'>;
+  errors: client.Counter<'service' | 'route' | 'status' | 'code'>;
+}
+
+/**
+ * One registry per app (not prom-client's global), so several apps can live in one test process.
+ * Names follow the runbooks: http_requests_total, http_request_duration_seconds, http_errors_total.
+ */
+export function createHttpMetrics(service: string, registry = new client.Registry()): HttpMetrics {
+  registry.setDefaultLabels({ service });
+  client.collectDefaultMetrics({ register: registry });
+  const labelNames = ['service', 'method', 'route', 'status'] as const;
+  return {
+    registry,
+    requests: new client.Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests served',
+      labelNames,
+      registers: [registry],
+    }),
+    duration: new client.Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration',
+      labelNames,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+      registers: [registry],
+    }),
+    errors: new client.Counter({
+      name: 'http_errors_total',
+      help: 'HTTP responses with status >= 400, by error code',
+      labelNames: ['service', 'route', 'status', 'code'],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,341 @@
+#!/usr/bin/env node
+/**
+ * `exchange` — command line client of the exchange API.
+ *
+ *   exchange login --email me@example.com [--totp 123456]      (password: --password, $EXCHANGE_PASSWORD or prompt)
+ *   exchange balances | deposit USD 1000 | withdraw BTC 0.1 <address>
+ *   exchange order place BTC-USD buy 0.01 --price 30000 | order cancel <id> | order list [--market BTC-USD] [--open]
+ *   exchange book BTC-USD | trades BTC-USD | markets | watch book:BTC-USD trades:BTC-USD orders
+ *
+ * Gateway URL: --url, $EXCHANGE_URL, the stored session's, else http://localhost:8000. The session (tokens) is kept
+ * in ~/.config/exchange/session.json (mode 0600) and refreshed automatically. With $EXCHANGE_API_KEY and
+ * $EXCHANGE_API_SECRET every request is signed with that API key instead.
+ */
+import { createInterface } from 'node:readline/promises';
+import { fileURLToPath } from 'node:url';
+import { realpathSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { ExchangeClient, type Session } from './client.ts';
+import { ExchangeApiError, ExchangeNetworkError } from './errors.ts';
+import { FileSessionStore } from './session-store.ts';
+
+export interface CliIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  env: NodeJS.ProcessEnv;
+  sessionPath?: string;
+  /** Prompt for a secret (password, TOTP code). */
+  prompt?: (question: string) => Promise<string>;
+}
+
+async function ttyPrompt(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const write = (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput.bind(rl);
+  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
+    write(s.startsWith(question) ? question : ''); // do not echo the secret
+  };
+  try {
+    return (await rl.question(question)).trim();
+  } finally {
+    rl.close();
+    process.stderr.write('\n');
+  }
+}
+
+export function createProgram(io: CliIo): Command {
+  const store = new FileSessionStore(io.sessionPath);
+  const program = new Command('exchange')
+    .description('Command line client of the exchange API')
+    .addOption(new Option('--url <url>', 'gateway base URL'))
+    .option('--json', 'print raw JSON')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const print = (value: unknown, rows?: Array<Record<string, unknown>>) => {
+    if (program.opts().json || !rows) io.out(JSON.stringify(value, null, 2));
+    else if (rows.length === 0) io.out('(none)');
+    else {
+      const cols = Object.keys(rows[0] as object);
+      const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+      const line = (vals: string[]) =>
+        vals
+          .map((v, i) => v.padEnd(width[i] ?? 0))
+          .join('  ')
+          .trimEnd();
+      io.out(line(cols));
+      for (const r of rows) io.out(line(cols.map((c) => String(r[c] ?? ''))));
+    }
+  };
+
+  const client = async (): Promise<ExchangeClient> => {
+    const stored = await store.load();
+    const baseUrl = program.opts().url ?? io.env.EXCHANGE_URL ?? stored?.baseUrl ?? 'http://localhost:8000';
+    const apiKey =
+      io.env.EXCHANGE_API_KEY && io.env.EXCHANGE_API_SECRET
+        ? { key: io.env.EXCHANGE_API_KEY, secret: io.env.EXCHANGE_API_SECRET }
+        : undefined;
+    return new ExchangeClient({
+      baseUrl,
+      ...(apiKey ? { apiKey } : {}),
+      ...(stored?.session && stored.baseUrl === baseUrl ? { session: stored.session } : {}),
+      onSession: async (session: Session | null) => {
+        if (session) await store.save({ baseUrl, session });
+        else await store.clear();
+      },
+      userAgent: 'exchange-cli',
+    });
+  };
+
+  program
+    .command('register')
+    .description('create an account')
+    .requiredOption('--email <email>')
+    .option('--password <password>', 'default: $EXCHANGE_PASSWORD or prompt')
+    .action(async (o: { email: string; password?: string }) => {
+      const password = o.password ?? io.env.EXCHANGE_PASSWORD ?? (await (io.prompt ?? ttyPrompt)('Password: '));
+      print(await (await client()).register({ email: o.email, password }));
+    });
+
+  program
+    .command('login')
+    .description('log in and keep the session in ~/.config/exchange/session.json')
+    .requiredOption('--email <email>')
+    .option('--password <password>', 'default: $EXCHANGE_PASSWORD or prompt')
+    .option('--totp <code>', '6-digit 2FA code (prompted when the account needs one)')
+    .action(async (o: { email: string; password?: string; totp?: string }) => {
+      const c = await client();
+      const ask = io.prompt ?? ttyPrompt;
+      const password = o.password ?? io.env.EXCHANGE_PASSWORD ?? (await ask('Password: '));
+      let result;
+      try {
+        result = await c.login({ email: o.email, password, ...(o.totp ? { totpCode: o.totp } : {}) });
+      } catch (err) {
+        if (!(err instanceof ExchangeApiError && err.code === 'MFA_REQUIRED') || o.totp) throw err;
+        result = await c.login({ email: o.email, password, totpCode: await ask('2FA code: ') });
+      }
+      io.out(`logged in as ${result.user.email} (${result.user.roles.join(', ')})`);
+    });
+
+  program
+    .command('logout')
+    .description('end the session')
+    .action(async () => {
+      const c = await client();
+      if (c.getSession()) await c.logout().catch(() => undefined);
+      await store.clear();
+      io.out('logged out');
+    });
+
+  program
+    .command('balances')
+    .description('your balances per asset')
+    .action(async () => {
+      const b = await (await client()).balances();
+      print(b, b as unknown as Array<Record<string, unknown>>);
+    });
+
+  program
+    .command('deposit')
+    .description('deposit from the sandbox rail (credited after confirmation)')
+    .argument('<asset>')
+    .argument('<amount>')
+    .option('--idempotency-key <key>')
+    .action(async (asset: string, amount: string, o: { idempotencyKey?: string }) => {
+      print(
+        await (
+          await client()
+        ).deposit({ asset, amount }, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : undefined),
+      );
+    });
+
+  program
+    .command('withdraw')
+    .description('withdraw to an address (may need a fresh 2FA check)')
+    .argument('<asset>')
+    .argument('<amount>')
+    .argument('<address>')
+    .option('--idempotency-key <key>')
+    .action(async (asset: string, amount: string, address: string, o: { idempotencyKey?: string }) => {
+      print(
+        await (
+          await client()
+        ).withdraw({ asset, amount, address }, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : undefined),
+      );
+    });
+
+  const order = program.command('order').description('place, cancel and list orders');
+  order
+    .command('place')
+    .argument('<market>', 'e.g. BTC-USD')
+    .argument('<side>', 'buy or sell')
+    .argument('<quantity>')
+    .option('--price <price>', 'limit price (omit with --type market)')
+    .addOption(new Option('--type <type>').choices(['limit', 'market']))
+    .addOption(new Option('--tif <tif>', 'time in force').choices(['GTC', 'IOC', 'FOK']))
+    .option('--post-only')
+    .addOption(
+      new Option('--stp <mode>', 'self-trade prevention').choices([
+        'cancel_newest',
+        'cancel_oldest',
+        'cancel_both',
+        'decrement',
+      ]),
+    )
+    .option('--client-order-id <id>')
+    .action(
+      async (
+        market: string,
+        side: string,
+        quantity: string,
+        o: {
+          price?: string;
+          type?: 'limit' | 'market';
+          tif?: 'GTC' | 'IOC' | 'FOK';
+          postOnly?: boolean;
+          stp?: 'cancel_newest';
+          clientOrderId?: string;
+        },
+      ) => {
+        if (side !== 'buy' && side !== 'sell') throw new Error('side is buy or sell');
+        const type = o.type ?? (o.price ? 'limit' : 'market');
+        print(
+          await (
+            await client()
+          ).placeOrder({
+            market,
+            side,
+            type,
+            quantity,
+            ...(o.price ? { price: o.price } : {}),
+            ...(o.tif ? { timeInForce: o.tif } : {}),
+            ...(o.postOnly ? { postOnly: true } : {}),
+            ...(o.stp ? { stp: o.stp } : {}),
+            ...(o.clientOrderId ? { clientOrderId: o.clientOrderId } : {}),
+          }),
+        );
+      },
+    );
+  order
+    .command('cancel')
+    .argument('<id>')
+    .action(async (id: string) => print(await (await client()).cancelOrder(id)));
+  order
+    .command('list')
+    .option('--market <market>')
+    .option('--open', 'only open orders')
+    .option('--limit <n>', 'page size', (v) => Number(v))
+    .action(async (o: { market?: string; open?: boolean; limit?: number }) => {
+      const page = await (
+        await client()
+      ).orders({
+        ...(o.market ? { market: o.market } : {}),
+        ...(o.open ? { open: true } : {}),
+        ...(o.limit ? { limit: o.limit } : {}),
+      });
+      print(
+        page,
+        page.items.map((x) => ({
+          id: x.id,
+          market: x.market,
+          side: x.side,
+          type: x.type,
+          price: x.price,
+          quantity: x.quantity,
+          filled: x.filledQuantity,
+          status: x.status,
+        })),
+      );
+    });
+
+  program.command('markets').action(async () => {
+    const m = await (await client()).markets();
+    print(
+      m,
+      m.map((x) => ({ symbol: x.symbol, tick: x.tickSize, lot: x.lotSize, last: x.lastPrice, halted: x.halted })),
+    );
+  });
+
+  program
+    .command('book')
+    .argument('<market>')
+    .option('--depth <n>', 'levels per side', (v) => Number(v))
+    .action(async (market: string, o: { depth?: number }) => {
+      const book = await (await client()).book(market, o.depth ? { depth: o.depth } : {});
+      const rows = Array.from({ length: Math.max(book.bids.length, book.asks.length) }, (_, i) => ({
+        bidQty: book.bids[i]?.[1] ?? '',
+        bid: book.bids[i]?.[0] ?? '',
+        ask: book.asks[i]?.[0] ?? '',
+        askQty: book.asks[i]?.[1] ?? '',
+      }));
+      print(book, rows);
+    });
+
+  program
+    .command('trades')
+    .argument('<market>')
+    .option('--limit <n>', 'how many', (v) => Number(v))
+    .action(async (market: string, o: { limit?: number }) => {
+      const t = await (await client()).trades(market, o.limit ? { limit: o.limit } : {});
+      print(
+        t,
+        t.map((x) => ({ at: x.at, side: x.side, price: x.price, quantity: x.quantity })),
+      );
+    });
+
+  program
+    .command('watch')
+    .description('stream channels (book:<market>, trades:<market>, orders) as JSON lines until interrupted')
+    .argument('<channels...>')
+    .option('--count <n>', 'exit after n data messages', (v) => Number(v))
+    .action(async (channels: string[], o: { count?: number }) => {
+      const stream = (await client()).stream({ channels });
+      let seen = 0;
+      await new Promise<void>((resolve, reject) => {
+        stream.on('message', (m: { type: string; code?: string; message?: string }) => {
+          io.out(JSON.stringify(m));
+          if (m.type === 'error') io.err(`stream error ${m.code}: ${m.message}`);
+          if ((m.type === 'update' || m.type === 'snapshot') && o.count && ++seen >= o.count) stream.close();
+        });
+        stream.on('close', () => resolve());
+        stream.ready.catch(reject);
+        process.once('SIGINT', () => stream.close());
+      });
+    });
+
+  return program;
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const program = createProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 1;
+    if (err instanceof ExchangeApiError) {
+      io.err(`error ${err.status} ${err.code}: ${err.message}${err.requestId ? ` (request ${err.requestId})` : ''}`);
+    } else if (err instanceof ExchangeNetworkError) {
+      io.err(`cannot reach the exchange: ${err.message}`);
+    } else {
+      io.err(err instanceof Error ? err.message : String(err));
+    }
+    return 1;
+  }
+}
+
+const invokedDirectly = (() => {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+})();
+if (invokedDirectly) {
+  const code = await runCli(process.argv.slice(2), {
+    out: (l) => process.stdout.write(`${l}\n`),
+    err: (l) => process.stderr.write(`${l}\n`),
+    env: process.env,
+  });
+  process.exit(code);
+}

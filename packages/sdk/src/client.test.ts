@@ -1,0 +1,309 @@
+/**
+ * The SDK against a small fake API server (real HTTP on port 0) that records what it receives.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocketServer } from 'ws';
+import { apiKeySignature } from '../../auth-client/src/index.ts';
+import { runCli } from './cli.ts';
+import { ExchangeClient, type Session } from './client.ts';
+import { ExchangeApiError } from './errors.ts';
+
+interface Received {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+type Handler = (req: Received, res: ServerResponse) => void;
+
+let server: Server;
+let base: string;
+const received: Received[] = [];
+let handler: Handler = () => undefined;
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(body === undefined ? undefined : JSON.stringify(body));
+};
+const envelope = (code: string, message: string, requestId = 'req-from-service') => ({
+  error: { code, message, requestId },
+});
+const pair = (n: number) => ({
+  accessToken: `access-${n}`,
+  refreshToken: `refresh-${n}`,
+  tokenType: 'Bearer',
+  expiresIn: 900,
+  sessionId: 's1',
+});
+const user = {
+  id: 'u1',
+  email: 'a@example.com',
+  roles: ['user'],
+  mfaEnabled: false,
+  locked: false,
+  createdAt: '2026-01-01T00:00:00Z',
+};
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const r = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      };
+      received.push(r);
+      handler(r, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  if (!addr || typeof addr === 'string') throw new Error('no address');
+  base = `http://127.0.0.1:${addr.port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+beforeEach(() => {
+  received.length = 0;
+});
+
+const fastRetries = { minBackoffMs: 10, maxBackoffMs: 20 };
+
+test('login keeps the session, sends the TOTP code, and authenticates later calls with the access token', async () => {
+  handler = (r, res) => {
+    if (r.url === '/api/v1/auth/login') return json(res, 200, { ...pair(1), user });
+    if (r.url === '/api/v1/wallet/balances')
+      return json(res, 200, { balances: [{ asset: 'USD', total: '10.00', held: '1.00', available: '9.00' }] });
+    json(res, 404, envelope('NOT_FOUND', 'nope'));
+  };
+  const sessions: Array<Session | null> = [];
+  const client = new ExchangeClient({ baseUrl: `${base}/`, onSession: (s) => void sessions.push(s) });
+  const result = await client.login({ email: 'a@example.com', password: 'pw', totpCode: '123456' });
+  expect(result.user.email).toBe('a@example.com');
+  expect(JSON.parse(received[0]?.body ?? '{}')).toEqual({ email: 'a@example.com', password: 'pw', totpCode: '123456' });
+  expect(received[0]?.headers['idempotency-key']).toBeUndefined();
+  expect(sessions[0]).toMatchObject({ accessToken: 'access-1', refreshToken: 'refresh-1', user: { id: 'u1' } });
+  const balances = await client.balances();
+  expect(balances[0]?.available).toBe('9.00');
+  expect(received[1]?.headers.authorization).toBe('Bearer access-1');
+});
+
+test('a 401 refreshes the session once (single flight for concurrent calls) and repeats the call', async () => {
+  let refreshes = 0;
+  handler = (r, res) => {
+    if (r.url === '/api/v1/auth/refresh') {
+      refreshes++;
+      expect(JSON.parse(r.body)).toEqual({ refreshToken: 'refresh-1' });
+      return setTimeout(() => json(res, 200, pair(2)), 30);
+    }
+    if (r.headers.authorization === 'Bearer access-2') return json(res, 200, { ...user });
+    json(res, 401, { message: 'Unauthorized' }, { 'x-request-id': 'gw-1' }); // the gateway's (Kong's) shape
+  };
+  const sessions: Array<Session | null> = [];
+  const client = new ExchangeClient({
+    baseUrl: base,
+    session: { accessToken: 'access-1', refreshToken: 'refresh-1' },
+    onSession: (s) => void sessions.push(s),
+  });
+  const [a, b, c] = await Promise.all([client.me(), client.me(), client.me()]);
+  expect([a.id, b.id, c.id]).toEqual(['u1', 'u1', 'u1']);
+  expect(refreshes).toBe(1);
+  expect(client.getSession()?.refreshToken).toBe('refresh-2');
+  expect(sessions).toHaveLength(1);
+});
+
+test('a refused refresh ends the session and surfaces the error with its code and request id', async () => {
+  handler = (r, res) => {
+    if (r.url === '/api/v1/auth/refresh') return json(res, 401, envelope('REFRESH_TOKEN_REUSED', 'reused', 'req-77'));
+    json(res, 401, { message: 'Unauthorized' }, { 'x-request-id': 'gw-2' });
+  };
+  const sessions: Array<Session | null> = [];
+  const client = new ExchangeClient({
+    baseUrl: base,
+    session: { accessToken: 'x', refreshToken: 'spent' },
+    onSession: (s) => void sessions.push(s),
+  });
+  const err = (await client.me().catch((e: unknown) => e)) as ExchangeApiError;
+  expect(err).toBeInstanceOf(ExchangeApiError);
+  expect({ status: err.status, code: err.code, requestId: err.requestId }).toEqual({
+    status: 401,
+    code: 'REFRESH_TOKEN_REUSED',
+    requestId: 'req-77',
+  });
+  expect(sessions).toEqual([null]);
+  expect(client.getSession()).toBeUndefined();
+});
+
+test('gateway errors get a code from the status and the request id from X-Request-Id', async () => {
+  handler = (_r, res) => json(res, 413, { message: 'Request size limit exceeded' }, { 'x-request-id': 'gw-413' });
+  const client = new ExchangeClient({ baseUrl: base, session: { accessToken: 'a' } });
+  const err = (await client.deposit({ asset: 'USD', amount: '1' }).catch((e: unknown) => e)) as ExchangeApiError;
+  expect({ status: err.status, code: err.code, requestId: err.requestId, message: err.message }).toEqual({
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
+    requestId: 'gw-413',
+    message: 'Request size limit exceeded',
+  });
+});
+
+test('writes carry one Idempotency-Key reused by every retry; 503 and 429 are retried honoring Retry-After', async () => {
+  let calls = 0;
+  handler = (_r, res) => {
+    calls++;
+    if (calls === 1) return json(res, 503, envelope('TRADING_DISABLED', 'paused'));
+    if (calls === 2) return json(res, 429, { message: 'API rate limit exceeded' }, { 'retry-after': '1' });
+    json(res, 200, { id: 'o1', status: 'new' });
+  };
+  const client = new ExchangeClient({ baseUrl: base, session: { accessToken: 'a' }, ...fastRetries });
+  const started = Date.now();
+  const order = await client.placeOrder({
+    market: 'BTC-USD',
+    side: 'buy',
+    type: 'limit',
+    price: '30000',
+    quantity: '0.01',
+  });
+  expect(order.id).toBe('o1');
+  expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+  const keys = received.map((r) => r.headers['idempotency-key']);
+  expect(keys).toHaveLength(3);
+  expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+  expect(new Set(keys).size).toBe(1);
+  // A key given by the caller is used as is; GETs carry none.
+  handler = (_r, res) => json(res, 201, { id: 'd1' });
+  await client.deposit({ asset: 'USD', amount: '5.00' }, { idempotencyKey: 'my-key' });
+  expect(received.at(-1)?.headers['idempotency-key']).toBe('my-key');
+  handler = (_r, res) => json(res, 200, { balances: [] });
+  await client.balances();
+  expect(received.at(-1)?.headers['idempotency-key']).toBeUndefined();
+});
+
+test('a Retry-After beyond the limit is not waited for; other 4xx are never retried', async () => {
+  handler = (_r, res) => json(res, 429, { message: 'API rate limit exceeded' }, { 'retry-after': '120' });
+  const client = new ExchangeClient({ baseUrl: base, ...fastRetries });
+  const err = (await client.markets().catch((e: unknown) => e)) as ExchangeApiError;
+  expect({ code: err.code, retryAfterMs: err.retryAfterMs }).toEqual({ code: 'RATE_LIMITED', retryAfterMs: 120_000 });
+  expect(received).toHaveLength(1);
+  handler = (_r, res) => json(res, 422, envelope('IDEMPOTENCY_KEY_REUSED', 'other body'));
+  const e2 = (await client.markets().catch((e: unknown) => e)) as ExchangeApiError;
+  expect(e2.code).toBe('IDEMPOTENCY_KEY_REUSED');
+  expect(received).toHaveLength(2);
+});
+
+test('API-key mode signs every attempt as the services verify it (fresh timestamp per retry)', async () => {
+  let calls = 0;
+  handler = (_r, res) => (++calls === 1 ? json(res, 503, envelope('UNAVAILABLE', 'x')) : json(res, 200, { id: 'o2' }));
+  const secret = 'sk_test_secret_value';
+  const client = new ExchangeClient({
+    baseUrl: base,
+    apiKey: { key: 'ak_1', secret },
+    headers: { 'x-forwarded-for': '10.9.8.7' },
+    ...fastRetries,
+  });
+  await client.placeOrder({ market: 'BTC-USD', side: 'sell', type: 'market', quantity: '1' });
+  await client.orders({ market: 'BTC-USD', open: true });
+  expect(received).toHaveLength(3);
+  for (const r of received) {
+    expect(r.headers.authorization).toBeUndefined();
+    expect(r.headers['x-api-key']).toBe('ak_1');
+    expect(r.headers['x-forwarded-for']).toBe('10.9.8.7');
+    const expected = apiKeySignature(secret, {
+      timestamp: r.headers['x-api-timestamp'] as string,
+      method: r.method,
+      path: r.url,
+      body: r.body,
+    });
+    expect(r.headers['x-api-signature']).toBe(expected);
+  }
+  expect(received[2]?.url).toBe('/api/v1/orders?market=BTC-USD&open=true');
+  expect(received[0]?.headers['x-api-signature']).not.toBe(received[1]?.headers['x-api-signature']);
+});
+
+test('CLI: login stores the session 0600, balances reads it, order place sends an idempotency key', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'exchange-cli-'));
+  const sessionPath = join(dir, 'exchange', 'session.json');
+  handler = (r, res) => {
+    if (r.url === '/api/v1/auth/login') {
+      const b = JSON.parse(r.body) as { totpCode?: string };
+      if (!b.totpCode) return json(res, 401, envelope('MFA_REQUIRED', 'code needed'));
+      return json(res, 200, { ...pair(5), user });
+    }
+    if (r.url === '/api/v1/wallet/balances')
+      return json(res, 200, { balances: [{ asset: 'BTC', total: '1', held: '0', available: '1' }] });
+    if (r.url === '/api/v1/orders') return json(res, 200, { id: 'o9', status: 'new' });
+    json(res, 404, envelope('NOT_FOUND', 'x'));
+  };
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = {
+    out: (l: string) => void out.push(l),
+    err: (l: string) => void err.push(l),
+    env: { EXCHANGE_URL: base, EXCHANGE_PASSWORD: 'pw' },
+    sessionPath,
+    prompt: async () => '654321',
+  };
+  expect(await runCli(['login', '--email', 'a@example.com'], io)).toBe(0);
+  expect(out.at(-1)).toBe('logged in as a@example.com (user)');
+  expect(JSON.parse(received.at(-1)?.body ?? '{}')).toMatchObject({ totpCode: '654321' });
+  expect((await stat(sessionPath)).mode & 0o777).toBe(0o600);
+  expect(JSON.parse(await readFile(sessionPath, 'utf8'))).toMatchObject({
+    baseUrl: base,
+    session: { accessToken: 'access-5' },
+  });
+  expect(await runCli(['balances'], io)).toBe(0);
+  expect(received.at(-1)?.headers.authorization).toBe('Bearer access-5');
+  expect(out.slice(-2)).toEqual(['asset  total  held  available', 'BTC    1      0     1']);
+  expect(await runCli(['--json', 'order', 'place', 'BTC-USD', 'buy', '0.5', '--price', '100'], io)).toBe(0);
+  expect(JSON.parse(received.at(-1)?.body ?? '{}')).toEqual({
+    market: 'BTC-USD',
+    side: 'buy',
+    type: 'limit',
+    quantity: '0.5',
+    price: '100',
+  });
+  expect(received.at(-1)?.headers['idempotency-key']).toMatch(/^[0-9a-f-]{36}$/);
+  handler = (_r, res) => json(res, 404, envelope('ORDER_NOT_FOUND', 'no such order', 'req-404'));
+  expect(await runCli(['order', 'cancel', 'nope'], io)).toBe(1);
+  expect(err.at(-1)).toBe('error 404 ORDER_NOT_FOUND: no such order (request req-404)');
+});
+
+test('stream: authenticates in the first message (never in the URL) and subscribes', async () => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => wss.once('listening', r));
+  const port = (wss.address() as { port: number }).port;
+  const frames: unknown[] = [];
+  let url = '';
+  wss.on('connection', (ws, req) => {
+    url = req.url ?? '';
+    ws.on('message', (d: Buffer) => {
+      const m = JSON.parse(d.toString()) as { op: string; channels?: string[] };
+      frames.push(m);
+      if (m.op === 'subscribe')
+        ws.send(JSON.stringify({ type: 'update', channel: m.channels?.[0], data: { price: '1' } }));
+    });
+  });
+  try {
+    const client = new ExchangeClient({ baseUrl: `http://127.0.0.1:${port}`, session: { accessToken: 'tok-1' } });
+    const stream = client.stream({ channels: ['orders', 'trades:BTC-USD'] });
+    const update = await new Promise<{ channel: string }>((resolve) => stream.on('update', resolve));
+    expect(update.channel).toBe('orders');
+    expect(url).toBe('/api/v1/stream');
+    expect(frames).toEqual([
+      { op: 'auth', token: 'tok-1' },
+      { op: 'subscribe', channels: ['orders', 'trades:BTC-USD'] },
+    ]);
+    stream.close();
+    await new Promise((r) => stream.once('close', r));
+  } finally {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+  }
+});

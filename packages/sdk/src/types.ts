@@ -1,0 +1,311 @@
+/**
+ * Request and response shapes of the public API (docs/openapi.yaml). Amounts, prices and quantities are decimal
+ * strings, never numbers.
+ */
+export type Decimal = string;
+export type Role = 'user' | 'support' | 'admin';
+export type ApiKeyScope = 'read' | 'trade' | 'withdraw';
+export type Side = 'buy' | 'sell';
+export type OrderType = 'limit' | 'market';
+export type TimeInForce = 'GTC' | 'IOC' | 'FOK';
+export type SelfTradePrevention = 'cancel_newest' | 'cancel_oldest' | 'cancel_both' | 'decrement';
+export type OrderStatus = 'pending' | 'new' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected';
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+// ---- auth
+export interface User {
+  id: string;
+  email: string;
+  roles: Role[];
+  mfaEnabled: boolean;
+  locked: boolean;
+  createdAt: string;
+}
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+  sessionId: string;
+}
+export interface LoginResult extends TokenPair {
+  user: User;
+}
+export interface LoginRequest {
+  email: string;
+  password: string;
+  /** 6-digit TOTP code, when 2FA is on (otherwise login fails with 401 MFA_REQUIRED). */
+  totpCode?: string;
+  recoveryCode?: string;
+}
+export interface AccessToken {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+  mfaAt: number;
+}
+export interface TwoFactorSetup {
+  otpauthUri: string;
+  secret: string;
+}
+export interface ApiKey {
+  id: string;
+  label: string;
+  keyPrefix: string;
+  scopes: ApiKeyScope[];
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+export interface CreatedApiKey extends ApiKey {
+  /** Sent as X-API-Key. */
+  apiKey: string;
+  /** HMAC secret: shown once. */
+  secret: string;
+}
+
+// ---- wallet
+export interface Balance {
+  asset: string;
+  total: Decimal;
+  held: Decimal;
+  available: Decimal;
+}
+export interface LedgerEntry {
+  id: string;
+  entryId: string;
+  asset: string;
+  amount: Decimal;
+  balanceAfter: Decimal;
+  reason: string;
+  refType: string;
+  refId: string;
+  memo: string;
+  createdAt: string;
+}
+export interface Deposit {
+  id: string;
+  asset: string;
+  amount: Decimal;
+  status: 'pending' | 'confirmed';
+  confirmAt: string;
+  confirmedAt: string | null;
+  createdAt: string;
+}
+export interface Withdrawal {
+  id: string;
+  asset: string;
+  amount: Decimal;
+  fee: Decimal;
+  address: string;
+  status: 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  railTxId: string | null;
+  failureReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+// ---- orders
+export interface PlaceOrderRequest {
+  market: string;
+  side: Side;
+  type: OrderType;
+  quantity: Decimal;
+  /** Required for limit orders. */
+  price?: Decimal;
+  timeInForce?: TimeInForce;
+  postOnly?: boolean;
+  stp?: SelfTradePrevention;
+  /** Your id for the order; placing twice with the same one returns the first order. */
+  clientOrderId?: string;
+}
+export interface Order {
+  id: string;
+  clientOrderId: string | null;
+  market: string;
+  side: Side;
+  type: OrderType;
+  timeInForce: TimeInForce;
+  postOnly: boolean;
+  stp: string | null;
+  price: Decimal | null;
+  quantity: Decimal;
+  filledQuantity: Decimal;
+  remainingQuantity: Decimal;
+  filledNotional: Decimal;
+  averagePrice: Decimal | null;
+  holdAsset: string;
+  holdAmount: Decimal;
+  status: OrderStatus;
+  cancelRequested: boolean;
+  reason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+export interface Fill {
+  id: string;
+  tradeId: string;
+  orderId: string;
+  market: string;
+  side: Side;
+  liquidity: 'maker' | 'taker';
+  price: Decimal;
+  quantity: Decimal;
+  quoteAmount: Decimal;
+  fee: Decimal;
+  feeAsset: string;
+  executedAt: string;
+}
+
+// ---- market data
+export interface Market {
+  symbol: string;
+  base: string;
+  quote: string;
+  tickSize: Decimal;
+  lotSize: Decimal;
+  minQuantity: Decimal;
+  maxQuantity: Decimal;
+  minNotional: Decimal;
+  makerFeeBps: number;
+  takerFeeBps: number;
+  priceBandBps: number;
+  priceBand: { low: Decimal; high: Decimal } | null;
+  lastPrice: Decimal | null;
+  halted: boolean;
+  haltReason: string | null;
+}
+/** Price levels as [price, quantity]. */
+export interface OrderBook {
+  market: string;
+  seq: string;
+  at: string | null;
+  bids: Array<[Decimal, Decimal]>;
+  asks: Array<[Decimal, Decimal]>;
+}
+export interface Trade {
+  tradeId: string;
+  market: string;
+  price: Decimal;
+  quantity: Decimal;
+  side: Side;
+  seq: string;
+  at: string;
+}
+export interface Ticker {
+  market: string;
+  lastPrice: Decimal | null;
+  lastTradeAt: string | null;
+  bestBid: Decimal | null;
+  bestAsk: Decimal | null;
+  open24h: Decimal | null;
+  high24h: Decimal | null;
+  low24h: Decimal | null;
+  change24h: Decimal | null;
+  volume24h: Decimal;
+  quoteVolume24h: Decimal;
+  trades24h: number;
+}
+export interface Candle {
+  openTime: string;
+  open: Decimal;
+  high: Decimal;
+  low: Decimal;
+  close: Decimal;
+  volume: Decimal;
+  quoteVolume: Decimal;
+  trades: number;
+}
+export interface TradingHealth {
+  status: 'healthy' | 'unhealthy';
+  tradingEnabled: boolean;
+  maintenance: boolean;
+  checkedAt: string;
+  markets: Array<{
+    market: string;
+    status: 'ok' | 'no_consumer' | 'unknown';
+    halted: boolean;
+    engineConsumers: number | null;
+    queueDepth: number | null;
+    lastTradeAt: string | null;
+    lastTradeAgeSeconds: number | null;
+    error?: string;
+  }>;
+}
+
+// ---- admin
+export interface FeatureFlag {
+  name: string;
+  enabled: boolean;
+  reason: string | null;
+  updatedAt: string | null;
+  updatedBy: string | null;
+}
+export interface MarketHalt {
+  market: string;
+  halted: boolean;
+  reason: string | null;
+  changedAt: string | null;
+  changedBy: string | null;
+}
+export type DeadLetterService = 'wallet' | 'order' | 'payment-processor';
+export interface DeadLetter {
+  id: string;
+  messageId: string;
+  queue: string;
+  type: string | null;
+  reason: string;
+  attempts: number;
+  status: 'dead' | 'retried';
+  retryCount: number;
+  deadLetteredAt: string;
+  retriedAt: string | null;
+  headers?: Record<string, unknown>;
+  body?: string | null;
+  message?: unknown;
+}
+export interface ReconciliationSummary {
+  id: string;
+  status: 'ok' | 'mismatch';
+  mismatchCount: number;
+  trigger: string;
+  requestedBy: string | null;
+  startedAt: string;
+  finishedAt: string;
+}
+export interface ReconciliationReport extends ReconciliationSummary {
+  report: Record<string, unknown>;
+}
+export interface Backup {
+  name: string;
+  sizeBytes: number;
+  sha256: string;
+  createdAt: string;
+}
+export interface AuditEntry {
+  id: number;
+  action: string;
+  actorId: string | null;
+  targetId: string | null;
+  at: string;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+  details: Record<string, unknown>;
+}
+export interface EngineMarket {
+  market: string;
+  queue: string;
+  consumer: 'active' | 'standby' | 'not_consuming' | 'unknown';
+  lastSeq: number;
+  bookSeq: number;
+  loadedSeq: number | null;
+  lastSnapshotSeq: number | null;
+  restingOrders: number | null;
+  reloads: number;
+  lastAppliedAt: string | null;
+  lastDeliveryAt: string | null;
+}

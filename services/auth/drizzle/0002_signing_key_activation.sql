@@ -1,0 +1,1 @@
+ALTER TABLE "auth"."signing_keys" ADD COLUMN "activates_at" timestamp with time zone DEFAULT now() NOT NULL;

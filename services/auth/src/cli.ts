@@ -1,0 +1,81 @@
+// One-off operator commands:
+//   node services/auth/src/cli.ts create-admin --email ops@example.com --password-stdin   (password read from stdin)
+//   node services/auth/src/cli.ts rotate-keys [--now]   (--now: activate at once, for a compromised key)
+// They read the same environment as the service (DATABASE_URL, SIGNING_KEY_ENCRYPTION_KEY, ARGON2_*, …).
+import { parseArgs } from 'node:util';
+import { createPool } from '@exchange/db';
+import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
+import { AuthEnv } from './config.ts';
+import { keyStoreFor } from './app.ts';
+import { migrateAuth } from './migrate.ts';
+import { Passwords } from './passwords.ts';
+import { ensureAdmin } from './seed.ts';
+
+const CliEnv = Type.Object({
+  ...baseEnv(3001),
+  ...databaseEnv,
+  SIGNING_KEY_ENCRYPTION_KEY: AuthEnv.properties.SIGNING_KEY_ENCRYPTION_KEY,
+  JWT_ISSUER: AuthEnv.properties.JWT_ISSUER,
+  JWT_AUDIENCE: AuthEnv.properties.JWT_AUDIENCE,
+  ACCESS_TOKEN_TTL_SECONDS: AuthEnv.properties.ACCESS_TOKEN_TTL_SECONDS,
+  SIGNING_KEY_ACTIVATION_DELAY_SECONDS: AuthEnv.properties.SIGNING_KEY_ACTIVATION_DELAY_SECONDS,
+  ARGON2_MEMORY_KIB: AuthEnv.properties.ARGON2_MEMORY_KIB,
+  ARGON2_TIME_COST: AuthEnv.properties.ARGON2_TIME_COST,
+  ARGON2_PARALLELISM: AuthEnv.properties.ARGON2_PARALLELISM,
+});
+
+const USAGE = `usage:
+  cli.ts create-admin --email <email> --password-stdin
+  cli.ts rotate-keys [--now]`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, now: { type: 'boolean' } },
+  });
+  const command = positionals[0];
+  if (command !== 'create-admin' && command !== 'rotate-keys') {
+    process.stderr.write(`${USAGE}\n`);
+    return 64;
+  }
+  if (command === 'create-admin' && (!values.email || !values['password-stdin'])) {
+    process.stderr.write(`${USAGE}\n(the password is only accepted on stdin, never as an argument)\n`);
+    return 64;
+  }
+  const config = loadConfigOrExit('auth-cli', CliEnv);
+  const pool = createPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'auth-cli' });
+  try {
+    await migrateAuth(pool);
+    if (command === 'create-admin') {
+      const password = await readStdin();
+      const passwords = new Passwords({
+        memoryCost: config.ARGON2_MEMORY_KIB,
+        timeCost: config.ARGON2_TIME_COST,
+        parallelism: config.ARGON2_PARALLELISM,
+      });
+      const r = await ensureAdmin(pool, passwords, values.email!, password, 'cli');
+      process.stdout.write(`${JSON.stringify({ userId: r.id, created: r.created })}\n`);
+    } else {
+      const keys = keyStoreFor(pool, config as never);
+      const r = await keys.rotate({ immediately: values.now === true });
+      process.stdout.write(`${JSON.stringify({ kid: r.kid, activatesAt: r.activatesAt.toISOString() })}\n`);
+    }
+    return 0;
+  } catch (e) {
+    process.stderr.write(`auth-cli: ${(e as Error).message}\n`);
+    return 1;
+  } finally {
+    await pool.end();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

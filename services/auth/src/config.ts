@@ -1,0 +1,102 @@
+import { baseEnv, databaseEnv, internalEnv, loadConfigOrExit, Type, type Static } from '@exchange/config';
+
+const Key32 = (description: string) =>
+  Type.String({
+    pattern: '^[A-Za-z0-9+/]{43}=$',
+    description: `${description} (32 random bytes, base64: \`openssl rand -base64 32\`)`,
+  });
+
+export const AuthEnv = Type.Object({
+  ...baseEnv(3001),
+  ...databaseEnv,
+  ...internalEnv,
+  JWT_ISSUER: Type.String({ default: 'exchange-auth', description: '`iss` of access tokens' }),
+  JWT_AUDIENCE: Type.String({ default: 'exchange-api', description: '`aud` of access tokens' }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({
+    minimum: 60,
+    maximum: 900,
+    default: 900,
+    description: 'Access token lifetime (≤ 15 min)',
+  }),
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({
+    minimum: 300,
+    default: 30 * 24 * 3600,
+    description: 'Absolute lifetime of a session (refresh-token family)',
+  }),
+  SIGNING_KEY_ENCRYPTION_KEY: Key32(
+    'AES-256-GCM key encrypting the JWT signing private keys stored in auth.signing_keys',
+  ),
+  API_KEY_ENCRYPTION_KEY: Key32('AES-256-GCM key encrypting API-key secrets and TOTP secrets at rest'),
+  SIGNING_KEY_ACTIVATION_DELAY_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 60,
+    description:
+      'After rotate-keys, the new key is published at once and signs only after this delay (publish before use)',
+  }),
+  MFA_FRESH_SECONDS: Type.Integer({
+    minimum: 30,
+    default: 300,
+    description: 'How recent a 2FA check must be for sensitive actions (API key creation, admin writes, backups)',
+  }),
+  LOGIN_ACCOUNT_SOFT_LIMIT: Type.Integer({
+    minimum: 1,
+    default: 3,
+    description: 'Failures per account before backoff starts',
+  }),
+  LOGIN_ACCOUNT_LOCK_LIMIT: Type.Integer({
+    minimum: 2,
+    default: 10,
+    description: 'Failures per account before it is locked',
+  }),
+  LOGIN_IP_SOFT_LIMIT: Type.Integer({ minimum: 1, default: 20, description: 'Failures per IP before backoff starts' }),
+  LOGIN_IP_LOCK_LIMIT: Type.Integer({ minimum: 2, default: 100, description: 'Failures per IP before it is locked' }),
+  LOGIN_BACKOFF_BASE_MS: Type.Integer({
+    minimum: 0,
+    default: 1000,
+    description: 'First backoff delay; doubles per failure, capped at 60 s',
+  }),
+  LOGIN_LOCK_SECONDS: Type.Integer({
+    minimum: 1,
+    default: 900,
+    description: 'How long a lock lasts; also the failure-counting window',
+  }),
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 8192, default: 19456, description: 'argon2id memory cost (KiB)' }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 1, default: 2, description: 'argon2id iterations' }),
+  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, default: 1, description: 'argon2id lanes' }),
+  BACKUP_DIR: Type.String({
+    default: './backups',
+    description: 'Where POST /api/v1/admin/backups writes pg_dump files',
+  }),
+  PG_DUMP_PATH: Type.String({ default: 'pg_dump', description: 'pg_dump binary' }),
+  ADMIN_EMAIL: Type.Optional(
+    Type.String({ description: 'Seed this admin at start (idempotent), with ADMIN_PASSWORD' }),
+  ),
+  ADMIN_PASSWORD: Type.Optional(
+    Type.String({ description: 'Password for ADMIN_EMAIL (only used when the user is created)' }),
+  ),
+  TRUST_PROXY: Type.String({
+    default: 'false',
+    pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F:./]+(,\\s*[0-9a-fA-F:./]+)*)$',
+    description:
+      'Which X-Forwarded-For hops to trust for the client IP (login throttling, audit): false; true = one hop (the ' +
+      'gateway in front); a number of hops; or comma-separated proxy IPs/CIDRs. Never trust the whole header: a ' +
+      'client can prepend any address to it.',
+  }),
+});
+export type AuthConfig = Static<typeof AuthEnv>;
+
+export function loadAuthConfig(env: NodeJS.ProcessEnv = process.env): AuthConfig {
+  return loadConfigOrExit('auth', AuthEnv, env);
+}
+
+/**
+ * Fastify's `trustProxy` from TRUST_PROXY. `true` means exactly one trusted hop (the gateway in front), never
+ * "believe the leftmost entry", which the client controls. A hop count trusts whoever connects, so when clients can
+ * reach the service directly, list the gateway's addresses/CIDRs instead.
+ */
+export function trustProxyOption(v: string): boolean | string | ((addr: string, hop: number) => boolean) {
+  if (v === 'false') return false;
+  const hops = v === 'true' ? 1 : /^[0-9]+$/.test(v) ? Number(v) : undefined;
+  if (hops !== undefined) return (_addr: string, hop: number) => hop < hops;
+  return v;
+}

@@ -1,0 +1,95 @@
+import type pg from 'pg';
+import { promClient } from '@exchange/platform';
+import type { Role } from '@exchange/auth-client';
+import type { AuthConfig } from './config.ts';
+import type { Sealer } from './crypto.ts';
+import type { KeyStore } from './keys.ts';
+import type { Passwords } from './passwords.ts';
+import type { Throttle, ThrottleLimits } from './throttle.ts';
+
+export interface AuthMetrics {
+  loginFailures: promClient.Counter<'reason'>;
+  logins: promClient.Counter<'mfa'>;
+  securityEvents: promClient.Counter<'event'>;
+  apiKeyVerifications: promClient.Counter<'result'>;
+  tokensIssued: promClient.Counter<'kind'>;
+}
+
+export function createAuthMetrics(registry: promClient.Registry): AuthMetrics {
+  const r = [registry];
+  return {
+    loginFailures: new promClient.Counter({
+      name: 'auth_login_failures_total',
+      help: 'Failed logins by reason (bad_password, unknown_account, throttled, locked, mfa_invalid, account_locked)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    logins: new promClient.Counter({
+      name: 'auth_logins_total',
+      help: 'Successful logins',
+      labelNames: ['mfa'],
+      registers: r,
+    }),
+    securityEvents: new promClient.Counter({
+      name: 'auth_security_events_total',
+      help: 'Security events (refresh_token_reuse, api_signature_replay, account_locked_by_throttle, …)',
+      labelNames: ['event'],
+      registers: r,
+    }),
+    apiKeyVerifications: new promClient.Counter({
+      name: 'auth_api_key_verifications_total',
+      help: 'API-key request verifications by result',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    tokensIssued: new promClient.Counter({
+      name: 'auth_tokens_issued_total',
+      help: 'Access tokens issued by kind (login, refresh, step_up, mfa_enable)',
+      labelNames: ['kind'],
+      registers: r,
+    }),
+  };
+}
+
+export interface Ctx {
+  pool: pg.Pool;
+  config: AuthConfig;
+  keys: KeyStore;
+  /** Seals API-key secrets and TOTP secrets (API_KEY_ENCRYPTION_KEY). */
+  sealer: Sealer;
+  passwords: Passwords;
+  throttle: Throttle;
+  metrics: AuthMetrics;
+  accountLimits: ThrottleLimits;
+  ipLimits: ThrottleLimits;
+}
+
+export interface UserRow {
+  id: string;
+  email: string;
+  password_hash: string;
+  roles: Role[];
+  locked_at: Date | null;
+  locked_reason: string | null;
+  totp_secret_enc: string | null;
+  totp_pending_secret_enc: string | null;
+  totp_enabled_at: Date | null;
+  totp_last_step: string | null;
+  created_at: Date;
+}
+
+export const USER_COLUMNS = `id, email, password_hash, roles, locked_at, locked_reason, totp_secret_enc,
+  totp_pending_secret_enc, totp_enabled_at, totp_last_step, created_at`;
+
+export function userView(u: UserRow) {
+  return {
+    id: u.id,
+    email: u.email,
+    roles: u.roles,
+    mfaEnabled: u.totp_enabled_at !== null,
+    locked: u.locked_at !== null,
+    createdAt: u.created_at.toISOString(),
+  };
+}
+
+export const normaliseEmail = (email: string) => email.trim().toLowerCase();

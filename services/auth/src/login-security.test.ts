@@ -1,0 +1,148 @@
+import { login, PASSWORD, register, startAuth, type Harness } from './test-support.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startAuth({
+    LOGIN_ACCOUNT_SOFT_LIMIT: '3',
+    LOGIN_ACCOUNT_LOCK_LIMIT: '6',
+    LOGIN_IP_SOFT_LIMIT: '5',
+    LOGIN_IP_LOCK_LIMIT: '8',
+    LOGIN_BACKOFF_BASE_MS: '150',
+    LOGIN_LOCK_SECONDS: '60',
+    TRUST_PROXY: 'true',
+  });
+});
+afterAll(async () => {
+  await h.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const attempt = (email: string, password: string, ip: string) =>
+  h.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password }, remoteAddress: ip });
+
+/** Drive `email` from `ip` into lockout, honouring each Retry-After-free backoff; returns each step's status/code. */
+async function bruteForce(email: string, ip: string) {
+  const seen: Array<[number, string]> = [];
+  for (let i = 0; i < 6; i++) {
+    const res = await attempt(email, 'wrong password guess', ip);
+    seen.push([res.statusCode, res.json().error.code]);
+    if (i >= 2) {
+      // backoff is active now: an immediate retry (even with the right password) is refused without being counted
+      const fast = await attempt(email, PASSWORD, ip);
+      seen.push([fast.statusCode, fast.json().error.code]);
+      await sleep(150 * 2 ** (i - 2) + 60);
+    }
+  }
+  return seen;
+}
+
+describe('brute force', () => {
+  test('per-account backoff, then lockout; the right password does not get through', async () => {
+    await register(h.app, 'victim@example.com');
+    const seen = await bruteForce('victim@example.com', '10.1.0.1');
+    expect(seen.slice(0, 3)).toEqual([
+      [401, 'INVALID_CREDENTIALS'],
+      [401, 'INVALID_CREDENTIALS'],
+      [401, 'INVALID_CREDENTIALS'],
+    ]);
+    expect(seen[3]).toEqual([429, 'LOGIN_THROTTLED']);
+    expect(seen[seen.length - 1]).toEqual([429, 'LOGIN_LOCKED']);
+    const locked = await attempt('victim@example.com', PASSWORD, '10.1.0.2'); // another IP: the account is locked
+    expect(locked.statusCode).toBe(429);
+    expect(locked.json().error.code).toBe('LOGIN_LOCKED');
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(30);
+
+    const m = await h.app.metrics.registry.getSingleMetricAsString('auth_login_failures_total');
+    expect(m).toMatch(/reason="bad_password"\S* [1-9]/);
+    expect(m).toMatch(/reason="throttled"\S* [1-9]/);
+    expect(m).toMatch(/reason="locked"\S* [1-9]/);
+    const { rows } = await h.db.pool.query(
+      `SELECT action, details FROM auth.audit_log WHERE details->>'email' = 'victim@example.com' ORDER BY id`,
+    );
+    expect(rows.filter((r) => r.action === 'auth.login_failed')).toHaveLength(6);
+    expect(rows.some((r) => r.action === 'auth.login_failed' && r.details.lockedOut === true)).toBe(true);
+    expect(rows.some((r) => r.action === 'auth.login_blocked')).toBe(true);
+  });
+
+  test('an unknown email goes through exactly the same sequence (no enumeration via lockout)', async () => {
+    await register(h.app, 'victim3@example.com');
+    const a = await bruteForce('victim3@example.com', '10.3.0.1');
+    const b = await bruteForce('nobody-here@example.com', '10.4.0.1');
+    expect(b).toEqual(a);
+  });
+
+  test('per-IP: many accounts from one IP get that IP throttled and locked, other IPs unaffected', async () => {
+    await register(h.app, 'bystander@example.com');
+    const ip = '10.9.9.9';
+    const codes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await attempt(`stuffing-${i}@example.com`, 'Password123!', ip);
+      codes.push(res.json().error.code);
+      if (i >= 4) await sleep(150 * 2 ** (i - 4) + 60);
+    }
+    expect(codes.every((c) => c === 'INVALID_CREDENTIALS')).toBe(true);
+    const blocked = await attempt('bystander@example.com', PASSWORD, ip);
+    expect(blocked.statusCode).toBe(429);
+    expect(blocked.json().error.code).toBe('LOGIN_LOCKED');
+    expect((await attempt('bystander@example.com', PASSWORD, '10.9.9.10')).statusCode).toBe(200);
+  });
+
+  test('a success resets the account counter', async () => {
+    await register(h.app, 'forgetful@example.com');
+    const ip = '10.5.0.1';
+    await attempt('forgetful@example.com', 'nope nope nope', ip);
+    await attempt('forgetful@example.com', 'nope nope nope', ip);
+    await login(h.app, 'forgetful@example.com');
+    const { rowCount } = await h.db.pool.query(
+      `SELECT 1 FROM auth.login_throttle WHERE kind = 'account' AND key = 'forgetful@example.com'`,
+    );
+    expect(rowCount).toBe(0);
+  });
+});
+
+describe('client IP behind the gateway', () => {
+  test('TRUST_PROXY=true trusts one hop: a spoofed leftmost X-Forwarded-For entry is ignored', async () => {
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { email: 'spoofer@example.com', password: 'whatever it is' },
+      remoteAddress: '10.0.0.2', // the gateway
+      headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.7' }, // client-supplied entry, then the gateway's
+    });
+    expect(res.statusCode).toBe(401);
+    const { rows } = await h.db.pool.query(
+      `SELECT key FROM auth.login_throttle WHERE kind = 'ip' AND key IN ('6.6.6.6', '203.0.113.7')`,
+    );
+    expect(rows.map((r) => r.key)).toEqual(['203.0.113.7']);
+  });
+});
+
+describe('account enumeration', () => {
+  test('unknown email and wrong password: same status, code, message; similar timing', async () => {
+    const N = 12;
+    for (let i = 0; i < N; i++) await register(h.app, `enum-${i}@example.com`);
+    const known: number[] = [];
+    const unknown: number[] = [];
+    const bodies = new Set<string>();
+    for (let i = 0; i < N; i++) {
+      // interleave, each attempt from its own IP and account so no throttling kicks in
+      for (const [email, out] of [
+        [`enum-${i}@example.com`, known],
+        [`ghost-${i}@example.com`, unknown],
+      ] as const) {
+        const t0 = performance.now();
+        const res = await attempt(email, 'definitely not it', `10.7.${i}.${out === known ? 1 : 2}`);
+        out.push(performance.now() - t0);
+        expect(res.statusCode).toBe(401);
+        const { code, message } = res.json().error;
+        bodies.add(`${code}|${message}`);
+      }
+    }
+    expect([...bodies]).toEqual(['INVALID_CREDENTIALS|email or password is wrong']);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const ratio = median(known) / median(unknown);
+    // both paths run one argon2id verification; allow generous noise on a shared 2-core box
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(2);
+  });
+});

@@ -1,0 +1,43 @@
+import { createPool, ensureDatabase } from '@exchange/db';
+import { purgeIdempotencyKeys, runService } from '@exchange/platform';
+import { buildApp, keyStoreFor } from './app.ts';
+import { loadAuthConfig } from './config.ts';
+import { migrateAuth } from './migrate.ts';
+import { ensureAdmin } from './seed.ts';
+
+const config = loadAuthConfig();
+if (config.NODE_ENV !== 'production') await ensureDatabase(config.DATABASE_URL);
+const pool = createPool({
+  connectionString: config.DATABASE_URL,
+  max: config.DATABASE_POOL_MAX,
+  applicationName: 'auth',
+});
+await migrateAuth(pool);
+const keys = keyStoreFor(pool, config);
+await keys.ensureKey();
+const app = await buildApp({ pool, config, keys });
+
+if (config.ADMIN_EMAIL && config.ADMIN_PASSWORD) {
+  const r = await ensureAdmin(pool, app.authContext.passwords, config.ADMIN_EMAIL, config.ADMIN_PASSWORD, 'env');
+  app.log.info({ userId: r.id, created: r.created }, 'admin seeded from ADMIN_EMAIL');
+}
+
+// Housekeeping: expired replay entries, stale throttle rows, old idempotency keys.
+const housekeeping = setInterval(() => {
+  void (async () => {
+    await pool.query('DELETE FROM auth.api_key_signatures WHERE expires_at < now()');
+    await pool.query(
+      `DELETE FROM auth.login_throttle WHERE window_started_at < now() - make_interval(secs => $1 * 2)
+         AND (locked_until IS NULL OR locked_until < now())`,
+      [config.LOGIN_LOCK_SECONDS],
+    );
+    await purgeIdempotencyKeys(pool, 'auth', 24);
+  })().catch((err) => app.log.warn({ err }, 'housekeeping failed'));
+}, 60_000);
+housekeeping.unref();
+app.addHook('onClose', async () => {
+  clearInterval(housekeeping);
+  await pool.end();
+});
+
+await runService(app, { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS });

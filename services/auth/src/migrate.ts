@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { createPool, ensureDatabase, migrate } from '@exchange/db';
+import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
+
+export const MIGRATIONS = fileURLToPath(new URL('../drizzle', import.meta.url));
+
+export async function migrateAuth(pool: pg.Pool): Promise<void> {
+  await migrate(pool, { migrationsFolder: MIGRATIONS, schema: 'auth' });
+}
+
+// `node services/auth/src/migrate.ts` (or `pnpm --filter @exchange/auth migrate`): apply migrations and exit.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const config = loadConfigOrExit('auth-migrate', Type.Object({ ...baseEnv(3001), ...databaseEnv }));
+  if (config.NODE_ENV !== 'production') await ensureDatabase(config.DATABASE_URL);
+  const pool = createPool({ connectionString: config.DATABASE_URL, max: 1, applicationName: 'auth-migrate' });
+  try {
+    await migrateAuth(pool);
+    process.stdout.write('auth: migrations applied\n');
+  } finally {
+    await pool.end();
+  }
+}

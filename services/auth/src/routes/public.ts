@@ -1,0 +1,311 @@
+import type { FastifyRequest } from 'fastify';
+import { AppError, errorResponses, Type, tooManyRequests, unauthorized, type App } from '@exchange/platform';
+import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
+import { withTransaction } from '@exchange/db';
+import { audit, clientIp } from '../audit.ts';
+import { normaliseEmail, USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
+import { useRecoveryCode, verifyUserTotp } from '../mfa.ts';
+import { passwordProblems } from '../passwords.ts';
+import { revokeSession, rotateRefreshToken, startSession } from '../sessions.ts';
+import { bearer, Email, Password, RecoveryCode, TokenPair, TotpCode, UserView } from './schemas.ts';
+
+const tags = ['auth'];
+
+export function publicRoutes(app: App, ctx: Ctx): void {
+  app.get(
+    '/.well-known/jwks.json',
+    {
+      schema: {
+        tags,
+        summary: 'Public keys verifying access tokens (RS256), by kid',
+        response: { 200: Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) }) },
+      },
+    },
+    async (_req, reply) => {
+      reply.header('cache-control', 'public, max-age=60');
+      return ctx.keys.publicJwks();
+    },
+  );
+
+  app.post(
+    '/api/v1/auth/register',
+    {
+      schema: {
+        tags,
+        summary: 'Create an account',
+        description:
+          'Always answers 202 with the same body, whether or not the email is already registered, so registration ' +
+          'cannot be used to find out which emails have accounts. Log in afterwards.',
+        body: Type.Object({ email: Email, password: Password }, { additionalProperties: false }),
+        response: {
+          202: Type.Object({ status: Type.Literal('accepted'), message: Type.String() }),
+          ...errorResponses(400, 429),
+        },
+      },
+    },
+    async (req, reply) => {
+      const email = normaliseEmail(req.body.email);
+      const problems = passwordProblems(req.body.password, email);
+      if (problems.length)
+        throw new AppError(400, 'WEAK_PASSWORD', `password ${problems.join('; ')}`, { details: { problems } });
+      const hash = await ctx.passwords.hash(req.body.password);
+      const { rows } = await ctx.pool.query<{ id: string }>(
+        `INSERT INTO auth.users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id`,
+        [email, hash],
+      );
+      if (rows[0]) await audit(ctx.pool, req, { action: 'auth.register', actorId: rows[0].id, targetId: rows[0].id });
+      else await audit(ctx.pool, req, { action: 'auth.register_duplicate', details: { email } });
+      return reply
+        .status(202)
+        .send({ status: 'accepted', message: 'if the email was not registered yet, the account now exists; log in' });
+    },
+  );
+
+  app.post(
+    '/api/v1/auth/login',
+    {
+      schema: {
+        tags,
+        summary: 'Log in; returns an access token and a refresh token',
+        description:
+          'Wrong email and wrong password give the same 401 INVALID_CREDENTIALS. Repeated failures per account and per ' +
+          'IP back off (429 LOGIN_THROTTLED with Retry-After) and then lock (429 LOGIN_LOCKED). With 2FA on, a correct ' +
+          'password without `totpCode`/`recoveryCode` gives 401 MFA_REQUIRED; send the login again with the code.',
+        body: Type.Object(
+          {
+            email: Email,
+            password: Password,
+            totpCode: Type.Optional(TotpCode),
+            recoveryCode: Type.Optional(RecoveryCode),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Intersect([TokenPair, Type.Object({ user: UserView })]),
+          ...errorResponses(400, 401, 403, 429),
+        },
+      },
+    },
+    async (req) => login(ctx, req, req.body),
+  );
+
+  app.post(
+    '/api/v1/auth/refresh',
+    {
+      schema: {
+        tags,
+        summary: 'Exchange a refresh token for a new pair (the old refresh token is spent)',
+        description: 'Reusing a spent refresh token revokes the whole session (401 REFRESH_TOKEN_REUSED).',
+        body: Type.Object(
+          { refreshToken: Type.String({ minLength: 10, maxLength: 200 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: TokenPair, ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => rotateRefreshToken(ctx, req.body.refreshToken, req),
+  );
+
+  app.post(
+    '/api/v1/auth/logout',
+    {
+      onRequest: requireAuth,
+      schema: {
+        tags,
+        summary: 'Revoke the current session (its refresh tokens and, within seconds everywhere, its access tokens)',
+        security: bearer,
+        response: { 204: Type.Null(), ...errorResponses(401) },
+      },
+    },
+    async (req, reply) => {
+      const p = req.principal!;
+      if (p.sessionId) {
+        await revokeSession(ctx.pool, p.sessionId, 'logout');
+        await audit(ctx.pool, req, {
+          action: 'auth.logout',
+          actorId: p.id,
+          targetId: p.id,
+          details: { sessionId: p.sessionId },
+        });
+      }
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/api/v1/auth/password',
+    {
+      onRequest: [requireAuth, requireFreshMfa(ctx.config.MFA_FRESH_SECONDS)],
+      schema: {
+        tags,
+        summary:
+          'Change your password (needs the current one, and a fresh 2FA check when 2FA is on); every other session is revoked',
+        security: bearer,
+        body: Type.Object({ currentPassword: Password, newPassword: Password }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 429) },
+      },
+    },
+    async (req, reply) => {
+      const p = req.principal!;
+      const { rows } = await ctx.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE id = $1`, [p.id]);
+      const user = rows[0];
+      if (!user) throw unauthorized('UNAUTHENTICATED', 'user no longer exists');
+      const s = await ctx.throttle.check('account', user.email);
+      if (s.blocked) {
+        throw new AppError(
+          429,
+          s.reason === 'locked' ? 'LOGIN_LOCKED' : 'LOGIN_THROTTLED',
+          'too many failed attempts',
+          {
+            headers: { 'retry-after': String(s.retryAfterSeconds) },
+          },
+        );
+      }
+      if (!(await ctx.passwords.verify(user.password_hash, req.body.currentPassword))) {
+        await ctx.throttle.fail('account', user.email, ctx.accountLimits);
+        ctx.metrics.loginFailures.inc({ reason: 'bad_password' });
+        await audit(ctx.pool, req, { action: 'auth.password_change_failed', actorId: user.id, targetId: user.id });
+        throw unauthorized('INVALID_CREDENTIALS', 'current password is wrong');
+      }
+      const problems = passwordProblems(req.body.newPassword, user.email);
+      if (problems.length)
+        throw new AppError(400, 'WEAK_PASSWORD', `password ${problems.join('; ')}`, { details: { problems } });
+      const hash = await ctx.passwords.hash(req.body.newPassword);
+      await withTransaction(ctx.pool, async (c) => {
+        await c.query('UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1', [user.id, hash]);
+        const r = await c.query(
+          `UPDATE auth.sessions SET revoked_at = clock_timestamp(), revoked_reason = 'password_changed'
+            WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::uuid`,
+          [user.id, p.sessionId ?? null],
+        );
+        await audit(c, req, {
+          action: 'auth.password_changed',
+          actorId: user.id,
+          targetId: user.id,
+          details: { otherSessionsRevoked: r.rowCount ?? 0 },
+        });
+      });
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.get(
+    '/api/v1/auth/me',
+    {
+      onRequest: requireAuth,
+      schema: {
+        tags,
+        summary: 'The calling user',
+        security: bearer,
+        response: { 200: UserView, ...errorResponses(401) },
+      },
+    },
+    async (req) => {
+      const { rows } = await ctx.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE id = $1`, [
+        req.principal!.id,
+      ]);
+      if (!rows[0]) throw unauthorized('UNAUTHENTICATED', 'user no longer exists');
+      return userView(rows[0]);
+    },
+  );
+}
+
+async function login(
+  ctx: Ctx,
+  req: FastifyRequest,
+  body: { email: string; password: string; totpCode?: string; recoveryCode?: string },
+) {
+  const email = normaliseEmail(body.email);
+  const ip = clientIp(req) ?? 'unknown';
+  // Throttle before touching the password, so a blocked attempt says nothing about it.
+  for (const [kind, key] of [
+    ['account', email],
+    ['ip', ip],
+  ] as const) {
+    const s = await ctx.throttle.check(kind, key);
+    if (s.blocked) {
+      ctx.metrics.loginFailures.inc({ reason: s.reason });
+      await audit(ctx.pool, req, { action: 'auth.login_blocked', details: { email, by: kind, reason: s.reason } });
+      const err = tooManyRequests(
+        s.reason === 'locked' ? 'too many failed logins; try again later' : 'too many failed logins; slow down',
+        s.retryAfterSeconds,
+      );
+      throw new AppError(429, s.reason === 'locked' ? 'LOGIN_LOCKED' : 'LOGIN_THROTTLED', err.message, {
+        headers: err.headers ?? {},
+      });
+    }
+  }
+  const { rows } = await ctx.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE email = $1`, [email]);
+  const user = rows[0];
+  const ok = await ctx.passwords.verify(user?.password_hash ?? null, body.password);
+  if (!user || !ok) {
+    await fail(ctx, req, email, ip, user ? 'bad_password' : 'unknown_account', user?.id);
+    throw unauthorized('INVALID_CREDENTIALS', 'email or password is wrong');
+  }
+  if (user.locked_at !== null) {
+    ctx.metrics.loginFailures.inc({ reason: 'account_locked' });
+    await audit(ctx.pool, req, {
+      action: 'auth.login_failed',
+      actorId: user.id,
+      targetId: user.id,
+      details: { reason: 'account_locked' },
+    });
+    throw new AppError(403, 'ACCOUNT_LOCKED', 'this account is locked; contact support');
+  }
+  let mfaAt: Date | null = null;
+  if (user.totp_enabled_at !== null) {
+    if (body.totpCode === undefined && body.recoveryCode === undefined) {
+      throw new AppError(
+        401,
+        'MFA_REQUIRED',
+        'two-factor code required: send the login again with totpCode or recoveryCode',
+        {
+          details: { methods: ['totp', 'recovery_code'] },
+        },
+      );
+    }
+    const passed =
+      body.totpCode !== undefined
+        ? await verifyUserTotp(ctx, ctx.pool, user, body.totpCode)
+        : await useRecoveryCode(ctx.pool, user.id, body.recoveryCode!);
+    if (!passed) {
+      await fail(ctx, req, email, ip, 'mfa_invalid', user.id);
+      throw unauthorized('INVALID_MFA_CODE', 'the two-factor code is wrong or already used');
+    }
+    if (body.recoveryCode !== undefined) {
+      await audit(ctx.pool, req, { action: 'auth.recovery_code_used', actorId: user.id, targetId: user.id });
+    }
+    mfaAt = new Date();
+  }
+  await ctx.throttle.reset('account', email);
+  if (ctx.passwords.needsRehash(user.password_hash)) {
+    await ctx.pool.query('UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1', [
+      user.id,
+      await ctx.passwords.hash(body.password),
+    ]);
+  }
+  const pair = await startSession(ctx, user, req, mfaAt);
+  ctx.metrics.logins.inc({ mfa: String(mfaAt !== null) });
+  ctx.metrics.tokensIssued.inc({ kind: 'login' });
+  await audit(ctx.pool, req, {
+    action: 'auth.login',
+    actorId: user.id,
+    targetId: user.id,
+    details: { sessionId: pair.sessionId, mfa: mfaAt !== null },
+  });
+  return { ...pair, user: userView(user) };
+}
+
+async function fail(ctx: Ctx, req: FastifyRequest, email: string, ip: string, reason: string, userId?: string) {
+  ctx.metrics.loginFailures.inc({ reason });
+  const n = await ctx.throttle.fail('account', email, ctx.accountLimits);
+  const m = await ctx.throttle.fail('ip', ip, ctx.ipLimits);
+  const locked = n === ctx.accountLimits.lock || m === ctx.ipLimits.lock;
+  if (locked) ctx.metrics.securityEvents.inc({ event: 'login_lockout' });
+  await audit(ctx.pool, req, {
+    action: 'auth.login_failed',
+    actorId: userId ?? null,
+    targetId: userId ?? null,
+    details: { email, reason, accountFailures: n, ipFailures: m, ...(locked ? { lockedOut: true } : {}) },
+  });
+}

@@ -1,0 +1,91 @@
+import { errorResponses, notFound, Type, type App } from '@exchange/platform';
+import { requireAuth } from '@exchange/auth-client';
+import { audit } from '../audit.ts';
+import type { Ctx } from '../context.ts';
+import { revokeSession } from '../sessions.ts';
+import { bearer } from './schemas.ts';
+
+const Session = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  current: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUsedAt: Type.String({ format: 'date-time' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+  mfaAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+
+/** A user's own active sessions ("devices"), and revoking one of them. */
+export function sessionRoutes(app: App, ctx: Ctx): void {
+  app.get(
+    '/api/v1/auth/sessions',
+    {
+      onRequest: requireAuth,
+      schema: {
+        tags: ['auth'],
+        summary: 'Your active sessions',
+        security: bearer,
+        response: { 200: Type.Object({ sessions: Type.Array(Session) }), ...errorResponses(401) },
+      },
+    },
+    async (req) => {
+      const { rows } = await ctx.pool.query<{
+        id: string;
+        created_at: Date;
+        last_used_at: Date;
+        expires_at: Date;
+        ip: string | null;
+        user_agent: string | null;
+        mfa_at: Date | null;
+      }>(
+        `SELECT id, created_at, last_used_at, expires_at, host(ip) AS ip, user_agent, mfa_at FROM auth.sessions
+          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY last_used_at DESC LIMIT 100`,
+        [req.principal!.id],
+      );
+      return {
+        sessions: rows.map((r) => ({
+          id: r.id,
+          current: r.id === req.principal!.sessionId,
+          createdAt: r.created_at.toISOString(),
+          lastUsedAt: r.last_used_at.toISOString(),
+          expiresAt: r.expires_at.toISOString(),
+          ip: r.ip,
+          userAgent: r.user_agent,
+          mfaAt: r.mfa_at?.toISOString() ?? null,
+        })),
+      };
+    },
+  );
+
+  app.delete(
+    '/api/v1/auth/sessions/:id',
+    {
+      onRequest: requireAuth,
+      schema: {
+        tags: ['auth'],
+        summary: 'Revoke one of your sessions (log out another device)',
+        security: bearer,
+        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const userId = req.principal!.id;
+      const owned = await ctx.pool.query('SELECT 1 FROM auth.sessions WHERE id = $1 AND user_id = $2', [
+        req.params.id,
+        userId,
+      ]);
+      if (!owned.rowCount || !(await revokeSession(ctx.pool, req.params.id, 'revoked_by_user'))) {
+        throw notFound('SESSION_NOT_FOUND', 'no such active session');
+      }
+      await audit(ctx.pool, req, {
+        action: 'auth.session_revoked',
+        actorId: userId,
+        targetId: userId,
+        details: { sessionId: req.params.id },
+      });
+      return reply.status(204).send(null);
+    },
+  );
+}

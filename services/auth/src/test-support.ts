@@ -1,0 +1,76 @@
+// Shared set-up for this service's tests (not a test file itself): a fresh database per test file, migrated, a
+// signing key, and the app built on it.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '@exchange/config';
+import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import type { App } from '@exchange/platform';
+import { buildApp, keyStoreFor } from './app.ts';
+import { AuthEnv, type AuthConfig } from './config.ts';
+import type { KeyStore } from './keys.ts';
+import { migrateAuth } from './migrate.ts';
+import { ensureAdmin } from './seed.ts';
+
+export const INTERNAL_TOKEN = 'internal-token-for-tests-0123456789';
+export const PASSWORD = 'correct horse battery staple';
+
+export interface Harness {
+  db: TestDatabase;
+  app: App;
+  config: AuthConfig;
+  keys: KeyStore;
+  close(): Promise<void>;
+}
+
+export async function startAuth(env: Record<string, string> = {}): Promise<Harness> {
+  const db = await createTestDatabase('auth');
+  await migrateAuth(db.pool);
+  const config = loadConfig('auth', AuthEnv, {
+    DATABASE_URL: db.url,
+    INTERNAL_API_TOKEN: INTERNAL_TOKEN,
+    SIGNING_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
+    API_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 2).toString('base64'),
+    LOG_LEVEL: 'silent',
+    BACKUP_DIR: await mkdtemp(join(tmpdir(), 'auth-backups-')),
+    ...env,
+  });
+  const keys = keyStoreFor(db.pool, config);
+  await keys.ensureKey();
+  const app = await buildApp({ pool: db.pool, config, keys, fastify: { logger: false } });
+  await app.ready();
+  return {
+    db,
+    app,
+    config,
+    keys,
+    async close() {
+      await app.close();
+      await db.drop();
+    },
+  };
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+export async function register(app: App, email: string, password = PASSWORD) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, password } });
+  if (res.statusCode !== 202) throw new Error(`register ${res.statusCode} ${res.body}`);
+}
+
+export async function login(app: App, email: string, password = PASSWORD, extra: Record<string, string> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password, ...extra } });
+  if (res.statusCode !== 200) throw new Error(`login ${res.statusCode} ${res.body}`);
+  return res.json() as { accessToken: string; refreshToken: string; sessionId: string; user: { id: string } };
+}
+
+export async function newUser(app: App, email: string) {
+  await register(app, email);
+  return login(app, email);
+}
+
+export async function newAdmin(h: Harness, email: string, roles: Array<'admin' | 'support'> = ['admin']) {
+  const { id } = await ensureAdmin(h.db.pool, h.app.authContext.passwords, email, PASSWORD, 'test');
+  await h.db.pool.query('UPDATE auth.users SET roles = $2 WHERE id = $1', [id, ['user', ...roles]]);
+  return login(h.app, email);
+}

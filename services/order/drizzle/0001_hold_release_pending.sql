@@ -1,0 +1,1 @@
+ALTER TABLE "orders"."orders" ADD COLUMN "hold_release_pending" boolean DEFAULT false NOT NULL;

@@ -1,0 +1,581 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import websocket from '@fastify/websocket';
+import { Type, type Static } from '@sinclair/typebox';
+import type pg from 'pg';
+import {
+  createApp,
+  errorResponses,
+  FeatureFlags,
+  notFound,
+  registerFeatureFlagRoutes,
+  registerIdempotency,
+  type App,
+  type CreateAppOptions,
+} from '@exchange/platform';
+import {
+  registerAuth,
+  requireAuth,
+  requireInternal,
+  requireRole,
+  requireScope,
+  type AuthOptions,
+} from '@exchange/auth-client';
+import { deadLetterRoutes } from '@exchange/messaging';
+import type { Market, MarketCatalog } from '@exchange/contracts/markets';
+import { formatFixed } from '@exchange/contracts/markets';
+import { pingDatabase } from '@exchange/db';
+import { SCHEMA } from './db/schema.ts';
+import { CANDLE_INTERVALS, type CandleInterval } from './events.ts';
+import {
+  BookSchema,
+  CandleSchema,
+  getBook,
+  getCandles,
+  getTicker,
+  getTrades,
+  TickerSchema,
+  TradeSchema,
+} from './market-data.ts';
+import { OrderSchema, toOrderDto, type OrderStatus } from './orders/model.ts';
+import { OrderService } from './orders/service.ts';
+import { orderMetrics } from './metrics.ts';
+import { priceBand, type PlaceOrderBody } from './orders/validate.ts';
+import { registerStream, StreamHub } from './stream.ts';
+import { TradingHealth, tradingHealth, type ManagementTarget } from './trading-health.ts';
+import type { WalletClient } from './wallet-client.ts';
+
+export interface AppDeps {
+  pool: pg.Pool;
+  catalog: MarketCatalog;
+  wallet: WalletClient;
+  auth: AuthOptions;
+  management: ManagementTarget;
+  hub?: StreamHub;
+  /** /ready checks besides the database (e.g. the broker). */
+  readiness?: CreateAppOptions['readiness'];
+  logLevel?: string;
+  version?: string;
+  fastify?: CreateAppOptions['fastify'];
+  pendingTimeoutMs?: number;
+  /** Test hook (see OrderService). */
+  afterHold?: (orderId: string) => Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    orderService: OrderService;
+    streamHub: StreamHub;
+  }
+}
+
+export const FLAG_DEFAULTS = { trading: true, maintenance: false };
+
+const MarketSymbol = Type.String({ pattern: '^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$', maxLength: 21 });
+const OrderId = Type.String({ format: 'uuid' });
+const Reason = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+const HaltBody = Type.Object(
+  {
+    reason: Type.Optional(Type.String({ maxLength: 500 })),
+    cancelOpenOrders: Type.Optional(
+      Type.Boolean({ description: 'Also cancel every resting order of the market (CancelOrderV1 reason "halt")' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const PlaceOrderBodySchema = Type.Object(
+  {
+    market: Type.String({ minLength: 1, maxLength: 30, examples: ['BTC-USD'] }),
+    side: Type.Union([Type.Literal('buy'), Type.Literal('sell')]),
+    type: Type.Union([Type.Literal('limit'), Type.Literal('market')]),
+    price: Type.Optional(
+      Type.String({ maxLength: 40, description: 'Limit price, decimal string on the tick grid', examples: ['65000'] }),
+    ),
+    quantity: Type.String({
+      maxLength: 40,
+      description: 'Decimal string, a multiple of the lot size',
+      examples: ['0.5'],
+    }),
+    timeInForce: Type.Optional(
+      Type.Union([Type.Literal('GTC'), Type.Literal('IOC'), Type.Literal('FOK')], {
+        description: 'Default GTC for limit, IOC for market orders',
+      }),
+    ),
+    postOnly: Type.Optional(Type.Boolean()),
+    stp: Type.Optional(
+      Type.Union([
+        Type.Literal('cancel_newest'),
+        Type.Literal('cancel_oldest'),
+        Type.Literal('cancel_both'),
+        Type.Literal('decrement'),
+      ]),
+    ),
+    clientOrderId: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Idempotency key of the order, per account' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const MarketSchema = Type.Object({
+  symbol: Type.String(),
+  base: Type.String(),
+  quote: Type.String(),
+  tickSize: Type.String(),
+  lotSize: Type.String(),
+  minQuantity: Type.String(),
+  maxQuantity: Type.String(),
+  minNotional: Type.String(),
+  makerFeeBps: Type.Integer(),
+  takerFeeBps: Type.Integer(),
+  priceBandBps: Type.Integer(),
+  halted: Type.Boolean(),
+  haltReason: Type.Union([Type.String(), Type.Null()]),
+  lastPrice: Type.Union([Type.String(), Type.Null()]),
+  priceBand: Type.Union([Type.Object({ low: Type.String(), high: Type.String() }), Type.Null()], {
+    description: 'Limit prices accepted right now (around the last trade); null before the first trade',
+  }),
+});
+
+const FillSchema = Type.Object({
+  id: Type.String(),
+  tradeId: Type.String(),
+  orderId: Type.String(),
+  market: Type.String(),
+  side: Type.Union([Type.Literal('buy'), Type.Literal('sell')]),
+  liquidity: Type.Union([Type.Literal('maker'), Type.Literal('taker')]),
+  price: Type.String(),
+  quantity: Type.String(),
+  quoteAmount: Type.String(),
+  fee: Type.String(),
+  feeAsset: Type.String(),
+  executedAt: Type.String(),
+});
+
+const Page = <T extends ReturnType<typeof Type.Object>>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const { pool, catalog } = deps;
+  const app = await createApp({
+    service: 'order',
+    version: deps.version,
+    logLevel: deps.logLevel,
+    readiness: { database: () => pingDatabase(pool), ...deps.readiness },
+    openapi: { title: 'Order service', description: 'Order entry, order state, market data, halts, kill switches' },
+    fastify: deps.fastify,
+  });
+  const flags = new FeatureFlags({ pool, schema: SCHEMA, defaults: FLAG_DEFAULTS });
+  const metrics = orderMetrics(app.metrics.registry, pool);
+  const orders = new OrderService({
+    pool,
+    catalog,
+    wallet: deps.wallet,
+    flags,
+    log: app.log,
+    ...(deps.pendingTimeoutMs !== undefined ? { pendingTimeoutMs: deps.pendingTimeoutMs } : {}),
+    ...(deps.afterHold ? { afterHold: deps.afterHold } : {}),
+    onSweep: (r) => {
+      for (const outcome of ['finished', 'released', 'removed'] as const) {
+        if (r[outcome].length) metrics.sweeper.inc({ outcome }, r[outcome].length);
+      }
+    },
+  });
+  const hub = deps.hub ?? new StreamHub();
+  app.decorate('orderService', orders);
+  app.decorate('streamHub', hub);
+
+  registerAuth(app, deps.auth);
+  registerIdempotency(app, { pool, schema: SCHEMA });
+  await app.register(websocket, { options: { maxPayload: 16 * 1024 } });
+  app.addHook('preClose', async () => hub.closeAll());
+
+  // The auth guards are typed for a plain Fastify instance; attach them to this (TypeBox-typed) app's routes.
+  type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  const guards = (...g: Guard[]) => g as unknown as never;
+  const admin = guards(requireRole('admin'));
+  const actorOf = (req: FastifyRequest) => req.principal?.id ?? 'unknown';
+  const userOf = (req: FastifyRequest) => req.principal!.id;
+  const marketOr404 = (symbol: string): Market => {
+    const m = catalog.market(symbol);
+    if (!m) throw notFound('UNKNOWN_MARKET', `unknown market "${symbol}"`);
+    return m;
+  };
+  const bearer: Array<Record<string, string[]>> = [{ bearer: [] }, { apiKey: [] }];
+
+  // ---------------------------------------------------------------- markets (public)
+  app.get(
+    '/api/v1/markets',
+    {
+      schema: {
+        tags: ['markets'],
+        summary: 'Markets with their trading rules, halted status and current price band',
+        response: { 200: Type.Object({ markets: Type.Array(MarketSchema) }) },
+      },
+    },
+    async () => {
+      const states = await orders.allMarketStates();
+      return {
+        markets: [...catalog.markets.values()].map((m) => {
+          const st = states.get(m.symbol);
+          const last = st?.last_trade_ticks != null ? BigInt(st.last_trade_ticks) : undefined;
+          const band = last !== undefined ? priceBand(m, last) : undefined;
+          return {
+            ...m.config,
+            halted: st?.halted ?? false,
+            haltReason: st?.halted ? st.halt_reason : null,
+            lastPrice: last !== undefined ? m.ticksToPrice(last) : null,
+            priceBand: band ? { low: m.ticksToPrice(band.low), high: m.ticksToPrice(band.high) } : null,
+          };
+        }),
+      };
+    },
+  );
+
+  const MarketParams = Type.Object({ market: Type.String({ maxLength: 30 }) });
+  app.get(
+    '/api/v1/markets/:market/book',
+    {
+      schema: {
+        tags: ['market-data'],
+        summary: 'L2 order book (aggregated levels, best first)',
+        params: MarketParams,
+        querystring: Type.Object({ depth: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }),
+        response: { 200: BookSchema, ...errorResponses(400, 404) },
+      },
+    },
+    async (req) => getBook(pool, marketOr404(req.params.market), req.query.depth),
+  );
+  app.get(
+    '/api/v1/markets/:market/trades',
+    {
+      schema: {
+        tags: ['market-data'],
+        summary: 'Recent trades, newest first',
+        params: MarketParams,
+        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }) }),
+        response: { 200: Type.Object({ trades: Type.Array(TradeSchema) }), ...errorResponses(400, 404) },
+      },
+    },
+    async (req) => ({ trades: await getTrades(pool, marketOr404(req.params.market), req.query.limit) }),
+  );
+  app.get(
+    '/api/v1/markets/:market/ticker',
+    {
+      schema: {
+        tags: ['market-data'],
+        summary: '24h ticker',
+        params: MarketParams,
+        response: { 200: TickerSchema, ...errorResponses(400, 404) },
+      },
+    },
+    async (req) => getTicker(pool, marketOr404(req.params.market)),
+  );
+  app.get(
+    '/api/v1/markets/:market/candles',
+    {
+      schema: {
+        tags: ['market-data'],
+        summary: 'OHLCV candles, oldest first',
+        params: MarketParams,
+        querystring: Type.Object({
+          interval: Type.Union(
+            Object.keys(CANDLE_INTERVALS).map((k) => Type.Literal(k)),
+            { default: '1m' },
+          ),
+          from: Type.Optional(Type.String({ format: 'date-time' })),
+          to: Type.Optional(Type.String({ format: 'date-time' })),
+          limit: Type.Integer({ minimum: 1, maximum: 1000, default: 500 }),
+        }),
+        response: {
+          200: Type.Object({ market: Type.String(), interval: Type.String(), candles: Type.Array(CandleSchema) }),
+          ...errorResponses(400, 404),
+        },
+      },
+    },
+    async (req) => {
+      const m = marketOr404(req.params.market);
+      const q = req.query as { interval: CandleInterval; from?: string; to?: string; limit: number };
+      return { market: m.symbol, interval: q.interval, candles: await getCandles(pool, m, q) };
+    },
+  );
+
+  // ---------------------------------------------------------------- orders (authenticated)
+  app.post(
+    '/api/v1/orders',
+    {
+      onRequest: guards(requireAuth, requireScope('trade')),
+      schema: {
+        tags: ['orders'],
+        summary: 'Place an order (funds are held before it is accepted)',
+        description:
+          'Idempotent by `clientOrderId` per account (same body → the same order, 200; other body → 409 ' +
+          'CLIENT_ORDER_ID_CONFLICT) and by `Idempotency-Key`.',
+        security: bearer,
+        body: PlaceOrderBodySchema,
+        response: { 201: OrderSchema, 200: OrderSchema, ...errorResponses(400, 401, 403, 409, 422, 503) },
+      },
+    },
+    async (req, reply) => {
+      const { order, created } = await orders.place(userOf(req), req.body as PlaceOrderBody);
+      if (created) metrics.placed.inc({ market: order.market, side: order.side, type: order.type });
+      return reply.status(created ? 201 : 200).send(toOrderDto(catalog, order));
+    },
+  );
+
+  const OrderStatusQ = Type.Union(
+    ['pending', 'new', 'partially_filled', 'filled', 'cancelled', 'rejected'].map((s) => Type.Literal(s)),
+  );
+  app.get(
+    '/api/v1/orders',
+    {
+      onRequest: guards(requireAuth, requireScope('read')),
+      schema: {
+        tags: ['orders'],
+        summary: 'Your orders, newest first (cursor pagination)',
+        security: bearer,
+        querystring: Type.Object({
+          market: Type.Optional(MarketSymbol),
+          status: Type.Optional(OrderStatusQ),
+          open: Type.Optional(Type.Boolean({ description: 'Only new / partially filled orders' })),
+          cursor: Type.Optional(OrderId),
+          limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+        }),
+        response: { 200: Page(OrderSchema), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      const q = req.query as { market?: string; status?: OrderStatus; open?: boolean; cursor?: string; limit: number };
+      const page = await orders.list(userOf(req), q);
+      return { items: page.items.map((o) => toOrderDto(catalog, o)), nextCursor: page.nextCursor };
+    },
+  );
+  app.get(
+    '/api/v1/orders/:id',
+    {
+      onRequest: guards(requireAuth, requireScope('read')),
+      schema: {
+        tags: ['orders'],
+        summary: 'One of your orders',
+        security: bearer,
+        params: Type.Object({ id: OrderId }),
+        response: { 200: OrderSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => toOrderDto(catalog, await orders.getOwn(userOf(req), req.params.id)),
+  );
+  app.delete(
+    '/api/v1/orders/:id',
+    {
+      onRequest: guards(requireAuth, requireScope('trade')),
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel an order',
+        description:
+          'Accepted (202): the cancel goes to the engine through the outbox; the order shows `cancelRequested: true` ' +
+          'until the engine confirms (status `cancelled`, or `filled` if it filled first). Works while trading is ' +
+          'disabled or the market halted.',
+        security: bearer,
+        params: Type.Object({ id: OrderId }),
+        response: { 202: OrderSchema, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const o = await orders.cancel(userOf(req), req.params.id);
+      metrics.cancelRequests.inc({ reason: 'user' });
+      return reply.status(202).send(toOrderDto(catalog, o));
+    },
+  );
+  app.delete(
+    '/api/v1/orders',
+    {
+      onRequest: guards(requireAuth, requireScope('trade')),
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel all your open orders (optionally in one market)',
+        security: bearer,
+        querystring: Type.Object({ market: Type.Optional(MarketSymbol) }),
+        response: {
+          202: Type.Object({ count: Type.Integer(), orders: Type.Array(OrderSchema) }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (req, reply) => {
+      const market = (req.query as { market?: string }).market;
+      if (market !== undefined) marketOr404(market);
+      const rows = await orders.cancelAll(userOf(req), market);
+      metrics.cancelRequests.inc({ reason: 'cancel_all' }, rows.length);
+      return reply.status(202).send({ count: rows.length, orders: rows.map((o) => toOrderDto(catalog, o)) });
+    },
+  );
+
+  app.get(
+    '/api/v1/fills',
+    {
+      onRequest: guards(requireAuth, requireScope('read')),
+      schema: {
+        tags: ['orders'],
+        summary: 'Your fills, newest first (cursor pagination)',
+        security: bearer,
+        querystring: Type.Object({
+          market: Type.Optional(MarketSymbol),
+          orderId: Type.Optional(OrderId),
+          cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$' })),
+          limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+        }),
+        response: { 200: Page(FillSchema), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      const q = req.query as { market?: string; orderId?: string; cursor?: string; limit: number };
+      const values: unknown[] = [userOf(req)];
+      const where = ['user_id = $1'];
+      if (q.market) where.push(`market = $${values.push(q.market)}`);
+      if (q.orderId) where.push(`order_id = $${values.push(q.orderId)}`);
+      if (q.cursor) where.push(`id < $${values.push(q.cursor)}::bigint`);
+      const lim = values.push(q.limit + 1);
+      const { rows } = await pool.query<{
+        id: string;
+        trade_id: string;
+        order_id: string;
+        market: string;
+        side: 'buy' | 'sell';
+        liquidity: 'maker' | 'taker';
+        price_ticks: string;
+        quantity_lots: string;
+        quote_amount: string;
+        fee: string;
+        fee_asset: string;
+        executed_at: Date;
+      }>(
+        `SELECT id::text AS id, trade_id, order_id, market, side, liquidity, price_ticks, quantity_lots, quote_amount,
+                fee, fee_asset, executed_at
+           FROM "${SCHEMA}".fills WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${lim}`,
+        values,
+      );
+      const page = rows.slice(0, q.limit);
+      return {
+        items: page.map((r) => {
+          const m = catalog.market(r.market)!;
+          return {
+            id: r.id,
+            tradeId: r.trade_id,
+            orderId: r.order_id,
+            market: r.market,
+            side: r.side,
+            liquidity: r.liquidity,
+            price: m.ticksToPrice(BigInt(r.price_ticks)),
+            quantity: m.lotsToQuantity(BigInt(r.quantity_lots)),
+            quoteAmount: formatFixed(BigInt(r.quote_amount), m.quote.precision),
+            fee: formatFixed(BigInt(r.fee), catalog.asset(r.fee_asset)?.precision ?? 0),
+            feeAsset: r.fee_asset,
+            executedAt: r.executed_at.toISOString(),
+          };
+        }),
+        nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null,
+      };
+    },
+  );
+
+  // ---------------------------------------------------------------- admin
+  registerFeatureFlagRoutes(app, flags, { authorize: admin, actorOf });
+  const HaltResponse = Type.Object({
+    market: Type.String(),
+    halted: Type.Boolean(),
+    reason: Type.Union([Type.String(), Type.Null()]),
+    changedBy: Type.Union([Type.String(), Type.Null()]),
+    changedAt: Type.Union([Type.String(), Type.Null()]),
+    cancelsSent: Type.Integer({ description: 'Orders a cancel was sent for (halt with cancelOpenOrders)' }),
+  });
+  for (const action of ['halt', 'resume'] as const) {
+    app.post(
+      `/api/v1/admin/markets/:market/${action}`,
+      {
+        onRequest: admin,
+        preValidation: async (req) => {
+          if (req.body === undefined || req.body === null) req.body = {};
+        },
+        schema: {
+          tags: ['admin'],
+          summary:
+            action === 'halt' ? 'Halt a market: new orders 503 MARKET_HALTED, cancels allowed' : 'Resume a market',
+          security: [{ bearer: [] }],
+          params: MarketParams,
+          body: action === 'halt' ? HaltBody : Reason,
+          response: { 200: HaltResponse, ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (req) => {
+        const m = marketOr404(req.params.market);
+        const { reason, cancelOpenOrders } = req.body as Static<typeof HaltBody>;
+        const st = await orders.setHalted(m.symbol, action === 'halt', actorOf(req), reason);
+        const cancelled = action === 'halt' && cancelOpenOrders ? await orders.cancelMarket(m.symbol, 'halt') : [];
+        if (cancelled.length) metrics.cancelRequests.inc({ reason: 'halt' }, cancelled.length);
+        req.log.warn(
+          { market: m.symbol, halted: st.halted, actor: actorOf(req), reason, cancelsSent: cancelled.length },
+          `market ${action}`,
+        );
+        return {
+          market: st.market,
+          halted: st.halted,
+          reason: st.halt_reason,
+          changedBy: st.halted_by,
+          changedAt: st.halted_at?.toISOString() ?? null,
+          cancelsSent: cancelled.length,
+        };
+      },
+    );
+  }
+  await app.register(
+    async (scope) => {
+      scope.addHook('onRequest', requireRole('admin'));
+      await scope.register(deadLetterRoutes, { pool, schema: SCHEMA });
+    },
+    { prefix: '/api/v1/admin/dead-letters/order' },
+  );
+
+  // ---------------------------------------------------------------- trading health (runbook)
+  app.get(
+    '/api/health/trading',
+    {
+      schema: {
+        tags: ['ops'],
+        summary: 'Trading system operational: engine consumer per market, queue depth, last trade age, halts',
+        response: { 200: TradingHealth, 503: TradingHealth },
+      },
+    },
+    async (_req, reply) => {
+      const body = await tradingHealth(deps.management, catalog, orders);
+      return reply.status(body.status === 'healthy' ? 200 : 503).send(body);
+    },
+  );
+
+  // ---------------------------------------------------------------- stream
+  // Token verification for the WebSocket goes through the same auth plugin (JWKS, revocation) via an internal route.
+  app.get(
+    '/internal/stream/whoami',
+    {
+      onRequest: guards(requireInternal, requireAuth),
+      schema: { hide: true, response: { 200: Type.Object({ userId: Type.String() }) } },
+    },
+    async (req) => ({ userId: userOf(req) }),
+  );
+  registerStream(app, {
+    hub,
+    catalog,
+    pool,
+    async authenticate(token) {
+      const res = await app.inject({
+        method: 'GET',
+        url: '/internal/stream/whoami',
+        headers: { authorization: `Bearer ${token}`, 'x-internal-token': deps.auth.internalToken },
+      });
+      const body = res.json() as { userId?: string; error?: { code: string; message: string } };
+      if (res.statusCode === 200 && body.userId) return body.userId;
+      throw { code: body.error?.code ?? 'UNAUTHENTICATED', message: body.error?.message ?? 'invalid token' };
+    },
+  });
+
+  return app;
+}

@@ -1,0 +1,39 @@
+import {
+  amqpEnv,
+  baseEnv,
+  databaseEnv,
+  internalEnv,
+  jwtVerifyEnv,
+  loadConfigOrExit,
+  Type,
+  type Static,
+} from '@exchange/config';
+
+const Url = (description: string, def: string) =>
+  Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description, default: def });
+
+export const OrderEnv = Type.Object({
+  ...baseEnv(3003),
+  ...databaseEnv,
+  ...amqpEnv,
+  ...jwtVerifyEnv,
+  ...internalEnv,
+  WALLET_URL: Url('Base URL of the wallet service (internal hold API)', 'http://127.0.0.1:3002'),
+  WALLET_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000, description: 'Timeout of one wallet call' }),
+  RABBITMQ_MANAGEMENT_URL: Url(
+    'RabbitMQ management API (credentials in the URL), for GET /api/health/trading',
+    'http://guest:guest@127.0.0.1:15672',
+  ),
+  PENDING_ORDER_TIMEOUT_S: Type.Integer({
+    minimum: 1,
+    default: 30,
+    description: 'A `pending` order (hold not confirmed) older than this is finished or released by the sweeper',
+  }),
+  SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, default: 5000, description: 'How often the recovery sweeper runs' }),
+  MARKETS_FILE: Type.Optional(Type.String({ description: 'JSON market catalog; built-in defaults when unset' })),
+});
+export type OrderConfig = Static<typeof OrderEnv>;
+
+export function loadOrderConfig(env: NodeJS.ProcessEnv = process.env): OrderConfig {
+  return loadConfigOrExit('order', OrderEnv, env);
+}

@@ -1,0 +1,157 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgSchema,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import { featureFlagsTable, idempotencyKeysTable } from '@exchange/platform';
+import { deadLetterTable, inboxTable, outboxTable } from '@exchange/messaging';
+
+/** The order service's own Postgres schema. No other service reads it. */
+export const ordersSchema = pgSchema('orders');
+export const SCHEMA = 'orders';
+
+const int = (name: string) => numeric(name, { precision: 38, scale: 0 });
+
+/**
+ * Orders. `pending` is local only (row written before the wallet hold; the recovery sweeper finishes or releases it);
+ * every later status comes from the engine (`engine.order-updated`, applied only when its `seq` is newer).
+ */
+export const orders = ordersSchema.table(
+  'orders',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id').notNull(),
+    clientOrderId: text('client_order_id'),
+    /** sha256 of the canonical request: same clientOrderId + same hash → same order; other hash → 409. */
+    requestHash: text('request_hash').notNull(),
+    market: text('market').notNull(),
+    side: text('side').notNull(),
+    type: text('type').notNull(),
+    priceTicks: int('price_ticks'),
+    quantityLots: int('quantity_lots').notNull(),
+    timeInForce: text('time_in_force').notNull(),
+    postOnly: boolean('post_only').notNull().default(false),
+    stp: text('stp'),
+    holdAsset: text('hold_asset').notNull(),
+    /** Minor units of holdAsset reserved in the wallet (hold id = order id). */
+    holdAmount: int('hold_amount').notNull(),
+    quoteBudgetTickLots: int('quote_budget_tick_lots'),
+    protectionPriceTicks: int('protection_price_ticks'),
+    status: text('status').notNull(),
+    filledLots: int('filled_lots').notNull().default('0'),
+    /** Sum of price × quantity of the fills, in quote minor units. */
+    filledNotional: int('filled_notional').notNull().default('0'),
+    reason: text('reason'),
+    cancelRequestedAt: timestamp('cancel_requested_at', { withTimezone: true }),
+    /** Engine seq of the last applied update (null: none yet). */
+    lastSeq: int('last_seq'),
+    /** Set when the recovery sweeper rejected a pending order and still has to release its hold. */
+    holdReleasePending: boolean('hold_release_pending').notNull().default(false),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('orders_user_client_order_id_idx')
+      .on(t.userId, t.clientOrderId)
+      .where(sql`${t.clientOrderId} is not null`),
+    index('orders_user_id_idx').on(t.userId, t.id),
+    index('orders_pending_idx')
+      .on(t.createdAt)
+      .where(sql`${t.status} = 'pending'`),
+  ],
+);
+
+/** One row per (trade, order): both sides of a trade, for GET /fills. */
+export const fills = ordersSchema.table(
+  'fills',
+  {
+    id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+    tradeId: uuid('trade_id').notNull(),
+    orderId: uuid('order_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    market: text('market').notNull(),
+    side: text('side').notNull(),
+    liquidity: text('liquidity').notNull(),
+    priceTicks: int('price_ticks').notNull(),
+    quantityLots: int('quantity_lots').notNull(),
+    baseAmount: int('base_amount').notNull(),
+    quoteAmount: int('quote_amount').notNull(),
+    fee: int('fee').notNull(),
+    feeAsset: text('fee_asset').notNull(),
+    executedAt: timestamp('executed_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [uniqueIndex('fills_trade_order_idx').on(t.tradeId, t.orderId), index('fills_user_idx').on(t.userId, t.id)],
+);
+
+/** Public trade tape per market. */
+export const trades = ordersSchema.table(
+  'trades',
+  {
+    tradeId: uuid('trade_id').primaryKey(),
+    market: text('market').notNull(),
+    seq: int('seq').notNull(),
+    priceTicks: int('price_ticks').notNull(),
+    quantityLots: int('quantity_lots').notNull(),
+    quoteAmount: int('quote_amount').notNull(),
+    takerSide: text('taker_side').notNull(),
+    executedAt: timestamp('executed_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [index('trades_market_seq_idx').on(t.market, t.seq), index('trades_market_at_idx').on(t.market, t.executedAt)],
+);
+
+/** OHLCV per market and interval; open/close decided by engine seq so out-of-order trades land right. */
+export const candles = ordersSchema.table(
+  'candles',
+  {
+    market: text('market').notNull(),
+    interval: text('interval').notNull(),
+    openTime: timestamp('open_time', { withTimezone: true }).notNull(),
+    openTicks: int('open_ticks').notNull(),
+    openSeq: int('open_seq').notNull(),
+    highTicks: int('high_ticks').notNull(),
+    lowTicks: int('low_ticks').notNull(),
+    closeTicks: int('close_ticks').notNull(),
+    closeSeq: int('close_seq').notNull(),
+    volumeLots: int('volume_lots').notNull(),
+    quoteVolume: int('quote_volume').notNull(),
+    trades: integer('trades').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.market, t.interval, t.openTime] })],
+);
+
+/** Latest L2 snapshot per market (applied only when its seq is newer). */
+export const books = ordersSchema.table('books', {
+  market: text('market').primaryKey(),
+  seq: int('seq').notNull(),
+  bids: jsonb('bids').notNull(),
+  asks: jsonb('asks').notNull(),
+  at: timestamp('at', { withTimezone: true }).notNull(),
+});
+
+/** Per-market operational state: halt flag (admin), last trade (price band reference, health). */
+export const marketState = ordersSchema.table('market_state', {
+  market: text('market').primaryKey(),
+  halted: boolean('halted').notNull().default(false),
+  haltReason: text('halt_reason'),
+  haltedBy: text('halted_by'),
+  haltedAt: timestamp('halted_at', { withTimezone: true }),
+  lastTradeTicks: int('last_trade_ticks'),
+  lastTradeSeq: int('last_trade_seq'),
+  lastTradeAt: timestamp('last_trade_at', { withTimezone: true }),
+});
+
+export const idempotencyKeys = idempotencyKeysTable(ordersSchema);
+export const featureFlags = featureFlagsTable(ordersSchema);
+export const outbox = outboxTable(ordersSchema);
+export const inbox = inboxTable(ordersSchema);
+export const deadLetters = deadLetterTable(ordersSchema);

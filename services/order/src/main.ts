@@ -1,0 +1,88 @@
+// Process entry: config → pool → migrate → broker → app → consumers/relay/sweeper → listen; graceful shutdown.
+import { createPool } from '@exchange/db';
+import { loadCatalog } from '@exchange/contracts/markets';
+import { createMessaging, EVENTS_EXCHANGE } from '@exchange/messaging';
+import { runService } from '@exchange/platform';
+import { buildApp } from './app.ts';
+import { loadOrderConfig } from './config.ts';
+import { SCHEMA } from './db/schema.ts';
+import { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from './events.ts';
+import { migrateOrders } from './migrate.ts';
+import { startSweeper } from './orders/service.ts';
+import { StreamFeed, StreamHub } from './stream.ts';
+import { vhostOf } from './trading-health.ts';
+import { createWalletClient } from './wallet-client.ts';
+
+const cfg = loadOrderConfig();
+const catalog = loadCatalog(cfg.MARKETS_FILE);
+const pool = createPool({ connectionString: cfg.DATABASE_URL, max: cfg.DATABASE_POOL_MAX, applicationName: 'order' });
+await migrateOrders(pool);
+
+const hub = new StreamHub();
+const ref: { messaging?: ReturnType<typeof createMessaging> } = {};
+const app = await buildApp({
+  pool,
+  catalog,
+  hub,
+  logLevel: cfg.LOG_LEVEL,
+  version: cfg.SERVICE_VERSION,
+  wallet: createWalletClient({
+    baseUrl: cfg.WALLET_URL,
+    internalToken: cfg.INTERNAL_API_TOKEN,
+    timeoutMs: cfg.WALLET_TIMEOUT_MS,
+  }),
+  auth: {
+    jwksUrl: cfg.AUTH_JWKS_URL,
+    issuer: cfg.JWT_ISSUER,
+    audience: cfg.JWT_AUDIENCE,
+    internalToken: cfg.INTERNAL_API_TOKEN,
+  },
+  management: { managementUrl: cfg.RABBITMQ_MANAGEMENT_URL, vhost: vhostOf(cfg.AMQP_URL) },
+  pendingTimeoutMs: cfg.PENDING_ORDER_TIMEOUT_S * 1000,
+  // Fault injection for the crash-recovery test only: die (kill -9) between the wallet hold and the commit.
+  ...(cfg.NODE_ENV === 'test' && process.env.ORDER_FAULT === 'kill-after-hold'
+    ? { afterHold: async () => void process.kill(process.pid, 'SIGKILL') }
+    : {}),
+  readiness: {
+    broker: async () => {
+      const h = await ref.messaging?.health();
+      if (!h?.ok) throw new Error(h?.error ?? 'broker not connected');
+    },
+  },
+});
+
+const messaging = createMessaging({
+  url: cfg.AMQP_URL,
+  service: 'order',
+  pool,
+  schema: SCHEMA,
+  registry: app.metrics.registry,
+  logger: app.log,
+});
+ref.messaging = messaging;
+await messaging.declareQueue({
+  name: EVENTS_QUEUE,
+  bindings: EVENT_BINDINGS.map((routingKey) => ({ exchange: EVENTS_EXCHANGE, routingKey })),
+  singleActiveConsumer: true,
+  retry: { attempts: 5, backoffMs: [1_000, 5_000, 30_000, 120_000, 600_000] },
+});
+await messaging.connection.register(new StreamFeed(hub, catalog, app.log));
+await messaging.start();
+const handle = createEventHandler({ catalog, log: app.log });
+await messaging.consume({
+  queue: EVENTS_QUEUE,
+  handler: async (message, client) => {
+    await handle(message, client);
+  },
+});
+const stopSweeper = startSweeper(app.orderService, cfg.SWEEP_INTERVAL_MS, app.log);
+
+app.addHook('preClose', async () => {
+  await stopSweeper();
+  await messaging.close();
+});
+app.addHook('onClose', async () => {
+  await pool.end();
+});
+
+await runService(app, { host: cfg.HOST, port: cfg.PORT, shutdownTimeoutMs: cfg.SHUTDOWN_TIMEOUT_MS });

@@ -1,0 +1,44 @@
+import type pg from 'pg';
+import { promClient } from '@exchange/platform';
+import { SCHEMA } from './db/schema.ts';
+
+/** Order-service metrics (rejections by code are in http_errors_total). */
+export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
+  return {
+    placed: new promClient.Counter({
+      name: 'orders_placed_total',
+      help: 'Orders accepted (funds held, PlaceOrderV1 in the outbox)',
+      labelNames: ['market', 'side', 'type'],
+      registers: [registry],
+    }),
+    cancelRequests: new promClient.Counter({
+      name: 'orders_cancel_requests_total',
+      help: 'Cancels sent to the engine',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    sweeper: new promClient.Counter({
+      name: 'orders_recovery_resolved_total',
+      help: 'Pending orders resolved by the recovery sweeper, by outcome (finished, released, removed)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    pending: new promClient.Gauge({
+      name: 'orders_pending',
+      help: 'Orders in `pending` (hold not yet confirmed); a steady non-zero value means the wallet is failing',
+      registers: [registry],
+      async collect() {
+        // A database outage must not break the whole /metrics scrape: keep the last value.
+        try {
+          const { rows } = await pool.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM "${SCHEMA}".orders WHERE status = 'pending'`,
+          );
+          this.set(rows[0]?.n ?? 0);
+        } catch {
+          // stale value until the database answers again
+        }
+      },
+    }),
+  };
+}
+export type OrderMetrics = ReturnType<typeof orderMetrics>;

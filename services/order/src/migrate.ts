@@ -1,0 +1,24 @@
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { migrate } from '@exchange/db';
+import { SCHEMA } from './db/schema.ts';
+
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
+
+export async function migrateOrders(pool: pg.Pool): Promise<void> {
+  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: SCHEMA });
+}
+
+// `node src/migrate.ts` (pnpm migrate): apply the migrations and exit.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { createPool } = await import('@exchange/db');
+  const { loadConfigOrExit, Type, databaseEnv } = await import('@exchange/config');
+  const cfg = loadConfigOrExit('order-migrate', Type.Object({ ...databaseEnv }));
+  const pool = createPool({ connectionString: cfg.DATABASE_URL, max: 1 });
+  try {
+    await migrateOrders(pool);
+    process.stdout.write('order: migrations applied\n');
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,0 +1,497 @@
+/**
+ * Order entry without two-phase commit:
+ *   1. insert the order as `pending` (idempotent by clientOrderId per user),
+ *   2. hold the funds in the wallet (idempotent by hold id = order id),
+ *   3. in one transaction: `pending` → `new` and PlaceOrderV1 into the outbox.
+ * A crash between 2 and 3 leaves a `pending` row; the recovery sweeper re-calls the hold (learning the truth) and
+ * finishes the order, or rejects it and releases the hold. The finishing update is conditional on `status =
+ * 'pending'`, so the request, a client retry and the sweeper can race without doubling anything.
+ */
+import type pg from 'pg';
+import { withTransaction } from '@exchange/db';
+import { enqueue } from '@exchange/messaging';
+import { uuidv7 } from '@exchange/contracts';
+import type { MarketCatalog } from '@exchange/contracts/markets';
+import { CancelOrderV1, PlaceOrderV1, ROUTES } from '@exchange/contracts/trading';
+import { AppError, badRequest, conflict, notFound, serviceUnavailable, type FeatureFlags } from '@exchange/platform';
+import { SCHEMA } from '../db/schema.ts';
+import { WalletUnavailableError, type WalletClient } from '../wallet-client.ts';
+import { OPEN_STATUSES, type OrderRow, type OrderStatus } from './model.ts';
+import { parseOrder, priceChecks, type PlaceOrderBody } from './validate.ts';
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface OrderServiceOptions {
+  pool: pg.Pool;
+  catalog: MarketCatalog;
+  wallet: WalletClient;
+  flags: FeatureFlags;
+  log: Logger;
+  /** Pending orders older than this are resolved by the sweeper. */
+  pendingTimeoutMs?: number;
+  /** A pending order older than this is released rather than finished (default 5 min). */
+  maxFinishAgeMs?: number;
+  /** Called with the outcome of every sweep (metrics). */
+  onSweep?: (r: SweepResult) => void;
+  /** Test hook: runs after the wallet confirmed the hold and before the order is committed as `new`. */
+  afterHold?: (orderId: string) => Promise<void>;
+}
+
+export interface MarketStateRow {
+  market: string;
+  halted: boolean;
+  halt_reason: string | null;
+  halted_by: string | null;
+  halted_at: Date | null;
+  last_trade_ticks: string | null;
+  last_trade_seq: string | null;
+  last_trade_at: Date | null;
+}
+
+export interface SweepResult {
+  finished: string[];
+  released: string[];
+  removed: string[];
+  unresolved: string[];
+}
+
+const T = `"${SCHEMA}"`;
+
+export class OrderService {
+  readonly opts: OrderServiceOptions;
+  constructor(opts: OrderServiceOptions) {
+    this.opts = opts;
+  }
+
+  private get pool() {
+    return this.opts.pool;
+  }
+
+  async marketState(market: string): Promise<MarketStateRow | undefined> {
+    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${T}.market_state WHERE market = $1`, [
+      market,
+    ]);
+    return rows[0];
+  }
+
+  async allMarketStates(): Promise<Map<string, MarketStateRow>> {
+    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${T}.market_state`);
+    return new Map(rows.map((r) => [r.market, r]));
+  }
+
+  /** Why new orders for `market` are refused right now, if they are. */
+  async gate(market: string): Promise<AppError | undefined> {
+    if (await this.opts.flags.isEnabled('maintenance')) {
+      return serviceUnavailable('MAINTENANCE', 'the exchange is in maintenance; new orders are not accepted');
+    }
+    if (!(await this.opts.flags.isEnabled('trading'))) {
+      return serviceUnavailable('TRADING_DISABLED', 'trading is disabled; new orders are not accepted (cancels work)');
+    }
+    const st = await this.marketState(market);
+    if (st?.halted) {
+      return serviceUnavailable('MARKET_HALTED', `${market} is halted${st.halt_reason ? `: ${st.halt_reason}` : ''}`);
+    }
+    return undefined;
+  }
+
+  async findByClientOrderId(userId: string, clientOrderId: string): Promise<OrderRow | undefined> {
+    const { rows } = await this.pool.query<OrderRow>(
+      `SELECT * FROM ${T}.orders WHERE user_id = $1 AND client_order_id = $2`,
+      [userId, clientOrderId],
+    );
+    return rows[0];
+  }
+
+  /** Place an order. `created` is false when an identical clientOrderId request was answered before. */
+  async place(userId: string, body: PlaceOrderBody): Promise<{ order: OrderRow; created: boolean }> {
+    const market = this.opts.catalog.market(body.market);
+    if (!market) throw badRequest('UNKNOWN_MARKET', `unknown market "${body.market}"`);
+    const parsed = parseOrder(market, body);
+
+    if (parsed.clientOrderId !== undefined) {
+      const existing = await this.findByClientOrderId(userId, parsed.clientOrderId);
+      if (existing) return { order: await this.replay(existing, parsed.requestHash), created: false };
+    }
+
+    const gate = await this.gate(market.symbol);
+    if (gate) throw gate;
+    const st = await this.marketState(market.symbol);
+    const priced = priceChecks(parsed, st?.last_trade_ticks != null ? BigInt(st.last_trade_ticks) : undefined);
+
+    const id = uuidv7();
+    const ins = await this.pool.query<OrderRow>(
+      `INSERT INTO ${T}.orders (id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
+         quantity_lots, time_in_force, post_only, stp, hold_asset, hold_amount, quote_budget_tick_lots,
+         protection_price_ticks, status)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,'pending')
+       ON CONFLICT (user_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
+       RETURNING *`,
+      [
+        id,
+        userId,
+        parsed.clientOrderId ?? null,
+        parsed.requestHash,
+        market.symbol,
+        parsed.side,
+        parsed.type,
+        parsed.priceTicks?.toString() ?? null,
+        parsed.lots.toString(),
+        parsed.timeInForce,
+        parsed.postOnly,
+        parsed.stp ?? null,
+        priced.holdAsset,
+        priced.holdAmount.toString(),
+        priced.quoteBudgetTickLots?.toString() ?? null,
+        priced.protectionPriceTicks?.toString() ?? null,
+      ],
+    );
+    const row = ins.rows[0];
+    if (!row) {
+      // A concurrent request with the same clientOrderId won the insert.
+      const existing = await this.findByClientOrderId(userId, parsed.clientOrderId!);
+      if (!existing) throw new AppError(409, 'IDEMPOTENCY_IN_PROGRESS', 'retry the request');
+      return { order: await this.replay(existing, parsed.requestHash), created: false };
+    }
+    return { order: await this.complete(row, 'request'), created: true };
+  }
+
+  private async replay(existing: OrderRow, requestHash: string): Promise<OrderRow> {
+    if (existing.request_hash !== requestHash) {
+      throw conflict(
+        'CLIENT_ORDER_ID_CONFLICT',
+        `clientOrderId "${existing.client_order_id}" was already used for a different order (${existing.id})`,
+      );
+    }
+    // A retry of a request that did not finish (crash, wallet down) drives it to completion, like the sweeper.
+    if (existing.status === 'pending') {
+      // ...unless new orders are refused right now: then the sweeper rejects it and releases its hold.
+      const gate = await this.gate(existing.market);
+      if (gate) throw gate;
+      return this.complete(existing, 'retry');
+    }
+    return existing;
+  }
+
+  /** Hold the funds, then commit `new` + PlaceOrderV1. Throws the client-facing error when it cannot. */
+  private async complete(row: OrderRow, via: 'request' | 'retry'): Promise<OrderRow> {
+    let res;
+    try {
+      res = await this.opts.wallet.hold({
+        holdId: row.id,
+        userId: row.user_id,
+        asset: row.hold_asset,
+        amount: row.hold_amount,
+        reason: 'order',
+        refType: 'order',
+        refId: row.id,
+      });
+    } catch (err) {
+      if (err instanceof WalletUnavailableError) {
+        this.opts.log.warn({ err, orderId: row.id }, 'wallet unavailable; order left pending for the sweeper');
+        throw serviceUnavailable(
+          'WALLET_UNAVAILABLE',
+          'funds could not be reserved right now; retry with the same clientOrderId',
+        );
+      }
+      throw err;
+    }
+    if (res.outcome !== 'held') {
+      // Definitive refusal: no hold exists, nothing was accepted. Remove the pending row (the clientOrderId can be
+      // used again, e.g. after a deposit).
+      await this.pool.query(`DELETE FROM ${T}.orders WHERE id = $1 AND status = 'pending'`, [row.id]);
+      if (res.outcome === 'insufficient_funds') {
+        throw badRequest('INSUFFICIENT_FUNDS', `insufficient ${row.hold_asset} available for this order`);
+      }
+      this.opts.log.error({ orderId: row.id, res, via }, 'wallet refused the hold');
+      throw badRequest(
+        res.outcome === 'conflict' ? 'HOLD_CONFLICT' : res.code,
+        res.message || 'the wallet refused the hold',
+      );
+    }
+    await this.opts.afterHold?.(row.id);
+    return (await this.finalize(row.id)) ?? (await this.get(row.id))!;
+  }
+
+  /** `pending` → `new` and PlaceOrderV1 in the outbox, in one transaction. Undefined if it was not pending. */
+  private async finalize(orderId: string): Promise<OrderRow | undefined> {
+    return withTransaction(this.pool, async (c) => {
+      const { rows } = await c.query<OrderRow>(
+        `UPDATE ${T}.orders SET status = 'new', updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING *`,
+        [orderId],
+      );
+      const o = rows[0];
+      if (!o) return undefined;
+      const message = PlaceOrderV1.create(
+        {
+          orderId: o.id,
+          userId: o.user_id,
+          market: o.market,
+          side: o.side,
+          type: o.type,
+          ...(o.price_ticks !== null ? { priceTicks: o.price_ticks } : {}),
+          quantityLots: o.quantity_lots,
+          timeInForce: o.time_in_force,
+          postOnly: o.post_only,
+          ...(o.stp ? { stp: o.stp as 'cancel_newest' } : {}),
+          ...(o.quote_budget_tick_lots !== null ? { quoteBudgetTickLots: o.quote_budget_tick_lots } : {}),
+          ...(o.protection_price_ticks !== null ? { protectionPriceTicks: o.protection_price_ticks } : {}),
+          holdAmount: o.hold_amount,
+          acceptedAt: o.updated_at.toISOString(),
+        },
+        { producer: 'order', correlationId: o.id },
+      );
+      await enqueue(c, {
+        schema: SCHEMA,
+        exchange: ROUTES.commandsExchange,
+        routingKey: ROUTES.ordersQueue(o.market),
+        message,
+        orderingKey: o.market,
+      });
+      return o;
+    });
+  }
+
+  async get(orderId: string): Promise<OrderRow | undefined> {
+    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${T}.orders WHERE id = $1`, [orderId]);
+    return rows[0];
+  }
+
+  /** The user's order, or 404 (also for another user's order: its existence is not revealed). */
+  async getOwn(userId: string, orderId: string): Promise<OrderRow> {
+    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${T}.orders WHERE id = $1 AND user_id = $2`, [
+      orderId,
+      userId,
+    ]);
+    if (!rows[0]) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
+    return rows[0];
+  }
+
+  async list(
+    userId: string,
+    f: { market?: string; status?: OrderStatus; open?: boolean; cursor?: string; limit: number },
+  ): Promise<{ items: OrderRow[]; nextCursor: string | null }> {
+    const where = ['user_id = $1'];
+    const values: unknown[] = [userId];
+    if (f.market) {
+      values.push(f.market);
+      where.push(`market = $${values.length}`);
+    }
+    if (f.status) {
+      values.push(f.status);
+      where.push(`status = $${values.length}`);
+    }
+    if (f.open) where.push(`status IN ('new','partially_filled')`);
+    if (f.cursor) {
+      values.push(f.cursor);
+      where.push(`id < $${values.length}::uuid`);
+    }
+    values.push(f.limit + 1);
+    const { rows } = await this.pool.query<OrderRow>(
+      `SELECT * FROM ${T}.orders WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`,
+      values,
+    );
+    const items = rows.slice(0, f.limit);
+    return { items, nextCursor: rows.length > f.limit ? items[items.length - 1]!.id : null };
+  }
+
+  /**
+   * Ask the engine to cancel an open order (CancelOrderV1 through the outbox). The order keeps its status with
+   * `cancelRequested` until the engine confirms; asking twice sends one command.
+   */
+  async cancel(
+    userId: string,
+    orderId: string,
+    reason: 'user' | 'admin' | 'halt' | 'cancel_all' = 'user',
+  ): Promise<OrderRow> {
+    return withTransaction(this.pool, async (c) => {
+      const { rows } = await c.query<OrderRow>(`SELECT * FROM ${T}.orders WHERE id = $1 AND user_id = $2 FOR UPDATE`, [
+        orderId,
+        userId,
+      ]);
+      const o = rows[0];
+      if (!o) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
+      if (o.status === 'pending') {
+        throw conflict('ORDER_PENDING', 'the order is still being accepted; retry the cancel in a moment');
+      }
+      if (!OPEN_STATUSES.includes(o.status)) {
+        throw conflict('ORDER_NOT_OPEN', `the order is ${o.status} and cannot be cancelled`);
+      }
+      if (o.cancel_requested_at) return o;
+      const upd = await c.query<OrderRow>(
+        `UPDATE ${T}.orders SET cancel_requested_at = now(), updated_at = now() WHERE id = $1 RETURNING *`,
+        [orderId],
+      );
+      await this.enqueueCancel(c, upd.rows[0]!, reason);
+      return upd.rows[0]!;
+    });
+  }
+
+  /** Cancel every open order of the user (optionally in one market). Returns the orders a cancel was sent for. */
+  async cancelAll(userId: string, market: string | undefined): Promise<OrderRow[]> {
+    return withTransaction(this.pool, async (c) => {
+      const { rows } = await c.query<OrderRow>(
+        `UPDATE ${T}.orders SET cancel_requested_at = now(), updated_at = now()
+          WHERE user_id = $1 AND status IN ('new','partially_filled') AND cancel_requested_at IS NULL
+            AND ($2::text IS NULL OR market = $2)
+          RETURNING *`,
+        [userId, market ?? null],
+      );
+      rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+      for (const o of rows) await this.enqueueCancel(c, o, 'cancel_all');
+      return rows;
+    });
+  }
+
+  /** Cancel every open order of a market, whoever owns it (market halt). */
+  async cancelMarket(market: string, reason: 'halt' | 'admin'): Promise<OrderRow[]> {
+    return withTransaction(this.pool, async (c) => {
+      const { rows } = await c.query<OrderRow>(
+        `UPDATE ${T}.orders SET cancel_requested_at = now(), updated_at = now()
+          WHERE market = $1 AND status IN ('new','partially_filled') AND cancel_requested_at IS NULL
+          RETURNING *`,
+        [market],
+      );
+      rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+      for (const o of rows) await this.enqueueCancel(c, o, reason);
+      return rows;
+    });
+  }
+
+  private async enqueueCancel(c: pg.PoolClient, o: OrderRow, reason: 'user' | 'admin' | 'halt' | 'cancel_all') {
+    const message = CancelOrderV1.create(
+      { orderId: o.id, userId: o.user_id, market: o.market, reason, requestedAt: new Date().toISOString() },
+      { producer: 'order', correlationId: o.id },
+    );
+    await enqueue(c, {
+      schema: SCHEMA,
+      exchange: ROUTES.commandsExchange,
+      routingKey: ROUTES.ordersQueue(o.market),
+      message,
+      orderingKey: o.market,
+    });
+  }
+
+  async setHalted(market: string, halted: boolean, actor: string, reason: string | undefined): Promise<MarketStateRow> {
+    const { rows } = await this.pool.query<MarketStateRow>(
+      `INSERT INTO ${T}.market_state (market, halted, halt_reason, halted_by, halted_at)
+       VALUES ($1, $2, $3, $4, now())
+       ON CONFLICT (market) DO UPDATE SET halted = EXCLUDED.halted, halt_reason = EXCLUDED.halt_reason,
+         halted_by = EXCLUDED.halted_by, halted_at = EXCLUDED.halted_at
+       RETURNING *`,
+      [market, halted, reason ?? null, actor],
+    );
+    return rows[0]!;
+  }
+
+  /**
+   * Resolve `pending` orders older than the timeout: re-call the (idempotent) hold to learn the truth, then finish
+   * the order (`new` + PlaceOrderV1) when trading is open and the order is recent enough, else reject it and release
+   * the hold. Orders whose hold was refused are removed. Also retries hold releases that failed before.
+   * One sweeper at a time across replicas (advisory lock).
+   */
+  async sweep(): Promise<SweepResult> {
+    const out: SweepResult = { finished: [], released: [], removed: [], unresolved: [] };
+    const lockClient = await this.pool.connect();
+    try {
+      const { rows: lk } = await lockClient.query<{ ok: boolean }>(
+        `SELECT pg_try_advisory_lock(hashtextextended('orders:sweeper', 0)) AS ok`,
+      );
+      if (!lk[0]?.ok) return out;
+      try {
+        const timeoutMs = this.opts.pendingTimeoutMs ?? 30_000;
+        const { rows } = await this.pool.query<OrderRow>(
+          `SELECT * FROM ${T}.orders WHERE status = 'pending'
+             AND created_at < now() - make_interval(secs => $1::double precision / 1000)
+           ORDER BY created_at LIMIT 100`,
+          [timeoutMs],
+        );
+        for (const o of rows) await this.resolvePending(o, out);
+        const { rows: toRelease } = await this.pool.query<OrderRow>(
+          `SELECT * FROM ${T}.orders WHERE hold_release_pending ORDER BY created_at LIMIT 100`,
+        );
+        for (const o of toRelease) {
+          if (!out.unresolved.includes(o.id)) await this.releaseHold(o, out); // one attempt per sweep
+        }
+      } finally {
+        await lockClient.query(`SELECT pg_advisory_unlock(hashtextextended('orders:sweeper', 0))`);
+      }
+    } finally {
+      lockClient.release();
+    }
+    this.opts.onSweep?.(out);
+    if (out.finished.length + out.released.length + out.removed.length > 0) {
+      this.opts.log.warn({ ...out }, 'recovery sweeper resolved pending orders');
+    }
+    return out;
+  }
+
+  private async resolvePending(o: OrderRow, out: SweepResult): Promise<void> {
+    let res;
+    try {
+      res = await this.opts.wallet.hold({
+        holdId: o.id,
+        userId: o.user_id,
+        asset: o.hold_asset,
+        amount: o.hold_amount,
+        reason: 'order',
+        refType: 'order',
+        refId: o.id,
+      });
+    } catch (err) {
+      this.opts.log.warn({ err, orderId: o.id }, 'sweeper: wallet unavailable, will retry');
+      out.unresolved.push(o.id);
+      return;
+    }
+    if (res.outcome !== 'held') {
+      await this.pool.query(`DELETE FROM ${T}.orders WHERE id = $1 AND status = 'pending'`, [o.id]);
+      out.removed.push(o.id);
+      return;
+    }
+    const gate = await this.gate(o.market);
+    const tooOld = Date.now() - o.created_at.getTime() > (this.opts.maxFinishAgeMs ?? 300_000);
+    if (!gate && !tooOld) {
+      const done = await this.finalize(o.id);
+      if (done) out.finished.push(o.id);
+      return;
+    }
+    const reason = gate ? gate.code : 'PENDING_EXPIRED';
+    const { rows } = await this.pool.query<OrderRow>(
+      `UPDATE ${T}.orders SET status = 'rejected', reason = $2, hold_release_pending = true, updated_at = now()
+        WHERE id = $1 AND status = 'pending' RETURNING *`,
+      [o.id, reason],
+    );
+    if (rows[0]) await this.releaseHold(rows[0], out);
+  }
+
+  private async releaseHold(o: OrderRow, out: SweepResult): Promise<void> {
+    try {
+      await this.opts.wallet.release(o.id, o.reason ?? 'order_rejected');
+    } catch (err) {
+      this.opts.log.warn({ err, orderId: o.id }, 'sweeper: hold release failed, will retry');
+      out.unresolved.push(o.id);
+      return;
+    }
+    await this.pool.query(`UPDATE ${T}.orders SET hold_release_pending = false WHERE id = $1`, [o.id]);
+    out.released.push(o.id);
+  }
+}
+
+/** Run `service.sweep()` every `intervalMs`; returns a stop function that waits for a running sweep. */
+export function startSweeper(service: OrderService, intervalMs: number, log: Logger): () => Promise<void> {
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    if (stopped) return;
+    running = service.sweep().catch((err: unknown) => log.error({ err }, 'recovery sweeper failed'));
+  }, intervalMs);
+  timer.unref();
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await running;
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * Deterministic streams of engine commands (PlaceOrderV1 / CancelOrderV1 envelopes) for tests and load runs:
+ * the same seed always gives the same commands, message ids included.
+ */
+import type { Envelope } from '@exchange/contracts';
+import { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
+import { uuidv5 } from '../uuid.ts';
+
+function mulberry32(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface GenerateOptions {
+  market?: string;
+  seed?: number;
+  users?: number;
+  /** Mid price in ticks. */
+  mid?: number;
+}
+
+export const AT = '2026-01-01T00:00:00.000Z';
+
+export function userId(seed: number, i: number): string {
+  return uuidv5(`user:${seed}:${i}`);
+}
+
+export function orderId(seed: number, i: number): string {
+  return uuidv5(`order:${seed}:${i}`);
+}
+
+export function generateCommands(n: number, opts: GenerateOptions = {}): Envelope[] {
+  const market = opts.market ?? 'BTC-USD';
+  const seed = opts.seed ?? 1;
+  const users = opts.users ?? 6;
+  const mid = opts.mid ?? 30_000;
+  const rnd = mulberry32(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const placed: Array<{ orderId: string; userId: string }> = [];
+  const out: Envelope[] = [];
+  let nextOrder = 0;
+  for (let i = 0; i < n; i++) {
+    const meta = { producer: 'order', id: uuidv5(`cmd:${seed}:${i}`), occurredAt: AT };
+    const r = rnd();
+    if (r < 0.18 && placed.length > 0) {
+      const o = pick(placed);
+      out.push(
+        CancelOrderV1.create(
+          { orderId: o.orderId, userId: o.userId, market, reason: pick(['user', 'admin'] as const), requestedAt: AT },
+          meta,
+        ),
+      );
+      continue;
+    }
+    if (r < 0.2) {
+      // A cancel that overtakes its order (e.g. the place went through a retry queue).
+      const id = orderId(seed, nextOrder);
+      const u = userId(seed, int(0, users - 1));
+      out.push(CancelOrderV1.create({ orderId: id, userId: u, market, reason: 'user', requestedAt: AT }, meta));
+      // the order itself follows right away (the same user)
+      const side = pick(['buy', 'sell'] as const);
+      const price = mid + int(-20, 20);
+      const qty = int(1, 40);
+      nextOrder++;
+      placed.push({ orderId: id, userId: u });
+      out.push(
+        PlaceOrderV1.create(
+          {
+            orderId: id,
+            userId: u,
+            market,
+            side,
+            type: 'limit',
+            priceTicks: String(price),
+            quantityLots: String(qty),
+            timeInForce: 'GTC',
+            postOnly: false,
+            holdAmount: String(side === 'buy' ? price * qty : qty * 1_000_000),
+            acceptedAt: AT,
+          },
+          { ...meta, id: uuidv5(`cmd:${seed}:${i}:place`) },
+        ),
+      );
+      continue;
+    }
+    const id = orderId(seed, nextOrder++);
+    const u = userId(seed, int(0, users - 1));
+    const side = pick(['buy', 'sell'] as const);
+    const qty = int(1, 40);
+    placed.push({ orderId: id, userId: u });
+    if (r < 0.3) {
+      const protection = side === 'buy' ? mid + int(-5, 30) : mid - int(-5, 30);
+      out.push(
+        PlaceOrderV1.create(
+          {
+            orderId: id,
+            userId: u,
+            market,
+            side,
+            type: 'market',
+            quantityLots: String(qty),
+            timeInForce: pick(['IOC', 'IOC', 'FOK'] as const),
+            postOnly: false,
+            protectionPriceTicks: String(protection),
+            ...(side === 'buy' ? { quoteBudgetTickLots: String(protection * qty) } : {}),
+            stp: pick(['cancel_newest', 'cancel_oldest', 'cancel_both', 'decrement'] as const),
+            holdAmount: String(side === 'buy' ? protection * qty : qty * 1_000_000),
+            acceptedAt: AT,
+          },
+          meta,
+        ),
+      );
+      continue;
+    }
+    const aggressive = rnd() < 0.35;
+    const price =
+      side === 'buy'
+        ? mid + int(aggressive ? 0 : -25, aggressive ? 15 : 0)
+        : mid + int(aggressive ? -15 : 0, aggressive ? 0 : 25);
+    const tif = pick(['GTC', 'GTC', 'GTC', 'GTC', 'IOC', 'FOK'] as const);
+    out.push(
+      PlaceOrderV1.create(
+        {
+          orderId: id,
+          userId: u,
+          market,
+          side,
+          type: 'limit',
+          priceTicks: String(price),
+          quantityLots: String(qty),
+          timeInForce: tif,
+          postOnly: tif === 'GTC' && rnd() < 0.1,
+          stp: pick(['cancel_newest', 'cancel_oldest', 'cancel_both', 'decrement'] as const),
+          holdAmount: String(side === 'buy' ? price * qty : qty * 1_000_000),
+          acceptedAt: AT,
+        },
+        meta,
+      ),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,2 @@
+ALTER TABLE "wallet"."holds" DROP CONSTRAINT "holds_parts_check";--> statement-breakpoint
+ALTER TABLE "wallet"."holds" ADD CONSTRAINT "holds_parts_check" CHECK ("wallet"."holds"."captured" >= 0 AND "wallet"."holds"."released" >= 0 AND "wallet"."holds"."late_captured" >= 0 AND "wallet"."holds"."captured" + "wallet"."holds"."released" <= "wallet"."holds"."amount" AND "wallet"."holds"."late_captured" <= "wallet"."holds"."released");

@@ -1,0 +1,58 @@
+import {
+  Type,
+  amqpEnv,
+  baseEnv,
+  databaseEnv,
+  internalEnv,
+  jwtVerifyEnv,
+  loadConfigOrExit,
+  type Static,
+} from '@exchange/config';
+
+export const WalletEnv = Type.Object({
+  ...baseEnv(3002),
+  ...databaseEnv,
+  ...amqpEnv,
+  ...jwtVerifyEnv,
+  ...internalEnv,
+  DEPOSIT_CONFIRMATION_MS: Type.Integer({
+    minimum: 0,
+    default: 5_000,
+    description: 'Sandbox rail: how long a deposit stays pending before it is confirmed and credited',
+  }),
+  WITHDRAWAL_DISPATCH_DELAY_MS: Type.Integer({
+    minimum: 0,
+    default: 5_000,
+    description:
+      'How long a new withdrawal stays pending (cancellable by the user) before payout.requested is published',
+  }),
+  WITHDRAWAL_MFA_MAX_AGE_S: Type.Integer({
+    minimum: 1,
+    default: 300,
+    description: 'A withdrawal by a user with 2FA on needs a 2FA check at most this old (seconds)',
+  }),
+  WITHDRAWAL_DAILY_LIMITS: Type.Optional(
+    Type.String({
+      description:
+        'JSON {"<kycTier>": {"<ASSET>": "<decimal>"}}: rolling 24 h withdrawal limit per user and asset by KYC tier ' +
+        '(default: built-in tiers 0-2)',
+    }),
+  ),
+  SCHEDULER_POLL_MS: Type.Integer({
+    minimum: 50,
+    default: 1_000,
+    description: 'How often the scheduler looks for due deposits and withdrawals',
+  }),
+  RECONCILIATION_INTERVAL_MS: Type.Integer({
+    minimum: 0,
+    default: 3_600_000,
+    description: 'Run a reconciliation this often (0 = only on demand)',
+  }),
+  MARKETS_FILE: Type.Optional(Type.String({ description: 'Asset/market catalog JSON (default: built-in catalog)' })),
+});
+
+export type WalletConfig = Static<typeof WalletEnv>;
+
+export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletConfig {
+  return loadConfigOrExit('wallet', WalletEnv, env);
+}

@@ -1,0 +1,364 @@
+/**
+ * Deposits (sandbox rail) and withdrawals: their records, the durable scheduler steps that move them on, and the
+ * withdrawal policy (address, min/max, fee, rolling 24 h velocity by KYC tier).
+ */
+import { randomUUID } from 'node:crypto';
+import { PayoutRequestedV1 } from '@exchange/contracts/trading';
+import { ROUTES } from '@exchange/contracts/trading';
+import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
+import { COMMANDS_EXCHANGE, enqueue } from '@exchange/messaging';
+import { AppError, badRequest, conflict, notFound } from '@exchange/platform';
+import type { Assets } from './assets.ts';
+import { WALLET_SCHEMA } from './db/schema.ts';
+import { createHold, ensureAccounts, lockAccounts, postEntry, releaseHold } from './ledger.ts';
+import { PRODUCER } from './settlement.ts';
+
+// ------------------------------------------------------------------------------------------------------------
+// Deposits
+// ------------------------------------------------------------------------------------------------------------
+
+export interface DepositRow {
+  id: string;
+  user_id: string;
+  asset: string;
+  amount: string;
+  status: 'pending' | 'confirmed';
+  confirm_at: Date;
+  confirmed_at: Date | null;
+  created_at: Date;
+}
+
+const DEPOSIT_COLUMNS = 'id::text, user_id::text, asset, amount::text, status, confirm_at, confirmed_at, created_at';
+
+export async function createDeposit(
+  pool: Pool,
+  input: { userId: string; asset: string; amount: bigint; confirmationMs: number },
+): Promise<DepositRow> {
+  const { rows } = await pool.query<DepositRow>(
+    `INSERT INTO wallet.deposits (id, user_id, asset, amount, confirm_at)
+     VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::double precision / 1000)) RETURNING ${DEPOSIT_COLUMNS}`,
+    [randomUUID(), input.userId, input.asset, input.amount.toString(), input.confirmationMs],
+  );
+  return rows[0]!;
+}
+
+export async function getDeposit(pool: Pool, userId: string, id: string): Promise<DepositRow | undefined> {
+  const { rows } = await pool.query<DepositRow>(
+    `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE id = $1 AND user_id = $2`,
+    [id, userId],
+  );
+  return rows[0];
+}
+
+export async function listDeposits(pool: Pool, userId: string, limit: number): Promise<DepositRow[]> {
+  const { rows } = await pool.query<DepositRow>(
+    `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`,
+    [userId, limit],
+  );
+  return rows;
+}
+
+/**
+ * Confirm one due deposit, if any: credit it (deposit rail → user), record what the rail saw, mark it confirmed —
+ * one transaction, so it is credited exactly once (the row is claimed with FOR UPDATE SKIP LOCKED; the journal's
+ * idempotency key `deposit:<id>` backs that up). Returns the deposit id, or undefined when nothing is due.
+ */
+export async function confirmNextDeposit(pool: Pool): Promise<string | undefined> {
+  return confirmDueDeposit(pool);
+}
+
+/** Confirm one specific deposit now if it is still pending (tests; the scheduler uses confirmNextDeposit). */
+export async function confirmDeposit(pool: Pool, id: string): Promise<string | undefined> {
+  return confirmDueDeposit(pool, id);
+}
+
+async function confirmDueDeposit(pool: Pool, id?: string): Promise<string | undefined> {
+  return withTransaction(pool, async (client) => {
+    const { rows } = id
+      ? await client.query<DepositRow>(
+          `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE id = $1 AND status = 'pending' FOR UPDATE`,
+          [id],
+        )
+      : await client.query<DepositRow>(
+          `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE status = 'pending' AND confirm_at <= now()
+            ORDER BY confirm_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+        );
+    const d = rows[0];
+    if (!d) return undefined;
+    const amount = BigInt(d.amount);
+    const res = await postEntry(client, {
+      idempotencyKey: `deposit:${d.id}`,
+      reason: 'deposit',
+      refType: 'deposit',
+      refId: d.id,
+      legs: [
+        { account: { kind: 'deposit_rail', asset: d.asset }, amount: -amount, memo: 'deposit' },
+        { account: { kind: 'user', userId: d.user_id, asset: d.asset }, amount, memo: 'deposit' },
+      ],
+    });
+    await client.query(
+      `INSERT INTO wallet.rail_transactions (direction, asset, amount, deposit_id, rail_tx_id)
+       VALUES ('in', $1, $2, $3, $4)`,
+      [d.asset, d.amount, d.id, `sandbox-in-${d.id}`],
+    );
+    await client.query(
+      `UPDATE wallet.deposits SET status = 'confirmed', confirmed_at = now(), entry_id = $2 WHERE id = $1`,
+      [d.id, res.entryId],
+    );
+    return d.id;
+  });
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Withdrawals
+// ------------------------------------------------------------------------------------------------------------
+
+/** Rolling 24 h withdrawal limit per asset (decimal strings) by KYC tier. */
+export type WithdrawalLimits = Record<string, Record<string, string>>;
+
+export const DEFAULT_WITHDRAWAL_LIMITS: WithdrawalLimits = {
+  '0': { BTC: '1', ETH: '20', USD: '10000', USDT: '10000' },
+  '1': { BTC: '10', ETH: '200', USD: '100000', USDT: '100000' },
+  '2': { BTC: '100', ETH: '2000', USD: '1000000', USDT: '1000000' },
+};
+
+/** Parse WITHDRAWAL_DAILY_LIMITS; throws with a clear message when malformed (checked at start-up). */
+export function parseWithdrawalLimits(json: string | undefined, assets: Assets): Map<number, Map<string, bigint>> {
+  const raw: unknown = json ? JSON.parse(json) : DEFAULT_WITHDRAWAL_LIMITS;
+  if (!raw || typeof raw !== 'object') throw new Error('WITHDRAWAL_DAILY_LIMITS must be a JSON object');
+  const out = new Map<number, Map<string, bigint>>();
+  for (const [tier, limits] of Object.entries(raw as Record<string, unknown>)) {
+    if (!/^[0-9]$/.test(tier)) throw new Error(`WITHDRAWAL_DAILY_LIMITS: tier "${tier}" must be 0-9`);
+    if (!limits || typeof limits !== 'object')
+      throw new Error(`WITHDRAWAL_DAILY_LIMITS: tier ${tier} must be an object`);
+    const m = new Map<string, bigint>();
+    for (const [asset, dec] of Object.entries(limits as Record<string, unknown>)) {
+      if (!assets.has(asset)) throw new Error(`WITHDRAWAL_DAILY_LIMITS: unknown asset ${asset}`);
+      m.set(asset, assets.parse(asset, dec, { allowZero: true }));
+    }
+    out.set(Number(tier), m);
+  }
+  return out;
+}
+
+/** The limit for a tier: the highest configured tier at or below it; an asset it does not name may not leave. */
+export function dailyLimit(limits: Map<number, Map<string, bigint>>, tier: number, asset: string): bigint {
+  for (let t = tier; t >= 0; t--) {
+    const m = limits.get(t);
+    if (m) return m.get(asset) ?? 0n;
+  }
+  return 0n;
+}
+
+export async function kycTier(client: Pick<PoolClient, 'query'>, userId: string): Promise<number> {
+  const { rows } = await client.query<{ kyc_tier: number }>(
+    `SELECT kyc_tier FROM wallet.user_profiles WHERE user_id = $1`,
+    [userId],
+  );
+  return rows[0]?.kyc_tier ?? 0;
+}
+
+export async function setKycTier(pool: Pool, userId: string, tier: number, actor: string): Promise<void> {
+  await pool.query(
+    `INSERT INTO wallet.user_profiles (user_id, kyc_tier, updated_by, updated_at) VALUES ($1, $2, $3, now())
+     ON CONFLICT (user_id) DO UPDATE SET kyc_tier = EXCLUDED.kyc_tier, updated_by = EXCLUDED.updated_by,
+       updated_at = now()`,
+    [userId, tier, actor],
+  );
+}
+
+export interface WithdrawalRow {
+  id: string;
+  user_id: string;
+  asset: string;
+  amount: string;
+  fee: string;
+  address: string;
+  status: 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  dispatch_at: Date;
+  rail_tx_id: string | null;
+  failure_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const WITHDRAWAL_COLUMNS = `id::text, user_id::text, asset, amount::text, fee::text, address, status, dispatch_at,
+  rail_tx_id, failure_reason, created_at, updated_at`;
+
+/** A withdrawal refused by policy; `reason` labels withdrawals_blocked_total. */
+export class WithdrawalBlocked extends AppError {
+  readonly reason: string;
+  constructor(reason: string, status: number, code: string, message: string, details?: Record<string, unknown>) {
+    super(status, code, message, details ? { details } : {});
+    this.reason = reason;
+  }
+}
+
+export interface WithdrawalPolicy {
+  limits: Map<number, Map<string, bigint>>;
+  dispatchDelayMs: number;
+}
+
+/**
+ * Validate and create a withdrawal: the amount plus the fee are held at once (hold id = withdrawal id). The
+ * user's account row is locked first, so the velocity sum and the hold see every concurrent withdrawal of that
+ * user and asset (no two requests can both squeeze under the limit).
+ */
+export async function requestWithdrawal(
+  pool: Pool,
+  assets: Assets,
+  policy: WithdrawalPolicy,
+  input: { userId: string; asset: string; amount: string; address: string },
+): Promise<WithdrawalRow> {
+  const asset = assets.get(input.asset);
+  const amount = assets.parse(asset.symbol, input.amount);
+  if (!new RegExp(asset.addressPattern).test(input.address)) {
+    throw new WithdrawalBlocked('address', 400, 'INVALID_ADDRESS', `not a valid ${asset.symbol} address`);
+  }
+  const min = assets.units(asset.symbol, asset.minWithdrawal);
+  const max = assets.units(asset.symbol, asset.maxWithdrawal);
+  if (amount < min) {
+    throw new WithdrawalBlocked('limits', 400, 'AMOUNT_BELOW_MINIMUM', `minimum withdrawal is ${asset.minWithdrawal}`, {
+      minimum: asset.minWithdrawal,
+    });
+  }
+  if (amount > max) {
+    throw new WithdrawalBlocked('limits', 400, 'AMOUNT_ABOVE_MAXIMUM', `maximum withdrawal is ${asset.maxWithdrawal}`, {
+      maximum: asset.maxWithdrawal,
+    });
+  }
+  const fee = assets.units(asset.symbol, asset.withdrawalFee);
+  const id = randomUUID();
+  return withTransaction(pool, async (client) => {
+    const ids = await ensureAccounts(client, [{ kind: 'user', userId: input.userId, asset: asset.symbol }]);
+    await lockAccounts(client, [...ids.values()]);
+    const tier = await kycTier(client, input.userId);
+    const limit = dailyLimit(policy.limits, tier, asset.symbol);
+    const { rows } = await client.query<{ used: string }>(
+      `SELECT COALESCE(SUM(amount), 0)::text AS used FROM wallet.withdrawals
+        WHERE user_id = $1 AND asset = $2 AND status NOT IN ('failed', 'cancelled')
+          AND created_at > now() - interval '24 hours'`,
+      [input.userId, asset.symbol],
+    );
+    const used = BigInt(rows[0]!.used);
+    if (used + amount > limit) {
+      throw new WithdrawalBlocked(
+        'velocity',
+        429,
+        'VELOCITY_LIMIT_EXCEEDED',
+        `the 24 h withdrawal limit for ${asset.symbol} at KYC tier ${tier} is ${assets.format(asset.symbol, limit)}`,
+        {
+          kycTier: tier,
+          limit: assets.format(asset.symbol, limit),
+          used: assets.format(asset.symbol, used),
+          remaining: assets.format(asset.symbol, limit > used ? limit - used : 0n),
+        },
+      );
+    }
+    try {
+      await createHold(client, {
+        holdId: id,
+        userId: input.userId,
+        asset: asset.symbol,
+        amount: amount + fee,
+        reason: 'withdrawal',
+        refType: 'withdrawal',
+        refId: id,
+      });
+    } catch (e) {
+      if (e instanceof AppError && e.code === 'INSUFFICIENT_FUNDS') {
+        throw new WithdrawalBlocked('insufficient_funds', 400, e.code, `${e.message} (amount + fee)`, e.details);
+      }
+      throw e;
+    }
+    const ins = await client.query<WithdrawalRow>(
+      `INSERT INTO wallet.withdrawals (id, user_id, asset, amount, fee, address, dispatch_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::double precision / 1000))
+       RETURNING ${WITHDRAWAL_COLUMNS}`,
+      [id, input.userId, asset.symbol, amount.toString(), fee.toString(), input.address, policy.dispatchDelayMs],
+    );
+    return ins.rows[0]!;
+  });
+}
+
+export async function getWithdrawal(pool: Pool, userId: string, id: string): Promise<WithdrawalRow | undefined> {
+  const { rows } = await pool.query<WithdrawalRow>(
+    `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE id = $1 AND user_id = $2`,
+    [id, userId],
+  );
+  return rows[0];
+}
+
+export async function listWithdrawals(pool: Pool, userId: string, limit: number): Promise<WithdrawalRow[]> {
+  const { rows } = await pool.query<WithdrawalRow>(
+    `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE user_id = $1
+      ORDER BY created_at DESC, id DESC LIMIT $2`,
+    [userId, limit],
+  );
+  return rows;
+}
+
+/** Cancel a withdrawal that is still pending (before its payout was requested): its hold is released. */
+export async function cancelWithdrawal(pool: Pool, userId: string, id: string): Promise<WithdrawalRow> {
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<WithdrawalRow>(
+      `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE id = $1 AND user_id = $2 FOR UPDATE`,
+      [id, userId],
+    );
+    const w = rows[0];
+    if (!w) throw notFound('WITHDRAWAL_NOT_FOUND', `withdrawal ${id} not found`);
+    if (w.status === 'cancelled') return w;
+    if (w.status !== 'pending') {
+      throw conflict(
+        'WITHDRAWAL_NOT_CANCELLABLE',
+        `withdrawal is ${w.status}; only pending withdrawals can be cancelled`,
+      );
+    }
+    await releaseHold(client, id, 'withdrawal_cancelled');
+    const upd = await client.query<WithdrawalRow>(
+      `UPDATE wallet.withdrawals SET status = 'cancelled', updated_at = now() WHERE id = $1
+       RETURNING ${WITHDRAWAL_COLUMNS}`,
+      [id],
+    );
+    return upd.rows[0]!;
+  });
+}
+
+/**
+ * Hand one due pending withdrawal to the payment-processor: status → processing and payout.requested into the
+ * outbox, in one transaction (claimed with FOR UPDATE SKIP LOCKED, so replicas never send one twice).
+ */
+export async function dispatchNextWithdrawal(pool: Pool): Promise<string | undefined> {
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<WithdrawalRow>(
+      `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE status = 'pending' AND dispatch_at <= now()
+        ORDER BY dispatch_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    );
+    const w = rows[0];
+    if (!w) return undefined;
+    await client.query(`UPDATE wallet.withdrawals SET status = 'processing', updated_at = now() WHERE id = $1`, [w.id]);
+    await enqueue(client, {
+      schema: WALLET_SCHEMA,
+      exchange: COMMANDS_EXCHANGE,
+      routingKey: ROUTES.payoutsQueue,
+      message: PayoutRequestedV1.create(
+        {
+          withdrawalId: w.id,
+          userId: w.user_id,
+          asset: w.asset,
+          amount: w.amount,
+          address: w.address,
+          requestedAt: new Date().toISOString(),
+        },
+        // Deterministic id: a re-dispatch (never expected) would be deduplicated downstream.
+        { producer: PRODUCER, id: uuidFromWithdrawal(w.id), correlationId: w.id },
+      ),
+    });
+    return w.id;
+  });
+}
+
+/** The payout.requested message id of a withdrawal: the withdrawal id itself (one payout per withdrawal). */
+const uuidFromWithdrawal = (id: string) => id;
+
+export { badRequest };

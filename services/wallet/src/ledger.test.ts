@@ -1,0 +1,381 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { withTransaction } from '@exchange/db';
+import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { AppError } from '@exchange/platform';
+import { Assets } from './assets.ts';
+import { createHold, postEntry, releaseHold, userBalances } from './ledger.ts';
+import { migrateWallet } from './migrate.ts';
+import { requestWithdrawal, DEFAULT_WITHDRAWAL_LIMITS, parseWithdrawalLimits, cancelWithdrawal } from './funding.ts';
+import { settleTrade, releaseOrderHold } from './settlement.ts';
+import { SettleTradeV1, ReleaseHoldV1 } from '@exchange/contracts/trading';
+import { assertLedgerInvariants, fundUser } from './testing.ts';
+
+let db: TestDatabase;
+/** For the 100-way races: requests queue for a connection (as they would behind a busy service), never time out. */
+let racePool: pg.Pool;
+const assets = new Assets();
+
+beforeAll(async () => {
+  db = await createTestDatabase('wallet_ledger');
+  await migrateWallet(db.pool);
+  racePool = new pg.Pool({ connectionString: db.url, max: 20, connectionTimeoutMillis: 120_000 });
+  racePool.on('error', () => {});
+});
+afterAll(async () => {
+  await racePool.end();
+  await db.drop();
+});
+
+const balanceOf = async (userId: string, asset: string) => (await userBalances(db.pool, userId)).get(asset);
+
+const errCode = async (p: Promise<unknown>) => {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return e instanceof AppError ? e.code : ((e as { code?: string }).code ?? String(e));
+  }
+};
+
+test('deposit credits the user from the deposit rail; the journal balances', async () => {
+  const u = randomUUID();
+  await fundUser(db.pool, u, 'BTC', 150_000_000n);
+  expect(await balanceOf(u, 'BTC')).toEqual({ asset: 'BTC', total: 150_000_000n, held: 0n, available: 150_000_000n });
+  await assertLedgerInvariants(db.pool);
+});
+
+test('the journal is append-only and entries must balance (database-enforced)', async () => {
+  const u = randomUUID();
+  await fundUser(db.pool, u, 'USD', 1000n);
+  expect(await errCode(db.pool.query(`UPDATE wallet.postings SET amount = amount + 1`))).toBe('23000');
+  expect(await errCode(db.pool.query(`DELETE FROM wallet.journal_entries`))).toBe('23000');
+  expect(await errCode(db.pool.query(`TRUNCATE wallet.postings CASCADE`))).toBe('23000');
+  // An unbalanced entry written behind the code's back is rejected at commit by the constraint trigger.
+  const unbalanced = withTransaction(db.pool, async (c) => {
+    const { rows } = await c.query<{ id: string }>(
+      `INSERT INTO wallet.journal_entries (idempotency_key, reason, ref_type, ref_id) VALUES ($1, 'x', 'x', 'x')
+       RETURNING id::text`,
+      [randomUUID()],
+    );
+    const acct = await c.query<{ id: string }>(`SELECT id::text FROM wallet.accounts WHERE user_id = $1`, [u]);
+    await c.query(
+      `INSERT INTO wallet.postings (entry_id, account_id, asset, amount, balance_after, memo) VALUES ($1, $2, 'USD', 5, 0, 'x')`,
+      [rows[0]!.id, acct.rows[0]!.id],
+    );
+  });
+  expect(await errCode(unbalanced)).toBe('23514');
+  // CHECK constraints: no negative user balance, held never above total.
+  expect(await errCode(db.pool.query(`UPDATE wallet.accounts SET balance = -1 WHERE user_id = $1`, [u]))).toBe('23514');
+  expect(await errCode(db.pool.query(`UPDATE wallet.accounts SET held = balance + 1 WHERE user_id = $1`, [u]))).toBe(
+    '23514',
+  );
+  await assertLedgerInvariants(db.pool);
+});
+
+test('holds: idempotent by id, 409 on conflicting reuse, 400 on insufficient funds, release once', async () => {
+  const u = randomUUID();
+  await fundUser(db.pool, u, 'USD', 10_000n);
+  const holdId = randomUUID();
+  const input = { holdId, userId: u, asset: 'USD', amount: 4_000n, reason: 'order', refType: 'order', refId: holdId };
+  const first = await withTransaction(db.pool, (c) => createHold(c, input));
+  expect(first.created).toBe(true);
+  const again = await withTransaction(db.pool, (c) => createHold(c, input));
+  expect(again.created).toBe(false);
+  expect(await errCode(withTransaction(db.pool, (c) => createHold(c, { ...input, amount: 5_000n })))).toBe(
+    'HOLD_CONFLICT',
+  );
+  expect(
+    await errCode(withTransaction(db.pool, (c) => createHold(c, { ...input, holdId: randomUUID(), amount: 6_001n }))),
+  ).toBe('INSUFFICIENT_FUNDS');
+  expect(await balanceOf(u, 'USD')).toMatchObject({ total: 10_000n, held: 4_000n, available: 6_000n });
+  const r1 = await withTransaction(db.pool, (c) => releaseHold(c, holdId, 'cancelled'));
+  const r2 = await withTransaction(db.pool, (c) => releaseHold(c, holdId, 'cancelled'));
+  expect([r1.released, r2.released]).toEqual([4_000n, 0n]);
+  expect(await balanceOf(u, 'USD')).toMatchObject({ held: 0n, available: 10_000n });
+  await assertLedgerInvariants(db.pool);
+});
+
+test('100 parallel holds against one balance: no overdraft, the sum is exact', async () => {
+  const u = randomUUID();
+  await fundUser(db.pool, u, 'USDT', 1_000n);
+  const results = await Promise.all(
+    Array.from({ length: 100 }, () => {
+      const holdId = randomUUID();
+      return errCode(
+        withTransaction(racePool, (c) =>
+          createHold(c, {
+            holdId,
+            userId: u,
+            asset: 'USDT',
+            amount: 17n,
+            reason: 'order',
+            refType: 'order',
+            refId: holdId,
+          }),
+        ),
+      );
+    }),
+  );
+  const ok = results.filter((r) => r === 'ok').length;
+  expect(ok).toBe(Math.floor(1_000 / 17)); // 58
+  expect(results.filter((r) => r !== 'ok').every((r) => r === 'INSUFFICIENT_FUNDS')).toBe(true);
+  expect(await balanceOf(u, 'USDT')).toMatchObject({ total: 1_000n, held: BigInt(ok) * 17n });
+  await assertLedgerInvariants(db.pool);
+});
+
+test('100 parallel withdrawals against one balance: no overdraft, the sum is exact', async () => {
+  const u = randomUUID();
+  // 1 BTC; each withdrawal is 0.01 + 0.0001 fee = 1_010_000 sat → 99 fit.
+  await fundUser(db.pool, u, 'BTC', 100_000_000n);
+  const policy = {
+    limits: parseWithdrawalLimits(JSON.stringify(DEFAULT_WITHDRAWAL_LIMITS), assets),
+    dispatchDelayMs: 60_000,
+  };
+  const results = await Promise.all(
+    Array.from({ length: 100 }, () =>
+      errCode(
+        requestWithdrawal(racePool, assets, policy, {
+          userId: u,
+          asset: 'BTC',
+          amount: '0.01',
+          address: 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq',
+        }),
+      ),
+    ),
+  );
+  const ok = results.filter((r) => r === 'ok').length;
+  expect(ok).toBe(99);
+  expect(results.filter((r) => r !== 'ok')).toEqual(['INSUFFICIENT_FUNDS']);
+  expect(await balanceOf(u, 'BTC')).toMatchObject({ total: 100_000_000n, held: 99n * 1_010_000n, available: 10_000n });
+  await assertLedgerInvariants(db.pool);
+});
+
+test('velocity: concurrent withdrawals never exceed the daily limit together; cancelled ones free it', async () => {
+  const u = randomUUID();
+  await fundUser(db.pool, u, 'ETH', 10n ** 20n); // 100 ETH
+  const limits = parseWithdrawalLimits(JSON.stringify({ '0': { ETH: '1' } }), assets);
+  const policy = { limits, dispatchDelayMs: 60_000 };
+  const req = () =>
+    requestWithdrawal(db.pool, assets, policy, {
+      userId: u,
+      asset: 'ETH',
+      amount: '0.3',
+      address: '0x52908400098527886E0F7030069857D2E4169EE7',
+    });
+  const results = await Promise.all(Array.from({ length: 10 }, () => errCode(req())));
+  expect(results.filter((r) => r === 'ok')).toHaveLength(3);
+  expect(results.filter((r) => r === 'VELOCITY_LIMIT_EXCEEDED')).toHaveLength(7);
+  const { rows } = await db.pool.query<{ id: string }>(`SELECT id::text FROM wallet.withdrawals WHERE user_id = $1`, [
+    u,
+  ]);
+  await cancelWithdrawal(db.pool, u, rows[0]!.id);
+  expect(await errCode(req())).toBe('ok');
+  await assertLedgerInvariants(db.pool);
+});
+
+function trade(o: {
+  buyer: string;
+  seller: string;
+  buyOrder: string;
+  sellOrder: string;
+  base: bigint;
+  quote: bigint;
+  tradeId?: string;
+}) {
+  return SettleTradeV1.create(
+    {
+      tradeId: o.tradeId ?? randomUUID(),
+      market: 'BTC-USD',
+      baseAsset: 'BTC',
+      quoteAsset: 'USD',
+      buyer: { userId: o.buyer, orderId: o.buyOrder },
+      seller: { userId: o.seller, orderId: o.sellOrder },
+      baseAmount: o.base.toString(),
+      quoteAmount: o.quote.toString(),
+      buyerFee: ((o.base * 20n + 9_999n) / 10_000n).toString(),
+      sellerFee: ((o.quote * 10n + 9_999n) / 10_000n).toString(),
+      executedAt: new Date().toISOString(),
+    },
+    { producer: 'payment-processor' },
+  );
+}
+
+test('settlement: applied once however often it comes; a release overtaking it does not lose the capture', async () => {
+  const buyer = randomUUID();
+  const seller = randomUUID();
+  await fundUser(db.pool, buyer, 'USD', 1_000_000n); // $10,000
+  await fundUser(db.pool, seller, 'BTC', 100_000_000n); // 1 BTC
+  const buyOrder = randomUUID();
+  const sellOrder = randomUUID();
+  await withTransaction(db.pool, async (c) => {
+    await createHold(c, {
+      holdId: buyOrder,
+      userId: buyer,
+      asset: 'USD',
+      amount: 600_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: buyOrder,
+    });
+    await createHold(c, {
+      holdId: sellOrder,
+      userId: seller,
+      asset: 'BTC',
+      amount: 10_000_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: sellOrder,
+    });
+  });
+  // 0.1 BTC at $5,000 = $500.00
+  const msg = trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 50_000n });
+  const outcomes = [];
+  for (let i = 0; i < 3; i++) outcomes.push(await withTransaction(db.pool, (c) => settleTrade(c, msg, assets)));
+  expect(outcomes).toEqual(['settled', 'duplicate', 'duplicate']);
+  // Same trade under another message id: still once.
+  const copy = { ...msg, id: randomUUID() };
+  expect(await withTransaction(db.pool, (c) => settleTrade(c, copy, assets))).toBe('duplicate');
+
+  expect(await balanceOf(buyer, 'USD')).toMatchObject({ total: 950_000n, held: 550_000n });
+  expect(await balanceOf(buyer, 'BTC')).toMatchObject({ total: 10_000_000n - 20_000n, held: 0n });
+  expect(await balanceOf(seller, 'USD')).toMatchObject({ total: 50_000n - 50n });
+  expect(await balanceOf(seller, 'BTC')).toMatchObject({ total: 90_000_000n, held: 0n });
+
+  // Out of order: the buyer's order ends (release) before its second trade's settle arrives.
+  const release = ReleaseHoldV1.create(
+    { holdId: buyOrder, userId: buyer, reason: 'filled' },
+    { producer: 'payment-processor' },
+  );
+  const sellOrder2 = randomUUID();
+  await withTransaction(db.pool, (c) =>
+    createHold(c, {
+      holdId: sellOrder2,
+      userId: seller,
+      asset: 'BTC',
+      amount: 10_000_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: sellOrder2,
+    }),
+  );
+  const late = trade({ buyer, seller, buyOrder, sellOrder: sellOrder2, base: 10_000_000n, quote: 50_000n });
+  expect(await withTransaction(db.pool, (c) => releaseOrderHold(c, release))).toBe(550_000n);
+  for (let i = 0; i < 3; i++) await withTransaction(db.pool, (c) => settleTrade(c, late, assets));
+  expect(await withTransaction(db.pool, (c) => releaseOrderHold(c, release))).toBe(0n);
+  expect(await balanceOf(buyer, 'USD')).toMatchObject({ total: 900_000n, held: 0n });
+  const h = await db.pool.query(
+    `SELECT status, captured::text, released::text, late_captured::text FROM wallet.holds WHERE id = $1`,
+    [buyOrder],
+  );
+  expect(h.rows[0]).toEqual({ status: 'released', captured: '50000', released: '550000', late_captured: '50000' });
+  await assertLedgerInvariants(db.pool);
+});
+
+test('a settlement whose hold ended and whose funds are gone fails loudly and changes nothing', async () => {
+  const buyer = randomUUID();
+  const seller = randomUUID();
+  await fundUser(db.pool, buyer, 'USD', 50_000n);
+  await fundUser(db.pool, seller, 'BTC', 10_000_000n);
+  const buyOrder = randomUUID();
+  const sellOrder = randomUUID();
+  await withTransaction(db.pool, async (c) => {
+    await createHold(c, {
+      holdId: buyOrder,
+      userId: buyer,
+      asset: 'USD',
+      amount: 50_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: buyOrder,
+    });
+    await createHold(c, {
+      holdId: sellOrder,
+      userId: seller,
+      asset: 'BTC',
+      amount: 10_000_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: sellOrder,
+    });
+    await releaseHold(c, buyOrder, 'cancelled');
+    // The buyer spends the released funds on another order.
+    const other = randomUUID();
+    await createHold(c, {
+      holdId: other,
+      userId: buyer,
+      asset: 'USD',
+      amount: 50_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: other,
+    });
+  });
+  const msg = trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 50_000n });
+  expect(await errCode(withTransaction(db.pool, (c) => settleTrade(c, msg, assets)))).toBe('INSUFFICIENT_FUNDS');
+  expect(await balanceOf(seller, 'BTC')).toMatchObject({ total: 10_000_000n, held: 10_000_000n });
+  await assertLedgerInvariants(db.pool);
+});
+
+test('postEntry refuses an unbalanced entry before touching anything', async () => {
+  await expect(
+    withTransaction(db.pool, (c) =>
+      postEntry(c, {
+        idempotencyKey: randomUUID(),
+        reason: 'x',
+        refType: 'x',
+        refId: 'x',
+        legs: [{ account: { kind: 'fees', asset: 'USD' }, amount: 1n, memo: 'x' }],
+      }),
+    ),
+  ).rejects.toThrow(/does not balance/);
+});
+
+test('a capture beyond what a hold reserved is refused (HOLD_EXCEEDED); a trade cannot capture a withdrawal hold', async () => {
+  const buyer = randomUUID();
+  const seller = randomUUID();
+  await fundUser(db.pool, buyer, 'USD', 1_000_000n);
+  await fundUser(db.pool, seller, 'BTC', 100_000_000n);
+  const buyOrder = randomUUID();
+  const sellOrder = randomUUID();
+  await withTransaction(db.pool, async (c) => {
+    await createHold(c, {
+      holdId: buyOrder,
+      userId: buyer,
+      asset: 'USD',
+      amount: 50_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: buyOrder,
+    });
+    await createHold(c, {
+      holdId: sellOrder,
+      userId: seller,
+      asset: 'BTC',
+      amount: 50_000_000n,
+      reason: 'order',
+      refType: 'order',
+      refId: sellOrder,
+    });
+  });
+  // An active hold of $500 cannot pay $600, even though the buyer has the money elsewhere.
+  const over = trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 60_000n });
+  expect(await errCode(withTransaction(db.pool, (c) => settleTrade(c, over, assets)))).toBe('HOLD_EXCEEDED');
+  // Fully captured, then one more trade on it: refused too.
+  await withTransaction(db.pool, (c) =>
+    settleTrade(c, trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 50_000n }), assets),
+  );
+  const again = trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 1n });
+  expect(await errCode(withTransaction(db.pool, (c) => settleTrade(c, again, assets)))).toBe('HOLD_EXCEEDED');
+  // A withdrawal's hold is not an order's.
+  const policy = { limits: parseWithdrawalLimits(undefined, assets), dispatchDelayMs: 60_000 };
+  const w = await requestWithdrawal(db.pool, assets, policy, {
+    userId: buyer,
+    asset: 'USD',
+    amount: '100',
+    address: 'DE89370400440532013000',
+  });
+  const steal = trade({ buyer, seller, buyOrder: w.id, sellOrder, base: 10_000_000n, quote: 100n });
+  expect(await errCode(withTransaction(db.pool, (c) => settleTrade(c, steal, assets)))).toBe('HOLD_MISMATCH');
+  await assertLedgerInvariants(db.pool);
+});

@@ -1,0 +1,434 @@
+/**
+ * The double-entry ledger core: accounts, balanced journal entries, holds. Every function takes the client of the
+ * caller's transaction, so a movement and whatever caused it (a deposit row, an inbox row, an outbox message) commit
+ * together or not at all.
+ *
+ * Concurrency: every function that changes an account first locks the accounts it touches with
+ * `SELECT … ORDER BY id FOR UPDATE` (one consistent order everywhere, so no deadlocks between movements), then the
+ * holds it touches (`ORDER BY id`). Balances are checked in code under those locks (clear error codes) and again by
+ * the CHECK constraints (last line of defence).
+ */
+import { AppError, badRequest, conflict, notFound } from '@exchange/platform';
+import type { PoolClient } from '@exchange/db';
+
+export const SYSTEM_KINDS = ['fees', 'deposit_rail', 'withdrawal_rail'] as const;
+export type SystemKind = (typeof SYSTEM_KINDS)[number];
+export type AccountKind = 'user' | SystemKind;
+
+export type AccountRef = { kind: 'user'; userId: string; asset: string } | { kind: SystemKind; asset: string };
+
+export interface Leg {
+  account: AccountRef;
+  /** Signed minor units: credit > 0, debit < 0. */
+  amount: bigint;
+  /** What the leg is, shown on statements: deposit, trade_buy, trade_fee, withdrawal, … */
+  memo: string;
+}
+
+export interface Capture {
+  holdId: string;
+  /** How much of the movement's debit of the hold's account comes out of the hold. */
+  amount: bigint;
+  /** The hold must belong to this user and asset (guards against a message naming the wrong hold). */
+  userId: string;
+  asset: string;
+  /** What the hold must be for: `order` for trades, `withdrawal` for payouts. */
+  refType: string;
+}
+
+export interface AccountRow {
+  id: string;
+  kind: AccountKind;
+  user_id: string | null;
+  asset: string;
+  balance: string;
+  held: string;
+}
+
+export interface HoldRow {
+  id: string;
+  user_id: string;
+  account_id: string;
+  asset: string;
+  amount: string;
+  captured: string;
+  released: string;
+  late_captured: string;
+  status: 'active' | 'captured' | 'released';
+  reason: string;
+  ref_type: string;
+  ref_id: string;
+  release_reason: string | null;
+  created_at: Date;
+  closed_at: Date | null;
+}
+
+const T = {
+  accounts: 'wallet.accounts',
+  entries: 'wallet.journal_entries',
+  postings: 'wallet.postings',
+  holds: 'wallet.holds',
+};
+
+export const insufficientFunds = (asset: string, available: bigint, needed: bigint) =>
+  new AppError(400, 'INSUFFICIENT_FUNDS', `insufficient ${asset} available`, {
+    details: { asset, available: available.toString(), required: needed.toString() },
+  });
+
+const refKey = (r: AccountRef) => (r.kind === 'user' ? `user:${r.userId}:${r.asset}` : `${r.kind}::${r.asset}`);
+
+/**
+ * Make sure the accounts exist (created on first use with zero balances) and return their ids by ref key.
+ * Inserted in a fixed order so two transactions creating the same new accounts cannot deadlock.
+ */
+export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Promise<Map<string, string>> {
+  const unique = new Map(refs.map((r) => [refKey(r), r]));
+  const out = new Map<string, string>();
+  for (const [key, r] of [...unique].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const { rows } =
+      r.kind === 'user'
+        ? await client.query<{ id: string }>(
+            `WITH ins AS (
+               INSERT INTO ${T.accounts} (kind, user_id, asset) VALUES ('user', $1, $2)
+               ON CONFLICT (user_id, asset) WHERE kind = 'user' DO NOTHING RETURNING id)
+             SELECT id::text FROM ins UNION ALL
+             SELECT id::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
+            [r.userId, r.asset],
+          )
+        : await client.query<{ id: string }>(
+            `WITH ins AS (
+               INSERT INTO ${T.accounts} (kind, asset) VALUES ($1, $2)
+               ON CONFLICT (kind, asset) WHERE kind <> 'user' DO NOTHING RETURNING id)
+             SELECT id::text FROM ins UNION ALL
+             SELECT id::text FROM ${T.accounts} WHERE kind = $1 AND asset = $2`,
+            [r.kind, r.asset],
+          );
+    let id = rows[0]?.id;
+    if (!id) {
+      // Created by a concurrent transaction that committed while we waited on ON CONFLICT: that row is not in
+      // this statement's snapshot, but a new statement (READ COMMITTED) sees it.
+      const again =
+        r.kind === 'user'
+          ? await client.query<{ id: string }>(
+              `SELECT id::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
+              [r.userId, r.asset],
+            )
+          : await client.query<{ id: string }>(`SELECT id::text FROM ${T.accounts} WHERE kind = $1 AND asset = $2`, [
+              r.kind,
+              r.asset,
+            ]);
+      id = again.rows[0]?.id;
+    }
+    if (!id) throw new Error(`account ${key} could not be created`);
+    out.set(key, id);
+  }
+  return out;
+}
+
+/** Lock accounts by id, always in ascending id order. */
+export async function lockAccounts(client: PoolClient, ids: string[]): Promise<Map<string, AccountRow>> {
+  const { rows } = await client.query<AccountRow>(
+    `SELECT id::text, kind, user_id, asset, balance::text, held::text FROM ${T.accounts}
+      WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
+    [[...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+async function lockHolds(client: PoolClient, ids: string[]): Promise<Map<string, HoldRow>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await client.query<HoldRow>(
+    `SELECT ${HOLD_COLUMNS} FROM ${T.holds} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+    [[...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export const HOLD_COLUMNS = `id::text, user_id::text, account_id::text, asset, amount::text, captured::text,
+  released::text, late_captured::text, status, reason, ref_type, ref_id, release_reason, created_at, closed_at`;
+
+export interface PostEntryInput {
+  /** At-most-once key of the business event, e.g. `trade:<tradeId>`, `deposit:<id>`. */
+  idempotencyKey: string;
+  reason: string;
+  refType: string;
+  refId: string;
+  causationId?: string;
+  legs: Leg[];
+  /** Holds whose reserved funds pay (part of) the debits. */
+  captures?: Capture[];
+}
+
+export type PostEntryResult = { status: 'posted'; entryId: string } | { status: 'duplicate'; entryId: string };
+
+/**
+ * Post one balanced journal entry (all legs or none) and capture the named holds.
+ * Returns `duplicate` (and changes nothing) when an entry with the same idempotency key exists.
+ *
+ * A capture takes what it can from its hold's remaining amount. Only a hold that was *released* (a settlement
+ * overtaken by its order's release) may be captured beyond that, and only up to what the release gave back: that
+ * part comes out of the account's available funds and is recorded as `late_captured` (so captured + late_captured
+ * never exceeds the hold). If those funds are gone, the entry fails with INSUFFICIENT_FUNDS; capturing more than a
+ * hold ever reserved is 409 HOLD_EXCEEDED. Either way nothing is written: a user balance never goes below zero and
+ * `held` never exceeds it.
+ */
+export async function postEntry(client: PoolClient, input: PostEntryInput): Promise<PostEntryResult> {
+  // Programming errors, not user errors: an entry must balance per asset and have no zero legs.
+  const sums = new Map<string, bigint>();
+  for (const l of input.legs) {
+    if (l.amount === 0n) throw new Error(`journal entry ${input.idempotencyKey}: zero leg (${l.memo})`);
+    sums.set(l.account.asset, (sums.get(l.account.asset) ?? 0n) + l.amount);
+  }
+  for (const [asset, s] of sums) {
+    if (s !== 0n) throw new Error(`journal entry ${input.idempotencyKey} does not balance in ${asset} (${s})`);
+  }
+  if (input.legs.length === 0) throw new Error(`journal entry ${input.idempotencyKey} has no legs`);
+
+  const inserted = await client.query<{ id: string }>(
+    `INSERT INTO ${T.entries} (idempotency_key, reason, ref_type, ref_id, causation_id) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id::text`,
+    [input.idempotencyKey, input.reason, input.refType, input.refId, input.causationId ?? null],
+  );
+  if (inserted.rowCount === 0) {
+    const { rows } = await client.query<{ id: string }>(
+      `SELECT id::text FROM ${T.entries} WHERE idempotency_key = $1`,
+      [input.idempotencyKey],
+    );
+    return { status: 'duplicate', entryId: rows[0]!.id };
+  }
+  const entryId = inserted.rows[0]!.id;
+
+  const captures = input.captures ?? [];
+  const ids = await ensureAccounts(
+    client,
+    input.legs.map((l) => l.account),
+  );
+  // Holds name their account; lock those together with the legs' accounts, in one ordered statement.
+  const holdAccounts = captures.length
+    ? (
+        await client.query<{ id: string; account_id: string }>(
+          `SELECT id::text, account_id::text FROM ${T.holds} WHERE id = ANY($1::uuid[])`,
+          [captures.map((c) => c.holdId)],
+        )
+      ).rows
+    : [];
+  const holdAccount = new Map(holdAccounts.map((h) => [h.id, h.account_id]));
+  for (const c of captures) {
+    if (!holdAccount.has(c.holdId)) throw notFound('HOLD_NOT_FOUND', `hold ${c.holdId} does not exist`);
+  }
+  const accounts = await lockAccounts(client, [...ids.values(), ...holdAccount.values()]);
+  const holds = await lockHolds(
+    client,
+    captures.map((c) => c.holdId),
+  );
+
+  const held = new Map<string, bigint>();
+  const balance = new Map<string, bigint>();
+  for (const a of accounts.values()) {
+    held.set(a.id, BigInt(a.held));
+    balance.set(a.id, BigInt(a.balance));
+  }
+
+  for (const c of captures) {
+    const h = holds.get(c.holdId)!;
+    if (h.user_id !== c.userId || h.asset !== c.asset || h.ref_type !== c.refType) {
+      throw conflict(
+        'HOLD_MISMATCH',
+        `hold ${c.holdId} is a ${h.ref_type} hold of ${h.user_id}/${h.asset}, not a ${c.refType} hold of ${c.userId}/${c.asset}`,
+      );
+    }
+    if (!input.legs.some((l) => ids.get(refKey(l.account)) === h.account_id && l.amount < 0n)) {
+      throw new Error(`capture of hold ${c.holdId} without a debit of its account`);
+    }
+    const amount = BigInt(h.amount);
+    const captured = BigInt(h.captured);
+    const released = BigInt(h.released);
+    const remaining = h.status === 'active' ? amount - captured - released : 0n;
+    const fromHold = c.amount < remaining ? c.amount : remaining;
+    const late = c.amount - fromHold;
+    if (late > 0n && late > released - BigInt(h.late_captured)) {
+      throw conflict(
+        'HOLD_EXCEEDED',
+        `capture of ${c.amount} exceeds what hold ${h.id} reserved (amount ${h.amount}, captured ${h.captured}, ` +
+          `released ${h.released}, captured late ${h.late_captured})`,
+      );
+    }
+    held.set(h.account_id, held.get(h.account_id)! - fromHold);
+    const newCaptured = captured + fromHold;
+    const closes = h.status === 'active' && newCaptured + released === amount;
+    await client.query(
+      `UPDATE ${T.holds} SET captured = $2, late_captured = late_captured + $3,
+              status = $4, closed_at = CASE WHEN $5::boolean THEN now() ELSE closed_at END
+        WHERE id = $1`,
+      [
+        h.id,
+        newCaptured.toString(),
+        late.toString(),
+        closes ? (released === 0n ? 'captured' : 'released') : h.status,
+        closes,
+      ],
+    );
+  }
+
+  const postings: Array<{ accountId: string; leg: Leg; after: bigint }> = [];
+  for (const l of input.legs) {
+    const id = ids.get(refKey(l.account))!;
+    const after = balance.get(id)! + l.amount;
+    balance.set(id, after);
+    postings.push({ accountId: id, leg: l, after });
+  }
+
+  for (const a of accounts.values()) {
+    const b = balance.get(a.id)!;
+    const h = held.get(a.id)!;
+    if (a.kind === 'user' && (b < 0n || h > b)) {
+      throw insufficientFunds(a.asset, BigInt(a.balance) - BigInt(a.held), BigInt(a.balance) - b);
+    }
+    if (b !== BigInt(a.balance) || h !== BigInt(a.held)) {
+      await client.query(`UPDATE ${T.accounts} SET balance = $2, held = $3, updated_at = now() WHERE id = $1`, [
+        a.id,
+        b.toString(),
+        h.toString(),
+      ]);
+    }
+  }
+
+  await client.query(
+    `INSERT INTO ${T.postings} (entry_id, account_id, asset, amount, balance_after, memo)
+     SELECT $1::bigint, a, s, m::numeric, b::numeric, t
+       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(a, s, m, b, t)`,
+    [
+      entryId,
+      postings.map((p) => p.accountId),
+      postings.map((p) => p.leg.account.asset),
+      postings.map((p) => p.leg.amount.toString()),
+      postings.map((p) => p.after.toString()),
+      postings.map((p) => p.leg.memo),
+    ],
+  );
+  return { status: 'posted', entryId };
+}
+
+export interface CreateHoldInput {
+  holdId: string;
+  userId: string;
+  asset: string;
+  amount: bigint;
+  reason: string;
+  refType: string;
+  refId: string;
+}
+
+/**
+ * Reserve funds. Idempotent by hold id: the same hold again returns it (`created: false`); the same id with
+ * different terms is 409 HOLD_CONFLICT. 400 INSUFFICIENT_FUNDS when available < amount.
+ */
+export async function createHold(
+  client: PoolClient,
+  input: CreateHoldInput,
+): Promise<{ hold: HoldRow; created: boolean }> {
+  if (input.amount <= 0n) throw badRequest('AMOUNT_ZERO', 'hold amount must be greater than zero');
+  const ids = await ensureAccounts(client, [{ kind: 'user', userId: input.userId, asset: input.asset }]);
+  const accountId = [...ids.values()][0]!;
+  const account = (await lockAccounts(client, [accountId])).get(accountId)!;
+
+  const existing = await getHold(client, input.holdId, true);
+  if (existing) return { hold: sameHold(existing, input), created: false };
+
+  const available = BigInt(account.balance) - BigInt(account.held);
+  if (available < input.amount) throw insufficientFunds(input.asset, available, input.amount);
+
+  const ins = await client.query<HoldRow>(
+    `INSERT INTO ${T.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
+    [
+      input.holdId,
+      input.userId,
+      accountId,
+      input.asset,
+      input.amount.toString(),
+      input.reason,
+      input.refType,
+      input.refId,
+    ],
+  );
+  if (ins.rowCount === 0) {
+    // Created concurrently for another account (same id, other user/asset): compare with what is there.
+    const other = await getHold(client, input.holdId, false);
+    return { hold: sameHold(other!, input), created: false };
+  }
+  await client.query(`UPDATE ${T.accounts} SET held = held + $2, updated_at = now() WHERE id = $1`, [
+    accountId,
+    input.amount.toString(),
+  ]);
+  return { hold: ins.rows[0]!, created: true };
+}
+
+function sameHold(h: HoldRow, i: CreateHoldInput): HoldRow {
+  const same =
+    h.user_id === i.userId &&
+    h.asset === i.asset &&
+    BigInt(h.amount) === i.amount &&
+    h.ref_type === i.refType &&
+    h.ref_id === i.refId &&
+    h.reason === i.reason;
+  if (!same) throw conflict('HOLD_CONFLICT', `hold ${i.holdId} already exists with different terms`);
+  return h;
+}
+
+export async function getHold(client: PoolClient, holdId: string, forUpdate = false): Promise<HoldRow | undefined> {
+  const { rows } = await client.query<HoldRow>(
+    `SELECT ${HOLD_COLUMNS} FROM ${T.holds} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    [holdId],
+  );
+  return rows[0];
+}
+
+/**
+ * Release what is left of a hold and end it. Idempotent: releasing an ended hold changes nothing and returns it
+ * with `released: 0n`. 404 HOLD_NOT_FOUND for an unknown id.
+ */
+export async function releaseHold(
+  client: PoolClient,
+  holdId: string,
+  reason: string,
+): Promise<{ hold: HoldRow; released: bigint }> {
+  const peek = await getHold(client, holdId);
+  if (!peek) throw notFound('HOLD_NOT_FOUND', `hold ${holdId} does not exist`);
+  await lockAccounts(client, [peek.account_id]);
+  const h = (await getHold(client, holdId, true))!;
+  if (h.status !== 'active') return { hold: h, released: 0n };
+  const remaining = BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released);
+  const { rows } = await client.query<HoldRow>(
+    `UPDATE ${T.holds} SET released = released + $2, status = 'released', release_reason = $3, closed_at = now()
+      WHERE id = $1 RETURNING ${HOLD_COLUMNS}`,
+    [holdId, remaining.toString(), reason],
+  );
+  await client.query(`UPDATE ${T.accounts} SET held = held - $2, updated_at = now() WHERE id = $1`, [
+    h.account_id,
+    remaining.toString(),
+  ]);
+  return { hold: rows[0]!, released: remaining };
+}
+
+export interface Balance {
+  asset: string;
+  total: bigint;
+  held: bigint;
+  available: bigint;
+}
+
+/** A user's balances per asset (only assets with an account). */
+export async function userBalances(client: Pick<PoolClient, 'query'>, userId: string): Promise<Map<string, Balance>> {
+  const { rows } = await client.query<{ asset: string; balance: string; held: string }>(
+    `SELECT asset, balance::text, held::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1`,
+    [userId],
+  );
+  return new Map(
+    rows.map((r) => {
+      const total = BigInt(r.balance);
+      const held = BigInt(r.held);
+      return [r.asset, { asset: r.asset, total, held, available: total - held }];
+    }),
+  );
+}

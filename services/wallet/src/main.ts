@@ -1,0 +1,84 @@
+/**
+ * Wallet service entry point: config → pool → migrate → app → broker (relay + consumers) → scheduler → listen.
+ * Shutdown (runService): HTTP drains, then `preClose` stops the scheduler, the consumers (waiting for the running
+ * handler, unacked messages go back) and the outbox relay; `onClose` closes the broker connection and the pool.
+ */
+import { createPool, pingDatabase } from '@exchange/db';
+import { createMessaging, type Messaging } from '@exchange/messaging';
+import { runService } from '@exchange/platform';
+import { buildApp } from './app.ts';
+import { loadWalletConfig } from './config.ts';
+import { WALLET_SCHEMA } from './db/schema.ts';
+import { migrateWallet } from './migrate.ts';
+import { startConsumers } from './queues.ts';
+import { Scheduler } from './scheduler.ts';
+
+const config = loadWalletConfig();
+const pool = createPool({
+  connectionString: config.DATABASE_URL,
+  max: config.DATABASE_POOL_MAX,
+  applicationName: 'wallet',
+});
+await migrateWallet(pool);
+
+const broker: { messaging?: Messaging } = {};
+const app = await buildApp({
+  pool,
+  auth: {
+    jwksUrl: config.AUTH_JWKS_URL,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    internalToken: config.INTERNAL_API_TOKEN,
+  },
+  settings: {
+    depositConfirmationMs: config.DEPOSIT_CONFIRMATION_MS,
+    withdrawalDispatchDelayMs: config.WITHDRAWAL_DISPATCH_DELAY_MS,
+    mfaMaxAgeS: config.WITHDRAWAL_MFA_MAX_AGE_S,
+    ...(config.WITHDRAWAL_DAILY_LIMITS ? { withdrawalDailyLimits: config.WITHDRAWAL_DAILY_LIMITS } : {}),
+  },
+  readiness: {
+    database: () => pingDatabase(pool),
+    broker: async () => {
+      const h = await broker.messaging?.health();
+      if (!h?.ok) throw new Error(h?.error ?? 'not connected');
+    },
+  },
+  logLevel: config.LOG_LEVEL,
+  version: config.SERVICE_VERSION,
+});
+
+// The broker comes after the app only so its metrics land on the app's registry (served at /metrics).
+const messaging = createMessaging({
+  url: config.AMQP_URL,
+  service: 'wallet',
+  pool,
+  schema: WALLET_SCHEMA,
+  registry: app.metrics.registry,
+  logger: app.log,
+});
+broker.messaging = messaging;
+const consumers = await startConsumers(messaging, app.wallet.assets, app.log, {}, (s) =>
+  app.wallet.metrics.settlementLag.observe(s),
+);
+await messaging.start();
+
+const scheduler = new Scheduler({
+  pool,
+  pollMs: config.SCHEDULER_POLL_MS,
+  reconciliationIntervalMs: config.RECONCILIATION_INTERVAL_MS,
+  metrics: app.wallet.metrics,
+  log: app.log,
+});
+scheduler.start();
+
+app.addHook('preClose', async () => {
+  await scheduler.stop();
+  await Promise.all(consumers.map((c) => c.stop()));
+  await messaging.relay?.stop();
+});
+app.addHook('onClose', async () => {
+  await messaging.close();
+  await pool.end();
+});
+
+await runService(app, { host: config.HOST, port: config.PORT, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS });

@@ -1,0 +1,41 @@
+import { WALLET_QUEUES } from '@exchange/contracts/wallet';
+import type { Messaging, QueueSpec } from '@exchange/messaging';
+import type { Assets } from './assets.ts';
+import { payoutHandler, settlementHandler, type HandlerLogger } from './settlement.ts';
+
+const spec = (q: (typeof WALLET_QUEUES)[keyof typeof WALLET_QUEUES]): QueueSpec => ({
+  name: q.name,
+  bindings: q.bindings.map((b) => ({ ...b })),
+  singleActiveConsumer: q.singleActiveConsumer,
+  deliveryLimit: q.deliveryLimit,
+  retry: { attempts: q.retry.attempts, backoffMs: [...q.retry.backoffMs] },
+});
+
+export const SETTLEMENT_QUEUE: QueueSpec = spec(WALLET_QUEUES.settlement);
+export const PAYOUTS_QUEUE: QueueSpec = spec(WALLET_QUEUES.payouts);
+
+/**
+ * Declare the wallet's queues and start its consumers (one handler at a time per queue: settlement order matters).
+ * `overrides` lets tests shorten the retry backoff.
+ */
+export async function startConsumers(
+  messaging: Messaging,
+  assets: Assets,
+  log: HandlerLogger,
+  overrides: Partial<Pick<QueueSpec, 'retry' | 'deliveryLimit'>> = {},
+  observeSettlementLag?: (seconds: number) => void,
+) {
+  const settlement = { ...SETTLEMENT_QUEUE, ...overrides };
+  const payouts = { ...PAYOUTS_QUEUE, ...overrides };
+  await messaging.declareQueue(settlement);
+  await messaging.declareQueue(payouts);
+  const consumers = [
+    await messaging.consume({
+      queue: settlement.name,
+      handler: settlementHandler(assets, log, observeSettlementLag),
+      concurrency: 1,
+    }),
+    await messaging.consume({ queue: payouts.name, handler: payoutHandler(log), concurrency: 1 }),
+  ];
+  return consumers;
+}

@@ -1,0 +1,159 @@
+import { requireRole } from '@exchange/auth-client';
+import { deadLetterRoutes } from '@exchange/messaging';
+import { errorResponses, notFound, registerFeatureFlagRoutes, Type, type App, type Static } from '@exchange/platform';
+import { actorOf, type WalletContext } from '../app.ts';
+import { audit } from '../audit.ts';
+import { WALLET_SCHEMA } from '../db/schema.ts';
+import { getReport, listReports, runReconciliation, type ReportRow } from '../reconciliation.ts';
+
+const Check = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  mismatches: Type.Integer(),
+  items: Type.Array(Type.Record(Type.String(), Type.Unknown()), { description: 'First 500 mismatches' }),
+});
+
+const ReportSummary = Type.Object({
+  id: Type.String(),
+  trigger: Type.String(),
+  requestedBy: Type.Union([Type.String(), Type.Null()]),
+  status: Type.Union([Type.Literal('ok'), Type.Literal('mismatch')]),
+  mismatchCount: Type.Integer(),
+  startedAt: Type.String(),
+  finishedAt: Type.String(),
+});
+
+const Report = Type.Composite([
+  ReportSummary,
+  Type.Object({
+    report: Type.Object({
+      checks: Type.Array(Check),
+      mismatchCount: Type.Integer(),
+      activeHolds: Type.Object({
+        count: Type.Integer(),
+        byRefType: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+        items: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+      }),
+      totals: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  }),
+]);
+
+const summary = (r: ReportRow) => ({
+  id: r.id,
+  trigger: r.trigger,
+  requestedBy: r.requestedBy,
+  status: r.status,
+  mismatchCount: r.mismatchCount,
+  startedAt: r.startedAt,
+  finishedAt: r.finishedAt,
+});
+
+export function registerAdminRoutes(app: App, ctx: WalletContext): void {
+  const { pool } = ctx;
+  const tags = ['admin'];
+  const security = [{ bearer: [] }];
+  const staff = requireRole('admin', 'support');
+
+  app.post(
+    '/api/v1/admin/reconciliation/run',
+    {
+      onRequest: staff,
+      schema: {
+        tags,
+        security,
+        summary: 'Reconcile now: recompute balances from the journal, check sums, holds and rail records',
+        response: { 201: Report, ...errorResponses(401, 403) },
+      },
+    },
+    async (req, reply) => {
+      const report = await runReconciliation(pool, {
+        trigger: 'manual',
+        requestedBy: actorOf(req),
+        metrics: ctx.metrics,
+      });
+      if (report.status !== 'ok')
+        req.log.error({ reportId: report.id, mismatches: report.mismatchCount }, 'reconciliation found mismatches');
+      await audit(
+        pool,
+        {
+          actor: actorOf(req),
+          action: 'reconciliation.run',
+          outcome: 'ok',
+          subjectType: 'reconciliation_report',
+          subjectId: report.id,
+          details: { status: report.status, mismatchCount: report.mismatchCount },
+          requestId: req.id,
+        },
+        req.log,
+      );
+      return reply.status(201).send(report);
+    },
+  );
+
+  const ListQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }) });
+  app.get(
+    '/api/v1/admin/reconciliation/reports',
+    {
+      onRequest: staff,
+      schema: {
+        tags,
+        security,
+        summary: 'Latest reconciliation reports (summaries), newest first',
+        querystring: ListQuery,
+        response: { 200: Type.Object({ reports: Type.Array(ReportSummary) }), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => ({
+      reports: (await listReports(pool, (req.query as Static<typeof ListQuery>).limit)).map(summary),
+    }),
+  );
+
+  const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+  app.get(
+    '/api/v1/admin/reconciliation/reports/:id',
+    {
+      onRequest: staff,
+      schema: {
+        tags,
+        security,
+        summary: 'One reconciliation report with every check and its mismatches',
+        params: IdParams,
+        response: { 200: Report, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const r = await getReport(pool, (req.params as Static<typeof IdParams>).id);
+      if (!r) throw notFound('REPORT_NOT_FOUND', 'reconciliation report not found');
+      return r;
+    },
+  );
+
+  // Kill switches owned here (the order service serves the list route for all of them).
+  registerFeatureFlagRoutes(app, ctx.flags, {
+    authorize: requireRole('admin'),
+    actorOf,
+    listRoute: false,
+    onChange: async (name, enabled, actor, req) =>
+      audit(
+        pool,
+        {
+          actor,
+          action: `feature_flag.${enabled ? 'enable' : 'disable'}`,
+          outcome: 'ok',
+          subjectType: 'feature_flag',
+          subjectId: name,
+          requestId: req.id,
+        },
+        req.log,
+      ),
+  });
+
+  void app.register(
+    async (scope) => {
+      scope.addHook('onRequest', requireRole('admin'));
+      await scope.register(deadLetterRoutes, { pool, schema: WALLET_SCHEMA });
+    },
+    { prefix: '/api/v1/admin/dead-letters/wallet' },
+  );
+}

@@ -1,0 +1,151 @@
+import { requireInternal } from '@exchange/auth-client';
+import { Hold, HoldRequest, ReleaseRequest, ReleaseResult } from '@exchange/contracts/wallet';
+import { withTransaction } from '@exchange/db';
+import { errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
+import type { WalletContext } from '../app.ts';
+import { parseMinorUnits } from '../assets.ts';
+import { audit } from '../audit.ts';
+import { setKycTier } from '../funding.ts';
+import { createHold, getHold, releaseHold, type HoldRow } from '../ledger.ts';
+
+export const holdOut = (h: HoldRow) => ({
+  holdId: h.id,
+  userId: h.user_id,
+  asset: h.asset,
+  amount: h.amount,
+  captured: h.captured,
+  released: h.released,
+  remaining: (BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released)).toString(),
+  lateCaptured: h.late_captured,
+  status: h.status,
+  reason: h.reason,
+  refType: h.ref_type,
+  refId: h.ref_id,
+  releaseReason: h.release_reason,
+  createdAt: h.created_at.toISOString(),
+  closedAt: h.closed_at ? h.closed_at.toISOString() : null,
+});
+
+/**
+ * Service-to-service API (never routed by the gateway; `x-internal-token`): holds for the order service, KYC tier
+ * for the KYC process.
+ */
+export function registerInternalRoutes(app: App, ctx: WalletContext): void {
+  const { pool, assets } = ctx;
+  const tags = ['internal'];
+  const HoldParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+
+  app.post(
+    '/internal/holds',
+    {
+      onRequest: requireInternal,
+      schema: {
+        tags,
+        summary: 'Reserve funds for an order (idempotent by holdId = order id)',
+        body: HoldRequest,
+        response: { 201: Hold, 200: Hold, ...errorResponses(400, 401, 409) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as Static<typeof HoldRequest>;
+      assets.get(b.asset);
+      const amount = parseMinorUnits(b.amount);
+      const { hold, created } = await withTransaction(pool, (c) =>
+        createHold(c, {
+          holdId: b.holdId,
+          userId: b.userId,
+          asset: b.asset,
+          amount,
+          reason: b.reason,
+          refType: b.refType,
+          refId: b.refId,
+        }),
+      );
+      return reply.status(created ? 201 : 200).send(holdOut(hold));
+    },
+  );
+
+  app.get(
+    '/internal/holds/:id',
+    {
+      onRequest: requireInternal,
+      schema: {
+        tags,
+        summary: 'A hold and how much of it is captured, released, remaining',
+        params: HoldParams,
+        response: { 200: Hold, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const c = await pool.connect();
+      try {
+        const h = await getHold(c, (req.params as Static<typeof HoldParams>).id);
+        if (!h) throw notFound('HOLD_NOT_FOUND', 'hold not found');
+        return holdOut(h);
+      } finally {
+        c.release();
+      }
+    },
+  );
+
+  app.post(
+    '/internal/holds/:id/release',
+    {
+      onRequest: requireInternal,
+      preValidation: async (req) => {
+        if (req.body === undefined || req.body === null) req.body = {};
+      },
+      schema: {
+        tags,
+        summary: 'Release what is left of a hold (idempotent: "0" once it has ended)',
+        params: HoldParams,
+        body: ReleaseRequest,
+        response: { 200: ReleaseResult, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const id = (req.params as Static<typeof HoldParams>).id;
+      const reason = (req.body as Static<typeof ReleaseRequest>).reason ?? 'released';
+      const { hold, released } = await withTransaction(pool, (c) => releaseHold(c, id, reason));
+      return { hold: holdOut(hold), released: released.toString() };
+    },
+  );
+
+  const TierParams = Type.Object({ userId: Type.String({ format: 'uuid' }) });
+  const TierBody = Type.Object({ tier: Type.Integer({ minimum: 0, maximum: 9 }) }, { additionalProperties: false });
+  app.put(
+    '/internal/users/:userId/kyc-tier',
+    {
+      onRequest: requireInternal,
+      schema: {
+        tags,
+        summary: 'Set a user’s KYC tier (drives the daily withdrawal limits)',
+        params: TierParams,
+        body: TierBody,
+        response: {
+          200: Type.Object({ userId: Type.String(), kycTier: Type.Integer() }),
+          ...errorResponses(400, 401),
+        },
+      },
+    },
+    async (req) => {
+      const { userId } = req.params as Static<typeof TierParams>;
+      const { tier } = req.body as Static<typeof TierBody>;
+      await setKycTier(pool, userId, tier, 'service');
+      await audit(
+        pool,
+        {
+          actor: 'service',
+          action: 'kyc_tier.set',
+          outcome: 'ok',
+          subjectType: 'user',
+          subjectId: userId,
+          details: { tier },
+          requestId: req.id,
+        },
+        req.log,
+      );
+      return { userId, kycTier: tier };
+    },
+  );
+}

@@ -1,0 +1,469 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { requireAuth, requireFreshMfa, requireScope } from '@exchange/auth-client';
+import {
+  AppError,
+  badRequest,
+  errorResponses,
+  notFound,
+  serviceUnavailable,
+  Type,
+  type App,
+  type Static,
+} from '@exchange/platform';
+import { actorOf, type WalletContext } from '../app.ts';
+import { audit } from '../audit.ts';
+import {
+  cancelWithdrawal,
+  createDeposit,
+  getDeposit,
+  getWithdrawal,
+  listDeposits,
+  listWithdrawals,
+  requestWithdrawal,
+  WithdrawalBlocked,
+  type DepositRow,
+  type WithdrawalRow,
+} from '../funding.ts';
+import { userBalances } from '../ledger.ts';
+
+const AssetSymbol = Type.String({ pattern: '^[A-Z0-9]{2,10}$', description: 'Asset symbol, e.g. BTC' });
+const Amount = Type.String({ maxLength: 80, description: 'Decimal string, e.g. "0.015" (never a number)' });
+const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+const ListQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) });
+
+const BalanceSchema = Type.Object({
+  asset: Type.String(),
+  available: Type.String(),
+  held: Type.String(),
+  total: Type.String(),
+});
+
+const LedgerLine = Type.Object({
+  id: Type.String({ description: 'Posting id' }),
+  entryId: Type.String(),
+  asset: Type.String(),
+  amount: Type.String({ description: 'Signed decimal: credit > 0, debit < 0' }),
+  balanceAfter: Type.String(),
+  memo: Type.String(),
+  reason: Type.String(),
+  refType: Type.String(),
+  refId: Type.String(),
+  createdAt: Type.String(),
+});
+
+const DepositSchema = Type.Object({
+  id: Type.String(),
+  asset: Type.String(),
+  amount: Type.String(),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('confirmed')]),
+  confirmAt: Type.String(),
+  confirmedAt: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+const WithdrawalSchema = Type.Object({
+  id: Type.String(),
+  asset: Type.String(),
+  amount: Type.String(),
+  fee: Type.String(),
+  address: Type.String(),
+  status: Type.Union([
+    Type.Literal('pending'),
+    Type.Literal('processing'),
+    Type.Literal('completed'),
+    Type.Literal('failed'),
+    Type.Literal('cancelled'),
+  ]),
+  railTxId: Type.Union([Type.String(), Type.Null()]),
+  failureReason: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+const DepositBody = Type.Object({ asset: AssetSymbol, amount: Amount }, { additionalProperties: false });
+const WithdrawalBody = Type.Object(
+  { asset: AssetSymbol, amount: Amount, address: Type.String({ minLength: 1, maxLength: 128 }) },
+  { additionalProperties: false },
+);
+
+/** `"amount": 12.5` is refused with the same code as any other bad amount (before generic schema validation). */
+async function amountMustBeString(req: FastifyRequest): Promise<void> {
+  const body = req.body as Record<string, unknown> | null | undefined;
+  if (body && typeof body === 'object' && 'amount' in body && typeof body.amount !== 'string') {
+    throw badRequest('INVALID_AMOUNT', 'amount must be a decimal string, e.g. "0.015"');
+  }
+}
+
+export function registerUserRoutes(app: App, ctx: WalletContext): void {
+  const { pool, assets, metrics, flags } = ctx;
+  const tags = ['wallet'];
+  const security: Array<Record<string, string[]>> = [{ bearer: [] }, { apiKey: [] }];
+  const read = [requireAuth, requireScope('read')];
+  const userId = (req: FastifyRequest) => req.principal!.id;
+
+  const depositOut = (d: DepositRow) => ({
+    id: d.id,
+    asset: d.asset,
+    amount: assets.format(d.asset, d.amount),
+    status: d.status,
+    confirmAt: d.confirm_at.toISOString(),
+    confirmedAt: d.confirmed_at ? d.confirmed_at.toISOString() : null,
+    createdAt: d.created_at.toISOString(),
+  });
+  const withdrawalOut = (w: WithdrawalRow) => ({
+    id: w.id,
+    asset: w.asset,
+    amount: assets.format(w.asset, w.amount),
+    fee: assets.format(w.asset, w.fee),
+    address: w.address,
+    status: w.status,
+    railTxId: w.rail_tx_id,
+    failureReason: w.failure_reason,
+    createdAt: w.created_at.toISOString(),
+    updatedAt: w.updated_at.toISOString(),
+  });
+
+  app.get(
+    '/api/v1/wallet/balances',
+    {
+      onRequest: read,
+      schema: {
+        tags,
+        security,
+        summary: 'Balances in every asset (available, held, total) as decimal strings',
+        response: { 200: Type.Object({ balances: Type.Array(BalanceSchema) }), ...errorResponses(401, 403) },
+      },
+    },
+    async (req) => {
+      const b = await userBalances(pool, userId(req));
+      return {
+        balances: assets.list().map((a) => {
+          const x = b.get(a.symbol);
+          return {
+            asset: a.symbol,
+            available: assets.format(a.symbol, x?.available ?? 0n),
+            held: assets.format(a.symbol, x?.held ?? 0n),
+            total: assets.format(a.symbol, x?.total ?? 0n),
+          };
+        }),
+      };
+    },
+  );
+
+  const LedgerQuery = Type.Object({
+    asset: Type.Optional(AssetSymbol),
+    limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+    cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page' })),
+  });
+  app.get(
+    '/api/v1/wallet/ledger',
+    {
+      onRequest: read,
+      schema: {
+        tags,
+        security,
+        summary: 'Statement: every posting on your accounts, newest first, paginated by an opaque cursor',
+        querystring: LedgerQuery,
+        response: {
+          200: Type.Object({ entries: Type.Array(LedgerLine), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as Static<typeof LedgerQuery>;
+      if (q.asset) assets.get(q.asset);
+      let before: string | undefined;
+      if (q.cursor) {
+        try {
+          const c = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as { p?: unknown };
+          if (typeof c.p !== 'string' || !/^[0-9]{1,19}$/.test(c.p)) throw new Error('bad');
+          before = c.p;
+        } catch {
+          throw badRequest('INVALID_CURSOR', 'cursor is not one this API returned');
+        }
+      }
+      const values: unknown[] = [userId(req)];
+      let where = `a.kind = 'user' AND a.user_id = $1`;
+      if (q.asset) {
+        values.push(q.asset);
+        where += ` AND a.asset = $${values.length}`;
+      }
+      if (before) {
+        values.push(before);
+        where += ` AND p.id < $${values.length}::bigint`;
+      }
+      values.push(q.limit + 1);
+      const { rows } = await pool.query<{
+        id: string;
+        entry_id: string;
+        asset: string;
+        amount: string;
+        balance_after: string;
+        memo: string;
+        reason: string;
+        ref_type: string;
+        ref_id: string;
+        created_at: Date;
+      }>(
+        `SELECT p.id::text, p.entry_id::text, p.asset, p.amount::text, p.balance_after::text, p.memo, e.reason,
+                e.ref_type, e.ref_id, p.created_at
+           FROM wallet.postings p
+           JOIN wallet.accounts a ON a.id = p.account_id
+           JOIN wallet.journal_entries e ON e.id = p.entry_id
+          WHERE ${where}
+          ORDER BY p.id DESC LIMIT $${values.length}`,
+        values,
+      );
+      const page = rows.slice(0, q.limit);
+      const last = page[page.length - 1];
+      return {
+        entries: page.map((r) => ({
+          id: r.id,
+          entryId: r.entry_id,
+          asset: r.asset,
+          amount: assets.format(r.asset, r.amount),
+          balanceAfter: assets.format(r.asset, r.balance_after),
+          memo: r.memo,
+          reason: r.reason,
+          refType: r.ref_type,
+          refId: r.ref_id,
+          createdAt: r.created_at.toISOString(),
+        })),
+        nextCursor:
+          rows.length > q.limit && last ? Buffer.from(JSON.stringify({ p: last.id })).toString('base64url') : null,
+      };
+    },
+  );
+
+  // ---------------------------------------------------------------------------------------------------- deposits
+  app.post(
+    '/api/v1/wallet/deposits',
+    {
+      onRequest: [requireAuth, requireScope('trade')],
+      preValidation: amountMustBeString,
+      schema: {
+        tags,
+        security,
+        summary: 'Sandbox deposit: pending now, credited once confirmed (DEPOSIT_CONFIRMATION_MS)',
+        description: 'Accepts `Idempotency-Key`. Kill switch: `deposits` (503 DEPOSITS_DISABLED).',
+        body: DepositBody,
+        response: { 201: DepositSchema, ...errorResponses(400, 401, 403, 409, 422, 503) },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body as Static<typeof DepositBody>;
+      if (!(await flags.isEnabled('deposits'))) {
+        throw serviceUnavailable('DEPOSITS_DISABLED', 'deposits are temporarily disabled');
+      }
+      const amount = assets.parse(body.asset, body.amount);
+      const d = await createDeposit(pool, {
+        userId: userId(req),
+        asset: body.asset,
+        amount,
+        confirmationMs: ctx.settings.depositConfirmationMs,
+      });
+      metrics.depositsRequested.inc({ asset: d.asset });
+      return reply.status(201).send(depositOut(d));
+    },
+  );
+
+  app.get(
+    '/api/v1/wallet/deposits',
+    {
+      onRequest: read,
+      schema: {
+        tags,
+        security,
+        summary: 'Your deposits, newest first',
+        querystring: ListQuery,
+        response: { 200: Type.Object({ deposits: Type.Array(DepositSchema) }), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => ({
+      deposits: (await listDeposits(pool, userId(req), (req.query as Static<typeof ListQuery>).limit)).map(depositOut),
+    }),
+  );
+
+  app.get(
+    '/api/v1/wallet/deposits/:id',
+    {
+      onRequest: read,
+      schema: {
+        tags,
+        security,
+        summary: 'One of your deposits',
+        params: IdParams,
+        response: { 200: DepositSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const d = await getDeposit(pool, userId(req), (req.params as Static<typeof IdParams>).id);
+      if (!d) throw notFound('DEPOSIT_NOT_FOUND', 'deposit not found');
+      return depositOut(d);
+    },
+  );
+
+  // ------------------------------------------------------------------------------------------------- withdrawals
+  const blocked = async (req: FastifyRequest, reason: string, err: AppError) => {
+    metrics.withdrawalsBlocked.inc({ reason });
+    await audit(
+      pool,
+      {
+        actor: actorOf(req),
+        action: 'withdrawal.request',
+        outcome: 'blocked',
+        details: { reason, code: err.code, body: req.body ?? null },
+        requestId: req.id,
+      },
+      req.log,
+    );
+  };
+  const mfa = requireFreshMfa(ctx.settings.mfaMaxAgeS);
+  const scope = requireScope('withdraw');
+  /** Authenticated, scope `withdraw` (API keys), fresh 2FA when enabled; refusals are counted and audited. */
+  const withdrawGuard = async (req: FastifyRequest, reply: FastifyReply) => {
+    await requireAuth(req, reply);
+    try {
+      await scope(req, reply);
+    } catch (e) {
+      if (e instanceof AppError) await blocked(req, 'scope', e);
+      throw e;
+    }
+    try {
+      await mfa(req, reply);
+    } catch (e) {
+      if (e instanceof AppError) await blocked(req, 'mfa', e);
+      throw e;
+    }
+  };
+
+  app.post(
+    '/api/v1/wallet/withdrawals',
+    {
+      onRequest: withdrawGuard,
+      preValidation: amountMustBeString,
+      schema: {
+        tags,
+        security,
+        summary: 'Request a withdrawal: amount + fee are held now; payout follows after the cancellation window',
+        description:
+          'Checks: address format per asset, min/max, rolling 24 h limit by KYC tier (429 VELOCITY_LIMIT_EXCEEDED), ' +
+          'available funds (amount + fee). Needs scope `withdraw` and a fresh 2FA check when 2FA is on. ' +
+          'Accepts `Idempotency-Key`. Kill switch: `withdrawals` (503 WITHDRAWALS_DISABLED).',
+        body: WithdrawalBody,
+        response: { 201: WithdrawalSchema, ...errorResponses(400, 401, 403, 409, 422, 429, 503) },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body as Static<typeof WithdrawalBody>;
+      try {
+        if (!(await flags.isEnabled('withdrawals'))) {
+          throw new WithdrawalBlocked(
+            'kill_switch',
+            503,
+            'WITHDRAWALS_DISABLED',
+            'withdrawals are temporarily disabled',
+          );
+        }
+        const w = await requestWithdrawal(
+          pool,
+          assets,
+          { limits: ctx.limits, dispatchDelayMs: ctx.settings.withdrawalDispatchDelayMs },
+          {
+            userId: userId(req),
+            asset: body.asset,
+            amount: body.amount,
+            address: body.address,
+          },
+        );
+        metrics.withdrawalsRequested.inc({ asset: w.asset });
+        await audit(
+          pool,
+          {
+            actor: actorOf(req),
+            action: 'withdrawal.request',
+            outcome: 'ok',
+            subjectType: 'withdrawal',
+            subjectId: w.id,
+            details: { asset: w.asset, amount: assets.format(w.asset, w.amount), address: w.address },
+            requestId: req.id,
+          },
+          req.log,
+        );
+        return reply.status(201).send(withdrawalOut(w));
+      } catch (e) {
+        if (e instanceof WithdrawalBlocked) await blocked(req, e.reason, e);
+        throw e;
+      }
+    },
+  );
+
+  app.get(
+    '/api/v1/wallet/withdrawals',
+    {
+      onRequest: read,
+      schema: {
+        tags,
+        security,
+        summary: 'Your withdrawals, newest first',
+        querystring: ListQuery,
+        response: { 200: Type.Object({ withdrawals: Type.Array(WithdrawalSchema) }), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => ({
+      withdrawals: (await listWithdrawals(pool, userId(req), (req.query as Static<typeof ListQuery>).limit)).map(
+        withdrawalOut,
+      ),
+    }),
+  );
+
+  app.get(
+    '/api/v1/wallet/withdrawals/:id',
+    {
+      onRequest: read,
+      schema: {
+        tags,
+        security,
+        summary: 'One of your withdrawals (404 for anyone else’s)',
+        params: IdParams,
+        response: { 200: WithdrawalSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const w = await getWithdrawal(pool, userId(req), (req.params as Static<typeof IdParams>).id);
+      if (!w) throw notFound('WITHDRAWAL_NOT_FOUND', 'withdrawal not found');
+      return withdrawalOut(w);
+    },
+  );
+
+  app.post(
+    '/api/v1/wallet/withdrawals/:id/cancel',
+    {
+      onRequest: [requireAuth, requireScope('withdraw')],
+      schema: {
+        tags,
+        security,
+        summary: 'Cancel a withdrawal that is still pending; its funds are released',
+        params: IdParams,
+        response: { 200: WithdrawalSchema, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req) => {
+      const w = await cancelWithdrawal(pool, userId(req), (req.params as Static<typeof IdParams>).id);
+      await audit(
+        pool,
+        {
+          actor: actorOf(req),
+          action: 'withdrawal.cancel',
+          outcome: 'ok',
+          subjectType: 'withdrawal',
+          subjectId: w.id,
+          requestId: req.id,
+        },
+        req.log,
+      );
+      return withdrawalOut(w);
+    },
+  );
+}

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { promClient } from '@exchange/platform';
+import { createDeposit } from './funding.ts';
+import { userBalances } from './ledger.ts';
+import { createWalletMetrics } from './metrics.ts';
+import { migrateWallet } from './migrate.ts';
+import { Scheduler } from './scheduler.ts';
+import { assertLedgerInvariants } from './testing.ts';
+
+let db: TestDatabase;
+const log = { info() {}, error() {} };
+
+beforeAll(async () => {
+  db = await createTestDatabase('wallet_sched');
+  await migrateWallet(db.pool);
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+const status = async (id: string) =>
+  (await db.pool.query<{ status: string }>(`SELECT status FROM wallet.deposits WHERE id = $1`, [id])).rows[0]!.status;
+
+test('a deposit due while the service was down is credited after the restart, exactly once', async () => {
+  const user = randomUUID();
+  const d = await createDeposit(db.pool, { userId: user, asset: 'USDT', amount: 5_000_000n, confirmationMs: 400 });
+  const before = new Scheduler({ pool: db.pool, pollMs: 20, reconciliationIntervalMs: 0, log });
+  before.start();
+  await new Promise((r) => setTimeout(r, 100));
+  await before.stop(); // the process goes away before the deposit is due
+  expect(await status(d.id)).toBe('pending');
+  await new Promise((r) => setTimeout(r, 400));
+  const after = new Scheduler({ pool: db.pool, pollMs: 20, reconciliationIntervalMs: 0, log });
+  expect((await after.tick()).deposits).toBe(1);
+  expect((await after.tick()).deposits).toBe(0);
+  expect(await status(d.id)).toBe('confirmed');
+  expect((await userBalances(db.pool, user)).get('USDT')?.total).toBe(5_000_000n);
+  await assertLedgerInvariants(db.pool);
+});
+
+test('replicas confirming the same due deposits concurrently credit each exactly once', async () => {
+  const user = randomUUID();
+  for (let i = 0; i < 30; i++)
+    await createDeposit(db.pool, { userId: user, asset: 'USD', amount: 100n, confirmationMs: 0 });
+  const replicas = [1, 2, 3].map(
+    () => new Scheduler({ pool: db.pool, pollMs: 1000, reconciliationIntervalMs: 0, log }),
+  );
+  const results = await Promise.all(replicas.map((s) => s.tick()));
+  expect(results.reduce((n, r) => n + r.deposits, 0)).toBe(30);
+  expect((await userBalances(db.pool, user)).get('USD')?.total).toBe(3_000n);
+  await assertLedgerInvariants(db.pool);
+});
+
+test('scheduled reconciliation runs once per interval across replicas and counts into the metric', async () => {
+  const registry = new promClient.Registry();
+  const metrics = createWalletMetrics(registry);
+  const mk = () => new Scheduler({ pool: db.pool, pollMs: 1000, reconciliationIntervalMs: 3_600_000, metrics, log });
+  const first = await Promise.all([mk().tick(), mk().tick()]);
+  expect(first.filter((r) => r.reconciled)).toHaveLength(1);
+  expect((await mk().tick()).reconciled).toBe(false);
+  const { rows } = await db.pool.query(`SELECT status FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'`);
+  expect(rows).toEqual([{ status: 'ok' }]);
+  const text = await registry.metrics();
+  expect(text).toMatch(/reconciliation_runs_total\{status="ok"\} 1/);
+  expect(text).toMatch(/reconciliation_mismatches_total\{check="balance_vs_journal"\} 0/);
+});

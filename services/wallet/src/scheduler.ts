@@ -1,0 +1,105 @@
+/**
+ * The wallet's durable scheduler. All state is in Postgres (deposits.confirm_at, withdrawals.dispatch_at, the time of
+ * the last scheduled reconciliation report), so a restart loses nothing: whatever became due while the service was
+ * down is picked up on the first tick. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of replicas can
+ * run it; scheduled reconciliation runs on one replica at a time (advisory lock).
+ */
+import type { Pool } from '@exchange/db';
+import { confirmNextDeposit, dispatchNextWithdrawal } from './funding.ts';
+import { runReconciliation, type ReconciliationMetrics } from './reconciliation.ts';
+
+export interface SchedulerLogger {
+  info(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface SchedulerOptions {
+  pool: Pool;
+  pollMs: number;
+  /** 0 = no scheduled reconciliation. */
+  reconciliationIntervalMs: number;
+  metrics?: ReconciliationMetrics;
+  log: SchedulerLogger;
+  /** Most rows handled per kind per tick (the next tick continues). */
+  batch?: number;
+}
+
+export class Scheduler {
+  private readonly opts: SchedulerOptions;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  /** Set by stop(): a tick in progress finishes its current row and returns. */
+  private halting = false;
+
+  constructor(opts: SchedulerOptions) {
+    this.opts = opts;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.halting = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.halting = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.tick()
+        .then(() => undefined)
+        .catch((err: unknown) => this.opts.log.error({ err }, 'scheduler tick failed'))
+        .finally(() => this.schedule(this.opts.pollMs));
+    }, ms);
+  }
+
+  /** One pass: confirm due deposits, dispatch due withdrawals, reconcile when due. */
+  async tick(): Promise<{ deposits: number; withdrawals: number; reconciled: boolean }> {
+    const batch = this.opts.batch ?? 100;
+    let deposits = 0;
+    while (deposits < batch && !this.halting && (await confirmNextDeposit(this.opts.pool))) deposits++;
+    let withdrawals = 0;
+    while (withdrawals < batch && !this.halting && (await dispatchNextWithdrawal(this.opts.pool))) withdrawals++;
+    if (deposits || withdrawals) this.opts.log.info({ deposits, withdrawals }, 'scheduler: processed due items');
+    const reconciled = await this.maybeReconcile();
+    return { deposits, withdrawals, reconciled };
+  }
+
+  private async maybeReconcile(): Promise<boolean> {
+    const interval = this.opts.reconciliationIntervalMs;
+    if (interval <= 0) return false;
+    const client = await this.opts.pool.connect();
+    try {
+      const { rows } = await client.query<{ ok: boolean }>(
+        `SELECT pg_try_advisory_lock(hashtext('wallet:scheduled-reconciliation')) AS ok`,
+      );
+      if (!rows[0]?.ok) return false;
+      try {
+        const last = await client.query<{ due: boolean }>(
+          `SELECT COALESCE(max(started_at) < now() - make_interval(secs => $1::double precision / 1000), true) AS due
+             FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'`,
+          [interval],
+        );
+        if (!last.rows[0]?.due) return false;
+        const report = await runReconciliation(this.opts.pool, {
+          trigger: 'scheduled',
+          ...(this.opts.metrics ? { metrics: this.opts.metrics } : {}),
+        });
+        const log = report.status === 'ok' ? this.opts.log.info : this.opts.log.error;
+        log.call(this.opts.log, { reportId: report.id, mismatches: report.mismatchCount }, 'scheduled reconciliation');
+        return true;
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock(hashtext('wallet:scheduled-reconciliation'))`);
+      }
+    } finally {
+      client.release();
+    }
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * Consumers of the trading flow and the payout rail. Each handler runs inside the inbox transaction of
+ * @exchange/messaging (inbox row + effect commit together, ack after commit), and is idempotent on its own as well
+ * (trade id / hold state / withdrawal state), so a redelivery under a new message id changes nothing either.
+ */
+import {
+  PayoutCompletedV1,
+  PayoutFailedV1,
+  ReleaseHoldV1,
+  SettleTradeV1,
+  TradeSettledV1,
+} from '@exchange/contracts/trading';
+import type { Envelope, PayloadOf } from '@exchange/contracts';
+import type { PoolClient } from '@exchange/db';
+import { enqueue, EVENTS_EXCHANGE } from '@exchange/messaging';
+import type { Assets } from './assets.ts';
+import { postEntry, releaseHold, type Leg } from './ledger.ts';
+import { WALLET_SCHEMA } from './db/schema.ts';
+
+export const PRODUCER = 'wallet';
+
+export interface HandlerLogger {
+  warn(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+}
+
+const noLog: HandlerLogger = { warn() {}, info() {} };
+
+/** A message this service cannot apply as it stands (goes through the retries to the dead letters, loudly). */
+export class SettlementError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettlementError';
+  }
+}
+
+export type SettleResult = 'settled' | 'duplicate';
+
+/**
+ * Apply one trade: the buyer's quote hold pays quoteAmount, the seller's base hold pays baseAmount; the buyer
+ * receives baseAmount - buyerFee, the seller quoteAmount - sellerFee, the fee accounts the fees. One journal entry,
+ * at most once per trade id. Publishes wallet.trade-settled through the outbox in the same transaction.
+ */
+export async function settleTrade(
+  client: PoolClient,
+  message: Envelope<PayloadOf<typeof SettleTradeV1>>,
+  assets: Assets,
+): Promise<SettleResult> {
+  const p = message.payload;
+  if (!assets.has(p.baseAsset) || !assets.has(p.quoteAsset) || p.baseAsset === p.quoteAsset) {
+    throw new SettlementError(`trade ${p.tradeId}: unknown or identical assets ${p.baseAsset}/${p.quoteAsset}`);
+  }
+  const market = assets.catalog.market(p.market);
+  if (market && (market.base.symbol !== p.baseAsset || market.quote.symbol !== p.quoteAsset)) {
+    throw new SettlementError(`trade ${p.tradeId}: ${p.market} is not ${p.baseAsset}/${p.quoteAsset}`);
+  }
+  const base = BigInt(p.baseAmount);
+  const quote = BigInt(p.quoteAmount);
+  const buyerFee = BigInt(p.buyerFee);
+  const sellerFee = BigInt(p.sellerFee);
+  if (base <= 0n || quote <= 0n || buyerFee > base || sellerFee > quote) {
+    throw new SettlementError(`trade ${p.tradeId}: inconsistent amounts`);
+  }
+  const buyer = (asset: string) => ({ kind: 'user' as const, userId: p.buyer.userId, asset });
+  const seller = (asset: string) => ({ kind: 'user' as const, userId: p.seller.userId, asset });
+  const legs: Leg[] = [
+    { account: buyer(p.quoteAsset), amount: -quote, memo: 'trade_pay' },
+    { account: seller(p.quoteAsset), amount: quote - sellerFee, memo: 'trade_receive' },
+    { account: { kind: 'fees', asset: p.quoteAsset }, amount: sellerFee, memo: 'trade_fee' },
+    { account: seller(p.baseAsset), amount: -base, memo: 'trade_pay' },
+    { account: buyer(p.baseAsset), amount: base - buyerFee, memo: 'trade_receive' },
+    { account: { kind: 'fees', asset: p.baseAsset }, amount: buyerFee, memo: 'trade_fee' },
+  ].filter((l) => l.amount !== 0n) as Leg[];
+
+  const res = await postEntry(client, {
+    idempotencyKey: `trade:${p.tradeId}`,
+    reason: 'trade',
+    refType: 'trade',
+    refId: p.tradeId,
+    causationId: message.id,
+    legs,
+    captures: [
+      { holdId: p.buyer.orderId, amount: quote, userId: p.buyer.userId, asset: p.quoteAsset, refType: 'order' },
+      { holdId: p.seller.orderId, amount: base, userId: p.seller.userId, asset: p.baseAsset, refType: 'order' },
+    ],
+  });
+  if (res.status === 'duplicate') return 'duplicate';
+  await client.query(
+    `INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id) VALUES ($1, $2, $3, $4)`,
+    [p.tradeId, p.market, res.entryId, message.id],
+  );
+  await enqueue(client, {
+    schema: WALLET_SCHEMA,
+    exchange: EVENTS_EXCHANGE,
+    routingKey: `${TradeSettledV1.type}.${p.market}`,
+    message: TradeSettledV1.create(
+      { tradeId: p.tradeId, market: p.market, settledAt: new Date().toISOString() },
+      {
+        producer: PRODUCER,
+        causationId: message.id,
+        ...(message.correlationId ? { correlationId: message.correlationId } : {}),
+      },
+    ),
+  });
+  return 'settled';
+}
+
+/** The order is finished: release what is left of its hold (a no-op if it already ended). */
+export async function releaseOrderHold(
+  client: PoolClient,
+  message: Envelope<PayloadOf<typeof ReleaseHoldV1>>,
+): Promise<bigint> {
+  const p = message.payload;
+  const peek = await client.query<{ user_id: string }>(`SELECT user_id::text FROM wallet.holds WHERE id = $1`, [
+    p.holdId,
+  ]);
+  const owner = peek.rows[0]?.user_id;
+  if (!owner) throw new SettlementError(`release of unknown hold ${p.holdId}`);
+  if (owner !== p.userId) throw new SettlementError(`hold ${p.holdId} does not belong to user ${p.userId}`);
+  const { released } = await releaseHold(client, p.holdId, p.reason);
+  return released;
+}
+
+interface WithdrawalRow {
+  id: string;
+  user_id: string;
+  asset: string;
+  amount: string;
+  fee: string;
+  status: string;
+}
+
+async function lockWithdrawal(client: PoolClient, id: string): Promise<WithdrawalRow | undefined> {
+  const { rows } = await client.query<WithdrawalRow>(
+    `SELECT id::text, user_id::text, asset, amount::text, fee::text, status FROM wallet.withdrawals
+      WHERE id = $1 FOR UPDATE`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** The rail paid the withdrawal: capture its hold (amount to the withdrawal rail, fee to the fee account). */
+export async function completePayout(
+  client: PoolClient,
+  message: Envelope<PayloadOf<typeof PayoutCompletedV1>>,
+  log: HandlerLogger = noLog,
+): Promise<'completed' | 'duplicate'> {
+  const p = message.payload;
+  const w = await lockWithdrawal(client, p.withdrawalId);
+  if (!w) throw new SettlementError(`payout.completed for unknown withdrawal ${p.withdrawalId}`);
+  if (w.status === 'completed') return 'duplicate';
+  if (w.status !== 'processing') {
+    // Money left through the rail for a withdrawal we consider ended: never silently accept it.
+    throw new SettlementError(`payout.completed for withdrawal ${w.id} in status ${w.status}`);
+  }
+  const amount = BigInt(w.amount);
+  const fee = BigInt(w.fee);
+  const user = { kind: 'user' as const, userId: w.user_id, asset: w.asset };
+  const legs: Leg[] = [
+    { account: user, amount: -amount, memo: 'withdrawal' },
+    { account: { kind: 'withdrawal_rail', asset: w.asset }, amount, memo: 'withdrawal' },
+  ];
+  if (fee > 0n) {
+    legs.push({ account: user, amount: -fee, memo: 'withdrawal_fee' });
+    legs.push({ account: { kind: 'fees', asset: w.asset }, amount: fee, memo: 'withdrawal_fee' });
+  }
+  const res = await postEntry(client, {
+    idempotencyKey: `withdrawal:${w.id}`,
+    reason: 'withdrawal',
+    refType: 'withdrawal',
+    refId: w.id,
+    causationId: message.id,
+    legs,
+    captures: [{ holdId: w.id, amount: amount + fee, userId: w.user_id, asset: w.asset, refType: 'withdrawal' }],
+  });
+  await client.query(
+    `INSERT INTO wallet.rail_transactions (direction, asset, amount, withdrawal_id, rail_tx_id)
+     VALUES ('out', $1, $2, $3, $4)`,
+    [w.asset, w.amount, w.id, p.railTxId],
+  );
+  await client.query(
+    `UPDATE wallet.withdrawals SET status = 'completed', rail_tx_id = $2, entry_id = $3, updated_at = now()
+      WHERE id = $1`,
+    [w.id, p.railTxId, res.entryId],
+  );
+  log.info({ withdrawalId: w.id, railTxId: p.railTxId }, 'withdrawal completed');
+  return 'completed';
+}
+
+/** The rail could not pay: release the hold, the funds are available again. */
+export async function failPayout(
+  client: PoolClient,
+  message: Envelope<PayloadOf<typeof PayoutFailedV1>>,
+  log: HandlerLogger = noLog,
+): Promise<'failed' | 'duplicate'> {
+  const p = message.payload;
+  const w = await lockWithdrawal(client, p.withdrawalId);
+  if (!w) throw new SettlementError(`payout.failed for unknown withdrawal ${p.withdrawalId}`);
+  if (w.status === 'failed') return 'duplicate';
+  if (w.status !== 'processing') {
+    throw new SettlementError(`payout.failed for withdrawal ${w.id} in status ${w.status}`);
+  }
+  await releaseHold(client, w.id, 'payout_failed');
+  await client.query(
+    `UPDATE wallet.withdrawals SET status = 'failed', failure_reason = $2, updated_at = now() WHERE id = $1`,
+    [w.id, p.reason],
+  );
+  log.warn({ withdrawalId: w.id, reason: p.reason }, 'withdrawal payout failed; funds released');
+  return 'failed';
+}
+
+/** Handler for queue `wallet.settlement`. */
+export function settlementHandler(
+  assets: Assets,
+  log: HandlerLogger = noLog,
+  /** Seconds from the engine's execution to this settlement (settlement_lag_seconds). */
+  observeLag: (seconds: number) => void = () => {},
+) {
+  return async (message: Envelope, client: PoolClient): Promise<void> => {
+    if (message.type === SettleTradeV1.type) {
+      const trade = SettleTradeV1.validate(message);
+      const r = await settleTrade(client, trade, assets);
+      if (r === 'duplicate') log.info({ tradeId: trade.payload.tradeId }, 'trade already settled');
+      else observeLag(Math.max(0, (Date.now() - Date.parse(trade.payload.executedAt)) / 1000));
+      return;
+    }
+    if (message.type === ReleaseHoldV1.type) {
+      await releaseOrderHold(client, ReleaseHoldV1.validate(message));
+      return;
+    }
+    throw new SettlementError(`unexpected message type ${message.type} on wallet.settlement`);
+  };
+}
+
+/** Handler for queue `wallet.payouts`. */
+export function payoutHandler(log: HandlerLogger = noLog) {
+  return async (message: Envelope, client: PoolClient): Promise<void> => {
+    if (message.type === PayoutCompletedV1.type) {
+      await completePayout(client, PayoutCompletedV1.validate(message), log);
+      return;
+    }
+    if (message.type === PayoutFailedV1.type) {
+      await failPayout(client, PayoutFailedV1.validate(message), log);
+      return;
+    }
+    throw new SettlementError(`unexpected message type ${message.type} on wallet.payouts`);
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * Test helpers for the wallet and for other services' trading-flow tests (`@exchange/wallet/testing`).
+ * `assertLedgerInvariants(pool)` checks the design's ledger invariants 1–5 with SQL against the wallet schema of the
+ * database behind `pool` (the same checks reconciliation runs), and throws with every violation listed.
+ */
+import type { AuthOptions } from '@exchange/auth-client';
+import type { Pool } from '@exchange/db';
+import type { Messaging } from '@exchange/messaging';
+import type { App } from '@exchange/platform';
+import type { WalletSettings } from './app.ts';
+import type { Scheduler } from './scheduler.ts';
+import { runChecks, type CheckResult } from './reconciliation.ts';
+
+export class LedgerInvariantError extends Error {
+  readonly violations: CheckResult[];
+  constructor(violations: CheckResult[]) {
+    super(
+      `ledger invariants violated:\n` +
+        violations.map((v) => `  - ${v.name} (${v.mismatches}): ${JSON.stringify(v.items.slice(0, 5))}`).join('\n'),
+    );
+    this.name = 'LedgerInvariantError';
+    this.violations = violations;
+  }
+}
+
+const APPEND_ONLY = ['journal_entries', 'postings'];
+
+export async function assertLedgerInvariants(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const result = await runChecks(client);
+    // Invariant 3 (append-only): the triggers rejecting UPDATE/DELETE on the journal must be in place.
+    const { rows } = await client.query<{ table: string }>(
+      `SELECT c.relname AS table FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'wallet' AND t.tgname LIKE '%append_only' AND NOT t.tgisinternal`,
+    );
+    await client.query('COMMIT');
+    const violations = result.checks.filter((c) => c.mismatches > 0);
+    const missing = APPEND_ONLY.filter((t) => !rows.some((r) => r.table === t));
+    if (missing.length) {
+      violations.push({
+        name: 'journal_append_only',
+        description: 'append-only triggers on the journal',
+        mismatches: missing.length,
+        items: missing.map((table) => ({ table })),
+      });
+    }
+    if (violations.length) throw new LedgerInvariantError(violations);
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+export { runChecks };
+
+/**
+ * Credit a user through the sandbox deposit rail at once (a deposit created already due and confirmed here), the
+ * way other services' tests fund accounts before trading. Needs the wallet schema migrated in that database.
+ */
+export async function fundUser(pool: Pool, userId: string, asset: string, units: bigint): Promise<string> {
+  const { createDeposit, confirmDeposit } = await import('./funding.ts');
+  const d = await createDeposit(pool, { userId, asset, amount: units, confirmationMs: 0 });
+  await confirmDeposit(pool, d.id);
+  return d.id;
+}
+
+export { migrateWallet } from './migrate.ts';
+
+export interface TestWallet {
+  app: App;
+  /** http://127.0.0.1:<port> of the listening wallet (internal hold API, public API). */
+  baseUrl: string;
+  messaging: Messaging;
+  scheduler: Scheduler;
+  close(): Promise<void>;
+}
+
+/**
+ * A complete wallet for other services' trading-flow tests: migrates the wallet schema into `pool`'s database,
+ * listens on a free port, consumes wallet.settlement / wallet.payouts on `amqpUrl`, relays its outbox and runs the
+ * scheduler (deposits confirm at once unless `settings` says otherwise).
+ */
+export async function startTestWallet(opts: {
+  pool: Pool;
+  amqpUrl: string;
+  auth: AuthOptions;
+  settings?: Partial<WalletSettings>;
+  retry?: { attempts: number; backoffMs: number[] };
+}): Promise<TestWallet> {
+  const [
+    { buildApp },
+    { migrateWallet },
+    { createMessaging, silentLogger },
+    { startConsumers },
+    { Scheduler: SchedulerClass },
+  ] = await Promise.all([
+    import('./app.ts'),
+    import('./migrate.ts'),
+    import('@exchange/messaging'),
+    import('./queues.ts'),
+    import('./scheduler.ts'),
+  ]);
+  await migrateWallet(opts.pool);
+  const app = await buildApp({
+    pool: opts.pool,
+    auth: opts.auth,
+    settings: { depositConfirmationMs: 0, withdrawalDispatchDelayMs: 0, ...opts.settings },
+    fastify: { logger: false },
+  });
+  const messaging = createMessaging({
+    url: opts.amqpUrl,
+    service: 'wallet',
+    pool: opts.pool,
+    schema: 'wallet',
+    logger: silentLogger,
+    registry: app.metrics.registry,
+    relay: { pollIntervalMs: 100 },
+  });
+  await messaging.start();
+  await startConsumers(messaging, app.wallet.assets, { info() {}, warn() {} }, opts.retry ? { retry: opts.retry } : {});
+  const scheduler = new SchedulerClass({
+    pool: opts.pool,
+    pollMs: 100,
+    reconciliationIntervalMs: 0,
+    log: { info() {}, error() {} },
+  });
+  scheduler.start();
+  const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    app,
+    baseUrl,
+    messaging,
+    scheduler,
+    async close() {
+      await scheduler.stop();
+      await app.close();
+      await messaging.close();
+    },
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * Cross-service test harness: the real services as child processes (tools/stack), on ports of their own, against a
+ * database and a RabbitMQ vhost (or a private broker) of their own, so e2e files run in parallel and re-run cleanly.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
+import { ExchangeClient } from '@exchange/sdk';
+import { Stack, type ServiceName } from '@exchange/stack';
+
+export interface TestStackOptions {
+  services?: ServiceName[];
+  replicas?: Partial<Record<ServiceName, number>>;
+  /** AMQP URL of a private broker (its default vhost); default: a fresh vhost on the shared broker. */
+  amqpUrl?: string;
+  env?: Record<string, string>;
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+}
+
+export interface TestStack {
+  stack: Stack;
+  db: TestDatabase;
+  vhost?: TestVhost;
+  /** Every line the processes printed, prefixed with the process label. */
+  logs: string[];
+  url(service: ServiceName): string;
+  /** An SDK client through the gateway, as a distinct client IP (the gateway trusts X-Forwarded-For in tests). */
+  client(): ExchangeClient;
+  close(): Promise<void>;
+}
+
+let portCursor = 20_000 + Math.floor(Math.random() * 30_000);
+
+export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
+  const db = await createTestDatabase('e2e');
+  const vhost = opts.amqpUrl ? undefined : await createTestVhost('e2e');
+  const base = (portCursor += 10 + Math.floor(Math.random() * 500));
+  const logs: string[] = [];
+  const stack = new Stack({
+    databaseUrl: db.url,
+    amqpUrl: opts.amqpUrl ?? vhost!.url,
+    internalToken: randomBytes(24).toString('hex'),
+    stateDir: '/tmp',
+    ports: { auth: base + 1, wallet: base + 2, order: base + 3, 'payment-processor': base + 4, gateway: base + 5 },
+    env: {
+      LOG_LEVEL: 'info',
+      API_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      SIGNING_KEY_ACTIVATION_DELAY_SECONDS: '0',
+      ADMIN_EMAIL: 'root@e2e.test',
+      ADMIN_PASSWORD: 'Vault-door-1234-open',
+      DEPOSIT_CONFIRMATION_MS: '100',
+      SCHEDULER_POLL_MS: '100',
+      PAYOUT_DELAY_MS: '50',
+      PAYOUT_FAILURE_RATE: '0',
+      TRUST_PROXY: 'true',
+      BACKUP_DIR: `/tmp/e2e-backups-${db.name}`,
+      ...opts.env,
+    },
+    ...(opts.serviceEnv ? { serviceEnv: opts.serviceEnv } : {}),
+    ...(opts.services ? { services: opts.services } : {}),
+    ...(opts.replicas ? { replicas: opts.replicas } : {}),
+    onLine: (s, line) => {
+      logs.push(`[${s}] ${line}`);
+      if (logs.length > 200_000) logs.splice(0, 50_000);
+      if (process.env.E2E_VERBOSE) process.stdout.write(`[${s}] ${line}\n`);
+    },
+  });
+  try {
+    await stack.start();
+  } catch (err) {
+    await stack.stop();
+    await db.drop();
+    await vhost?.drop();
+    throw new Error(`${(err as Error).message}\n--- last log lines ---\n${logs.slice(-40).join('\n')}`);
+  }
+  let ip = 1;
+  return {
+    stack,
+    db,
+    ...(vhost ? { vhost } : {}),
+    logs,
+    url: (s) => stack.url(s),
+    client: () => {
+      const n = ip++;
+      return new ExchangeClient({
+        baseUrl: stack.url('gateway'),
+        headers: { 'x-forwarded-for': `198.51.100.${n % 250}` },
+        retries: 2,
+      });
+    },
+    async close() {
+      await stack.stop();
+      await db.drop();
+      await vhost?.drop();
+    },
+  };
+}
+
+/** Poll `fn` until it returns a truthy value or the time is up (then throw with the last value/error). */
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false | null>,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
+
+/** Register, log in and fund a new user through the public API; resolves once the deposits are credited. */
+export async function newTrader(
+  client: ExchangeClient,
+  funds: Record<string, string>,
+): Promise<{ email: string; userId: string }> {
+  const email = `trader-${randomUUID().slice(0, 8)}@e2e.test`;
+  const password = `Pw-${randomBytes(9).toString('base64url')}-x9`;
+  await client.register({ email, password });
+  const login = await client.login({ email, password });
+  for (const [asset, amount] of Object.entries(funds)) await client.deposit({ asset, amount });
+  await eventually(
+    async () => {
+      const balances = await client.balances();
+      return Object.entries(funds).every(
+        ([asset, amount]) => balances.find((b) => b.asset === asset)?.total === amount,
+      );
+    },
+    30_000,
+    `deposits of ${email}`,
+  );
+  return { email, userId: login.user.id };
+}

@@ -1,0 +1,44 @@
+/**
+ * Local gateway (development stand-in for Kong; Kong runs in compose and Kubernetes).
+ *   PORT (8000), HOST (0.0.0.0), KONG_CONFIG (kong/kong.yml), AUTH_URL, WALLET_URL, ORDER_URL, PAYMENT_PROCESSOR_URL
+ *   (default http://127.0.0.1:3001..3004),
+ *   AUTH_JWKS_URL (default `${AUTH_URL}/.well-known/jwks.json`), REDIS_URL (rate-limit counters
+ *   for `policy: redis`; memory without it), TRUST_PROXY (true: client IP from X-Forwarded-For),
+ *   PER_USER_LIMIT_SECOND / PER_USER_LIMIT_MINUTE (per verified `sub`; 0 disables), LOG_LEVEL.
+ */
+import { Redis } from 'ioredis';
+import { createGateway, DEFAULT_KONG_CONFIG_PATH, type GatewayOptions } from './gateway.ts';
+
+const env = process.env;
+// Host mode: the services listen on localhost at the ports of docs/architecture.md.
+const upstreams = {
+  auth: env.AUTH_URL ?? 'http://127.0.0.1:3001',
+  wallet: env.WALLET_URL ?? 'http://127.0.0.1:3002',
+  order: env.ORDER_URL ?? 'http://127.0.0.1:3003',
+  'payment-processor': env.PAYMENT_PROCESSOR_URL ?? 'http://127.0.0.1:3004',
+};
+const opts: GatewayOptions = {
+  upstreams,
+  kongConfigPath: env.KONG_CONFIG ?? DEFAULT_KONG_CONFIG_PATH,
+  trustProxy: env.TRUST_PROXY === 'true',
+  logger: { level: env.LOG_LEVEL ?? 'info' },
+};
+opts.authJwksUrl = env.AUTH_JWKS_URL ?? `${upstreams.auth.replace(/\/$/, '')}/.well-known/jwks.json`;
+if (env.REDIS_URL) {
+  opts.redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  opts.redisKeyPrefix = 'local-gateway:rl';
+}
+const second = Number(env.PER_USER_LIMIT_SECOND ?? 20);
+const minute = Number(env.PER_USER_LIMIT_MINUTE ?? 600);
+opts.perUserLimits =
+  second > 0 || minute > 0 ? { ...(second > 0 ? { second } : {}), ...(minute > 0 ? { minute } : {}) } : false;
+
+const app = await createGateway(opts);
+const close = async () => {
+  await app.close();
+  opts.redis?.disconnect();
+  process.exit(0);
+};
+process.on('SIGINT', () => void close());
+process.on('SIGTERM', () => void close());
+await app.listen({ port: Number(env.PORT ?? 8000), host: env.HOST ?? '0.0.0.0' });

@@ -1,0 +1,200 @@
+// Prometheus config, recording + alert rules and their unit tests, checked with the real promtool.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { readYaml, runTool, readText, markdownAnchors, exists, repoPath } from '../src/helpers.ts';
+
+/** Metric names registered in the product's source (prom-client `name: '...'`), excluding tests. */
+function productMetricNames(): Set<string> {
+  const names = new Set<string>();
+  const walk = (dir: string) => {
+    for (const f of readdirSync(dir)) {
+      if (f === 'node_modules') continue;
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (f.endsWith('.ts') && !f.endsWith('.test.ts')) {
+        for (const m of readFileSync(p, 'utf8').matchAll(/name:\s*'([a-z_:]+)'/g)) names.add(m[1]!);
+      }
+    }
+  };
+  for (const root of ['packages', 'services'])
+    for (const d of readdirSync(repoPath(root))) if (exists(root, d, 'src')) walk(repoPath(root, d, 'src'));
+  return names;
+}
+
+const REQUIRED_ALERTS: Record<string, string[]> = {
+  ERROR_THRESHOLD: ['high', 'critical'],
+  DEAD_LETTER_JOB: ['medium', 'critical'],
+  WITHDRAWAL_BLOCKED: ['warning', 'critical'],
+  RECONCILIATION_MISMATCH: ['critical'],
+  ServiceDown: ['critical'],
+  ReadinessFailing: ['high'],
+  HighLatency: ['warning', 'critical'],
+  OutboxBacklog: ['high'],
+  QueueBacklog: ['warning', 'critical'],
+};
+
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+function rules(file: string): Rule[] {
+  const doc = readYaml<{ groups: { rules: Rule[] }[] }>('config', 'rules', file);
+  return doc.groups.flatMap((g) => g.rules);
+}
+
+describe('Prometheus configuration (promtool)', () => {
+  test('promtool check config accepts config/prometheus.yml and its rule files', () => {
+    const r = runTool('promtool', ['check', 'config', 'config/prometheus.yml']);
+    expect(`${r.stdout}${r.stderr}`).toContain('2 rule files found');
+    expect(r.status).toBe(0);
+  });
+
+  test('promtool check rules accepts the recording and alert rules', () => {
+    const r = runTool('promtool', [
+      'check',
+      'rules',
+      'config/rules/recording-rules.yml',
+      'config/rules/alert-rules.yml',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  test('promtool test rules: every alert fires and stays quiet as config/alerts.test.yml expects', () => {
+    const r = runTool('promtool', ['test', 'rules', 'config/alerts.test.yml']);
+    if (r.status !== 0) throw new Error(`promtool test rules failed:\n${r.stdout}\n${r.stderr}`);
+    expect(r.stdout).toContain('SUCCESS');
+  });
+
+  test('the unit tests cover every alert, firing and quiet', () => {
+    const tests = readYaml<{ tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[] }>(
+      'config',
+      'alerts.test.yml',
+    );
+    const cases = tests.tests.flatMap((t) => t.alert_rule_test ?? []);
+    const alertNames = new Set(rules('alert-rules.yml').map((r) => r.alert!));
+    for (const name of alertNames) {
+      const mine = cases.filter((c) => c.alertname === name);
+      expect({ name, fires: mine.some((c) => (c.exp_alerts ?? []).length > 0) }).toEqual({ name, fires: true });
+      expect({ name, quiet: mine.some((c) => (c.exp_alerts ?? []).length === 0) }).toEqual({ name, quiet: true });
+    }
+  });
+});
+
+describe('alert rules content', () => {
+  const alerts = rules('alert-rules.yml').filter((r) => r.alert);
+
+  test.each(Object.entries(REQUIRED_ALERTS))('%s exists with severities %j', (name, severities) => {
+    const mine = alerts.filter((a) => a.alert === name);
+    expect(mine.map((a) => a.labels?.severity).sort()).toEqual([...severities].sort());
+  });
+
+  test('every alert has severity, summary, description and a runbook_url that resolves to a runbook heading', () => {
+    expect(exists('docs', 'runbook.md')).toBe(true);
+    const anchors = markdownAnchors(readText('docs', 'runbook.md'));
+    for (const a of alerts) {
+      expect({ alert: a.alert, severity: a.labels?.severity }).toEqual({
+        alert: a.alert,
+        severity: expect.stringMatching(/^(critical|high|medium|warning)$/),
+      });
+      expect(a.annotations?.summary).toBeTruthy();
+      expect(a.annotations?.description).toBeTruthy();
+      const url = a.annotations?.runbook_url ?? '';
+      const m = /^docs\/runbook\.md#(.+)$/.exec(url);
+      expect({ alert: a.alert, url, ok: Boolean(m) }).toEqual({ alert: a.alert, url, ok: true });
+      expect({ alert: a.alert, anchor: m![1], inRunbook: anchors.has(m![1]!) }).toEqual({
+        alert: a.alert,
+        anchor: m![1],
+        inRunbook: true,
+      });
+    }
+  });
+
+  test('the CoinHubX latency metric http_request_duration_ms_p99 is a recording rule over the seconds histogram, in ms', () => {
+    const rec = rules('recording-rules.yml').find((r) => r.record === 'http_request_duration_ms_p99');
+    expect(rec).toBeDefined();
+    expect(rec!.expr.replace(/\s+/g, ' ')).toMatch(
+      /^histogram_quantile\(0\.99, .*http_request_duration_seconds_bucket.*\) \* 1000$/,
+    );
+  });
+
+  test('the service metrics the alerts use are registered by the product (prom-client names in the source)', () => {
+    const registered = productMetricNames();
+    const used = [
+      'http_requests_total',
+      'http_request_duration_seconds',
+      'http_errors_total',
+      'withdrawals_blocked_total',
+      'jobs_dead_letter_total',
+      'jobs_queue_length',
+      'reconciliation_mismatches_total',
+      'auth_login_failures_total',
+      'outbox_pending',
+      'engine_orders_total',
+      'trades_total',
+      'settlement_lag_seconds',
+    ];
+    for (const m of used) expect({ metric: m, registered: registered.has(m) }).toEqual({ metric: m, registered: true });
+  });
+
+  test('alerts only use metrics the services, exporters or recording rules provide', () => {
+    const known = [
+      'http_requests_total',
+      'http_request_duration_seconds_bucket',
+      'http_errors_total',
+      'withdrawals_blocked_total',
+      'jobs_dead_letter_total',
+      'jobs_queue_length',
+      'reconciliation_mismatches_total',
+      'auth_login_failures_total',
+      'outbox_pending',
+      'engine_orders_total',
+      'trades_total',
+      'settlement_lag_seconds',
+      'settlement_lag_seconds_bucket',
+      'up',
+      'probe_success',
+      'pg_up',
+      'pg_stat_activity_count',
+      'pg_settings_max_connections',
+      'alertmanager_notifications_failed_total',
+      ...rules('recording-rules.yml').map((r) => r.record!),
+    ];
+    const fns = new Set([
+      'sum',
+      'by',
+      'max',
+      'or',
+      'unless',
+      'offset',
+      'increase',
+      'rate',
+      'histogram_quantile',
+      'le',
+      'without',
+      'on',
+      'and',
+    ]);
+    for (const r of [...alerts, ...rules('recording-rules.yml')]) {
+      const noStrings = r.expr
+        .replace(/\b\d+[smhdwy]\b/g, '')
+        .replace(/"[^"]*"/g, '')
+        .replace(/\{[^}]*\}/g, '')
+        .replace(/\[[^\]]*\]/g, '')
+        .replace(/\([a-z_ ,]*\)\s*\(/g, '(');
+      const idents = noStrings.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
+      for (const id of idents) {
+        if (fns.has(id)) continue;
+        expect({ rule: r.alert ?? r.record, metric: id, known: known.includes(id) }).toEqual({
+          rule: r.alert ?? r.record,
+          metric: id,
+          known: true,
+        });
+      }
+    }
+  });
+});
