@@ -2,6 +2,7 @@ import { AppError, conflict, errorResponses, Type, unauthorized, type App } from
 import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
+import { confirmPassword } from '../reauth.ts';
 import { USER_COLUMNS, type Ctx, type UserRow } from '../context.ts';
 import {
   checkTotp,
@@ -45,23 +46,10 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
     async (req) => {
       const user = await loadUser(req.principal!.id);
       if (user.totp_enabled_at !== null) throw conflict('MFA_ALREADY_ENABLED', '2FA is already enabled');
-      const s = await ctx.throttle.check('account', user.email);
-      if (s.blocked) {
-        throw new AppError(
-          429,
-          s.reason === 'locked' ? 'LOGIN_LOCKED' : 'LOGIN_THROTTLED',
-          'too many failed attempts',
-          {
-            headers: { 'retry-after': String(s.retryAfterSeconds) },
-          },
-        );
-      }
-      if (!(await ctx.passwords.verify(user.password_hash, req.body.password))) {
-        await ctx.throttle.fail('account', user.email, ctx.accountLimits);
-        ctx.metrics.loginFailures.inc({ reason: 'bad_password' });
-        await audit(ctx.pool, req, { action: 'auth.2fa_setup_failed', actorId: user.id, targetId: user.id });
-        throw unauthorized('INVALID_CREDENTIALS', 'password is wrong');
-      }
+      await confirmPassword(ctx, req, user, req.body.password, {
+        action: 'auth.2fa_setup_failed',
+        message: 'password is wrong',
+      });
       const secret = newTotpSecret();
       await ctx.pool.query('UPDATE auth.users SET totp_pending_secret_enc = $2, updated_at = now() WHERE id = $1', [
         user.id,

@@ -3,6 +3,7 @@ import { AppError, errorResponses, Type, tooManyRequests, unauthorized, type App
 import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit, clientIp } from '../audit.ts';
+import { confirmPassword } from '../reauth.ts';
 import { normaliseEmail, USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
 import { useRecoveryCode, verifyUserTotp } from '../mfa.ts';
 import { passwordProblems } from '../passwords.ts';
@@ -150,23 +151,10 @@ export function publicRoutes(app: App, ctx: Ctx): void {
       const { rows } = await ctx.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE id = $1`, [p.id]);
       const user = rows[0];
       if (!user) throw unauthorized('UNAUTHENTICATED', 'user no longer exists');
-      const s = await ctx.throttle.check('account', user.email);
-      if (s.blocked) {
-        throw new AppError(
-          429,
-          s.reason === 'locked' ? 'LOGIN_LOCKED' : 'LOGIN_THROTTLED',
-          'too many failed attempts',
-          {
-            headers: { 'retry-after': String(s.retryAfterSeconds) },
-          },
-        );
-      }
-      if (!(await ctx.passwords.verify(user.password_hash, req.body.currentPassword))) {
-        await ctx.throttle.fail('account', user.email, ctx.accountLimits);
-        ctx.metrics.loginFailures.inc({ reason: 'bad_password' });
-        await audit(ctx.pool, req, { action: 'auth.password_change_failed', actorId: user.id, targetId: user.id });
-        throw unauthorized('INVALID_CREDENTIALS', 'current password is wrong');
-      }
+      await confirmPassword(ctx, req, user, req.body.currentPassword, {
+        action: 'auth.password_change_failed',
+        message: 'current password is wrong',
+      });
       const problems = passwordProblems(req.body.newPassword, user.email);
       if (problems.length)
         throw new AppError(400, 'WEAK_PASSWORD', `password ${problems.join('; ')}`, { details: { problems } });
