@@ -444,6 +444,43 @@ describe('ledger statement', () => {
   });
 });
 
+describe('support view of a user account', () => {
+  test('staff read any user balances and statement (audited); users and anonymous cannot', async () => {
+    const user = randomUUID();
+    await fundUser(db.pool, user, 'USDT', 2_500_000n);
+    const support = bearer(randomUUID(), { sub: '', roles: ['support'] });
+    const base = `/api/v1/admin/wallet/users/${user}`;
+    for (const headers of [support, admin()]) {
+      const b = await app.inject({ method: 'GET', url: `${base}/balances`, headers });
+      expect(b.statusCode).toBe(200);
+      expect(b.json().balances.find((x: { asset: string }) => x.asset === 'USDT')).toEqual({
+        asset: 'USDT',
+        available: '2.500000',
+        held: '0.000000',
+        total: '2.500000',
+      });
+      const l = await app.inject({ method: 'GET', url: `${base}/ledger?asset=USDT`, headers });
+      expect(l.statusCode).toBe(200);
+      expect(l.json().entries).toHaveLength(1);
+      expect(l.json().entries[0]).toMatchObject({ asset: 'USDT', amount: '2.500000', reason: 'deposit' });
+    }
+    for (const url of [`${base}/balances`, `${base}/ledger`]) {
+      expect((await app.inject({ method: 'GET', url, headers: bearer(user) })).statusCode).toBe(403);
+      expect((await app.inject({ method: 'GET', url })).statusCode).toBe(401);
+    }
+    const bad = await app.inject({ method: 'GET', url: '/api/v1/admin/wallet/users/nope/balances', headers: support });
+    expect(bad.statusCode).toBe(400);
+    const { rows } = await db.pool.query<{ action: string; n: string }>(
+      `SELECT action, count(*)::text AS n FROM wallet.audit_events WHERE subject_id = $1 GROUP BY action ORDER BY action`,
+      [user],
+    );
+    expect(rows).toEqual([
+      { action: 'account.balances_viewed', n: '2' },
+      { action: 'account.ledger_viewed', n: '2' },
+    ]);
+  });
+});
+
 describe('internal hold API', () => {
   test('service token required; 201 then 200 replay, 409 conflict, 400 insufficient; release once', async () => {
     const user = randomUUID();

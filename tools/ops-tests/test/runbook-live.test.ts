@@ -61,7 +61,7 @@ async function mgmt(method: string, path: string, body?: unknown): Promise<void>
 
 const owner = (path: string): string => {
   if (/^\/api\/v1\/(auth|admin\/(users|audit|backups))/.test(path)) return 'auth';
-  if (/^\/api\/v1\/admin\/(reconciliation|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(path))
+  if (/^\/api\/v1\/admin\/(reconciliation|wallet\/|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(path))
     return 'wallet';
   if (/^\/api\/v1\/admin\/dead-letters\/payment-processor/.test(path)) return 'payment-processor';
   return 'order';
@@ -322,6 +322,9 @@ test('the runbook admin procedures work against the product', async () => {
     expect.arrayContaining(['user', 'support']),
   );
   expect((await call('GET', '/api/v1/admin/audit?limit=50')).items ?? []).toBeDefined();
+  const balances = await call('GET', `/api/v1/admin/wallet/users/${id}/balances`);
+  expect(balances.balances.map((b: any) => b.asset)).toEqual(expect.arrayContaining(['BTC', 'USD']));
+  expect((await call('GET', `/api/v1/admin/wallet/users/${id}/ledger?limit=20`)).entries).toEqual([]);
 }, 180_000);
 
 test('every gateway call written in the runbook was made above', () => {

@@ -41,6 +41,8 @@ const ADMIN_API: [string, RegExp][] = [
   ['GET', /^\/api\/v1\/admin\/users\?email=[^&]+$/],
   ['POST', /^\/api\/v1\/admin\/users\/[^/]+\/(lock|unlock)$/],
   ['PUT', /^\/api\/v1\/admin\/users\/[^/]+\/roles$/],
+  ['GET', /^\/api\/v1\/admin\/wallet\/users\/[^/]+\/balances$/],
+  ['GET', /^\/api\/v1\/admin\/wallet\/users\/[^/]+\/ledger(\?limit=\d+)?$/],
   ['POST', /^\/api\/v1\/auth\/login$/],
   ['GET', /^\/api\/health\/trading$/],
 ];
@@ -102,7 +104,7 @@ describe('docs/runbook.md', () => {
   test('every gateway call is routed by kong/kong.yml to the service that owns it', () => {
     const owner = (p: string): string => {
       if (/^\/api\/v1\/(auth|admin\/(users|audit|backups))/.test(p)) return 'auth';
-      if (/^\/api\/v1\/admin\/(reconciliation|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(p))
+      if (/^\/api\/v1\/admin\/(reconciliation|wallet\/|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(p))
         return 'wallet';
       if (/^\/api\/v1\/admin\/dead-letters\/payment-processor/.test(p)) return 'payment-processor';
       return 'order';

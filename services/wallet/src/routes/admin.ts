@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import { requireRole } from '@exchange/auth-client';
 import { deadLetterRoutes } from '@exchange/messaging';
 import { errorResponses, notFound, registerFeatureFlagRoutes, Type, type App, type Static } from '@exchange/platform';
@@ -5,6 +6,7 @@ import { actorOf, type WalletContext } from '../app.ts';
 import { audit } from '../audit.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
 import { getReport, listReports, runReconciliation, type ReportRow } from '../reconciliation.ts';
+import { balancesOf, BalancesResponse, ledgerPage, LedgerQuery, LedgerResponse } from './statements.ts';
 
 const Check = Type.Object({
   name: Type.String(),
@@ -126,6 +128,57 @@ export function registerAdminRoutes(app: App, ctx: WalletContext): void {
       const r = await getReport(pool, (req.params as Static<typeof IdParams>).id);
       if (!r) throw notFound('REPORT_NOT_FOUND', 'reconciliation report not found');
       return r;
+    },
+  );
+
+  // Support looks at a user's account when answering a ticket; each look is audited (who saw whose money).
+  const UserParams = Type.Object({ userId: Type.String({ format: 'uuid' }) });
+  const viewed = (req: FastifyRequest, what: string) =>
+    audit(
+      pool,
+      {
+        actor: actorOf(req),
+        action: `account.${what}_viewed`,
+        outcome: 'ok',
+        subjectType: 'user',
+        subjectId: (req.params as Static<typeof UserParams>).userId,
+        requestId: req.id,
+      },
+      req.log,
+    );
+  app.get(
+    '/api/v1/admin/wallet/users/:userId/balances',
+    {
+      onRequest: staff,
+      schema: {
+        tags,
+        security,
+        summary: "A user's balances in every asset (support and admin; audited)",
+        params: UserParams,
+        response: { 200: BalancesResponse, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      await viewed(req, 'balances');
+      return { balances: await balancesOf(ctx, (req.params as Static<typeof UserParams>).userId) };
+    },
+  );
+  app.get(
+    '/api/v1/admin/wallet/users/:userId/ledger',
+    {
+      onRequest: staff,
+      schema: {
+        tags,
+        security,
+        summary: "A user's ledger statement, newest first, paginated by cursor (support and admin; audited)",
+        params: UserParams,
+        querystring: LedgerQuery,
+        response: { 200: LedgerResponse, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      await viewed(req, 'ledger');
+      return ledgerPage(ctx, (req.params as Static<typeof UserParams>).userId, req.query as Static<typeof LedgerQuery>);
     },
   );
 

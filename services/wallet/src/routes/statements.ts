@@ -1,0 +1,128 @@
+/**
+ * Balances and the ledger statement of one user, as the API shows them. Served to the user themself
+ * (`/api/v1/wallet/*`) and to support staff looking at a user's account (`/api/v1/admin/wallet/users/:userId/*`).
+ */
+import { badRequest, Type, type Static } from '@exchange/platform';
+import type { WalletContext } from '../app.ts';
+import { userBalances } from '../ledger.ts';
+
+const AssetSymbol = Type.String({ pattern: '^[A-Z0-9]{2,10}$', description: 'Asset symbol, e.g. BTC' });
+
+const Balance = Type.Object({
+  asset: Type.String(),
+  available: Type.String(),
+  held: Type.String(),
+  total: Type.String(),
+});
+export const BalancesResponse = Type.Object({ balances: Type.Array(Balance) });
+
+const LedgerLine = Type.Object({
+  id: Type.String({ description: 'Posting id' }),
+  entryId: Type.String(),
+  asset: Type.String(),
+  amount: Type.String({ description: 'Signed decimal: credit > 0, debit < 0' }),
+  balanceAfter: Type.String(),
+  memo: Type.String(),
+  reason: Type.String(),
+  refType: Type.String(),
+  refId: Type.String(),
+  createdAt: Type.String(),
+});
+export const LedgerResponse = Type.Object({
+  entries: Type.Array(LedgerLine),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const LedgerQuery = Type.Object({
+  asset: Type.Optional(AssetSymbol),
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page' })),
+});
+
+/** Every configured asset, zero where the user has no account yet, formatted at the asset's precision. */
+export async function balancesOf(
+  ctx: WalletContext,
+  userId: string,
+): Promise<Static<typeof BalancesResponse>['balances']> {
+  const { assets } = ctx;
+  const b = await userBalances(ctx.pool, userId);
+  return assets.list().map((a) => {
+    const x = b.get(a.symbol);
+    return {
+      asset: a.symbol,
+      available: assets.format(a.symbol, x?.available ?? 0n),
+      held: assets.format(a.symbol, x?.held ?? 0n),
+      total: assets.format(a.symbol, x?.total ?? 0n),
+    };
+  });
+}
+
+/** Postings on the user's accounts, newest first; the cursor is the last posting id, opaque to clients. */
+export async function ledgerPage(
+  ctx: WalletContext,
+  userId: string,
+  q: Static<typeof LedgerQuery>,
+): Promise<Static<typeof LedgerResponse>> {
+  const { assets } = ctx;
+  if (q.asset) assets.get(q.asset);
+  let before: string | undefined;
+  if (q.cursor) {
+    try {
+      const c = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as { p?: unknown };
+      if (typeof c.p !== 'string' || !/^[0-9]{1,19}$/.test(c.p)) throw new Error('bad');
+      before = c.p;
+    } catch {
+      throw badRequest('INVALID_CURSOR', 'cursor is not one this API returned');
+    }
+  }
+  const values: unknown[] = [userId];
+  let where = `a.kind = 'user' AND a.user_id = $1`;
+  if (q.asset) {
+    values.push(q.asset);
+    where += ` AND a.asset = $${values.length}`;
+  }
+  if (before) {
+    values.push(before);
+    where += ` AND p.id < $${values.length}::bigint`;
+  }
+  values.push(q.limit + 1);
+  const { rows } = await ctx.pool.query<{
+    id: string;
+    entry_id: string;
+    asset: string;
+    amount: string;
+    balance_after: string;
+    memo: string;
+    reason: string;
+    ref_type: string;
+    ref_id: string;
+    created_at: Date;
+  }>(
+    `SELECT p.id::text, p.entry_id::text, p.asset, p.amount::text, p.balance_after::text, p.memo, e.reason,
+            e.ref_type, e.ref_id, p.created_at
+       FROM wallet.postings p
+       JOIN wallet.accounts a ON a.id = p.account_id
+       JOIN wallet.journal_entries e ON e.id = p.entry_id
+      WHERE ${where}
+      ORDER BY p.id DESC LIMIT $${values.length}`,
+    values,
+  );
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return {
+    entries: page.map((r) => ({
+      id: r.id,
+      entryId: r.entry_id,
+      asset: r.asset,
+      amount: assets.format(r.asset, r.amount),
+      balanceAfter: assets.format(r.asset, r.balance_after),
+      memo: r.memo,
+      reason: r.reason,
+      refType: r.ref_type,
+      refId: r.ref_id,
+      createdAt: r.created_at.toISOString(),
+    })),
+    nextCursor:
+      rows.length > q.limit && last ? Buffer.from(JSON.stringify({ p: last.id })).toString('base64url') : null,
+  };
+}
