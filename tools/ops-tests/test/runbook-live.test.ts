@@ -61,7 +61,9 @@ async function mgmt(method: string, path: string, body?: unknown): Promise<void>
 
 const owner = (path: string): string => {
   if (/^\/api\/v1\/(auth|admin\/(users|audit|backups))/.test(path)) return 'auth';
-  if (/^\/api\/v1\/admin\/(reconciliation|wallet\/|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(path))
+  if (
+    /^\/api\/v1\/admin\/(reconciliation|wallet\/|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(path)
+  )
     return 'wallet';
   if (/^\/api\/v1\/admin\/dead-letters\/payment-processor/.test(path)) return 'payment-processor';
   return 'order';

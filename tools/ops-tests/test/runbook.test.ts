@@ -104,7 +104,11 @@ describe('docs/runbook.md', () => {
   test('every gateway call is routed by kong/kong.yml to the service that owns it', () => {
     const owner = (p: string): string => {
       if (/^\/api\/v1\/(auth|admin\/(users|audit|backups))/.test(p)) return 'auth';
-      if (/^\/api\/v1\/admin\/(reconciliation|wallet\/|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(p))
+      if (
+        /^\/api\/v1\/admin\/(reconciliation|wallet\/|feature-flags\/(withdrawals|deposits)|dead-letters\/wallet)/.test(
+          p,
+        )
+      )
         return 'wallet';
       if (/^\/api\/v1\/admin\/dead-letters\/payment-processor/.test(p)) return 'payment-processor';
       return 'order';
