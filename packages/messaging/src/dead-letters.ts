@@ -218,8 +218,9 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRoutesOptions> = asy
   const { pool, schema } = opts;
   const error = (requestId: string, code: string, message: string) => ({ error: { code, message, requestId } });
 
+  // '' (not '/') so the list is `<prefix>` exactly, without a second `<prefix>/` route in the OpenAPI document
   app.get(
-    '/',
+    '',
     {
       schema: {
         tags: ['admin'],
