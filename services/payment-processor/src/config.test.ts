@@ -38,7 +38,7 @@ describe('openapi', () => {
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining([
         '/api/v1/admin/engine/markets',
-        '/api/v1/admin/dead-letters/payment-processor/',
+        '/api/v1/admin/dead-letters/payment-processor',
         '/api/v1/admin/dead-letters/payment-processor/{id}/retry',
         '/ready',
       ]),
