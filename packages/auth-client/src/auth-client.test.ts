@@ -4,7 +4,9 @@ import { createApp, Type, type App } from '@exchange/platform';
 import {
   registerAuth,
   requireAuth,
+  allOf,
   requireFreshMfa,
+  requireFreshMfaOnWrites,
   requireInternal,
   requireRole,
   requireScope,
@@ -168,6 +170,36 @@ describe('guards', () => {
     expect(stale.json().error.code).toBe('MFA_REQUIRED');
     expect((await post(bearer(issuer.sign({ sub: user, mfaEnabled: true })))).json().error.code).toBe('MFA_REQUIRED');
     expect((await post(bearer(issuer.sign({ sub: user, mfaAt: now() - 10 })))).statusCode).toBe(200);
+  });
+
+  test('admin writes: the age comes from mfaFreshSeconds; reads pass on a stale check', async () => {
+    const strict = await createApp({ service: 'strict', fastify: { logger: false } });
+    registerAuth(strict, { ...issuer.authOptions(), mfaFreshSeconds: 60 });
+    strict.register(async (scope) => {
+      scope.addHook('onRequest', requireRole('admin'));
+      scope.addHook('onRequest', requireFreshMfaOnWrites);
+      scope.get('/admin/thing', async () => ({ ok: true }));
+      scope.post('/admin/thing', async () => ({ ok: true }));
+    });
+    strict.post('/flip', { onRequest: allOf(requireRole('admin'), requireFreshMfa()) }, async () => ({ ok: true }));
+    await strict.ready();
+    try {
+      const as = (mfaAt: number, roles: Array<'user' | 'admin'> = ['admin']) =>
+        bearer(issuer.sign({ sub: user, roles, mfaAt }));
+      const call = (method: 'GET' | 'POST', url: string, headers: Record<string, string>) =>
+        strict.inject({ method, url, headers });
+      expect((await call('GET', '/admin/thing', as(now() - 120))).statusCode).toBe(200);
+      expect((await call('POST', '/admin/thing', as(now() - 120))).json().error.code).toBe('MFA_REQUIRED');
+      expect((await call('POST', '/admin/thing', as(now() - 30))).statusCode).toBe(200);
+      expect((await call('POST', '/flip', as(now() - 120))).json().error.code).toBe('MFA_REQUIRED');
+      // the role is checked first: a non-admin learns nothing about 2FA
+      expect((await call('POST', '/flip', as(now() - 120, ['user']))).json().error.code).toBe('FORBIDDEN');
+      expect((await call('POST', '/flip', as(now() - 30))).statusCode).toBe(200);
+      // 2FA off: no step-up asked
+      expect((await call('POST', '/flip', bearer(issuer.sign({ sub: user, roles: ['admin'] })))).statusCode).toBe(200);
+    } finally {
+      await strict.close();
+    }
   });
 
   test('internal token, compared in constant time', async () => {

@@ -71,6 +71,12 @@ export interface AuthOptions {
   revocation?: { refreshMs?: number; maxStaleMs?: number } | false;
   /** Timeout for calls to the auth service (ms, default 3000). */
   timeoutMs?: number;
+  /**
+   * How recent (seconds) a 2FA check must be for `requireFreshMfa()` without an explicit age and for
+   * `requireFreshMfaOnWrites` (admin writes: kill switches, halts, reconciliation runs, dead-letter retries).
+   * Default 300; the services set it from MFA_FRESH_SECONDS.
+   */
+  mfaFreshSeconds?: number;
   /** Accept X-API-Key requests (default true). The auth service itself turns this off for its own routes. */
   acceptApiKeys?: boolean;
   /** In-process key lookup instead of the JWKS (used by the auth service, which holds the keys). */
@@ -90,6 +96,8 @@ declare module 'fastify' {
 }
 
 const INTERNAL_DIGEST = Symbol.for('exchange.auth.internalTokenDigest');
+const MFA_FRESH_SECONDS = Symbol.for('exchange.auth.mfaFreshSeconds');
+const DEFAULT_MFA_FRESH_SECONDS = 300;
 
 type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
@@ -130,6 +138,7 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
   const bodyLimit: number = (app as FastifyInstance).initialConfig.bodyLimit ?? 1024 * 1024;
 
   app.decorate(INTERNAL_DIGEST, createHash('sha256').update(opts.internalToken).digest());
+  app.decorate(MFA_FRESH_SECONDS, opts.mfaFreshSeconds ?? DEFAULT_MFA_FRESH_SECONDS);
   app.decorateRequest('principal', undefined);
   app.decorateRequest('authError', undefined);
   app.decorateRequest('rawBody', undefined);
@@ -411,17 +420,38 @@ export function requireScope(...scopes: Scope[]): Guard {
  * pass: a key is created only after a fresh 2FA check and its scopes are its authorisation; API keys never carry
  * admin or support roles.
  */
-export function requireFreshMfa(maxAgeSeconds: number): Guard {
+export function requireFreshMfa(maxAgeSeconds?: number): Guard {
   return async (req) => {
     const p = req.principal;
     if (!p) reject(req);
     if (p.via === 'api_key' || !p.mfaEnabled) return;
+    const maxAge =
+      maxAgeSeconds ??
+      (req.server as unknown as { [MFA_FRESH_SECONDS]?: number })[MFA_FRESH_SECONDS] ??
+      DEFAULT_MFA_FRESH_SECONDS;
     const now = Math.floor(Date.now() / 1000);
-    if (p.mfaAt === undefined || now - p.mfaAt > maxAgeSeconds) {
-      throw new AppError(403, 'MFA_REQUIRED', `a 2FA check within the last ${maxAgeSeconds} s is required`, {
-        details: { maxAgeSeconds, stepUp: '/api/v1/auth/2fa/challenge' },
+    if (p.mfaAt === undefined || now - p.mfaAt > maxAge) {
+      throw new AppError(403, 'MFA_REQUIRED', `a 2FA check within the last ${maxAge} s is required`, {
+        details: { maxAgeSeconds: maxAge, stepUp: '/api/v1/auth/2fa/challenge' },
       });
     }
+  };
+}
+
+const freshMfa = requireFreshMfa();
+/**
+ * For an admin scope whose reads are fine on an older 2FA check but whose writes (anything but GET/HEAD/OPTIONS)
+ * are not: a stolen admin token without a recent code can look, not act. Put it after the role check.
+ */
+export const requireFreshMfaOnWrites: Guard = async (req, reply) => {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return;
+  await freshMfa(req, reply);
+};
+
+/** Runs guards in order; the first that throws decides the response (e.g. role before fresh 2FA). */
+export function allOf(...guards: Guard[]): Guard {
+  return async (req, reply) => {
+    for (const g of guards) await g(req, reply);
   };
 }
 

@@ -110,6 +110,12 @@ export const jwtVerifyEnv = {
   AUTH_JWKS_URL: Url('Where services fetch the auth JWKS', 'http://127.0.0.1:3001/.well-known/jwks.json'),
   JWT_ISSUER: Type.String({ default: 'exchange-auth', description: 'Expected `iss` of access tokens' }),
   JWT_AUDIENCE: Type.String({ default: 'exchange-api', description: 'Expected `aud` of access tokens' }),
+  MFA_FRESH_SECONDS: Type.Integer({
+    minimum: 30,
+    default: 300,
+    description:
+      "How recent an admin's 2FA check must be for admin writes here (kill switches, halts, reconciliation, dead-letter retries); same meaning as in auth",
+  }),
 } satisfies TProperties;
 
 export const internalEnv = {

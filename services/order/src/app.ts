@@ -13,8 +13,11 @@ import {
   type CreateAppOptions,
 } from '@exchange/platform';
 import {
+  allOf,
   registerAuth,
   requireAuth,
+  requireFreshMfa,
+  requireFreshMfaOnWrites,
   requireInternal,
   requireRole,
   requireScope,
@@ -193,7 +196,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // The auth guards are typed for a plain Fastify instance; attach them to this (TypeBox-typed) app's routes.
   type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   const guards = (...g: Guard[]) => g as unknown as never;
-  const admin = guards(requireRole('admin'));
+  // admin writes also need a recent 2FA check when the admin has 2FA on (a stolen token alone cannot flip them)
+  const admin = guards(allOf(requireRole('admin'), requireFreshMfa()));
   const actorOf = (req: FastifyRequest) => req.principal?.id ?? 'unknown';
   const userOf = (req: FastifyRequest) => req.principal!.id;
   const marketOr404 = (symbol: string): Market => {
@@ -530,6 +534,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(
     async (scope) => {
       scope.addHook('onRequest', requireRole('admin'));
+      scope.addHook('onRequest', requireFreshMfaOnWrites);
       await scope.register(deadLetterRoutes, { pool, schema: SCHEMA });
     },
     { prefix: '/api/v1/admin/dead-letters/order' },

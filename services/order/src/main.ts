@@ -36,6 +36,7 @@ const app = await buildApp({
     issuer: cfg.JWT_ISSUER,
     audience: cfg.JWT_AUDIENCE,
     internalToken: cfg.INTERNAL_API_TOKEN,
+    mfaFreshSeconds: cfg.MFA_FRESH_SECONDS,
   },
   management: { managementUrl: cfg.RABBITMQ_MANAGEMENT_URL, vhost: vhostOf(cfg.AMQP_URL) },
   pendingTimeoutMs: cfg.PENDING_ORDER_TIMEOUT_S * 1000,

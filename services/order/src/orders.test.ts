@@ -673,6 +673,38 @@ describe('reading and cancelling', () => {
     expect(Object.keys(doc.paths['/api/v1/orders']!).sort()).toEqual(['delete', 'get', 'post']);
   });
 
+  it('admin writes need a recent 2FA check when the admin has 2FA on; reads do not', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const as = (mfaAt: number) => ({
+      authorization: `Bearer ${h.issuer.sign({ sub: admin.id, roles: ['admin'], mfaAt })}`,
+    });
+    const writes = [
+      '/api/v1/admin/markets/ETH-USD/halt',
+      '/api/v1/admin/feature-flags/maintenance/disable',
+      `/api/v1/admin/dead-letters/order/${randomUUID()}/retry`,
+    ];
+    for (const url of writes) {
+      const stale = await h.app.inject({ method: 'POST', url, headers: as(now - 3600) });
+      expect({ url, status: stale.statusCode, code: stale.json().error.code }).toEqual({
+        url,
+        status: 403,
+        code: 'MFA_REQUIRED',
+      });
+    }
+    const list = await h.app.inject({
+      method: 'GET',
+      url: '/api/v1/admin/dead-letters/order',
+      headers: as(now - 3600),
+    });
+    expect(list.statusCode).toBe(200);
+    const fresh = await h.app.inject({ method: 'POST', url: writes[0]!, headers: as(now - 5) });
+    expect(fresh.statusCode).toBe(200);
+    expect(
+      (await h.app.inject({ method: 'POST', url: '/api/v1/admin/markets/ETH-USD/resume', headers: as(now - 5) }))
+        .statusCode,
+    ).toBe(200);
+  });
+
   it('flags are listed for admins with the defaults', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/api/v1/admin/feature-flags', headers: admin.auth });
     expect(res.statusCode).toBe(200);

@@ -1,4 +1,4 @@
-import { registerAuth, requireRole, type AuthOptions } from '@exchange/auth-client';
+import { registerAuth, requireFreshMfaOnWrites, requireRole, type AuthOptions } from '@exchange/auth-client';
 import { pingDatabase, type Pool } from '@exchange/db';
 import { deadLetterRoutes, type Messaging } from '@exchange/messaging';
 import { createApp, errorResponses, Type, type App, type CreateAppOptions, promClient } from '@exchange/platform';
@@ -66,6 +66,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireRole('admin'));
+    admin.addHook('onRequest', requireFreshMfaOnWrites);
     await admin.register(deadLetterRoutes, {
       prefix: '/api/v1/admin/dead-letters/payment-processor',
       pool: deps.pool,

@@ -112,5 +112,6 @@ export function authOptions(config: Config) {
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     internalToken: config.INTERNAL_API_TOKEN,
+    mfaFreshSeconds: config.MFA_FRESH_SECONDS,
   };
 }

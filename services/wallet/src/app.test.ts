@@ -444,6 +444,31 @@ describe('ledger statement', () => {
   });
 });
 
+describe('admin writes and 2FA', () => {
+  test('a stale 2FA check blocks kill switches, reconciliation runs and dead-letter retries, not reads', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const as = (mfaAt: number) => bearer(randomUUID(), { sub: '', roles: ['admin'], mfaAt });
+    const writes = [
+      '/api/v1/admin/feature-flags/deposits/enable',
+      '/api/v1/admin/reconciliation/run',
+      `/api/v1/admin/dead-letters/wallet/${randomUUID()}/retry`,
+    ];
+    for (const url of writes) {
+      const res = await app.inject({ method: 'POST', url, headers: as(now - 3600) });
+      expect({ url, status: res.statusCode, code: res.json().error.code }).toEqual({
+        url,
+        status: 403,
+        code: 'MFA_REQUIRED',
+      });
+    }
+    for (const url of ['/api/v1/admin/dead-letters/wallet', '/api/v1/admin/reconciliation/reports']) {
+      expect((await app.inject({ method: 'GET', url, headers: as(now - 3600) })).statusCode).toBe(200);
+    }
+    const fresh = await app.inject({ method: 'POST', url: writes[0]!, headers: as(now - 5) });
+    expect(fresh.statusCode).toBe(200);
+  });
+});
+
 describe('support view of a user account', () => {
   test('staff read any user balances and statement (audited); users and anonymous cannot', async () => {
     const user = randomUUID();

@@ -29,6 +29,7 @@ const app = await buildApp({
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     internalToken: config.INTERNAL_API_TOKEN,
+    mfaFreshSeconds: config.MFA_FRESH_SECONDS,
   },
   settings: {
     depositConfirmationMs: config.DEPOSIT_CONFIRMATION_MS,

@@ -239,6 +239,24 @@ describe('admin API', () => {
       expect(listed).toEqual([
         expect.objectContaining({ queue: QUEUE, messageId: bad.id, reason: expect.stringMatching(/invalid message/) }),
       ]);
+      // retrying it is an admin write: with 2FA on, the check must be recent
+      const staleAdmin = issuer.sign({
+        sub: uuidv5('admin'),
+        roles: ['admin'],
+        mfaAt: Math.floor(Date.now() / 1000) - 3600,
+      });
+      const retry = await app.inject({
+        method: 'POST',
+        url: `/api/v1/admin/dead-letters/payment-processor/${listed[0]!.id}/retry`,
+        headers: { authorization: `Bearer ${staleAdmin}` },
+      });
+      expect(retry.statusCode).toBe(403);
+      expect((retry.json() as { error: { code: string } }).error.code).toBe('MFA_REQUIRED');
+      const stillListed = await app.inject({
+        url: '/api/v1/admin/dead-letters/payment-processor',
+        headers: { authorization: `Bearer ${staleAdmin}` },
+      });
+      expect(stillListed.statusCode).toBe(200);
       expect(await lastSeq(env.db)).toBe(ref.commands.length + 1);
       const ready = await app.inject({ url: '/ready' });
       expect(ready.statusCode).toBe(200);

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { requireRole } from '@exchange/auth-client';
+import { allOf, requireFreshMfa, requireFreshMfaOnWrites, requireRole } from '@exchange/auth-client';
 import { deadLetterRoutes } from '@exchange/messaging';
 import { errorResponses, notFound, registerFeatureFlagRoutes, Type, type App, type Static } from '@exchange/platform';
 import { actorOf, type WalletContext } from '../app.ts';
@@ -60,7 +60,7 @@ export function registerAdminRoutes(app: App, ctx: WalletContext): void {
   app.post(
     '/api/v1/admin/reconciliation/run',
     {
-      onRequest: staff,
+      onRequest: allOf(staff, requireFreshMfa()),
       schema: {
         tags,
         security,
@@ -184,7 +184,7 @@ export function registerAdminRoutes(app: App, ctx: WalletContext): void {
 
   // Kill switches owned here (the order service serves the list route for all of them).
   registerFeatureFlagRoutes(app, ctx.flags, {
-    authorize: requireRole('admin'),
+    authorize: allOf(requireRole('admin'), requireFreshMfa()),
     actorOf,
     listRoute: false,
     onChange: async (name, enabled, actor, req) =>
@@ -205,6 +205,7 @@ export function registerAdminRoutes(app: App, ctx: WalletContext): void {
   void app.register(
     async (scope) => {
       scope.addHook('onRequest', requireRole('admin'));
+      scope.addHook('onRequest', requireFreshMfaOnWrites);
       await scope.register(deadLetterRoutes, { pool, schema: WALLET_SCHEMA });
     },
     { prefix: '/api/v1/admin/dead-letters/wallet' },
