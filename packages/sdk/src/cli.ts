@@ -288,7 +288,15 @@ export function createProgram(io: CliIo): Command {
     .argument('<channels...>')
     .option('--count <n>', 'exit after n data messages', (v) => Number(v))
     .action(async (channels: string[], o: { count?: number }) => {
-      const stream = (await client()).stream({ channels });
+      const c = await client();
+      try {
+        await c.ensureFreshSession();
+      } catch (err) {
+        // public channels still work; say why private ones will not
+        if (!(err instanceof ExchangeApiError)) throw err;
+        io.err(`session ended (${err.code}); log in again for the orders channel`);
+      }
+      const stream = c.stream({ channels });
       let seen = 0;
       await new Promise<void>((resolve, reject) => {
         stream.on('message', (m: { type: string; code?: string; message?: string }) => {

@@ -307,3 +307,45 @@ test('stream: authenticates in the first message (never in the URL) and subscrib
     await new Promise((r) => wss.close(r));
   }
 });
+
+test('openStream refreshes an expired session first and authenticates the stream with the new token', async () => {
+  const api = createServer((req, res) => {
+    if (req.url === '/api/v1/auth/refresh') return json(res, 200, pair(7));
+    json(res, 404, envelope('NOT_FOUND', 'x'));
+  });
+  const wss = new WebSocketServer({ server: api });
+  const frames: Array<{ op: string }> = [];
+  wss.on('connection', (ws) => {
+    ws.on('message', (d: Buffer) => {
+      const m = JSON.parse(d.toString()) as { op: string; channels?: string[] };
+      frames.push(m);
+      if (m.op === 'subscribe') ws.send(JSON.stringify({ type: 'subscribed', channels: m.channels }));
+    });
+  });
+  await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+  const port = (api.address() as { port: number }).port;
+  try {
+    const client = new ExchangeClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      session: { accessToken: 'expired', refreshToken: 'refresh-6', accessTokenExpiresAt: Date.now() - 1000 },
+    });
+    const stream = await client.openStream({ channels: ['orders'] });
+    await new Promise<void>((resolve) =>
+      stream.on('message', (m: { type: string }) => {
+        if (m.type === 'subscribed') resolve();
+      }),
+    );
+    expect(frames).toEqual([
+      { op: 'auth', token: 'access-7' },
+      { op: 'subscribe', channels: ['orders'] },
+    ]);
+    expect(client.getSession()?.refreshToken).toBe('refresh-7');
+    stream.close();
+    await new Promise((r) => stream.once('close', r));
+  } finally {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+    api.closeAllConnections();
+    await new Promise((r) => api.close(r));
+  }
+});

@@ -188,8 +188,7 @@ export class ExchangeClient {
           path: spec.path,
         });
       }
-      const exp = this.session.accessTokenExpiresAt;
-      if (exp !== undefined && exp - 15_000 < Date.now() && this.session.refreshToken) await this.refreshSession();
+      await this.ensureFreshSession();
     }
     try {
       return await this.withRetries<R>(spec, pathWithQuery, idempotencyKey);
@@ -200,6 +199,14 @@ export class ExchangeClient {
       }
       throw err;
     }
+  }
+
+  /** Refreshes the session now if its access token has expired or expires within 15 s (no-op in API-key mode). */
+  async ensureFreshSession(): Promise<void> {
+    const s = this.session;
+    if (this.apiKey || !s?.refreshToken) return;
+    const exp = s.accessTokenExpiresAt;
+    if (exp !== undefined && exp - 15_000 < Date.now()) await this.refreshSession();
   }
 
   /** Exchanges the refresh token for a new pair (one refresh at a time; concurrent callers share it). */
@@ -448,6 +455,15 @@ export class ExchangeClient {
   }
 
   // ------------------------------------------------------------------ stream
+
+  /**
+   * Refreshes an expiring session first, then opens the stream: a long-lived CLI session would otherwise present an
+   * expired token and lose the private `orders` channel.
+   */
+  async openStream(opts: StreamOptions = {}): Promise<ExchangeStream> {
+    await this.ensureFreshSession();
+    return this.stream(opts);
+  }
 
   /** Opens the WebSocket stream (`/api/v1/stream`); authenticates with the session's access token when there is one. */
   stream(opts: StreamOptions = {}): ExchangeStream {
