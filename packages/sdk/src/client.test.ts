@@ -308,9 +308,13 @@ test('stream: authenticates in the first message (never in the URL) and subscrib
   }
 });
 
-test('openStream refreshes an expired session first and authenticates the stream with the new token', async () => {
+test('openStream refreshes an expired session first, and re-authenticates the open stream before expiry', async () => {
+  let refreshes = 0;
   const api = createServer((req, res) => {
-    if (req.url === '/api/v1/auth/refresh') return json(res, 200, pair(7));
+    if (req.url === '/api/v1/auth/refresh') {
+      refreshes++;
+      return json(res, 200, pair(7));
+    }
     json(res, 404, envelope('NOT_FOUND', 'x'));
   });
   const wss = new WebSocketServer({ server: api });
@@ -319,6 +323,9 @@ test('openStream refreshes an expired session first and authenticates the stream
     ws.on('message', (d: Buffer) => {
       const m = JSON.parse(d.toString()) as { op: string; channels?: string[] };
       frames.push(m);
+      // a token that expires in 30.3 s: the client re-authenticates ~0.3 s from now
+      if (m.op === 'auth')
+        ws.send(JSON.stringify({ type: 'authenticated', expiresAt: new Date(Date.now() + 30_300).toISOString() }));
       if (m.op === 'subscribe') ws.send(JSON.stringify({ type: 'subscribed', channels: m.channels }));
     });
   });
@@ -335,11 +342,15 @@ test('openStream refreshes an expired session first and authenticates the stream
         if (m.type === 'subscribed') resolve();
       }),
     );
-    expect(frames).toEqual([
+    expect(frames.slice(0, 2)).toEqual([
       { op: 'auth', token: 'access-7' },
       { op: 'subscribe', channels: ['orders'] },
     ]);
     expect(client.getSession()?.refreshToken).toBe('refresh-7');
+    // before the token expires the open stream is re-authenticated with a refreshed one
+    for (let i = 0; i < 100 && frames.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(frames[2]).toEqual({ op: 'auth', token: 'access-7' });
+    expect(refreshes).toBeGreaterThanOrEqual(2);
     stream.close();
     await new Promise((r) => stream.once('close', r));
   } finally {

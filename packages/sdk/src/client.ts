@@ -457,12 +457,32 @@ export class ExchangeClient {
   // ------------------------------------------------------------------ stream
 
   /**
-   * Refreshes an expiring session first, then opens the stream: a long-lived CLI session would otherwise present an
-   * expired token and lose the private `orders` channel.
+   * Opens the stream with a live session: refreshes an expiring one first, and re-authenticates the open stream
+   * before each access token expires, so the private `orders` channel survives a long `watch`.
    */
   async openStream(opts: StreamOptions = {}): Promise<ExchangeStream> {
     await this.ensureFreshSession();
-    return this.stream(opts);
+    const stream = this.stream(opts);
+    if (opts.token || this.apiKey || !this.session?.refreshToken) return stream;
+    // The server drops the private channel when the token expires; re-authenticate 30 s before that.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reauth = async () => {
+      try {
+        await this.refreshSession();
+        const token = this.session?.accessToken;
+        if (token && stream.socket.readyState === stream.socket.OPEN) stream.send({ op: 'auth', token });
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        stream.emit('stream-error', { type: 'error', code: e.code ?? 'REFRESH_FAILED', message: e.message });
+      }
+    };
+    stream.on('message', (m: { type: string; expiresAt?: unknown }) => {
+      if (m.type !== 'authenticated' || typeof m.expiresAt !== 'string') return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void reauth(), Math.max(0, Date.parse(m.expiresAt) - 30_000 - Date.now()));
+    });
+    stream.on('close', () => clearTimeout(timer));
+    return stream;
   }
 
   /** Opens the WebSocket stream (`/api/v1/stream`); authenticates with the session's access token when there is one. */
