@@ -289,21 +289,24 @@ export function createProgram(io: CliIo): Command {
     .option('--count <n>', 'exit after n data messages', (v) => Number(v))
     .action(async (channels: string[], o: { count?: number }) => {
       const c = await client();
+      let stream: Awaited<ReturnType<typeof c.openStream>>;
       try {
-        await c.ensureFreshSession();
+        stream = await c.openStream({ channels });
       } catch (err) {
         // public channels still work; say why private ones will not
         if (!(err instanceof ExchangeApiError)) throw err;
         io.err(`session ended (${err.code}); log in again for the orders channel`);
+        stream = c.stream({ channels });
       }
-      const stream = c.stream({ channels });
       let seen = 0;
       await new Promise<void>((resolve, reject) => {
         stream.on('message', (m: { type: string; code?: string; message?: string }) => {
           io.out(JSON.stringify(m));
-          if (m.type === 'error') io.err(`stream error ${m.code}: ${m.message}`);
           if ((m.type === 'update' || m.type === 'snapshot') && o.count && ++seen >= o.count) stream.close();
         });
+        stream.on('stream-error', (m: { code?: string; message?: string }) =>
+          io.err(`stream error ${m.code}: ${m.message}`),
+        );
         stream.on('close', () => resolve());
         stream.ready.catch(reject);
         process.once('SIGINT', () => stream.close());
