@@ -178,7 +178,10 @@ export const SettleTradeV1 = defineMessage({
 
 /**
  * payment-processor → wallet: the order is finished (filled, cancelled, rejected); release what is left of its hold.
- * Sent after every settle-trade of the order on the same single-active-consumer queue, so it never overtakes one.
+ * Sent after every settle-trade of the order on the same single-active-consumer queue. A settle that failed once
+ * and waits in the retry queue can still be overtaken, so the release names what the order's trades capture in all
+ * (`filledBase` of `baseAsset`, `filledQuote` of `quoteAsset`): the wallet releases only once its settlements have captured that much.
+ * These fields are optional so that releases published before they existed still apply.
  */
 export const ReleaseHoldV1 = defineMessage({
   type: 'wallet.release-hold',
@@ -187,6 +190,15 @@ export const ReleaseHoldV1 = defineMessage({
     holdId: Uuid({ description: 'The order id' }),
     userId: Uuid(),
     reason: Type.String({ maxLength: 60 }),
+    market: Type.Optional(Type.String({ maxLength: 20, description: 'Market of the order, e.g. BTC-USD' })),
+    baseAsset: Type.Optional(Type.String({ maxLength: 10 })),
+    quoteAsset: Type.Optional(Type.String({ maxLength: 10 })),
+    filledBase: Type.Optional(
+      UnsignedIntegerString({ description: 'Base minor units the order bought or sold (its trades, in all)' }),
+    ),
+    filledQuote: Type.Optional(
+      UnsignedIntegerString({ description: 'Quote minor units the order paid or received (its trades, in all)' }),
+    ),
   }),
 });
 

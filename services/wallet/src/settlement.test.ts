@@ -243,6 +243,86 @@ test('a release that overtakes its settlement does not lose the capture; the ord
   await assertLedgerInvariants(db.pool);
 });
 
+test('a release naming its order totals waits for the overtaken settlement, then releases exactly the rest', async () => {
+  const p = await parties(600_000n, 10_000_000n);
+  const msg = settle(p, 10_000_000n, 50_000n);
+  const totals = {
+    market: 'BTC-USD',
+    baseAsset: 'BTC',
+    quoteAsset: 'USD',
+    filledBase: '10000000',
+    filledQuote: '50000',
+  };
+  const release = ReleaseHoldV1.create(
+    { holdId: p.buyOrder, userId: p.buyer, reason: 'cancelled', ...totals },
+    { producer: 'payment-processor' },
+  );
+  const releaseSeller = ReleaseHoldV1.create(
+    { holdId: p.sellOrder, userId: p.seller, reason: 'filled', ...totals },
+    { producer: 'payment-processor' },
+  );
+  const beforeRetried = await consumed('retry');
+  await publish(release);
+  // the release is refused for now (nothing captured yet) and goes to the retry queue…
+  await waitFor(async () => (await consumed('retry')) > beforeRetried, 'release deferred');
+  const early = await db.pool.query(`SELECT status FROM wallet.holds WHERE id = $1`, [p.buyOrder]);
+  expect(early.rows[0].status).toBe('active');
+  // …the settlement arrives, then the release applies on its retry
+  await publish(msg);
+  await publish(releaseSeller);
+  await waitFor(
+    async () =>
+      (await count(`SELECT 1 FROM wallet.inbox WHERE message_id = ANY($1)`, [
+        [release.id, msg.id, releaseSeller.id],
+      ])) === 3,
+    'all applied',
+  );
+  const holds = await db.pool.query(
+    `SELECT id::text, status, captured::text, released::text, late_captured::text FROM wallet.holds WHERE id = ANY($1)`,
+    [[p.buyOrder, p.sellOrder]],
+  );
+  expect(holds.rows).toEqual(
+    expect.arrayContaining([
+      { id: p.buyOrder, status: 'released', captured: '50000', released: '550000', late_captured: '0' },
+      { id: p.sellOrder, status: 'captured', captured: '10000000', released: '0', late_captured: '0' },
+    ]),
+  );
+  expect((await userBalances(db.pool, p.buyer)).get('USD')).toMatchObject({ total: 950_000n, held: 0n });
+  expect(await count(`SELECT 1 FROM wallet.dead_letters WHERE message_id = ANY($1)`, [[release.id]])).toBe(0);
+  await assertLedgerInvariants(db.pool);
+});
+
+test('a release whose totals disagree with what was captured is dead-lettered, the hold untouched', async () => {
+  const p = await parties(600_000n, 10_000_000n);
+  await publish(settle(p, 10_000_000n, 50_000n));
+  const wrong = ReleaseHoldV1.create(
+    {
+      holdId: p.buyOrder,
+      userId: p.buyer,
+      reason: 'cancelled',
+      market: 'BTC-USD',
+      baseAsset: 'BTC',
+      quoteAsset: 'USD',
+      filledBase: '10000000',
+      filledQuote: '40000', // the settlement captured 50000
+    },
+    { producer: 'payment-processor' },
+  );
+  await publish(wrong);
+  await waitFor(
+    async () => (await count(`SELECT 1 FROM wallet.dead_letters WHERE message_id = $1`, [wrong.id])) === 1,
+    'dead letter',
+  );
+  const dl = await db.pool.query(`SELECT reason FROM wallet.dead_letters WHERE message_id = $1`, [wrong.id]);
+  expect(dl.rows[0].reason).toMatch(/captured 50000 USD, but the order's trades total 40000/);
+  const hold = await db.pool.query(
+    `SELECT status, held_left FROM (SELECT status, amount - captured - released AS held_left FROM wallet.holds WHERE id = $1) h`,
+    [p.buyOrder],
+  );
+  expect(hold.rows[0]).toEqual({ status: 'active', held_left: '550000' });
+  await assertLedgerInvariants(db.pool);
+});
+
 test('a settlement that cannot apply (unknown hold) is retried, then dead-lettered loudly — and changes nothing', async () => {
   const p = await parties();
   const bad = settle({ ...p, buyOrder: randomUUID() }, 10_000_000n, 50_000n);

@@ -105,18 +105,61 @@ export async function settleTrade(
   return 'settled';
 }
 
-/** The order is finished: release what is left of its hold (a no-op if it already ended). */
+/**
+ * A release that arrived before all settlements of its order (one of them failed once and waits in the retry
+ * queue). Retryable: by the next attempt the settlement has normally been applied.
+ */
+export class SettlementsPending extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettlementsPending';
+  }
+}
+
+/**
+ * The order is finished: release what is left of its hold (a no-op if it already ended). When the message says what
+ * the order's trades capture in all, the hold must have captured exactly that first: less means a settlement is
+ * still on its way (retry later rather than hand back funds it needs), more means the two services disagree.
+ */
 export async function releaseOrderHold(
   client: PoolClient,
   message: Envelope<PayloadOf<typeof ReleaseHoldV1>>,
 ): Promise<bigint> {
   const p = message.payload;
-  const peek = await client.query<{ user_id: string }>(`SELECT user_id::text FROM wallet.holds WHERE id = $1`, [
+  const peek = await client.query<{
+    user_id: string;
+    asset: string;
+    status: string;
+    captured: string;
+    late_captured: string;
+  }>(`SELECT user_id::text, asset, status, captured::text, late_captured::text FROM wallet.holds WHERE id = $1`, [
     p.holdId,
   ]);
-  const owner = peek.rows[0]?.user_id;
-  if (!owner) throw new SettlementError(`release of unknown hold ${p.holdId}`);
-  if (owner !== p.userId) throw new SettlementError(`hold ${p.holdId} does not belong to user ${p.userId}`);
+  const hold = peek.rows[0];
+  if (!hold) throw new SettlementError(`release of unknown hold ${p.holdId}`);
+  if (hold.user_id !== p.userId) throw new SettlementError(`hold ${p.holdId} does not belong to user ${p.userId}`);
+  const { baseAsset, quoteAsset, filledBase, filledQuote } = p;
+  if (
+    hold.status === 'active' &&
+    baseAsset !== undefined &&
+    quoteAsset !== undefined &&
+    filledBase !== undefined &&
+    filledQuote !== undefined
+  ) {
+    const expected =
+      hold.asset === baseAsset ? BigInt(filledBase) : hold.asset === quoteAsset ? BigInt(filledQuote) : undefined;
+    if (expected === undefined)
+      throw new SettlementError(`release of hold ${p.holdId}: a ${hold.asset} hold is not one of ${p.market ?? '?'}`);
+    const captured = BigInt(hold.captured) + BigInt(hold.late_captured);
+    if (captured < expected)
+      throw new SettlementsPending(
+        `release of hold ${p.holdId} waits for settlements: captured ${captured} of ${expected} ${hold.asset}`,
+      );
+    if (captured > expected)
+      throw new SettlementError(
+        `release of hold ${p.holdId}: captured ${captured} ${hold.asset}, but the order's trades total ${expected}`,
+      );
+  }
   const { released } = await releaseHold(client, p.holdId, p.reason);
   return released;
 }

@@ -108,6 +108,28 @@ describe('engine through the broker', () => {
       releases.set(id, i);
     });
     expect(releases.size).toBeGreaterThan(50);
+    // each release names what its order's settles captured in all, so the wallet can wait for an overtaken one
+    const totals = new Map<string, { base: bigint; quote: bigint }>();
+    for (const m of settles) {
+      const p = m.payload as { buyer: { orderId: string }; seller: { orderId: string } } & Record<string, string>;
+      for (const id of [p.buyer.orderId, p.seller.orderId]) {
+        const t = totals.get(id) ?? { base: 0n, quote: 0n };
+        t.base += BigInt(p.baseAmount!);
+        t.quote += BigInt(p.quoteAmount!);
+        totals.set(id, t);
+      }
+    }
+    for (const m of wallet.filter((x) => x.type === 'wallet.release-hold')) {
+      const p = m.payload as Record<string, string>;
+      const t = totals.get(p.holdId!) ?? { base: 0n, quote: 0n };
+      expect(p).toMatchObject({
+        market: 'BTC-USD',
+        baseAsset: 'BTC',
+        quoteAsset: 'USD',
+        filledBase: String(t.base),
+        filledQuote: String(t.quote),
+      });
+    }
     for (const [orderId, i] of lastSettle) {
       const r = releases.get(orderId);
       if (r !== undefined) expect(r).toBeGreaterThan(i);

@@ -128,7 +128,19 @@ export function messagesFor(
   }
   for (const o of r.finished) {
     wallet(
-      ReleaseHoldV1.create({ holdId: o.orderId, userId: o.userId, reason: releaseReason(o.status, o.reason) }, meta()),
+      ReleaseHoldV1.create(
+        {
+          holdId: o.orderId,
+          userId: o.userId,
+          reason: releaseReason(o.status, o.reason),
+          market: symbol,
+          baseAsset: market.base.symbol,
+          quoteAsset: market.quote.symbol,
+          filledBase: market.baseUnits(BigInt(o.filledLots)).toString(),
+          filledQuote: o.filledNotional.toString(),
+        },
+        meta(),
+      ),
     );
   }
   return out;
