@@ -141,6 +141,25 @@ export async function assertTradingConsistency(pool: Pool): Promise<ConsistencyR
 
   // 5. Ledger invariants 1-5.
   await assertLedgerInvariants(pool);
+
+  // 6. Nothing was set aside: no message of the flow ended in a dead-letter table, and no settlement had to be
+  //    taken from available funds because its order's release overtook it.
+  const dead = await q<{ what: string }>(
+    `SELECT 'wallet ' || coalesce(type, '?') || ': ' || reason AS what FROM wallet.dead_letters
+     UNION ALL SELECT 'orders ' || coalesce(type, '?') || ': ' || reason FROM orders.dead_letters
+     UNION ALL SELECT 'payment ' || coalesce(type, '?') || ': ' || reason FROM payment.dead_letters`,
+  );
+  expectSet(
+    'dead letters',
+    dead.map((d) => d.what),
+    [],
+  );
+  const late = await q<{ id: string }>(`SELECT id::text FROM wallet.holds WHERE late_captured <> 0`);
+  expectSet(
+    'holds captured after their release',
+    late.map((h) => h.id),
+    [],
+  );
   return { orders: open.length + finished.length, open: open.length, trades: engineIds.length };
 }
 
