@@ -25,6 +25,12 @@ import {
 } from '@exchange/auth-client';
 import { deadLetterRoutes } from '@exchange/messaging';
 import type { Market, MarketCatalog } from '@exchange/contracts/markets';
+import {
+  OpenOrdersQuery,
+  OpenOrdersResponse,
+  OrderLookupRequest,
+  OrderLookupResponse,
+} from '@exchange/contracts/orders';
 import { formatFixed } from '@exchange/contracts/markets';
 import { pingDatabase } from '@exchange/db';
 import { SCHEMA } from './db/schema.ts';
@@ -553,6 +559,47 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     async (_req, reply) => {
       const body = await tradingHealth(deps.management, catalog, orders);
       return reply.status(body.status === 'healthy' ? 200 : 503).send(body);
+    },
+  );
+
+  // ---------------------------------------------------------------- internal: the wallet's reconciliation
+  const internalOnly = guards(requireInternal);
+  const refOf = (r: { id: string; status: string; created_at: Date; updated_at: Date }) => ({
+    id: r.id,
+    status: r.status,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  });
+  app.post(
+    '/internal/orders/lookup',
+    {
+      onRequest: internalOnly,
+      schema: { hide: true, body: OrderLookupRequest, response: { 200: OrderLookupResponse } },
+    },
+    async (req) => {
+      const { ids } = req.body as Static<typeof OrderLookupRequest>;
+      const { rows } = await pool.query<{ id: string; status: string; created_at: Date; updated_at: Date }>(
+        `SELECT id::text, status, created_at, updated_at FROM orders.orders WHERE id = ANY($1::uuid[]) ORDER BY id`,
+        [ids],
+      );
+      return { orders: rows.map(refOf) };
+    },
+  );
+  app.get(
+    '/internal/orders/open',
+    {
+      onRequest: internalOnly,
+      schema: { hide: true, querystring: OpenOrdersQuery, response: { 200: OpenOrdersResponse } },
+    },
+    async (req) => {
+      const q = req.query as Static<typeof OpenOrdersQuery>;
+      const { rows } = await pool.query<{ id: string; status: string; created_at: Date; updated_at: Date }>(
+        `SELECT id::text, status, created_at, updated_at FROM orders.orders
+          WHERE status IN ('new', 'partially_filled') AND ($1::uuid IS NULL OR id > $1::uuid)
+          ORDER BY id LIMIT $2`,
+        [q.after ?? null, q.limit],
+      );
+      return { orders: rows.map(refOf), next: rows.length === q.limit ? rows[rows.length - 1]!.id : null };
     },
   );
 

@@ -513,6 +513,51 @@ describe('placing orders', () => {
   });
 });
 
+describe('internal API for the wallet reconciliation', () => {
+  it('looks orders up by id and pages through the open ones; internal token only', async () => {
+    const carol = await h.user();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await place(limitBuy({ market: 'ETH-USD', price: '2900.0', quantity: '1' }), carol.auth);
+      expect(r.statusCode).toBe(201);
+      ids.push(r.json().id);
+    }
+    await h.db.pool.query(`UPDATE orders.orders SET status = 'cancelled' WHERE id = $1`, [ids[2]]);
+    const internal = { 'x-internal-token': h.issuer.internalToken };
+    const unknown = randomUUID();
+    const lookup = await h.app.inject({
+      method: 'POST',
+      url: '/internal/orders/lookup',
+      headers: internal,
+      payload: { ids: [...ids, unknown] },
+    });
+    expect(lookup.statusCode).toBe(200);
+    const states = new Map(lookup.json().orders.map((o: { id: string; status: string }) => [o.id, o.status]));
+    expect([...states.keys()].sort()).toEqual([...ids].sort());
+    expect(states.get(ids[2]!)).toBe('cancelled');
+    const open: Array<{ id: string; status: string }> = [];
+    let after: string | null = null;
+    do {
+      const page: { statusCode: number; json(): any } = await h.app.inject({
+        url: `/internal/orders/open?limit=2${after ? `&after=${after}` : ''}`,
+        headers: internal,
+      });
+      expect(page.statusCode).toBe(200);
+      open.push(...page.json().orders);
+      after = page.json().next;
+    } while (after);
+    expect(open.map((o) => o.id)).toEqual(expect.arrayContaining([ids[0], ids[1]]));
+    expect(open.map((o) => o.id)).not.toContain(ids[2]);
+    expect(open.every((o) => o.status === 'new' || o.status === 'partially_filled')).toBe(true);
+    expect(new Set(open.map((o) => o.id)).size).toBe(open.length);
+    expect((await h.app.inject({ url: '/internal/orders/open' })).statusCode).toBe(401);
+    expect(
+      (await h.app.inject({ method: 'POST', url: '/internal/orders/lookup', headers: carol.auth, payload: { ids } }))
+        .statusCode,
+    ).toBe(401);
+  });
+});
+
 describe('reading and cancelling', () => {
   it('lists own orders with filters and cursor pagination; never another user’s', async () => {
     const mine: string[] = [];

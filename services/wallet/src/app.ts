@@ -13,6 +13,7 @@ import { Assets } from './assets.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 import { parseWithdrawalLimits } from './funding.ts';
 import { createWalletMetrics, type WalletMetrics } from './metrics.ts';
+import type { OrdersView } from './order-client.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerInternalRoutes } from './routes/internal.ts';
 import { registerUserRoutes } from './routes/user.ts';
@@ -40,6 +41,14 @@ export interface WalletAppDeps {
   logLevel?: string;
   version?: string;
   fastify?: CreateAppOptions['fastify'];
+  /** The order service's internal API for reconciliation's order_holds check (left out without it). */
+  reconciliation?: ReconciliationSources;
+}
+
+export interface ReconciliationSources {
+  orders?: OrdersView;
+  /** Changes younger than this are in flight and not judged (default 60 s). */
+  orderGraceMs?: number;
 }
 
 /** What the routes share. */
@@ -50,6 +59,7 @@ export interface WalletContext {
   limits: ReturnType<typeof parseWithdrawalLimits>;
   flags: FeatureFlags;
   metrics: WalletMetrics;
+  reconciliation: ReconciliationSources;
 }
 
 declare module 'fastify' {
@@ -87,6 +97,7 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
     limits: parseWithdrawalLimits(settings.withdrawalDailyLimits, assets),
     flags: new FeatureFlags({ pool: deps.pool, schema: WALLET_SCHEMA, defaults: FLAG_DEFAULTS }),
     metrics: createWalletMetrics(app.metrics.registry),
+    reconciliation: deps.reconciliation ?? {},
   };
   app.decorate('wallet', ctx);
 

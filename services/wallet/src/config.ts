@@ -48,6 +48,15 @@ export const WalletEnv = Type.Object({
     default: 3_600_000,
     description: 'Run a reconciliation this often (0 = only on demand)',
   }),
+  ORDER_URL: Type.String({
+    default: 'http://127.0.0.1:3003',
+    description: 'Order service base URL: reconciliation compares order holds with its open orders (internal API)',
+  }),
+  RECONCILIATION_GRACE_S: Type.Integer({
+    minimum: 0,
+    default: 60,
+    description: 'Reconciliation skips order holds and orders that changed within this many seconds (in flight)',
+  }),
   MARKETS_FILE: Type.Optional(Type.String({ description: 'Asset/market catalog JSON (default: built-in catalog)' })),
 });
 

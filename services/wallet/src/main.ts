@@ -7,6 +7,7 @@ import { createPool, pingDatabase } from '@exchange/db';
 import { createMessaging, type Messaging } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
+import { createOrdersView } from './order-client.ts';
 import { loadWalletConfig } from './config.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 import { migrateWallet } from './migrate.ts';
@@ -22,8 +23,13 @@ const pool = createPool({
 await migrateWallet(pool);
 
 const broker: { messaging?: Messaging } = {};
+const reconciliation = {
+  orders: createOrdersView({ baseUrl: config.ORDER_URL, internalToken: config.INTERNAL_API_TOKEN }),
+  orderGraceMs: config.RECONCILIATION_GRACE_S * 1000,
+};
 const app = await buildApp({
   pool,
+  reconciliation,
   auth: {
     jwksUrl: config.AUTH_JWKS_URL,
     issuer: config.JWT_ISSUER,
@@ -68,6 +74,7 @@ const scheduler = new Scheduler({
   pollMs: config.SCHEDULER_POLL_MS,
   reconciliationIntervalMs: config.RECONCILIATION_INTERVAL_MS,
   metrics: app.wallet.metrics,
+  reconciliation,
   log: app.log,
 });
 scheduler.start();

@@ -5,7 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
+import { FINAL_ORDER_STATUSES } from '@exchange/contracts/orders';
 import type { promClient } from '@exchange/platform';
+import type { OrdersView } from './order-client.ts';
 
 /** Mismatches kept per check in a report (the count is always exact). */
 const MAX_ITEMS = 500;
@@ -15,6 +17,8 @@ export interface CheckResult {
   description: string;
   mismatches: number;
   items: Array<Record<string, unknown>>;
+  /** Set when the check could not run (e.g. the order service was unreachable); its mismatches are then unknown. */
+  error?: string;
 }
 
 export interface ReconciliationResult {
@@ -155,8 +159,79 @@ const CHECKS: Array<{ name: string; description: string; sql: string }> = [
   },
 ];
 
+const ORDER_HOLDS = {
+  name: 'order_holds',
+  description:
+    'Order holds match open orders (order service): no finished or unknown order still holds funds, and every ' +
+    'open order has an active hold (orders and holds that changed within the grace period are skipped)',
+};
+
 /** Names of the checks (label values of reconciliation_mismatches_total). */
-export const CHECK_NAMES = (): string[] => CHECKS.map((c) => c.name);
+export const CHECK_NAMES = (): string[] => [...CHECKS.map((c) => c.name), ORDER_HOLDS.name];
+
+interface OrderHoldSnapshot {
+  /** Active order holds older than the grace period. */
+  settled: Array<{ holdId: string; userId: string; asset: string; remaining: string }>;
+  /** Ids of every active order hold. */
+  active: Set<string>;
+  /** Ids of order holds closed within the grace period (a release the order service may not have seen yet). */
+  recentlyClosed: Set<string>;
+}
+
+async function orderHoldSnapshot(client: Pick<PoolClient, 'query'>, graceMs: number): Promise<OrderHoldSnapshot> {
+  const { rows } = await client.query<{
+    id: string;
+    user_id: string;
+    asset: string;
+    remaining: string;
+    status: string;
+    old: boolean;
+  }>(
+    `SELECT id::text, user_id::text, asset, (amount - captured - released)::text AS remaining, status,
+            created_at < now() - make_interval(secs => $1) AS old
+       FROM wallet.holds
+      WHERE ref_type = 'order' AND (status = 'active' OR closed_at >= now() - make_interval(secs => $1))`,
+    [graceMs / 1000],
+  );
+  const active = rows.filter((r) => r.status === 'active');
+  return {
+    settled: active
+      .filter((r) => r.old)
+      .map((r) => ({ holdId: r.id, userId: r.user_id, asset: r.asset, remaining: r.remaining })),
+    active: new Set(active.map((r) => r.id)),
+    recentlyClosed: new Set(rows.filter((r) => r.status !== 'active').map((r) => r.id)),
+  };
+}
+
+/**
+ * Compare the order holds of the snapshot with the order service's view. Orders are read after the snapshot, so
+ * anything that changed within `graceMs` is in flight (a hold being created, a release being delivered): skipped.
+ */
+async function checkOrderHolds(snap: OrderHoldSnapshot, orders: OrdersView, graceMs: number): Promise<CheckResult> {
+  const cutoff = Date.now() - graceMs;
+  const items: Array<Record<string, unknown>> = [];
+  let mismatches = 0;
+  const add = (item: Record<string, unknown>) => {
+    mismatches++;
+    if (items.length < MAX_ITEMS) items.push(item);
+  };
+  try {
+    const states = new Map((await orders.lookup(snap.settled.map((h) => h.holdId))).map((o) => [o.id, o]));
+    for (const h of snap.settled) {
+      const o = states.get(h.holdId);
+      if (!o) add({ ...h, problem: 'hold of an order the order service does not know' });
+      else if (FINAL_ORDER_STATUSES.has(o.status) && Date.parse(o.updatedAt) < cutoff)
+        add({ ...h, orderStatus: o.status, orderUpdatedAt: o.updatedAt, problem: 'finished order still holds funds' });
+    }
+    for await (const o of orders.open()) {
+      if (Date.parse(o.createdAt) >= cutoff || snap.active.has(o.id) || snap.recentlyClosed.has(o.id)) continue;
+      add({ orderId: o.id, orderStatus: o.status, problem: 'open order without an active hold' });
+    }
+  } catch (err) {
+    return { ...ORDER_HOLDS, mismatches: 0, items: [], error: (err as Error).message };
+  }
+  return { ...ORDER_HOLDS, mismatches, items };
+}
 
 /** Run every check on `client` (inside the caller's snapshot). */
 export async function runChecks(client: Pick<PoolClient, 'query'>): Promise<ReconciliationResult> {
@@ -230,17 +305,34 @@ export interface ReportRow {
 /** Run the checks on a consistent snapshot, persist the report, count mismatches per check. */
 export async function runReconciliation(
   pool: Pool,
-  opts: { trigger: 'manual' | 'scheduled'; requestedBy?: string; metrics?: ReconciliationMetrics },
+  opts: {
+    trigger: 'manual' | 'scheduled';
+    requestedBy?: string;
+    metrics?: ReconciliationMetrics;
+    /** The order service's view; without it the order_holds check is left out. */
+    orders?: OrdersView;
+    /** Changes younger than this are in flight and not judged by order_holds (default 60 s). */
+    orderGraceMs?: number;
+  },
 ): Promise<ReportRow> {
   const startedAt = new Date();
-  const result = await withTransaction(
+  const graceMs = opts.orderGraceMs ?? 60_000;
+  const { result, holds } = await withTransaction(
     pool,
     async (c) => {
       await c.query('SET TRANSACTION READ ONLY');
-      return runChecks(c);
+      return {
+        result: await runChecks(c),
+        holds: opts.orders ? await orderHoldSnapshot(c, graceMs) : undefined,
+      };
     },
     { isolation: 'repeatable read' },
   );
+  if (opts.orders && holds) {
+    const check = await checkOrderHolds(holds, opts.orders, graceMs);
+    result.checks.push(check);
+    result.mismatchCount += check.mismatches;
+  }
   const finishedAt = new Date();
   const id = randomUUID();
   const status = result.mismatchCount === 0 ? 'ok' : 'mismatch';

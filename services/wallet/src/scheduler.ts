@@ -6,6 +6,7 @@
  */
 import type { Pool } from '@exchange/db';
 import { confirmNextDeposit, dispatchNextWithdrawal } from './funding.ts';
+import type { ReconciliationSources } from './app.ts';
 import { runReconciliation, type ReconciliationMetrics } from './reconciliation.ts';
 
 export interface SchedulerLogger {
@@ -19,6 +20,8 @@ export interface SchedulerOptions {
   /** 0 = no scheduled reconciliation. */
   reconciliationIntervalMs: number;
   metrics?: ReconciliationMetrics;
+  /** The order service's view for the order_holds check (left out without it). */
+  reconciliation?: ReconciliationSources;
   log: SchedulerLogger;
   /** Most rows handled per kind per tick (the next tick continues). */
   batch?: number;
@@ -89,6 +92,7 @@ export class Scheduler {
         );
         if (!last.rows[0]?.due) return false;
         const report = await runReconciliation(this.opts.pool, {
+          ...this.opts.reconciliation,
           trigger: 'scheduled',
           ...(this.opts.metrics ? { metrics: this.opts.metrics } : {}),
         });

@@ -38,13 +38,41 @@ export async function waitForQuiescence(pool: Pool, timeoutMs = 180_000): Promis
 let lastBusy = '';
 
 /** Resting orders per market in the active payment-processor's engine, from its admin API. */
-export async function engineRestingOrders(authUrl: string, ppUrl: string, admin: { email: string; password: string }) {
+/** The admin the e2e stack seeds (ADMIN_EMAIL / ADMIN_PASSWORD in the harness). */
+export const ADMIN = { email: 'root@e2e.test', password: 'Vault-door-1234-open' };
+
+async function adminToken(authUrl: string, admin: { email: string; password: string }): Promise<string> {
   const login = await fetch(`${authUrl}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(admin),
   });
-  const { accessToken } = (await login.json()) as { accessToken: string };
+  return ((await login.json()) as { accessToken: string }).accessToken;
+}
+
+/**
+ * The wallet's own reconciliation, run through its admin API after the flow settled: every check, including
+ * order_holds against the order service, must pass (the e2e stack runs with RECONCILIATION_GRACE_S=0).
+ */
+export async function walletReconciliation(
+  authUrl: string,
+  walletUrl: string,
+  admin: { email: string; password: string },
+) {
+  const r = await fetch(`${walletUrl}/api/v1/admin/reconciliation/run`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await adminToken(authUrl, admin)}` },
+  });
+  if (r.status !== 201) throw new Error(`reconciliation: ${r.status} ${await r.text()}`);
+  return (await r.json()) as {
+    status: string;
+    mismatchCount: number;
+    report: { checks: Array<{ name: string; mismatches: number; error?: string; items: unknown[] }> };
+  };
+}
+
+export async function engineRestingOrders(authUrl: string, ppUrl: string, admin: { email: string; password: string }) {
+  const accessToken = await adminToken(authUrl, admin);
   const r = await fetch(`${ppUrl}/api/v1/admin/engine/markets`, {
     headers: { authorization: `Bearer ${accessToken}` },
   });

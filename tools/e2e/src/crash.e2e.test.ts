@@ -3,7 +3,13 @@
  * over; afterwards every accepted order is in a state consistent with the book and the ledger, no fill is lost or
  * doubled, every hold matches an open order, and the ledger invariants hold.
  */
-import { assertTradingConsistency, engineRestingOrders, waitForQuiescence } from './consistency.ts';
+import {
+  ADMIN,
+  assertTradingConsistency,
+  walletReconciliation,
+  engineRestingOrders,
+  waitForQuiescence,
+} from './consistency.ts';
 import { orderFlow } from './load.ts';
 import { newTrader, startTestStack, type TestStack } from './index.ts';
 
@@ -53,6 +59,11 @@ it(`kill -9 of the active payment-processor during ${ORDERS} orders loses and do
   const report = await assertTradingConsistency(t.db.pool);
   expect(report.orders).toBe(stats.accepted);
   expect(report.trades).toBeGreaterThan(100);
+  // …and the wallet's own reconciliation agrees, order holds against the order service's open orders included
+  const recon = await walletReconciliation(t.url('auth'), t.url('wallet'), ADMIN);
+  expect(recon.report.checks.filter((c) => c.mismatches > 0 || c.error)).toEqual([]);
+  expect(recon.report.checks.map((c) => c.name)).toContain('order_holds');
+  expect(recon.status).toBe('ok');
 
   // The survivor took over: commands were applied by both replicas, with a gapless journal per market.
   const { rows } = await t.db.pool.query<{ market: string; replicas: string; n: string; max: string }>(

@@ -51,6 +51,8 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
       ADMIN_PASSWORD: 'Vault-door-1234-open',
       DEPOSIT_CONFIRMATION_MS: '100',
       SCHEDULER_POLL_MS: '100',
+      // tests reconcile only after the flow has settled: nothing is in flight, so judge every order hold
+      RECONCILIATION_GRACE_S: '0',
       PAYOUT_DELAY_MS: '50',
       PAYOUT_FAILURE_RATE: '0',
       TRUST_PROXY: 'true',

@@ -134,9 +134,21 @@ describe('rendered NetworkPolicies (defaults)', () => {
     // prometheus: the metricsFrom pod selector (in its own namespace)
     expect(ingressFrom('auth').sort()).toEqual(['kong', 'order', 'payment-processor', 'prometheus', 'wallet']);
     expect(ingressFrom('wallet').sort()).toEqual(['kong', 'order', 'prometheus']);
-    expect(ingressFrom('order').sort()).toEqual(['kong', 'prometheus']);
+    expect(ingressFrom('order').sort()).toEqual(['kong', 'prometheus', 'wallet']);
     expect(ingressFrom('payment-processor').sort()).toEqual(['kong', 'prometheus']);
     expect(ingressFrom('api-docs')).toEqual(['kong']);
+  });
+
+  test('egress to other services: JWKS for all, wallet <-> order for holds and reconciliation', () => {
+    const peers = (name: string) =>
+      byName[name].spec.egress
+        .flatMap((r: any) => r.to.map((t: any) => t.podSelector?.matchLabels?.['app.kubernetes.io/name']))
+        .filter(Boolean)
+        .sort();
+    expect(peers('wallet')).toEqual(['auth', 'order']);
+    expect(peers('order')).toEqual(['auth', 'wallet']);
+    expect(peers('payment-processor')).toEqual(['auth']);
+    expect(peers('auth')).toEqual([]);
   });
 
   test('egress: data-store ports only, management API only for order and payment-processor', () => {
@@ -167,7 +179,14 @@ describe("rendered environment matches each service's own configuration schema",
       expect({ name, variable: k, set: names.includes(k) }).toEqual({ name, variable: k, set: true });
     expect(names.filter((k) => !(k in schema.properties) && !['SERVICE', 'OTEL_SERVICE_NAME'].includes(k))).toEqual([]);
     // URLs the services would otherwise default to localhost for are set explicitly
-    for (const k of ['WALLET_URL', 'RABBITMQ_MANAGEMENT_URL', 'AUTH_JWKS_URL', 'AMQP_URL', 'DATABASE_URL']) {
+    for (const k of [
+      'WALLET_URL',
+      'ORDER_URL',
+      'RABBITMQ_MANAGEMENT_URL',
+      'AUTH_JWKS_URL',
+      'AMQP_URL',
+      'DATABASE_URL',
+    ]) {
       if (k in schema.properties && 'default' in schema.properties[k])
         expect({ name, k, set: names.includes(k) }).toEqual({ name, k, set: true });
     }
@@ -175,7 +194,7 @@ describe("rendered environment matches each service's own configuration schema",
     for (const e of env) {
       if (
         /(URL|TOKEN|KEY|PASSWORD)$/.test(e.name) &&
-        !['AUTH_JWKS_URL', 'WALLET_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'].includes(e.name)
+        !['AUTH_JWKS_URL', 'WALLET_URL', 'ORDER_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'].includes(e.name)
       ) {
         expect({ name, variable: e.name, fromSecret: Boolean(e.valueFrom?.secretKeyRef) }).toEqual({
           name,

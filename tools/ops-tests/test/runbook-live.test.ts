@@ -128,6 +128,7 @@ beforeAll(async () => {
       ...(containerEnv.RABBITMQ_MANAGEMENT_URL ? { RABBITMQ_MANAGEMENT_URL: MGMT } : {}),
       ...(containerEnv.AUTH_JWKS_URL ? { AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json` } : {}),
       ...(containerEnv.WALLET_URL ? { WALLET_URL: `http://127.0.0.1:${ports.wallet}` } : {}),
+      ...(containerEnv.ORDER_URL ? { ORDER_URL: `http://127.0.0.1:${ports.order}` } : {}),
       ...(containerEnv.BACKUP_DIR ? { BACKUP_DIR: join(dir, 'backups') } : {}),
       OTEL_EXPORTER_OTLP_ENDPOINT: '',
     };

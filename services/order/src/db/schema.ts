@@ -68,6 +68,10 @@ export const orders = ordersSchema.table(
     index('orders_pending_idx')
       .on(t.createdAt)
       .where(sql`${t.status} = 'pending'`),
+    // the wallet's reconciliation pages through open orders by id
+    index('orders_open_idx')
+      .on(t.id)
+      .where(sql`${t.status} in ('new', 'partially_filled')`),
   ],
 );
 

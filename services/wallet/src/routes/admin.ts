@@ -13,6 +13,7 @@ const Check = Type.Object({
   description: Type.String(),
   mismatches: Type.Integer(),
   items: Type.Array(Type.Record(Type.String(), Type.Unknown()), { description: 'First 500 mismatches' }),
+  error: Type.Optional(Type.String({ description: 'Why the check could not run (its mismatches are then unknown)' })),
 });
 
 const ReportSummary = Type.Object({
@@ -70,6 +71,7 @@ export function registerAdminRoutes(app: App, ctx: WalletContext): void {
     },
     async (req, reply) => {
       const report = await runReconciliation(pool, {
+        ...ctx.reconciliation,
         trigger: 'manual',
         requestedBy: actorOf(req),
         metrics: ctx.metrics,

@@ -1,0 +1,1 @@
+CREATE INDEX "orders_open_idx" ON "orders"."orders" USING btree ("id") WHERE "orders"."orders"."status" in ('new', 'partially_filled');

@@ -1,0 +1,52 @@
+/**
+ * The wallet's read-only view of the order service's internal API (`@exchange/contracts/orders`), used by
+ * reconciliation to compare order holds with open orders.
+ */
+import { ORDER_LOOKUP_MAX, type OrderRef } from '@exchange/contracts/orders';
+
+export interface OrdersView {
+  /** The states of the named orders that exist (any number of ids; batched). */
+  lookup(ids: string[]): Promise<OrderRef[]>;
+  /** Every open order (new, partially_filled), page by page. */
+  open(): AsyncIterable<OrderRef>;
+}
+
+export function createOrdersView(opts: { baseUrl: string; internalToken: string; timeoutMs?: number }): OrdersView {
+  const base = opts.baseUrl.replace(/\/$/, '');
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  async function call<T>(path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${base}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: {
+        'x-internal-token': opts.internalToken,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (res.status !== 200) throw new Error(`order service ${path}: HTTP ${res.status}`);
+    return (await res.json()) as T;
+  }
+  return {
+    async lookup(ids) {
+      const out: OrderRef[] = [];
+      for (let i = 0; i < ids.length; i += ORDER_LOOKUP_MAX) {
+        const page = await call<{ orders: OrderRef[] }>('/internal/orders/lookup', {
+          ids: ids.slice(i, i + ORDER_LOOKUP_MAX),
+        });
+        out.push(...page.orders);
+      }
+      return out;
+    },
+    async *open() {
+      let after: string | null = null;
+      do {
+        const page: { orders: OrderRef[]; next: string | null } = await call(
+          `/internal/orders/open${after ? `?after=${after}` : ''}`,
+        );
+        yield* page.orders;
+        after = page.next;
+      } while (after);
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The order_holds check: order holds against the order service's view (here a fixed view of order states; the
+ * real service behind it is exercised by the crash and broker-restart e2e tests).
+ */
+import { randomUUID } from 'node:crypto';
+import type { OrderRef } from '@exchange/contracts/orders';
+import { withTransaction } from '@exchange/db';
+import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createHold, releaseHold } from './ledger.ts';
+import { migrateWallet } from './migrate.ts';
+import type { OrdersView } from './order-client.ts';
+import { runReconciliation } from './reconciliation.ts';
+import { fundUser } from './testing.ts';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase('wallet_recon');
+  await migrateWallet(db.pool);
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const HOUR = 3_600_000;
+const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+
+function view(orders: OrderRef[]): OrdersView {
+  return {
+    async lookup(ids) {
+      return orders.filter((o) => ids.includes(o.id));
+    },
+    async *open() {
+      yield* orders.filter((o) => o.status === 'new' || o.status === 'partially_filled');
+    },
+  };
+}
+
+async function hold(userId: string, refType = 'order', ageMs = HOUR): Promise<string> {
+  const id = randomUUID();
+  await withTransaction(db.pool, (c) =>
+    createHold(c, { holdId: id, userId, asset: 'USD', amount: 100n, reason: refType, refType, refId: id }),
+  );
+  await db.pool.query(`UPDATE wallet.holds SET created_at = now() - make_interval(secs => $2) WHERE id = $1`, [
+    id,
+    ageMs / 1000,
+  ]);
+  return id;
+}
+
+test('finished or unknown orders still holding funds, and open orders without a hold, are mismatches', async () => {
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 10_000n);
+  const openOk = await hold(user);
+  const finishedLongAgo = await hold(user);
+  const unknown = await hold(user);
+  const finishingNow = await hold(user); // its release is in flight
+  const young = await hold(user, 'order', 0); // created within the grace period
+  await hold(user, 'withdrawal'); // not an order hold
+  const releasedJustNow = await hold(user);
+  await withTransaction(db.pool, (c) => releaseHold(c, releasedJustNow, 'cancelled'));
+  const noHold = randomUUID();
+  const noHoldYoung = randomUUID();
+  const orders: OrderRef[] = [
+    { id: openOk, status: 'partially_filled', createdAt: ago(HOUR), updatedAt: ago(HOUR) },
+    { id: finishedLongAgo, status: 'filled', createdAt: ago(HOUR), updatedAt: ago(HOUR / 2) },
+    { id: finishingNow, status: 'cancelled', createdAt: ago(HOUR), updatedAt: ago(1_000) },
+    { id: young, status: 'new', createdAt: ago(0), updatedAt: ago(0) },
+    // the order service has not yet seen the engine's cancel that released this hold
+    { id: releasedJustNow, status: 'new', createdAt: ago(HOUR), updatedAt: ago(HOUR) },
+    { id: noHold, status: 'new', createdAt: ago(HOUR), updatedAt: ago(HOUR) },
+    { id: noHoldYoung, status: 'new', createdAt: ago(1_000), updatedAt: ago(1_000) },
+  ];
+  const report = await runReconciliation(db.pool, { trigger: 'manual', orders: view(orders), orderGraceMs: 60_000 });
+  const check = report.report.checks.find((c) => c.name === 'order_holds')!;
+  expect(check.error).toBeUndefined();
+  expect(
+    check.items.map((i) => [i.holdId ?? i.orderId, i.problem]).sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+  ).toEqual(
+    [
+      [finishedLongAgo, 'finished order still holds funds'],
+      [unknown, 'hold of an order the order service does not know'],
+      [noHold, 'open order without an active hold'],
+    ].sort((a, b) => a[0]!.localeCompare(b[0]!)),
+  );
+  expect(check.mismatches).toBe(3);
+  expect(report.status).toBe('mismatch');
+  expect(report.mismatchCount).toBe(report.report.checks.reduce((n, c) => n + c.mismatches, 0));
+});
+
+test('an unreachable order service leaves the check with an error, not with invented mismatches', async () => {
+  const broken: OrdersView = {
+    async lookup() {
+      throw new Error('order service /internal/orders/lookup: HTTP 503');
+    },
+    // eslint-disable-next-line require-yield
+    async *open() {
+      throw new Error('unreachable');
+    },
+  };
+  const report = await runReconciliation(db.pool, { trigger: 'manual', orders: broken });
+  const check = report.report.checks.find((c) => c.name === 'order_holds')!;
+  expect(check).toMatchObject({ mismatches: 0, items: [], error: expect.stringMatching(/HTTP 503/) });
+  // without an order service the check is simply not part of the report
+  const without = await runReconciliation(db.pool, { trigger: 'manual' });
+  expect(without.report.checks.map((c) => c.name)).not.toContain('order_holds');
+});
