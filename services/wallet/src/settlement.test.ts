@@ -83,6 +83,15 @@ const publish = (msg: Envelope) =>
 const count = async (sql: string, params: unknown[] = []) =>
   Number((await db.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM (${sql}) x`, params)).rows[0]!.n);
 
+/** Wait until the consumer has applied (committed in its inbox) every one of `messages`. */
+const allApplied = (...messages: Envelope[]) =>
+  waitFor(
+    async () =>
+      (await count(`SELECT 1 FROM wallet.inbox WHERE message_id = ANY($1)`, [messages.map((m) => m.id)])) ===
+      messages.length,
+    'all applied',
+  );
+
 /** A buyer with $10,000 and a seller with 1 BTC, each with an order hold. */
 async function parties(buyHold = 600_000n, sellHold = 50_000_000n) {
   const buyer = randomUUID();
@@ -218,13 +227,7 @@ test('a release that overtakes its settlement does not lose the capture; the ord
   await publish(msg);
   await publish(msg);
   await publish(releaseSeller);
-  await waitFor(
-    async () =>
-      (await count(`SELECT 1 FROM wallet.inbox WHERE message_id = ANY($1)`, [
-        [release.id, msg.id, releaseSeller.id],
-      ])) === 3,
-    'all applied',
-  );
+  await allApplied(release, msg, releaseSeller);
   const buyer = await userBalances(db.pool, p.buyer);
   expect(buyer.get('USD')).toMatchObject({ total: 950_000n, held: 0n });
   expect(buyer.get('BTC')?.total).toBe(10_000_000n);
@@ -270,13 +273,7 @@ test('a release naming its order totals waits for the overtaken settlement, then
   // …the settlement arrives, then the release applies on its retry
   await publish(msg);
   await publish(releaseSeller);
-  await waitFor(
-    async () =>
-      (await count(`SELECT 1 FROM wallet.inbox WHERE message_id = ANY($1)`, [
-        [release.id, msg.id, releaseSeller.id],
-      ])) === 3,
-    'all applied',
-  );
+  await allApplied(release, msg, releaseSeller);
   const holds = await db.pool.query(
     `SELECT id::text, status, captured::text, released::text, late_captured::text FROM wallet.holds WHERE id = ANY($1)`,
     [[p.buyOrder, p.sellOrder]],
