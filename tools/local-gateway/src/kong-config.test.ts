@@ -170,7 +170,16 @@ describe('kong.yml routes', () => {
   });
 
   test('internal and operational paths are never routed', () => {
-    for (const path of ['/internal/holds', '/health', '/ready', '/metrics', '/api/v1/admin/other', '/api/v2/orders']) {
+    for (const path of [
+      '/internal/holds',
+      '/internal/orders/open',
+      '/internal/orders/lookup',
+      '/health',
+      '/ready',
+      '/metrics',
+      '/api/v1/admin/other',
+      '/api/v2/orders',
+    ]) {
       for (const method of ['GET', 'POST']) expect(router.match({ method, path, headers: {} })).toBeNull();
     }
   });
