@@ -5,7 +5,7 @@
 import type { Pool } from '@exchange/db';
 import { loadCatalog } from '@exchange/contracts/markets';
 import { assertLedgerInvariants } from '@exchange/wallet/testing';
-import { eventually } from './harness.ts';
+import { ADMIN, eventually } from './harness.ts';
 
 const OPEN = ['new', 'partially_filled'];
 
@@ -37,10 +37,6 @@ export async function waitForQuiescence(pool: Pool, timeoutMs = 180_000): Promis
 }
 let lastBusy = '';
 
-/** Resting orders per market in the active payment-processor's engine, from its admin API. */
-/** The admin the e2e stack seeds (ADMIN_EMAIL / ADMIN_PASSWORD in the harness). */
-export const ADMIN = { email: 'root@e2e.test', password: 'Vault-door-1234-open' };
-
 async function adminToken(authUrl: string, admin: { email: string; password: string }): Promise<string> {
   const login = await fetch(`${authUrl}/api/v1/auth/login`, {
     method: 'POST',
@@ -54,23 +50,26 @@ async function adminToken(authUrl: string, admin: { email: string; password: str
  * The wallet's own reconciliation, run through its admin API after the flow settled: every check, including
  * order_holds against the order service, must pass (the e2e stack runs with RECONCILIATION_GRACE_S=0).
  */
-export async function walletReconciliation(
-  authUrl: string,
-  walletUrl: string,
-  admin: { email: string; password: string },
-) {
+export async function assertWalletReconciliation(authUrl: string, walletUrl: string): Promise<void> {
   const r = await fetch(`${walletUrl}/api/v1/admin/reconciliation/run`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${await adminToken(authUrl, admin)}` },
+    headers: { authorization: `Bearer ${await adminToken(authUrl, ADMIN)}` },
   });
   if (r.status !== 201) throw new Error(`reconciliation: ${r.status} ${await r.text()}`);
-  return (await r.json()) as {
+  const recon = (await r.json()) as {
     status: string;
-    mismatchCount: number;
-    report: { checks: Array<{ name: string; mismatches: number; error?: string; items: unknown[] }> };
+    report: { checks: Array<{ name: string; mismatches: number; error?: string }> };
   };
+  expectSet(
+    'reconciliation checks with mismatches or errors',
+    recon.report.checks.filter((c) => c.mismatches > 0 || c.error).map((c) => `${c.name}: ${c.error ?? c.mismatches}`),
+    [],
+  );
+  if (!recon.report.checks.some((c) => c.name === 'order_holds')) throw new Error('reconciliation ran no order_holds');
+  if (recon.status !== 'ok') throw new Error(`reconciliation status ${recon.status}`);
 }
 
+/** Resting orders per market in the active payment-processor's engine, from its admin API. */
 export async function engineRestingOrders(authUrl: string, ppUrl: string, admin: { email: string; password: string }) {
   const accessToken = await adminToken(authUrl, admin);
   const r = await fetch(`${ppUrl}/api/v1/admin/engine/markets`, {

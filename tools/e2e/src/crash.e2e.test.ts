@@ -4,14 +4,13 @@
  * doubled, every hold matches an open order, and the ledger invariants hold.
  */
 import {
-  ADMIN,
   assertTradingConsistency,
-  walletReconciliation,
+  assertWalletReconciliation,
   engineRestingOrders,
   waitForQuiescence,
 } from './consistency.ts';
 import { orderFlow } from './load.ts';
-import { newTrader, startTestStack, type TestStack } from './index.ts';
+import { ADMIN, newTrader, startTestStack, type TestStack } from './index.ts';
 
 const ORDERS = Number(process.env.E2E_CRASH_ORDERS ?? 10_000);
 let t: TestStack;
@@ -60,10 +59,7 @@ it(`kill -9 of the active payment-processor during ${ORDERS} orders loses and do
   expect(report.orders).toBe(stats.accepted);
   expect(report.trades).toBeGreaterThan(100);
   // …and the wallet's own reconciliation agrees, order holds against the order service's open orders included
-  const recon = await walletReconciliation(t.url('auth'), t.url('wallet'), ADMIN);
-  expect(recon.report.checks.filter((c) => c.mismatches > 0 || c.error)).toEqual([]);
-  expect(recon.report.checks.map((c) => c.name)).toContain('order_holds');
-  expect(recon.status).toBe('ok');
+  await assertWalletReconciliation(t.url('auth'), t.url('wallet'));
 
   // The survivor took over: commands were applied by both replicas, with a gapless journal per market.
   const { rows } = await t.db.pool.query<{ market: string; replicas: string; n: string; max: string }>(
@@ -78,10 +74,7 @@ it(`kill -9 of the active payment-processor during ${ORDERS} orders loses and do
   const status = (await engineRestingOrders(
     t.url('auth'),
     t.url('payment-processor').replace(/:(\d+)$/, (_, p) => `:${Number(p) + 100}`),
-    {
-      email: 'root@e2e.test',
-      password: 'Vault-door-1234-open',
-    },
+    ADMIN,
   )) as { markets: Array<{ market: string; restingOrders: number | null; consumer: string }> };
   const open = await t.db.pool.query<{ market: string; n: string }>(
     `SELECT market, count(*) AS n FROM orders.orders WHERE status IN ('new','partially_filled') GROUP BY market`,

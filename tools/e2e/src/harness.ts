@@ -29,6 +29,9 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
+/** The first admin every e2e stack seeds. */
+export const ADMIN = { email: 'root@e2e.test', password: 'Vault-door-1234-open' };
+
 let portCursor = 20_000 + Math.floor(Math.random() * 30_000);
 
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
@@ -47,8 +50,8 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
       API_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       SIGNING_KEY_ACTIVATION_DELAY_SECONDS: '0',
-      ADMIN_EMAIL: 'root@e2e.test',
-      ADMIN_PASSWORD: 'Vault-door-1234-open',
+      ADMIN_EMAIL: ADMIN.email,
+      ADMIN_PASSWORD: ADMIN.password,
       DEPOSIT_CONFIRMATION_MS: '100',
       SCHEDULER_POLL_MS: '100',
       // tests reconcile only after the flow has settled: nothing is in flight, so judge every order hold
