@@ -13,7 +13,7 @@ import { Assets } from './assets.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 import { parseWithdrawalLimits } from './funding.ts';
 import { createWalletMetrics, type WalletMetrics } from './metrics.ts';
-import type { OrdersView } from './order-client.ts';
+import type { ReconciliationSources } from './reconciliation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerInternalRoutes } from './routes/internal.ts';
 import { registerUserRoutes } from './routes/user.ts';
@@ -43,12 +43,6 @@ export interface WalletAppDeps {
   fastify?: CreateAppOptions['fastify'];
   /** The order service's internal API for reconciliation's order_holds check (left out without it). */
   reconciliation?: ReconciliationSources;
-}
-
-export interface ReconciliationSources {
-  orders?: OrdersView;
-  /** Changes younger than this are in flight and not judged (default 60 s). */
-  orderGraceMs?: number;
 }
 
 /** What the routes share. */

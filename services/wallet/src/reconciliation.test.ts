@@ -92,7 +92,6 @@ test('an unreachable order service leaves the check with an error, not with inve
     async lookup() {
       throw new Error('order service /internal/orders/lookup: HTTP 503');
     },
-    // eslint-disable-next-line require-yield
     async *open() {
       throw new Error('unreachable');
     },

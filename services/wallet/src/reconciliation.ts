@@ -291,6 +291,14 @@ export interface ReconciliationMetrics {
   lastRun: promClient.Gauge<string>;
 }
 
+/** Where the order_holds check reads the order service's view. */
+export interface ReconciliationSources {
+  /** Without it the order_holds check is left out. */
+  orders?: OrdersView;
+  /** Changes younger than this are in flight and not judged by order_holds (default 60 s). */
+  orderGraceMs?: number;
+}
+
 export interface ReportRow {
   id: string;
   trigger: string;
@@ -305,14 +313,10 @@ export interface ReportRow {
 /** Run the checks on a consistent snapshot, persist the report, count mismatches per check. */
 export async function runReconciliation(
   pool: Pool,
-  opts: {
+  opts: ReconciliationSources & {
     trigger: 'manual' | 'scheduled';
     requestedBy?: string;
     metrics?: ReconciliationMetrics;
-    /** The order service's view; without it the order_holds check is left out. */
-    orders?: OrdersView;
-    /** Changes younger than this are in flight and not judged by order_holds (default 60 s). */
-    orderGraceMs?: number;
   },
 ): Promise<ReportRow> {
   const startedAt = new Date();

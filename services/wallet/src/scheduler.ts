@@ -6,8 +6,7 @@
  */
 import type { Pool } from '@exchange/db';
 import { confirmNextDeposit, dispatchNextWithdrawal } from './funding.ts';
-import type { ReconciliationSources } from './app.ts';
-import { runReconciliation, type ReconciliationMetrics } from './reconciliation.ts';
+import { runReconciliation, type ReconciliationMetrics, type ReconciliationSources } from './reconciliation.ts';
 
 export interface SchedulerLogger {
   info(obj: object, msg?: string): void;
