@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
-import { AppError, unauthorized } from '@exchange/platform';
+import { unauthorized } from '@exchange/platform';
 import { audit } from './audit.ts';
 import type { Ctx, UserRow } from './context.ts';
+import { loginBlocked } from './throttle.ts';
 
 /**
  * Re-checks a signed-in user's password before a sensitive change (2FA setup, password change). It shares the
@@ -15,11 +16,7 @@ export async function confirmPassword(
   failure: { action: string; message: string },
 ): Promise<void> {
   const s = await ctx.throttle.check('account', user.email);
-  if (s.blocked) {
-    throw new AppError(429, s.reason === 'locked' ? 'LOGIN_LOCKED' : 'LOGIN_THROTTLED', 'too many failed attempts', {
-      headers: { 'retry-after': String(s.retryAfterSeconds) },
-    });
-  }
+  if (s.blocked) throw loginBlocked(s, 'too many failed attempts');
   if (!(await ctx.passwords.verify(user.password_hash, password))) {
     await ctx.throttle.fail('account', user.email, ctx.accountLimits);
     ctx.metrics.loginFailures.inc({ reason: 'bad_password' });

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { withTransaction } from '@exchange/db';
+import { AppError } from '@exchange/platform';
 
 export interface ThrottleLimits {
   soft: number;
@@ -12,6 +13,13 @@ export type ThrottleState =
   { blocked: false } | { blocked: true; reason: 'throttled' | 'locked'; retryAfterSeconds: number };
 
 const MAX_BACKOFF_MS = 60_000;
+
+/** The 429 for a password attempt the throttle refused: LOGIN_LOCKED or LOGIN_THROTTLED, with Retry-After. */
+export function loginBlocked(s: Extract<ThrottleState, { blocked: true }>, message: string): AppError {
+  return new AppError(429, s.reason === 'locked' ? 'LOGIN_LOCKED' : 'LOGIN_THROTTLED', message, {
+    headers: { 'retry-after': String(s.retryAfterSeconds) },
+  });
+}
 
 /**
  * Failed-attempt counters keyed by (kind, key): 'account' + normalised email (whether or not the account exists, so

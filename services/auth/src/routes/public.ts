@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { AppError, errorResponses, Type, tooManyRequests, unauthorized, type App } from '@exchange/platform';
+import { AppError, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
 import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit, clientIp } from '../audit.ts';
@@ -8,6 +8,7 @@ import { normaliseEmail, USER_COLUMNS, userView, type Ctx, type UserRow } from '
 import { useRecoveryCode, verifyUserTotp } from '../mfa.ts';
 import { passwordProblems } from '../passwords.ts';
 import { revokeSession, rotateRefreshToken, startSession } from '../sessions.ts';
+import { loginBlocked } from '../throttle.ts';
 import { bearer, Email, Password, RecoveryCode, TokenPair, TotpCode, UserView } from './schemas.ts';
 
 const tags = ['auth'];
@@ -214,13 +215,10 @@ async function login(
     if (s.blocked) {
       ctx.metrics.loginFailures.inc({ reason: s.reason });
       await audit(ctx.pool, req, { action: 'auth.login_blocked', details: { email, by: kind, reason: s.reason } });
-      const err = tooManyRequests(
+      throw loginBlocked(
+        s,
         s.reason === 'locked' ? 'too many failed logins; try again later' : 'too many failed logins; slow down',
-        s.retryAfterSeconds,
       );
-      throw new AppError(429, s.reason === 'locked' ? 'LOGIN_LOCKED' : 'LOGIN_THROTTLED', err.message, {
-        headers: err.headers ?? {},
-      });
     }
   }
   const { rows } = await ctx.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE email = $1`, [email]);
