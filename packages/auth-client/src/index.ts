@@ -425,10 +425,8 @@ export function requireFreshMfa(maxAgeSeconds?: number): Guard {
     const p = req.principal;
     if (!p) reject(req);
     if (p.via === 'api_key' || !p.mfaEnabled) return;
-    const maxAge =
-      maxAgeSeconds ??
-      (req.server as unknown as { [MFA_FRESH_SECONDS]?: number })[MFA_FRESH_SECONDS] ??
-      DEFAULT_MFA_FRESH_SECONDS;
+    // registerAuth (which set the principal) decorated the server with the configured age
+    const maxAge = maxAgeSeconds ?? (req.server as unknown as { [MFA_FRESH_SECONDS]: number })[MFA_FRESH_SECONDS];
     const now = Math.floor(Date.now() / 1000);
     if (p.mfaAt === undefined || now - p.mfaAt > maxAge) {
       throw new AppError(403, 'MFA_REQUIRED', `a 2FA check within the last ${maxAge} s is required`, {

@@ -564,7 +564,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   // ---------------------------------------------------------------- internal: the wallet's reconciliation
   const internalOnly = guards(requireInternal);
-  const refOf = (r: { id: string; status: string; created_at: Date; updated_at: Date }) => ({
+  type RefRow = { id: string; status: string; created_at: Date; updated_at: Date };
+  const refOf = (r: RefRow) => ({
     id: r.id,
     status: r.status,
     createdAt: r.created_at.toISOString(),
@@ -578,7 +579,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     async (req) => {
       const { ids } = req.body as Static<typeof OrderLookupRequest>;
-      const { rows } = await pool.query<{ id: string; status: string; created_at: Date; updated_at: Date }>(
+      const { rows } = await pool.query<RefRow>(
         `SELECT id::text, status, created_at, updated_at FROM orders.orders WHERE id = ANY($1::uuid[]) ORDER BY id`,
         [ids],
       );
@@ -593,7 +594,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     async (req) => {
       const q = req.query as Static<typeof OpenOrdersQuery>;
-      const { rows } = await pool.query<{ id: string; status: string; created_at: Date; updated_at: Date }>(
+      const { rows } = await pool.query<RefRow>(
         `SELECT id::text, status, created_at, updated_at FROM orders.orders
           WHERE status IN ('new', 'partially_filled') AND ($1::uuid IS NULL OR id > $1::uuid)
           ORDER BY id LIMIT $2`,
