@@ -166,12 +166,10 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     const labels = { service: opts.service, method: req.method, route, status: String(reply.statusCode) };
     app.metrics.requests.inc(labels);
     app.metrics.duration.observe(labels, reply.elapsedTime / 1000);
-    if (req.log.isLevelEnabled('debug')) {
-      req.log.debug(
-        { req: { method: req.method, url: req.url }, res: { statusCode: reply.statusCode }, ms: reply.elapsedTime },
-        'request completed',
-      );
-    }
+    req.log.debug(
+      { req: { method: req.method, url: req.url }, res: { statusCode: reply.statusCode }, ms: reply.elapsedTime },
+      'request completed',
+    );
   });
 
   // While shutting down, answer in-flight requests with `Connection: close` so keep-alive sockets do not hold the
