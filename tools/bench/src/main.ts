@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ExchangeClient } from '@exchange/sdk';
-import { cpuBetween, discover, refreshBackends, sample, type ProcGroup } from './procs.ts';
+import { BENCH_APP, cpuBetween, discover, refreshBackends, sample, type ProcGroup } from './procs.ts';
 import { seedHistory } from './seed.ts';
 
 const { values: args } = parseArgs({
@@ -52,7 +52,7 @@ const servicePorts: Record<string, number> = args.ports
     };
 const dbUrl = args['database-url']!;
 const database = decodeURIComponent(new URL(dbUrl).pathname.slice(1));
-const pool = new pg.Pool({ connectionString: dbUrl, max: 4, application_name: 'bench' });
+const pool = new pg.Pool({ connectionString: dbUrl, max: 4, application_name: BENCH_APP });
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
 function rng(seed: number) {
@@ -175,7 +175,8 @@ interface PhaseResult {
   drainS: number;
   processed: number;
   processedPerS: number;
-  settledTrades: number;
+  trades: number;
+  unsettledTrades: number;
   cpuSeconds: Record<string, number>;
   cpuMsPerOrder: Record<string, number>;
   cpuMsPerOrderStack: number;
@@ -183,39 +184,79 @@ interface PhaseResult {
   errors: string[];
 }
 
-async function settledCounts(): Promise<{ published: number; settled: number }> {
-  const { rows } = await pool.query<{ published: string; settled: string }>(
-    `SELECT (SELECT count(*) FROM payment.outbox WHERE type = 'wallet.settle-trade')::text AS published,
-            (SELECT count(*) FROM wallet.settlements)::text AS settled`,
+async function outboxHead(): Promise<string> {
+  const { rows } = await pool.query<{ seq: string }>(
+    `SELECT coalesce(max(sequence), 0)::text AS seq FROM payment.outbox`,
   );
-  return { published: Number(rows[0]!.published), settled: Number(rows[0]!.settled) };
+  return rows[0]!.seq;
 }
 
-/**
- * Wait until every accepted order has its engine outcome in the order service (`last_seq` set by
- * engine.order-updated) and every trade the engine emitted is settled in the wallet.
- */
-async function drain(ids: string[], timeoutS: number): Promise<{ processed: number; settled: number }> {
-  // Oldest first, a chunk at a time (an index lookup per id): while the oldest are not done the rest are not either.
+/** Keep asking `done(chunk)` about the oldest ids, 100 at a time (index lookups), until one is not done. */
+async function stillOpen(ids: string[], done: (chunk: string[]) => Promise<Set<string>>): Promise<string[]> {
   let remaining = ids;
+  while (remaining.length > 0) {
+    const chunk = remaining.slice(0, 100);
+    const ok = await done(chunk);
+    remaining = [...chunk.filter((id) => !ok.has(id)), ...remaining.slice(chunk.length)];
+    if (ok.size < chunk.length) break;
+  }
+  return remaining;
+}
+
+const ids = (rows: Array<{ id: string }>) => new Set(rows.map((r) => r.id));
+
+/**
+ * Wait until every accepted order has its engine outcome in the order service (`last_seq`, set by
+ * engine.order-updated) and every trade the engine emitted since `fromSeq` is settled in the wallet. Trades are known
+ * once every order has its outcome: the engine writes a command's trades in the transaction that records it.
+ */
+async function drain(
+  orderIds: string[],
+  fromSeq: string,
+  timeoutS: number,
+): Promise<{ processed: number; trades: number; unsettled: number }> {
+  let orders = orderIds;
+  let trades: string[] | undefined;
+  let tradeCount = 0;
   const deadline = Date.now() + timeoutS * 1000;
   for (;;) {
-    while (remaining.length > 0) {
-      const chunk = remaining.slice(0, 500);
+    orders = await stillOpen(orders, async (chunk) =>
+      ids(
+        (
+          await pool.query<{ id: string }>(
+            `SELECT id::text AS id FROM orders.orders WHERE id = ANY($1::uuid[]) AND last_seq IS NOT NULL`,
+            [chunk],
+          )
+        ).rows,
+      ),
+    );
+    if (orders.length === 0 && !trades) {
       const { rows } = await pool.query<{ id: string }>(
-        `SELECT id::text FROM orders.orders WHERE id = ANY($1::uuid[]) AND last_seq IS NOT NULL`,
-        [chunk],
+        `SELECT message->'payload'->>'tradeId' AS id FROM payment.outbox
+          WHERE sequence > $1::bigint AND type = 'wallet.settle-trade' ORDER BY sequence`,
+        [fromSeq],
       );
-      const done = new Set(rows.map((r) => r.id));
-      remaining = [...chunk.filter((id) => !done.has(id)), ...remaining.slice(chunk.length)];
-      if (done.size < chunk.length) break;
+      trades = rows.map((r) => r.id);
+      tradeCount = trades.length;
     }
-    const s = remaining.length === 0 ? await settledCounts() : undefined;
-    // payment's outbox row is written in the engine's transaction; the wallet's row means it was applied
-    if (s && s.settled >= s.published) return { processed: ids.length, settled: s.settled };
+    if (trades) {
+      trades = await stillOpen(trades, async (chunk) =>
+        ids(
+          (
+            await pool.query<{ id: string }>(
+              `SELECT trade_id::text AS id FROM wallet.settlements WHERE trade_id = ANY($1::uuid[])`,
+              [chunk],
+            )
+          ).rows,
+        ),
+      );
+      if (trades.length === 0) return { processed: orderIds.length, trades: tradeCount, unsettled: 0 };
+    }
     if (Date.now() > deadline) {
-      log(`drain timed out: ${remaining.length} orders without an engine outcome, settlements ${JSON.stringify(s)}`);
-      return { processed: ids.length - remaining.length, settled: s?.settled ?? NaN };
+      log(
+        `drain timed out: ${orders.length} orders without an engine outcome, ${trades?.length ?? '?'} trades unsettled`,
+      );
+      return { processed: orderIds.length - orders.length, trades: tradeCount, unsettled: trades?.length ?? NaN };
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -229,7 +270,7 @@ async function runPhase(
 ): Promise<PhaseResult> {
   const durationS = phase === 'single' ? Number(args['single-duration']) : Number(args.duration);
   const rate = Number(args.rate);
-  const before = await settledCounts();
+  const fromSeq = await outboxHead();
   await refreshBackends(groups, pool, database);
   const cpu0 = sample(groups);
   const outcomes: Outcome[] = [];
@@ -265,17 +306,16 @@ async function runPhase(
     );
   }
   const loadS = (performance.now() - t0) / 1000;
-  const ids = outcomes.filter((o) => o.status >= 200 && o.status < 300).map((o) => o.id!);
+  const accepted = outcomes.filter((o) => o.status >= 200 && o.status < 300).map((o) => o.id!);
   const tDrain = performance.now();
-  const d = await drain(ids, Number(args['drain-timeout']));
+  const d = await drain(accepted, fromSeq, Number(args['drain-timeout']));
   const drainS = (performance.now() - tDrain) / 1000;
   await refreshBackends(groups, pool, database);
   const cpu1 = sample(groups);
   const cpu = cpuBetween(groups, cpu0, cpu1);
   const lat = outcomes.map((o) => o.latencyMs).sort((a, b) => a - b);
-  const accepted = ids.length;
   const perOrder: Record<string, number> = {};
-  for (const [k, v] of Object.entries(cpu)) perOrder[k] = accepted ? (v * 1000) / accepted : NaN;
+  for (const [k, v] of Object.entries(cpu)) perOrder[k] = accepted.length ? (v * 1000) / accepted.length : NaN;
   const sharedNames = new Set(groups.filter((g) => g.shared).map((g) => g.name));
   const total = Object.values(perOrder).reduce((a, b) => a + b, 0);
   const exShared = Object.entries(perOrder)
@@ -287,8 +327,8 @@ async function runPhase(
     offeredPerS: phase === 'open' ? rate : null,
     loadS,
     sent: outcomes.length,
-    accepted,
-    acceptedPerS: accepted / loadS,
+    accepted: accepted.length,
+    acceptedPerS: accepted.length / loadS,
     p50Ms: pct(lat, 50),
     p90Ms: pct(lat, 90),
     p99Ms: pct(lat, 99),
@@ -299,7 +339,8 @@ async function runPhase(
     drainS,
     processed: d.processed,
     processedPerS: d.processed / (loadS + drainS),
-    settledTrades: d.settled - before.settled,
+    trades: d.trades,
+    unsettledTrades: d.unsettled,
     cpuSeconds: cpu,
     cpuMsPerOrder: perOrder,
     cpuMsPerOrderStack: total,
@@ -378,7 +419,7 @@ async function main() {
     String(r.status5xx + r.networkErrors),
     f(r.drainS, 2),
     f(r.processedPerS),
-    String(r.settledTrades),
+    r.unsettledTrades ? `${r.trades} (${r.unsettledTrades} unsettled)` : String(r.trades),
     `${f(r.cpuMsPerOrderStack, 2)} (${f(r.cpuMsPerOrderStackExShared, 2)} own)`,
     ...procNames.map((n) => f(r.cpuMsPerOrder[n] ?? NaN, 2)),
   ]);

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux x86-64
+export const BENCH_APP = 'bench';
 
 export interface ProcGroup {
   /** Row label: gateway, auth, …, postgres (backends), postgres (shared), rabbitmq. */
@@ -16,6 +17,8 @@ export interface ProcGroup {
   pids: number[];
   /** Other tenants of the machine use this process too (RabbitMQ node, PostgreSQL's background writers). */
   shared?: boolean;
+  /** PostgreSQL backends of the stack's database. */
+  postgres?: boolean;
 }
 
 /** CPU seconds (user + system) of a process, undefined when it is gone. */
@@ -55,10 +58,14 @@ export async function discover(opts: {
     if (pid) groups.push({ name, pids: [pid] });
     else process.stderr.write(`bench: no process listens on :${port} (${name}); its CPU is not counted\n`);
   }
-  const { rows } = await opts.pool.query<{ pid: number; datname: string | null; backend_type: string }>(
-    `SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()`,
+  const { rows } = await opts.pool.query<{ pid: number; datname: string | null; backend_type: string; app: string }>(
+    `SELECT pid, datname, backend_type, application_name AS app FROM pg_stat_activity`,
   );
-  groups.push({ name: 'postgres backends', pids: rows.filter((r) => r.datname === opts.database).map((r) => r.pid) });
+  // One row per application_name (each service names its pool), so the profile says whose statements cost what.
+  // The bench's own connections (its progress queries) are not the stack's cost.
+  for (const r of rows) {
+    if (r.datname === opts.database && r.app !== BENCH_APP) backendGroup(groups, r.app).pids.push(r.pid);
+  }
   groups.push({
     name: 'postgres wal/bg writers',
     pids: rows
@@ -71,15 +78,26 @@ export async function discover(opts: {
   return groups;
 }
 
+function backendGroup(groups: ProcGroup[], app: string): ProcGroup {
+  const name = `pg ${app || '(unnamed)'}`;
+  let g = groups.find((x) => x.name === name);
+  if (!g) {
+    g = { name, pids: [], postgres: true };
+    // before the shared writers, which come last
+    const at = groups.findIndex((x) => x.shared);
+    groups.splice(at < 0 ? groups.length : at, 0, g);
+  }
+  return g;
+}
+
 /** Refresh the database's backends (pools open connections under load) without losing the ones seen before. */
 export async function refreshBackends(groups: ProcGroup[], pool: pg.Pool, database: string): Promise<void> {
-  const g = groups.find((x) => x.name === 'postgres backends');
-  if (!g) return;
-  const { rows } = await pool.query<{ pid: number }>(
-    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
-    [database],
+  const { rows } = await pool.query<{ pid: number; app: string }>(
+    `SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = $1 AND application_name <> $2`,
+    [database, BENCH_APP],
   );
-  for (const r of rows) if (!g.pids.includes(r.pid)) g.pids.push(r.pid);
+  const known = new Set(groups.flatMap((g) => g.pids));
+  for (const r of rows) if (!known.has(r.pid)) backendGroup(groups, r.app).pids.push(r.pid);
 }
 
 export type CpuSample = Map<number, number>;
