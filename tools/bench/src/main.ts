@@ -207,8 +207,9 @@ const ids = (rows: Array<{ id: string }>) => new Set(rows.map((r) => r.id));
 
 /**
  * Wait until every accepted order has its engine outcome in the order service (`last_seq`, set by
- * engine.order-updated) and every trade the engine emitted since `fromSeq` is settled in the wallet. Trades are known
- * once every order has its outcome: the engine writes a command's trades in the transaction that records it.
+ * engine.order-updated) and every trade the engine emitted since `fromSeq` is settled and every finished order's hold
+ * released in the wallet (its inbox has each wallet.settle-trade and wallet.release-hold). They are all known once
+ * every order has its outcome: the engine writes a command's messages in the transaction that records it.
  */
 async function drain(
   orderIds: string[],
@@ -231,20 +232,21 @@ async function drain(
       ),
     );
     if (orders.length === 0 && !trades) {
-      const { rows } = await pool.query<{ id: string }>(
-        `SELECT message->'payload'->>'tradeId' AS id FROM payment.outbox
-          WHERE sequence > $1::bigint AND type = 'wallet.settle-trade' ORDER BY sequence`,
+      const { rows } = await pool.query<{ id: string; type: string }>(
+        `SELECT message_id AS id, type FROM payment.outbox
+          WHERE sequence > $1::bigint AND type IN ('wallet.settle-trade', 'wallet.release-hold') ORDER BY sequence`,
         [fromSeq],
       );
       trades = rows.map((r) => r.id);
-      tradeCount = trades.length;
+      tradeCount = rows.filter((r) => r.type === 'wallet.settle-trade').length;
     }
     if (trades) {
+      // settled and released: the wallet's inbox has every settle-trade and release-hold the engine wrote
       trades = await stillOpen(trades, async (chunk) =>
         ids(
           (
             await pool.query<{ id: string }>(
-              `SELECT trade_id::text AS id FROM wallet.settlements WHERE trade_id = ANY($1::uuid[])`,
+              `SELECT message_id AS id FROM wallet.inbox WHERE queue = 'wallet.settlement' AND message_id = ANY($1::text[])`,
               [chunk],
             )
           ).rows,
@@ -254,7 +256,7 @@ async function drain(
     }
     if (Date.now() > deadline) {
       log(
-        `drain timed out: ${orders.length} orders without an engine outcome, ${trades?.length ?? '?'} trades unsettled`,
+        `drain timed out: ${orders.length} orders without an engine outcome, ${trades?.length ?? '?'} wallet messages unapplied`,
       );
       return { processed: orderIds.length - orders.length, trades: tradeCount, unsettled: trades?.length ?? NaN };
     }
