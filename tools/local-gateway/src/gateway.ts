@@ -397,7 +397,8 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     if (s) s.admission = verdict;
   });
 
-  await app.register(replyFrom);
+  // reply-from's two info lines per proxied request would bury everything else; requests are logged at debug.
+  await app.register(replyFrom, { disableRequestLogging: true });
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],

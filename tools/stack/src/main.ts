@@ -86,6 +86,7 @@ async function start(argv: string[]): Promise<void> {
     stateDir: settings.stateDir,
     ports: settings.ports,
     auxiliary,
+    detached: true,
     env: {
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
       API_KEY_ENCRYPTION_KEY: secrets.API_KEY_ENCRYPTION_KEY,
@@ -104,7 +105,7 @@ async function start(argv: string[]): Promise<void> {
           ? out.dim(
               `▸ starting ${label}${label in settings.ports && label !== 'gateway' ? ' (migrations, then HTTP)' : ''}…`,
             )
-          : `${out.green('✓')} ${label} ready${ms > 0 ? ` in ${(ms / 1000).toFixed(1)} s` : ''}`,
+          : `${out.green('✓')} ${label} ${ms >= 100 ? `ready in ${(ms / 1000).toFixed(1)} s` : 'started'}`,
       ),
     onSpawn: (p) => {
       pids.children.push({ name: p.service, pid: p.child.pid ?? -1 });
@@ -125,6 +126,11 @@ async function start(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('Ctrl-C', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGHUP', () => void shutdown('SIGHUP', 0));
+  // The children run in process groups of their own: whatever ends this process, they must not outlive it.
+  process.on('exit', () => {
+    for (const p of stack.processes)
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  });
   try {
     await stack.start();
   } catch (err) {
@@ -178,7 +184,12 @@ async function runPreflight(settings: HostSettings, auxiliary: AuxiliaryProcess[
   for (const r of results.filter((x) => x.ok && !x.name.startsWith('port ')))
     out.info(`${out.green('✓')} ${r.message}`);
   if (!failed.length) {
-    out.info(`${out.green('✓')} ports ${ports.map((p) => p.port).join(', ')} free`);
+    out.info(
+      `${out.green('✓')} ports ${ports
+        .map((p) => p.port)
+        .sort((a, b) => a - b)
+        .join(', ')} free`,
+    );
     return;
   }
   for (const r of failed) process.stderr.write(`${out.red('✗')} ${r.message}\n`);

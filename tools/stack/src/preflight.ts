@@ -59,8 +59,12 @@ export async function checkPostgres(databaseUrl: string): Promise<CheckResult> {
   client.on('error', () => {}); // a connection dropped after the check must not crash the runner
   try {
     await client.connect();
-    const { rows } = await client.query<{ v: string }>('SHOW server_version');
-    return { name: 'postgres', ok: true, message: `PostgreSQL ${rows[0]?.v ?? ''} at ${redactUrl(databaseUrl)}` };
+    const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
+    return {
+      name: 'postgres',
+      ok: true,
+      message: `PostgreSQL ${rows[0]?.server_version ?? ''} at ${redactUrl(databaseUrl)}`,
+    };
   } catch (err) {
     const e = err as { code?: string; message: string };
     const fix = 'or set DATABASE_URL to a PostgreSQL that user may create databases on.';
@@ -144,13 +148,15 @@ export async function checkRedis(redisUrl: string): Promise<CheckResult> {
     enableOfflineQueue: false,
     retryStrategy: () => null,
   });
-  redis.on('error', () => {}); // reported below; ioredis would otherwise print "Unhandled error event"
+  // ioredis rejects connect() with "Connection is closed."; the 'error' event has the cause (ECONNREFUSED, …).
+  let cause: { code?: string; message: string } | undefined;
+  redis.on('error', (err: NodeJS.ErrnoException) => (cause ??= err));
   try {
     await redis.connect();
     await redis.ping();
     return { name: 'redis', ok: true, message: `Redis at ${where}` };
   } catch (err) {
-    const e = err as { code?: string; message: string };
+    const e = cause ?? (err as { code?: string; message: string });
     const message = /NOAUTH|WRONGPASS/.test(e.message)
       ? `Redis at ${where} needs a password (${e.message}): put it in REDIS_URL (redis://:password@host:port).`
       : `Redis is not running at ${where} (${e.code ?? e.message}): start it (\`sudo systemctl start redis-server\`, or \`redis-server --daemonize yes\`), or set REDIS_URL.`;

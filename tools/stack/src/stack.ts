@@ -29,6 +29,11 @@ export interface StackOptions {
   onProgress?: (label: string, phase: 'starting' | 'ready', elapsedMs: number) => void;
   /** Each process right after it was spawned (host mode records the pids for `stop`). */
   onSpawn?: (proc: RunningProcess) => void;
+  /**
+   * Children in process groups of their own, so a terminal's Ctrl-C reaches only the runner, which then stops them in
+   * order (the demo first, so it can withdraw its quotes while the gateway is still up). Host mode sets it.
+   */
+  detached?: boolean;
   /** Processes started after the services, stopped before them (host mode: the demo market maker, …). */
   auxiliary?: AuxiliaryProcess[];
   /** Which services to start (default all, in dependency order). */
@@ -169,6 +174,7 @@ export class Stack {
       cwd: p.cwd,
       env: p.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: this.opts.detached ?? false,
     });
     const onLine = this.opts.onLine ?? ((s: string, l: string) => process.stdout.write(`[${s}] ${l}\n`));
     for (const [name, stream] of [

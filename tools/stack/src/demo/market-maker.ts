@@ -134,8 +134,10 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
 
   const all = await until(() => maker.markets(), signal, log, 'the markets list');
   const markets = all.filter((m) => !opts.markets || opts.markets.includes(m.symbol));
-  await until(() => account(maker, DEMO_ACCOUNTS.maker, opts.password, markets), signal, log, 'the maker account');
-  await until(() => account(taker, DEMO_ACCOUNTS.taker, opts.password, markets), signal, log, 'the taker account');
+  await Promise.all([
+    until(() => account(maker, DEMO_ACCOUNTS.maker, opts.password, markets), signal, log, 'the maker account'),
+    until(() => account(taker, DEMO_ACCOUNTS.taker, opts.password, markets), signal, log, 'the taker account'),
+  ]);
 
   const books = new Map<string, Book>();
   for (const m of markets) {
@@ -159,7 +161,7 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
     `${DEMO_ORDER_PREFIX}${kind}-${symbol}-${Date.now().toString(36)}-${(seq++).toString(36)}`;
 
   const requote = async (b: Book) => {
-    const m = (await maker.markets()).find((x) => x.symbol === b.grid.market.symbol);
+    const m = (await maker.markets({ signal })).find((x) => x.symbol === b.grid.market.symbol);
     if (!m || m.halted) return;
     const grid = new Grid(m);
     b.grid = grid;
@@ -173,21 +175,24 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
       const hi = band.high - step * BigInt(levels);
       if (lo <= hi) b.ref = b.ref < lo ? lo : b.ref > hi ? hi : b.ref;
     }
-    await maker.cancelAllOrders({ market: m.symbol });
+    await maker.cancelAllOrders({ market: m.symbol }, { signal });
     for (let i = 1; i <= levels; i++) {
       for (const side of ['buy', 'sell'] as const) {
         const ticks = side === 'buy' ? b.ref - step * BigInt(i) : b.ref + step * BigInt(i);
         if (ticks < 1n || (band && (ticks < band.low || ticks > band.high))) continue;
         const lots = minBig(grid.minLotsAt(ticks) * BigInt(randomInt(2, 6)), grid.maxLots);
-        await maker.placeOrder({
-          market: m.symbol,
-          side,
-          type: 'limit',
-          price: grid.price(ticks),
-          quantity: grid.quantity(lots),
-          postOnly: true,
-          clientOrderId: clientOrderId('mm', m.symbol),
-        });
+        await maker.placeOrder(
+          {
+            market: m.symbol,
+            side,
+            type: 'limit',
+            price: grid.price(ticks),
+            quantity: grid.quantity(lots),
+            postOnly: true,
+            clientOrderId: clientOrderId('mm', m.symbol),
+          },
+          { signal },
+        );
         stats.quotes++;
       }
     }
@@ -195,21 +200,24 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
 
   const trade = async (b: Book) => {
     const symbol = b.grid.market.symbol;
-    const book = await taker.book(symbol, { depth: 1 });
+    const book = await taker.book(symbol, { depth: 1 }, { signal });
     const side = randomInt(2) === 0 ? 'buy' : 'sell';
     const level = side === 'buy' ? book.asks[0] : book.bids[0];
     if (!level) return false; // the quotes are not in the public book yet
     const ticks = b.grid.ticks(level[0]);
     const lots = b.grid.minLotsAt(ticks);
-    await taker.placeOrder({
-      market: symbol,
-      side,
-      type: 'limit',
-      timeInForce: 'IOC',
-      price: b.grid.price(ticks),
-      quantity: b.grid.quantity(lots),
-      clientOrderId: clientOrderId('taker', symbol),
-    });
+    await taker.placeOrder(
+      {
+        market: symbol,
+        side,
+        type: 'limit',
+        timeInForce: 'IOC',
+        price: b.grid.price(ticks),
+        quantity: b.grid.quantity(lots),
+        clientOrderId: clientOrderId('taker', symbol),
+      },
+      { signal },
+    );
     stats.trades++;
     log('debug', `demo trade ${symbol} ${side} ${b.grid.quantity(lots)} @ ${level[0]}`, { market: symbol });
     return true;
@@ -268,13 +276,8 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
 
 /** Register (a no-op when the account exists: the API answers 202 either way), log in, fund. */
 async function account(client: ExchangeClient, email: string, password: string, markets: Market[]): Promise<void> {
-  try {
-    await client.login({ email, password });
-  } catch (err) {
-    if (!(err instanceof ExchangeApiError) || err.code !== 'INVALID_CREDENTIALS') throw err;
-    await client.register({ email, password });
-    await client.login({ email, password });
-  }
+  await client.register({ email, password });
+  await client.login({ email, password });
   if (markets.length === 0) return;
   const wanted = await topUp(client, markets);
   // Deposits on the sandbox rail are credited after their confirmation time.
