@@ -76,10 +76,12 @@ export class Grid {
 
   /** Ticks of a price on or off the grid, rounded down (or up) to it. */
   ticks(price: string, round: 'down' | 'up' = 'down'): bigint {
-    const scale = Math.max(this.priceScale, decimals(price));
-    const per = this.tickUnits * 10n ** BigInt(scale - this.priceScale);
-    const u = units(price, scale);
-    return round === 'down' ? u / per : ceilDiv(u, per);
+    return onGrid(price, this.priceScale, this.tickUnits, round);
+  }
+
+  /** Lots of a quantity, rounded down to the grid. */
+  lots(quantity: string): bigint {
+    return onGrid(quantity, this.qtyScale, this.lotUnits, 'down');
   }
 
   price(ticks: bigint): string {
@@ -315,6 +317,14 @@ async function until<T>(fn: () => Promise<T>, signal: AbortSignal, log: DemoLog,
       await sleep(Math.min(5_000, 500 * attempt), signal);
     }
   }
+}
+
+/** How many `step`s (integer units at `scale`) `value` holds, rounded down or up. */
+function onGrid(value: string, scale: number, step: bigint, round: 'down' | 'up'): bigint {
+  const at = Math.max(scale, decimals(value));
+  const per = step * 10n ** BigInt(at - scale);
+  const u = units(value, at);
+  return round === 'down' ? u / per : ceilDiv(u, per);
 }
 
 function decimals(value: string): number {
