@@ -78,7 +78,7 @@ export function render(): string {
     '| `EXCHANGE_MIN_FREE_DISK_MB` | `1024` | preflight fails below this much free disk |',
     '| `EXCHANGE_BOOTSTRAP` | `1` | `0`: never fetch Node 24 or pnpm into `.tools/`, fail with a message instead |',
     '| `LOG_LEVEL` | `info` | every process; `debug` adds one line per request |',
-    '| `LOG_FORMAT` | pretty | `json`: the processes\' JSON lines unchanged, no prefix or colour |',
+    "| `LOG_FORMAT` | pretty | `json`: the processes' JSON lines unchanged, no prefix or colour |",
     '| `NO_COLOR`, `FORCE_COLOR` | colour on a terminal | turn colours off / on |',
     '| `NODE_ENV` | `development` | `production` turns the demo market maker off |',
     '',
