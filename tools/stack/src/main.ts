@@ -9,6 +9,7 @@
  * Run through ./exchange (or pnpm start/stop/reset), which first makes sure Node 24 and the dependencies are there.
  */
 import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -27,7 +28,7 @@ import {
 } from './host.ts';
 import { outputFromEnv } from './logs.ts';
 import { checkPostgres, checkRabbit, preflight } from './preflight.ts';
-import { ensureVhost, Stack, type AuxiliaryProcess } from './stack.ts';
+import { ensureVhost, ROOT, Stack, type AuxiliaryProcess } from './stack.ts';
 
 const out = outputFromEnv();
 const production = process.env.NODE_ENV === 'production';
@@ -163,6 +164,9 @@ function summary(s: HostSettings, secrets: Secrets, auxiliary: AuxiliaryProcess[
     `  Logs:            LOG_LEVEL=debug shows every request; LOG_FORMAT=json prints JSON`,
     '',
     out.bold('Try next') + ' (in a second terminal):',
+    ...(process.execPath.startsWith(join(ROOT, '.tools'))
+      ? ['  eval "$(./exchange env)"     # first: that terminal then uses the Node 24 and pnpm in .tools/']
+      : []),
     `  curl -s ${gw}/api/v1/markets/BTC-USD/book`,
     `  pnpm exchange register --email you@example.com --password 'A-strong-pass-phrase-77'`,
     `  pnpm exchange login    --email you@example.com --password 'A-strong-pass-phrase-77'`,

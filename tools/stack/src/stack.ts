@@ -168,6 +168,8 @@ export class Stack {
     env: Record<string, string>;
     readyUrl?: string;
   }): Promise<RunningProcess> {
+    // Ctrl-C during start-up: stop() has run, so nothing new may be spawned behind its back.
+    if (this.stopping) throw new Error(`not starting ${p.label}: the stack is stopping`);
     const started = Date.now();
     this.opts.onProgress?.(p.label, 'starting', 0);
     const child = spawn(p.command[0]!, p.command.slice(1), {
