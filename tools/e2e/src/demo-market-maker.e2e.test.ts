@@ -11,6 +11,7 @@ let t: TestStack;
 const stop = new AbortController();
 let running: ReturnType<typeof runMarketMaker>;
 const warnings: string[] = [];
+const progress: string[] = [];
 const PASSWORD = 'Demo-test-password-42';
 
 beforeAll(async () => {
@@ -32,20 +33,26 @@ test('trades on every market within 30 s, every order within the market rules', 
     headers: { 'x-forwarded-for': '198.51.100.77' },
     log: (level, msg) => {
       if (level === 'warn') warnings.push(msg);
+      progress.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${level} ${msg}`);
     },
   });
   const publicClient = t.client();
   const markets = await publicClient.markets();
   expect(markets.length).toBeGreaterThan(0);
 
+  let counts: number[] = [];
   await eventually(
     async () => {
-      const counts = await Promise.all(markets.map((m) => publicClient.trades(m.symbol, { limit: 5 })));
-      return counts.every((trades) => trades.length > 0);
+      counts = (await Promise.all(markets.map((m) => publicClient.trades(m.symbol, { limit: 5 })))).map(
+        (x) => x.length,
+      );
+      return counts.every((n) => n > 0);
     },
     30_000,
     'a trade on every market',
-  );
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\ntrades per market: ${counts.join(', ')}\nmarket maker: ${progress.join('\n')}`);
+  });
   const elapsed = Date.now() - started;
   expect(elapsed).toBeLessThan(30_000);
 

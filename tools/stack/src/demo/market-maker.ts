@@ -140,6 +140,7 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
     until(() => account(maker, DEMO_ACCOUNTS.maker, opts.password, markets), signal, log, 'the maker account'),
     until(() => account(taker, DEMO_ACCOUNTS.taker, opts.password, markets), signal, log, 'the taker account'),
   ]);
+  log('debug', 'demo accounts logged in and funded');
 
   const books = new Map<string, Book>();
   for (const m of markets) {
@@ -178,26 +179,26 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
       if (lo <= hi) b.ref = b.ref < lo ? lo : b.ref > hi ? hi : b.ref;
     }
     await maker.cancelAllOrders({ market: m.symbol }, { signal });
+    const quotes: Array<Parameters<ExchangeClient['placeOrder']>[0]> = [];
     for (let i = 1; i <= levels; i++) {
       for (const side of ['buy', 'sell'] as const) {
         const ticks = side === 'buy' ? b.ref - step * BigInt(i) : b.ref + step * BigInt(i);
         if (ticks < 1n || (band && (ticks < band.low || ticks > band.high))) continue;
         const lots = minBig(grid.minLotsAt(ticks) * BigInt(randomInt(2, 6)), grid.maxLots);
-        await maker.placeOrder(
-          {
-            market: m.symbol,
-            side,
-            type: 'limit',
-            price: grid.price(ticks),
-            quantity: grid.quantity(lots),
-            postOnly: true,
-            clientOrderId: clientOrderId('mm', m.symbol),
-          },
-          { signal },
-        );
-        stats.quotes++;
+        quotes.push({
+          market: m.symbol,
+          side,
+          type: 'limit',
+          price: grid.price(ticks),
+          quantity: grid.quantity(lots),
+          postOnly: true,
+          clientOrderId: clientOrderId('mm', m.symbol),
+        });
       }
     }
+    // Post-only at prices that never cross each other, so the order they reach the engine in does not matter.
+    await Promise.all(quotes.map((q) => maker.placeOrder(q, { signal })));
+    stats.quotes += quotes.length;
   };
 
   const trade = async (b: Book) => {
@@ -225,26 +226,27 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
     return true;
   };
 
-  let lastReport = Date.now();
-  let lastFunding = Date.now();
-  while (!signal.aborted) {
-    const now = Date.now();
-    for (const b of books.values()) {
-      if (signal.aborted) break;
-      const symbol = b.grid.market.symbol;
+  // Each market on its own loop, so a slow market (or a slow machine) does not hold the others back; a due trade
+  // goes before a due requote, so requotes never starve the trades.
+  const marketLoop = async (b: Book) => {
+    const symbol = b.grid.market.symbol;
+    while (!signal.aborted) {
+      const now = Date.now();
       try {
-        if (now >= b.nextQuoteAt) {
+        if (b.nextTradeAt && now >= b.nextTradeAt) {
+          b.nextTradeAt = (await trade(b)) ? Date.now() + jitter(tradeEveryMs) : Date.now() + 500;
+        } else if (now >= b.nextQuoteAt) {
           await requote(b);
-          b.nextQuoteAt = now + jitter(requoteMs);
-          if (b.nextTradeAt === 0) b.nextTradeAt = now + 500;
-        } else if (b.nextTradeAt && now >= b.nextTradeAt) {
-          b.nextTradeAt = (await trade(b)) ? now + jitter(tradeEveryMs) : now + 500;
+          b.nextQuoteAt = Date.now() + jitter(requoteMs);
+          if (b.nextTradeAt === 0) {
+            log('debug', `demo: first quotes on ${symbol}`);
+            b.nextTradeAt = Date.now() + 500;
+          }
         }
       } catch (err) {
         if (signal.aborted) break;
         stats.errors++;
-        const e = err as Error;
-        log('warn', `demo: ${symbol}: ${e.message}`, {
+        log('warn', `demo: ${symbol}: ${(err as Error).message}`, {
           market: symbol,
           ...(err instanceof ExchangeApiError ? { code: err.code, status: err.status } : {}),
         });
@@ -252,21 +254,24 @@ export async function runMarketMaker(opts: MarketMakerOptions): Promise<MarketMa
           await account(maker, DEMO_ACCOUNTS.maker, opts.password, []).catch(() => undefined);
           await account(taker, DEMO_ACCOUNTS.taker, opts.password, []).catch(() => undefined);
         }
-        b.nextQuoteAt = now + requoteMs; // back off this market instead of hammering a failing call
+        b.nextQuoteAt = Date.now() + requoteMs; // back off this market instead of hammering a failing call
       }
+      await sleep(100, signal);
     }
-    if (now - lastFunding > 60_000) {
-      lastFunding = now;
+  };
+
+  const housekeeping = async () => {
+    while (!signal.aborted) {
+      await sleep(60_000, signal);
+      if (signal.aborted) break;
       await Promise.all([topUp(maker, markets), topUp(taker, markets)]).catch((e: Error) =>
         log('warn', `demo: top-up failed: ${e.message}`),
       );
-    }
-    if (now - lastReport > 60_000) {
       log('info', `demo market maker: ${stats.quotes} quotes, ${stats.trades} trades so far`, { ...stats });
-      lastReport = now;
     }
-    await sleep(200, signal);
-  }
+  };
+
+  await Promise.all([...[...books.values()].map(marketLoop), housekeeping()]);
   // Leave no demo quotes behind when the stack stops (best effort: the gateway may already be going down).
   await Promise.all(
     [...books.keys()].map((market) =>
