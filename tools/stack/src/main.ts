@@ -202,9 +202,16 @@ async function runPreflight(settings: HostSettings, auxiliary: AuxiliaryProcess[
 
 function refuseIfRunning(settings: HostSettings): void {
   const running = readPidFile(settings.stateDir);
-  if (running && alive(running.pid) && running.pid !== process.pid) {
+  if (!running || running.pid === process.pid) return;
+  if (alive(running.pid)) {
     throw new Fatal(
       `An exchange stack is already running (pid ${running.pid}, started ${running.startedAt}): stop it with \`pnpm stop\` first.`,
+    );
+  }
+  const left = running.children.filter((c) => alive(c.pid) && ours(c.pid));
+  if (left.length) {
+    throw new Fatal(
+      `Processes of an earlier stack are still running without their runner (${left.map((c) => `${c.name} pid ${c.pid}`).join(', ')}): stop them with \`pnpm stop\` first.`,
     );
   }
 }
