@@ -119,8 +119,8 @@ function exchange(args: string[], base: number): Run {
 
 /**
  * `./exchange start --no-demo` until the gateway answers. Other engineers' test stacks take random ports on this
- * machine too; when one grabs ours while Node and the dependencies are being fetched, preflight says so and we start
- * again on other ports (the fetch is not repeated).
+ * machine too; when one grabs ours while Node and the dependencies are being fetched (preflight says so) or between
+ * preflight and a slow start-up (EADDRINUSE), we start again on other ports (the fetch is not repeated).
  */
 async function startUntilUp(): Promise<Run> {
   for (let attempt = 1; ; attempt++) {
@@ -138,7 +138,7 @@ async function startUntilUp(): Promise<Run> {
     }
     if (run.child.exitCode === null) process.kill(-run.child.pid!, 'SIGINT');
     await run.exited;
-    if (attempt < 3 && /is already in use/.test(run.output())) continue;
+    if (attempt < 3 && /is already in use|EADDRINUSE/.test(run.output())) continue;
     throw new Error(`the stack did not come up:\n${run.output().slice(-3_000)}`);
   }
 }
