@@ -581,6 +581,23 @@ describe('internal hold API', () => {
     expect(r2.json()).toMatchObject({ released: '0' });
     await assertLedgerInvariants(db.pool);
   });
+
+  test('the hold API cannot release a withdrawal hold (409 HOLD_MISMATCH, nothing changes)', async () => {
+    const user = randomUUID();
+    await fundUser(db.pool, user, 'USD', 100_000n);
+    const w = await app.inject({
+      method: 'POST',
+      url: '/api/v1/wallet/withdrawals',
+      headers: bearer(user),
+      payload: { asset: 'USD', amount: '100', address: 'DE89370400440532013000' },
+    });
+    expect(w.statusCode).toBe(201);
+    const id = w.json().id as string;
+    const r = await app.inject({ method: 'POST', url: `/internal/holds/${id}/release`, headers: internal() });
+    expect([r.statusCode, r.json().error.code]).toEqual([409, 'HOLD_MISMATCH']);
+    const hold = await app.inject({ method: 'GET', url: `/internal/holds/${id}`, headers: internal() });
+    expect(hold.json()).toMatchObject({ status: 'active', released: '0', refType: 'withdrawal' });
+  });
 });
 
 test('100 parallel hold requests against one balance over HTTP: no overdraft, the sum is exact', async () => {

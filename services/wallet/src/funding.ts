@@ -314,7 +314,7 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
         `withdrawal is ${w.status}; only pending withdrawals can be cancelled`,
       );
     }
-    await releaseHold(client, id, 'withdrawal_cancelled');
+    await releaseHold(client, id, 'withdrawal_cancelled', 'withdrawal');
     const upd = await client.query<WithdrawalRow>(
       `UPDATE wallet.withdrawals SET status = 'cancelled', updated_at = now() WHERE id = $1
        RETURNING ${WITHDRAWAL_COLUMNS}`,

@@ -157,7 +157,7 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
           }
           case 'release': {
             const h = pick(holds, o.pick);
-            if (h) await withTransaction(db.pool, (c) => releaseHold(c, h.id, 'done'));
+            if (h) await withTransaction(db.pool, (c) => releaseHold(c, h.id, 'done', 'order'));
             break;
           }
           case 'settle': {

@@ -57,7 +57,7 @@ test('finished or unknown orders still holding funds, and open orders without a 
   const young = await hold(user, 'order', 0); // created within the grace period
   await hold(user, 'withdrawal'); // not an order hold
   const releasedJustNow = await hold(user);
-  await withTransaction(db.pool, (c) => releaseHold(c, releasedJustNow, 'cancelled'));
+  await withTransaction(db.pool, (c) => releaseHold(c, releasedJustNow, 'cancelled', 'order'));
   const noHold = randomUUID();
   const noHoldYoung = randomUUID();
   const orders: OrderRef[] = [
