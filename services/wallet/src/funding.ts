@@ -327,9 +327,17 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
 /**
  * Hand one due pending withdrawal to the payment-processor: status → processing and payout.requested into the
  * outbox, in one transaction (claimed with FOR UPDATE SKIP LOCKED, so replicas never send one twice).
+ *
+ * The `withdrawals` kill switch stops this too, not only new requests: in an incident the requests already made are
+ * the ones to hold back. The flag row is read FOR SHARE, so turning the switch off waits for a dispatch in flight and
+ * none starts after it returns.
  */
 export async function dispatchNextWithdrawal(pool: Pool): Promise<string | undefined> {
   return withTransaction(pool, async (client) => {
+    const flag = await client.query<{ enabled: boolean }>(
+      `SELECT enabled FROM wallet.feature_flags WHERE name = 'withdrawals' FOR SHARE`,
+    );
+    if (flag.rows[0]?.enabled === false) return undefined;
     const { rows } = await client.query<WithdrawalRow>(
       `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE status = 'pending' AND dispatch_at <= now()
         ORDER BY dispatch_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
