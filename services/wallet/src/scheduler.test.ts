@@ -97,3 +97,20 @@ test('the withdrawals kill switch also stops payouts already requested; they go 
   expect((await scheduler.tick()).withdrawals).toBe(1);
   expect(await row()).toEqual({ status: 'processing', sent: '1' });
 });
+
+test('idempotency keys stuck without a reply are purged after 10 minutes, answered ones after a day', async () => {
+  const insert = (key: string, status: number | null, age: string) =>
+    db.pool.query(
+      `INSERT INTO wallet.idempotency_keys (principal, key, method, path, request_hash, status_code, created_at)
+       VALUES ('p', $1, 'POST', '/x', 'h', $2, now() - $3::interval)`,
+      [key, status, age],
+    );
+  await insert('stuck-old', null, '11 minutes');
+  await insert('stuck-new', null, '1 minute');
+  await insert('done-recent', 201, '2 hours');
+  await insert('done-old', 201, '25 hours');
+  const scheduler = new Scheduler({ pool: db.pool, pollMs: 1000, reconciliationIntervalMs: 0, log });
+  expect((await scheduler.tick()).purgedKeys).toBe(2);
+  const { rows } = await db.pool.query(`SELECT key FROM wallet.idempotency_keys WHERE principal = 'p' ORDER BY key`);
+  expect(rows.map((r) => r.key)).toEqual(['done-recent', 'stuck-new']);
+});
