@@ -180,6 +180,10 @@ export class OutboxRelay {
           await sleep(this.opts.standbyRetryMs ?? 2_000, this.abort.signal);
           continue;
         }
+        // The leader's session is never idle longer than a poll interval while this process runs; if the process
+        // freezes (its socket stays open), the server ends the session and a standby gets the lock.
+        const idleLimitMs = Math.max(15_000, 3 * (this.opts.pollIntervalMs ?? 1_000));
+        await c.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${idleLimitMs}ms`]);
         this.leader = true;
         this.logger.info({ service: this.opts.service }, 'outbox relay: active');
         let notified = false;
