@@ -329,7 +329,7 @@ test('every step of any operation sequence keeps ledger invariants 1–5 and eve
               `SELECT user_id::text FROM wallet.withdrawals WHERE id = $1`,
               [id],
             );
-            await tolerate(cancelWithdrawal(db.pool, rows[0]!.user_id, id));
+            await tolerate(() => cancelWithdrawal(db.pool, rows[0]!.user_id, id));
             break;
           }
         }

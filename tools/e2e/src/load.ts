@@ -59,9 +59,7 @@ export async function orderFlow(opts: {
   onProgress?: (sent: number) => Promise<void> | void;
 }): Promise<FlowStats> {
   const rand = rng(opts.seed);
-  const clients = opts.sessions.map(
-    (session) => new ExchangeClient({ baseUrl: opts.orderUrl, session, retries: 0 }),
-  );
+  const clients = opts.sessions.map((session) => new ExchangeClient({ baseUrl: opts.orderUrl, session, retries: 0 }));
   const stats: FlowStats = { sent: 0, accepted: 0, rejected4xx: 0, serverErrors: 0, networkErrors: 0, errors: [] };
   const plan = Array.from({ length: opts.count }, (_, i) => {
     const btc = rand() < 0.7;
