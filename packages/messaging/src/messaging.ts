@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
 import { RabbitConnection, type MessagingHealth } from './connection.ts';
 import { Consumer, type ConsumeOptions } from './consumer.ts';
+import { DeadLetterRecorder } from './dead-letter-recorder.ts';
 import { stderrLogger, type Logger } from './logger.ts';
 import { messagingMetrics, type GaugeSource, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
 import { enqueue, OutboxRelay, type OutboxRelayOptions, type Queryable } from './outbox.ts';
@@ -152,7 +153,21 @@ export class Messaging {
     );
     this.consumers.push(consumer);
     await this.connection.register(consumer);
+    // The owner of a declared queue also watches its DLQ, so broker-side dead letters are listed and counted too.
+    if (spec) await this.recordDeadLetters(opts.queue);
     return consumer;
+  }
+
+  /** Move whatever lands in `<queue>.dlq` into the dead-letter table (see DeadLetterRecorder); `consume` does it. */
+  async recordDeadLetters(queue: string): Promise<void> {
+    await this.connection.register(
+      new DeadLetterRecorder(queue, {
+        pool: this.opts.pool,
+        schema: this.opts.schema,
+        metrics: this.metrics,
+        logger: this.logger,
+      }),
+    );
   }
 
   /** Write a message to this service's outbox inside the caller's transaction (see `enqueue`). */

@@ -34,10 +34,12 @@ class Load {
   private running = false;
   private workers: Promise<void>[] = [];
   private n = 0;
-  constructor(
-    private readonly traders: Trader[],
-    private readonly concurrency: number,
-  ) {}
+  private readonly traders: Trader[];
+  private readonly concurrency: number;
+  constructor(traders: Trader[], concurrency: number) {
+    this.traders = traders;
+    this.concurrency = concurrency;
+  }
 
   resume(): void {
     if (this.running) return;
