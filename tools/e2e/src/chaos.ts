@@ -143,7 +143,6 @@ async function main(): Promise<number> {
         PER_USER_LIMIT_MINUTE: '0',
         SNAPSHOT_EVERY: '200',
         WITHDRAWAL_DISPATCH_DELAY_MS: '0',
-        LOG_LEVEL: 'warn',
         // The shared broker's management API knows nothing of the private node.
         RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1',
       },
@@ -440,24 +439,33 @@ async function main(): Promise<number> {
         await broker.start();
       }),
       simple('PostgreSQL restart (immediate)', () => pgCluster.restart(2_000)),
-      simple(`RabbitMQ memory alarm ${alarmSeconds} s`, async () => {
-        await broker.rabbitmqctl('set_vm_memory_high_watermark', 'absolute', '1');
-        await sleep(alarmSeconds * 1000);
-        await broker.rabbitmqctl('set_vm_memory_high_watermark', '0.4');
-      }),
+      {
+        name: `RabbitMQ memory alarm ${alarmSeconds} s`,
+        async run() {
+          // rabbitmqctl itself takes a while to start: the fault begins when the alarm is set, not when asked for.
+          await broker.rabbitmqctl('set_vm_memory_high_watermark', 'absolute', '1');
+          const t0 = Date.now();
+          return {
+            t0,
+            healed: sleep(alarmSeconds * 1000).then(async () => {
+              await broker.rabbitmqctl('set_vm_memory_high_watermark', '0.4');
+            }),
+          };
+        },
+      },
     ];
 
     load.resume();
     let probeN = 0;
     for (const f of faults) {
-      await sleep(SHORT ? 3_000 : 10_000);
+      await sleep(SHORT ? 2_000 : 10_000);
       await withdraw();
-      const before = { s: load.stats.serverErrors, n: load.stats.networkErrors };
+      const before = { s: load.stats.serverErrors, n: load.stats.networkErrors, samples: load.stats.errors.length };
       process.stdout.write(`chaos: ${f.name} …\n`);
       const { t0, healed } = await f.run();
       const recoverS = await recovered(t0, `probe-${probeN++}`);
       await healed;
-      await sleep(SHORT ? 2_000 : 5_000);
+      await sleep(SHORT ? 1_000 : 5_000);
       await load.pause();
       await waitForQuiescence(pool, 300_000).catch((e: unknown) =>
         process.stdout.write(`chaos: ${(e as Error).message}\n`),
@@ -472,6 +480,8 @@ async function main(): Promise<number> {
       };
       rows.push(row);
       process.stdout.write(`${formatRow(row)}\n`);
+      const samples = load.stats.errors.slice(before.samples).filter((e) => !/^4\d\d/.test(e));
+      if (samples.length) process.stdout.write(`  first failures seen: ${samples.slice(0, 3).join(' | ')}\n`);
       load.resume();
     }
     await load.pause();
@@ -479,6 +489,18 @@ async function main(): Promise<number> {
       `\nchaos (${args.profile}): ${load.stats.accepted} orders accepted, ${load.accepted.length} ids, ` +
         `${((Date.now() - started) / 60_000).toFixed(1)} min\n\n${formatTable(rows)}\n`,
     );
+  } catch (err) {
+    // What the processes said last is what explains a fault that did not heal.
+    const logs = t?.logs ?? [];
+    for (const label of new Set(logs.map((l) => l.slice(0, l.indexOf(']') + 1)))) {
+      process.stderr.write(
+        `${logs
+          .filter((l) => l.startsWith(label))
+          .slice(-15)
+          .join('\n')}\n`,
+      );
+    }
+    throw err;
   } finally {
     await t?.close().catch(() => {});
     await broker.close().catch(() => {});
