@@ -9,9 +9,9 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { ExchangeClient } from '@exchange/sdk';
-import { startPrivateBroker, type PrivateBroker } from '@exchange/messaging/private-broker';
+import { startPrivateBroker } from '@exchange/messaging/private-broker';
 import type { RunningProcess, ServiceName } from '@exchange/stack';
-import { startPrivatePostgres, type PrivatePostgres } from './private-postgres.ts';
+import { startPrivatePostgres } from './private-postgres.ts';
 import { recordFailure, type FlowStats } from './load.ts';
 import type { TestStack } from './harness.ts';
 
