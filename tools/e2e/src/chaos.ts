@@ -138,6 +138,8 @@ async function main(): Promise<number> {
     t = await startTestStack({
       amqpUrl: broker.url,
       replicas: { 'payment-processor': SHORT ? 2 : 3 },
+      // A restart on a busy machine (the test itself loads it) can take longer than a minute to become ready.
+      readyTimeoutMs: 180_000,
       env: {
         PER_USER_LIMIT_SECOND: '0',
         PER_USER_LIMIT_MINUTE: '0',
@@ -463,6 +465,7 @@ async function main(): Promise<number> {
       const before = { s: load.stats.serverErrors, n: load.stats.networkErrors, samples: load.stats.errors.length };
       process.stdout.write(`chaos: ${f.name} …\n`);
       const { t0, healed } = await f.run();
+      healed.catch(() => {}); // awaited below; a failure to heal must not go unhandled meanwhile
       const recoverS = await recovered(t0, `probe-${probeN++}`);
       await healed;
       await sleep(SHORT ? 1_000 : 5_000);

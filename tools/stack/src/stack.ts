@@ -30,6 +30,8 @@ export interface StackOptions {
   services?: ServiceName[];
   /** Extra replicas, e.g. { 'payment-processor': 2 } for takeover tests. */
   replicas?: Partial<Record<ServiceName, number>>;
+  /** How long a process may take to answer /ready (default 60 s; a loaded test machine may need more). */
+  readyTimeoutMs?: number;
   stateDir: string;
 }
 
@@ -112,7 +114,7 @@ export class Stack {
     const proc: RunningProcess = { service, replica, port, child, exited };
     this.processes.push(proc);
     const path = service === 'gateway' ? '/health' : '/ready';
-    await waitFor(`http://127.0.0.1:${port}${path}`, 60_000, exited, label);
+    await waitFor(`http://127.0.0.1:${port}${path}`, this.opts.readyTimeoutMs ?? 60_000, exited, label);
     return proc;
   }
 
