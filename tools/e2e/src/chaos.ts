@@ -135,21 +135,29 @@ async function main(): Promise<number> {
   let t: TestStack | undefined;
   const rows: Row[] = [];
   try {
-    t = await startTestStack({
-      amqpUrl: broker.url,
-      replicas: { 'payment-processor': SHORT ? 2 : 3 },
-      // A restart on a busy machine (the test itself loads it) can take longer than a minute to become ready.
-      readyTimeoutMs: 180_000,
-      env: {
-        PER_USER_LIMIT_SECOND: '0',
-        PER_USER_LIMIT_MINUTE: '0',
-        SNAPSHOT_EVERY: '200',
-        WITHDRAWAL_DISPATCH_DELAY_MS: '0',
-        // The shared broker's management API knows nothing of the private node.
-        RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1',
-      },
-    });
-    const stack = t;
+    // Ports are picked at random on a machine other stacks share: a collision at start-up is worth another try.
+    for (let attempt = 1; !t; attempt++) {
+      try {
+        t = await startTestStack({
+          amqpUrl: broker.url,
+          replicas: { 'payment-processor': SHORT ? 2 : 3 },
+          // A restart on a busy machine (the test itself loads it) can take longer than a minute to become ready.
+          readyTimeoutMs: 180_000,
+          env: {
+            PER_USER_LIMIT_SECOND: '0',
+            PER_USER_LIMIT_MINUTE: '0',
+            SNAPSHOT_EVERY: '200',
+            WITHDRAWAL_DISPATCH_DELAY_MS: '0',
+            // The shared broker's management API knows nothing of the private node.
+            RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1',
+          },
+        });
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        process.stdout.write(`chaos: stack did not start (${(err as Error).message.split('\n')[0]}), retrying\n`);
+      }
+    }
+    const stack = t!;
     const pool = stack.db.pool;
     const gateway = stack.url('gateway');
     const traders: Trader[] = [];
