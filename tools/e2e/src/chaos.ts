@@ -211,7 +211,7 @@ async function main(): Promise<number> {
                 AND a.application_name LIKE 'payment-processor:%'`);
     const restart = async (p: RunningProcess) => {
       await stack.stack.kill(p, 'SIGKILL');
-      await stack.stack.startProcess(p.service, p.replica, p.port);
+      await stack.stack.startProcess(p.service as ServiceName, p.replica, p.port);
     };
     const killService = (s: ServiceName) => async () =>
       restart(s === 'payment-processor' ? await activeEngine() : stack.stack.processes.find((p) => p.service === s)!);
