@@ -414,17 +414,23 @@ export async function getHold(client: PoolClient, holdId: string, forUpdate = fa
 
 /**
  * Release what is left of a hold and end it. Idempotent: releasing an ended hold changes nothing and returns it
- * with `released: 0n`. 404 HOLD_NOT_FOUND for an unknown id.
+ * with `released: 0n`. 404 HOLD_NOT_FOUND for an unknown id; 409 HOLD_MISMATCH when the hold is not of `refType`
+ * (an order's release must never hand back a withdrawal's funds, whose payout may already be on its way).
  */
 export async function releaseHold(
   client: PoolClient,
   holdId: string,
   reason: string,
+  refType: 'order' | 'withdrawal',
 ): Promise<{ hold: HoldRow; released: bigint }> {
   const peek = await getHold(client, holdId);
   if (!peek) throw notFound('HOLD_NOT_FOUND', `hold ${holdId} does not exist`);
   await lockAccounts(client, [peek.account_id]);
   const h = (await getHold(client, holdId, true))!;
+  // Checked on the locked row: the type never changes, but the check belongs with what it guards.
+  if (h.ref_type !== refType) {
+    throw conflict('HOLD_MISMATCH', `hold ${holdId} is a ${h.ref_type} hold, not a ${refType} hold`);
+  }
   if (h.status !== 'active') return { hold: h, released: 0n };
   const remaining = BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released);
   const { rows } = await client.query<HoldRow>(

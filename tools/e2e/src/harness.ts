@@ -15,6 +15,8 @@ export interface TestStackOptions {
   amqpUrl?: string;
   env?: Record<string, string>;
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** How long a (re)started process may take to answer /ready (default 60 s). */
+  readyTimeoutMs?: number;
 }
 
 export interface TestStack {
@@ -65,6 +67,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     ...(opts.serviceEnv ? { serviceEnv: opts.serviceEnv } : {}),
     ...(opts.services ? { services: opts.services } : {}),
     ...(opts.replicas ? { replicas: opts.replicas } : {}),
+    ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
     onLine: (s, line) => {
       logs.push(`[${s}] ${line}`);
       if (logs.length > 200_000) logs.splice(0, 50_000);

@@ -40,6 +40,8 @@ export interface StackOptions {
   services?: ServiceName[];
   /** Extra replicas, e.g. { 'payment-processor': 2 } for takeover tests. */
   replicas?: Partial<Record<ServiceName, number>>;
+  /** How long a process may take to answer /ready (default 60 s; a loaded test machine may need more). */
+  readyTimeoutMs?: number;
   stateDir: string;
 }
 
@@ -196,7 +198,7 @@ export class Stack {
     const proc: RunningProcess = { service: p.service, replica: p.replica, port: p.port, child, exited };
     this.processes.push(proc);
     this.opts.onSpawn?.(proc);
-    if (p.readyUrl) await waitFor(p.readyUrl, 60_000, exited, p.label);
+    if (p.readyUrl) await waitFor(p.readyUrl, this.opts.readyTimeoutMs ?? 60_000, exited, p.label);
     this.opts.onProgress?.(p.label, 'ready', Date.now() - started);
     return proc;
   }
