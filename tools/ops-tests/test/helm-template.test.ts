@@ -1,13 +1,11 @@
-// The chart rendered (with tools/ops-tests/src/helm-render.ts, an emulation of `helm template` for the subset of Go
-// templates and Sprig the chart uses; Helm itself is not installable here) for the default values and every
-// ci/*-values.yaml profile, and the rendered manifests checked object by object.
+// The chart rendered by the real `helm template` (Helm 4; helm-tools.test.ts checks Helm 3 renders the same) for the
+// default values and every ci/*-values.yaml profile, and the rendered manifests checked object by object.
 import { readdirSync } from 'node:fs';
 import { parse } from 'yaml';
-import { Chart, HelmFail } from '../src/helm-render.ts';
+import { helmFails, helmFailsConnected, manifests, notes } from '../src/k8s-tools.ts';
 import { readText, readYaml, repoPath, SERVICES } from '../src/helpers.ts';
 
 const chartDir = repoPath('k8s/charts/exchange');
-const chart = new Chart(chartDir);
 const profiles: [string, Record<string, unknown>][] = [
   ['defaults', {}],
   ...readdirSync(`${chartDir}/ci`)
@@ -29,14 +27,14 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
   Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 
 describe.each(profiles)('rendered chart: %s', (_name, values) => {
-  const objs = chart.manifests(values);
+  const objs = manifests(values);
   const merged = (k: string) => (values as any)[k];
 
   test('renders valid YAML objects with unique names per kind, NOTES.txt without failing', () => {
     expect(objs.length).toBeGreaterThan(10);
     const keys = objs.map(({ obj }) => `${obj.kind}/${obj.metadata.name}`);
     expect(keys.length).toBe(new Set(keys).size);
-    expect(chart.render(values).get('NOTES.txt')).toMatch(/exchange|RESTORE MODE/);
+    expect(notes(values)).toMatch(/exchange|RESTORE MODE/);
   });
 
   test('every pod is locked down: non-root, RuntimeDefault seccomp, no SA token, read-only root, ALL capabilities dropped, resources', () => {
@@ -108,7 +106,7 @@ describe.each(profiles)('rendered chart: %s', (_name, values) => {
 });
 
 describe('rendered NetworkPolicies (defaults)', () => {
-  const policies = byKind(chart.manifests(), 'NetworkPolicy');
+  const policies = byKind(manifests(), 'NetworkPolicy');
   const byName = Object.fromEntries(policies.map((p) => [p.metadata.name, p]));
   const ingressFrom = (name: string) =>
     byName[name].spec.ingress.flatMap((r: any) =>
@@ -165,7 +163,7 @@ describe('rendered NetworkPolicies (defaults)', () => {
 });
 
 describe("rendered environment matches each service's own configuration schema", () => {
-  const deployments = byKind(chart.manifests(), 'Deployment');
+  const deployments = byKind(manifests(), 'Deployment');
   test.each(SERVICES.map((s) => s.name))('%s', async (name) => {
     const mod = await import(`../../../services/${name}/src/config.ts`);
     const schema = Object.values(mod).find(
@@ -208,15 +206,7 @@ describe("rendered environment matches each service's own configuration schema",
 });
 
 describe('NOTES.txt guards (rendered)', () => {
-  const fails = (values: Record<string, unknown>, opts = {}) => {
-    try {
-      chart.render(values, opts);
-      return null;
-    } catch (e) {
-      if (e instanceof HelmFail) return e.message;
-      throw e;
-    }
-  };
+  const fails = (values: Record<string, unknown>) => helmFails(values);
 
   test.each([
     [
@@ -261,46 +251,41 @@ describe('NOTES.txt guards (rendered)', () => {
     expect(fails(values)).toBeNull();
   });
 
-  const key = (kind: string, name: string) => `v1/${kind}/exchange/${name}`;
+  // a fake API server answers Helm's lookups (see withFakeCluster): real Helm, a stand-in cluster
   const cluster = (missing: string[] = []) =>
-    new Map<string, unknown>(
-      [
-        key('ConfigMap', 'kube-root-ca.crt'),
-        key('ConfigMap', 'kong-declarative'),
-        ...['exchange-database', 'exchange-amqp', 'exchange-internal', 'exchange-auth-keys'].map((n) =>
-          key('Secret', n),
-        ),
-      ]
-        .filter((k) => !missing.some((m) => k.endsWith(`/${m}`)))
-        .map((k) => [k, { metadata: { name: k.split('/').pop() } }]),
-    );
+    [
+      'configmaps/kube-root-ca.crt',
+      'configmaps/kong-declarative',
+      ...['exchange-database', 'exchange-amqp', 'exchange-internal', 'exchange-auth-keys'].map((n) => `secrets/${n}`),
+    ].filter((k) => !missing.some((m) => k.endsWith(`/${m}`)));
+  const failsConnected = (values: Record<string, unknown>, objects: string[]) => helmFailsConnected(values, objects);
 
-  test('connected to a cluster: installs when every Secret and the Kong ConfigMap exist', () => {
-    expect(fails({}, { cluster: cluster() })).toBeNull();
+  test('connected to a cluster: installs when every Secret and the Kong ConfigMap exist', async () => {
+    expect(await failsConnected({}, cluster())).toBeNull();
   });
-  test('connected to a cluster: refuses a missing Secret, names it', () => {
-    expect(fails({}, { cluster: cluster(['exchange-amqp']) })).toMatch(
+  test('connected to a cluster: refuses a missing Secret, names it', async () => {
+    expect(await failsConnected({}, cluster(['exchange-amqp']))).toMatch(
       /Secret "exchange-amqp" \(secrets.amqp\) does not exist in namespace exchange/,
     );
   });
-  test('connected to a cluster: refuses a missing Kong ConfigMap', () => {
-    expect(fails({}, { cluster: cluster(['kong-declarative']) })).toMatch(
+  test('connected to a cluster: refuses a missing Kong ConfigMap', async () => {
+    expect(await failsConnected({}, cluster(['kong-declarative']))).toMatch(
       /ConfigMap "kong-declarative" with kong.yml does not exist/,
     );
   });
-  test('connected to a cluster: refuses paging whose Secret does not exist', () => {
-    expect(fails({ monitoring: { alerting: { enabled: true } } }, { cluster: cluster() })).toMatch(
+  test('connected to a cluster: refuses paging whose Secret does not exist', async () => {
+    expect(await failsConnected({ monitoring: { alerting: { enabled: true } } }, cluster())).toMatch(
       /Secret "exchange-alerting" \(monitoring.alerting.secret\) does not exist/,
     );
   });
-  test('secrets.verify=false skips the existence checks', () => {
-    expect(fails({ secrets: { verify: false } }, { cluster: cluster(['exchange-amqp']) })).toBeNull();
+  test('secrets.verify=false skips the existence checks', async () => {
+    expect(await failsConnected({ secrets: { verify: false } }, cluster(['exchange-amqp']))).toBeNull();
   });
 });
 
 describe('rendered modes', () => {
   test('restore mode: services at 0 replicas, no HPA, no migration hook, no backup CronJob, one restore Job with a DNS-safe name', () => {
-    const objs = chart.manifests(readYaml('k8s/charts/exchange/ci', 'restore-values.yaml'));
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'restore-values.yaml'));
     for (const s of SERVICES)
       expect(byKind(objs, 'Deployment').find((d) => d.metadata.name === s.name).spec.replicas).toBe(0);
     expect(byKind(objs, 'HorizontalPodAutoscaler')).toEqual([]);
@@ -312,19 +297,17 @@ describe('rendered modes', () => {
     expect(jobs[0].spec.template.spec.containers[0].env.find((e: any) => e.name === 'DUMP').value).toBe(
       '/backups/exchange-20260201T020000000Z.dump',
     );
-    expect(chart.render(readYaml('k8s/charts/exchange/ci', 'restore-values.yaml')).get('NOTES.txt')).toContain(
-      'RESTORE MODE',
-    );
+    expect(notes(readYaml('k8s/charts/exchange/ci', 'restore-values.yaml'))).toContain('RESTORE MODE');
     expect(
       byKind(
-        chart.manifests({ backup: { enabled: false }, restore: { enabled: true, file: 'Weird_Name.v2.dump' } }),
+        manifests({ backup: { enabled: false }, restore: { enabled: true, file: 'Weird_Name.v2.dump' } }),
         'Job',
       )[0].metadata.name,
     ).toBe('exchange-restore-weird-name-v2');
   });
 
   test('normal mode: migration hook runs auth, wallet, order, then payment-processor; backup CronJob keeps retention', () => {
-    const objs = chart.manifests();
+    const objs = manifests();
     const job = byKind(objs, 'Job').find((j) => j.metadata.name === 'exchange-migrate');
     expect(job.metadata.annotations['helm.sh/hook']).toBe('pre-install,pre-upgrade');
     expect(job.spec.template.spec.initContainers.map((c: any) => c.args)).toEqual([
@@ -344,7 +327,7 @@ describe('rendered modes', () => {
   });
 
   test('monitoring profile: PrometheusRule carries exactly config/rules; ServiceMonitor labels tier/app/track', () => {
-    const objs = chart.manifests(readYaml('k8s/charts/exchange/ci', 'monitoring-values.yaml'));
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'monitoring-values.yaml'));
     const rule = byKind(objs, 'PrometheusRule')[0];
     const expected = [
       ...parse(readText('config/rules/recording-rules.yml')).groups,
@@ -361,7 +344,7 @@ describe('rendered modes', () => {
   });
 
   test('monitoring profile: paging like compose (goalert-hook from config/, AlertmanagerConfig mirroring config/alertmanager.yml)', () => {
-    const objs = chart.manifests(readYaml('k8s/charts/exchange/ci', 'monitoring-values.yaml'));
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'monitoring-values.yaml'));
     const cm = byKind(objs, 'ConfigMap').find((c) => c.metadata.name === 'goalert-hook');
     expect(cm.data['hook.ts']).toBe(readText('config/goalert-hook/hook.ts'));
     const d = byKind(objs, 'Deployment').find((x) => x.metadata.name === 'goalert-hook');
@@ -388,7 +371,7 @@ describe('rendered modes', () => {
   });
 
   test('production profile: HPA replaces the order replica count; ingress with TLS to Kong', () => {
-    const objs = chart.manifests(readYaml('k8s/charts/exchange/ci', 'production-values.yaml'));
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'production-values.yaml'));
     expect(byKind(objs, 'HorizontalPodAutoscaler').map((h) => h.metadata.name)).toEqual(['order']);
     expect(byKind(objs, 'Deployment').find((d) => d.metadata.name === 'order').spec.replicas).toBeUndefined();
     const ing = byKind(objs, 'Ingress')[0];
