@@ -255,7 +255,6 @@ describe('templates (structure; Helm itself is not available here)', () => {
   test('PrometheusRule ships the same rules as config/rules (files/ copies are identical)', () => {
     expect(readText(chart, 'files', 'alert-rules.yml')).toBe(readText('config', 'rules', 'alert-rules.yml'));
     expect(readText(chart, 'files', 'recording-rules.yml')).toBe(readText('config', 'rules', 'recording-rules.yml'));
-    expect(readText(chart, 'files', 'goalert-hook.ts')).toBe(readText('config', 'goalert-hook', 'hook.ts'));
     expect(tpl('prometheusrule.yaml')).toMatch(/\.Files\.Get "files\/alert-rules.yml"/);
     // the alerts select tier="app" targets: the ServiceMonitor sets that label
     expect(tpl('servicemonitor.yaml')).toMatch(/targetLabel: tier\s*\n\s*replacement: app/);
