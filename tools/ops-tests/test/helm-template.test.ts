@@ -1,9 +1,11 @@
 // The chart rendered by the real `helm template` (Helm 4; helm-tools.test.ts checks Helm 3 renders the same) for the
 // default values and every ci/*-values.yaml profile, and the rendered manifests checked object by object.
-import { readdirSync } from 'node:fs';
-import { parse } from 'yaml';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { helmFails, helmFailsConnected, manifests, notes } from '../src/k8s-tools.ts';
-import { readText, readYaml, repoPath, SERVICES } from '../src/helpers.ts';
+import { readText, readYaml, repoPath, runTool, SERVICES } from '../src/helpers.ts';
 
 const chartDir = repoPath('k8s/charts/exchange');
 const profiles: [string, Record<string, unknown>][] = [
@@ -215,6 +217,16 @@ describe('NOTES.txt guards (rendered)', () => {
       /payment-processor.replicas must be >= 2/,
     ],
     [
+      'a payment-processor canary',
+      { rollouts: { enabled: true, services: ['order', 'payment-processor'] } },
+      /rollouts.services must not list payment-processor/,
+    ],
+    [
+      'a rollout that stops below 100 %',
+      { rollouts: { enabled: true, steps: [10, 50] } },
+      /rollouts.steps must end at 100/,
+    ],
+    [
       'restore together with backup',
       { restore: { enabled: true, file: 'exchange-20260201T020000000Z.dump' } },
       /restore.enabled and backup.enabled are both true/,
@@ -339,7 +351,13 @@ describe('rendered modes', () => {
         for (const r of g.rules) r.labels = { namespace: 'exchange', ...r.labels };
     expect(rule.spec.groups).toEqual(expected);
     const sm = byKind(objs, 'ServiceMonitor')[0];
-    expect(sm.spec.endpoints[0].relabelings.map((r: any) => r.targetLabel)).toEqual(['tier', 'app', 'job', 'track']);
+    expect(sm.spec.endpoints[0].relabelings.map((r: any) => r.targetLabel)).toEqual([
+      'tier',
+      'app',
+      'job',
+      'track',
+      'rollouts_pod_template_hash',
+    ]);
     // shared backup claim mounted into auth
     const auth = byKind(objs, 'Deployment').find((d) => d.metadata.name === 'auth');
     expect(auth.spec.template.spec.volumes.find((v: any) => v.name === 'backups').persistentVolumeClaim.claimName).toBe(
@@ -383,6 +401,77 @@ describe('rendered modes', () => {
     const rule = byKind(objs, 'PrometheusRule')[0];
     const infra = rule.spec.groups.find((g: any) => g.name === 'exchange-infra.alerts');
     for (const r of infra.rules) expect(r.labels.namespace).toBe('exchange');
+  });
+
+  test('rollouts profile: a Rollout with analysis per canaried service, never the payment-processor', () => {
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'rollouts-values.yaml'));
+    const rollouts = byKind(objs, 'Rollout');
+    expect(rollouts.map((r) => r.metadata.name).sort()).toEqual(['auth', 'order', 'wallet']);
+    const deployments = Object.fromEntries(byKind(objs, 'Deployment').map((d) => [d.metadata.name, d]));
+    for (const r of rollouts) {
+      const d = deployments[r.metadata.name];
+      // the Deployment is the pod template; Argo owns the replica count
+      expect(r.spec.workloadRef).toEqual({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: d.metadata.name,
+        scaleDown: 'progressively',
+      });
+      expect(d.spec.replicas).toBeUndefined();
+      expect(r.spec.selector).toEqual(d.spec.selector);
+      expect(r.spec.strategy.canary.steps.filter((s: any) => 'setWeight' in s).map((s: any) => s.setWeight)).toEqual([
+        10, 25, 50, 100,
+      ]);
+      expect(r.spec.strategy.canary.analysis).toMatchObject({
+        templates: [{ templateName: 'exchange-canary-health' }],
+        startingStep: 1,
+        args: [
+          { name: 'service', value: r.metadata.name },
+          { name: 'canary-hash', valueFrom: { podTemplateHashValue: 'Latest' } },
+        ],
+      });
+    }
+    expect(deployments['payment-processor'].spec.replicas).toBe(2);
+    expect(deployments['payment-processor'].spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+    expect(byKind(objs, 'HorizontalPodAutoscaler')[0].spec.scaleTargetRef).toEqual({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Rollout',
+      name: 'order',
+    });
+    expect(rollouts.find((r) => r.metadata.name === 'order').spec.replicas).toBeUndefined();
+  });
+
+  test("rollouts profile: the analysis queries the canary's own pods, as valid PromQL on metrics the services export", () => {
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'rollouts-values.yaml'));
+    const [template] = byKind(objs, 'AnalysisTemplate');
+    expect(template.spec.metrics.map((m: any) => m.name)).toEqual(['error-ratio', 'p99-latency-seconds']);
+    const queries = template.spec.metrics.map((m: any) =>
+      m.provider.prometheus.query.replaceAll('{{args.service}}', 'order').replaceAll('{{args.canary-hash}}', 'abc123'),
+    );
+    for (const q of queries) expect(q).toContain('rollouts_pod_template_hash="abc123"');
+    expect(template.spec.metrics.map((m: any) => m.successCondition)).toEqual([
+      'len(result) == 0 || isNaN(result[0]) || result[0] <= 0.01',
+      'len(result) == 0 || isNaN(result[0]) || result[0] <= 0.5',
+    ]);
+    // promtool parses each query as a recording rule
+    const dir = mkdtempSync(join(tmpdir(), 'analysis-'));
+    writeFileSync(
+      join(dir, 'rules.yml'),
+      stringify({
+        groups: [
+          { name: 'analysis', rules: queries.map((expr: string, i: number) => ({ record: `analysis_${i}`, expr })) },
+        ],
+      }),
+    );
+    const r = runTool('promtool', ['check', 'rules', join(dir, 'rules.yml')]);
+    rmSync(dir, { recursive: true, force: true });
+    expect({ status: r.status, out: r.stdout + r.stderr }).toMatchObject({ status: 0 });
+    // the ServiceMonitor puts the hash label on every series
+    const sm = byKind(manifests(readYaml('k8s/charts/exchange/ci', 'monitoring-values.yaml')), 'ServiceMonitor')[0];
+    expect(sm.spec.endpoints[0].relabelings).toContainEqual({
+      sourceLabels: ['__meta_kubernetes_pod_label_rollouts_pod_template_hash'],
+      targetLabel: 'rollouts_pod_template_hash',
+    });
   });
 
   test('production profile: HPA replaces the order replica count; ingress with TLS to Kong', () => {

@@ -36,3 +36,11 @@ test.each(['k8s/canary', 'k8s/canary/mesh'])('kubectl kustomize %s: every object
   expect(objs.length).toBeGreaterThan(0);
   for (const { obj } of objs) await validateK8s(obj);
 });
+
+test('the Argo Rollouts schemas catch a broken Rollout (the CRD check is not vacuous)', async () => {
+  const rollout = manifests(`${chartDir}/ci/rollouts-values.yaml`)
+    .map(({ obj }) => structuredClone(obj))
+    .find((o) => o.kind === 'Rollout');
+  rollout.spec.strategy.canary.steps[0].setWeight = 'ten';
+  await expect(validateK8s(rollout)).rejects.toThrow(/setWeight/);
+});
