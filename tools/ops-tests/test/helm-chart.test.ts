@@ -200,20 +200,23 @@ describe('templates (structure; Helm itself is not available here)', () => {
     expect(t).toMatch(/args: \["migrate", "payment-processor"\]/);
   });
 
-  test('backup CronJob: pg_dump to the claim, verified, renamed when complete, retention applied', () => {
+  test('backup CronJob: files/backup.sh (encrypted pg_dump, verified, renamed when complete, retention) on the claim', () => {
     const t = tpl('backup-cronjob.yaml');
     expect(t).toMatch(/kind: CronJob/);
-    expect(t).toMatch(/pg_dump --format=custom/);
-    expect(t).toMatch(/pg_restore --list/);
-    expect(t).toMatch(/-mtime "\+\$\{RETENTION_DAYS\}"/);
+    expect(t).toMatch(/\.Files\.Get "files\/backup\.sh"/);
+    const script = readText(chart, 'files', 'backup.sh');
+    expect(script).toMatch(/pg_dump --format=custom[^\n]*\| tee "\$work\/check" \| age -R/);
+    expect(script).toMatch(/pg_restore --file=\/dev\/null < "\$work\/check"/);
+    expect(script).toMatch(/-mtime "\+\$\{retention\}"/);
     expect(t).toMatch(/claimName: \{\{ include "exchange.backupClaim"/);
     expect(tpl('backup-pvc.yaml')).toMatch(/helm\.sh\/resource-policy: keep/);
   });
 
-  test('restore Job is disabled by default and uses pg_restore in one transaction', () => {
+  test('restore Job is disabled by default and runs files/restore.sh (one transaction)', () => {
     const t = tpl('restore-job.yaml');
     expect(t).toMatch(/^\{\{- if \.Values\.restore\.enabled \}\}/m);
-    expect(t).toMatch(/pg_restore --clean --if-exists --no-owner --single-transaction/);
+    expect(t).toMatch(/command: \["bash", "\/scripts\/restore\.sh"\]/);
+    expect(readText(chart, 'files', 'restore.sh')).toMatch(/psql "\$DATABASE_URL" -q --single-transaction/);
   });
 
   test('NetworkPolicies: default deny for the release, one per service, the gateway and each job', () => {

@@ -237,6 +237,21 @@ describe('NOTES.txt guards (rendered)', () => {
       /restore.enabled needs restore.file/,
     ],
     ['an empty Secret name', { secrets: { authKeys: '' } }, /secrets.authKeys is empty/],
+    [
+      'backups without an encryption key',
+      { backup: { encryption: { recipientsSecret: '' } } },
+      /backups are never written unencrypted/i,
+    ],
+    [
+      'an off-site copy without a bucket',
+      { backup: { offsite: { enabled: true, endpoint: 'https://s3.example.com' } } },
+      /backup.offsite.enabled needs backup.offsite.path/,
+    ],
+    [
+      'a restore without the private key',
+      { backup: { enabled: false }, restore: { enabled: true, file: 'x.dump.age', identitySecret: '' } },
+      /restore.enabled needs restore.identitySecret/,
+    ],
     ['image tag latest in production', { image: { tag: 'latest' } }, /"latest" is not reproducible/],
     [
       'a shared RWO backup claim with 2 auth replicas',
@@ -304,11 +319,16 @@ describe('rendered modes', () => {
     expect(byKind(objs, 'CronJob')).toEqual([]);
     const jobs = byKind(objs, 'Job');
     expect(jobs.map((j) => j.metadata.name)).toEqual(['exchange-restore-exchange-20260201t020000000z']);
-    const script = jobs[0].spec.template.spec.containers[0].args[0];
-    expect(script).toContain('pg_restore --clean --if-exists --no-owner --single-transaction');
-    expect(jobs[0].spec.template.spec.containers[0].env.find((e: any) => e.name === 'DUMP').value).toBe(
-      '/backups/exchange-20260201T020000000Z.dump',
-    );
+    const c = jobs[0].spec.template.spec.containers[0];
+    expect(c.command).toEqual(['bash', '/scripts/restore.sh']);
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+    expect(env.DUMP).toBe('/backups/exchange-20260201T020000000Z.dump.age');
+    expect(env.BACKUP_AGE_IDENTITY_FILE).toBe('/keys/AGE_IDENTITY');
+    const vols = Object.fromEntries(jobs[0].spec.template.spec.volumes.map((v: any) => [v.name, v]));
+    expect(vols.keys.secret.secretName).toBe('exchange-backup-identity');
+    // the scripts the Jobs run are the chart's files, byte for byte
+    const cm = byKind(objs, 'ConfigMap').find((m) => m.metadata.name === 'exchange-backup-scripts');
+    expect(cm.data['restore.sh']).toBe(readText('k8s/charts/exchange/files/restore.sh'));
     expect(notes(readYaml('k8s/charts/exchange/ci', 'restore-values.yaml'))).toContain('RESTORE MODE');
     expect(
       byKind(
@@ -332,7 +352,16 @@ describe('rendered modes', () => {
     expect(cron.spec.schedule).toBe('0 2 * * *');
     const c = cron.spec.jobTemplate.spec.template.spec.containers[0];
     expect(c.env.find((e: any) => e.name === 'RETENTION_DAYS').value).toBe('14');
-    expect(c.args[0]).toMatch(/exchange-\$\(date -u \+%Y%m%dT%H%M%S\)000Z\.dump/);
+    expect(c.command).toEqual(['bash', '/scripts/backup.sh']);
+    // the backup Job holds the age public key only; no off-site copy unless configured
+    const vols = Object.fromEntries(cron.spec.jobTemplate.spec.template.spec.volumes.map((v: any) => [v.name, v]));
+    expect(vols.keys.secret).toEqual({
+      secretName: 'exchange-backup-recipients',
+      items: [{ key: 'AGE_RECIPIENTS', path: 'AGE_RECIPIENTS' }],
+    });
+    expect(c.env.some((e: any) => e.name === 'BACKUP_OFFSITE')).toBe(false);
+    const cm = byKind(objs, 'ConfigMap').find((m) => m.metadata.name === 'exchange-backup-scripts');
+    expect(cm.data['backup.sh']).toBe(readText('k8s/charts/exchange/files/backup.sh'));
     expect(byKind(objs, 'PersistentVolumeClaim')[0].metadata.annotations['helm.sh/resource-policy']).toBe('keep');
     for (const s of SERVICES)
       expect(byKind(objs, 'Deployment').find((d) => d.metadata.name === s.name).spec.replicas).toBe(2);
@@ -472,6 +501,22 @@ describe('rendered modes', () => {
       sourceLabels: ['__meta_kubernetes_pod_label_rollouts_pod_template_hash'],
       targetLabel: 'rollouts_pod_template_hash',
     });
+  });
+
+  test('production profile: backups copied off-site to S3 (rclone env from values and the Secret), egress to it', () => {
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'production-values.yaml'));
+    const c = byKind(objs, 'CronJob')[0].spec.jobTemplate.spec.template.spec.containers[0];
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e]));
+    expect(env.BACKUP_OFFSITE.value).toBe('offsite:exchange-backups/production');
+    expect(env.RCLONE_CONFIG_OFFSITE_TYPE.value).toBe('s3');
+    expect(env.RCLONE_CONFIG_OFFSITE_PROVIDER.value).toBe('AWS');
+    expect(env.RCLONE_CONFIG_OFFSITE_ENDPOINT.value).toBe('https://s3.eu-central-1.amazonaws.com');
+    expect(env.RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY.valueFrom.secretKeyRef).toEqual({
+      name: 'exchange-backup-offsite',
+      key: 'SECRET_ACCESS_KEY',
+    });
+    const np = byKind(objs, 'NetworkPolicy').find((p) => p.metadata.name === 'exchange-backup');
+    expect(np.spec.egress[1]).toEqual({ ports: [{ port: 443, protocol: 'TCP' }] });
   });
 
   test('production profile: HPA replaces the order replica count; ingress with TLS to Kong', () => {

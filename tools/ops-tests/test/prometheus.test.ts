@@ -234,6 +234,8 @@ describe('alert rules content', () => {
       'pg_stat_activity_count',
       'pg_settings_max_connections',
       'alertmanager_notifications_failed_total',
+      'backup_last_success_timestamp_seconds',
+      'backup_last_failure_timestamp_seconds',
       ...rules('recording-rules.yml').map((r) => r.record!),
     ];
     const fns = new Set([
@@ -250,6 +252,7 @@ describe('alert rules content', () => {
       'without',
       'on',
       'and',
+      'time',
     ]);
     for (const r of [...alerts, ...rules('recording-rules.yml')]) {
       const noStrings = r.expr
