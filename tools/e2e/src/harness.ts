@@ -15,6 +15,8 @@ export interface TestStackOptions {
   amqpUrl?: string;
   env?: Record<string, string>;
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Run on this database (kept on close: its owner drops it) instead of a fresh one, e.g. after a restore. */
+  database?: TestDatabase;
 }
 
 export interface TestStack {
@@ -35,7 +37,8 @@ export const ADMIN = { email: 'root@e2e.test', password: 'Vault-door-1234-open' 
 let portCursor = 20_000 + Math.floor(Math.random() * 30_000);
 
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
-  const db = await createTestDatabase('e2e');
+  const db = opts.database ?? (await createTestDatabase('e2e'));
+  const dropDb = opts.database ? async () => {} : () => db.drop();
   const vhost = opts.amqpUrl ? undefined : await createTestVhost('e2e');
   const base = (portCursor += 10 + Math.floor(Math.random() * 500));
   const logs: string[] = [];
@@ -75,7 +78,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     await stack.start();
   } catch (err) {
     await stack.stop();
-    await db.drop();
+    await dropDb();
     await vhost?.drop();
     throw new Error(`${(err as Error).message}\n--- last log lines ---\n${logs.slice(-40).join('\n')}`);
   }
@@ -96,7 +99,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     },
     async close() {
       await stack.stop();
-      await db.drop();
+      await dropDb();
       await vhost?.drop();
     },
   };
