@@ -8,6 +8,7 @@ import { BlockList, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import replyFrom from '@fastify/reply-from';
+import { trace } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { registerDocs } from './docs.ts';
@@ -393,6 +394,8 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     reply.headers(verdict.responseHeaders);
     const s = state.get(request);
     if (s) s.admission = verdict;
+    // Kong's opentelemetry plugin names the request span after the matched route; so does the stand-in
+    if (verdict.match) nameGatewaySpan(request.method, verdict.match.route.name);
   });
 
   await app.register(replyFrom);
@@ -456,4 +459,12 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
   });
 
   return app;
+}
+
+/** The gateway's server span: `kong <route>` like Kong's, with the route as `http.route` (no-op when untraced). */
+function nameGatewaySpan(method: string, route: string | undefined): void {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording() || !route) return;
+  span.updateName(`kong ${method} ${route}`);
+  span.setAttribute('http.route', route);
 }
