@@ -1,27 +1,9 @@
 // Prometheus config, recording + alert rules and their unit tests, checked with the real promtool.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { stringify } from 'yaml';
 import { join } from 'node:path';
-import { readYaml, runTool, readText, markdownAnchors, exists, repoPath } from '../src/helpers.ts';
-
-/** Metric names registered in the product's source (prom-client `name: '...'`), excluding tests. */
-function productMetricNames(): Set<string> {
-  const names = new Set<string>();
-  const walk = (dir: string) => {
-    for (const f of readdirSync(dir)) {
-      if (f === 'node_modules') continue;
-      const p = join(dir, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (f.endsWith('.ts') && !f.endsWith('.test.ts')) {
-        for (const m of readFileSync(p, 'utf8').matchAll(/name:\s*'([a-z_:]+)'/g)) names.add(m[1]!);
-      }
-    }
-  };
-  for (const root of ['packages', 'services'])
-    for (const d of readdirSync(repoPath(root))) if (exists(root, d, 'src')) walk(repoPath(root, d, 'src'));
-  return names;
-}
+import { exists, readYaml, runTool, readText, markdownAnchors, productMetricNames } from '../src/helpers.ts';
 
 const REQUIRED_ALERTS: Record<string, string[]> = {
   ERROR_THRESHOLD: ['high', 'critical'],
