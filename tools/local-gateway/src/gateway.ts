@@ -153,8 +153,13 @@ export class GatewayCore {
     this.now = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
   }
 
+  /**
+   * The upstream of a Kong service, by the host in its kong.yml url (`http://order:3003` → ORDER_URL): several Kong
+   * services may front one product service (different timeouts or retries), all reaching the same process.
+   */
   upstreamFor(match: RouteMatch): string | undefined {
-    return this.upstreams[match.service.name] ?? serviceUrl(match.service);
+    const host = new URL(serviceUrl(match.service)).hostname;
+    return this.upstreams[host] ?? this.upstreams[match.service.name] ?? serviceUrl(match.service);
   }
 
   /** Largest request body any route accepts (fastify's own body limit). */

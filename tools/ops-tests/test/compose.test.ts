@@ -199,7 +199,7 @@ describe('docker-compose.yml', () => {
     const ready = prom.scrape_configs.find((j: any) => j.job_name === 'readiness');
     expect(ready.static_configs[0].targets).toEqual([
       ...SERVICES.map((s) => `http://${s.name}:${s.port}/ready`),
-      'http://kong:8000/health',
+      'http://kong:8100/status/ready',
     ]);
     for (const [host] of [
       ...targets,

@@ -80,7 +80,8 @@ function kongRoutes(path: string, method: string): string[] {
       const ok = (r.paths ?? []).some((p: string) =>
         p.startsWith('~') ? new RegExp(`^${p.slice(1).replace(/^\^/, '')}`).test(bare) : bare.startsWith(p),
       );
-      if (ok) hits.push(svc.name);
+      // the product service the Kong service reaches (several Kong services may front one, e.g. order-stream)
+      if (ok) hits.push(new URL(svc.url).hostname);
     }
   }
   return hits;
