@@ -217,6 +217,16 @@ describe('NOTES.txt guards (rendered)', () => {
       /payment-processor.replicas must be >= 2/,
     ],
     [
+      "an order autoscaler that could exhaust PostgreSQL's connections",
+      { services: { order: { autoscaling: { enabled: true, maxReplicas: 10 } } } },
+      /pools could open 180 connections \(auth 3 x 5, order 11 x 10, payment-processor 3 x 5, wallet 3 x 10, \+ 10 other\) but database.maxConnections is 100/,
+    ],
+    [
+      'a preStop delay as long as the grace period',
+      { podDefaults: { preStopSeconds: 30, terminationGracePeriodSeconds: 30 } },
+      /preStopSeconds must be below/,
+    ],
+    [
       'a payment-processor canary',
       { rollouts: { enabled: true, services: ['order', 'payment-processor'] } },
       /rollouts.services must not list payment-processor/,
@@ -274,6 +284,10 @@ describe('NOTES.txt guards (rendered)', () => {
       { profile: 'development', services: { 'payment-processor': { replicas: 1 } } },
     ],
     ['latest pinned by digest', { image: { tag: 'latest', digest: `sha256:${'a'.repeat(64)}` } }],
+    [
+      'an autoscaler within the connection budget',
+      { database: { maxConnections: 150 }, services: { order: { autoscaling: { enabled: true, maxReplicas: 6 } } } },
+    ],
   ])('accepts %s', (_what, values) => {
     expect(fails(values)).toBeNull();
   });
@@ -501,6 +515,43 @@ describe('rendered modes', () => {
       sourceLabels: ['__meta_kubernetes_pod_label_rollouts_pod_template_hash'],
       targetLabel: 'rollouts_pod_template_hash',
     });
+  });
+
+  test('rollouts drain: every service and Kong pod sleeps before SIGTERM; pools sized by value', () => {
+    const objs = manifests();
+    const routed = [...SERVICES.map((s) => s.name), 'kong'];
+    for (const d of byKind(objs, 'Deployment').filter((x) => routed.includes(x.metadata.name))) {
+      const c = d.spec.template.spec.containers[0];
+      expect({ d: d.metadata.name, preStop: c.lifecycle?.preStop }).toEqual({
+        d: d.metadata.name,
+        preStop: { exec: { command: ['sleep', '5'] } },
+      });
+    }
+    const pools = Object.fromEntries(
+      byKind(objs, 'Deployment')
+        .filter((d) => SERVICES.some((s) => s.name === d.metadata.name))
+        .map((d) => [
+          d.metadata.name,
+          d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'DATABASE_POOL_MAX').value,
+        ]),
+    );
+    expect(pools).toEqual({ auth: '5', wallet: '10', order: '10', 'payment-processor': '5' });
+  });
+
+  test('monitoring profile: data-store egress also by peer selector (in-cluster stores on Cilium)', () => {
+    const objs = manifests(readYaml('k8s/charts/exchange/ci', 'monitoring-values.yaml'));
+    const storeRules = byKind(objs, 'NetworkPolicy').flatMap((p) =>
+      (p.spec.egress ?? []).filter((r: any) => r.to?.some((t: any) => t.ipBlock)),
+    );
+    expect(storeRules.length).toBeGreaterThan(5);
+    for (const r of storeRules)
+      expect(r.to.filter((t: any) => !t.ipBlock)).toEqual([
+        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'data' } } },
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'jaeger' } },
+        },
+      ]);
   });
 
   test('production profile: backups copied off-site to S3 (rclone env from values and the Secret), egress to it', () => {

@@ -122,3 +122,18 @@ capabilities:
   valueFrom:
     secretKeyRef: { name: {{ $o.secret }}, key: SECRET_ACCESS_KEY }
 {{- end -}}
+
+{{/*
+Where the data stores and the trace collector are, for NetworkPolicy egress: CIDRs (external databases, nodes) and
+peer selectors (in-cluster PostgreSQL, RabbitMQ, Redis, Jaeger: CNIs such as Cilium match pods by identity, not by
+ipBlock, so a pod-IP CIDR alone does not let the traffic through). Argument: .Values.networkPolicy.
+*/}}
+{{- define "exchange.egressPeers" -}}
+{{- range $cidr := .egressCIDRs }}
+- ipBlock:
+    cidr: {{ $cidr }}
+{{- end }}
+{{- range $peer := .egressPeers }}
+- {{- toYaml $peer | nindent 2 }}
+{{- end }}
+{{- end -}}
