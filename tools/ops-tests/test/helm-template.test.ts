@@ -222,6 +222,11 @@ describe('NOTES.txt guards (rendered)', () => {
       /pools could open 180 connections \(auth 3 x 5, order 11 x 10, payment-processor 3 x 5, wallet 3 x 10, \+ 10 other\) but database.maxConnections is 100/,
     ],
     [
+      'a signing-key activation delay Kong could miss',
+      { jwt: { signingKeyActivationDelaySeconds: 60 }, gateway: { jwksSync: { intervalSeconds: 30 } } },
+      /signingKeyActivationDelaySeconds must exceed 2 x gateway.jwksSync.intervalSeconds/,
+    ],
+    [
       'a preStop delay as long as the grace period',
       { podDefaults: { preStopSeconds: 30, terminationGracePeriodSeconds: 30 } },
       /preStopSeconds must be below/,
@@ -536,6 +541,26 @@ describe('rendered modes', () => {
         ]),
     );
     expect(pools).toEqual({ auth: '5', wallet: '10', order: '10', 'payment-processor': '5' });
+  });
+
+  test('Kong loads key rotations by itself: jwks-sync sidecar on the admin listener, auth waits longer to sign', () => {
+    const objs = manifests();
+    const kong = byKind(objs, 'Deployment').find((d) => d.metadata.name === 'kong');
+    const sync = kong.spec.template.spec.containers.find((c: any) => c.name === 'jwks-sync');
+    expect(sync.command).toEqual(['node', '/app/kong/jwks-sync.ts']);
+    const env = Object.fromEntries(sync.env.map((e: any) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      AUTH_JWKS_URL: 'http://auth:3001/.well-known/jwks.json',
+      KONG_ADMIN_URL: 'http://127.0.0.1:8001',
+      JWKS_SYNC_INTERVAL_SECONDS: '30',
+    });
+    const kongEnv = Object.fromEntries(kong.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
+    expect(kongEnv.KONG_ADMIN_LISTEN).toBe('127.0.0.1:8001');
+    const auth = byKind(objs, 'Deployment').find((d) => d.metadata.name === 'auth');
+    const delay = auth.spec.template.spec.containers[0].env.find(
+      (e: any) => e.name === 'SIGNING_KEY_ACTIVATION_DELAY_SECONDS',
+    );
+    expect(Number(delay.value)).toBeGreaterThan(2 * Number(env.JWKS_SYNC_INTERVAL_SECONDS));
   });
 
   test('monitoring profile: data-store egress also by peer selector (in-cluster stores on Cilium)', () => {
