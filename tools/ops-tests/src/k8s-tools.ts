@@ -148,7 +148,7 @@ export async function withFakeCluster<T>(
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    const path = (req.url ?? '').split('?')[0];
+    const path = (req.url ?? '').split('?')[0]!;
     if (path === '/version') return send(200, { major: '1', minor: '33', gitVersion: 'v1.33.0' });
     if (path === '/api') return send(200, { kind: 'APIVersions', versions: ['v1'] });
     if (path === '/apis')

@@ -65,12 +65,12 @@ test("every panel's metric exists: registered by a service, recorded by a rule, 
     ['up', 'time'].includes(m);
   const keywords = new Set(['sum', 'max', 'min', 'by', 'rate', 'increase', 'histogram_quantile', 'topk', 'le']);
   for (const q of queries) {
-    const metrics = q.expr
+    const metrics: string[] = q.expr
       .replace(/\{[^}]*\}/g, '')
       .replace(/\[[^\]]*\]/g, '')
       .replace(/by \([^)]*\)/g, '')
       .match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)!
-      .filter((m) => !keywords.has(m));
+      .filter((m: string) => !keywords.has(m));
     expect(metrics.length).toBeGreaterThan(0);
     for (const m of metrics) expect({ ...q, metric: m, known: known(m) }).toEqual({ ...q, metric: m, known: true });
   }
