@@ -148,3 +148,16 @@ export async function newTrader(
   );
   return { email, userId: login.user.id };
 }
+
+/** Two new traders cross 0.1 BTC-USD at `price`; resolves with the (taker) buy order's id once it is filled. */
+export async function crossTrade(t: TestStack, price: string): Promise<string> {
+  const seller = t.client();
+  const buyer = t.client();
+  await newTrader(seller, { BTC: '1.00000000' });
+  await newTrader(buyer, { USD: '100000.00' });
+  const order = { market: 'BTC-USD', type: 'limit', price, quantity: '0.1', timeInForce: 'GTC' } as const;
+  await seller.placeOrder({ ...order, side: 'sell' });
+  const buy = await buyer.placeOrder({ ...order, side: 'buy' });
+  await eventually(async () => (await buyer.getOrder(buy.id)).status === 'filled', 30_000, 'buy filled');
+  return buy.id;
+}

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { assertTradingConsistency, assertWalletReconciliation, waitForQuiescence } from './consistency.ts';
-import { eventually, newTrader, startTestStack, type TestStack } from './index.ts';
+import { crossTrade, startTestStack, type TestStack } from './index.ts';
 
 const run = promisify(execFile);
 // A restored database is only readable with the secrets it was written with (signing keys and API-key secrets are
@@ -51,29 +51,9 @@ const script = (name: string, env: Record<string, string>) =>
   });
 
 async function trade(stack: TestStack, price: string): Promise<string> {
-  const seller = stack.client();
-  const buyer = stack.client();
-  await newTrader(seller, { BTC: '1.00000000' });
-  await newTrader(buyer, { USD: '100000.00' });
-  await seller.placeOrder({
-    market: 'BTC-USD',
-    side: 'sell',
-    type: 'limit',
-    price,
-    quantity: '0.1',
-    timeInForce: 'GTC',
-  });
-  const buy = await buyer.placeOrder({
-    market: 'BTC-USD',
-    side: 'buy',
-    type: 'limit',
-    price,
-    quantity: '0.1',
-    timeInForce: 'GTC',
-  });
-  await eventually(async () => (await buyer.getOrder(buy.id)).status === 'filled', 30_000, 'trade filled');
+  const id = await crossTrade(stack, price);
   await waitForQuiescence(db.pool);
-  return buy.id;
+  return id;
 }
 
 test('a dump taken before a migration restores over the live database; the services start clean on it', async () => {

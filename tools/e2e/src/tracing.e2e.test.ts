@@ -8,7 +8,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
-import { eventually, newTrader, startTestStack, type TestStack } from './index.ts';
+import { crossTrade, eventually, startTestStack, type TestStack } from './index.ts';
 
 interface Span {
   traceId: string;
@@ -92,31 +92,11 @@ test('an idle stack exports no trace (pollers stay out of traces)', async () => 
 }, 30_000);
 
 test('one order is one trace: gateway → order → wallet hold → payment-processor → settlement → order update', async () => {
-  const seller = t.client();
-  const buyer = t.client();
-  await newTrader(seller, { BTC: '1.00000000' });
-  await newTrader(buyer, { USD: '100000.00' });
-  await seller.placeOrder({
-    market: 'BTC-USD',
-    side: 'sell',
-    type: 'limit',
-    price: '60000',
-    quantity: '0.1',
-    timeInForce: 'GTC',
-  });
-  const buy = await buyer.placeOrder({
-    market: 'BTC-USD',
-    side: 'buy',
-    type: 'limit',
-    price: '60000',
-    quantity: '0.1',
-    timeInForce: 'GTC',
-  });
-  await eventually(async () => (await buyer.getOrder(buy.id)).status === 'filled', 30_000, 'buy filled');
+  const buyId = await crossTrade(t, '60000');
 
   // the order's trace, found as Jaeger finds it: by the order.id tag
   const traceId = await eventually(
-    async () => spans.find((s) => s.attributes['order.id'] === buy.id)?.traceId,
+    async () => spans.find((s) => s.attributes['order.id'] === buyId)?.traceId,
     15_000,
     'a span tagged with the order id',
   );
