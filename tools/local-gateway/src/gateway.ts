@@ -3,6 +3,7 @@
  * uses (correlation-id, cors, jwt, ip-restriction, request-size-limiting, rate-limiting), then proxies with
  * @fastify/reply-from (HTTP) or a raw upgrade tunnel (WebSocket). Kong is what runs in compose and Kubernetes.
  */
+import { DebugRequestLogController } from '@exchange/platform';
 import { randomUUID } from 'node:crypto';
 import { BlockList, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -330,6 +331,7 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     // Fastify's request id is the correlation id, so the gateway's log lines carry the id the services log.
     requestIdHeader: correlation?.name ?? false,
     genReqId: () => randomUUID(),
+    logController: new DebugRequestLogController(),
   });
   const core = new GatewayCore({ ...options, log: app.log });
   const state = new WeakMap<FastifyRequest, RequestState>();
@@ -403,7 +405,8 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     if (verdict.match) nameGatewaySpan(request.method, verdict.match.route.name);
   });
 
-  await app.register(replyFrom);
+  // reply-from's two info lines per proxied request would bury everything else; requests are logged at debug.
+  await app.register(replyFrom, { disableRequestLogging: true });
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
