@@ -19,6 +19,7 @@ import { Type } from '@sinclair/typebox';
 import { trace } from '@opentelemetry/api';
 import { AppError } from './errors.ts';
 import { createHttpMetrics, type HttpMetrics } from './metrics.ts';
+import { nameServerSpan } from './telemetry.ts';
 import { ErrorBody } from './schemas.ts';
 
 export type App = FastifyInstance<
@@ -149,6 +150,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
       (req as { id: string }).id = randomUUID();
     }
     reply.header('x-request-id', req.id);
+    nameServerSpan(req.method, req.routeOptions.url);
   });
 
   // Query strings and path params arrive as text and are coerced to their schema types; bodies are JSON and are

@@ -21,7 +21,7 @@ export {
 export { createHttpMetrics, promClient, type HttpMetrics } from './metrics.ts';
 export { DecimalString, ErrorBody, SignedDecimalString, Uuid, errorResponses } from './schemas.ts';
 export { runService, type RunOptions } from './service.ts';
-export { startTelemetry, stopTelemetry } from './telemetry.ts';
+export { annotateSpan, nameServerSpan, startTelemetry, stopTelemetry, untracedRequest } from './telemetry.ts';
 export {
   canonicalJson,
   purgeIdempotencyKeys,

@@ -17,6 +17,8 @@ export interface TestStackOptions {
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** How long a (re)started process may take to answer /ready (default 60 s). */
   readyTimeoutMs?: number;
+  /** Run on this database (kept on close: its owner drops it) instead of a fresh one, e.g. after a restore. */
+  database?: TestDatabase;
 }
 
 export interface TestStack {
@@ -37,7 +39,8 @@ export const ADMIN = { email: 'root@e2e.test', password: 'Vault-door-1234-open' 
 let portCursor = 20_000 + Math.floor(Math.random() * 30_000);
 
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
-  const db = await createTestDatabase('e2e');
+  const db = opts.database ?? (await createTestDatabase('e2e'));
+  const dropDb = opts.database ? async () => {} : () => db.drop();
   const vhost = opts.amqpUrl ? undefined : await createTestVhost('e2e');
   const base = (portCursor += 10 + Math.floor(Math.random() * 500));
   const logs: string[] = [];
@@ -78,7 +81,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     await stack.start();
   } catch (err) {
     await stack.stop();
-    await db.drop();
+    await dropDb();
     await vhost?.drop();
     throw new Error(`${(err as Error).message}\n--- last log lines ---\n${logs.slice(-40).join('\n')}`);
   }
@@ -99,7 +102,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     },
     async close() {
       await stack.stop();
-      await db.drop();
+      await dropDb();
       await vhost?.drop();
     },
   };
@@ -147,4 +150,17 @@ export async function newTrader(
     `deposits of ${email}`,
   );
   return { email, userId: login.user.id };
+}
+
+/** Two new traders cross 0.1 BTC-USD at `price`; resolves with the (taker) buy order's id once it is filled. */
+export async function crossTrade(t: TestStack, price: string): Promise<string> {
+  const seller = t.client();
+  const buyer = t.client();
+  await newTrader(seller, { BTC: '1.00000000' });
+  await newTrader(buyer, { USD: '100000.00' });
+  const order = { market: 'BTC-USD', type: 'limit', price, quantity: '0.1', timeInForce: 'GTC' } as const;
+  await seller.placeOrder({ ...order, side: 'sell' });
+  const buy = await buyer.placeOrder({ ...order, side: 'buy' });
+  await eventually(async () => (await buyer.getOrder(buy.id)).status === 'filled', 30_000, 'buy filled');
+  return buy.id;
 }

@@ -9,6 +9,7 @@ import { BlockList, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import replyFrom from '@fastify/reply-from';
+import { trace } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { registerDocs } from './docs.ts';
@@ -153,8 +154,13 @@ export class GatewayCore {
     this.now = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
   }
 
+  /**
+   * The upstream of a Kong service, by the host in its kong.yml url (`http://order:3003` → ORDER_URL): several Kong
+   * services may front one product service (different timeouts or retries), all reaching the same process.
+   */
   upstreamFor(match: RouteMatch): string | undefined {
-    return this.upstreams[match.service.name] ?? serviceUrl(match.service);
+    const host = new URL(serviceUrl(match.service)).hostname;
+    return this.upstreams[host] ?? this.upstreams[match.service.name] ?? serviceUrl(match.service);
   }
 
   /** Largest request body any route accepts (fastify's own body limit). */
@@ -395,6 +401,8 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     reply.headers(verdict.responseHeaders);
     const s = state.get(request);
     if (s) s.admission = verdict;
+    // Kong's opentelemetry plugin names the request span after the matched route; so does the stand-in
+    if (verdict.match) nameGatewaySpan(request.method, verdict.match.route.name);
   });
 
   // reply-from's two info lines per proxied request would bury everything else; requests are logged at debug.
@@ -459,4 +467,12 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
   });
 
   return app;
+}
+
+/** The gateway's server span: `kong <route>` like Kong's, with the route as `http.route` (no-op when untraced). */
+function nameGatewaySpan(method: string, route: string | undefined): void {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording() || !route) return;
+  span.updateName(`kong ${method} ${route}`);
+  span.setAttribute('http.route', route);
 }

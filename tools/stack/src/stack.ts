@@ -128,7 +128,11 @@ export class Stack {
     port = this.ports[service] + (replica ? 100 * replica : 0),
   ): Promise<RunningProcess> {
     const cwd = service === 'gateway' ? join(ROOT, 'tools/local-gateway') : join(ROOT, 'services', service);
-    const args = service === 'gateway' ? ['src/main.ts'] : ['--import', '@exchange/platform/instrument', 'src/main.ts'];
+    // The gateway is traced too, as Kong's opentelemetry plugin traces Kong: a server span per request and the
+    // upstream call as its child, so one order is one trace from the edge on.
+    const instrument =
+      service === 'gateway' ? join(ROOT, 'packages/platform/src/instrument.ts') : '@exchange/platform/instrument';
+    const args = ['--import', instrument, 'src/main.ts'];
     return this.spawnProcess({
       label: replica ? `${service}#${replica}` : service,
       service,
