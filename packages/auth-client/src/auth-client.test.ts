@@ -154,12 +154,23 @@ describe('JWT verification', () => {
 
 describe('guards', () => {
   test('roles', async () => {
-    const t = (roles: Array<'user' | 'support' | 'admin'>) => bearer(issuer.sign({ sub: user, roles }));
+    const t = (roles: Array<'user' | 'support' | 'admin'>) =>
+      bearer(issuer.sign({ sub: user, roles, mfaAt: now() - 3600 }));
     expect((await get('/admin', t(['user']))).statusCode).toBe(403);
     expect((await get('/admin', t(['support']))).statusCode).toBe(403);
     expect((await get('/admin', t(['admin']))).statusCode).toBe(200);
     expect((await get('/staff', t(['support']))).statusCode).toBe(200);
     expect((await get('/admin')).statusCode).toBe(401);
+  });
+
+  test('staff roles without 2FA enrolled open nothing, reads included', async () => {
+    for (const roles of [['admin'], ['support']] as Array<Array<'support' | 'admin'>>) {
+      const res = await get('/staff', bearer(issuer.sign({ sub: user, roles })));
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.code).toBe('MFA_ENROLMENT_REQUIRED');
+    }
+    // a user-level route is unaffected
+    expect((await get('/me', bearer(issuer.sign({ sub: user, roles: ['admin'] })))).statusCode).toBe(200);
   });
 
   test('fresh MFA: required only when 2FA is on, and must be recent', async () => {
@@ -195,8 +206,9 @@ describe('guards', () => {
       // the role is checked first: a non-admin learns nothing about 2FA
       expect((await call('POST', '/flip', as(now() - 120, ['user']))).json().error.code).toBe('FORBIDDEN');
       expect((await call('POST', '/flip', as(now() - 30))).statusCode).toBe(200);
-      // 2FA off: no step-up asked
-      expect((await call('POST', '/flip', bearer(issuer.sign({ sub: user, roles: ['admin'] })))).statusCode).toBe(200);
+      // 2FA off: an admin without 2FA is refused outright, not asked to step up
+      const off = await call('POST', '/flip', bearer(issuer.sign({ sub: user, roles: ['admin'] })));
+      expect(off.json().error.code).toBe('MFA_ENROLMENT_REQUIRED');
     } finally {
       await strict.close();
     }

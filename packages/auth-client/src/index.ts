@@ -394,13 +394,27 @@ export const requireAuth: Guard = async (req) => {
   if (!req.principal) reject(req);
 };
 
-/** The principal holds at least one of `roles`. */
+/** Roles that act on other people's accounts or on the exchange itself: never usable without 2FA enrolled. */
+export const STAFF_ROLES: readonly Role[] = ['support', 'admin'];
+const isStaff = (p: Principal) => p.roles.some((r) => STAFF_ROLES.includes(r));
+
+const enrolmentRequired = () =>
+  new AppError(403, 'MFA_ENROLMENT_REQUIRED', 'staff roles work only with 2FA enrolled: enrol it, then log in again', {
+    details: { setup: '/api/v1/auth/2fa/setup' },
+  });
+
+/**
+ * The principal holds at least one of `roles`. A staff-only guard (every role asked for is `support` or `admin`)
+ * also needs 2FA enrolled, for reads too: a stolen staff password alone must not open any admin or support route.
+ */
 export function requireRole(...roles: Role[]): Guard {
+  const staffOnly = roles.every((r) => STAFF_ROLES.includes(r));
   return async (req) => {
     const p = req.principal;
     if (!p) reject(req);
     if (!p.roles.some((r) => roles.includes(r)))
       throw new AppError(403, 'FORBIDDEN', `requires role ${roles.join(' or ')}`);
+    if (staffOnly && !p.mfaEnabled) throw enrolmentRequired();
   };
 }
 
@@ -416,15 +430,19 @@ export function requireScope(...scopes: Scope[]): Guard {
 
 /**
  * When the user has 2FA on, the token's `mfa_at` must be at most `maxAgeSeconds` old, else 403 MFA_REQUIRED (the
- * client steps up with POST /api/v1/auth/2fa/challenge and retries with the new access token). API-key principals
- * pass: a key is created only after a fresh 2FA check and its scopes are its authorisation; API keys never carry
- * admin or support roles.
+ * client steps up with POST /api/v1/auth/2fa/challenge and retries with the new access token). A staff principal
+ * (support, admin) without 2FA never passes (403 MFA_ENROLMENT_REQUIRED). API-key principals pass: a key is created
+ * only after a fresh 2FA check when 2FA is on and its scopes are its authorisation; API keys never carry staff roles.
  */
 export function requireFreshMfa(maxAgeSeconds?: number): Guard {
   return async (req) => {
     const p = req.principal;
     if (!p) reject(req);
-    if (p.via === 'api_key' || !p.mfaEnabled) return;
+    if (p.via === 'api_key') return;
+    if (!p.mfaEnabled) {
+      if (isStaff(p)) throw enrolmentRequired();
+      return;
+    }
     // registerAuth (which set the principal) decorated the server with the configured age
     const maxAge = maxAgeSeconds ?? (req.server as unknown as { [MFA_FRESH_SECONDS]: number })[MFA_FRESH_SECONDS];
     const now = Math.floor(Date.now() / 1000);

@@ -55,7 +55,7 @@ afterAll(async () => {
 const bearer = (sub: string, extra: Parameters<TestIssuer['sign']>[0] = { sub }) => ({
   authorization: `Bearer ${issuer.sign({ ...extra, sub })}`,
 });
-const admin = () => bearer(randomUUID(), { sub: '', roles: ['admin'] });
+const admin = () => bearer(randomUUID(), { sub: '', roles: ['admin'], mfaAt: Math.floor(Date.now() / 1000) });
 const internal = () => ({ 'x-internal-token': issuer.internalToken });
 
 async function metric(name: string, labels: string): Promise<number> {
@@ -473,7 +473,7 @@ describe('support view of a user account', () => {
   test('staff read any user balances and statement (audited); users and anonymous cannot', async () => {
     const user = randomUUID();
     await fundUser(db.pool, user, 'USDT', 2_500_000n);
-    const support = bearer(randomUUID(), { sub: '', roles: ['support'] });
+    const support = bearer(randomUUID(), { sub: '', roles: ['support'], mfaAt: Math.floor(Date.now() / 1000) });
     const base = `/api/v1/admin/wallet/users/${user}`;
     for (const headers of [support, admin()]) {
       const b = await app.inject({ method: 'GET', url: `${base}/balances`, headers });
@@ -628,7 +628,7 @@ describe('reconciliation', () => {
       headers: bearer(user),
     });
     expect(forbidden.statusCode).toBe(403);
-    const support = bearer(randomUUID(), { sub: '', roles: ['support'] });
+    const support = bearer(randomUUID(), { sub: '', roles: ['support'], mfaAt: Math.floor(Date.now() / 1000) });
     const clean = await app.inject({ method: 'POST', url: '/api/v1/admin/reconciliation/run', headers: support });
     expect(clean.statusCode).toBe(201);
     expect(clean.json()).toMatchObject({ status: 'ok', mismatchCount: 0 });

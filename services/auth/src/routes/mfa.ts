@@ -1,5 +1,5 @@
 import { AppError, conflict, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
-import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
+import { requireAuth, requireFreshMfa, STAFF_ROLES } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
 import { confirmPassword } from '../reauth.ts';
@@ -184,6 +184,8 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
     async (req, reply) => {
       const user = await loadUser(req.principal!.id);
       if (user.totp_enabled_at === null) throw conflict('MFA_NOT_ENABLED', '2FA is not enabled');
+      if (user.roles.some((r) => STAFF_ROLES.includes(r)))
+        throw conflict('MFA_REQUIRED_FOR_ROLE', 'support and admin accounts must keep 2FA on');
       await withTransaction(ctx.pool, async (c) => {
         await c.query(
           `UPDATE auth.users SET totp_secret_enc = NULL, totp_pending_secret_enc = NULL, totp_enabled_at = NULL,

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { AppError, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
-import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
+import { requireAuth, requireFreshMfa, STAFF_ROLES } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit, clientIp } from '../audit.ts';
 import { confirmPassword } from '../reauth.ts';
@@ -83,7 +83,19 @@ export function publicRoutes(app: App, ctx: Ctx): void {
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Intersect([TokenPair, Type.Object({ user: UserView })]),
+          200: Type.Intersect([
+            TokenPair,
+            Type.Object({
+              user: UserView,
+              mfaEnrolmentRequired: Type.Optional(
+                Type.Boolean({
+                  description:
+                    'true for a support/admin account without 2FA: no staff route works until 2FA is enrolled ' +
+                    '(2fa/setup, 2fa/verify); the session works for everything else',
+                }),
+              ),
+            }),
+          ]),
           ...errorResponses(400, 401, 403, 429),
         },
       },
@@ -279,7 +291,8 @@ async function login(
     targetId: user.id,
     details: { sessionId: pair.sessionId, mfa: mfaAt !== null },
   });
-  return { ...pair, user: userView(user) };
+  const staffWithoutMfa = user.totp_enabled_at === null && user.roles.some((r) => STAFF_ROLES.includes(r));
+  return { ...pair, user: userView(user), ...(staffWithoutMfa ? { mfaEnrolmentRequired: true } : {}) };
 }
 
 async function fail(ctx: Ctx, req: FastifyRequest, email: string, ip: string, reason: string, userId?: string) {
