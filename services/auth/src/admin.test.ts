@@ -156,7 +156,11 @@ describe('admin actions', () => {
     for (const role of ['admin', 'support'] as const) {
       const email = `no-mfa-${role}@example.com`;
       const a = await newAdmin(h, email, [role], { mfa: false });
-      const first = await h.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: PASSWORD } });
+      const first = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        payload: { email, password: PASSWORD },
+      });
       expect(first.json().mfaEnrolmentRequired).toBe(true);
       for (const [method, url] of [
         ['GET', '/api/v1/admin/audit'],

@@ -41,12 +41,31 @@ export const AuthEnv = Type.Object({
   LOGIN_ACCOUNT_SOFT_LIMIT: Type.Integer({
     minimum: 1,
     default: 3,
-    description: 'Failures per account before backoff starts',
+    description: 'Failures per (account, client IP) before that client backs off',
   }),
   LOGIN_ACCOUNT_LOCK_LIMIT: Type.Integer({
     minimum: 2,
     default: 10,
-    description: 'Failures per account before it is locked',
+    description: 'Failures per (account, client IP) before that client is locked out of that account',
+  }),
+  LOGIN_ACCOUNT_POW_LIMIT: Type.Integer({
+    minimum: 1,
+    default: 10,
+    description:
+      'Failures on an account from all clients together after which its logins need a proof of work (the owner ' +
+      'solves one in about a second; an account is never locked from outside)',
+  }),
+  LOGIN_POW_HEX_ZEROS: Type.Integer({
+    minimum: 1,
+    maximum: 8,
+    default: 5,
+    description: 'Proof-of-work difficulty: leading zero hex digits of the SHA-256 key (5 ≈ 1 M hashes)',
+  }),
+  MFA_SESSION_MAX_FAILURES: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      'Wrong 2FA codes one session may send over its whole life (step-up, enrolment); then that session can no longer try',
   }),
   LOGIN_IP_SOFT_LIMIT: Type.Integer({ minimum: 1, default: 20, description: 'Failures per IP before backoff starts' }),
   LOGIN_IP_LOCK_LIMIT: Type.Integer({ minimum: 2, default: 100, description: 'Failures per IP before it is locked' }),

@@ -52,7 +52,11 @@ export async function staffAccessToken(authUrl: string, creds: { email: string; 
   const setup = await post(`${authUrl}/api/v1/auth/2fa/setup`, { password: creds.password }, login.json.accessToken);
   if (setup.status !== 200) throw new Error(`2fa setup: ${setup.status} ${JSON.stringify(setup.json)}`);
   const e: Enrolled = { secret: setup.json.secret, lastStep: 0 };
-  const verify = await post(`${authUrl}/api/v1/auth/2fa/verify`, { totpCode: await freshCode(e) }, login.json.accessToken);
+  const verify = await post(
+    `${authUrl}/api/v1/auth/2fa/verify`,
+    { totpCode: await freshCode(e) },
+    login.json.accessToken,
+  );
   if (verify.status !== 200) throw new Error(`2fa verify: ${verify.status} ${JSON.stringify(verify.json)}`);
   e.token = { value: verify.json.accessToken, at: Date.now() };
   enrolled.set(key, e);

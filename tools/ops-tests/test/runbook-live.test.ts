@@ -234,6 +234,7 @@ test('the runbook admin procedures work against the product', async () => {
     email: env.ADMIN_EMAIL!,
     password: env.ADMIN_PASSWORD!,
   });
+  done.push('POST /api/v1/auth/login');
   expect(token).toEqual(expect.any(String));
 
   // trading health (engines attach to every market queue)

@@ -5,6 +5,7 @@ import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
 import { createBackup, listBackups } from '../backups.ts';
 import { USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
+import { resetAccountThrottles } from '../login-guard.ts';
 import { revokeUserSessions } from '../sessions.ts';
 import { bearer, Role, UserView } from './schemas.ts';
 
@@ -119,10 +120,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
           `UPDATE auth.users SET locked_at = NULL, locked_reason = NULL, updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}`,
           [u.id],
         );
-        await c.query(
-          `DELETE FROM auth.login_throttle WHERE (kind = 'account' AND key = $1) OR (kind = 'mfa' AND key = $2)`,
-          [u.email, u.id],
-        );
+        await resetAccountThrottles(c, u.email, u.id);
         await audit(c, req, { action: 'admin.user_unlocked', actorId: actor(req), targetId: u.id });
         return rows[0]!;
       });

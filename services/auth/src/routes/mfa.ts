@@ -1,4 +1,4 @@
-import { AppError, conflict, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
+import { conflict, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
 import { requireAuth, requireFreshMfa, STAFF_ROLES } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
@@ -14,6 +14,7 @@ import {
   useRecoveryCode,
   verifyUserTotp,
 } from '../mfa.ts';
+import { admitMfaCode } from '../login-guard.ts';
 import { accessTokenFor } from '../sessions.ts';
 import { AccessToken, bearer, Password, RecoveryCode, TotpCode } from './schemas.ts';
 
@@ -72,7 +73,7 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
         body: Type.Object({ totpCode: TotpCode }, { additionalProperties: false }),
         response: {
           200: Type.Intersect([AccessToken, Type.Object({ recoveryCodes: Type.Array(Type.String()) })]),
-          ...errorResponses(400, 401, 409),
+          ...errorResponses(400, 401, 409, 429),
         },
       },
     },
@@ -81,8 +82,10 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
       if (user.totp_enabled_at !== null) throw conflict('MFA_ALREADY_ENABLED', '2FA is already enabled');
       if (!user.totp_pending_secret_enc) throw conflict('MFA_SETUP_REQUIRED', 'call 2fa/setup first');
       const secret = ctx.sealer.open(user.totp_pending_secret_enc, totpAad(user.id));
+      const budget = await admitMfaCode(ctx, user.id, req.principal!.sessionId);
       const step = await checkTotp(secret, req.body.totpCode);
       if (step === undefined) throw unauthorized('INVALID_MFA_CODE', 'the code is wrong');
+      await budget.succeeded();
       const codes = newRecoveryCodes();
       const now = new Date();
       await withTransaction(ctx.pool, async (c) => {
@@ -136,21 +139,16 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
       if (!p.sessionId) throw unauthorized('SESSION_REQUIRED', 'step-up needs a session token');
       const user = await loadUser(p.id);
       if (user.totp_enabled_at === null) throw conflict('MFA_NOT_ENABLED', '2FA is not enabled');
-      const s = await ctx.throttle.check('mfa', user.id);
-      if (s.blocked)
-        throw new AppError(429, 'MFA_THROTTLED', 'too many wrong codes; wait', {
-          headers: { 'retry-after': String(s.retryAfterSeconds) },
-        });
+      const budget = await admitMfaCode(ctx, user.id, p.sessionId);
       const passed =
         req.body.totpCode !== undefined
           ? await verifyUserTotp(ctx, ctx.pool, user, req.body.totpCode)
           : await useRecoveryCode(ctx.pool, user.id, req.body.recoveryCode!);
       if (!passed) {
-        await ctx.throttle.fail('mfa', user.id, ctx.accountLimits);
         await audit(ctx.pool, req, { action: 'auth.2fa_challenge_failed', actorId: user.id, targetId: user.id });
         throw unauthorized('INVALID_MFA_CODE', 'the two-factor code is wrong or already used');
       }
-      await ctx.throttle.reset('mfa', user.id);
+      await budget.succeeded();
       const now = new Date();
       await ctx.pool.query('UPDATE auth.sessions SET mfa_at = $2 WHERE id = $1', [p.sessionId, now]);
       await audit(ctx.pool, req, {
