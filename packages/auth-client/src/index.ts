@@ -208,6 +208,8 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
           method: req.method,
           path: req.url,
           bodyBase64: body.toString('base64'),
+          // the client IP as this service derived it (its trusted proxies): checked against the key's allow-list
+          clientIp: req.ip,
         }),
         signal: AbortSignal.timeout(timeoutMs),
       });

@@ -48,3 +48,12 @@ BEGIN
   RETURN QUERY SELECT false, NULL::text, 0::bigint, n;
 END;
 $$;
+--> statement-breakpoint
+-- The API-key verifier is handed the client IP as text; anything that is not an address must not raise.
+CREATE OR REPLACE FUNCTION "auth"."inet_or_null"(v text) RETURNS inet LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RETURN v::inet;
+EXCEPTION WHEN others THEN
+  RETURN NULL;
+END;
+$$;

@@ -7,6 +7,7 @@ import { createBackup, listBackups } from '../backups.ts';
 import { USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
 import { resetAccountThrottles } from '../login-guard.ts';
 import { revokeUserSessions } from '../sessions.ts';
+import { revokeUserApiKeys } from './apikeys.ts';
 import { bearer, Role, UserView } from './schemas.ts';
 
 const tags = ['admin'];
@@ -68,7 +69,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
       },
       schema: {
         tags,
-        summary: 'Lock an account: logins, refreshes and API keys stop; every session is revoked',
+        summary: 'Lock an account: logins, refreshes and API keys stop; every session and API key is revoked',
         security: bearer,
         params: UserId,
         body: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
@@ -89,11 +90,12 @@ export function adminRoutes(app: App, ctx: Ctx): void {
           [u.id, reason],
         );
         const revoked = await revokeUserSessions(c, u.id, 'account_locked');
+        const keys = await revokeUserApiKeys(c, u.id, 'account_locked');
         await audit(c, req, {
           action: 'admin.user_locked',
           actorId: actor(req),
           targetId: u.id,
-          details: { reason, sessionsRevoked: revoked },
+          details: { reason, sessionsRevoked: revoked, apiKeysRevoked: keys },
         });
         return rows[0]!;
       });

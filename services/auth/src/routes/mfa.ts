@@ -16,6 +16,7 @@ import {
 } from '../mfa.ts';
 import { admitMfaCode } from '../login-guard.ts';
 import { accessTokenFor } from '../sessions.ts';
+import { revokeUserApiKeys } from './apikeys.ts';
 import { AccessToken, bearer, Password, RecoveryCode, TotpCode } from './schemas.ts';
 
 const tags = ['2fa'];
@@ -68,7 +69,7 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
       schema: {
         tags,
         summary:
-          'Confirm enrolment with a code: enables 2FA, returns 10 single-use recovery codes (shown once) and a fresh access token',
+          'Confirm enrolment with a code: enables 2FA, revokes every other session, returns 10 single-use recovery codes (shown once) and a fresh access token',
         security: bearer,
         body: Type.Object({ totpCode: TotpCode }, { additionalProperties: false }),
         response: {
@@ -104,7 +105,18 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
         if (req.principal!.sessionId) {
           await c.query('UPDATE auth.sessions SET mfa_at = $2 WHERE id = $1', [req.principal!.sessionId, now]);
         }
-        await audit(c, req, { action: 'auth.2fa_enabled', actorId: user.id, targetId: user.id });
+        // Sessions opened before 2FA (perhaps by whoever made the owner turn it on) must not outlive it.
+        const r = await c.query(
+          `UPDATE auth.sessions SET revoked_at = clock_timestamp(), revoked_reason = '2fa_enabled'
+            WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::uuid`,
+          [user.id, req.principal!.sessionId ?? null],
+        );
+        await audit(c, req, {
+          action: 'auth.2fa_enabled',
+          actorId: user.id,
+          targetId: user.id,
+          details: { otherSessionsRevoked: r.rowCount ?? 0 },
+        });
       });
       const access = await accessTokenFor(ctx, { ...user, totp_enabled_at: now }, req.principal!.sessionId!, now);
       ctx.metrics.tokensIssued.inc({ kind: 'mfa_enable' });
@@ -196,7 +208,13 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
             WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2`,
           [user.id, req.principal!.sessionId ?? '00000000-0000-0000-0000-000000000000'],
         );
-        await audit(c, req, { action: 'auth.2fa_disabled', actorId: user.id, targetId: user.id });
+        const keys = await revokeUserApiKeys(c, user.id, '2fa_disabled');
+        await audit(c, req, {
+          action: 'auth.2fa_disabled',
+          actorId: user.id,
+          targetId: user.id,
+          details: { apiKeysRevoked: keys },
+        });
       });
       return reply.status(204).send(null);
     },

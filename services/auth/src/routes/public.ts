@@ -8,6 +8,7 @@ import { normaliseEmail, USER_COLUMNS, userView, type Ctx, type UserRow } from '
 import { useRecoveryCode, verifyUserTotp } from '../mfa.ts';
 import { passwordProblems } from '../passwords.ts';
 import { revokeSession, rotateRefreshToken, startSession } from '../sessions.ts';
+import { revokeUserApiKeys } from './apikeys.ts';
 import { admitLogin, admitMfaCode, loginSucceeded, powChallenge, type Admission } from '../login-guard.ts';
 import { bearer, Email, Password, RecoveryCode, TokenPair, TotpCode, UserView } from './schemas.ts';
 
@@ -205,11 +206,12 @@ export function publicRoutes(app: App, ctx: Ctx): void {
             WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::uuid`,
           [user.id, p.sessionId ?? null],
         );
+        const keys = await revokeUserApiKeys(c, user.id, 'password_changed');
         await audit(c, req, {
           action: 'auth.password_changed',
           actorId: user.id,
           targetId: user.id,
-          details: { otherSessionsRevoked: r.rowCount ?? 0 },
+          details: { otherSessionsRevoked: r.rowCount ?? 0, apiKeysRevoked: keys },
         });
       });
       return reply.status(204).send(null);
