@@ -1,7 +1,10 @@
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
+import { developmentSecretsIn } from './secrets.ts';
+
 export { Type } from '@sinclair/typebox';
+export { developmentSecretsIn, KNOWN_DEVELOPMENT_SECRETS, renderEnvFile } from './secrets.ts';
 export type { Static } from '@sinclair/typebox';
 
 export class ConfigError extends Error {
@@ -18,7 +21,9 @@ export class ConfigError extends Error {
 
 /**
  * Validate `env` against a TypeBox object schema of environment variables. Defaults are applied, numeric and
- * boolean strings are converted, and every offending variable is reported at once (not just the first).
+ * boolean strings are converted, and every offending variable is reported at once (not just the first). With
+ * NODE_ENV=production, a known development secret in any variable is one of those problems (every service
+ * refuses to start with one).
  */
 export function loadConfig<T extends TObject>(
   service: string,
@@ -43,6 +48,14 @@ export function loadConfig<T extends TObject>(
       variable,
       problem: isMissing ? 'is required but not set' : `${err.message} (got ${JSON.stringify(env[variable])})`,
     });
+  }
+  if (converted.NODE_ENV === 'production') {
+    for (const variable of developmentSecretsIn(converted)) {
+      problems.push({
+        variable,
+        problem: 'is a known development value (public in the repository); production needs a freshly generated secret',
+      });
+    }
   }
   if (problems.length > 0) throw new ConfigError(service, problems);
   return converted as Static<T>;

@@ -414,13 +414,13 @@ describe('request size, CORS, ip restriction', () => {
     const res = await call('/api/v1/orders', {
       method: 'OPTIONS',
       headers: {
-        origin: 'http://localhost:5173',
+        origin: 'https://exchange.example.com',
         'access-control-request-method': 'POST',
         'access-control-request-headers': 'authorization,content-type,idempotency-key',
       },
     });
     expect(res.status).toBe(204);
-    expect(res.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://exchange.example.com');
     expect(res.headers.get('access-control-allow-headers')).toMatch(/Idempotency-Key/);
     expect(res.headers.get('access-control-max-age')).toBe('600');
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
@@ -429,8 +429,11 @@ describe('request size, CORS, ip restriction', () => {
       headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
     });
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
-    const simple = await call('/api/v1/markets', { headers: { origin: 'http://localhost:3000' } });
-    expect(simple.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
+    // a page served on the user's own machine is not an allowed origin in the production configuration
+    const local = await call('/api/v1/markets', { headers: { origin: 'http://localhost:3000' } });
+    expect(local.headers.get('access-control-allow-origin')).toBeNull();
+    const simple = await call('/api/v1/markets', { headers: { origin: 'https://exchange.example.com' } });
+    expect(simple.headers.get('access-control-allow-origin')).toBe('https://exchange.example.com');
     expect(simple.headers.get('access-control-expose-headers')).toMatch(/X-Request-Id/);
   });
 

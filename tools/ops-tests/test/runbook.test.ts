@@ -175,7 +175,6 @@ describe('docs/runbook.md', () => {
   test('the ports it gives are the ones compose publishes', () => {
     const compose = readText('docker-compose.yml');
     for (const p of [
-      '127.0.0.1:8001:8001',
       '127.0.0.1:16686:16686',
       '127.0.0.1:9090:9090',
       '127.0.0.1:15672:15672',
