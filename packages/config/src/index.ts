@@ -137,3 +137,30 @@ export const internalEnv = {
     description: 'Shared secret for service-to-service /internal calls (required; at least 16 characters)',
   }),
 } satisfies TProperties;
+
+/**
+ * Which proxies' X-Forwarded-For is believed for the client IP (login throttles, IP allow-lists, audit). Every
+ * process that stands behind a proxy declares it; the Helm value `trustedProxies` and compose set it.
+ */
+export const proxyEnv = {
+  TRUST_PROXY: Type.String({
+    default: 'false',
+    pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F:./]+(,\\s*[0-9a-fA-F:./]+)*)$',
+    description:
+      'Which X-Forwarded-For hops to trust for the client IP (login throttling, IP allow-lists, audit): false; ' +
+      'true = one hop (the proxy in front); a number of hops; or comma-separated proxy IPs/CIDRs (tightest: only ' +
+      'those peers may set the header). Never the whole header: a client can prepend any address to it.',
+  }),
+} satisfies TProperties;
+
+/**
+ * Fastify's `trustProxy` from TRUST_PROXY. `true` means exactly one trusted hop (the proxy in front), never
+ * "believe the leftmost entry", which the client controls. A hop count trusts whoever connects, so when clients can
+ * reach the process directly, list the proxies' addresses/CIDRs instead.
+ */
+export function trustProxyOption(v: string): false | string | ((addr: string, hop: number) => boolean) {
+  if (v === 'false') return false;
+  const hops = v === 'true' ? 1 : /^[0-9]+$/.test(v) ? Number(v) : undefined;
+  if (hops !== undefined) return (_addr: string, hop: number) => hop < hops;
+  return v;
+}

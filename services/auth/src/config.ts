@@ -1,4 +1,4 @@
-import { baseEnv, databaseEnv, internalEnv, loadConfigOrExit, Type, type Static } from '@exchange/config';
+import { baseEnv, databaseEnv, internalEnv, loadConfigOrExit, proxyEnv, Type, type Static } from '@exchange/config';
 
 const Key32 = (description: string) =>
   Type.String({
@@ -93,14 +93,7 @@ export const AuthEnv = Type.Object({
   ADMIN_PASSWORD: Type.Optional(
     Type.String({ description: 'Password for ADMIN_EMAIL (only used when the user is created)' }),
   ),
-  TRUST_PROXY: Type.String({
-    default: 'false',
-    pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F:./]+(,\\s*[0-9a-fA-F:./]+)*)$',
-    description:
-      'Which X-Forwarded-For hops to trust for the client IP (login throttling, audit): false; true = one hop (the ' +
-      'gateway in front); a number of hops; or comma-separated proxy IPs/CIDRs. Never trust the whole header: a ' +
-      'client can prepend any address to it.',
-  }),
+  ...proxyEnv,
 });
 export type AuthConfig = Static<typeof AuthEnv>;
 
@@ -108,14 +101,4 @@ export function loadAuthConfig(env: NodeJS.ProcessEnv = process.env): AuthConfig
   return loadConfigOrExit('auth', AuthEnv, env);
 }
 
-/**
- * Fastify's `trustProxy` from TRUST_PROXY. `true` means exactly one trusted hop (the gateway in front), never
- * "believe the leftmost entry", which the client controls. A hop count trusts whoever connects, so when clients can
- * reach the service directly, list the gateway's addresses/CIDRs instead.
- */
-export function trustProxyOption(v: string): boolean | string | ((addr: string, hop: number) => boolean) {
-  if (v === 'false') return false;
-  const hops = v === 'true' ? 1 : /^[0-9]+$/.test(v) ? Number(v) : undefined;
-  if (hops !== undefined) return (_addr: string, hop: number) => hop < hops;
-  return v;
-}
+export { trustProxyOption } from '@exchange/config';

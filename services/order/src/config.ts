@@ -5,6 +5,7 @@ import {
   internalEnv,
   jwtVerifyEnv,
   loadConfigOrExit,
+  proxyEnv,
   Type,
   type Static,
 } from '@exchange/config';
@@ -18,6 +19,7 @@ export const OrderEnv = Type.Object({
   ...amqpEnv,
   ...jwtVerifyEnv,
   ...internalEnv,
+  ...proxyEnv,
   WALLET_URL: Url('Base URL of the wallet service (internal hold API)', 'http://127.0.0.1:3002'),
   WALLET_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000, description: 'Timeout of one wallet call' }),
   RABBITMQ_MANAGEMENT_URL: Url(

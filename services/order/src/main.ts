@@ -1,3 +1,4 @@
+import { trustProxyOption } from '@exchange/config';
 // Process entry: config → pool → migrate → broker → app → consumers/relay/sweeper → listen; graceful shutdown.
 import { createPool } from '@exchange/db';
 import { loadCatalog } from '@exchange/contracts/markets';
@@ -21,6 +22,8 @@ await migrateOrders(pool);
 const hub = new StreamHub();
 const ref: { messaging?: ReturnType<typeof createMessaging> } = {};
 const app = await buildApp({
+  // API-key IP allow-lists need the real client IP: believe X-Forwarded-For only from the proxy in front
+  fastify: { trustProxy: trustProxyOption(cfg.TRUST_PROXY) },
   pool,
   catalog,
   hub,

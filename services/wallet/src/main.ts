@@ -1,3 +1,4 @@
+import { trustProxyOption } from '@exchange/config';
 /**
  * Wallet service entry point: config → pool → migrate → app → broker (relay + consumers) → scheduler → listen.
  * Shutdown (runService): HTTP drains, then `preClose` stops the scheduler, the consumers (waiting for the running
@@ -28,6 +29,8 @@ const reconciliation = {
   orderGraceMs: config.RECONCILIATION_GRACE_S * 1000,
 };
 const app = await buildApp({
+  // API-key IP allow-lists need the real client IP: believe X-Forwarded-For only from the proxy in front
+  fastify: { trustProxy: trustProxyOption(config.TRUST_PROXY) },
   pool,
   reconciliation,
   auth: {
@@ -38,6 +41,7 @@ const app = await buildApp({
     mfaFreshSeconds: config.MFA_FRESH_SECONDS,
   },
   settings: {
+    sandboxDeposits: config.SANDBOX_DEPOSITS,
     depositConfirmationMs: config.DEPOSIT_CONFIRMATION_MS,
     withdrawalDispatchDelayMs: config.WITHDRAWAL_DISPATCH_DELAY_MS,
     mfaMaxAgeS: config.WITHDRAWAL_MFA_MAX_AGE_S,

@@ -324,7 +324,7 @@ describe('kong.yml plugins', () => {
 
   test('rate limits of login and withdrawals fail closed when Redis is down (fault_tolerant: false)', () => {
     const names = ['auth-login-register', 'wallet-withdrawals-create', 'wallet-withdrawals-create-api-key'];
-    for (const svc of kong.services) {
+    for (const svc of kong.services ?? []) {
       for (const r of svc.routes ?? []) {
         if (!names.includes(r.name)) continue;
         const rl = (r.plugins ?? []).find((p) => p.name === 'rate-limiting');

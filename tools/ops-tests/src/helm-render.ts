@@ -570,6 +570,8 @@ export class Chart {
         return str(a[1]).replace(new RegExp(str(a[0]), 'g'), str(a[2]));
       case 'concat':
         return a.flatMap((x) => (Array.isArray(x) ? x : []));
+      case 'join': // sprig: join SEP LIST
+        return Array.isArray(a[1]) ? a[1].map((x) => String(x)).join(String(a[0])) : String(a[1] ?? '');
       case 'and': {
         for (const x of a) if (!truthy(x)) return x;
         return a[a.length - 1];
@@ -639,6 +641,7 @@ export const SUPPORTED_FUNCTIONS = [
   'replace',
   'regexReplaceAll',
   'concat',
+  'join',
   'and',
   'or',
   'not',

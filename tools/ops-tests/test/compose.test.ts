@@ -105,7 +105,7 @@ describe('docker-compose.yml', () => {
     expect(e.ADMIN_EMAIL).toBeDefined();
     expect(e.ADMIN_PASSWORD).toBeDefined();
     expect(e.BACKUP_DIR).toBe('/var/lib/exchange/backups');
-    expect(e.TRUST_PROXY).toBe('true');
+    expect(e.TRUST_PROXY).toBe('10.0.0.0/8,172.16.0.0/12,192.168.0.0/16'); // only Kong-side peers
     expect(compose.services.auth.volumes).toContain('backups:/var/lib/exchange/backups');
     expect(readText('Dockerfile')).toMatch(/mkdir -p \/var\/lib\/exchange\/backups && chown -R node:node/);
   });

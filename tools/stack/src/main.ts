@@ -44,6 +44,8 @@ async function main() {
       API_KEY_ENCRYPTION_KEY: secrets.API_KEY_ENCRYPTION_KEY!,
       SIGNING_KEY_ENCRYPTION_KEY: secrets.SIGNING_KEY_ENCRYPTION_KEY!,
       BACKUP_DIR: join(stateDir, 'backups'),
+      // host mode is a development sandbox: users fund themselves (override with SANDBOX_DEPOSITS=false)
+      SANDBOX_DEPOSITS: process.env.SANDBOX_DEPOSITS ?? 'true',
       ADMIN_EMAIL: secrets.ADMIN_EMAIL!,
       ADMIN_PASSWORD: secrets.ADMIN_PASSWORD!,
       ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT
