@@ -43,6 +43,11 @@ const app = await buildApp({
   },
   management: { managementUrl: cfg.RABBITMQ_MANAGEMENT_URL, vhost: vhostOf(cfg.AMQP_URL) },
   pendingTimeoutMs: cfg.PENDING_ORDER_TIMEOUT_S * 1000,
+  orderLimits: {
+    ordersPerSecond: cfg.ORDER_RATE_PER_SECOND,
+    burst: cfg.ORDER_RATE_BURST,
+    maxOpenOrders: cfg.MAX_OPEN_ORDERS_PER_USER,
+  },
   // Fault injection for the crash-recovery test only: die (kill -9) between the wallet hold and the commit.
   ...(cfg.NODE_ENV === 'test' && process.env.ORDER_FAULT === 'kill-after-hold'
     ? { afterHold: async () => void process.kill(process.pid, 'SIGKILL') }
