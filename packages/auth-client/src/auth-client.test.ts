@@ -1,12 +1,14 @@
-import { createHmac, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createHash, createHmac, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { createApp, Type, type App } from '@exchange/platform';
 import {
+  parseInternalCallers,
   registerAuth,
   requireAuth,
   allOf,
   requireFreshMfa,
   requireFreshMfaOnWrites,
+  requireInternalCaller,
   requireInternal,
   requireRole,
   requireScope,
@@ -220,6 +222,37 @@ describe('guards', () => {
       'INVALID_INTERNAL_TOKEN',
     );
     expect((await get('/internal/thing', { 'x-internal-token': issuer.internalToken })).statusCode).toBe(200);
+  });
+});
+
+describe('scoped internal credentials', () => {
+  test('each caller its own credential; a route serves only the callers it names', async () => {
+    const orderToken = 'order-internal-credential-0001';
+    const kycToken = 'kyc-internal-credential-000001';
+    const svc = await createApp({ service: 'wallet-like', fastify: { logger: false } });
+    registerAuth(svc, {
+      ...issuer.authOptions(),
+      internalToken: 'wallet-own-credential-000001',
+      internalCallers: parseInternalCallers(
+        `order:${orderToken},kyc:sha256:${createHash('sha256').update(kycToken).digest('hex')}`,
+      )!,
+    });
+    svc.put('/internal/kyc', { onRequest: requireInternalCaller('kyc') }, async () => ({ ok: true }));
+    svc.post('/internal/holds', { onRequest: requireInternalCaller('order') }, async () => ({ ok: true }));
+    await svc.ready();
+    try {
+      const call = (method: 'PUT' | 'POST', url: string, token?: string) =>
+        svc.inject({ method, url, headers: token ? { 'x-internal-token': token } : {} });
+      expect((await call('POST', '/internal/holds', orderToken)).statusCode).toBe(200);
+      const cross = await call('PUT', '/internal/kyc', orderToken); // the order service cannot raise a KYC tier
+      expect([cross.statusCode, cross.json().error.code]).toEqual([403, 'INTERNAL_CALLER_FORBIDDEN']);
+      expect((await call('PUT', '/internal/kyc', kycToken)).statusCode).toBe(200); // configured as a digest
+      expect((await call('PUT', '/internal/kyc', issuer.internalToken)).statusCode).toBe(401);
+      expect((await call('PUT', '/internal/kyc')).statusCode).toBe(401);
+    } finally {
+      await svc.close();
+    }
+    expect(() => parseInternalCallers('order:short')).toThrow(/INTERNAL_CALLERS/);
   });
 });
 

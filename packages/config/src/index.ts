@@ -49,6 +49,12 @@ export function loadConfig<T extends TObject>(
       problem: isMissing ? 'is required but not set' : `${err.message} (got ${JSON.stringify(env[variable])})`,
     });
   }
+  if (converted.NODE_ENV === 'production' && 'INTERNAL_CALLERS' in schema.properties && !converted.INTERNAL_CALLERS) {
+    problems.push({
+      variable: 'INTERNAL_CALLERS',
+      problem: 'is required in production: each calling service its own credential, scoped to its routes',
+    });
+  }
   if (converted.NODE_ENV === 'production') {
     for (const variable of developmentSecretsIn(converted)) {
       problems.push({
@@ -134,7 +140,9 @@ export const jwtVerifyEnv = {
 export const internalEnv = {
   INTERNAL_API_TOKEN: Type.String({
     minLength: 16,
-    description: 'Shared secret for service-to-service /internal calls (required; at least 16 characters)',
+    description:
+      'This service’s own credential for service-to-service /internal calls (at least 16 characters); the receivers ' +
+      'list it in their INTERNAL_CALLERS',
   }),
 } satisfies TProperties;
 
@@ -164,3 +172,15 @@ export function trustProxyOption(v: string): false | string | ((addr: string, ho
   if (hops !== undefined) return (_addr: string, hop: number) => hop < hops;
   return v;
 }
+
+/** For services with `/internal/*` routes: who may call them (required in production). */
+export const internalCallersEnv = {
+  INTERNAL_CALLERS: Type.Optional(
+    Type.String({
+      description:
+        'Callers of this service’s /internal routes, `name:credential,…` (credential: the caller’s INTERNAL_API_TOKEN ' +
+        'or sha256:<hex> of it); each route serves named callers only. Unset (development): INTERNAL_API_TOKEN is ' +
+        'every caller. Required with NODE_ENV=production.',
+    }),
+  ),
+} satisfies TProperties;

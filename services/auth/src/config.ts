@@ -1,4 +1,13 @@
-import { baseEnv, databaseEnv, internalEnv, loadConfigOrExit, proxyEnv, Type, type Static } from '@exchange/config';
+import {
+  baseEnv,
+  databaseEnv,
+  internalCallersEnv,
+  internalEnv,
+  loadConfigOrExit,
+  proxyEnv,
+  Type,
+  type Static,
+} from '@exchange/config';
 
 const Key32 = (description: string) =>
   Type.String({
@@ -10,6 +19,7 @@ export const AuthEnv = Type.Object({
   ...baseEnv(3001),
   ...databaseEnv,
   ...internalEnv,
+  ...internalCallersEnv,
   JWT_ISSUER: Type.String({ default: 'exchange-auth', description: '`iss` of access tokens' }),
   JWT_AUDIENCE: Type.String({ default: 'exchange-api', description: '`aud` of access tokens' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({

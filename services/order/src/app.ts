@@ -18,7 +18,7 @@ import {
   requireAuth,
   requireFreshMfa,
   requireFreshMfaOnWrites,
-  requireInternal,
+  requireInternalCaller,
   requireRole,
   requireScope,
   type AuthOptions,
@@ -567,7 +567,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   );
 
   // ---------------------------------------------------------------- internal: the wallet's reconciliation
-  const internalOnly = guards(requireInternal);
+  // the wallet's reconciliation is the only caller of these
+  const internalOnly = guards(requireInternalCaller('wallet'));
   type RefRow = { id: string; status: string; created_at: Date; updated_at: Date };
   const refOf = (r: RefRow) => ({
     id: r.id,
@@ -613,7 +614,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.get(
     '/internal/stream/whoami',
     {
-      onRequest: guards(requireInternal, requireAuth),
+      onRequest: guards(requireInternalCaller('self'), requireAuth),
       schema: { hide: true, response: { 200: Type.Object({ userId: Type.String() }) } },
     },
     async (req) => ({ userId: userOf(req) }),

@@ -1,3 +1,4 @@
+import { parseInternalCallers } from '@exchange/auth-client';
 import { trustProxyOption } from '@exchange/config';
 // Process entry: config → pool → migrate → broker → app → consumers/relay/sweeper → listen; graceful shutdown.
 import { createPool } from '@exchange/db';
@@ -39,6 +40,7 @@ const app = await buildApp({
     issuer: cfg.JWT_ISSUER,
     audience: cfg.JWT_AUDIENCE,
     internalToken: cfg.INTERNAL_API_TOKEN,
+    internalCallers: parseInternalCallers(cfg.INTERNAL_CALLERS),
     mfaFreshSeconds: cfg.MFA_FRESH_SECONDS,
   },
   management: { managementUrl: cfg.RABBITMQ_MANAGEMENT_URL, vhost: vhostOf(cfg.AMQP_URL) },

@@ -3,6 +3,7 @@ import {
   amqpEnv,
   baseEnv,
   databaseEnv,
+  internalCallersEnv,
   internalEnv,
   jwtVerifyEnv,
   loadConfigOrExit,
@@ -16,6 +17,7 @@ export const WalletEnv = Type.Object({
   ...amqpEnv,
   ...jwtVerifyEnv,
   ...internalEnv,
+  ...internalCallersEnv,
   ...proxyEnv,
   SANDBOX_DEPOSITS: Type.Boolean({
     default: false,

@@ -1,3 +1,4 @@
+import { parseInternalCallers } from '@exchange/auth-client';
 import { trustProxyOption } from '@exchange/config';
 /**
  * Wallet service entry point: config → pool → migrate → app → broker (relay + consumers) → scheduler → listen.
@@ -38,6 +39,7 @@ const app = await buildApp({
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     internalToken: config.INTERNAL_API_TOKEN,
+    internalCallers: parseInternalCallers(config.INTERNAL_CALLERS),
     mfaFreshSeconds: config.MFA_FRESH_SECONDS,
   },
   settings: {

@@ -82,7 +82,9 @@ describe('docker-compose.yml', () => {
       if (name !== 'auth') expect(e.AMQP_URL).toMatch(/^amqp:\/\/.+@rabbitmq:5672\/exchange$/);
       expect(e.REDIS_URL).toBeUndefined(); // no service reads Redis; Kong's rate limiting does
       expect(e.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
-      expect(e.INTERNAL_API_TOKEN).toBe('${INTERNAL_API_TOKEN:?set INTERNAL_API_TOKEN}');
+      // each service its own internal credential (no shared token)
+      const own = `${name.toUpperCase().replace('-', '_')}_INTERNAL_TOKEN`;
+      expect(e.INTERNAL_API_TOKEN).toBe(`\${${own}:?set ${own} (pnpm env:init)}`);
       if (name !== 'auth') expect(e.AUTH_JWKS_URL).toBe('http://auth:3001/.well-known/jwks.json');
       expect(e.JWT_ISSUER).toBeDefined();
       expect(e.JWT_AUDIENCE).toBeDefined();

@@ -1,5 +1,5 @@
 import { AppError, errorResponses, Type, type App } from '@exchange/platform';
-import { API_KEY_WINDOW_MS, apiKeySignature, requireInternal, safeEqual } from '@exchange/auth-client';
+import { API_KEY_WINDOW_MS, apiKeySignature, requireInternalCaller, safeEqual } from '@exchange/auth-client';
 import { audit } from '../audit.ts';
 import type { Ctx } from '../context.ts';
 import { sha256hex } from '../crypto.ts';
@@ -8,6 +8,8 @@ import { Scope } from './schemas.ts';
 const tags = ['internal'];
 
 export function internalRoutes(app: App, ctx: Ctx): void {
+  // every service that verifies tokens or API keys through @exchange/auth-client
+  const requireInternal = requireInternalCaller('wallet', 'order', 'payment-processor');
   app.get(
     '/internal/sessions/revoked',
     {
