@@ -63,13 +63,14 @@ export const AuthEnv = Type.Object({
     default: 10,
     description:
       'Failures on an account from all clients together after which its logins need a proof of work (the owner ' +
-      'solves one in about a second; an account is never locked from outside)',
+      'solves one in a second or two; an account is never locked from outside)',
   }),
   LOGIN_POW_HEX_ZEROS: Type.Integer({
     minimum: 1,
     maximum: 8,
-    default: 5,
-    description: 'Proof-of-work difficulty: leading zero hex digits of the SHA-256 key (5 ≈ 1 M hashes)',
+    default: 4,
+    description:
+      'Proof-of-work difficulty: leading zero hex digits of the SHA-256 key (4 ≈ 65 k hashes, ~1-2 s in altcha-lib’s solver; each digit ×16)',
   }),
   MFA_SESSION_MAX_FAILURES: Type.Integer({
     minimum: 1,

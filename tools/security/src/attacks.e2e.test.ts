@@ -133,7 +133,7 @@ test('locking another user out does not work: after a distributed guessing run t
   for (let i = 0; i < 15; i++) {
     await call('POST', '/api/v1/auth/login', { body: { email: victim.email, password: `wrong-${i}-wrong` } });
   }
-  // the owner, from their own address: a proof of work (about a second for a real client), never a lock
+  // the owner, from their own address: a proof of work (a second or two for a real client), never a lock
   const ip = freshIp();
   const asked = await call('POST', '/api/v1/auth/login', {
     body: { email: victim.email, password: victim.password },
