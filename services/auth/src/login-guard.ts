@@ -5,7 +5,7 @@
  * - per (account, client IP) ('account_client'): backoff, then that client is locked out of that account alone;
  * - per account over all clients ('account'): never a lock. Past LOGIN_ACCOUNT_POW_LIMIT failures, a login to it
  *   needs a proof of work (a CAPTCHA-free ALTCHA challenge bound to the account, single use, 5 min): the owner's
- *   client solves one in about a second, a distributed guesser pays that for every single guess.
+ *   client solves one in a second or two, a distributed guesser pays that for every single guess.
  *
  * Each counter is counted and judged in one statement (Throttle.attempt), so parallel guesses cannot slip past.
  * An emailed unlock link is the other way back in for the owner; it belongs with the mail notifications (a hook:
