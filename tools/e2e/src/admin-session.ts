@@ -36,10 +36,19 @@ async function freshCode(e: Enrolled): Promise<string> {
   return generate({ secret: e.secret, epoch: step * 30 });
 }
 
-/** An access token of `creds` (a staff account) with a fresh 2FA check; enrols TOTP on the first call. */
-export async function staffAccessToken(authUrl: string, creds: { email: string; password: string }): Promise<string> {
+/**
+ * An access token of `creds` (a staff account) with a fresh 2FA check; enrols TOTP on the first call unless
+ * `creds.totpSecret` says the account is enrolled already (e.g. a secret kept from an earlier run).
+ */
+export async function staffAccessToken(
+  authUrl: string,
+  creds: { email: string; password: string; totpSecret?: string },
+): Promise<string> {
   const key = `${authUrl}|${creds.email}`;
+  if (creds.totpSecret && !enrolled.has(key)) enrolled.set(key, { secret: creds.totpSecret, lastStep: 0 });
   const known = enrolled.get(key);
+  const { totpSecret: _known, ...account } = creds;
+  creds = account;
   if (known?.token && Date.now() - known.token.at < TOKEN_REUSE_MS) return known.token.value;
   if (known) {
     const login = await post(`${authUrl}/api/v1/auth/login`, { ...creds, totpCode: await freshCode(known) });
@@ -68,4 +77,9 @@ export async function staffTotpCode(authUrl: string, email: string): Promise<str
   const e = enrolled.get(`${authUrl}|${email}`);
   if (!e) throw new Error(`${email} was not enrolled by staffAccessToken`);
   return freshCode(e);
+}
+
+/** The TOTP secret this helper holds for an account (to keep it for a later run), if any. */
+export function staffTotpSecret(authUrl: string, email: string): string | undefined {
+  return enrolled.get(`${authUrl}|${email}`)?.secret;
 }

@@ -1,3 +1,3 @@
 export { startPrivateBroker, type PrivateBroker } from '@exchange/messaging/private-broker';
 export { ADMIN, eventually, newTrader, startTestStack, type TestStack, type TestStackOptions } from './harness.ts';
-export { staffAccessToken, staffTotpCode } from './admin-session.ts';
+export { staffAccessToken, staffTotpCode, staffTotpSecret } from './admin-session.ts';

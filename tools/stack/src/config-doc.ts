@@ -38,6 +38,9 @@ export function render(): string {
     'offending variable (exit code 78). This file is generated from those schemas by',
     '`node tools/stack/src/config-doc.ts` (a test fails when it is stale). `pnpm start` sets all of them for host mode;',
     '`.env` and `docker-compose.yml` set them for compose; the Helm chart sets them from `values.yaml` and Secrets.',
+    '`pnpm start` itself reads `EXCHANGE_PORT_BASE` (gateway on N, auth..payment-processor on N+1..N+4; default 8000',
+    'and 3001..3004), `DATABASE_URL` and `AMQP_URL` (database and vhost, created when missing): a second stack next',
+    'to the default one, e.g. for `pnpm bench:e2e` (tools/bench/README.md).',
     '',
   ];
   for (const [name, schema] of SERVICES) {

@@ -2,6 +2,10 @@
  * `pnpm start`: the whole exchange on this machine against the local PostgreSQL and RabbitMQ.
  * Creates the `exchange` database and vhost, generates development secrets once (.stack/), starts auth, wallet,
  * payment-processor, order and the local gateway on :8000 with their logs prefixed, and stops everything on Ctrl-C.
+ *
+ * A second stack next to the default one (benchmarks, tools/bench/README.md): EXCHANGE_PORT_BASE=N puts the gateway
+ * on N and auth, wallet, order, payment-processor on N+1..N+4; DATABASE_URL and AMQP_URL (with its vhost) pick another
+ * database and vhost, created when missing.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,6 +31,14 @@ const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5
 const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672/exchange';
 const managementUrl = process.env.RABBITMQ_MANAGEMENT_URL ?? 'http://guest:guest@127.0.0.1:15672';
 
+const portBase = process.env.EXCHANGE_PORT_BASE ? Number(process.env.EXCHANGE_PORT_BASE) : undefined;
+if (portBase !== undefined && !(Number.isInteger(portBase) && portBase > 1024 && portBase < 65_530)) {
+  process.stderr.write(
+    `EXCHANGE_PORT_BASE must be a port number (1025-65529), got "${process.env.EXCHANGE_PORT_BASE}"\n`,
+  );
+  process.exit(1);
+}
+
 const colors = { auth: 36, wallet: 33, order: 35, 'payment-processor': 32, gateway: 34 } as Record<string, number>;
 const tty = process.stdout.isTTY;
 
@@ -39,6 +51,17 @@ async function main() {
     managementUrl,
     internalToken: secrets.INTERNAL_API_TOKEN!,
     stateDir,
+    ...(portBase !== undefined
+      ? {
+          ports: {
+            gateway: portBase,
+            auth: portBase + 1,
+            wallet: portBase + 2,
+            order: portBase + 3,
+            'payment-processor': portBase + 4,
+          },
+        }
+      : {}),
     env: {
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
       API_KEY_ENCRYPTION_KEY: secrets.API_KEY_ENCRYPTION_KEY!,
