@@ -1,6 +1,6 @@
 import { solveChallenge } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/sha';
-import { login, PASSWORD, register, startAuth, type Harness } from './test-support.ts';
+import { PASSWORD, register, startAuth, type Harness } from './test-support.ts';
 
 // Backoff starts when an attempt is counted (before its argon2 check), so it must outlast one check on a busy box.
 const BASE_MS = 400;

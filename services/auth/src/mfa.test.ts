@@ -236,7 +236,9 @@ test('enabling 2FA revokes every other session of the user', async () => {
   const first = await newUser(h.app, 'two-sessions@example.com');
   const other = await login(h.app, 'two-sessions@example.com');
   const setup = await post('/api/v1/auth/2fa/setup', first.accessToken, { password: PASSWORD });
-  const verify = await post('/api/v1/auth/2fa/verify', first.accessToken, { totpCode: await code(setup.json().secret) });
+  const verify = await post('/api/v1/auth/2fa/verify', first.accessToken, {
+    totpCode: await code(setup.json().secret),
+  });
   expect(verify.statusCode).toBe(200);
   const me = (token: string) => h.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(token) });
   expect((await me(other.accessToken)).json().error.code).toBe('SESSION_REVOKED');
