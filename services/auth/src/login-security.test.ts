@@ -3,17 +3,17 @@ import { deriveKey } from 'altcha-lib/algorithms/sha';
 import { PASSWORD, register, startAuth, type Harness } from './test-support.ts';
 
 // Backoff starts when an attempt is counted (before its argon2 check), so it must outlast one check on a busy box.
-const BASE_MS = 400;
+const BASE_MS = 1000;
 let h: Harness;
 beforeAll(async () => {
   h = await startAuth({
     LOGIN_ACCOUNT_SOFT_LIMIT: '3',
-    LOGIN_ACCOUNT_LOCK_LIMIT: '6',
+    LOGIN_ACCOUNT_LOCK_LIMIT: '5',
     LOGIN_IP_SOFT_LIMIT: '5',
     LOGIN_IP_LOCK_LIMIT: '8',
     LOGIN_BACKOFF_BASE_MS: String(BASE_MS),
     LOGIN_LOCK_SECONDS: '60',
-    LOGIN_ACCOUNT_POW_LIMIT: '6',
+    LOGIN_ACCOUNT_POW_LIMIT: '5',
     LOGIN_POW_HEX_ZEROS: '3',
     TRUST_PROXY: 'true',
   });
@@ -29,7 +29,7 @@ const attempt = (email: string, password: string, ip: string) =>
 /** Drive `email` from `ip` into lockout, honouring each Retry-After-free backoff; returns each step's status/code. */
 async function bruteForce(email: string, ip: string) {
   const seen: Array<[number, string]> = [];
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 5; i++) {
     const res = await attempt(email, 'wrong password guess', ip);
     seen.push([res.statusCode, res.json().error.code]);
     if (i >= 2) {
@@ -65,7 +65,7 @@ describe('brute force', () => {
     const { rows } = await h.db.pool.query(
       `SELECT action, details FROM auth.audit_log WHERE details->>'email' = 'victim@example.com' ORDER BY id`,
     );
-    expect(rows.filter((r) => r.action === 'auth.login_failed')).toHaveLength(6);
+    expect(rows.filter((r) => r.action === 'auth.login_failed')).toHaveLength(5);
     expect(rows.some((r) => r.action === 'auth.login_failed' && r.details.lockedOut === true)).toBe(true);
     expect(rows.some((r) => r.action === 'auth.login_blocked')).toBe(true);
   });
