@@ -234,7 +234,7 @@ test('the runbook admin procedures work against the product', async () => {
     email: env.ADMIN_EMAIL!,
     password: env.ADMIN_PASSWORD!,
   });
-  done.push('POST /api/v1/auth/login');
+  done.push('POST /api/v1/auth/login', 'POST /api/v1/auth/2fa/setup', 'POST /api/v1/auth/2fa/verify');
   expect(token).toEqual(expect.any(String));
 
   // trading health (engines attach to every market queue)
