@@ -44,6 +44,7 @@ const ADMIN_API: [string, RegExp][] = [
   ['GET', /^\/api\/v1\/admin\/wallet\/users\/[^/]+\/balances$/],
   ['GET', /^\/api\/v1\/admin\/wallet\/users\/[^/]+\/ledger(\?limit=\d+)?$/],
   ['POST', /^\/api\/v1\/auth\/login$/],
+  ['POST', /^\/api\/v1\/auth\/2fa\/(setup|verify)$/], // a staff account's first login enrols 2FA
   ['GET', /^\/api\/health\/trading$/],
 ];
 
