@@ -1,4 +1,12 @@
-export { createApp, REDACT_PATHS, RecentErrors, type App, type CreateAppOptions, type ReadinessCheck } from './app.ts';
+export {
+  createApp,
+  DebugRequestLogController,
+  REDACT_PATHS,
+  RecentErrors,
+  type App,
+  type CreateAppOptions,
+  type ReadinessCheck,
+} from './app.ts';
 export {
   AppError,
   badRequest,

@@ -3,6 +3,7 @@
  * uses (correlation-id, cors, jwt, ip-restriction, request-size-limiting, rate-limiting), then proxies with
  * @fastify/reply-from (HTTP) or a raw upgrade tunnel (WebSocket). Kong is what runs in compose and Kubernetes.
  */
+import { DebugRequestLogController } from '@exchange/platform';
 import { randomUUID } from 'node:crypto';
 import { BlockList, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -327,8 +328,7 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     // Fastify's request id is the correlation id, so the gateway's log lines carry the id the services log.
     requestIdHeader: correlation?.name ?? false,
     genReqId: () => randomUUID(),
-    // No info lines per proxied request (reply-from logs each fetch at info): they cost more CPU than the proxying.
-    disableRequestLogging: true,
+    logController: new DebugRequestLogController(),
   });
   const core = new GatewayCore({ ...options, log: app.log });
   const state = new WeakMap<FastifyRequest, RequestState>();
@@ -400,7 +400,8 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     if (s) s.admission = verdict;
   });
 
-  await app.register(replyFrom, { logLevel: 'warn' });
+  // reply-from's two info lines per proxied request would bury everything else; requests are logged at debug.
+  await app.register(replyFrom, { disableRequestLogging: true });
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
