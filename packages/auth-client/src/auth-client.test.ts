@@ -1,12 +1,14 @@
-import { createHmac, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createHash, createHmac, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { createApp, Type, type App } from '@exchange/platform';
 import {
+  parseInternalCallers,
   registerAuth,
   requireAuth,
   allOf,
   requireFreshMfa,
   requireFreshMfaOnWrites,
+  requireInternalCaller,
   requireInternal,
   requireRole,
   requireScope,
@@ -154,12 +156,23 @@ describe('JWT verification', () => {
 
 describe('guards', () => {
   test('roles', async () => {
-    const t = (roles: Array<'user' | 'support' | 'admin'>) => bearer(issuer.sign({ sub: user, roles }));
+    const t = (roles: Array<'user' | 'support' | 'admin'>) =>
+      bearer(issuer.sign({ sub: user, roles, mfaAt: now() - 3600 }));
     expect((await get('/admin', t(['user']))).statusCode).toBe(403);
     expect((await get('/admin', t(['support']))).statusCode).toBe(403);
     expect((await get('/admin', t(['admin']))).statusCode).toBe(200);
     expect((await get('/staff', t(['support']))).statusCode).toBe(200);
     expect((await get('/admin')).statusCode).toBe(401);
+  });
+
+  test('staff roles without 2FA enrolled open nothing, reads included', async () => {
+    for (const roles of [['admin'], ['support']] as Array<Array<'support' | 'admin'>>) {
+      const res = await get('/staff', bearer(issuer.sign({ sub: user, roles })));
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.code).toBe('MFA_ENROLMENT_REQUIRED');
+    }
+    // a user-level route is unaffected
+    expect((await get('/me', bearer(issuer.sign({ sub: user, roles: ['admin'] })))).statusCode).toBe(200);
   });
 
   test('fresh MFA: required only when 2FA is on, and must be recent', async () => {
@@ -195,8 +208,9 @@ describe('guards', () => {
       // the role is checked first: a non-admin learns nothing about 2FA
       expect((await call('POST', '/flip', as(now() - 120, ['user']))).json().error.code).toBe('FORBIDDEN');
       expect((await call('POST', '/flip', as(now() - 30))).statusCode).toBe(200);
-      // 2FA off: no step-up asked
-      expect((await call('POST', '/flip', bearer(issuer.sign({ sub: user, roles: ['admin'] })))).statusCode).toBe(200);
+      // 2FA off: an admin without 2FA is refused outright, not asked to step up
+      const off = await call('POST', '/flip', bearer(issuer.sign({ sub: user, roles: ['admin'] })));
+      expect(off.json().error.code).toBe('MFA_ENROLMENT_REQUIRED');
     } finally {
       await strict.close();
     }
@@ -208,6 +222,37 @@ describe('guards', () => {
       'INVALID_INTERNAL_TOKEN',
     );
     expect((await get('/internal/thing', { 'x-internal-token': issuer.internalToken })).statusCode).toBe(200);
+  });
+});
+
+describe('scoped internal credentials', () => {
+  test('each caller its own credential; a route serves only the callers it names', async () => {
+    const orderToken = 'order-internal-credential-0001';
+    const kycToken = 'kyc-internal-credential-000001';
+    const svc = await createApp({ service: 'wallet-like', fastify: { logger: false } });
+    registerAuth(svc, {
+      ...issuer.authOptions(),
+      internalToken: 'wallet-own-credential-000001',
+      internalCallers: parseInternalCallers(
+        `order:${orderToken},kyc:sha256:${createHash('sha256').update(kycToken).digest('hex')}`,
+      )!,
+    });
+    svc.put('/internal/kyc', { onRequest: requireInternalCaller('kyc') }, async () => ({ ok: true }));
+    svc.post('/internal/holds', { onRequest: requireInternalCaller('order') }, async () => ({ ok: true }));
+    await svc.ready();
+    try {
+      const call = (method: 'PUT' | 'POST', url: string, token?: string) =>
+        svc.inject({ method, url, headers: token ? { 'x-internal-token': token } : {} });
+      expect((await call('POST', '/internal/holds', orderToken)).statusCode).toBe(200);
+      const cross = await call('PUT', '/internal/kyc', orderToken); // the order service cannot raise a KYC tier
+      expect([cross.statusCode, cross.json().error.code]).toEqual([403, 'INTERNAL_CALLER_FORBIDDEN']);
+      expect((await call('PUT', '/internal/kyc', kycToken)).statusCode).toBe(200); // configured as a digest
+      expect((await call('PUT', '/internal/kyc', issuer.internalToken)).statusCode).toBe(401);
+      expect((await call('PUT', '/internal/kyc')).statusCode).toBe(401);
+    } finally {
+      await svc.close();
+    }
+    expect(() => parseInternalCallers('order:short')).toThrow(/INTERNAL_CALLERS/);
   });
 });
 

@@ -58,8 +58,14 @@ export interface AuthOptions {
   jwksUrl: string;
   issuer: string;
   audience: string;
-  /** Shared service-to-service secret (INTERNAL_API_TOKEN); checked by requireInternal and sent to the auth service. */
+  /** This service's own service-to-service credential (INTERNAL_API_TOKEN): sent on its calls to other services. */
   internalToken: string;
+  /**
+   * Who may call this service's `/internal/*` routes: caller name → that caller's credential (INTERNAL_CALLERS), so a
+   * route can name the callers it serves (`requireInternalCaller('order')`). The service's own credential is always
+   * the caller `self`. Left out (development, tests), `internalToken` is every caller: one shared secret.
+   */
+  internalCallers?: Record<string, string>;
   /** Base URL of the auth service for /internal calls (API-key verification, revoked sessions). Default: jwksUrl's origin. */
   authServiceUrl?: string;
   /**
@@ -137,7 +143,7 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
   const keys = opts.resolveKey ?? jwks;
   const bodyLimit: number = (app as FastifyInstance).initialConfig.bodyLimit ?? 1024 * 1024;
 
-  app.decorate(INTERNAL_DIGEST, createHash('sha256').update(opts.internalToken).digest());
+  app.decorate(INTERNAL_DIGEST, callerDigests(opts.internalToken, opts.internalCallers));
   app.decorate(MFA_FRESH_SECONDS, opts.mfaFreshSeconds ?? DEFAULT_MFA_FRESH_SECONDS);
   app.decorateRequest('principal', undefined);
   app.decorateRequest('authError', undefined);
@@ -208,6 +214,8 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
           method: req.method,
           path: req.url,
           bodyBase64: body.toString('base64'),
+          // the client IP as this service derived it (its trusted proxies): checked against the key's allow-list
+          clientIp: req.ip,
         }),
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -426,13 +434,27 @@ export const requireAuth: Guard = async (req) => {
   if (!req.principal) reject(req);
 };
 
-/** The principal holds at least one of `roles`. */
+/** Roles that act on other people's accounts or on the exchange itself: never usable without 2FA enrolled. */
+export const STAFF_ROLES: readonly Role[] = ['support', 'admin'];
+const isStaff = (p: Principal) => p.roles.some((r) => STAFF_ROLES.includes(r));
+
+const enrolmentRequired = () =>
+  new AppError(403, 'MFA_ENROLMENT_REQUIRED', 'staff roles work only with 2FA enrolled: enrol it, then log in again', {
+    details: { setup: '/api/v1/auth/2fa/setup' },
+  });
+
+/**
+ * The principal holds at least one of `roles`. A staff-only guard (every role asked for is `support` or `admin`)
+ * also needs 2FA enrolled, for reads too: a stolen staff password alone must not open any admin or support route.
+ */
 export function requireRole(...roles: Role[]): Guard {
+  const staffOnly = roles.every((r) => STAFF_ROLES.includes(r));
   return async (req) => {
     const p = req.principal;
     if (!p) reject(req);
     if (!p.roles.some((r) => roles.includes(r)))
       throw new AppError(403, 'FORBIDDEN', `requires role ${roles.join(' or ')}`);
+    if (staffOnly && !p.mfaEnabled) throw enrolmentRequired();
   };
 }
 
@@ -448,15 +470,19 @@ export function requireScope(...scopes: Scope[]): Guard {
 
 /**
  * When the user has 2FA on, the token's `mfa_at` must be at most `maxAgeSeconds` old, else 403 MFA_REQUIRED (the
- * client steps up with POST /api/v1/auth/2fa/challenge and retries with the new access token). API-key principals
- * pass: a key is created only after a fresh 2FA check and its scopes are its authorisation; API keys never carry
- * admin or support roles.
+ * client steps up with POST /api/v1/auth/2fa/challenge and retries with the new access token). A staff principal
+ * (support, admin) without 2FA never passes (403 MFA_ENROLMENT_REQUIRED). API-key principals pass: a key is created
+ * only after a fresh 2FA check when 2FA is on and its scopes are its authorisation; API keys never carry staff roles.
  */
 export function requireFreshMfa(maxAgeSeconds?: number): Guard {
   return async (req) => {
     const p = req.principal;
     if (!p) reject(req);
-    if (p.via === 'api_key' || !p.mfaEnabled) return;
+    if (p.via === 'api_key') return;
+    if (!p.mfaEnabled) {
+      if (isStaff(p)) throw enrolmentRequired();
+      return;
+    }
     // registerAuth (which set the principal) decorated the server with the configured age
     const maxAge = maxAgeSeconds ?? (req.server as unknown as { [MFA_FRESH_SECONDS]: number })[MFA_FRESH_SECONDS];
     const now = Math.floor(Date.now() / 1000);
@@ -485,17 +511,71 @@ export function allOf(...guards: Guard[]): Guard {
   };
 }
 
+/** A caller's credential as configured: the token itself, or `sha256:<hex>` of it (the receiver never holds it). */
+function digestOf(credential: string): Buffer {
+  const m = /^sha256:([0-9a-f]{64})$/i.exec(credential);
+  return m ? Buffer.from(m[1]!, 'hex') : createHash('sha256').update(credential).digest();
+}
+
+/** Caller name → credential digest; `undefined` names mean "the shared secret: any caller". */
+type CallerDigests = Array<{ name: string | undefined; digest: Buffer }>;
+
+function callerDigests(own: string, callers: Record<string, string> | undefined): CallerDigests {
+  if (!callers) return [{ name: undefined, digest: digestOf(own) }];
+  return [
+    { name: 'self', digest: digestOf(own) },
+    ...Object.entries(callers).map(([name, c]) => ({ name, digest: digestOf(c) })),
+  ];
+}
+
+/** Parses INTERNAL_CALLERS: `name:credential,name:credential` (credential: the token or `sha256:<hex>`). */
+export function parseInternalCallers(v: string | undefined): Record<string, string> | undefined {
+  if (v === undefined || v.trim() === '') return undefined;
+  const out: Record<string, string> = {};
+  for (const part of v.split(',')) {
+    const i = part.indexOf(':');
+    const name = part.slice(0, i).trim();
+    const credential = part.slice(i + 1).trim();
+    if (i <= 0 || !/^[a-z][a-z0-9-]*$/.test(name) || credential.length < 16)
+      throw new Error(`INTERNAL_CALLERS: "${part.slice(0, 20)}…" is not name:credential (credential ≥ 16 chars)`);
+    out[name] = credential;
+  }
+  return out;
+}
+
+/** Which configured caller presented `x-internal-token` (constant time over every caller), or 401. */
+function internalCaller(req: FastifyRequest): string | undefined {
+  const callers = (req.server as unknown as { [INTERNAL_DIGEST]?: CallerDigests })[INTERNAL_DIGEST];
+  if (!callers) throw new AppError(500, 'AUTH_NOT_CONFIGURED', 'registerAuth was not called');
+  const got = header(req, 'x-internal-token');
+  const d = createHash('sha256')
+    .update(got ?? '')
+    .digest();
+  let found: { name: string | undefined } | undefined;
+  for (const c of callers) if (timingSafeEqual(d, c.digest) && got !== undefined) found ??= c;
+  if (!found) throw new AppError(401, 'INVALID_INTERNAL_TOKEN', 'a valid x-internal-token is required');
+  return found.name;
+}
+
 /**
- * Service-to-service calls (`/internal/*`): header `x-internal-token` must equal the `internalToken` given to
- * registerAuth (compared in constant time, hashed first so the length does not leak either).
+ * Service-to-service calls (`/internal/*`) from any configured caller: header `x-internal-token` must be one of the
+ * callers' credentials (compared in constant time, hashed first so the length does not leak either).
  */
 export const requireInternal: Guard = async (req) => {
-  const expected = (req.server as unknown as { [INTERNAL_DIGEST]?: Buffer })[INTERNAL_DIGEST];
-  if (!expected) throw new AppError(500, 'AUTH_NOT_CONFIGURED', 'registerAuth was not called');
-  const got = header(req, 'x-internal-token');
-  const ok = got !== undefined && timingSafeEqual(createHash('sha256').update(got).digest(), expected);
-  if (!ok) throw new AppError(401, 'INVALID_INTERNAL_TOKEN', 'a valid x-internal-token is required');
+  internalCaller(req);
 };
+
+/**
+ * An internal route serving only the named callers: another service's credential gets 403 INTERNAL_CALLER_FORBIDDEN
+ * (the order service cannot set a KYC tier). With one shared secret (no `internalCallers`) every caller passes.
+ */
+export function requireInternalCaller(...names: string[]): Guard {
+  return async (req) => {
+    const caller = internalCaller(req);
+    if (caller !== undefined && !names.includes(caller))
+      throw new AppError(403, 'INTERNAL_CALLER_FORBIDDEN', `this internal route serves ${names.join(', ')} only`);
+  };
+}
 
 /** Compare two secrets in constant time (hashing first so lengths do not leak). */
 export function safeEqual(a: string, b: string): boolean {

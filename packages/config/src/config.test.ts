@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, Type, baseEnv, databaseEnv, internalEnv, loadConfig } from './index.ts';
+import { ConfigError, Type, baseEnv, databaseEnv, internalEnv, loadConfig, renderEnvFile } from './index.ts';
 
 const schema = Type.Object({ ...baseEnv(3001), ...databaseEnv, ...internalEnv });
 
@@ -43,5 +43,35 @@ describe('loadConfig', () => {
     expect(r.stdout).not.toContain('started');
     expect(r.stderr).toContain('demo: invalid configuration');
     expect(r.stderr).toContain('INTERNAL_API_TOKEN: is required but not set');
+  });
+});
+
+describe('development secrets in production', () => {
+  const committed = 'dev-internal-token-0123456789abcdef'; // was in the repository's .env
+  it('refuses a known development secret in production mode, naming the variable', () => {
+    let err: unknown;
+    try {
+      loadConfig('svc', schema, {
+        NODE_ENV: 'production',
+        INTERNAL_API_TOKEN: committed,
+        DATABASE_URL: 'postgres://exchange:exchange-dev-password@postgres:5432/exchange',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems.map((p) => p.variable).sort()).toEqual(['DATABASE_URL', 'INTERNAL_API_TOKEN']);
+  });
+
+  it('accepts it outside production, and a generated secret in production', () => {
+    expect(loadConfig('svc', schema, { INTERNAL_API_TOKEN: committed }).INTERNAL_API_TOKEN).toBe(committed);
+    const env = Object.fromEntries(
+      renderEnvFile('# @generate hex\nINTERNAL_API_TOKEN=\n')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('=') as [string, string]),
+    );
+    expect(env.INTERNAL_API_TOKEN).toMatch(/^[0-9a-f]{48}$/);
+    expect(loadConfig('svc', schema, { NODE_ENV: 'production', ...env }).NODE_ENV).toBe('production');
   });
 });

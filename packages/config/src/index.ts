@@ -1,7 +1,10 @@
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
+import { developmentSecretsIn } from './secrets.ts';
+
 export { Type } from '@sinclair/typebox';
+export { developmentSecretsIn, KNOWN_DEVELOPMENT_SECRETS, renderEnvFile } from './secrets.ts';
 export type { Static } from '@sinclair/typebox';
 
 export class ConfigError extends Error {
@@ -18,7 +21,9 @@ export class ConfigError extends Error {
 
 /**
  * Validate `env` against a TypeBox object schema of environment variables. Defaults are applied, numeric and
- * boolean strings are converted, and every offending variable is reported at once (not just the first).
+ * boolean strings are converted, and every offending variable is reported at once (not just the first). With
+ * NODE_ENV=production, a known development secret in any variable is one of those problems (every service
+ * refuses to start with one).
  */
 export function loadConfig<T extends TObject>(
   service: string,
@@ -43,6 +48,20 @@ export function loadConfig<T extends TObject>(
       variable,
       problem: isMissing ? 'is required but not set' : `${err.message} (got ${JSON.stringify(env[variable])})`,
     });
+  }
+  if (converted.NODE_ENV === 'production' && 'INTERNAL_CALLERS' in schema.properties && !converted.INTERNAL_CALLERS) {
+    problems.push({
+      variable: 'INTERNAL_CALLERS',
+      problem: 'is required in production: each calling service its own credential, scoped to its routes',
+    });
+  }
+  if (converted.NODE_ENV === 'production') {
+    for (const variable of developmentSecretsIn(converted)) {
+      problems.push({
+        variable,
+        problem: 'is a known development value (public in the repository); production needs a freshly generated secret',
+      });
+    }
   }
   if (problems.length > 0) throw new ConfigError(service, problems);
   return converted as Static<T>;
@@ -129,6 +148,47 @@ export const jwtVerifyEnv = {
 export const internalEnv = {
   INTERNAL_API_TOKEN: Type.String({
     minLength: 16,
-    description: 'Shared secret for service-to-service /internal calls (required; at least 16 characters)',
+    description:
+      'This service’s own credential for service-to-service /internal calls (at least 16 characters); the receivers ' +
+      'list it in their INTERNAL_CALLERS',
   }),
+} satisfies TProperties;
+
+/**
+ * Which proxies' X-Forwarded-For is believed for the client IP (login throttles, IP allow-lists, audit). Every
+ * process that stands behind a proxy declares it; the Helm value `trustedProxies` and compose set it.
+ */
+export const proxyEnv = {
+  TRUST_PROXY: Type.String({
+    default: 'false',
+    pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F:./]+(,\\s*[0-9a-fA-F:./]+)*)$',
+    description:
+      'Which X-Forwarded-For hops to trust for the client IP (login throttling, IP allow-lists, audit): false; ' +
+      'true = one hop (the proxy in front); a number of hops; or comma-separated proxy IPs/CIDRs (tightest: only ' +
+      'those peers may set the header). Never the whole header: a client can prepend any address to it.',
+  }),
+} satisfies TProperties;
+
+/**
+ * Fastify's `trustProxy` from TRUST_PROXY. `true` means exactly one trusted hop (the proxy in front), never
+ * "believe the leftmost entry", which the client controls. A hop count trusts whoever connects, so when clients can
+ * reach the process directly, list the proxies' addresses/CIDRs instead.
+ */
+export function trustProxyOption(v: string): false | string | ((addr: string, hop: number) => boolean) {
+  if (v === 'false') return false;
+  const hops = v === 'true' ? 1 : /^[0-9]+$/.test(v) ? Number(v) : undefined;
+  if (hops !== undefined) return (_addr: string, hop: number) => hop < hops;
+  return v;
+}
+
+/** For services with `/internal/*` routes: who may call them (required in production). */
+export const internalCallersEnv = {
+  INTERNAL_CALLERS: Type.Optional(
+    Type.String({
+      description:
+        'Callers of this service’s /internal routes, `name:credential,…` (credential: the caller’s INTERNAL_API_TOKEN ' +
+        'or sha256:<hex> of it); each route serves named callers only. Unset (development): INTERNAL_API_TOKEN is ' +
+        'every caller. Required with NODE_ENV=production.',
+    }),
+  ),
 } satisfies TProperties;

@@ -4,11 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { generate } from 'otplib';
 import jwt from 'jsonwebtoken';
 import { createTestDatabase } from '@exchange/db/testing';
 import { keyStoreFor } from './app.ts';
-import { bearer, login, newAdmin, newUser, PASSWORD, startAuth, type Harness } from './test-support.ts';
+import { bearer, login, newAdmin, newUser, PASSWORD, startAuth, totpCode, type Harness } from './test-support.ts';
 
 const run = promisify(execFile);
 let h: Harness;
@@ -132,25 +131,9 @@ describe('admin actions', () => {
     );
   });
 
-  test('admin writes need a fresh 2FA check when the admin has 2FA on', async () => {
+  test('admin writes need a fresh 2FA check; reads need 2FA enrolled', async () => {
     const a = await newAdmin(h, 'mfa-admin@example.com');
-    const setup = (
-      await h.app.inject({
-        method: 'POST',
-        url: '/api/v1/auth/2fa/setup',
-        headers: bearer(a.accessToken),
-        payload: { password: PASSWORD },
-      })
-    ).json();
-    await h.app.inject({
-      method: 'POST',
-      url: '/api/v1/auth/2fa/verify',
-      headers: bearer(a.accessToken),
-      payload: { totpCode: await generate({ secret: setup.secret }) },
-    });
-    const s = await login(h.app, 'mfa-admin@example.com', PASSWORD, {
-      totpCode: await generate({ secret: setup.secret, epoch: Date.now() / 1000 + 30 }),
-    });
+    const s = await login(h.app, 'mfa-admin@example.com', PASSWORD, { totpCode: await totpCode(a.totpSecret!, 1) });
     await h.db.pool.query(`UPDATE auth.sessions SET mfa_at = now() - interval '1 hour' WHERE id = $1`, [s.sessionId]);
     const stale = (
       await h.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken: s.refreshToken } })
@@ -162,11 +145,44 @@ describe('admin actions', () => {
     });
     expect(res.statusCode).toBe(403);
     expect(res.json().error.code).toBe('MFA_REQUIRED');
-    // reads do not
+    // reads do not need a fresh check
     expect(
       (await h.app.inject({ method: 'GET', url: '/api/v1/admin/audit', headers: bearer(stale.accessToken) }))
         .statusCode,
     ).toBe(200);
+  });
+
+  test('staff without 2FA: every admin and support route refuses, reads included; login says to enrol', async () => {
+    for (const role of ['admin', 'support'] as const) {
+      const email = `no-mfa-${role}@example.com`;
+      const a = await newAdmin(h, email, [role], { mfa: false });
+      const first = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        payload: { email, password: PASSWORD },
+      });
+      expect(first.json().mfaEnrolmentRequired).toBe(true);
+      for (const [method, url] of [
+        ['GET', '/api/v1/admin/audit'],
+        ['GET', `/api/v1/admin/users?email=victim@example.com`],
+        ['POST', `/api/v1/admin/users/${victimId}/lock`],
+      ] as const) {
+        const res = await h.app.inject({ method, url, headers: bearer(a.accessToken) });
+        expect([method, url, res.statusCode, res.json().error.code]).toEqual([
+          method,
+          url,
+          403,
+          'MFA_ENROLMENT_REQUIRED',
+        ]);
+      }
+    }
+  });
+
+  test('staff cannot turn 2FA off', async () => {
+    const a = await newAdmin(h, 'keeps-mfa@example.com');
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/auth/2fa/disable', headers: bearer(a.accessToken) });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error.code).toBe('MFA_REQUIRED_FOR_ROLE');
   });
 
   test('admin writes honour Idempotency-Key (same key + body → replay; other body → 422)', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createApp, Type, type App } from '@exchange/platform';
 import { registerAuth, requireAuth, requireScope, signApiRequest } from '@exchange/auth-client';
-import { bearer, INTERNAL_TOKEN, newUser, startAuth, type Harness } from './test-support.ts';
+import { bearer, enrolTotp, INTERNAL_TOKEN, newUser, PASSWORD, startAuth, type Harness } from './test-support.ts';
 
 // The auth service listens on a real port; a downstream service verifies through @exchange/auth-client exactly as
 // wallet/order do: JWKS over HTTP, revoked sessions over HTTP, API keys via POST /internal/api-keys/verify.
@@ -222,6 +222,84 @@ describe('API keys', () => {
     });
     expect(res.statusCode).toBe(401);
     expect(res.json().error.code).toBe('INVALID_INTERNAL_TOKEN');
+  });
+});
+
+describe('API keys cannot get around 2FA or revocation', () => {
+  const create = (token: string, payload: object) =>
+    h.app.inject({ method: 'POST', url: '/api/v1/auth/api-keys', headers: bearer(token), payload });
+  const from = (k: { apiKey: string; secret: string }, ip: string) =>
+    downstream.inject({
+      method: 'POST',
+      url: '/api/v1/orders?src=bot',
+      headers: { 'content-type': 'application/json', ...sign(k) },
+      payload: body,
+      remoteAddress: ip,
+    });
+
+  test('a withdraw key needs 2FA enrolled, a fresh check and an IP allow-list', async () => {
+    const plain = await newUser(h.app, 'no-2fa-bot@example.com');
+    const res = await create(plain.accessToken, { label: 'w', scopes: ['withdraw'], allowedIps: ['10.0.0.0/8'] });
+    expect([res.statusCode, res.json().error.code]).toEqual([403, 'MFA_ENROLMENT_REQUIRED']);
+    const owner = await newUser(h.app, 'withdraw-bot@example.com');
+    const e = await enrolTotp(h.app, owner.accessToken);
+    const noList = await create(e.accessToken, { label: 'w', scopes: ['withdraw'] });
+    expect([noList.statusCode, noList.json().error.code]).toEqual([400, 'IP_ALLOWLIST_REQUIRED']);
+    const bad = await create(e.accessToken, { label: 'w', scopes: ['withdraw'], allowedIps: ['10.0.0.0/99'] });
+    expect(bad.json().error.code).toBe('INVALID_IP');
+    await h.db.pool.query(`UPDATE auth.sessions SET mfa_at = now() - interval '1 hour'`);
+    const stale = (
+      await h.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken: owner.refreshToken } })
+    ).json();
+    const old = await create(stale.accessToken, { label: 'w', scopes: ['withdraw'], allowedIps: ['10.0.0.0/8'] });
+    expect(old.json().error.code).toBe('MFA_REQUIRED');
+  });
+
+  test('IP allow-list and expiry are enforced downstream', async () => {
+    const owner = await newUser(h.app, 'ip-bot@example.com');
+    const res = await create(owner.accessToken, {
+      label: 'ip',
+      scopes: ['trade'],
+      allowedIps: ['10.20.0.0/16', '2001:db8::1'],
+      expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+    });
+    expect(res.statusCode).toBe(201);
+    const k = res.json();
+    expect(k.allowedIps).toEqual(['10.20.0.0/16', '2001:db8::1/128']);
+    expect((await from(k, '10.20.3.4')).statusCode).toBe(200);
+    const outside = await from(k, '10.21.0.1');
+    expect([outside.statusCode, outside.json().error.code]).toEqual([401, 'API_KEY_IP_NOT_ALLOWED']);
+    await h.db.pool.query(`UPDATE auth.api_keys SET expires_at = now() - interval '1 second' WHERE id = $1`, [k.id]);
+    expect((await from(k, '10.20.3.4')).json().error.code).toBe('INVALID_API_KEY');
+    const past = await create(owner.accessToken, { label: 'x', scopes: ['read'], expiresAt: '2001-01-01T00:00:00Z' });
+    expect(past.json().error.code).toBe('INVALID_EXPIRY');
+  });
+
+  test('a password change and turning 2FA off revoke every key; creation is in the security log', async () => {
+    const owner = await newUser(h.app, 'revoke-bot@example.com');
+    const k1 = await createKey(['trade'], owner.accessToken);
+    expect((await order(sign(k1))).statusCode).toBe(200);
+    const log = await h.app.inject({
+      method: 'GET',
+      url: '/api/v1/auth/security-log',
+      headers: bearer(owner.accessToken),
+    });
+    expect(log.json().events.map((e: { action: string }) => e.action)).toContain('auth.api_key_created');
+    const pw = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/password',
+      headers: bearer(owner.accessToken),
+      payload: { currentPassword: PASSWORD, newPassword: 'another long passphrase 42' },
+    });
+    expect(pw.statusCode).toBe(204);
+    expect((await order(sign(k1))).json().error.code).toBe('INVALID_API_KEY');
+
+    const e = await enrolTotp(h.app, owner.accessToken, 'another long passphrase 42');
+    const k2 = await createKey(['trade'], e.accessToken);
+    expect((await order(sign(k2))).statusCode).toBe(200);
+    const off = await h.app.inject({ method: 'POST', url: '/api/v1/auth/2fa/disable', headers: bearer(e.accessToken) });
+    expect(off.statusCode).toBe(204);
+    expect((await order(sign(k2))).json().error.code).toBe('INVALID_API_KEY');
   });
 });
 

@@ -2,7 +2,7 @@ import type { FastifyServerOptions } from 'fastify';
 import type pg from 'pg';
 import { pingDatabase } from '@exchange/db';
 import { createApp, registerIdempotency, type App } from '@exchange/platform';
-import { registerAuth } from '@exchange/auth-client';
+import { parseInternalCallers, registerAuth } from '@exchange/auth-client';
 import { trustProxyOption, type AuthConfig } from './config.ts';
 import { backupMetrics } from './backups.ts';
 import { createAuthMetrics, type Ctx } from './context.ts';
@@ -91,6 +91,7 @@ export async function buildApp(deps: AuthDeps): Promise<App> {
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     internalToken: config.INTERNAL_API_TOKEN,
+    internalCallers: parseInternalCallers(config.INTERNAL_CALLERS),
     acceptApiKeys: false,
     resolveKey: (kid) => keys.publicKey(kid),
     isSessionRevoked: (sid) => isSessionRevoked(pool, sid),

@@ -1,4 +1,13 @@
-import { baseEnv, databaseEnv, internalEnv, loadConfigOrExit, Type, type Static } from '@exchange/config';
+import {
+  baseEnv,
+  databaseEnv,
+  internalCallersEnv,
+  internalEnv,
+  loadConfigOrExit,
+  proxyEnv,
+  Type,
+  type Static,
+} from '@exchange/config';
 
 const Key32 = (description: string) =>
   Type.String({
@@ -10,6 +19,7 @@ export const AuthEnv = Type.Object({
   ...baseEnv(3001),
   ...databaseEnv,
   ...internalEnv,
+  ...internalCallersEnv,
   JWT_ISSUER: Type.String({ default: 'exchange-auth', description: '`iss` of access tokens' }),
   JWT_AUDIENCE: Type.String({ default: 'exchange-api', description: '`aud` of access tokens' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({
@@ -41,12 +51,32 @@ export const AuthEnv = Type.Object({
   LOGIN_ACCOUNT_SOFT_LIMIT: Type.Integer({
     minimum: 1,
     default: 3,
-    description: 'Failures per account before backoff starts',
+    description: 'Failures per (account, client IP) before that client backs off',
   }),
   LOGIN_ACCOUNT_LOCK_LIMIT: Type.Integer({
     minimum: 2,
     default: 10,
-    description: 'Failures per account before it is locked',
+    description: 'Failures per (account, client IP) before that client is locked out of that account',
+  }),
+  LOGIN_ACCOUNT_POW_LIMIT: Type.Integer({
+    minimum: 1,
+    default: 10,
+    description:
+      'Failures on an account from all clients together after which its logins need a proof of work (the owner ' +
+      'solves one in a second or two; an account is never locked from outside)',
+  }),
+  LOGIN_POW_HEX_ZEROS: Type.Integer({
+    minimum: 1,
+    maximum: 8,
+    default: 4,
+    description:
+      'Proof-of-work difficulty: leading zero hex digits of the SHA-256 key (4 ≈ 65 k hashes, ~1-2 s in altcha-lib’s solver; each digit ×16)',
+  }),
+  MFA_SESSION_MAX_FAILURES: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      'Wrong 2FA codes one session may send over its whole life (step-up, enrolment); then that session can no longer try',
   }),
   LOGIN_IP_SOFT_LIMIT: Type.Integer({ minimum: 1, default: 20, description: 'Failures per IP before backoff starts' }),
   LOGIN_IP_LOCK_LIMIT: Type.Integer({ minimum: 2, default: 100, description: 'Failures per IP before it is locked' }),
@@ -74,14 +104,7 @@ export const AuthEnv = Type.Object({
   ADMIN_PASSWORD: Type.Optional(
     Type.String({ description: 'Password for ADMIN_EMAIL (only used when the user is created)' }),
   ),
-  TRUST_PROXY: Type.String({
-    default: 'false',
-    pattern: '^(true|false|[0-9]{1,2}|[0-9a-fA-F:./]+(,\\s*[0-9a-fA-F:./]+)*)$',
-    description:
-      'Which X-Forwarded-For hops to trust for the client IP (login throttling, audit): false; true = one hop (the ' +
-      'gateway in front); a number of hops; or comma-separated proxy IPs/CIDRs. Never trust the whole header: a ' +
-      'client can prepend any address to it.',
-  }),
+  ...proxyEnv,
 });
 export type AuthConfig = Static<typeof AuthEnv>;
 
@@ -89,14 +112,4 @@ export function loadAuthConfig(env: NodeJS.ProcessEnv = process.env): AuthConfig
   return loadConfigOrExit('auth', AuthEnv, env);
 }
 
-/**
- * Fastify's `trustProxy` from TRUST_PROXY. `true` means exactly one trusted hop (the gateway in front), never
- * "believe the leftmost entry", which the client controls. A hop count trusts whoever connects, so when clients can
- * reach the service directly, list the gateway's addresses/CIDRs instead.
- */
-export function trustProxyOption(v: string): boolean | string | ((addr: string, hop: number) => boolean) {
-  if (v === 'false') return false;
-  const hops = v === 'true' ? 1 : /^[0-9]+$/.test(v) ? Number(v) : undefined;
-  if (hops !== undefined) return (_addr: string, hop: number) => hop < hops;
-  return v;
-}
+export { trustProxyOption } from '@exchange/config';

@@ -1,14 +1,20 @@
-import { login, PASSWORD, register, startAuth, type Harness } from './test-support.ts';
+import { solveChallenge } from 'altcha-lib';
+import { deriveKey } from 'altcha-lib/algorithms/sha';
+import { PASSWORD, register, startAuth, type Harness } from './test-support.ts';
 
+// Backoff starts when an attempt is counted (before its argon2 check), so it must outlast one check on a busy box.
+const BASE_MS = 1000;
 let h: Harness;
 beforeAll(async () => {
   h = await startAuth({
     LOGIN_ACCOUNT_SOFT_LIMIT: '3',
-    LOGIN_ACCOUNT_LOCK_LIMIT: '6',
+    LOGIN_ACCOUNT_LOCK_LIMIT: '5',
     LOGIN_IP_SOFT_LIMIT: '5',
     LOGIN_IP_LOCK_LIMIT: '8',
-    LOGIN_BACKOFF_BASE_MS: '150',
+    LOGIN_BACKOFF_BASE_MS: String(BASE_MS),
     LOGIN_LOCK_SECONDS: '60',
+    LOGIN_ACCOUNT_POW_LIMIT: '5',
+    LOGIN_POW_HEX_ZEROS: '3',
     TRUST_PROXY: 'true',
   });
 });
@@ -23,21 +29,21 @@ const attempt = (email: string, password: string, ip: string) =>
 /** Drive `email` from `ip` into lockout, honouring each Retry-After-free backoff; returns each step's status/code. */
 async function bruteForce(email: string, ip: string) {
   const seen: Array<[number, string]> = [];
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 5; i++) {
     const res = await attempt(email, 'wrong password guess', ip);
     seen.push([res.statusCode, res.json().error.code]);
     if (i >= 2) {
       // backoff is active now: an immediate retry (even with the right password) is refused without being counted
       const fast = await attempt(email, PASSWORD, ip);
       seen.push([fast.statusCode, fast.json().error.code]);
-      await sleep(150 * 2 ** (i - 2) + 60);
+      await sleep(BASE_MS * 2 ** (i - 2) + 60);
     }
   }
   return seen;
 }
 
 describe('brute force', () => {
-  test('per-account backoff, then lockout; the right password does not get through', async () => {
+  test('per-(account, client) backoff, then lockout of that client; the right password does not get through', async () => {
     await register(h.app, 'victim@example.com');
     const seen = await bruteForce('victim@example.com', '10.1.0.1');
     expect(seen.slice(0, 3)).toEqual([
@@ -47,7 +53,7 @@ describe('brute force', () => {
     ]);
     expect(seen[3]).toEqual([429, 'LOGIN_THROTTLED']);
     expect(seen[seen.length - 1]).toEqual([429, 'LOGIN_LOCKED']);
-    const locked = await attempt('victim@example.com', PASSWORD, '10.1.0.2'); // another IP: the account is locked
+    const locked = await attempt('victim@example.com', PASSWORD, '10.1.0.1'); // the guessing client stays locked
     expect(locked.statusCode).toBe(429);
     expect(locked.json().error.code).toBe('LOGIN_LOCKED');
     expect(Number(locked.headers['retry-after'])).toBeGreaterThan(30);
@@ -59,9 +65,70 @@ describe('brute force', () => {
     const { rows } = await h.db.pool.query(
       `SELECT action, details FROM auth.audit_log WHERE details->>'email' = 'victim@example.com' ORDER BY id`,
     );
-    expect(rows.filter((r) => r.action === 'auth.login_failed')).toHaveLength(6);
+    expect(rows.filter((r) => r.action === 'auth.login_failed')).toHaveLength(5);
     expect(rows.some((r) => r.action === 'auth.login_failed' && r.details.lockedOut === true)).toBe(true);
     expect(rows.some((r) => r.action === 'auth.login_blocked')).toBe(true);
+  });
+
+  test('the owner is never locked out by someone else: from another client, a proof of work opens the login', async () => {
+    await register(h.app, 'owner@example.com');
+    await bruteForce('owner@example.com', '10.2.0.1'); // the attacker's client is now locked for this account
+    const asked = await attempt('owner@example.com', PASSWORD, '10.2.0.2');
+    expect(asked.statusCode).toBe(429);
+    expect(asked.json().error.code).toBe('PROOF_OF_WORK_REQUIRED');
+    const challenge = asked.json().error.details.challenge;
+    const solution = await solveChallenge({ challenge, deriveKey });
+    const proofOfWork = Buffer.from(JSON.stringify({ challenge, solution })).toString('base64');
+    const ok = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { email: 'owner@example.com', password: PASSWORD, proofOfWork },
+      remoteAddress: '10.2.0.2',
+    });
+    expect(ok.statusCode).toBe(200);
+    // a solution opens one attempt only; a challenge for another account is refused
+    const again = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { email: 'owner@example.com', password: 'wrong wrong wrong', proofOfWork },
+      remoteAddress: '10.2.0.3',
+    });
+    expect(again.statusCode).toBe(401); // the success reset the account: no proof needed now
+    await bruteForce('owner@example.com', '10.2.0.4');
+    const replayed = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { email: 'owner@example.com', password: PASSWORD, proofOfWork },
+      remoteAddress: '10.2.0.5',
+    });
+    expect(replayed.json().error.code).toBe('PROOF_OF_WORK_REQUIRED');
+  });
+
+  test('50 parallel wrong passwords: only as many are checked as the backoff allows', async () => {
+    // a backoff longer than the whole burst: any attempt past the soft limit would be a race the throttle lost
+    const p = await startAuth({ LOGIN_ACCOUNT_SOFT_LIMIT: '3', LOGIN_BACKOFF_BASE_MS: '60000', TRUST_PROXY: 'true' });
+    try {
+      await register(p.app, 'parallel@example.com');
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          p.app.inject({
+            method: 'POST',
+            url: '/api/v1/auth/login',
+            payload: { email: 'parallel@example.com', password: 'wrong guess in parallel' },
+            remoteAddress: '10.6.0.1',
+          }),
+        ),
+      );
+      const { rows } = await p.db.pool.query(
+        `SELECT count(*)::int AS n FROM auth.audit_log WHERE action = 'auth.login_failed'`,
+      );
+      const checked = rows[0].n;
+      expect(results.filter((r) => r.statusCode === 401)).toHaveLength(checked);
+      expect(checked).toBe(3); // LOGIN_ACCOUNT_SOFT_LIMIT
+      expect(results.filter((r) => r.statusCode === 429)).toHaveLength(47);
+    } finally {
+      await p.close();
+    }
   });
 
   test('an unknown email goes through exactly the same sequence (no enumeration via lockout)', async () => {
@@ -78,7 +145,7 @@ describe('brute force', () => {
     for (let i = 0; i < 8; i++) {
       const res = await attempt(`stuffing-${i}@example.com`, 'Password123!', ip);
       codes.push(res.json().error.code);
-      if (i >= 4) await sleep(150 * 2 ** (i - 4) + 60);
+      if (i >= 4) await sleep(BASE_MS * 2 ** (i - 4) + 60);
     }
     expect(codes.every((c) => c === 'INVALID_CREDENTIALS')).toBe(true);
     const blocked = await attempt('bystander@example.com', PASSWORD, ip);
@@ -92,9 +159,10 @@ describe('brute force', () => {
     const ip = '10.5.0.1';
     await attempt('forgetful@example.com', 'nope nope nope', ip);
     await attempt('forgetful@example.com', 'nope nope nope', ip);
-    await login(h.app, 'forgetful@example.com');
+    const ok = await attempt('forgetful@example.com', PASSWORD, ip);
+    expect(ok.statusCode).toBe(200);
     const { rowCount } = await h.db.pool.query(
-      `SELECT 1 FROM auth.login_throttle WHERE kind = 'account' AND key = 'forgetful@example.com'`,
+      `SELECT 1 FROM auth.login_throttle WHERE key IN ('forgetful@example.com', 'forgetful@example.com|10.5.0.1')`,
     );
     expect(rowCount).toBe(0);
   });

@@ -153,3 +153,94 @@ describe('step-up (fresh 2FA) for sensitive actions', () => {
     expect(res.json().error.code).toBe('API_KEY_NOT_ACCEPTED');
   });
 });
+
+describe('guessing codes', () => {
+  /** A well-formed code that is none of the three the server would accept right now. */
+  const wrong = async (secret: string, i: number) => {
+    const valid = new Set(await Promise.all([-1, 0, 1].map((o) => code(secret, o))));
+    let c = (100000 + i * 7919) % 1_000_000;
+    while (valid.has(String(c).padStart(6, '0'))) c = (c + 1) % 1_000_000;
+    return String(c).padStart(6, '0');
+  };
+
+  test('50 parallel wrong step-up codes: only the backoff allowance is checked', async () => {
+    const e = await enrol('parallel-mfa@example.com');
+    const codes = await Promise.all(Array.from({ length: 50 }, (_, i) => wrong(e.secret, i)));
+    const results = await Promise.all(
+      codes.map((c) => post('/api/v1/auth/2fa/challenge', e.accessToken, { totpCode: c })),
+    );
+    const checked = results.filter((r) => r.json().error.code === 'INVALID_MFA_CODE').length;
+    const throttled = results.filter((r) => r.json().error.code === 'MFA_THROTTLED').length;
+    expect(checked + throttled).toBe(50);
+    expect(checked).toBeLessThanOrEqual(3); // LOGIN_ACCOUNT_SOFT_LIMIT (default 3), backoff ≥ 1 s after that
+  });
+
+  test('one session has a lifetime budget of wrong codes, whatever the per-user window does', async () => {
+    const p = await startAuth({
+      MFA_SESSION_MAX_FAILURES: '4',
+      LOGIN_BACKOFF_BASE_MS: '0',
+      LOGIN_ACCOUNT_SOFT_LIMIT: '50',
+      LOGIN_ACCOUNT_LOCK_LIMIT: '50',
+    });
+    try {
+      const s = await newUser(p.app, 'budget@example.com');
+      const setup = await p.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/2fa/setup',
+        headers: bearer(s.accessToken),
+        payload: { password: PASSWORD },
+      });
+      const secret = setup.json().secret as string;
+      const seen: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await p.app.inject({
+          method: 'POST',
+          url: '/api/v1/auth/2fa/verify',
+          headers: bearer(s.accessToken),
+          payload: { totpCode: await wrong(secret, i) },
+        });
+        seen.push(r.json().error.code);
+      }
+      expect(seen).toEqual([
+        'INVALID_MFA_CODE',
+        'INVALID_MFA_CODE',
+        'INVALID_MFA_CODE',
+        'INVALID_MFA_CODE',
+        'MFA_THROTTLED',
+        'MFA_THROTTLED',
+      ]);
+      // the right code does not help this session any more either
+      const right = await p.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/2fa/verify',
+        headers: bearer(s.accessToken),
+        payload: { totpCode: await code(secret) },
+      });
+      expect(right.json().error.code).toBe('MFA_THROTTLED');
+      // a new session (which needs the password again) starts a new budget
+      const s2 = await login(p.app, 'budget@example.com');
+      const ok = await p.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/2fa/verify',
+        headers: bearer(s2.accessToken),
+        payload: { totpCode: await code(secret) },
+      });
+      expect(ok.statusCode).toBe(200);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+test('enabling 2FA revokes every other session of the user', async () => {
+  const first = await newUser(h.app, 'two-sessions@example.com');
+  const other = await login(h.app, 'two-sessions@example.com');
+  const setup = await post('/api/v1/auth/2fa/setup', first.accessToken, { password: PASSWORD });
+  const verify = await post('/api/v1/auth/2fa/verify', first.accessToken, {
+    totpCode: await code(setup.json().secret),
+  });
+  expect(verify.statusCode).toBe(200);
+  const me = (token: string) => h.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(token) });
+  expect((await me(other.accessToken)).json().error.code).toBe('SESSION_REVOKED');
+  expect((await me(verify.json().accessToken)).statusCode).toBe(200);
+});

@@ -3,6 +3,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generate } from 'otplib';
 import { loadConfig } from '@exchange/config';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import type { App } from '@exchange/platform';
@@ -69,8 +70,45 @@ export async function newUser(app: App, email: string) {
   return login(app, email);
 }
 
-export async function newAdmin(h: Harness, email: string, roles: Array<'admin' | 'support'> = ['admin']) {
+/** A TOTP code of `secret` for the 30 s step `offset` steps from now. */
+export const totpCode = (secret: string, offset = 0) =>
+  generate({ secret, epoch: Math.floor(Date.now() / 1000) + offset * 30 });
+
+/** Enrol TOTP for a logged-in user; returns the secret, recovery codes and an access token with a fresh check. */
+export async function enrolTotp(app: App, accessToken: string, password = PASSWORD) {
+  const setup = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/2fa/setup',
+    headers: bearer(accessToken),
+    payload: { password },
+  });
+  if (setup.statusCode !== 200) throw new Error(`2fa setup ${setup.statusCode} ${setup.body}`);
+  const secret = (setup.json() as { secret: string }).secret;
+  const verify = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/2fa/verify',
+    headers: bearer(accessToken),
+    payload: { totpCode: await totpCode(secret) },
+  });
+  if (verify.statusCode !== 200) throw new Error(`2fa verify ${verify.statusCode} ${verify.body}`);
+  const v = verify.json() as { accessToken: string; recoveryCodes: string[] };
+  return { secret, accessToken: v.accessToken, recoveryCodes: v.recoveryCodes };
+}
+
+/**
+ * A staff account with 2FA enrolled (staff routes refuse accounts without it); `accessToken` carries a fresh check.
+ * `mfa: false` leaves 2FA off, for tests of exactly that refusal.
+ */
+export async function newAdmin(
+  h: Harness,
+  email: string,
+  roles: Array<'admin' | 'support'> = ['admin'],
+  opts: { mfa?: boolean } = {},
+) {
   const { id } = await ensureAdmin(h.db.pool, h.app.authContext.passwords, email, PASSWORD, 'test');
   await h.db.pool.query('UPDATE auth.users SET roles = $2 WHERE id = $1', [id, ['user', ...roles]]);
-  return login(h.app, email);
+  const session = await login(h.app, email);
+  if (opts.mfa === false) return { ...session, totpSecret: undefined };
+  const e = await enrolTotp(h.app, session.accessToken);
+  return { ...session, accessToken: e.accessToken, totpSecret: e.secret };
 }

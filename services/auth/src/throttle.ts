@@ -1,18 +1,21 @@
 import type pg from 'pg';
-import { withTransaction } from '@exchange/db';
 import { AppError } from '@exchange/platform';
 
 export interface ThrottleLimits {
+  /** Failures from which the next attempt must wait (Infinity: never). */
   soft: number;
+  /** Failures at which the key is locked for `lockSeconds` (0: never). */
   lock: number;
   baseMs: number;
+  /** How long a lock lasts; also the failure-counting window. */
   lockSeconds: number;
 }
 
 export type ThrottleState =
-  { blocked: false } | { blocked: true; reason: 'throttled' | 'locked'; retryAfterSeconds: number };
+  { blocked: false; failures: number } | { blocked: true; reason: 'throttled' | 'locked'; retryAfterSeconds: number };
 
 const MAX_BACKOFF_MS = 60_000;
+const NEVER = 2 ** 31 - 1;
 
 /** The 429 for a password attempt the throttle refused: LOGIN_LOCKED or LOGIN_THROTTLED, with Retry-After. */
 export function loginBlocked(s: Extract<ThrottleState, { blocked: true }>, message: string): AppError {
@@ -22,10 +25,12 @@ export function loginBlocked(s: Extract<ThrottleState, { blocked: true }>, messa
 }
 
 /**
- * Failed-attempt counters keyed by (kind, key): 'account' + normalised email (whether or not the account exists, so
- * lockout behaves the same for unknown emails), 'ip' + client IP, 'mfa' + user id. Failures within `lockSeconds` of
- * the first one count; from `soft` failures on the next attempt must wait baseMs·2^(n-soft) (≤ 60 s); at `lock`
- * failures the key is locked for `lockSeconds`. Blocked attempts are not counted (they cannot extend a lock).
+ * Attempt counters keyed by (kind, key), e.g. 'ip' + client IP, 'account_client' + email|IP, 'account' + email,
+ * 'mfa' + user id, 'mfa_session' + session id. `attempt` counts and judges in one statement (the database function
+ * auth.throttle_attempt, under the row lock), so parallel guesses cannot all pass before the counter moves: an
+ * attempt is counted before its password or code is checked, and a success then clears the key (`reset`). From
+ * `soft` attempts the next must wait baseMs·2^(n-soft) (≤ 60 s); at `lock` the key is locked for `lockSeconds`.
+ * Blocked attempts are not counted (they cannot extend a lock).
  */
 export class Throttle {
   private readonly pool: pg.Pool;
@@ -33,48 +38,46 @@ export class Throttle {
     this.pool = pool;
   }
 
-  async check(kind: string, key: string): Promise<ThrottleState> {
-    const { rows } = await this.pool.query<{ next_ms: string | null; lock_ms: string | null }>(
-      `SELECT (extract(epoch FROM next_allowed_at - clock_timestamp()) * 1000)::bigint AS next_ms,
-              (extract(epoch FROM locked_until - clock_timestamp()) * 1000)::bigint AS lock_ms
-         FROM auth.login_throttle WHERE kind = $1 AND key = $2`,
+  async attempt(kind: string, key: string, l: ThrottleLimits): Promise<ThrottleState> {
+    const { rows } = await this.pool.query<{
+      blocked: boolean;
+      reason: string | null;
+      retry_ms: string;
+      failures: number;
+    }>('SELECT * FROM auth.throttle_attempt($1, $2, $3, $4, $5, $6, $7)', [
+      kind,
+      key,
+      Number.isFinite(l.soft) ? l.soft : NEVER,
+      l.lock,
+      l.baseMs,
+      l.lockSeconds,
+      MAX_BACKOFF_MS,
+    ]);
+    const r = rows[0]!;
+    if (!r.blocked) return { blocked: false, failures: r.failures };
+    return {
+      blocked: true,
+      reason: r.reason === 'locked' ? 'locked' : 'throttled',
+      retryAfterSeconds: Math.max(1, Math.ceil(Number(r.retry_ms) / 1000)),
+    };
+  }
+
+  /** Whether `key` is blocked right now, without counting anything (a cheap pre-check; `attempt` decides). */
+  async peek(kind: string, key: string): Promise<Extract<ThrottleState, { blocked: true }> | undefined> {
+    const { rows } = await this.pool.query<{ reason: string; ms: string }>(
+      `SELECT CASE WHEN locked_until > clock_timestamp() THEN 'locked' ELSE 'throttled' END AS reason,
+              ceil(extract(epoch FROM greatest(locked_until, next_allowed_at) - clock_timestamp()) * 1000)::bigint AS ms
+         FROM auth.login_throttle
+        WHERE kind = $1 AND key = $2 AND greatest(locked_until, next_allowed_at) > clock_timestamp()`,
       [kind, key],
     );
     const r = rows[0];
-    if (!r) return { blocked: false };
-    const lockMs = Number(r.lock_ms ?? 0);
-    if (lockMs > 0) return { blocked: true, reason: 'locked', retryAfterSeconds: Math.ceil(lockMs / 1000) };
-    const nextMs = Number(r.next_ms ?? 0);
-    if (nextMs > 0) return { blocked: true, reason: 'throttled', retryAfterSeconds: Math.ceil(nextMs / 1000) };
-    return { blocked: false };
-  }
-
-  /** Count a failure; returns the failure count in the current window. */
-  async fail(kind: string, key: string, l: ThrottleLimits): Promise<number> {
-    return withTransaction(this.pool, async (c) => {
-      await c.query(
-        `INSERT INTO auth.login_throttle (kind, key, failures, window_started_at) VALUES ($1, $2, 0, clock_timestamp())
-         ON CONFLICT DO NOTHING`,
-        [kind, key],
-      );
-      const { rows } = await c.query<{ failures: number; expired: boolean }>(
-        `SELECT failures, window_started_at < clock_timestamp() - make_interval(secs => $3) AS expired
-           FROM auth.login_throttle WHERE kind = $1 AND key = $2 FOR UPDATE`,
-        [kind, key, l.lockSeconds],
-      );
-      const row = rows[0]!;
-      const failures = row.expired ? 1 : row.failures + 1;
-      const backoffMs = failures >= l.soft ? Math.min(l.baseMs * 2 ** (failures - l.soft), MAX_BACKOFF_MS) : 0;
-      await c.query(
-        `UPDATE auth.login_throttle SET failures = $3::int,
-            window_started_at = CASE WHEN $4::boolean THEN clock_timestamp() ELSE window_started_at END,
-            next_allowed_at = CASE WHEN $5::int > 0 THEN clock_timestamp() + make_interval(secs => $5::int / 1000.0) END,
-            locked_until = CASE WHEN $3::int >= $6::int THEN clock_timestamp() + make_interval(secs => $7::int) END
-          WHERE kind = $1 AND key = $2`,
-        [kind, key, failures, row.expired, backoffMs, l.lock, l.lockSeconds],
-      );
-      return failures;
-    });
+    if (!r) return undefined;
+    return {
+      blocked: true,
+      reason: r.reason === 'locked' ? 'locked' : 'throttled',
+      retryAfterSeconds: Math.max(1, Math.ceil(Number(r.ms) / 1000)),
+    };
   }
 
   async reset(kind: string, key: string): Promise<void> {

@@ -19,7 +19,7 @@ import {
   requireAuth,
   requireFreshMfa,
   requireFreshMfaOnWrites,
-  requireInternal,
+  requireInternalCaller,
   requireRole,
   requireScope,
   type AuthOptions,
@@ -66,6 +66,8 @@ export interface AppDeps {
   logLevel?: string;
   version?: string;
   fastify?: CreateAppOptions['fastify'];
+  /** Per-user order rate and open-order cap (ORDER_RATE_PER_SECOND, ORDER_RATE_BURST, MAX_OPEN_ORDERS_PER_USER). */
+  orderLimits?: { ordersPerSecond: number; burst: number; maxOpenOrders: number };
   pendingTimeoutMs?: number;
   /** Test hook (see OrderService). */
   afterHold?: (orderId: string) => Promise<void>;
@@ -185,6 +187,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log: app.log,
     ...(deps.pendingTimeoutMs !== undefined ? { pendingTimeoutMs: deps.pendingTimeoutMs } : {}),
     ...(deps.afterHold ? { afterHold: deps.afterHold } : {}),
+    ...(deps.orderLimits ? { limits: deps.orderLimits } : {}),
     onSweep: (r) => {
       for (const outcome of ['finished', 'released', 'removed'] as const) {
         if (r[outcome].length) metrics.sweeper.inc({ outcome }, r[outcome].length);
@@ -321,10 +324,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         summary: 'Place an order (funds are held before it is accepted)',
         description:
           'Idempotent by `clientOrderId` per account (same body → the same order, 200; other body → 409 ' +
-          'CLIENT_ORDER_ID_CONFLICT) and by `Idempotency-Key`.',
+          'CLIENT_ORDER_ID_CONFLICT) and by `Idempotency-Key`. Per account: 429 ORDER_RATE_LIMITED above the ' +
+          'order rate, 409 TOO_MANY_OPEN_ORDERS at the open-order cap (cancels are never limited).',
         security: bearer,
         body: PlaceOrderBodySchema,
-        response: { 201: OrderSchema, 200: OrderSchema, ...errorResponses(400, 401, 403, 409, 422, 503) },
+        response: { 201: OrderSchema, 200: OrderSchema, ...errorResponses(400, 401, 403, 409, 422, 429, 503) },
       },
     },
     async (req, reply) => {
@@ -566,7 +570,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   );
 
   // ---------------------------------------------------------------- internal: the wallet's reconciliation
-  const internalOnly = guards(requireInternal);
+  // the wallet's reconciliation is the only caller of these
+  const internalOnly = guards(requireInternalCaller('wallet'));
   type RefRow = { id: string; status: string; created_at: Date; updated_at: Date };
   const refOf = (r: RefRow) => ({
     id: r.id,
@@ -612,7 +617,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.get(
     '/internal/stream/whoami',
     {
-      onRequest: guards(requireInternal, requireAuth),
+      onRequest: guards(requireInternalCaller('self'), requireAuth),
       schema: { hide: true, response: { 200: Type.Object({ userId: Type.String() }) } },
     },
     async (req) => ({ userId: userOf(req) }),

@@ -2,9 +2,11 @@ import {
   amqpEnv,
   baseEnv,
   databaseEnv,
+  internalCallersEnv,
   internalEnv,
   jwtVerifyEnv,
   loadConfigOrExit,
+  proxyEnv,
   Type,
   type Static,
 } from '@exchange/config';
@@ -18,6 +20,8 @@ export const OrderEnv = Type.Object({
   ...amqpEnv,
   ...jwtVerifyEnv,
   ...internalEnv,
+  ...internalCallersEnv,
+  ...proxyEnv,
   WALLET_URL: Url('Base URL of the wallet service (internal hold API)', 'http://127.0.0.1:3002'),
   WALLET_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000, description: 'Timeout of one wallet call' }),
   RABBITMQ_MANAGEMENT_URL: Url(
@@ -31,6 +35,18 @@ export const OrderEnv = Type.Object({
   }),
   SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, default: 5000, description: 'How often the recovery sweeper runs' }),
   MARKETS_FILE: Type.Optional(Type.String({ description: 'JSON market catalog; built-in defaults when unset' })),
+  ORDER_RATE_PER_SECOND: Type.Number({
+    exclusiveMinimum: 0,
+    default: 20,
+    description:
+      'New orders per second per account, per replica (in-process bucket: with N replicas a user gets up to N×; set the per-replica share)',
+  }),
+  ORDER_RATE_BURST: Type.Integer({ minimum: 1, default: 40, description: 'Bucket size of ORDER_RATE_PER_SECOND' }),
+  MAX_OPEN_ORDERS_PER_USER: Type.Integer({
+    minimum: 1,
+    default: 500,
+    description: 'Open orders (pending, new, partially filled) one account may have; bounds the engine memory per user',
+  }),
 });
 export type OrderConfig = Static<typeof OrderEnv>;
 

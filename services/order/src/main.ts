@@ -1,3 +1,5 @@
+import { parseInternalCallers } from '@exchange/auth-client';
+import { trustProxyOption } from '@exchange/config';
 // Process entry: config → pool → migrate → broker → app → consumers/relay/sweeper → listen; graceful shutdown.
 import { createPool } from '@exchange/db';
 import { loadCatalog } from '@exchange/contracts/markets';
@@ -21,6 +23,8 @@ await migrateOrders(pool);
 const hub = new StreamHub();
 const ref: { messaging?: ReturnType<typeof createMessaging> } = {};
 const app = await buildApp({
+  // API-key IP allow-lists need the real client IP: believe X-Forwarded-For only from the proxy in front
+  fastify: { trustProxy: trustProxyOption(cfg.TRUST_PROXY) },
   pool,
   catalog,
   hub,
@@ -36,10 +40,16 @@ const app = await buildApp({
     issuer: cfg.JWT_ISSUER,
     audience: cfg.JWT_AUDIENCE,
     internalToken: cfg.INTERNAL_API_TOKEN,
+    internalCallers: parseInternalCallers(cfg.INTERNAL_CALLERS),
     mfaFreshSeconds: cfg.MFA_FRESH_SECONDS,
   },
   management: { managementUrl: cfg.RABBITMQ_MANAGEMENT_URL, vhost: vhostOf(cfg.AMQP_URL) },
   pendingTimeoutMs: cfg.PENDING_ORDER_TIMEOUT_S * 1000,
+  orderLimits: {
+    ordersPerSecond: cfg.ORDER_RATE_PER_SECOND,
+    burst: cfg.ORDER_RATE_BURST,
+    maxOpenOrders: cfg.MAX_OPEN_ORDERS_PER_USER,
+  },
   // Fault injection for the crash-recovery test only: die (kill -9) between the wallet hold and the commit.
   ...(cfg.NODE_ENV === 'test' && process.env.ORDER_FAULT === 'kill-after-hold'
     ? { afterHold: async () => void process.kill(process.pid, 'SIGKILL') }

@@ -141,6 +141,20 @@ describe('WebSocket stream', () => {
     await c.next((f) => f.type === 'pong');
   });
 
+  it('a logout, lock or revocation closes the private channel of an open socket within the re-check interval', async () => {
+    const sid = randomUUID();
+    const carol = randomUUID();
+    const c = await connect();
+    c.send({ op: 'auth', token: h.issuer.sign({ sub: carol, sid }) });
+    await c.next((f) => f.type === 'authenticated');
+    c.send({ op: 'subscribe', channels: ['orders'] });
+    await c.next((f) => f.type === 'subscribed');
+    h.issuer.revokeSession(sid); // what logout, an operator lock or refresh-token reuse does
+    expect((await c.next((f) => f.type === 'error', 12_000)).code).toBe('SESSION_REVOKED');
+    // the socket stays open for public channels, but the user's orders no longer reach it
+    expect(h.app.streamHub.publish('orders', { id: 'x' }, carol)).toBe(0);
+  });
+
   it('the orders channel requires auth, and only delivers the user’s own orders', async () => {
     const c = await connect();
     c.send({ op: 'subscribe', channels: ['orders'] });

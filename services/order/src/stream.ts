@@ -36,6 +36,10 @@ type ChannelModel = Parameters<ConnectionResource['open']>[0];
 interface Client {
   socket: WebSocket;
   userId: string | undefined;
+  /** The access token the user authenticated with, re-checked every `recheckMs` (logout, lock, revocation). */
+  token?: string;
+  /** Called when a re-check fails: the socket loses the user's private channels. */
+  revoke?: (err: { code?: string; message?: string }) => void;
   channels: Set<string>;
   alive: boolean;
 }
@@ -52,6 +56,10 @@ export class StreamHub {
   }
   get size(): number {
     return this.clients.size;
+  }
+  /** Clients signed in as a user (their private channels depend on the token staying valid). */
+  authenticated(): Client[] {
+    return [...this.clients].filter((c) => c.userId !== undefined && c.token !== undefined);
   }
 
   /** Send to every client subscribed to `channel` (and, for `orders`, only to the order's owner). */
@@ -167,6 +175,11 @@ export interface StreamOptions {
   authenticate(token: string): Promise<string>;
   /** Ping interval; a socket that misses one pong is terminated (default 30 s). */
   heartbeatMs?: number;
+  /**
+   * How often every authenticated socket's token is verified again (default 5 s, the revocation list's refresh
+   * interval): a logout, an account lock or a revoked session closes its private channels within about twice this.
+   */
+  recheckMs?: number;
 }
 
 const TOKEN_PARAMS = ['token', 'access_token', 'accessToken', 'jwt', 'auth'];
@@ -175,7 +188,25 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
   const { hub, catalog } = opts;
   const heartbeat = setInterval(() => hub.heartbeat(), opts.heartbeatMs ?? 30_000);
   heartbeat.unref();
-  app.addHook('onClose', async () => clearInterval(heartbeat));
+  const recheck = setInterval(() => {
+    for (const c of hub.authenticated()) {
+      const token = c.token!;
+      opts.authenticate(token).then(
+        (userId) => {
+          if (c.token === token && userId !== c.userId)
+            c.revoke?.({ code: 'UNAUTHENTICATED', message: 'user changed' });
+        },
+        (err: { code?: string; message?: string }) => {
+          if (c.token === token) c.revoke?.(err);
+        },
+      );
+    }
+  }, opts.recheckMs ?? 5_000);
+  recheck.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(heartbeat);
+    clearInterval(recheck);
+  });
   app.get(
     '/api/v1/stream',
     { websocket: true, schema: { tags: ['market-data'], summary: 'WebSocket stream (book, trades, own orders)' } },
@@ -207,6 +238,14 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
         authing = opts.authenticate(token).then(
           (userId) => {
             client.userId = userId;
+            client.token = token;
+            client.revoke = (err) => {
+              client.userId = undefined;
+              client.token = undefined;
+              client.channels.delete('orders');
+              clearTimeout(expiry);
+              error(err.code ?? 'SESSION_REVOKED', err.message ?? 'the session was revoked');
+            };
             clearTimeout(expiry);
             // The token was verified; when it expires the socket loses the user's channel until it re-authenticates.
             const exp = expiryOf(token);
@@ -229,6 +268,7 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
           },
           (err: { code?: string; message?: string }) => {
             client.userId = undefined;
+            client.token = undefined;
             client.channels.delete('orders');
             error(err.code ?? 'UNAUTHENTICATED', err.message ?? 'invalid token');
           },

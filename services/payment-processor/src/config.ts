@@ -5,6 +5,7 @@ import {
   internalEnv,
   jwtVerifyEnv,
   loadConfigOrExit,
+  proxyEnv,
   Type,
   type Static,
 } from '@exchange/config';
@@ -15,6 +16,7 @@ export const ConfigSchema = Type.Object({
   ...amqpEnv,
   ...jwtVerifyEnv,
   ...internalEnv,
+  ...proxyEnv,
   MARKETS: Type.String({
     default: '',
     pattern: '^([A-Z0-9]{2,10}-[A-Z0-9]{2,10}(,[A-Z0-9]{2,10}-[A-Z0-9]{2,10})*)?$',

@@ -1,5 +1,6 @@
 // config → pool → migrate → broker → app → engines/consumers → listen. Consumers stop in preClose (the command in
 // flight finishes and each engine snapshots), the broker connection and the pool close in onClose.
+import { trustProxyOption } from '@exchange/config';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
@@ -18,6 +19,8 @@ const app = await buildApp({
   registry: rt.registry,
   version: config.SERVICE_VERSION,
   logLevel: config.LOG_LEVEL,
+  // admin routes: the audit names the real client IP behind Kong
+  fastify: { trustProxy: trustProxyOption(config.TRUST_PROXY) },
 });
 rt.setLogger(app.log);
 await rt.messaging.start();

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { signApiRequest } from '@exchange/auth-client';
@@ -31,6 +32,7 @@ beforeAll(async () => {
     pool,
     auth: issuer.authOptions(),
     settings: {
+      sandboxDeposits: true,
       depositConfirmationMs: 0,
       withdrawalDispatchDelayMs: 0,
       withdrawalDailyLimits: JSON.stringify({ '0': { BTC: '0.5', USD: '1000' }, '1': { BTC: '5', USD: '100000' } }),
@@ -55,7 +57,7 @@ afterAll(async () => {
 const bearer = (sub: string, extra: Parameters<TestIssuer['sign']>[0] = { sub }) => ({
   authorization: `Bearer ${issuer.sign({ ...extra, sub })}`,
 });
-const admin = () => bearer(randomUUID(), { sub: '', roles: ['admin'] });
+const admin = () => bearer(randomUUID(), { sub: '', roles: ['admin'], mfaAt: Math.floor(Date.now() / 1000) });
 const internal = () => ({ 'x-internal-token': issuer.internalToken });
 
 async function metric(name: string, labels: string): Promise<number> {
@@ -514,7 +516,7 @@ describe('support view of a user account', () => {
   test('staff read any user balances and statement (audited); users and anonymous cannot', async () => {
     const user = randomUUID();
     await fundUser(db.pool, user, 'USDT', 2_500_000n);
-    const support = bearer(randomUUID(), { sub: '', roles: ['support'] });
+    const support = bearer(randomUUID(), { sub: '', roles: ['support'], mfaAt: Math.floor(Date.now() / 1000) });
     const base = `/api/v1/admin/wallet/users/${user}`;
     for (const headers of [support, admin()]) {
       const b = await app.inject({ method: 'GET', url: `${base}/balances`, headers });
@@ -686,7 +688,7 @@ describe('reconciliation', () => {
       headers: bearer(user),
     });
     expect(forbidden.statusCode).toBe(403);
-    const support = bearer(randomUUID(), { sub: '', roles: ['support'] });
+    const support = bearer(randomUUID(), { sub: '', roles: ['support'], mfaAt: Math.floor(Date.now() / 1000) });
     const clean = await app.inject({ method: 'POST', url: '/api/v1/admin/reconciliation/run', headers: support });
     expect(clean.statusCode).toBe(201);
     expect(clean.json()).toMatchObject({ status: 'ok', mismatchCount: 0 });
@@ -747,5 +749,41 @@ describe('admin dead letters', () => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/admin/dead-letters/wallet', headers: admin() });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ items: [], nextCursor: null });
+  });
+});
+
+describe('sandbox deposits are off unless the deployment says it is a sandbox', () => {
+  test('a wallet built without sandboxDeposits refuses self-credited deposits', async () => {
+    const off = await buildApp({ pool, auth: issuer.authOptions(), fastify: { logger: false } });
+    await off.ready();
+    try {
+      const res = await off.inject({
+        method: 'POST',
+        url: '/api/v1/wallet/deposits',
+        headers: bearer(randomUUID()),
+        payload: { asset: 'USD', amount: '1000000.00' },
+      });
+      expect([res.statusCode, res.json().error.code]).toEqual([403, 'SANDBOX_DEPOSITS_DISABLED']);
+    } finally {
+      await off.close();
+    }
+  });
+
+  test('NODE_ENV=production refuses SANDBOX_DEPOSITS=true at start', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', "import('./services/wallet/src/config.ts').then((m) => m.loadWalletConfig())"],
+      {
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'production',
+          SANDBOX_DEPOSITS: 'true',
+          INTERNAL_API_TOKEN: 'a-real-looking-internal-token-42',
+        },
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status).toBe(78);
+    expect(r.stderr).toMatch(/SANDBOX_DEPOSITS=true is refused/);
   });
 });

@@ -19,6 +19,8 @@ import { registerInternalRoutes } from './routes/internal.ts';
 import { registerUserRoutes } from './routes/user.ts';
 
 export interface WalletSettings {
+  /** Self-credited deposits (sandbox deployments only). */
+  sandboxDeposits: boolean;
   depositConfirmationMs: number;
   withdrawalDispatchDelayMs: number;
   mfaMaxAgeS: number;
@@ -27,6 +29,7 @@ export interface WalletSettings {
 }
 
 export const DEFAULT_SETTINGS: WalletSettings = {
+  sandboxDeposits: false,
   depositConfirmationMs: 5_000,
   withdrawalDispatchDelayMs: 5_000,
   mfaMaxAgeS: 300,

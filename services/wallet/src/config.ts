@@ -3,9 +3,11 @@ import {
   amqpEnv,
   baseEnv,
   databaseEnv,
+  internalCallersEnv,
   internalEnv,
   jwtVerifyEnv,
   loadConfigOrExit,
+  proxyEnv,
   type Static,
 } from '@exchange/config';
 
@@ -15,6 +17,13 @@ export const WalletEnv = Type.Object({
   ...amqpEnv,
   ...jwtVerifyEnv,
   ...internalEnv,
+  ...internalCallersEnv,
+  ...proxyEnv,
+  SANDBOX_DEPOSITS: Type.Boolean({
+    default: false,
+    description:
+      'Self-credited deposits (POST /api/v1/wallet/deposits): only for a sandbox deployment; refused with NODE_ENV=production',
+  }),
   DEPOSIT_CONFIRMATION_MS: Type.Integer({
     minimum: 0,
     default: 5_000,
@@ -63,5 +72,11 @@ export const WalletEnv = Type.Object({
 export type WalletConfig = Static<typeof WalletEnv>;
 
 export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletConfig {
-  return loadConfigOrExit('wallet', WalletEnv, env);
+  const config = loadConfigOrExit('wallet', WalletEnv, env);
+  if (config.NODE_ENV === 'production' && config.SANDBOX_DEPOSITS) {
+    // free money in production: refuse to start rather than trust that nobody finds the endpoint
+    process.stderr.write('wallet: SANDBOX_DEPOSITS=true is refused with NODE_ENV=production\n');
+    process.exit(78);
+  }
+  return config;
 }

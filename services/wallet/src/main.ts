@@ -1,3 +1,5 @@
+import { parseInternalCallers } from '@exchange/auth-client';
+import { trustProxyOption } from '@exchange/config';
 /**
  * Wallet service entry point: config → pool → migrate → app → broker (relay + consumers) → scheduler → listen.
  * Shutdown (runService): HTTP drains, then `preClose` stops the scheduler, the consumers (waiting for the running
@@ -28,6 +30,8 @@ const reconciliation = {
   orderGraceMs: config.RECONCILIATION_GRACE_S * 1000,
 };
 const app = await buildApp({
+  // API-key IP allow-lists need the real client IP: believe X-Forwarded-For only from the proxy in front
+  fastify: { trustProxy: trustProxyOption(config.TRUST_PROXY) },
   pool,
   reconciliation,
   auth: {
@@ -35,9 +39,11 @@ const app = await buildApp({
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     internalToken: config.INTERNAL_API_TOKEN,
+    internalCallers: parseInternalCallers(config.INTERNAL_CALLERS),
     mfaFreshSeconds: config.MFA_FRESH_SECONDS,
   },
   settings: {
+    sandboxDeposits: config.SANDBOX_DEPOSITS,
     depositConfirmationMs: config.DEPOSIT_CONFIRMATION_MS,
     withdrawalDispatchDelayMs: config.WITHDRAWAL_DISPATCH_DELAY_MS,
     mfaMaxAgeS: config.WITHDRAWAL_MFA_MAX_AGE_S,

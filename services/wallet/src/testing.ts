@@ -109,7 +109,7 @@ export async function startTestWallet(opts: {
   const app = await buildApp({
     pool: opts.pool,
     auth: opts.auth,
-    settings: { depositConfirmationMs: 0, withdrawalDispatchDelayMs: 0, ...opts.settings },
+    settings: { sandboxDeposits: true, depositConfirmationMs: 0, withdrawalDispatchDelayMs: 0, ...opts.settings },
     fastify: { logger: false },
   });
   const messaging = createMessaging({

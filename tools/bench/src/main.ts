@@ -4,11 +4,12 @@
  * scheduled send time, so queueing shows) and a closed model (max throughput). Starts nothing itself: see
  * tools/bench/README.md for how to start a stack for it. Prints one table and one JSON line.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ExchangeClient } from '@exchange/sdk';
+import { staffAccessToken, staffTotpSecret } from '@exchange/e2e';
 import { BENCH_APP, cpuBetween, discover, refreshBackends, sample, type ProcGroup } from './procs.ts';
 import { seedHistory } from './seed.ts';
 
@@ -73,13 +74,21 @@ interface Trader {
   n: number;
 }
 
-function adminCredentials(): { email: string; password: string } {
+const secretsFile = join(process.cwd(), '.stack/secrets.json');
+function adminCredentials(): { email: string; password: string; totpSecret?: string } {
   if (args['admin-email'] && args['admin-password']) {
     return { email: args['admin-email'], password: args['admin-password'] };
   }
-  const file = join(process.cwd(), '.stack/secrets.json');
-  const s = JSON.parse(readFileSync(file, 'utf8')) as { ADMIN_EMAIL: string; ADMIN_PASSWORD: string };
-  return { email: s.ADMIN_EMAIL, password: s.ADMIN_PASSWORD };
+  const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as {
+    ADMIN_EMAIL: string;
+    ADMIN_PASSWORD: string;
+    ADMIN_TOTP_SECRET?: string;
+  };
+  return {
+    email: s.ADMIN_EMAIL,
+    password: s.ADMIN_PASSWORD,
+    ...(s.ADMIN_TOTP_SECRET ? { totpSecret: s.ADMIN_TOTP_SECRET } : {}),
+  };
 }
 
 const FUNDS = { USD: '100000000', BTC: '10000', ETH: '100000' };
@@ -352,10 +361,19 @@ async function runPhase(
 }
 
 async function reconcile(): Promise<{ status: string; failedChecks: string[] }> {
-  const { email, password } = adminCredentials();
-  const admin = new ExchangeClient({ baseUrl: gateway, headers: { 'x-forwarded-for': '10.250.0.1' } });
-  await admin.login({ email, password });
-  const r = await admin.admin.runReconciliation();
+  const creds = adminCredentials();
+  // staff routes need 2FA: the first run enrols the host-mode admin and keeps its TOTP secret with the other secrets
+  const token = await staffAccessToken(gateway, creds);
+  const secret = staffTotpSecret(gateway, creds.email);
+  if (!creds.totpSecret && secret && !args['admin-email']) {
+    const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, string>;
+    writeFileSync(secretsFile, JSON.stringify({ ...s, ADMIN_TOTP_SECRET: secret }, null, 2), { mode: 0o600 });
+  }
+  const res = await fetch(`${gateway}/api/v1/admin/reconciliation/run`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '10.250.0.1' },
+  });
+  const r = (await res.json()) as unknown;
   const rep = r as unknown as { status: string; report?: { checks?: Array<{ name: string; mismatches: number }> } };
   const failed = (rep.report?.checks ?? []).filter((c) => c.mismatches > 0).map((c) => `${c.name}: ${c.mismatches}`);
   return { status: rep.status, failedChecks: failed };

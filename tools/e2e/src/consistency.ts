@@ -5,6 +5,7 @@
 import type { Pool } from '@exchange/db';
 import { loadCatalog } from '@exchange/contracts/markets';
 import { assertLedgerInvariants } from '@exchange/wallet/testing';
+import { staffAccessToken } from './admin-session.ts';
 import { ADMIN, eventually } from './harness.ts';
 
 const OPEN = ['new', 'partially_filled'];
@@ -37,14 +38,7 @@ export async function waitForQuiescence(pool: Pool, timeoutMs = 180_000): Promis
 }
 let lastBusy = '';
 
-async function adminToken(authUrl: string, admin: { email: string; password: string }): Promise<string> {
-  const login = await fetch(`${authUrl}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(admin),
-  });
-  return ((await login.json()) as { accessToken: string }).accessToken;
-}
+const adminToken = staffAccessToken;
 
 /**
  * The wallet's own reconciliation, run through its admin API after the flow settled: every check, including

@@ -57,6 +57,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
       SIGNING_KEY_ACTIVATION_DELAY_SECONDS: '0',
       ADMIN_EMAIL: ADMIN.email,
       ADMIN_PASSWORD: ADMIN.password,
+      SANDBOX_DEPOSITS: 'true', // the e2e users fund themselves through the sandbox rail
       DEPOSIT_CONFIRMATION_MS: '100',
       SCHEDULER_POLL_MS: '100',
       // tests reconcile only after the flow has settled: nothing is in flight, so judge every order hold

@@ -8,3 +8,4 @@ export {
   type TestStack,
   type TestStackOptions,
 } from './harness.ts';
+export { staffAccessToken, staffTotpCode, staffTotpSecret } from './admin-session.ts';

@@ -12,6 +12,7 @@ import jwt from 'jsonwebtoken';
 import { WebSocket, WebSocketServer } from 'ws';
 import { credentialsFromJwks, rewriteKongConfig } from '../../../kong/derive-jwt-credentials.ts';
 import { createDocsServer } from './docs.ts';
+import { trustProxyOption } from '@exchange/config';
 import { createGateway, type GatewayOptions } from './gateway.ts';
 import { parseKongConfig, type KongConfig } from './kong-config.ts';
 
@@ -92,7 +93,14 @@ function echoServer(service: string): Server {
 }
 
 async function startGateway(extra: Partial<GatewayOptions> = {}): Promise<{ app: FastifyInstance; url: string }> {
-  const app = await createGateway({ kongConfig: kong, upstreams, trustProxy: true, perUserLimits: false, ...extra });
+  // The test client stands in for a load balancer: one trusted hop, so its X-Forwarded-For entry is the client IP.
+  const app = await createGateway({
+    kongConfig: kong,
+    upstreams,
+    trustProxy: trustProxyOption('true'),
+    perUserLimits: false,
+    ...extra,
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.server.address();
   if (!addr || typeof addr === 'string') throw new Error('no address');
@@ -414,13 +422,13 @@ describe('request size, CORS, ip restriction', () => {
     const res = await call('/api/v1/orders', {
       method: 'OPTIONS',
       headers: {
-        origin: 'http://localhost:5173',
+        origin: 'https://exchange.example.com',
         'access-control-request-method': 'POST',
         'access-control-request-headers': 'authorization,content-type,idempotency-key',
       },
     });
     expect(res.status).toBe(204);
-    expect(res.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://exchange.example.com');
     expect(res.headers.get('access-control-allow-headers')).toMatch(/Idempotency-Key/);
     expect(res.headers.get('access-control-max-age')).toBe('600');
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
@@ -429,9 +437,40 @@ describe('request size, CORS, ip restriction', () => {
       headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
     });
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
-    const simple = await call('/api/v1/markets', { headers: { origin: 'http://localhost:3000' } });
-    expect(simple.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
+    // a page served on the user's own machine is not an allowed origin in the production configuration
+    const local = await call('/api/v1/markets', { headers: { origin: 'http://localhost:3000' } });
+    expect(local.headers.get('access-control-allow-origin')).toBeNull();
+    const simple = await call('/api/v1/markets', { headers: { origin: 'https://exchange.example.com' } });
+    expect(simple.headers.get('access-control-allow-origin')).toBe('https://exchange.example.com');
     expect(simple.headers.get('access-control-expose-headers')).toMatch(/X-Request-Id/);
+  });
+
+  test('behind a load balancer: a spoofed leftmost X-Forwarded-For entry opens no admin route', async () => {
+    const token = sign({ roles: ['admin'] });
+    // the client claims 10.1.2.3; the load balancer (the trusted hop) appends the address it really saw
+    const spoofed = await call('/api/v1/admin/audit', {
+      headers: { authorization: `Bearer ${token}` },
+      ip: '10.1.2.3, 203.0.113.7',
+    });
+    expect(spoofed.status).toBe(403);
+  });
+
+  test('without a proxy in front (trustProxy false) X-Forwarded-For is ignored: rotating it does not dodge the login limit', async () => {
+    const direct = await startGateway({ trustProxy: false });
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 11; i++) {
+        const res = await fetch(`${direct.url}/api/v1/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': `198.18.0.${i + 1}` },
+          body: JSON.stringify({ email: 'x@example.com', password: 'whatever it is' }),
+        });
+        codes.push(res.status);
+      }
+      expect(codes.at(-1)).toBe(429); // 10 per minute per client IP, and the client IP is the TCP peer
+    } finally {
+      await direct.app.close();
+    }
   });
 
   test('admin routes: 403 outside the private ranges even with a valid token; allowed from 10/8', async () => {

@@ -45,8 +45,11 @@ export interface GatewayOptions {
    * all tokens map to one consumer). `false` disables them.
    */
   perUserLimits?: Limits | false;
-  /** Take the client IP from X-Forwarded-For (like Kong's trusted_ips + real_ip_header). Default false. */
-  trustProxy?: boolean;
+  /**
+   * Whose X-Forwarded-For to believe (Kong's trusted_ips + real_ip_header X-Forwarded-For + real_ip_recursive):
+   * Fastify's trustProxy from `trustProxyOption` (false, a hop predicate, or CIDRs). Default false.
+   */
+  trustProxy?: false | string | ((addr: string, hop: number) => boolean);
   /** OpenAPI document served under /docs. */
   openapiPath?: string;
   logger?: FastifyServerOptions['logger'];

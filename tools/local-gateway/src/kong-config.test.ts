@@ -302,7 +302,8 @@ describe('kong.yml plugins', () => {
     const cors = global.get('cors')?.config as { origins: string[]; credentials: boolean; exposed_headers: string[] };
     expect(cors.origins.length).toBeGreaterThan(0);
     expect(cors.origins).not.toContain('*');
-    for (const o of cors.origins) expect(o).toMatch(/^https?:\/\/[^*]+$/);
+    for (const o of cors.origins) expect(o).toMatch(/^https:\/\/[^*]+$/); // production: no http, no localhost
+    for (const o of cors.origins) expect(o).not.toMatch(/localhost|127\.0\.0\.1/);
     expect(cors.exposed_headers).toEqual(
       expect.arrayContaining(['X-Request-Id', 'Retry-After', 'RateLimit-Remaining']),
     );
@@ -330,9 +331,24 @@ describe('kong.yml plugins', () => {
     expect(kong.consumers?.map((c) => c.username)).toEqual(['exchange-auth']);
   });
 
-  test('the Admin API is never published beyond loopback (README, and compose when present)', () => {
+  test('rate limits of login and withdrawals fail closed when Redis is down (fault_tolerant: false)', () => {
+    const names = ['auth-login-register', 'wallet-withdrawals-create', 'wallet-withdrawals-create-api-key'];
+    for (const svc of kong.services ?? []) {
+      for (const r of svc.routes ?? []) {
+        if (!names.includes(r.name)) continue;
+        const rl = (r.plugins ?? []).find((p) => p.name === 'rate-limiting');
+        expect({ route: r.name, faultTolerant: (rl?.config as { fault_tolerant?: boolean })?.fault_tolerant }).toEqual({
+          route: r.name,
+          faultTolerant: false,
+        });
+      }
+    }
+  });
+
+  test('the Admin API listens on the Kong container’s loopback only and is never published (README, compose)', () => {
     const readme = readFileSync(repo('kong/README.md'), 'utf8');
-    expect(readme).toMatch(/127\.0\.0\.1:8001:8001/);
+    expect(readme).toMatch(/KONG_ADMIN_LISTEN=127\.0\.0\.1:8001/);
+    expect(readme).not.toMatch(/read-only in DB-less/i);
     const compose = repo('docker-compose.yml');
     if (!existsSync(compose)) return;
     const doc = parse(readFileSync(compose, 'utf8'), { maxAliasCount: -1 }) as {
@@ -341,7 +357,9 @@ describe('kong.yml plugins', () => {
     const kongServices = Object.values(doc.services ?? {}).filter((s) => s.image?.startsWith('kong'));
     expect(kongServices.length).toBeGreaterThan(0);
     for (const svc of kongServices) {
-      const adminListen = String(svc.environment?.KONG_ADMIN_LISTEN ?? '127.0.0.1:8001');
+      const adminListen = String(svc.environment?.KONG_ADMIN_LISTEN ?? '0.0.0.0:8001');
+      // POST /config replaces the gateway in DB-less mode: not even other containers may reach it
+      expect(adminListen === 'off' || /^127\.0\.0\.1:\d+$/.test(adminListen)).toBe(true);
       const adminPorts = [...adminListen.matchAll(/:(\d+)/g)].map((m) => m[1]);
       for (const port of svc.ports ?? []) {
         const spec =

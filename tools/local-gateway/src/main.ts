@@ -1,9 +1,11 @@
+import { trustProxyOption } from '@exchange/config';
 /**
  * Local gateway (development stand-in for Kong; Kong runs in compose and Kubernetes).
  *   PORT (8000), HOST (0.0.0.0), KONG_CONFIG (kong/kong.yml), AUTH_URL, WALLET_URL, ORDER_URL, PAYMENT_PROCESSOR_URL
  *   (default http://127.0.0.1:3001..3004),
  *   AUTH_JWKS_URL (default `${AUTH_URL}/.well-known/jwks.json`), REDIS_URL (rate-limit counters
- *   for `policy: redis`; memory without it), TRUST_PROXY (true: client IP from X-Forwarded-For),
+ *   for `policy: redis`; memory without it), TRUST_PROXY (like Kong's trusted_ips: false, true = one hop, a hop
+ *   count, or the CIDRs of the load balancer in front),
  *   PER_USER_LIMIT_SECOND / PER_USER_LIMIT_MINUTE (per verified `sub`; 0 disables), LOG_LEVEL.
  */
 import { Redis } from 'ioredis';
@@ -20,7 +22,7 @@ const upstreams = {
 const opts: GatewayOptions = {
   upstreams,
   kongConfigPath: env.KONG_CONFIG ?? DEFAULT_KONG_CONFIG_PATH,
-  trustProxy: env.TRUST_PROXY === 'true',
+  trustProxy: trustProxyOption(env.TRUST_PROXY ?? 'false'),
   logger: { level: env.LOG_LEVEL ?? 'info' },
 };
 opts.authJwksUrl = env.AUTH_JWKS_URL ?? `${upstreams.auth.replace(/\/$/, '')}/.well-known/jwks.json`;

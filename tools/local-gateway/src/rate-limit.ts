@@ -42,14 +42,25 @@ export class RateLimiter {
     this.keyPrefix = opts.keyPrefix ?? 'local-gateway:rl';
   }
 
-  private limiter(scope: string, period: Period, points: number, useRedis: boolean): RateLimiterAbstract {
-    const id = `${scope}:${period}:${points}:${useRedis ? 'r' : 'm'}`;
+  private limiter(
+    scope: string,
+    period: Period,
+    points: number,
+    useRedis: boolean,
+    faultTolerant: boolean,
+  ): RateLimiterAbstract {
+    const id = `${scope}:${period}:${points}:${useRedis ? 'r' : 'm'}:${faultTolerant ? 'ft' : 'strict'}`;
     let limiter = this.limiters.get(id);
     if (!limiter) {
       const base = { points, duration: PERIODS[period], keyPrefix: `${this.keyPrefix}:${scope}:${period}` };
+      // Without fault tolerance a Redis failure must surface (the request is refused), so no insurance limiter.
       limiter =
         useRedis && this.redis
-          ? new RateLimiterRedis({ ...base, storeClient: this.redis, insuranceLimiter: new RateLimiterMemory(base) })
+          ? new RateLimiterRedis({
+              ...base,
+              storeClient: this.redis,
+              ...(faultTolerant ? { insuranceLimiter: new RateLimiterMemory(base) } : {}),
+            })
           : new RateLimiterMemory(base);
       this.limiters.set(id, limiter);
     }
@@ -73,7 +84,9 @@ export class RateLimiter {
       let res: RateLimiterRes;
       let over = false;
       try {
-        res = await this.limiter(scope, period, limit, opts.useRedis ?? false).consume(identifier);
+        res = await this.limiter(scope, period, limit, opts.useRedis ?? false, opts.faultTolerant ?? true).consume(
+          identifier,
+        );
       } catch (err) {
         if (err instanceof RateLimiterRes) {
           res = err;

@@ -8,7 +8,10 @@ import { request as httpRequest, type IncomingMessage, STATUS_CODES } from 'node
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { GatewayCore } from './gateway.ts';
+import proxyAddr from 'proxy-addr';
+import type { GatewayCore, GatewayOptions } from './gateway.ts';
+
+type GatewayTrust = NonNullable<GatewayOptions['trustProxy']>;
 
 function writeResponse(socket: Duplex, status: number, headers: Record<string, string>, body: string): void {
   const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`];
@@ -29,17 +32,22 @@ function rawHeaders(res: IncomingMessage, extra: Record<string, string>): string
   return lines.join('\r\n');
 }
 
-function clientIp(req: IncomingMessage, trustProxy: boolean): string {
-  let ip = req.socket.remoteAddress ?? '';
-  const xff = req.headers['x-forwarded-for'];
-  if (trustProxy && typeof xff === 'string' && xff.trim()) ip = xff.split(',')[0]?.trim() ?? ip;
+/** The client IP by the same rules as Fastify's trustProxy (proxy-addr): never the client-controlled leftmost entry. */
+function clientIp(req: IncomingMessage, trustProxy: GatewayTrust): string {
+  const trust =
+    trustProxy === false
+      ? () => false
+      : typeof trustProxy === 'function'
+        ? trustProxy
+        : proxyAddr.compile(trustProxy.split(',').map((s) => s.trim()));
+  const ip = proxyAddr(req, trust);
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
 export function attachWebSocketProxy(
   app: FastifyInstance,
   core: GatewayCore,
-  opts: { trustProxy: boolean; correlationHeader: string | null; echoCorrelation: boolean },
+  opts: { trustProxy: GatewayTrust; correlationHeader: string | null; echoCorrelation: boolean },
 ): void {
   // Upgraded connections are not tracked by the HTTP server: close them with the gateway.
   const open = new Set<Duplex>();

@@ -1,6 +1,7 @@
 // Shared helpers for the ops tests: repo paths, YAML loading, and running real CLI tools
 // (promtool, amtool) with a failure — never a skip — when a tool is missing.
 import { spawn, spawnSync } from 'node:child_process';
+import { renderEnvFile } from '@exchange/config';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -100,10 +101,12 @@ export function entrypointScript(): string {
   return lines.slice(start + 1, end).join('\n') + '\n';
 }
 
-/** `.env` as a map (KEY=value lines). */
+let rendered: string | undefined;
+/** The `.env` that `pnpm env:init` would write (from `.env.example`, secrets generated once per process), as a map. */
 export function dotenv(): Record<string, string> {
+  rendered ??= renderEnvFile(readText('.env.example'));
   return Object.fromEntries(
-    readText('.env')
+    rendered
       .split('\n')
       .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),

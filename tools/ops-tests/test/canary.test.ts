@@ -55,10 +55,15 @@ describe('order canary Deployment', () => {
       ['DATABASE_URL', 'database'],
       ['AMQP_URL', 'amqp'],
       ['RABBITMQ_MANAGEMENT_URL', 'amqp'],
-      ['INTERNAL_API_TOKEN', 'internalToken'],
     ] as const) {
       expect(env[name].valueFrom.secretKeyRef).toEqual({ name: values.secrets[secretKey], key: name });
     }
+    // the order service's own internal credential and its callers, as the chart gives them
+    expect(env.INTERNAL_API_TOKEN.valueFrom.secretKeyRef).toEqual({ name: values.secrets.internalToken, key: 'order' });
+    expect(env.INTERNAL_CALLERS.valueFrom.secretKeyRef).toEqual({
+      name: values.secrets.internalToken,
+      key: 'order-callers',
+    });
     for (const name of [
       'NODE_ENV',
       'LOG_LEVEL',

@@ -82,7 +82,9 @@ describe('docker-compose.yml', () => {
       if (name !== 'auth') expect(e.AMQP_URL).toMatch(/^amqp:\/\/.+@rabbitmq:5672\/exchange$/);
       expect(e.REDIS_URL).toBeUndefined(); // no service reads Redis; Kong's rate limiting does
       expect(e.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://jaeger:4318');
-      expect(e.INTERNAL_API_TOKEN).toBe('${INTERNAL_API_TOKEN:?set INTERNAL_API_TOKEN}');
+      // each service its own internal credential (no shared token)
+      const own = `${name.toUpperCase().replace('-', '_')}_INTERNAL_TOKEN`;
+      expect(e.INTERNAL_API_TOKEN).toBe(`\${${own}:?set ${own} (pnpm env:init)}`);
       if (name !== 'auth') expect(e.AUTH_JWKS_URL).toBe('http://auth:3001/.well-known/jwks.json');
       expect(e.JWT_ISSUER).toBeDefined();
       expect(e.JWT_AUDIENCE).toBeDefined();
@@ -105,7 +107,7 @@ describe('docker-compose.yml', () => {
     expect(e.ADMIN_EMAIL).toBeDefined();
     expect(e.ADMIN_PASSWORD).toBeDefined();
     expect(e.BACKUP_DIR).toBe('/var/lib/exchange/backups');
-    expect(e.TRUST_PROXY).toBe('true');
+    expect(e.TRUST_PROXY).toBe('10.0.0.0/8,172.16.0.0/12,192.168.0.0/16'); // only Kong-side peers
     expect(compose.services.auth.volumes).toContain('backups:/var/lib/exchange/backups');
     expect(readText('Dockerfile')).toMatch(/mkdir -p \/var\/lib\/exchange\/backups && chown -R node:node/);
   });
@@ -122,7 +124,7 @@ describe('docker-compose.yml', () => {
   });
 
   test('ports are the runbook ones; Kong admin and every tool bound to the host loopback', () => {
-    expect(ports('kong')).toEqual(['8000:8000', '127.0.0.1:8001:8001']);
+    expect(ports('kong')).toEqual(['8000:8000']); // the Admin API is on the container's loopback only
     expect(ports('jaeger')).toContain('127.0.0.1:16686:16686');
     expect(ports('prometheus')).toContain('127.0.0.1:9090:9090');
     expect(ports('rabbitmq')).toContain('127.0.0.1:15672:15672');

@@ -207,6 +207,40 @@ describe("rendered environment matches each service's own configuration schema",
   });
 });
 
+describe('trusted proxies: both topologies', () => {
+  const env = (objs: Obj[], name: string) =>
+    Object.fromEntries(
+      (
+        byKind(objs, 'Deployment').find((d) => d.metadata.name === name).spec.template.spec.containers[0].env as any[]
+      ).map((e) => [e.name, e.value]),
+    );
+  test('default (no proxy in front of Kong): Kong believes no X-Forwarded-For; services only Kong-side peers', () => {
+    const objs = manifests();
+    const kongEnv = env(objs, 'kong');
+    expect(kongEnv.KONG_TRUSTED_IPS).toBeUndefined();
+    expect(kongEnv.KONG_REAL_IP_HEADER).toBeUndefined();
+    for (const s of SERVICES)
+      expect(env(objs, s.name).TRUST_PROXY).toBe('10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7');
+  });
+  test('behind a load balancer / Ingress: Kong takes the client IP from X-Forwarded-For of the listed CIDRs only', () => {
+    const objs = manifests({ trustedProxies: { edge: ['10.42.0.0/16'], gateway: ['10.43.0.0/16'] } });
+    const kongEnv = env(objs, 'kong');
+    expect(kongEnv).toMatchObject({
+      KONG_TRUSTED_IPS: '10.42.0.0/16',
+      KONG_REAL_IP_HEADER: 'X-Forwarded-For',
+      KONG_REAL_IP_RECURSIVE: 'on',
+    });
+    for (const s of SERVICES) expect(env(objs, s.name).TRUST_PROXY).toBe('10.43.0.0/16');
+  });
+  test('no gateway CIDRs: the services believe no X-Forwarded-For at all', () => {
+    const objs = manifests({ trustedProxies: { edge: [], gateway: [] } });
+    for (const s of SERVICES) expect(env(objs, s.name).TRUST_PROXY).toBe('false');
+  });
+  test('sandbox deposits are off by default', () => {
+    expect(env(manifests(), 'wallet').SANDBOX_DEPOSITS).toBe('false');
+  });
+});
+
 describe('NOTES.txt guards (rendered)', () => {
   const fails = (values: Record<string, unknown>) => helmFails(values);
 
@@ -268,6 +302,12 @@ describe('NOTES.txt guards (rendered)', () => {
       /restore.enabled needs restore.identitySecret/,
     ],
     ['image tag latest in production', { image: { tag: 'latest' } }, /"latest" is not reproducible/],
+    ['sandbox deposits in production', { sandbox: true }, /sandbox=true lets every user credit themselves/],
+    [
+      'an Ingress without trusted edge proxies in production',
+      { gateway: { ingress: { enabled: true } } },
+      /every client is the Ingress controller's IP/,
+    ],
     [
       'a shared RWO backup claim with 2 auth replicas',
       { backup: { persistence: { shareWithAuth: true } } },

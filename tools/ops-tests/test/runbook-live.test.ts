@@ -23,6 +23,7 @@ import {
   startTool,
 } from '../src/helpers.ts';
 import { stringify } from 'yaml';
+import { staffAccessToken } from '@exchange/e2e';
 
 const PG_ADMIN = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 // the same variables and defaults as the repository's other tests (packages/db, packages/messaging testing helpers)
@@ -228,8 +229,12 @@ test('every service metric the alert rules use is exposed on /metrics by the run
 });
 
 test('the runbook admin procedures work against the product', async () => {
-  const login = await call('POST', '/api/v1/auth/login', { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD });
-  token = login.accessToken;
+  // staff accounts work only with 2FA: the first login enrols TOTP, as the runbook's first-start section says
+  token = await staffAccessToken(`http://127.0.0.1:${ports.auth}`, {
+    email: env.ADMIN_EMAIL!,
+    password: env.ADMIN_PASSWORD!,
+  });
+  done.push('POST /api/v1/auth/login', 'POST /api/v1/auth/2fa/setup', 'POST /api/v1/auth/2fa/verify');
   expect(token).toEqual(expect.any(String));
 
   // trading health (engines attach to every market queue)

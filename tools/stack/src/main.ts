@@ -95,6 +95,8 @@ async function start(argv: string[]): Promise<void> {
       BACKUP_DIR: `${settings.stateDir}/backups`,
       ADMIN_EMAIL: secrets.ADMIN_EMAIL,
       ADMIN_PASSWORD: secrets.ADMIN_PASSWORD,
+      // host mode is a development sandbox: users (and the demo market maker) fund themselves
+      SANDBOX_DEPOSITS: process.env.SANDBOX_DEPOSITS ?? String(!production),
       ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT
         ? { OTEL_EXPORTER_OTLP_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }
         : {}),

@@ -4,6 +4,7 @@
  * kill -9 and restart.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -19,6 +20,7 @@ export interface StackOptions {
   managementUrl?: string;
   /** Base port; services get base+1..base+4, the gateway `gatewayPort`. */
   ports?: Partial<Record<ServiceName, number>>;
+  /** Seed of every service's own internal credential (see internalTokenOf). */
   internalToken: string;
   /** Extra env for every process, and per service. */
   env?: Record<string, string>;
@@ -93,6 +95,24 @@ export class Stack {
     this.ports = { ...DEFAULT_PORTS, ...opts.ports };
   }
 
+  /**
+   * Each service's own internal credential, derived from `internalToken` (so one secret seeds them all in host mode
+   * and tests), and `kyc` for the KYC process that sets tiers on the wallet.
+   */
+  internalTokenOf(caller: ServiceName | 'kyc'): string {
+    return createHmac('sha256', this.opts.internalToken).update(`internal:${caller}`).digest('hex');
+  }
+
+  /** Who may call each service's /internal routes (INTERNAL_CALLERS). */
+  private internalCallers(service: ServiceName): string | undefined {
+    const callers: Partial<Record<ServiceName, Array<ServiceName | 'kyc'>>> = {
+      auth: ['wallet', 'order', 'payment-processor'],
+      wallet: ['order', 'kyc'],
+      order: ['wallet'],
+    };
+    return callers[service]?.map((c) => `${c}:${this.internalTokenOf(c)}`).join(',');
+  }
+
   url(service: ServiceName): string {
     return `http://127.0.0.1:${this.ports[service]}`;
   }
@@ -108,7 +128,8 @@ export class Stack {
       AMQP_URL: o.amqpUrl,
       REDIS_URL: o.redisUrl ?? 'redis://127.0.0.1:6379',
       RABBITMQ_MANAGEMENT_URL: o.managementUrl ?? 'http://guest:guest@127.0.0.1:15672',
-      INTERNAL_API_TOKEN: o.internalToken,
+      INTERNAL_API_TOKEN: this.internalTokenOf(service),
+      ...(this.internalCallers(service) ? { INTERNAL_CALLERS: this.internalCallers(service)! } : {}),
       AUTH_JWKS_URL: `${this.url('auth')}/.well-known/jwks.json`,
       AUTH_URL: this.url('auth'),
       WALLET_URL: this.url('wallet'),

@@ -71,11 +71,6 @@ capabilities:
     secretKeyRef:
       name: {{ .Values.secrets.database }}
       key: DATABASE_URL
-- name: INTERNAL_API_TOKEN
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.secrets.internalToken }}
-      key: INTERNAL_API_TOKEN
 - name: JWT_ISSUER
   value: {{ .Values.jwt.issuer | quote }}
 - name: JWT_AUDIENCE

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
+  cidr,
   index,
   inet,
   integer,
@@ -114,6 +115,12 @@ export const apiKeys = authSchema.table(
     createdAt: ts('created_at').notNull().defaultNow(),
     lastUsedAt: ts('last_used_at'),
     revokedAt: ts('revoked_at'),
+    /** Why it stopped working: user, password_changed, 2fa_disabled, account_locked. */
+    revokedReason: text('revoked_reason'),
+    /** Optional end of life; a key past it is refused like a revoked one. */
+    expiresAt: ts('expires_at'),
+    /** Client IPs/CIDRs the key may be used from (NULL = anywhere; required for withdraw scope). */
+    allowedIps: cidr('allowed_ips').array(),
   },
   (t) => [uniqueIndex('api_keys_key_id_hash_key').on(t.keyIdHash), index('api_keys_user_idx').on(t.userId)],
 );
@@ -138,6 +145,12 @@ export const loginThrottle = authSchema.table(
   (t) => [primaryKey({ columns: [t.kind, t.key] })],
 );
 
+/** Proof-of-work challenges already spent on a login (each solution opens one attempt), until they expire. */
+export const spentChallenges = authSchema.table('spent_challenges', {
+  signature: text('signature').primaryKey(),
+  expiresAt: ts('expires_at').notNull(),
+});
+
 /** RS256 signing keys. The newest unretired key signs; retired keys stay in the JWKS until their tokens expired. */
 export const signingKeys = authSchema.table('signing_keys', {
   kid: text('kid').primaryKey(),
@@ -149,6 +162,8 @@ export const signingKeys = authSchema.table('signing_keys', {
   activatesAt: ts('activates_at').notNull().defaultNow(),
   /** Stops signing (when its successor activates); stays published for the access-token lifetime after. */
   retiredAt: ts('retired_at'),
+  /** Emergency revocation (`cli.ts revoke-key`): dropped from the JWKS and refused by every verifier at once. */
+  revokedAt: ts('revoked_at'),
 });
 
 /** Append-only (a trigger rejects UPDATE, DELETE and TRUNCATE). */

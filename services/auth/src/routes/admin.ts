@@ -5,7 +5,9 @@ import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
 import { createBackup, listBackups, recordBackupRun } from '../backups.ts';
 import { USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
+import { resetAccountThrottles } from '../login-guard.ts';
 import { revokeUserSessions } from '../sessions.ts';
+import { revokeUserApiKeys } from './apikeys.ts';
 import { bearer, Role, UserView } from './schemas.ts';
 
 const tags = ['admin'];
@@ -67,7 +69,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
       },
       schema: {
         tags,
-        summary: 'Lock an account: logins, refreshes and API keys stop; every session is revoked',
+        summary: 'Lock an account: logins, refreshes and API keys stop; every session and API key is revoked',
         security: bearer,
         params: UserId,
         body: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
@@ -88,11 +90,12 @@ export function adminRoutes(app: App, ctx: Ctx): void {
           [u.id, reason],
         );
         const revoked = await revokeUserSessions(c, u.id, 'account_locked');
+        const keys = await revokeUserApiKeys(c, u.id, 'account_locked');
         await audit(c, req, {
           action: 'admin.user_locked',
           actorId: actor(req),
           targetId: u.id,
-          details: { reason, sessionsRevoked: revoked },
+          details: { reason, sessionsRevoked: revoked, apiKeysRevoked: keys },
         });
         return rows[0]!;
       });
@@ -119,10 +122,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
           `UPDATE auth.users SET locked_at = NULL, locked_reason = NULL, updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}`,
           [u.id],
         );
-        await c.query(
-          `DELETE FROM auth.login_throttle WHERE (kind = 'account' AND key = $1) OR (kind = 'mfa' AND key = $2)`,
-          [u.email, u.id],
-        );
+        await resetAccountThrottles(c, u.email, u.id);
         await audit(c, req, { action: 'admin.user_unlocked', actorId: actor(req), targetId: u.id });
         return rows[0]!;
       });

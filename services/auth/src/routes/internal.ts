@@ -1,5 +1,5 @@
 import { AppError, errorResponses, Type, type App } from '@exchange/platform';
-import { API_KEY_WINDOW_MS, apiKeySignature, requireInternal, safeEqual } from '@exchange/auth-client';
+import { API_KEY_WINDOW_MS, apiKeySignature, requireInternalCaller, safeEqual } from '@exchange/auth-client';
 import { audit } from '../audit.ts';
 import type { Ctx } from '../context.ts';
 import { sha256hex } from '../crypto.ts';
@@ -8,6 +8,8 @@ import { Scope } from './schemas.ts';
 const tags = ['internal'];
 
 export function internalRoutes(app: App, ctx: Ctx): void {
+  // every service that verifies tokens or API keys through @exchange/auth-client
+  const requireInternal = requireInternalCaller('wallet', 'order', 'payment-processor');
   app.get(
     '/internal/sessions/revoked',
     {
@@ -60,6 +62,7 @@ export function internalRoutes(app: App, ctx: Ctx): void {
             method: Type.String({ maxLength: 10 }),
             path: Type.String({ maxLength: 8192 }),
             bodyBase64: Type.String({ maxLength: 1_500_000 }),
+            clientIp: Type.Optional(Type.String({ maxLength: 64, description: 'for the key’s IP allow-list' })),
           },
           { additionalProperties: false },
         ),
@@ -90,16 +93,20 @@ export function internalRoutes(app: App, ctx: Ctx): void {
         locked: boolean;
         mfa: boolean;
         stale: boolean;
+        ip_allowed: boolean;
       }>(
         `SELECT k.id, k.user_id, k.secret_enc, k.scopes, u.locked_at IS NOT NULL AS locked, u.totp_enabled_at IS NOT NULL AS mfa,
-                (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') AS stale
+                (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') AS stale,
+                (k.allowed_ips IS NULL OR
+                  (auth.inet_or_null($2) IS NOT NULL AND auth.inet_or_null($2) <<= ANY (k.allowed_ips))) AS ip_allowed
            FROM auth.api_keys k JOIN auth.users u ON u.id = k.user_id
-          WHERE k.key_id_hash = $1 AND k.revoked_at IS NULL`,
-        [keyIdHash],
+          WHERE k.key_id_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`,
+        [keyIdHash, b.clientIp ?? null],
       );
       const key = rows[0];
       if (!key || key.locked)
-        throw reject('INVALID_API_KEY', 'API key not recognised, revoked, or its account is locked');
+        throw reject('INVALID_API_KEY', 'API key not recognised, revoked, expired, or its account is locked');
+      if (!key.ip_allowed) throw reject('API_KEY_IP_NOT_ALLOWED', 'this API key is not allowed from this IP address');
       if (!/^\d{1,16}$/.test(b.timestamp) || Math.abs(Date.now() - Number(b.timestamp)) > API_KEY_WINDOW_MS) {
         throw reject(
           'API_TIMESTAMP_OUT_OF_WINDOW',

@@ -1,5 +1,5 @@
-import { AppError, conflict, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
-import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
+import { conflict, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
+import { requireAuth, requireFreshMfa, STAFF_ROLES } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
 import { confirmPassword } from '../reauth.ts';
@@ -14,7 +14,9 @@ import {
   useRecoveryCode,
   verifyUserTotp,
 } from '../mfa.ts';
+import { admitMfaCode } from '../login-guard.ts';
 import { accessTokenFor } from '../sessions.ts';
+import { revokeUserApiKeys } from './apikeys.ts';
 import { AccessToken, bearer, Password, RecoveryCode, TotpCode } from './schemas.ts';
 
 const tags = ['2fa'];
@@ -67,12 +69,12 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
       schema: {
         tags,
         summary:
-          'Confirm enrolment with a code: enables 2FA, returns 10 single-use recovery codes (shown once) and a fresh access token',
+          'Confirm enrolment with a code: enables 2FA, revokes every other session, returns 10 single-use recovery codes (shown once) and a fresh access token',
         security: bearer,
         body: Type.Object({ totpCode: TotpCode }, { additionalProperties: false }),
         response: {
           200: Type.Intersect([AccessToken, Type.Object({ recoveryCodes: Type.Array(Type.String()) })]),
-          ...errorResponses(400, 401, 409),
+          ...errorResponses(400, 401, 409, 429),
         },
       },
     },
@@ -81,8 +83,10 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
       if (user.totp_enabled_at !== null) throw conflict('MFA_ALREADY_ENABLED', '2FA is already enabled');
       if (!user.totp_pending_secret_enc) throw conflict('MFA_SETUP_REQUIRED', 'call 2fa/setup first');
       const secret = ctx.sealer.open(user.totp_pending_secret_enc, totpAad(user.id));
+      const budget = await admitMfaCode(ctx, user.id, req.principal!.sessionId);
       const step = await checkTotp(secret, req.body.totpCode);
       if (step === undefined) throw unauthorized('INVALID_MFA_CODE', 'the code is wrong');
+      await budget.succeeded();
       const codes = newRecoveryCodes();
       const now = new Date();
       await withTransaction(ctx.pool, async (c) => {
@@ -101,7 +105,18 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
         if (req.principal!.sessionId) {
           await c.query('UPDATE auth.sessions SET mfa_at = $2 WHERE id = $1', [req.principal!.sessionId, now]);
         }
-        await audit(c, req, { action: 'auth.2fa_enabled', actorId: user.id, targetId: user.id });
+        // Sessions opened before 2FA (perhaps by whoever made the owner turn it on) must not outlive it.
+        const r = await c.query(
+          `UPDATE auth.sessions SET revoked_at = clock_timestamp(), revoked_reason = '2fa_enabled'
+            WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::uuid`,
+          [user.id, req.principal!.sessionId ?? null],
+        );
+        await audit(c, req, {
+          action: 'auth.2fa_enabled',
+          actorId: user.id,
+          targetId: user.id,
+          details: { otherSessionsRevoked: r.rowCount ?? 0 },
+        });
       });
       const access = await accessTokenFor(ctx, { ...user, totp_enabled_at: now }, req.principal!.sessionId!, now);
       ctx.metrics.tokensIssued.inc({ kind: 'mfa_enable' });
@@ -136,21 +151,16 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
       if (!p.sessionId) throw unauthorized('SESSION_REQUIRED', 'step-up needs a session token');
       const user = await loadUser(p.id);
       if (user.totp_enabled_at === null) throw conflict('MFA_NOT_ENABLED', '2FA is not enabled');
-      const s = await ctx.throttle.check('mfa', user.id);
-      if (s.blocked)
-        throw new AppError(429, 'MFA_THROTTLED', 'too many wrong codes; wait', {
-          headers: { 'retry-after': String(s.retryAfterSeconds) },
-        });
+      const budget = await admitMfaCode(ctx, user.id, p.sessionId);
       const passed =
         req.body.totpCode !== undefined
           ? await verifyUserTotp(ctx, ctx.pool, user, req.body.totpCode)
           : await useRecoveryCode(ctx.pool, user.id, req.body.recoveryCode!);
       if (!passed) {
-        await ctx.throttle.fail('mfa', user.id, ctx.accountLimits);
         await audit(ctx.pool, req, { action: 'auth.2fa_challenge_failed', actorId: user.id, targetId: user.id });
         throw unauthorized('INVALID_MFA_CODE', 'the two-factor code is wrong or already used');
       }
-      await ctx.throttle.reset('mfa', user.id);
+      await budget.succeeded();
       const now = new Date();
       await ctx.pool.query('UPDATE auth.sessions SET mfa_at = $2 WHERE id = $1', [p.sessionId, now]);
       await audit(ctx.pool, req, {
@@ -184,6 +194,8 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
     async (req, reply) => {
       const user = await loadUser(req.principal!.id);
       if (user.totp_enabled_at === null) throw conflict('MFA_NOT_ENABLED', '2FA is not enabled');
+      if (user.roles.some((r) => STAFF_ROLES.includes(r)))
+        throw conflict('MFA_REQUIRED_FOR_ROLE', 'support and admin accounts must keep 2FA on');
       await withTransaction(ctx.pool, async (c) => {
         await c.query(
           `UPDATE auth.users SET totp_secret_enc = NULL, totp_pending_secret_enc = NULL, totp_enabled_at = NULL,
@@ -196,7 +208,13 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
             WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2`,
           [user.id, req.principal!.sessionId ?? '00000000-0000-0000-0000-000000000000'],
         );
-        await audit(c, req, { action: 'auth.2fa_disabled', actorId: user.id, targetId: user.id });
+        const keys = await revokeUserApiKeys(c, user.id, '2fa_disabled');
+        await audit(c, req, {
+          action: 'auth.2fa_disabled',
+          actorId: user.id,
+          targetId: user.id,
+          details: { apiKeysRevoked: keys },
+        });
       });
       return reply.status(204).send(null);
     },

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { AppError, errorResponses, Type, unauthorized, type App } from '@exchange/platform';
-import { requireAuth, requireFreshMfa } from '@exchange/auth-client';
+import { requireAuth, requireFreshMfa, STAFF_ROLES } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit, clientIp } from '../audit.ts';
 import { confirmPassword } from '../reauth.ts';
@@ -8,7 +8,8 @@ import { normaliseEmail, USER_COLUMNS, userView, type Ctx, type UserRow } from '
 import { useRecoveryCode, verifyUserTotp } from '../mfa.ts';
 import { passwordProblems } from '../passwords.ts';
 import { revokeSession, rotateRefreshToken, startSession } from '../sessions.ts';
-import { loginBlocked } from '../throttle.ts';
+import { revokeUserApiKeys } from './apikeys.ts';
+import { admitLogin, admitMfaCode, loginSucceeded, powChallenge, type Admission } from '../login-guard.ts';
 import { bearer, Email, Password, RecoveryCode, TokenPair, TotpCode, UserView } from './schemas.ts';
 
 const tags = ['auth'];
@@ -79,16 +80,54 @@ export function publicRoutes(app: App, ctx: Ctx): void {
             password: Password,
             totpCode: Type.Optional(TotpCode),
             recoveryCode: Type.Optional(RecoveryCode),
+            proofOfWork: Type.Optional(
+              Type.String({
+                maxLength: 4096,
+                description:
+                  'base64 JSON {challenge, solution} (ALTCHA v2) solving the challenge of a 429 PROOF_OF_WORK_REQUIRED',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Intersect([TokenPair, Type.Object({ user: UserView })]),
+          200: Type.Intersect([
+            TokenPair,
+            Type.Object({
+              user: UserView,
+              mfaEnrolmentRequired: Type.Optional(
+                Type.Boolean({
+                  description:
+                    'true for a support/admin account without 2FA: no staff route works until 2FA is enrolled ' +
+                    '(2fa/setup, 2fa/verify); the session works for everything else',
+                }),
+              ),
+            }),
+          ]),
           ...errorResponses(400, 401, 403, 429),
         },
       },
     },
     async (req) => login(ctx, req, req.body),
+  );
+
+  app.post(
+    '/api/v1/auth/login/challenge',
+    {
+      schema: {
+        tags,
+        summary: 'A proof-of-work challenge for logging in to an account that sees many failed logins',
+        description:
+          'Solve it (altcha-lib `solveChallenge`, SHA-256) and send base64(JSON {challenge, solution}) as ' +
+          '`proofOfWork` with the login. A 429 PROOF_OF_WORK_REQUIRED carries one too. Each solution opens one attempt.',
+        body: Type.Object({ email: Email }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ challenge: Type.Record(Type.String(), Type.Unknown()) }),
+          ...errorResponses(400),
+        },
+      },
+    },
+    async (req) => ({ challenge: (await powChallenge(ctx, normaliseEmail(req.body.email))) as never }),
   );
 
   app.post(
@@ -167,11 +206,12 @@ export function publicRoutes(app: App, ctx: Ctx): void {
             WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::uuid`,
           [user.id, p.sessionId ?? null],
         );
+        const keys = await revokeUserApiKeys(c, user.id, 'password_changed');
         await audit(c, req, {
           action: 'auth.password_changed',
           actorId: user.id,
           targetId: user.id,
-          details: { otherSessionsRevoked: r.rowCount ?? 0 },
+          details: { otherSessionsRevoked: r.rowCount ?? 0, apiKeysRevoked: keys },
         });
       });
       return reply.status(204).send(null);
@@ -202,30 +242,17 @@ export function publicRoutes(app: App, ctx: Ctx): void {
 async function login(
   ctx: Ctx,
   req: FastifyRequest,
-  body: { email: string; password: string; totpCode?: string; recoveryCode?: string },
+  body: { email: string; password: string; totpCode?: string; recoveryCode?: string; proofOfWork?: string },
 ) {
   const email = normaliseEmail(body.email);
   const ip = clientIp(req) ?? 'unknown';
-  // Throttle before touching the password, so a blocked attempt says nothing about it.
-  for (const [kind, key] of [
-    ['account', email],
-    ['ip', ip],
-  ] as const) {
-    const s = await ctx.throttle.check(kind, key);
-    if (s.blocked) {
-      ctx.metrics.loginFailures.inc({ reason: s.reason });
-      await audit(ctx.pool, req, { action: 'auth.login_blocked', details: { email, by: kind, reason: s.reason } });
-      throw loginBlocked(
-        s,
-        s.reason === 'locked' ? 'too many failed logins; try again later' : 'too many failed logins; slow down',
-      );
-    }
-  }
+  // Counted and judged before the password is touched, so a refused attempt says nothing about it.
+  const admitted = await admitLogin(ctx, req, email, ip, body.proofOfWork);
   const { rows } = await ctx.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE email = $1`, [email]);
   const user = rows[0];
   const ok = await ctx.passwords.verify(user?.password_hash ?? null, body.password);
   if (!user || !ok) {
-    await fail(ctx, req, email, ip, user ? 'bad_password' : 'unknown_account', user?.id);
+    await fail(ctx, req, email, admitted, user ? 'bad_password' : 'unknown_account', user?.id);
     throw unauthorized('INVALID_CREDENTIALS', 'email or password is wrong');
   }
   if (user.locked_at !== null) {
@@ -250,12 +277,14 @@ async function login(
         },
       );
     }
+    const codeBudget = await admitMfaCode(ctx, user.id, undefined);
     const passed =
       body.totpCode !== undefined
         ? await verifyUserTotp(ctx, ctx.pool, user, body.totpCode)
         : await useRecoveryCode(ctx.pool, user.id, body.recoveryCode!);
+    if (passed) await codeBudget.succeeded();
     if (!passed) {
-      await fail(ctx, req, email, ip, 'mfa_invalid', user.id);
+      await fail(ctx, req, email, admitted, 'mfa_invalid', user.id);
       throw unauthorized('INVALID_MFA_CODE', 'the two-factor code is wrong or already used');
     }
     if (body.recoveryCode !== undefined) {
@@ -263,7 +292,7 @@ async function login(
     }
     mfaAt = new Date();
   }
-  await ctx.throttle.reset('account', email);
+  await loginSucceeded(ctx, email, ip);
   if (ctx.passwords.needsRehash(user.password_hash)) {
     await ctx.pool.query('UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1', [
       user.id,
@@ -279,19 +308,25 @@ async function login(
     targetId: user.id,
     details: { sessionId: pair.sessionId, mfa: mfaAt !== null },
   });
-  return { ...pair, user: userView(user) };
+  const staffWithoutMfa = user.totp_enabled_at === null && user.roles.some((r) => STAFF_ROLES.includes(r));
+  return { ...pair, user: userView(user), ...(staffWithoutMfa ? { mfaEnrolmentRequired: true } : {}) };
 }
 
-async function fail(ctx: Ctx, req: FastifyRequest, email: string, ip: string, reason: string, userId?: string) {
+async function fail(ctx: Ctx, req: FastifyRequest, email: string, a: Admission, reason: string, userId?: string) {
   ctx.metrics.loginFailures.inc({ reason });
-  const n = await ctx.throttle.fail('account', email, ctx.accountLimits);
-  const m = await ctx.throttle.fail('ip', ip, ctx.ipLimits);
-  const locked = n === ctx.accountLimits.lock || m === ctx.ipLimits.lock;
+  const locked = a.clientFailures === ctx.accountLimits.lock || a.ipFailures === ctx.ipLimits.lock;
   if (locked) ctx.metrics.securityEvents.inc({ event: 'login_lockout' });
   await audit(ctx.pool, req, {
     action: 'auth.login_failed',
     actorId: userId ?? null,
     targetId: userId ?? null,
-    details: { email, reason, accountFailures: n, ipFailures: m, ...(locked ? { lockedOut: true } : {}) },
+    details: {
+      email,
+      reason,
+      accountFailures: a.accountFailures,
+      clientFailures: a.clientFailures,
+      ipFailures: a.ipFailures,
+      ...(locked ? { lockedOut: true } : {}),
+    },
   });
 }

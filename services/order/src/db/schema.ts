@@ -68,6 +68,10 @@ export const orders = ordersSchema.table(
     index('orders_pending_idx')
       .on(t.createdAt)
       .where(sql`${t.status} = 'pending'`),
+    // the per-user open-order cap counts these on every order entry
+    index('orders_user_open_idx')
+      .on(t.userId)
+      .where(sql`${t.status} in ('pending', 'new', 'partially_filled')`),
     // the wallet's reconciliation pages through open orders by id
     index('orders_open_idx')
       .on(t.id)

@@ -8,6 +8,7 @@
  * 'pending'`, so the request, a client retry and the sweeper can race without doubling anything.
  */
 import type pg from 'pg';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { withTransaction } from '@exchange/db';
 import { enqueue } from '@exchange/messaging';
 import { uuidv7 } from '@exchange/contracts';
@@ -37,6 +38,11 @@ export interface OrderServiceOptions {
   maxFinishAgeMs?: number;
   /** Called with the outcome of every sweep (metrics). */
   onSweep?: (r: SweepResult) => void;
+  /**
+   * Per-user order entry limits: placements per second (token bucket, in this process) and open orders (pending,
+   * new, partially filled). Defaults: 20/s with a burst of 40, 500 open orders.
+   */
+  limits?: { ordersPerSecond: number; burst: number; maxOpenOrders: number };
   /** Test hook: runs after the wallet confirmed the hold and before the order is committed as `new`. */
   afterHold?: (orderId: string) => Promise<void>;
 }
@@ -63,8 +69,42 @@ const T = `"${SCHEMA}"`;
 
 export class OrderService {
   readonly opts: OrderServiceOptions;
+  private readonly limits: NonNullable<OrderServiceOptions['limits']>;
+  /**
+   * In-process: each replica limits what it sees. Kong spreads a user's requests over the replicas, so the limit per
+   * user is at most replicas × ORDER_RATE_PER_SECOND; set it to the per-replica share. No shared store on the hot path.
+   */
+  private readonly rate: RateLimiterMemory;
   constructor(opts: OrderServiceOptions) {
     this.opts = opts;
+    this.limits = opts.limits ?? { ordersPerSecond: 20, burst: 40, maxOpenOrders: 500 };
+    this.rate = new RateLimiterMemory({
+      points: this.limits.burst,
+      duration: this.limits.burst / this.limits.ordersPerSecond,
+    });
+  }
+
+  /** 429 ORDER_RATE_LIMITED or 409 TOO_MANY_OPEN_ORDERS; cancels are never limited. */
+  private async admit(userId: string): Promise<void> {
+    try {
+      await this.rate.consume(userId);
+    } catch (e) {
+      const ms = (e as { msBeforeNext?: number }).msBeforeNext ?? 1000;
+      throw new AppError(429, 'ORDER_RATE_LIMITED', `at most ${this.limits.ordersPerSecond} orders per second`, {
+        headers: { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) },
+      });
+    }
+    const { rows } = await this.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${T}.orders
+        WHERE user_id = $1 AND status IN ('pending', 'new', 'partially_filled')`,
+      [userId],
+    );
+    if (rows[0]!.n >= this.limits.maxOpenOrders) {
+      throw conflict(
+        'TOO_MANY_OPEN_ORDERS',
+        `at most ${this.limits.maxOpenOrders} open orders per account; cancel some first`,
+      );
+    }
   }
 
   private get pool() {
@@ -136,6 +176,7 @@ export class OrderService {
 
     const { refused, state: st } = await this.admission(market.symbol);
     if (refused) throw refused;
+    await this.admit(userId);
     const priced = priceChecks(parsed, st?.last_trade_ticks != null ? BigInt(st.last_trade_ticks) : undefined);
 
     const id = uuidv7();

@@ -50,7 +50,10 @@ export async function createHarness(overrides: Partial<AppDeps> = {}): Promise<H
         await wallet.credit(id, 'ETH', 100n * 10n ** 18n);
         await wallet.credit(id, 'USDT', 1_000_000_000_000n);
       }
-      const token = issuer.sign({ sub: id, roles: opts.roles ?? ['user'] });
+      const roles = opts.roles ?? ['user'];
+      // staff roles work only with 2FA enrolled: give staff tokens a fresh check
+      const mfa = roles.some((r) => r !== 'user') ? { mfaAt: Math.floor(Date.now() / 1000) } : {};
+      const token = issuer.sign({ sub: id, roles, ...mfa });
       return { id, token, auth: { authorization: `Bearer ${token}` } };
     },
     async close() {

@@ -207,7 +207,7 @@ describe('admin API', () => {
     try {
       // the management API (stats lag a little) names this replica the single active consumer
       await waitFor('consumer reported active', async () => (await rt.engines.status())[0]!.consumer === 'active');
-      const admin = issuer.sign({ sub: uuidv5('admin'), roles: ['admin'] });
+      const admin = issuer.sign({ sub: uuidv5('admin'), roles: ['admin'], mfaAt: Math.floor(Date.now() / 1000) });
       const user = issuer.sign({ sub: uuidv5('user'), roles: ['user'] });
       const res = await app.inject({
         url: '/api/v1/admin/engine/markets',

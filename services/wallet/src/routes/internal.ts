@@ -1,4 +1,4 @@
-import { requireInternal } from '@exchange/auth-client';
+import { requireInternalCaller } from '@exchange/auth-client';
 import { Hold, HoldRequest, ReleaseRequest, ReleaseResult } from '@exchange/contracts/wallet';
 import { withTransaction } from '@exchange/db';
 import { errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
@@ -34,11 +34,13 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
   const { pool, assets } = ctx;
   const tags = ['internal'];
   const HoldParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+  // each caller its own credential and routes: holds are the order service's, the KYC tier the KYC process's
+  const fromOrderService = requireInternalCaller('order');
 
   app.post(
     '/internal/holds',
     {
-      onRequest: requireInternal,
+      onRequest: fromOrderService,
       schema: {
         tags,
         summary: 'Reserve funds for an order (idempotent by holdId = order id)',
@@ -68,7 +70,7 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
   app.get(
     '/internal/holds/:id',
     {
-      onRequest: requireInternal,
+      onRequest: fromOrderService,
       schema: {
         tags,
         summary: 'A hold and how much of it is captured, released, remaining',
@@ -91,7 +93,7 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
   app.post(
     '/internal/holds/:id/release',
     {
-      onRequest: requireInternal,
+      onRequest: fromOrderService,
       preValidation: async (req) => {
         if (req.body === undefined || req.body === null) req.body = {};
       },
@@ -117,7 +119,7 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
   app.put(
     '/internal/users/:userId/kyc-tier',
     {
-      onRequest: requireInternal,
+      onRequest: requireInternalCaller('kyc'),
       schema: {
         tags,
         summary: 'Set a user’s KYC tier (drives the daily withdrawal limits)',

@@ -7,6 +7,7 @@ import {
   notFound,
   recordIdempotentReply,
   serviceUnavailable,
+  forbidden,
   Type,
   type App,
   type Static,
@@ -142,7 +143,8 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
       schema: {
         tags,
         security,
-        summary: 'Sandbox deposit: pending now, credited once confirmed (DEPOSIT_CONFIRMATION_MS)',
+        summary:
+          'Sandbox deposit (only when SANDBOX_DEPOSITS is on): pending now, credited once confirmed (DEPOSIT_CONFIRMATION_MS)',
         description: 'Accepts `Idempotency-Key`. Kill switch: `deposits` (503 DEPOSITS_DISABLED).',
         body: DepositBody,
         response: { 201: DepositSchema, ...errorResponses(400, 401, 403, 409, 422, 503) },
@@ -150,6 +152,9 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
     },
     async (req, reply) => {
       const body = req.body as Static<typeof DepositBody>;
+      if (!ctx.settings.sandboxDeposits) {
+        throw forbidden('SANDBOX_DEPOSITS_DISABLED', 'self-service deposits exist only in a sandbox deployment');
+      }
       if (!(await flags.isEnabled('deposits'))) {
         throw serviceUnavailable('DEPOSITS_DISABLED', 'deposits are temporarily disabled');
       }

@@ -1,0 +1,1 @@
+CREATE INDEX "orders_user_open_idx" ON "orders"."orders" USING btree ("user_id") WHERE "orders"."orders"."status" in ('pending', 'new', 'partially_filled');
