@@ -128,6 +128,7 @@ async function main(): Promise<number> {
   // The harness reads the admin URL when it is first imported: point it at the private cluster first.
   process.env.TEST_DATABASE_ADMIN_URL = pgCluster.adminUrl;
   const { startTestStack, newTrader, ADMIN } = await import('./harness.ts');
+  const { staffAccessToken } = await import('./admin-session.ts');
   const { waitForQuiescence } = await import('./consistency.ts');
   const { loadCatalog } = await import('@exchange/contracts/markets');
   const catalog = loadCatalog(undefined);
@@ -181,14 +182,8 @@ async function main(): Promise<number> {
     const probe = traders[0]!.client;
     const load = new Load(traders, SHORT ? 4 : 8);
 
-    const adminToken = async () => {
-      const r = await fetch(`${stack.url('auth')}/api/v1/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(ADMIN),
-      });
-      return ((await r.json()) as { accessToken: string }).accessToken;
-    };
+    // staff routes need 2FA: the first call enrols the seeded admin as an operator would, later calls reuse it
+    const adminToken = () => staffAccessToken(stack.url('auth'), ADMIN);
 
     const replicas = () => stack.stack.processes.filter((p) => p.service === 'payment-processor');
     const byPid = async (sql: string): Promise<RunningProcess> => {
