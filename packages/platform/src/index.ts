@@ -13,7 +13,7 @@ export {
 export { createHttpMetrics, promClient, type HttpMetrics } from './metrics.ts';
 export { DecimalString, ErrorBody, SignedDecimalString, Uuid, errorResponses } from './schemas.ts';
 export { runService, type RunOptions } from './service.ts';
-export { startTelemetry, stopTelemetry } from './telemetry.ts';
+export { startTelemetry, stopTelemetry, tagActiveSpan } from './telemetry.ts';
 export { canonicalJson, purgeIdempotencyKeys, registerIdempotency, type IdempotencyOptions } from './idempotency.ts';
 export { FeatureFlags, registerFeatureFlagRoutes } from './flags.ts';
 export { featureFlagsTable, idempotencyKeysTable } from './tables.ts';

@@ -9,6 +9,7 @@ import {
   notFound,
   registerFeatureFlagRoutes,
   registerIdempotency,
+  tagActiveSpan,
   type App,
   type CreateAppOptions,
 } from '@exchange/platform';
@@ -328,6 +329,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     async (req, reply) => {
       const { order, created } = await orders.place(userOf(req), req.body as PlaceOrderBody);
+      tagActiveSpan({ 'order.id': order.id, 'order.market': order.market });
       if (created) metrics.placed.inc({ market: order.market, side: order.side, type: order.type });
       return reply.status(created ? 201 : 200).send(toOrderDto(catalog, order));
     },

@@ -1,0 +1,73 @@
+import { useQuery } from '@tanstack/react-query';
+import { client } from '../lib/api.tsx';
+import { OpenOrders } from '../components/open-orders.tsx';
+import { Empty, ErrorBox, Num, Panel, Time } from '../components/ui.tsx';
+
+export function OrdersPage() {
+  const fills = useQuery({ queryKey: ['fills'], queryFn: () => client.fills({ limit: 100 }), refetchInterval: 15_000 });
+  const rows = fills.data?.items ?? [];
+  return (
+    <div className="stack">
+      <Panel title="Open orders" id="open-orders-panel">
+        <OpenOrders />
+      </Panel>
+      <Panel title="Fills" id="fills">
+        <ErrorBox error={fills.error} />
+        {rows.length === 0 ? (
+          <Empty>No fills yet.</Empty>
+        ) : (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Market</th>
+                  <th scope="col">Side</th>
+                  <th scope="col" className="r">
+                    Price
+                  </th>
+                  <th scope="col" className="r">
+                    Quantity
+                  </th>
+                  <th scope="col" className="r hide-sm">
+                    Total
+                  </th>
+                  <th scope="col" className="r">
+                    Fee
+                  </th>
+                  <th scope="col" className="hide-sm">
+                    Role
+                  </th>
+                  <th scope="col">Time</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((f) => (
+                  <tr key={f.id} data-fill-order={f.orderId}>
+                    <td>{f.market}</td>
+                    <td className={f.side === 'buy' ? 'up' : 'down'}>{f.side}</td>
+                    <td className="r">
+                      <Num value={f.price} />
+                    </td>
+                    <td className="r">
+                      <Num value={f.quantity} />
+                    </td>
+                    <td className="r hide-sm">
+                      <Num value={f.quoteAmount} />
+                    </td>
+                    <td className="r">
+                      <Num value={f.fee} /> <span className="muted">{f.feeAsset}</span>
+                    </td>
+                    <td className="hide-sm">{f.liquidity}</td>
+                    <td>
+                      <Time iso={f.executedAt} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Panel>
+    </div>
+  );
+}

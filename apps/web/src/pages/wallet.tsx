@@ -1,0 +1,233 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import { client } from '../lib/api.tsx';
+import { isPlainDecimal } from '../lib/decimal.ts';
+import { useStepUp } from '../components/step-up.tsx';
+import { Empty, ErrorBox, Num, Panel, Time } from '../components/ui.tsx';
+
+const ASSETS = ['USD', 'BTC', 'ETH', 'USDT'];
+
+export function WalletPage() {
+  const qc = useQueryClient();
+  const withStepUp = useStepUp();
+  const balances = useQuery({ queryKey: ['balances'], queryFn: () => client.balances(), refetchInterval: 5_000 });
+  const deposits = useQuery({ queryKey: ['deposits'], queryFn: () => client.deposits({ limit: 20 }), refetchInterval: 3_000 });
+  const withdrawals = useQuery({ queryKey: ['withdrawals'], queryFn: () => client.withdrawals({ limit: 20 }), refetchInterval: 3_000 });
+  const assets = [...new Set([...ASSETS, ...(balances.data ?? []).map((b) => b.asset)])];
+
+  const [dAsset, setDAsset] = useState('USD');
+  const [dAmount, setDAmount] = useState('');
+  const [wAsset, setWAsset] = useState('USD');
+  const [wAmount, setWAmount] = useState('');
+  const [wAddress, setWAddress] = useState('');
+  const refresh = () => {
+    for (const k of ['balances', 'deposits', 'withdrawals']) void qc.invalidateQueries({ queryKey: [k] });
+  };
+  const deposit = useMutation({
+    mutationFn: () => client.deposit({ asset: dAsset, amount: dAmount }),
+    onSuccess: () => {
+      setDAmount('');
+      refresh();
+    },
+  });
+  const withdraw = useMutation({
+    mutationFn: () => withStepUp(() => client.withdraw({ asset: wAsset, amount: wAmount, address: wAddress })),
+    onSuccess: () => {
+      setWAmount('');
+      refresh();
+    },
+  });
+  const cancelW = useMutation({ mutationFn: (id: string) => client.cancelWithdrawal(id), onSuccess: refresh });
+
+  const onDeposit = (e: FormEvent) => {
+    e.preventDefault();
+    deposit.mutate();
+  };
+  const onWithdraw = (e: FormEvent) => {
+    e.preventDefault();
+    withdraw.mutate();
+  };
+  const badD = dAmount !== '' && !isPlainDecimal(dAmount);
+  const badW = wAmount !== '' && !isPlainDecimal(wAmount);
+
+  return (
+    <div className="stack">
+      <Panel title="Balances" id="balances">
+        <ErrorBox error={balances.error} />
+        <div className="table-wrap">
+          <table data-testid="balances-table">
+            <thead>
+              <tr>
+                <th scope="col">Asset</th>
+                <th scope="col" className="r">
+                  Available
+                </th>
+                <th scope="col" className="r">
+                  Held
+                </th>
+                <th scope="col" className="r">
+                  Total
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {(balances.data ?? []).map((b) => (
+                <tr key={b.asset} data-asset={b.asset}>
+                  <th scope="row">{b.asset}</th>
+                  <td className="r" data-col="available">
+                    <Num value={b.available} />
+                  </td>
+                  <td className="r" data-col="held">
+                    <Num value={b.held} />
+                  </td>
+                  <td className="r" data-col="total">
+                    <Num value={b.total} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        {balances.data?.length === 0 ? <Empty>No funds yet: make a sandbox deposit below.</Empty> : null}
+      </Panel>
+
+      <div className="grid2 wide">
+        <Panel title="Deposit (sandbox)" id="deposit">
+          <form onSubmit={onDeposit} className="form">
+            <label>
+              Asset
+              <select name="deposit-asset" value={dAsset} onChange={(e) => setDAsset(e.target.value)}>
+                {assets.map((a) => (
+                  <option key={a}>{a}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Amount
+              <input name="deposit-amount" inputMode="decimal" autoComplete="off" value={dAmount} onChange={(e) => setDAmount(e.target.value.trim())} aria-invalid={badD} />
+            </label>
+            {badD ? <p className="field-error">amount must be a plain decimal such as 100.5</p> : null}
+            <ErrorBox error={deposit.error} />
+            <button type="submit" className="primary" disabled={!dAmount || badD || deposit.isPending}>
+              Deposit
+            </button>
+          </form>
+        </Panel>
+        <Panel title="Withdraw" id="withdraw">
+          <form onSubmit={onWithdraw} className="form">
+            <label>
+              Asset
+              <select name="withdraw-asset" value={wAsset} onChange={(e) => setWAsset(e.target.value)}>
+                {assets.map((a) => (
+                  <option key={a}>{a}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Amount
+              <input name="withdraw-amount" inputMode="decimal" autoComplete="off" value={wAmount} onChange={(e) => setWAmount(e.target.value.trim())} aria-invalid={badW} />
+            </label>
+            <label>
+              Address
+              <input name="withdraw-address" autoComplete="off" value={wAddress} onChange={(e) => setWAddress(e.target.value.trim())} />
+            </label>
+            {badW ? <p className="field-error">amount must be a plain decimal such as 100.5</p> : null}
+            <ErrorBox error={withdraw.error} />
+            <button type="submit" className="primary" disabled={!wAmount || !wAddress || badW || withdraw.isPending}>
+              Withdraw
+            </button>
+          </form>
+        </Panel>
+      </div>
+
+      <Panel title="Deposits" id="deposits">
+        <ErrorBox error={deposits.error} />
+        {(deposits.data ?? []).length === 0 ? (
+          <Empty>No deposits.</Empty>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Asset</th>
+                <th scope="col" className="r">
+                  Amount
+                </th>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {(deposits.data ?? []).map((d) => (
+                <tr key={d.id} data-status={d.status}>
+                  <td>{d.asset}</td>
+                  <td className="r">
+                    <Num value={d.amount} />
+                  </td>
+                  <td>{d.status}</td>
+                  <td>
+                    <Time iso={d.createdAt} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Panel>
+
+      <Panel title="Withdrawals" id="withdrawals">
+        <ErrorBox error={withdrawals.error ?? cancelW.error} />
+        {(withdrawals.data ?? []).length === 0 ? (
+          <Empty>No withdrawals.</Empty>
+        ) : (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Asset</th>
+                  <th scope="col" className="r">
+                    Amount
+                  </th>
+                  <th scope="col" className="r">
+                    Fee
+                  </th>
+                  <th scope="col">Status</th>
+                  <th scope="col" className="hide-sm">
+                    Address
+                  </th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {(withdrawals.data ?? []).map((w) => (
+                  <tr key={w.id} data-status={w.status}>
+                    <td>{w.asset}</td>
+                    <td className="r">
+                      <Num value={w.amount} />
+                    </td>
+                    <td className="r">
+                      <Num value={w.fee} />
+                    </td>
+                    <td>
+                      {w.status}
+                      {w.failureReason ? <span className="muted small"> ({w.failureReason})</span> : null}
+                    </td>
+                    <td className="hide-sm mono">{w.address}</td>
+                    <td>
+                      {w.status === 'pending' ? (
+                        <button type="button" onClick={() => cancelW.mutate(w.id)}>
+                          Cancel
+                        </button>
+                      ) : null}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Panel>
+    </div>
+  );
+}
