@@ -1,6 +1,6 @@
 /** Small shared pieces: the API error box, exact number cells, loading and empty states. */
 import type { ReactNode } from 'react';
-import { errorOf } from '../lib/api.tsx';
+import { errorOf } from '../lib/errors.ts';
 import { sign } from '../lib/decimal.ts';
 
 /** Shows the API's code, message and request id exactly as it answered. */

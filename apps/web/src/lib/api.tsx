@@ -4,7 +4,7 @@
  */
 import { useQueryClient } from '@tanstack/react-query';
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import { ExchangeApiError, ExchangeClient, ExchangeStream, type Session, type StreamMessage, type User } from '@exchange/sdk';
+import { ExchangeClient, ExchangeStream, type Session, type StreamMessage, type User } from '@exchange/sdk';
 
 const SESSION_KEY = 'exchange.session';
 
@@ -172,10 +172,4 @@ export function useChannel(channel: string | null, fn: Listener): void {
     if (!channel) return;
     return subscribe(channel, (m) => ref.current(m));
   }, [channel, subscribe]);
-}
-
-export function errorOf(err: unknown): { code: string; message: string; requestId?: string | undefined } {
-  if (err instanceof ExchangeApiError) return { code: err.code, message: err.message, requestId: err.requestId };
-  if (err instanceof Error) return { code: 'NETWORK_ERROR', message: err.message };
-  return { code: 'ERROR', message: String(err) };
 }
