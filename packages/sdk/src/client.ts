@@ -89,7 +89,8 @@ export class ExchangeClient {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.session = opts.session;
     this.apiKey = opts.apiKey;
-    this.fetchImpl = opts.fetch ?? fetch;
+    // Never call the global fetch as a method of this object: browsers throw "Illegal invocation".
+    this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
   }
 
   /** The current session (tokens), if any. */

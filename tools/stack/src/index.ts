@@ -1,1 +1,2 @@
 export * from './stack.ts';
+export * from './web-build.ts';

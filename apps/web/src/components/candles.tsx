@@ -75,7 +75,10 @@ export function CandleChart({ market }: { market: string }) {
         ))}
       </div>
       <ErrorBox error={candles.error} />
-      <div ref={box} className="chart-box" role="img" aria-label={`${market} ${interval} candles`} />
+      <p className="sr-only">
+        {market} {interval} candles; the same trades are listed under Recent trades.
+      </p>
+      <div ref={box} className="chart-box" />
     </div>
   );
 }

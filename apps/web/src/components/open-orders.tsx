@@ -35,7 +35,7 @@ export function OpenOrders({ market }: { market?: string }) {
       {rows.length === 0 ? (
         <Empty>No open orders.</Empty>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead>
               <tr>

@@ -16,7 +16,7 @@ export function AuditSection() {
         <input name="audit-action" placeholder="e.g. user.lock" value={action} onChange={(e) => setAction(e.target.value.trim())} />
       </label>
       <ErrorBox error={audit.error} />
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table>
           <thead>
             <tr>

@@ -39,7 +39,7 @@ export function DeadLettersSection() {
       {rows.length === 0 ? (
         <Empty>No dead letters in {service}.</Empty>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead>
               <tr>

@@ -36,7 +36,7 @@ export function HealthSection() {
             Kill switches off: {off.map((f) => `${f.name}${f.reason ? ` (${f.reason})` : ''}`).join(', ')}
           </p>
         ) : null}
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table>
             <thead>
               <tr>
@@ -72,7 +72,7 @@ export function HealthSection() {
         <Panel title="Matching engine" id="engine">
           <ErrorBox error={engine.error} />
           <p className="muted small">Replica {engine.data?.replica ?? '—'}</p>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table>
               <thead>
                 <tr>

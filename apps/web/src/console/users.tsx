@@ -13,9 +13,15 @@ export function UsersSection() {
   const admin = isAdmin(me);
   const qc = useQueryClient();
   const withStepUp = useStepUp();
+  const [draft, setDraft] = useState('');
   const [email, setEmail] = useState('');
   const [locking, setLocking] = useState<User | null>(null);
-  const users = useQuery({ queryKey: ['users', email], queryFn: () => client.admin.users({ limit: 50, ...(email ? { email } : {}) }) });
+  // Every search is audited, so it runs on submit, not per keystroke.
+  const users = useQuery({
+    queryKey: ['users', email],
+    queryFn: () => client.admin.users({ limit: 50, email }),
+    enabled: email !== '',
+  });
   const refresh = () => void qc.invalidateQueries({ queryKey: ['users'] });
   const unlock = useMutation({ mutationFn: (id: string) => withStepUp(() => client.admin.unlockUser(id)), onSuccess: refresh });
   const roles = useMutation({
@@ -24,12 +30,24 @@ export function UsersSection() {
   });
   return (
     <Panel title="Users" id="users">
-      <label className="inline-label">
-        Email
-        <input name="user-email" type="search" value={email} onChange={(e) => setEmail(e.target.value.trim())} />
-      </label>
+      <form
+        className="row"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setEmail(draft);
+        }}
+      >
+        <label className="inline-label">
+          Email (exact, or a prefix ending in *)
+          <input name="user-email" type="search" value={draft} onChange={(e) => setDraft(e.target.value.trim())} />
+        </label>
+        <button type="submit" disabled={!draft}>
+          Search
+        </button>
+      </form>
       <ErrorBox error={users.error ?? unlock.error ?? roles.error} />
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table>
           <thead>
             <tr>

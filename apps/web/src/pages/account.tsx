@@ -227,7 +227,7 @@ function Sessions() {
   return (
     <Panel title="Sessions" id="sessions">
       <ErrorBox error={sessions.error ?? revoke.error} />
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table>
           <thead>
             <tr>

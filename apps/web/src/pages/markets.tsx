@@ -16,7 +16,7 @@ export function MarketsPage() {
     <Panel title="Markets" id="markets">
       <ErrorBox error={markets.error} />
       {markets.isPending ? <Loading /> : null}
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table>
           <thead>
             <tr>

@@ -16,7 +16,7 @@ export function OrdersPage() {
         {rows.length === 0 ? (
           <Empty>No fills yet.</Empty>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table>
               <thead>
                 <tr>

@@ -54,7 +54,7 @@ export function WalletPage() {
     <div className="stack">
       <Panel title="Balances" id="balances">
         <ErrorBox error={balances.error} />
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table data-testid="balances-table">
             <thead>
               <tr>
@@ -179,7 +179,7 @@ export function WalletPage() {
         {(withdrawals.data ?? []).length === 0 ? (
           <Empty>No withdrawals.</Empty>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table>
               <thead>
                 <tr>
