@@ -69,7 +69,11 @@ export function App() {
           <span className={`dot ${connected ? 'on' : ''}`} title={connected ? 'live' : 'reconnecting'}>
             <span className="sr-only">{connected ? 'Live updates connected' : 'Live updates reconnecting'}</span>
           </span>
-          <button type="button" onClick={toggleTheme} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}>
+          <button
+            type="button"
+            onClick={toggleTheme}
+            aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}
+          >
             {theme === 'dark' ? '☀' : '☾'}
           </button>
           {user ? (
@@ -97,11 +101,46 @@ export function App() {
           <Route path="/markets/:symbol" element={<MarketPage />} />
           <Route path="/login" element={<LoginPage />} />
           <Route path="/register" element={<RegisterPage />} />
-          <Route path="/orders" element={<RequireUser><OrdersPage /></RequireUser>} />
-          <Route path="/wallet" element={<RequireUser><WalletPage /></RequireUser>} />
-          <Route path="/account" element={<RequireUser><AccountPage /></RequireUser>} />
-          <Route path="/console/*" element={<RequireUser><ConsolePage /></RequireUser>} />
-          <Route path="*" element={<p>Page not found. <Link to="/">Markets</Link></p>} />
+          <Route
+            path="/orders"
+            element={
+              <RequireUser>
+                <OrdersPage />
+              </RequireUser>
+            }
+          />
+          <Route
+            path="/wallet"
+            element={
+              <RequireUser>
+                <WalletPage />
+              </RequireUser>
+            }
+          />
+          <Route
+            path="/account"
+            element={
+              <RequireUser>
+                <AccountPage />
+              </RequireUser>
+            }
+          />
+          <Route
+            path="/console/*"
+            element={
+              <RequireUser>
+                <ConsolePage />
+              </RequireUser>
+            }
+          />
+          <Route
+            path="*"
+            element={
+              <p>
+                Page not found. <Link to="/">Markets</Link>
+              </p>
+            }
+          />
         </Routes>
       </main>
     </>

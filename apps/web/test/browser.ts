@@ -97,9 +97,9 @@ export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
   const result = await page.evaluate(async () => {
     const axe = (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<any> } }).axe;
     const r = await axe.run(document, { resultTypes: ['violations'] });
-    return (r.violations as Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: string[] }> }>).map(
-      (v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }),
-    );
+    return (
+      r.violations as Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: string[] }> }>
+    ).map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
   });
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }

@@ -176,7 +176,8 @@ export class ExchangeClient {
   async request<R>(spec: RequestSpec): Promise<R> {
     const pathWithQuery = this.url(spec.path, spec.query);
     const write = spec.method !== 'GET';
-    const idempotencyKey = write && spec.idempotent !== false ? (spec.call?.idempotencyKey ?? globalThis.crypto.randomUUID()) : undefined;
+    const idempotencyKey =
+      write && spec.idempotent !== false ? (spec.call?.idempotencyKey ?? globalThis.crypto.randomUUID()) : undefined;
     const usesSession = spec.auth === 'required' && !this.apiKey;
     if (usesSession) {
       if (!this.session?.accessToken) {

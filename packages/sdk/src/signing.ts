@@ -17,6 +17,9 @@ export function signRequest(
   p: { method: string; pathWithQuery: string; body?: string; timestamp?: number },
 ): Record<string, string> {
   const timestamp = String(p.timestamp ?? Date.now());
-  const signature = hmacSha256Hex(creds.secret, `${timestamp}${p.method.toUpperCase()}${p.pathWithQuery}${p.body ?? ''}`);
+  const signature = hmacSha256Hex(
+    creds.secret,
+    `${timestamp}${p.method.toUpperCase()}${p.pathWithQuery}${p.body ?? ''}`,
+  );
   return { 'x-api-key': creds.key, 'x-api-timestamp': timestamp, 'x-api-signature': signature };
 }

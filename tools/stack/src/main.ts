@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDatabase } from '@exchange/db';
 import { ensureVhost, ROOT, Stack } from './stack.ts';
+import { buildWebApp, webBuildIsStale } from './web-build.ts';
 
 const stateDir = join(ROOT, '.stack');
 mkdirSync(stateDir, { recursive: true });
@@ -31,6 +32,11 @@ const colors = { auth: 36, wallet: 33, order: 35, 'payment-processor': 32, gatew
 const tty = process.stdout.isTTY;
 
 async function main() {
+  // The gateway serves the web app at `/`: build it when there is no build or its sources changed.
+  if (webBuildIsStale()) {
+    process.stdout.write('building the web app (apps/web)…\n');
+    buildWebApp();
+  }
   await ensureDatabase(databaseUrl);
   await ensureVhost(managementUrl, decodeURIComponent(new URL(amqpUrl).pathname.slice(1) || '/'));
   const stack = new Stack({
@@ -87,6 +93,7 @@ async function main() {
     [
       '',
       'Exchange is up (host mode).',
+      `  Web app:         http://localhost:${stack.ports.gateway}/`,
       `  Gateway (API):   http://localhost:${stack.ports.gateway}/api/v1/markets`,
       `  API docs:        http://localhost:${stack.ports.gateway}/docs`,
       `  Services:        auth :${stack.ports.auth}  wallet :${stack.ports.wallet}  order :${stack.ports.order}  payment-processor :${stack.ports['payment-processor']}  (each: /health /ready /metrics)`,

@@ -14,7 +14,8 @@ function newestMtime(path: string): number {
   const s = statSync(path);
   if (!s.isDirectory()) return s.mtimeMs;
   let newest = s.mtimeMs;
-  for (const name of readdirSync(path)) if (name !== 'node_modules') newest = Math.max(newest, newestMtime(join(path, name)));
+  for (const name of readdirSync(path))
+    if (name !== 'node_modules') newest = Math.max(newest, newestMtime(join(path, name)));
   return newest;
 }
 

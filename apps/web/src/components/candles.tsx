@@ -1,10 +1,17 @@
 /** Candles (1m/5m/1h/1d) with TradingView's lightweight-charts, refreshed as trades arrive. */
 import { useQuery } from '@tanstack/react-query';
-import { CandlestickSeries, ColorType, createChart, type IChartApi, type ISeriesApi, type UTCTimestamp } from 'lightweight-charts';
+import {
+  CandlestickSeries,
+  ColorType,
+  createChart,
+  type IChartApi,
+  type ISeriesApi,
+  type UTCTimestamp,
+} from 'lightweight-charts';
 import { useEffect, useRef, useState } from 'react';
 import { client } from '../lib/api.tsx';
-import { useThemeName } from "../lib/theme.ts";
-import { ErrorBox } from "./ui.tsx";
+import { useThemeName } from '../lib/theme.ts';
+import { ErrorBox } from './ui.tsx';
 
 const INTERVALS = ['1m', '5m', '1h', '1d'] as const;
 
@@ -69,7 +76,13 @@ export function CandleChart({ market }: { market: string }) {
     <div className="chart">
       <div className="tabs" role="group" aria-label="Candle interval">
         {INTERVALS.map((i) => (
-          <button key={i} type="button" className={i === interval ? 'active' : ''} aria-pressed={i === interval} onClick={() => setInterval(i)}>
+          <button
+            key={i}
+            type="button"
+            className={i === interval ? 'active' : ''}
+            aria-pressed={i === interval}
+            onClick={() => setInterval(i)}
+          >
             {i}
           </button>
         ))}

@@ -16,7 +16,11 @@ export function OpenOrders({ market }: { market?: string }) {
     void qc.invalidateQueries({ queryKey: ['orders'] });
     void qc.invalidateQueries({ queryKey: ['balances'] });
   };
-  const cancel = useMutation({ mutationFn: (id: string) => client.cancelOrder(id), onSuccess: refresh, onError: setError });
+  const cancel = useMutation({
+    mutationFn: (id: string) => client.cancelOrder(id),
+    onSuccess: refresh,
+    onError: setError,
+  });
   const cancelAll = useMutation({
     mutationFn: () => client.cancelAllOrders(market ? { market } : {}),
     onSuccess: refresh,
@@ -78,7 +82,12 @@ export function OpenOrders({ market }: { market?: string }) {
                     <Time iso={o.createdAt} />
                   </td>
                   <td>
-                    <button type="button" disabled={o.cancelRequested} onClick={() => cancel.mutate(o.id)} aria-label={`Cancel order ${o.side} ${o.quantity} at ${o.price ?? 'market'}`}>
+                    <button
+                      type="button"
+                      disabled={o.cancelRequested}
+                      onClick={() => cancel.mutate(o.id)}
+                      aria-label={`Cancel order ${o.side} ${o.quantity} at ${o.price ?? 'market'}`}
+                    >
                       Cancel
                     </button>
                   </td>

@@ -99,7 +99,13 @@ test('a sell holds the base quantity; post-only pays the maker fee on the quote 
   // 30001 × 0.03 = 900.03; × 10 bps = 0.90003
   expect(screen.getByTestId('fee').textContent).toBe('0.90003 USD (10 bps)');
   await f.submit();
-  expect(f.sent[0]).toMatchObject({ side: 'sell', price: '30001', quantity: '0.03', postOnly: true, timeInForce: 'GTC' });
+  expect(f.sent[0]).toMatchObject({
+    side: 'sell',
+    price: '30001',
+    quantity: '0.03',
+    postOnly: true,
+    timeInForce: 'GTC',
+  });
 });
 
 test('market orders are IOC/FOK without a price and need a last trade', async () => {

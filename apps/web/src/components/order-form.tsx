@@ -67,7 +67,13 @@ export function OrderForm({ market, place, onPlaced, initialPrice }: OrderFormPr
   const describedBy = (f: string) => (show(f as keyof typeof check.errors) ? `${f}-err` : undefined);
 
   return (
-    <form className="order-form" onSubmit={submit} noValidate aria-label={`Order ${market.symbol}`} data-testid="order-form">
+    <form
+      className="order-form"
+      onSubmit={submit}
+      noValidate
+      aria-label={`Order ${market.symbol}`}
+      data-testid="order-form"
+    >
       {check.errors.market ? (
         <div className="error" role="alert" data-testid="market-halted">
           {check.errors.market}
@@ -99,7 +105,12 @@ export function OrderForm({ market, place, onPlaced, initialPrice }: OrderFormPr
         </label>
         <label>
           Time in force
-          <select name="timeInForce" value={draft.timeInForce} onChange={(e) => set({ timeInForce: e.target.value as TimeInForce })} aria-describedby={describedBy('timeInForce')}>
+          <select
+            name="timeInForce"
+            value={draft.timeInForce}
+            onChange={(e) => set({ timeInForce: e.target.value as TimeInForce })}
+            aria-describedby={describedBy('timeInForce')}
+          >
             {draft.type === 'limit' ? <option value="GTC">GTC</option> : null}
             <option value="IOC">IOC</option>
             <option value="FOK">FOK</option>
@@ -151,14 +162,25 @@ export function OrderForm({ market, place, onPlaced, initialPrice }: OrderFormPr
       ) : null}
       {draft.type === 'limit' ? (
         <label className="check">
-          <input type="checkbox" name="postOnly" checked={draft.postOnly} onChange={(e) => set({ postOnly: e.target.checked, ...(e.target.checked ? { timeInForce: 'GTC' } : {}) })} />
+          <input
+            type="checkbox"
+            name="postOnly"
+            checked={draft.postOnly}
+            onChange={(e) => set({ postOnly: e.target.checked, ...(e.target.checked ? { timeInForce: 'GTC' } : {}) })}
+          />
           Post-only (maker only)
         </label>
       ) : null}
       {show('postOnly') ? <p className="field-error">{show('postOnly')}</p> : null}
       <dl className="preview" aria-live="polite">
         <dt>Hold</dt>
-        <dd data-testid="hold">{check.hold ? `${check.hold.amount} ${check.hold.asset}` : draft.type === 'market' && draft.side === 'buy' ? 'set by the price band' : '—'}</dd>
+        <dd data-testid="hold">
+          {check.hold
+            ? `${check.hold.amount} ${check.hold.asset}`
+            : draft.type === 'market' && draft.side === 'buy'
+              ? 'set by the price band'
+              : '—'}
+        </dd>
         <dt>Fee (up to)</dt>
         <dd data-testid="fee">{check.fee ? `${check.fee.amount} ${check.fee.asset} (${check.fee.bps} bps)` : '—'}</dd>
         <dt>Rules</dt>

@@ -46,7 +46,15 @@ export function StepUpProvider({ children }: { children: ReactNode }) {
   };
   const cancel = () => {
     setOpen(false);
-    pending.current?.reject(new ExchangeApiError({ status: 403, code: 'MFA_REQUIRED', message: '2FA check cancelled', method: 'POST', path: '' }));
+    pending.current?.reject(
+      new ExchangeApiError({
+        status: 403,
+        code: 'MFA_REQUIRED',
+        message: '2FA check cancelled',
+        method: 'POST',
+        path: '',
+      }),
+    );
   };
 
   return (
@@ -56,10 +64,20 @@ export function StepUpProvider({ children }: { children: ReactNode }) {
         <div className="modal-backdrop">
           <form className="modal" role="dialog" aria-modal="true" aria-labelledby="stepup-h" onSubmit={submit}>
             <h2 id="stepup-h">Confirm with 2FA</h2>
-            <p>This action needs a fresh 2FA check. Enter the 6-digit code from your authenticator app (or a recovery code).</p>
+            <p>
+              This action needs a fresh 2FA check. Enter the 6-digit code from your authenticator app (or a recovery
+              code).
+            </p>
             <label>
               Code
-              <input name="stepup-code" autoFocus autoComplete="one-time-code" inputMode="numeric" value={code} onChange={(e) => setCode(e.target.value.trim())} />
+              <input
+                name="stepup-code"
+                autoFocus
+                autoComplete="one-time-code"
+                inputMode="numeric"
+                value={code}
+                onChange={(e) => setCode(e.target.value.trim())}
+              />
             </label>
             <ErrorBox error={error} />
             <div className="row">

@@ -37,7 +37,17 @@ export function Time({ iso }: { iso: string | null | undefined }) {
   return <time dateTime={iso}>{d.toLocaleString(undefined, { hour12: false })}</time>;
 }
 
-export function Panel({ title, children, actions, id }: { title: string; children: ReactNode; actions?: ReactNode; id?: string }) {
+export function Panel({
+  title,
+  children,
+  actions,
+  id,
+}: {
+  title: string;
+  children: ReactNode;
+  actions?: ReactNode;
+  id?: string;
+}) {
   const headingId = `${id ?? title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-h`;
   return (
     <section className="panel" aria-labelledby={headingId} data-testid={id}>

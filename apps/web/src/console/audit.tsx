@@ -13,7 +13,12 @@ export function AuditSection() {
     <Panel title="Audit log" id="audit">
       <label className="inline-label">
         Action
-        <input name="audit-action" placeholder="e.g. user.lock" value={action} onChange={(e) => setAction(e.target.value.trim())} />
+        <input
+          name="audit-action"
+          placeholder="e.g. user.lock"
+          value={action}
+          onChange={(e) => setAction(e.target.value.trim())}
+        />
       </label>
       <ErrorBox error={audit.error} />
       <div className="table-wrap" tabIndex={0}>

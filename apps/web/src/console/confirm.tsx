@@ -40,7 +40,13 @@ export function ConfirmDialog({
         <p>{body}</p>
         <label>
           Reason{reasonRequired ? '' : ' (optional)'}
-          <input name="reason" autoFocus required={reasonRequired} value={reason} onChange={(e) => setReason(e.target.value)} />
+          <input
+            name="reason"
+            autoFocus
+            required={reasonRequired}
+            value={reason}
+            onChange={(e) => setReason(e.target.value)}
+          />
         </label>
         <ErrorBox error={error} />
         <div className="row">

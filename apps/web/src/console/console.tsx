@@ -58,12 +58,33 @@ export function ConsolePage() {
       <div className="console-body">
         <Routes>
           <Route index element={<HealthSection />} />
-          <Route path="markets" element={<AdminOnly><MarketsSection /></AdminOnly>} />
-          <Route path="dead-letters" element={<AdminOnly><DeadLettersSection /></AdminOnly>} />
+          <Route
+            path="markets"
+            element={
+              <AdminOnly>
+                <MarketsSection />
+              </AdminOnly>
+            }
+          />
+          <Route
+            path="dead-letters"
+            element={
+              <AdminOnly>
+                <DeadLettersSection />
+              </AdminOnly>
+            }
+          />
           <Route path="reconciliation" element={<ReconciliationSection />} />
           <Route path="users" element={<UsersSection />} />
           <Route path="audit" element={<AuditSection />} />
-          <Route path="backups" element={<AdminOnly><BackupsSection /></AdminOnly>} />
+          <Route
+            path="backups"
+            element={
+              <AdminOnly>
+                <BackupsSection />
+              </AdminOnly>
+            }
+          />
           <Route path="trace" element={<TraceSection />} />
         </Routes>
       </div>

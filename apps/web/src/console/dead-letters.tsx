@@ -28,7 +28,13 @@ export function DeadLettersSection() {
       actions={
         <div className="tabs" role="group" aria-label="Service">
           {SERVICES.map((s) => (
-            <button key={s} type="button" className={s === service ? 'active' : ''} aria-pressed={s === service} onClick={() => setService(s)}>
+            <button
+              key={s}
+              type="button"
+              className={s === service ? 'active' : ''}
+              aria-pressed={s === service}
+              onClick={() => setService(s)}
+            >
               {s}
             </button>
           ))}

@@ -4,7 +4,11 @@ import { ErrorBox, Loading, Panel, Time } from '../components/ui.tsx';
 
 export function HealthSection() {
   const { user } = useAuth();
-  const health = useQuery({ queryKey: ['trading-health'], queryFn: () => client.tradingHealth(), refetchInterval: 5_000 });
+  const health = useQuery({
+    queryKey: ['trading-health'],
+    queryFn: () => client.tradingHealth(),
+    refetchInterval: 5_000,
+  });
   const engine = useQuery({
     queryKey: ['engine-markets'],
     queryFn: () => client.admin.engineMarkets(),
@@ -27,8 +31,8 @@ export function HealthSection() {
         {h ? (
           <p>
             Overall <span className={`badge ${h.status === 'healthy' ? 'ok' : 'warn'}`}>{h.status}</span> · trading{' '}
-            {h.tradingEnabled ? 'enabled' : <strong>disabled</strong>} · maintenance {h.maintenance ? <strong>on</strong> : 'off'} ·
-            checked <Time iso={h.checkedAt} />
+            {h.tradingEnabled ? 'enabled' : <strong>disabled</strong>} · maintenance{' '}
+            {h.maintenance ? <strong>on</strong> : 'off'} · checked <Time iso={h.checkedAt} />
           </p>
         ) : null}
         {off.length ? (

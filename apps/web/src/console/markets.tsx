@@ -5,22 +5,25 @@ import { useStepUp } from '../components/step-up.tsx';
 import { ErrorBox, Panel, Time } from '../components/ui.tsx';
 import { ConfirmDialog } from './confirm.tsx';
 
-type Pending =
-  | { kind: 'halt' | 'resume'; market: string }
-  | { kind: 'flag'; flag: string; enable: boolean };
+type Pending = { kind: 'halt' | 'resume'; market: string } | { kind: 'flag'; flag: string; enable: boolean };
 
 export function MarketsSection() {
   const qc = useQueryClient();
   const withStepUp = useStepUp();
   const [pending, setPending] = useState<Pending | null>(null);
   const markets = useQuery({ queryKey: ['markets'], queryFn: () => client.markets(), refetchInterval: 5_000 });
-  const flags = useQuery({ queryKey: ['feature-flags'], queryFn: () => client.admin.featureFlags(), refetchInterval: 10_000 });
+  const flags = useQuery({
+    queryKey: ['feature-flags'],
+    queryFn: () => client.admin.featureFlags(),
+    refetchInterval: 10_000,
+  });
   const done = () => {
     for (const k of ['markets', 'feature-flags', 'trading-health']) void qc.invalidateQueries({ queryKey: [k] });
   };
   const run = async (reason: string) => {
     if (!pending) return;
-    if (pending.kind === 'flag') await withStepUp(() => client.admin.setFeatureFlag(pending.flag, pending.enable, reason));
+    if (pending.kind === 'flag')
+      await withStepUp(() => client.admin.setFeatureFlag(pending.flag, pending.enable, reason));
     else if (pending.kind === 'halt') await withStepUp(() => client.admin.haltMarket(pending.market, reason));
     else await withStepUp(() => client.admin.resumeMarket(pending.market, reason));
     done();
@@ -56,7 +59,11 @@ export function MarketsSection() {
                       Resume {m.symbol}
                     </button>
                   ) : (
-                    <button type="button" className="danger" onClick={() => setPending({ kind: 'halt', market: m.symbol })}>
+                    <button
+                      type="button"
+                      className="danger"
+                      onClick={() => setPending({ kind: 'halt', market: m.symbol })}
+                    >
                       Halt {m.symbol}
                     </button>
                   )}
@@ -94,7 +101,11 @@ export function MarketsSection() {
                   <Time iso={f.updatedAt} />
                 </td>
                 <td>
-                  <button type="button" className={f.enabled ? 'danger' : ''} onClick={() => setPending({ kind: 'flag', flag: f.name, enable: !f.enabled })}>
+                  <button
+                    type="button"
+                    className={f.enabled ? 'danger' : ''}
+                    onClick={() => setPending({ kind: 'flag', flag: f.name, enable: !f.enabled })}
+                  >
                     {f.enabled ? 'Disable' : 'Enable'} {f.name}
                   </button>
                 </td>
@@ -117,7 +128,15 @@ export function MarketsSection() {
                 ? 'Order entry opens again for this market.'
                 : 'This changes the switch for every user at once.'
           }
-          confirmLabel={pending.kind === 'flag' ? (pending.enable ? 'Enable' : 'Disable') : pending.kind === 'halt' ? 'Halt market' : 'Resume market'}
+          confirmLabel={
+            pending.kind === 'flag'
+              ? pending.enable
+                ? 'Enable'
+                : 'Disable'
+              : pending.kind === 'halt'
+                ? 'Halt market'
+                : 'Resume market'
+          }
           onConfirm={run}
           onClose={() => setPending(null)}
         />

@@ -23,7 +23,10 @@ export function UsersSection() {
     enabled: email !== '',
   });
   const refresh = () => void qc.invalidateQueries({ queryKey: ['users'] });
-  const unlock = useMutation({ mutationFn: (id: string) => withStepUp(() => client.admin.unlockUser(id)), onSuccess: refresh });
+  const unlock = useMutation({
+    mutationFn: (id: string) => withStepUp(() => client.admin.unlockUser(id)),
+    onSuccess: refresh,
+  });
   const roles = useMutation({
     mutationFn: (p: { id: string; roles: Role[] }) => withStepUp(() => client.admin.setUserRoles(p.id, p.roles)),
     onSuccess: refresh,

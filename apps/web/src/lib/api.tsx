@@ -132,7 +132,7 @@ export function StreamProvider({ children }: { children: ReactNode }) {
       stream.current?.close();
       stream.current = null;
     };
-  }, [user?.id]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [user?.id]);
 
   const subscribe = useCallback((channel: string, fn: Listener) => {
     let set = listeners.current.get(channel);

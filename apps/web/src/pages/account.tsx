@@ -80,7 +80,14 @@ function TwoFactor() {
           <p>Protect your account with an authenticator app (TOTP). Confirm your password to start.</p>
           <label>
             Password
-            <input name="mfa-password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+            <input
+              name="mfa-password"
+              type="password"
+              autoComplete="current-password"
+              required
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+            />
           </label>
           <button type="submit" className="primary">
             Set up 2FA
@@ -90,13 +97,26 @@ function TwoFactor() {
       {setup ? (
         <form onSubmit={verify} className="form">
           <p>Scan this code with your authenticator app, then enter the 6-digit code it shows.</p>
-          <img src={setup.qr} width={200} height={200} alt="QR code of the 2FA secret for your authenticator app" data-testid="mfa-qr" />
+          <img
+            src={setup.qr}
+            width={200}
+            height={200}
+            alt="QR code of the 2FA secret for your authenticator app"
+            data-testid="mfa-qr"
+          />
           <p className="small">
             Or enter the secret by hand: <code data-testid="mfa-secret">{setup.secret}</code>
           </p>
           <label>
             Code
-            <input name="mfa-code" autoComplete="one-time-code" inputMode="numeric" required value={code} onChange={(e) => setCode(e.target.value.trim())} />
+            <input
+              name="mfa-code"
+              autoComplete="one-time-code"
+              inputMode="numeric"
+              required
+              value={code}
+              onChange={(e) => setCode(e.target.value.trim())}
+            />
           </label>
           <button type="submit" className="primary">
             Turn on 2FA

@@ -16,7 +16,11 @@ export function MarketPage() {
   const [pickedPrice, setPickedPrice] = useState<string | undefined>();
   const markets = useQuery({ queryKey: ['markets'], queryFn: () => client.markets(), refetchInterval: 10_000 });
   const market = markets.data?.find((m) => m.symbol === symbol);
-  const ticker = useQuery({ queryKey: ['ticker', symbol], queryFn: () => client.ticker(symbol), refetchInterval: 10_000 });
+  const ticker = useQuery({
+    queryKey: ['ticker', symbol],
+    queryFn: () => client.ticker(symbol),
+    refetchInterval: 10_000,
+  });
   const book = useQuery({ queryKey: ['book', symbol], queryFn: () => client.book(symbol, { depth: 15 }) });
   const trades = useQuery({ queryKey: ['trades', symbol], queryFn: () => client.trades(symbol, { limit: 30 }) });
 
@@ -61,11 +65,13 @@ export function MarketPage() {
         </div>
         <div className="hide-sm">
           <span className="muted small">High / Low</span>
-          <Num value={t?.high24h} /> / <Num value={t?.low24h} />
+          <span>
+            <Num value={t?.high24h} /> / <Num value={t?.low24h} />
+          </span>
         </div>
         <div className="hide-sm">
-          <span className="muted small">Volume</span>
-          <Num value={t?.volume24h} /> {market.base}
+          <span className="muted small">Volume ({market.base})</span>
+          <Num value={t?.volume24h} />
         </div>
         {market.halted ? (
           <span className="badge warn" data-testid="halted-badge">
@@ -96,7 +102,12 @@ export function MarketPage() {
             {[...(b?.asks ?? [])].reverse().map(([p, q]) => (
               <tr key={`a${p}`} data-side="ask" data-price={p}>
                 <td className="r down">
-                  <button type="button" className="link" onClick={() => setPickedPrice(p)} aria-label={`Use ask price ${p}`}>
+                  <button
+                    type="button"
+                    className="link"
+                    onClick={() => setPickedPrice(p)}
+                    aria-label={`Use ask price ${p}`}
+                  >
                     {p}
                   </button>
                 </td>
@@ -108,7 +119,12 @@ export function MarketPage() {
             {(b?.bids ?? []).map(([p, q]) => (
               <tr key={`b${p}`} data-side="bid" data-price={p}>
                 <td className="r up">
-                  <button type="button" className="link" onClick={() => setPickedPrice(p)} aria-label={`Use bid price ${p}`}>
+                  <button
+                    type="button"
+                    className="link"
+                    onClick={() => setPickedPrice(p)}
+                    aria-label={`Use bid price ${p}`}
+                  >
                     {p}
                   </button>
                 </td>

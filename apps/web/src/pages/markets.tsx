@@ -50,7 +50,9 @@ export function MarketsPage() {
                   <td className="r hide-sm">
                     <Num value={t?.volume24h} /> <span className="muted">{m.base}</span>
                   </td>
-                  <td>{m.halted ? <span className="badge warn">Halted</span> : <span className="badge ok">Trading</span>}</td>
+                  <td>
+                    {m.halted ? <span className="badge warn">Halted</span> : <span className="badge ok">Trading</span>}
+                  </td>
                 </tr>
               );
             })}

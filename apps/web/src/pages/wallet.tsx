@@ -11,8 +11,16 @@ export function WalletPage() {
   const qc = useQueryClient();
   const withStepUp = useStepUp();
   const balances = useQuery({ queryKey: ['balances'], queryFn: () => client.balances(), refetchInterval: 5_000 });
-  const deposits = useQuery({ queryKey: ['deposits'], queryFn: () => client.deposits({ limit: 20 }), refetchInterval: 3_000 });
-  const withdrawals = useQuery({ queryKey: ['withdrawals'], queryFn: () => client.withdrawals({ limit: 20 }), refetchInterval: 3_000 });
+  const deposits = useQuery({
+    queryKey: ['deposits'],
+    queryFn: () => client.deposits({ limit: 20 }),
+    refetchInterval: 3_000,
+  });
+  const withdrawals = useQuery({
+    queryKey: ['withdrawals'],
+    queryFn: () => client.withdrawals({ limit: 20 }),
+    refetchInterval: 3_000,
+  });
   const assets = [...new Set([...ASSETS, ...(balances.data ?? []).map((b) => b.asset)])];
 
   const [dAsset, setDAsset] = useState('USD');
@@ -104,7 +112,14 @@ export function WalletPage() {
             </label>
             <label>
               Amount
-              <input name="deposit-amount" inputMode="decimal" autoComplete="off" value={dAmount} onChange={(e) => setDAmount(e.target.value.trim())} aria-invalid={badD} />
+              <input
+                name="deposit-amount"
+                inputMode="decimal"
+                autoComplete="off"
+                value={dAmount}
+                onChange={(e) => setDAmount(e.target.value.trim())}
+                aria-invalid={badD}
+              />
             </label>
             {badD ? <p className="field-error">amount must be a plain decimal such as 100.5</p> : null}
             <ErrorBox error={deposit.error} />
@@ -125,11 +140,23 @@ export function WalletPage() {
             </label>
             <label>
               Amount
-              <input name="withdraw-amount" inputMode="decimal" autoComplete="off" value={wAmount} onChange={(e) => setWAmount(e.target.value.trim())} aria-invalid={badW} />
+              <input
+                name="withdraw-amount"
+                inputMode="decimal"
+                autoComplete="off"
+                value={wAmount}
+                onChange={(e) => setWAmount(e.target.value.trim())}
+                aria-invalid={badW}
+              />
             </label>
             <label>
               Address
-              <input name="withdraw-address" autoComplete="off" value={wAddress} onChange={(e) => setWAddress(e.target.value.trim())} />
+              <input
+                name="withdraw-address"
+                autoComplete="off"
+                value={wAddress}
+                onChange={(e) => setWAddress(e.target.value.trim())}
+              />
             </label>
             {badW ? <p className="field-error">amount must be a plain decimal such as 100.5</p> : null}
             <ErrorBox error={withdraw.error} />
