@@ -70,6 +70,7 @@ export function CandleChart({ market }: { market: string }) {
         }))
         .sort((a, b) => a.time - b.time),
     );
+    chart.current?.timeScale().fitContent();
   }, [candles.data, theme]);
 
   return (

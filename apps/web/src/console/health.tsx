@@ -22,7 +22,8 @@ export function HealthSection() {
     refetchInterval: 10_000,
   });
   const h = health.data;
-  const off = (flags.data ?? []).filter((f) => !f.enabled);
+  // Normal state: trading, withdrawals and deposits enabled; maintenance off.
+  const off = (flags.data ?? []).filter((f) => (f.name === 'maintenance' ? f.enabled : !f.enabled));
   return (
     <div className="stack">
       <Panel title="Trading health" id="trading-health">
@@ -37,7 +38,8 @@ export function HealthSection() {
         ) : null}
         {off.length ? (
           <p className="error" role="status">
-            Kill switches off: {off.map((f) => `${f.name}${f.reason ? ` (${f.reason})` : ''}`).join(', ')}
+            Kill switches thrown:{' '}
+            {off.map((f) => `${f.name} ${f.enabled ? 'on' : 'off'}${f.reason ? ` (${f.reason})` : ''}`).join(', ')}
           </p>
         ) : null}
         <div className="table-wrap" tabIndex={0}>
