@@ -1,15 +1,17 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { lazy, Suspense, useEffect, useState, type ReactNode } from 'react';
 import { Link, Navigate, NavLink, Route, Routes, useLocation } from 'react-router-dom';
 import { useQueryClient } from '@tanstack/react-query';
 import { isStaff, useAuth, useChannel, useStream } from './lib/api.tsx';
 import { Loading } from './components/ui.tsx';
 import { LoginPage, RegisterPage } from './pages/auth.tsx';
 import { MarketsPage } from './pages/markets.tsx';
-import { MarketPage } from './pages/market.tsx';
 import { OrdersPage } from './pages/orders.tsx';
 import { WalletPage } from './pages/wallet.tsx';
 import { AccountPage } from './pages/account.tsx';
-import { ConsolePage } from './console/console.tsx';
+
+// The chart library and the console load on first use, so the markets list and login come up faster.
+const MarketPage = lazy(() => import('./pages/market.tsx').then((m) => ({ default: m.MarketPage })));
+const ConsolePage = lazy(() => import('./console/console.tsx').then((m) => ({ default: m.ConsolePage })));
 
 type Theme = 'dark' | 'light';
 
@@ -96,52 +98,54 @@ export function App() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        <Routes>
-          <Route path="/" element={<MarketsPage />} />
-          <Route path="/markets/:symbol" element={<MarketPage />} />
-          <Route path="/login" element={<LoginPage />} />
-          <Route path="/register" element={<RegisterPage />} />
-          <Route
-            path="/orders"
-            element={
-              <RequireUser>
-                <OrdersPage />
-              </RequireUser>
-            }
-          />
-          <Route
-            path="/wallet"
-            element={
-              <RequireUser>
-                <WalletPage />
-              </RequireUser>
-            }
-          />
-          <Route
-            path="/account"
-            element={
-              <RequireUser>
-                <AccountPage />
-              </RequireUser>
-            }
-          />
-          <Route
-            path="/console/*"
-            element={
-              <RequireUser>
-                <ConsolePage />
-              </RequireUser>
-            }
-          />
-          <Route
-            path="*"
-            element={
-              <p>
-                Page not found. <Link to="/">Markets</Link>
-              </p>
-            }
-          />
-        </Routes>
+        <Suspense fallback={<Loading />}>
+          <Routes>
+            <Route path="/" element={<MarketsPage />} />
+            <Route path="/markets/:symbol" element={<MarketPage />} />
+            <Route path="/login" element={<LoginPage />} />
+            <Route path="/register" element={<RegisterPage />} />
+            <Route
+              path="/orders"
+              element={
+                <RequireUser>
+                  <OrdersPage />
+                </RequireUser>
+              }
+            />
+            <Route
+              path="/wallet"
+              element={
+                <RequireUser>
+                  <WalletPage />
+                </RequireUser>
+              }
+            />
+            <Route
+              path="/account"
+              element={
+                <RequireUser>
+                  <AccountPage />
+                </RequireUser>
+              }
+            />
+            <Route
+              path="/console/*"
+              element={
+                <RequireUser>
+                  <ConsolePage />
+                </RequireUser>
+              }
+            />
+            <Route
+              path="*"
+              element={
+                <p>
+                  Page not found. <Link to="/">Markets</Link>
+                </p>
+              }
+            />
+          </Routes>
+        </Suspense>
       </main>
     </>
   );

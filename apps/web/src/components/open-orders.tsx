@@ -1,11 +1,14 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import { client } from '../lib/api.tsx';
+import { client, isStaff, useAuth } from '../lib/api.tsx';
+import { jaegerOrderUrl } from '../lib/config.ts';
 import { Empty, ErrorBox, Num, Time } from './ui.tsx';
 
 /** Open orders (optionally of one market) with cancel and cancel-all. */
 export function OpenOrders({ market }: { market?: string }) {
   const qc = useQueryClient();
+  const { user } = useAuth();
+  const staff = isStaff(user);
   const [error, setError] = useState<unknown>(null);
   const orders = useQuery({
     queryKey: ['orders', 'open', market ?? 'all'],
@@ -82,6 +85,11 @@ export function OpenOrders({ market }: { market?: string }) {
                     <Time iso={o.createdAt} />
                   </td>
                   <td>
+                    {staff ? (
+                      <a href={jaegerOrderUrl(o.id)} target="_blank" rel="noreferrer" className="small">
+                        Trace
+                      </a>
+                    ) : null}{' '}
                     <button
                       type="button"
                       disabled={o.cancelRequested}
