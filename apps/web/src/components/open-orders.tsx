@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { client, isStaff, useAuth } from '../lib/api.tsx';
 import { jaegerOrderUrl } from '../lib/config.ts';
-import { Empty, ErrorBox, Num, Time } from './ui.tsx';
+import { Empty, ErrorBox, Head, Num, Time } from './ui.tsx';
 
 /** Open orders (optionally of one market) with cancel and cancel-all. */
 export function OpenOrders({ market }: { market?: string }) {
@@ -44,28 +44,18 @@ export function OpenOrders({ market }: { market?: string }) {
       ) : (
         <div className="table-wrap" tabIndex={0}>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Market</th>
-                <th scope="col">Side</th>
-                <th scope="col" className="r">
-                  Price
-                </th>
-                <th scope="col" className="r">
-                  Quantity
-                </th>
-                <th scope="col" className="r">
-                  Filled
-                </th>
-                <th scope="col">Status</th>
-                <th scope="col" className="hide-sm">
-                  Placed
-                </th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <Head
+              cols={[
+                'Market',
+                'Side',
+                ['Price', 'r'],
+                ['Quantity', 'r'],
+                ['Filled', 'r'],
+                'Status',
+                ['Placed', 'hide-sm'],
+                '',
+              ]}
+            />
             <tbody>
               {rows.map((o) => (
                 <tr key={o.id} data-order-id={o.id}>

@@ -71,3 +71,23 @@ export function Loading() {
     </p>
   );
 }
+
+/** A column heading: its label, or [label, className]; an empty label is the (screen-reader only) actions column. */
+export type Col = string | [string, string];
+
+export function Head({ cols }: { cols: Col[] }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c, i) => {
+          const [label, className] = typeof c === 'string' ? [c, undefined] : c;
+          return (
+            <th key={i} scope="col" className={className}>
+              {label || <span className="sr-only">Actions</span>}
+            </th>
+          );
+        })}
+      </tr>
+    </thead>
+  );
+}

@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { client } from '../lib/api.tsx';
-import { ErrorBox, Panel, Time } from '../components/ui.tsx';
+import { ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
 
 export function AuditSection() {
   const [action, setAction] = useState('');
@@ -23,19 +23,7 @@ export function AuditSection() {
       <ErrorBox error={audit.error} />
       <div className="table-wrap" tabIndex={0}>
         <table>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Action</th>
-              <th scope="col" className="hide-sm">
-                Actor
-              </th>
-              <th scope="col" className="hide-sm">
-                Target
-              </th>
-              <th scope="col">Details</th>
-            </tr>
-          </thead>
+          <Head cols={['When', 'Action', ['Actor', 'hide-sm'], ['Target', 'hide-sm'], 'Details']} />
           <tbody>
             {(audit.data?.items ?? []).map((a) => (
               <tr key={a.id}>

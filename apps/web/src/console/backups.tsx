@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { client } from '../lib/api.tsx';
 import { useStepUp } from '../components/step-up.tsx';
-import { Empty, ErrorBox, Panel, Time } from '../components/ui.tsx';
+import { Empty, ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
 
 export function BackupsSection() {
   const qc = useQueryClient();
@@ -26,18 +26,7 @@ export function BackupsSection() {
         <Empty>No backups.</Empty>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col" className="r">
-                Bytes
-              </th>
-              <th scope="col" className="hide-sm">
-                SHA-256
-              </th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
+          <Head cols={['Name', ['Bytes', 'r'], ['SHA-256', 'hide-sm'], 'Created']} />
           <tbody>
             {(backups.data ?? []).map((b) => (
               <tr key={b.name}>

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import type { DeadLetterService } from '@exchange/sdk';
 import { client } from '../lib/api.tsx';
 import { useStepUp } from '../components/step-up.tsx';
-import { Empty, ErrorBox, Panel, Time } from '../components/ui.tsx';
+import { Empty, ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
 
 const SERVICES: DeadLetterService[] = ['order', 'wallet', 'payment-processor'];
 
@@ -47,20 +47,7 @@ export function DeadLettersSection() {
       ) : (
         <div className="table-wrap" tabIndex={0}>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Queue</th>
-                <th scope="col">Type</th>
-                <th scope="col">Reason</th>
-                <th scope="col" className="r">
-                  Attempts
-                </th>
-                <th scope="col">Dead since</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <Head cols={['Queue', 'Type', 'Reason', ['Attempts', 'r'], 'Dead since', '']} />
             <tbody>
               {rows.map((d) => (
                 <tr key={d.id}>

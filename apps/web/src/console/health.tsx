@@ -1,6 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { client, isAdmin, useAuth } from '../lib/api.tsx';
-import { ErrorBox, Loading, Panel, Time } from '../components/ui.tsx';
+import { ErrorBox, Head, Loading, Panel, Time } from '../components/ui.tsx';
 
 export function HealthSection() {
   const { user } = useAuth();
@@ -44,19 +44,7 @@ export function HealthSection() {
         ) : null}
         <div className="table-wrap" tabIndex={0}>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Market</th>
-                <th scope="col">Engine consumer</th>
-                <th scope="col" className="r">
-                  Queue depth
-                </th>
-                <th scope="col" className="r">
-                  Last trade age (s)
-                </th>
-                <th scope="col">State</th>
-              </tr>
-            </thead>
+            <Head cols={['Market', 'Engine consumer', ['Queue depth', 'r'], ['Last trade age (s)', 'r'], 'State']} />
             <tbody>
               {(h?.markets ?? []).map((m) => (
                 <tr key={m.market} data-market={m.market}>
@@ -80,19 +68,7 @@ export function HealthSection() {
           <p className="muted small">Replica {engine.data?.replica ?? '—'}</p>
           <div className="table-wrap" tabIndex={0}>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Market</th>
-                  <th scope="col">Consumer</th>
-                  <th scope="col" className="r">
-                    Last seq
-                  </th>
-                  <th scope="col" className="r">
-                    Resting orders
-                  </th>
-                  <th scope="col">Last applied</th>
-                </tr>
-              </thead>
+              <Head cols={['Market', 'Consumer', ['Last seq', 'r'], ['Resting orders', 'r'], 'Last applied']} />
               <tbody>
                 {(engine.data?.markets ?? []).map((m) => (
                   <tr key={m.market}>

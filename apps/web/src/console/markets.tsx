@@ -2,7 +2,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { client } from '../lib/api.tsx';
 import { useStepUp } from '../components/step-up.tsx';
-import { ErrorBox, Panel, Time } from '../components/ui.tsx';
+import { ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
 import { ConfirmDialog } from './confirm.tsx';
 
 type Pending = { kind: 'halt' | 'resume'; market: string } | { kind: 'flag'; flag: string; enable: boolean };
@@ -33,15 +33,7 @@ export function MarketsSection() {
       <Panel title="Markets" id="console-markets">
         <ErrorBox error={markets.error} />
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Market</th>
-              <th scope="col">State</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <Head cols={['Market', 'State', '']} />
           <tbody>
             {(markets.data ?? []).map((m) => (
               <tr key={m.symbol} data-market={m.symbol}>
@@ -77,18 +69,7 @@ export function MarketsSection() {
         <p className="muted small">trading, maintenance (order service); withdrawals, deposits (wallet).</p>
         <ErrorBox error={flags.error} />
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Switch</th>
-              <th scope="col">State</th>
-              <th scope="col" className="hide-sm">
-                Changed
-              </th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <Head cols={['Switch', 'State', ['Changed', 'hide-sm'], '']} />
           <tbody>
             {(flags.data ?? []).map((f) => (
               <tr key={f.name} data-flag={f.name}>

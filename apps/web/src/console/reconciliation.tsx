@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { client } from '../lib/api.tsx';
 import { useStepUp } from '../components/step-up.tsx';
-import { Empty, ErrorBox, Panel, Time } from '../components/ui.tsx';
+import { Empty, ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
 
 export function ReconciliationSection() {
   const qc = useQueryClient();
@@ -38,21 +38,7 @@ export function ReconciliationSection() {
           <Empty>No reports yet.</Empty>
         ) : (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Finished</th>
-                <th scope="col">Status</th>
-                <th scope="col" className="r">
-                  Mismatches
-                </th>
-                <th scope="col" className="hide-sm">
-                  Trigger
-                </th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <Head cols={['Finished', 'Status', ['Mismatches', 'r'], ['Trigger', 'hide-sm'], '']} />
             <tbody>
               {(reports.data ?? []).map((r) => (
                 <tr key={r.id}>

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import type { Role, User } from '@exchange/sdk';
 import { client, isAdmin, useAuth } from '../lib/api.tsx';
 import { useStepUp } from '../components/step-up.tsx';
-import { ErrorBox, Panel, Time } from '../components/ui.tsx';
+import { ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
 import { ConfirmDialog } from './confirm.tsx';
 
 const ROLES: Role[] = ['user', 'support', 'admin'];
@@ -52,20 +52,7 @@ export function UsersSection() {
       <ErrorBox error={users.error ?? unlock.error ?? roles.error} />
       <div className="table-wrap" tabIndex={0}>
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Email</th>
-              <th scope="col">Roles</th>
-              <th scope="col">2FA</th>
-              <th scope="col">State</th>
-              <th scope="col" className="hide-sm">
-                Created
-              </th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <Head cols={['Email', 'Roles', '2FA', 'State', ['Created', 'hide-sm'], '']} />
           <tbody>
             {(users.data ?? []).map((u) => (
               <tr key={u.id} data-user={u.email}>

@@ -4,7 +4,7 @@ import { useState, type FormEvent } from 'react';
 import type { ApiKeyScope, CreatedApiKey, TwoFactorSetup } from '@exchange/sdk';
 import { client, useAuth } from '../lib/api.tsx';
 import { useStepUp } from '../components/step-up.tsx';
-import { Empty, ErrorBox, Panel, Time } from '../components/ui.tsx';
+import { Empty, ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
 
 function TwoFactor() {
   const { user, setUser } = useAuth();
@@ -201,19 +201,7 @@ function ApiKeys() {
         <Empty>No API keys.</Empty>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Label</th>
-              <th scope="col">Key</th>
-              <th scope="col">Scopes</th>
-              <th scope="col" className="hide-sm">
-                Last used
-              </th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <Head cols={['Label', 'Key', 'Scopes', ['Last used', 'hide-sm'], '']} />
           <tbody>
             {(keys.data ?? []).map((k) => (
               <tr key={k.id}>
@@ -249,21 +237,7 @@ function Sessions() {
       <ErrorBox error={sessions.error ?? revoke.error} />
       <div className="table-wrap" tabIndex={0}>
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Signed in</th>
-              <th scope="col" className="hide-sm">
-                Last used
-              </th>
-              <th scope="col">IP</th>
-              <th scope="col" className="hide-sm">
-                Device
-              </th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <Head cols={['Signed in', ['Last used', 'hide-sm'], 'IP', ['Device', 'hide-sm'], '']} />
           <tbody>
             {(sessions.data ?? []).map((s) => (
               <tr key={s.id}>

@@ -4,6 +4,42 @@ import { ExchangeApiError } from '@exchange/sdk';
 import { client, useAuth } from '../lib/api.tsx';
 import { ErrorBox } from '../components/ui.tsx';
 
+/** Email and password inputs, shared by log-in and sign-up. */
+function CredentialFields(p: {
+  email: string;
+  password: string;
+  onEmail: (v: string) => void;
+  onPassword: (v: string) => void;
+  passwordAutoComplete: 'current-password' | 'new-password';
+}) {
+  return (
+    <>
+      <label>
+        Email
+        <input
+          name="email"
+          type="email"
+          autoComplete="username"
+          required
+          value={p.email}
+          onChange={(e) => p.onEmail(e.target.value)}
+        />
+      </label>
+      <label>
+        Password
+        <input
+          name="password"
+          type="password"
+          autoComplete={p.passwordAutoComplete}
+          required
+          value={p.password}
+          onChange={(e) => p.onPassword(e.target.value)}
+        />
+      </label>
+    </>
+  );
+}
+
 export function LoginPage() {
   const { setUser } = useAuth();
   const navigate = useNavigate();
@@ -40,28 +76,13 @@ export function LoginPage() {
   return (
     <form className="card narrow" onSubmit={submit} aria-labelledby="login-h">
       <h1 id="login-h">Log in</h1>
-      <label>
-        Email
-        <input
-          name="email"
-          type="email"
-          autoComplete="username"
-          required
-          value={email}
-          onChange={(e) => setEmail(e.target.value)}
-        />
-      </label>
-      <label>
-        Password
-        <input
-          name="password"
-          type="password"
-          autoComplete="current-password"
-          required
-          value={password}
-          onChange={(e) => setPassword(e.target.value)}
-        />
-      </label>
+      <CredentialFields
+        email={email}
+        password={password}
+        onEmail={setEmail}
+        onPassword={setPassword}
+        passwordAutoComplete="current-password"
+      />
       {needCode ? (
         <label>
           2FA code (or a recovery code)
@@ -114,28 +135,13 @@ export function RegisterPage() {
   return (
     <form className="card narrow" onSubmit={submit} aria-labelledby="register-h">
       <h1 id="register-h">Create an account</h1>
-      <label>
-        Email
-        <input
-          name="email"
-          type="email"
-          autoComplete="username"
-          required
-          value={email}
-          onChange={(e) => setEmail(e.target.value)}
-        />
-      </label>
-      <label>
-        Password
-        <input
-          name="password"
-          type="password"
-          autoComplete="new-password"
-          required
-          value={password}
-          onChange={(e) => setPassword(e.target.value)}
-        />
-      </label>
+      <CredentialFields
+        email={email}
+        password={password}
+        onEmail={setEmail}
+        onPassword={setPassword}
+        passwordAutoComplete="new-password"
+      />
       <ErrorBox error={error} />
       <button type="submit" className="primary" disabled={busy}>
         Sign up

@@ -7,7 +7,33 @@ import { percentOf } from '../lib/decimal.ts';
 import { CandleChart } from '../components/candles.tsx';
 import { OpenOrders } from '../components/open-orders.tsx';
 import { OrderForm } from '../components/order-form.tsx';
-import { Change, Empty, ErrorBox, Loading, Num, Panel, Time } from '../components/ui.tsx';
+import { Change, Empty, ErrorBox, Head, Loading, Num, Panel, Time } from '../components/ui.tsx';
+
+/** One side of the book; a click on a price puts it in the order form. */
+function BookSide({
+  side,
+  levels,
+  onPick,
+}: {
+  side: 'ask' | 'bid';
+  levels: Array<[string, string]>;
+  onPick: (p: string) => void;
+}) {
+  return (
+    <tbody className={`${side}s`}>
+      {levels.map(([p, q]) => (
+        <tr key={p} data-side={side} data-price={p}>
+          <td className={`r ${side === 'ask' ? 'down' : 'up'}`}>
+            <button type="button" className="link" onClick={() => onPick(p)} aria-label={`Use ${side} price ${p}`}>
+              {p}
+            </button>
+          </td>
+          <td className="r num">{q}</td>
+        </tr>
+      ))}
+    </tbody>
+  );
+}
 
 export function MarketPage() {
   const { symbol = '' } = useParams();
@@ -88,50 +114,14 @@ export function MarketPage() {
         <ErrorBox error={book.error} />
         <table className="book" data-testid="book">
           <caption className="sr-only">Asks then bids, price and quantity</caption>
-          <thead>
-            <tr>
-              <th scope="col" className="r">
-                Price ({market.quote})
-              </th>
-              <th scope="col" className="r">
-                Quantity ({market.base})
-              </th>
-            </tr>
-          </thead>
-          <tbody className="asks">
-            {[...(b?.asks ?? [])].reverse().map(([p, q]) => (
-              <tr key={`a${p}`} data-side="ask" data-price={p}>
-                <td className="r down">
-                  <button
-                    type="button"
-                    className="link"
-                    onClick={() => setPickedPrice(p)}
-                    aria-label={`Use ask price ${p}`}
-                  >
-                    {p}
-                  </button>
-                </td>
-                <td className="r num">{q}</td>
-              </tr>
-            ))}
-          </tbody>
-          <tbody className="bids">
-            {(b?.bids ?? []).map(([p, q]) => (
-              <tr key={`b${p}`} data-side="bid" data-price={p}>
-                <td className="r up">
-                  <button
-                    type="button"
-                    className="link"
-                    onClick={() => setPickedPrice(p)}
-                    aria-label={`Use bid price ${p}`}
-                  >
-                    {p}
-                  </button>
-                </td>
-                <td className="r num">{q}</td>
-              </tr>
-            ))}
-          </tbody>
+          <Head
+            cols={[
+              [`Price (${market.quote})`, 'r'],
+              [`Quantity (${market.base})`, 'r'],
+            ]}
+          />
+          <BookSide side="ask" levels={[...(b?.asks ?? [])].reverse()} onPick={setPickedPrice} />
+          <BookSide side="bid" levels={b?.bids ?? []} onPick={setPickedPrice} />
         </table>
         {b && b.bids.length === 0 && b.asks.length === 0 ? <Empty>The book is empty.</Empty> : null}
       </Panel>
@@ -158,17 +148,7 @@ export function MarketPage() {
       <Panel title="Recent trades" id="trades">
         <ErrorBox error={trades.error} />
         <table data-testid="trades">
-          <thead>
-            <tr>
-              <th scope="col" className="r">
-                Price
-              </th>
-              <th scope="col" className="r">
-                Quantity
-              </th>
-              <th scope="col">Time</th>
-            </tr>
-          </thead>
+          <Head cols={[['Price', 'r'], ['Quantity', 'r'], 'Time']} />
           <tbody>
             {(trades.data ?? []).map((tr) => (
               <tr key={tr.tradeId}>

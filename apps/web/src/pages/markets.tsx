@@ -1,7 +1,7 @@
 import { useQueries, useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router-dom';
 import { client } from '../lib/api.tsx';
-import { Change, ErrorBox, Loading, Num, Panel } from '../components/ui.tsx';
+import { Change, ErrorBox, Head, Loading, Num, Panel } from '../components/ui.tsx';
 
 export function MarketsPage() {
   const markets = useQuery({ queryKey: ['markets'], queryFn: () => client.markets(), refetchInterval: 10_000 });
@@ -18,21 +18,7 @@ export function MarketsPage() {
       {markets.isPending ? <Loading /> : null}
       <div className="table-wrap" tabIndex={0}>
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Market</th>
-              <th scope="col" className="r">
-                Last price
-              </th>
-              <th scope="col" className="r">
-                24 h change
-              </th>
-              <th scope="col" className="r hide-sm">
-                24 h volume
-              </th>
-              <th scope="col">Status</th>
-            </tr>
-          </thead>
+          <Head cols={['Market', ['Last price', 'r'], ['24 h change', 'r'], ['24 h volume', 'r hide-sm'], 'Status']} />
           <tbody>
             {(markets.data ?? []).map((m, i) => {
               const t = tickers[i]?.data;

@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { client } from '../lib/api.tsx';
 import { OpenOrders } from '../components/open-orders.tsx';
-import { Empty, ErrorBox, Num, Panel, Time } from '../components/ui.tsx';
+import { Empty, ErrorBox, Head, Num, Panel, Time } from '../components/ui.tsx';
 
 export function OrdersPage() {
   const fills = useQuery({ queryKey: ['fills'], queryFn: () => client.fills({ limit: 100 }), refetchInterval: 15_000 });
@@ -18,28 +18,18 @@ export function OrdersPage() {
         ) : (
           <div className="table-wrap" tabIndex={0}>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Market</th>
-                  <th scope="col">Side</th>
-                  <th scope="col" className="r">
-                    Price
-                  </th>
-                  <th scope="col" className="r">
-                    Quantity
-                  </th>
-                  <th scope="col" className="r hide-sm">
-                    Total
-                  </th>
-                  <th scope="col" className="r">
-                    Fee
-                  </th>
-                  <th scope="col" className="hide-sm">
-                    Role
-                  </th>
-                  <th scope="col">Time</th>
-                </tr>
-              </thead>
+              <Head
+                cols={[
+                  'Market',
+                  'Side',
+                  ['Price', 'r'],
+                  ['Quantity', 'r'],
+                  ['Total', 'r hide-sm'],
+                  ['Fee', 'r'],
+                  ['Role', 'hide-sm'],
+                  'Time',
+                ]}
+              />
               <tbody>
                 {rows.map((f) => (
                   <tr key={f.id} data-fill-order={f.orderId}>

@@ -3,9 +3,44 @@ import { useState, type FormEvent } from 'react';
 import { client } from '../lib/api.tsx';
 import { isPlainDecimal } from '../lib/decimal.ts';
 import { useStepUp } from '../components/step-up.tsx';
-import { Empty, ErrorBox, Num, Panel, Time } from '../components/ui.tsx';
+import { Empty, ErrorBox, Head, Num, Panel, Time } from '../components/ui.tsx';
 
 const ASSETS = ['USD', 'BTC', 'ETH', 'USDT'];
+
+/** Asset picker and amount input of the deposit and withdrawal forms. */
+function AssetAmount(p: {
+  name: string;
+  assets: string[];
+  asset: string;
+  amount: string;
+  invalid: boolean;
+  onAsset: (v: string) => void;
+  onAmount: (v: string) => void;
+}) {
+  return (
+    <>
+      <label>
+        Asset
+        <select name={`${p.name}-asset`} value={p.asset} onChange={(e) => p.onAsset(e.target.value)}>
+          {p.assets.map((a) => (
+            <option key={a}>{a}</option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Amount
+        <input
+          name={`${p.name}-amount`}
+          inputMode="decimal"
+          autoComplete="off"
+          value={p.amount}
+          onChange={(e) => p.onAmount(e.target.value.trim())}
+          aria-invalid={p.invalid}
+        />
+      </label>
+    </>
+  );
+}
 
 export function WalletPage() {
   const qc = useQueryClient();
@@ -64,20 +99,7 @@ export function WalletPage() {
         <ErrorBox error={balances.error} />
         <div className="table-wrap" tabIndex={0}>
           <table data-testid="balances-table">
-            <thead>
-              <tr>
-                <th scope="col">Asset</th>
-                <th scope="col" className="r">
-                  Available
-                </th>
-                <th scope="col" className="r">
-                  Held
-                </th>
-                <th scope="col" className="r">
-                  Total
-                </th>
-              </tr>
-            </thead>
+            <Head cols={['Asset', ['Available', 'r'], ['Held', 'r'], ['Total', 'r']]} />
             <tbody>
               {(balances.data ?? []).map((b) => (
                 <tr key={b.asset} data-asset={b.asset}>
@@ -102,25 +124,15 @@ export function WalletPage() {
       <div className="grid2 wide">
         <Panel title="Deposit (sandbox)" id="deposit">
           <form onSubmit={onDeposit} className="form">
-            <label>
-              Asset
-              <select name="deposit-asset" value={dAsset} onChange={(e) => setDAsset(e.target.value)}>
-                {assets.map((a) => (
-                  <option key={a}>{a}</option>
-                ))}
-              </select>
-            </label>
-            <label>
-              Amount
-              <input
-                name="deposit-amount"
-                inputMode="decimal"
-                autoComplete="off"
-                value={dAmount}
-                onChange={(e) => setDAmount(e.target.value.trim())}
-                aria-invalid={badD}
-              />
-            </label>
+            <AssetAmount
+              name="deposit"
+              assets={assets}
+              asset={dAsset}
+              amount={dAmount}
+              invalid={badD}
+              onAsset={setDAsset}
+              onAmount={setDAmount}
+            />
             {badD ? <p className="field-error">amount must be a plain decimal such as 100.5</p> : null}
             <ErrorBox error={deposit.error} />
             <button type="submit" className="primary" disabled={!dAmount || badD || deposit.isPending}>
@@ -130,25 +142,15 @@ export function WalletPage() {
         </Panel>
         <Panel title="Withdraw" id="withdraw">
           <form onSubmit={onWithdraw} className="form">
-            <label>
-              Asset
-              <select name="withdraw-asset" value={wAsset} onChange={(e) => setWAsset(e.target.value)}>
-                {assets.map((a) => (
-                  <option key={a}>{a}</option>
-                ))}
-              </select>
-            </label>
-            <label>
-              Amount
-              <input
-                name="withdraw-amount"
-                inputMode="decimal"
-                autoComplete="off"
-                value={wAmount}
-                onChange={(e) => setWAmount(e.target.value.trim())}
-                aria-invalid={badW}
-              />
-            </label>
+            <AssetAmount
+              name="withdraw"
+              assets={assets}
+              asset={wAsset}
+              amount={wAmount}
+              invalid={badW}
+              onAsset={setWAsset}
+              onAmount={setWAmount}
+            />
             <label>
               Address
               <input
@@ -173,16 +175,7 @@ export function WalletPage() {
           <Empty>No deposits.</Empty>
         ) : (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Asset</th>
-                <th scope="col" className="r">
-                  Amount
-                </th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
+            <Head cols={['Asset', ['Amount', 'r'], 'Status', 'Created']} />
             <tbody>
               {(deposits.data ?? []).map((d) => (
                 <tr key={d.id} data-status={d.status}>
@@ -208,24 +201,7 @@ export function WalletPage() {
         ) : (
           <div className="table-wrap" tabIndex={0}>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Asset</th>
-                  <th scope="col" className="r">
-                    Amount
-                  </th>
-                  <th scope="col" className="r">
-                    Fee
-                  </th>
-                  <th scope="col">Status</th>
-                  <th scope="col" className="hide-sm">
-                    Address
-                  </th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <Head cols={['Asset', ['Amount', 'r'], ['Fee', 'r'], 'Status', ['Address', 'hide-sm'], '']} />
               <tbody>
                 {(withdrawals.data ?? []).map((w) => (
                   <tr key={w.id} data-status={w.status}>
