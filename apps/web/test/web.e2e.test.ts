@@ -193,6 +193,8 @@ test(
     await a.locator('[data-testid="trades"] tbody tr').first().waitFor();
     expect(await a.locator('[data-testid="trades"] tbody tr').first().locator('td').nth(0).innerText()).toBe('30000');
     await a.getByTestId('ticker').getByText('30000').first().waitFor();
+    // the trade makes a 1m candle, and the chart picks it up
+    await a.locator('.chart-box[data-candles="1"]').waitFor({ timeout: 20_000 });
     await screenshot(a, 'market-desktop-dark', { docs: true });
     for (const p of [a, b]) {
       await p.goto('/orders');

@@ -64,6 +64,9 @@ export function render(): string {
     '| `REDIS_URL` | unset (memory) | rate-limit counters for `policy: redis` |',
     '| `TRUST_PROXY` | `false` | take the client IP from `X-Forwarded-For` |',
     '| `PER_USER_LIMIT_SECOND`, `PER_USER_LIMIT_MINUTE` | `20`, `600` | per verified `sub`; `0` disables |',
+    "| `WEB_ROOT` | `apps/web/dist` | the built web app it serves for Kong's `web` routes |",
+    '| `WEB_URL` | unset | proxy the `web` routes to this web server instead of serving `WEB_ROOT` |',
+    "| `JAEGER_UI_URL` | `http://localhost:16686` | the operator console's trace links (rendered into `/config.js`; also read by the `web` container) |",
     '',
   );
   return out.join('\n');

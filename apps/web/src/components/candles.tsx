@@ -92,7 +92,7 @@ export function CandleChart({ market }: { market: string }) {
       <p className="sr-only">
         {market} {interval} candles; the same trades are listed under Recent trades.
       </p>
-      <div ref={box} className="chart-box" />
+      <div ref={box} className="chart-box" data-candles={candles.data?.candles.length ?? 0} />
     </div>
   );
 }
