@@ -276,8 +276,8 @@ test(
 
     await c.getByRole('button', { name: 'Log out' }).click();
     await login(c, email, password, secret);
-    await c.goto('/account');
-    await c.getByTestId('mfa-on').waitFor();
+    await c.getByRole('link', { name: 'Account' }).click();
+    await c.getByTestId('mfa-on').waitFor({ timeout: 60_000 });
     await checkPage(carol, 'account with 2FA (phone, dark)', [MFA_PROMPT_401]);
   },
   SLOW,

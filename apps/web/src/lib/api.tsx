@@ -4,7 +4,14 @@
  */
 import { useQueryClient } from '@tanstack/react-query';
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import { ExchangeClient, ExchangeStream, type Session, type StreamMessage, type User } from '@exchange/sdk';
+import {
+  ExchangeApiError,
+  ExchangeClient,
+  ExchangeStream,
+  type Session,
+  type StreamMessage,
+  type User,
+} from '@exchange/sdk';
 
 const SESSION_KEY = 'exchange.session';
 
@@ -52,7 +59,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     client
       .me()
       .then((u) => setUser(u))
-      .catch(() => void client.setSession(null))
+      // Only a refused session ends it; a slow or failed network keeps the stored user until the next call.
+      .catch((err) => {
+        if (err instanceof ExchangeApiError && err.status === 401) void client.setSession(null);
+      })
       .finally(() => setReady(true));
   }, []);
   const logout = useCallback(async () => {
