@@ -49,7 +49,8 @@ RUN set -eux; \
     . /etc/os-release; \
     echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt ${VERSION_CODENAME}-pgdg main" > /etc/apt/sources.list.d/pgdg.list; \
     apt-get update; \
-    apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}"; \
+    # age and rclone: the backup/restore Jobs (k8s/charts/exchange/files/{backup,restore}.sh) run this image
+    apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" age rclone; \
     apt-get purge -y --auto-remove curl gnupg; \
     rm -rf /var/lib/apt/lists/*; \
     pg_dump --version

@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', '**/drizzle/**', 'coverage/**'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/drizzle/**', 'coverage/**', '.tools/**', '.stack/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -264,6 +264,37 @@ export async function verifyAccessToken(
   token: string,
   opts: { jwks: jwksRsa.JwksClient | ((kid: string) => Promise<string>); issuer: string; audience: string },
 ): Promise<AccessTokenClaims> {
+  const cacheKey = `${opts.issuer}\n${opts.audience}\n${token}`;
+  const hit = verified.get(cacheKey);
+  if (hit) {
+    // Same bytes, signature checked before with the key the JWKS still gives for its kid: only time can have changed.
+    if (hit.claims.exp + CLOCK_TOLERANCE_S > Date.now() / 1000 && (await signingKey(opts.jwks, hit.kid)) === hit.key) {
+      return hit.claims;
+    }
+    verified.delete(cacheKey);
+  }
+  const claims = await verifyUncached(token, opts);
+  if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value!);
+  verified.set(cacheKey, claims.cacheEntry);
+  return claims.claims;
+}
+
+/**
+ * Tokens whose signature was verified, by their exact text: a client sends the same access token with every request
+ * until it expires, and an RS256 verification per request was a visible part of the order path's CPU. Bounded; the
+ * oldest entry goes first.
+ */
+const verified = new Map<string, { claims: AccessTokenClaims; kid: string; key: string }>();
+const VERIFIED_CACHE_MAX = 20_000;
+
+async function signingKey(jwks: jwksRsa.JwksClient | ((kid: string) => Promise<string>), kid: string): Promise<string> {
+  return typeof jwks === 'function' ? jwks(kid) : (await jwks.getSigningKey(kid)).getPublicKey();
+}
+
+async function verifyUncached(
+  token: string,
+  opts: { jwks: jwksRsa.JwksClient | ((kid: string) => Promise<string>); issuer: string; audience: string },
+): Promise<{ claims: AccessTokenClaims; cacheEntry: { claims: AccessTokenClaims; kid: string; key: string } }> {
   const decoded = jwt.decode(token, { complete: true });
   if (!decoded || typeof decoded.payload === 'string') throw authErr('INVALID_TOKEN', 'malformed token');
   const { alg, kid, typ } = decoded.header;
@@ -273,7 +304,7 @@ export async function verifyAccessToken(
     throw authErr('INVALID_TOKEN', 'token has no key id');
   let key: string;
   try {
-    key = typeof opts.jwks === 'function' ? await opts.jwks(kid) : (await opts.jwks.getSigningKey(kid)).getPublicKey();
+    key = await signingKey(opts.jwks, kid);
   } catch (e) {
     const name = (e as Error).name;
     if (name === 'SigningKeyNotFoundError' || name === 'JwksRateLimitError' || name === 'KeyNotFound') {
@@ -305,7 +336,8 @@ export async function verifyAccessToken(
   ) {
     throw authErr('INVALID_TOKEN', 'token claims are incomplete');
   }
-  return payload as AccessTokenClaims;
+  const claims = payload as AccessTokenClaims;
+  return { claims, cacheEntry: { claims, kid, key } };
 }
 
 /** Sessions revoked recently enough that some of their access tokens may still be unexpired. */

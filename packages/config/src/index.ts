@@ -100,6 +100,14 @@ export const databaseEnv = {
 
 export const amqpEnv = {
   AMQP_URL: Url('RabbitMQ connection string (vhost in the path)', 'amqp://guest:guest@127.0.0.1:5672/exchange'),
+  CONSUMER_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 100,
+    description:
+      'Group commit of the ordered consumers (engine commands, settlements, engine events): messages already ' +
+      'waiting are applied in one transaction, at most this many (1 = one transaction per message)',
+  }),
 } satisfies TProperties;
 
 export const redisEnv = {

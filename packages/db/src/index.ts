@@ -15,7 +15,23 @@ export interface PoolOptions {
   applicationName?: string;
   /** Statement timeout in ms, so one stuck query cannot hold a connection forever. */
   statementTimeoutMs?: number;
+  /**
+   * The server ends a session left inside a transaction this long (ms, default 10 s), releasing its row locks: the
+   * only way a frozen (SIGSTOP, VM pause) or partitioned client lets go, since the kernel still answers for a frozen
+   * process's socket. No code path here waits on anything outside the database inside a transaction.
+   */
+  idleInTransactionTimeoutMs?: number;
+  /** Longest wait for a lock (ms, default 10 s): a lock wait fails and is retried rather than hanging. */
+  lockTimeoutMs?: number;
 }
+
+/**
+ * TCP keepalive on both ends, so a connection to a host that vanished (partition, power loss) is noticed in about
+ * 25 s instead of the Linux default of 2 h 11 min: the client probes after 10 s idle; the server
+ * (`tcp_keepalives_*`, settable per session) probes every 5 s after 10 s and gives up after 3 misses, which ends the
+ * session and frees its locks, advisory locks included.
+ */
+const SERVER_KEEPALIVE = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3';
 
 export function createPool(opts: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
@@ -23,6 +39,11 @@ export function createPool(opts: PoolOptions): pg.Pool {
     max: opts.max ?? 10,
     application_name: opts.applicationName,
     statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    idle_in_transaction_session_timeout: opts.idleInTransactionTimeoutMs ?? 10_000,
+    lock_timeout: opts.lockTimeoutMs ?? 10_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    options: SERVER_KEEPALIVE,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });

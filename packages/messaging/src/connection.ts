@@ -10,7 +10,11 @@ export interface ConnectionOptions {
   logger?: Logger;
   /** Reconnect backoff: first delay, cap (ms). Default 200 → 10_000, doubled each failure, ±20 % jitter. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
-  /** AMQP heartbeat in seconds (default 10): a silently dead TCP connection is noticed within ~2 intervals. */
+  /**
+   * AMQP heartbeat in seconds (default 5): a silently dead TCP connection is noticed within ~2 intervals. It is also
+   * what hands a single-active-consumer queue to a standby when the active process freezes (SIGSTOP, VM pause): the
+   * kernel keeps its socket open, so only the missed heartbeats make the broker close the connection.
+   */
   heartbeatSeconds?: number;
 }
 
@@ -64,7 +68,7 @@ export class RabbitConnection {
     this.logger = opts.logger ?? stderrLogger;
     this.initialDelay = opts.reconnect?.initialDelayMs ?? 200;
     this.maxDelay = opts.reconnect?.maxDelayMs ?? 10_000;
-    this.heartbeat = opts.heartbeatSeconds ?? 10;
+    this.heartbeat = opts.heartbeatSeconds ?? 5;
   }
 
   get connected(): boolean {
@@ -207,10 +211,11 @@ export class RabbitConnection {
     for (let attempt = 1; !this.closing; attempt++) {
       let conn: ChannelModel | undefined;
       try {
-        conn = await amqp.connect(this.url, {
+        conn = await amqp.connect(withHeartbeat(this.url, this.heartbeat), {
           clientProperties: { connection_name: this.name },
-          heartbeat: this.heartbeat,
           timeout: 10_000,
+          keepAlive: true,
+          keepAliveDelay: 10_000,
         } as Parameters<typeof amqp.connect>[1]);
         if (this.closing) {
           await conn.close().catch(() => {});
@@ -289,4 +294,14 @@ export class RabbitConnection {
     this.logger.warn({ reason, connection: this.name }, 'messaging: recycling connection');
     conn.close().catch(() => {});
   }
+}
+
+/**
+ * amqplib reads the heartbeat only from the URL's query (a `heartbeat` socket option is ignored, leaving the broker's
+ * 60 s); an explicit `?heartbeat=` in the configured URL wins.
+ */
+export function withHeartbeat(url: string, seconds: number): string {
+  const u = new URL(url);
+  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(seconds));
+  return u.toString();
 }

@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Span } from '@opentelemetry/api';
+import {
+  INVALID_SPAN_CONTEXT,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  propagation,
+  trace,
+  type Span,
+} from '@opentelemetry/api';
 import { ContractValidationError, validateMessage, type Envelope, type MessageContract } from '@exchange/contracts';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Isolation } from '@exchange/db';
@@ -61,6 +69,14 @@ export interface ConsumeOptions {
    * Both dead-letter after `retry.attempts` retries.
    */
   retryMode?: 'queue' | 'inline';
+  /**
+   * Group commit (default 1: one transaction per message). With `batch` > 1 and concurrency 1, the deliveries already
+   * waiting (up to `batch`, never waiting for more) are applied in one transaction — inbox rows and handler effects of
+   * each, in delivery order — and acked after its commit. A batch that fails in any way is rolled back whole and its
+   * messages are then applied one by one (the usual per-message retry and dead-letter rules), so a batch never changes
+   * what a message does, only how many commits it shares. Handlers must keep all their effects in the transaction.
+   */
+  batch?: number;
   /** Test hook, run after the transaction committed and before the ack. */
   hooks?: { afterCommit?(message: Envelope): void | Promise<void> };
 }
@@ -122,6 +138,17 @@ interface Delivery {
 }
 
 const tracer = () => trace.getTracer('@exchange/messaging');
+
+/** The producer's trace context from AMQP headers (values may arrive as Buffers). */
+function extractContext(headers: Record<string, unknown> | undefined) {
+  return propagation.extract(ROOT_CONTEXT, headers ?? {}, {
+    get: (carrier, key) => {
+      const v = (carrier as Record<string, unknown>)[key];
+      return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined;
+    },
+    keys: (carrier) => Object.keys(carrier as object),
+  });
+}
 
 /** Strip broker bookkeeping headers before republishing a copy (retry queue, DLQ). */
 function cleanHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
@@ -242,6 +269,22 @@ export class Consumer implements ConnectionResource {
 
   private pump(): void {
     const limit = this.opts.concurrency ?? 1;
+    const batch = limit === 1 ? (this.opts.batch ?? 1) : 1;
+    if (batch > 1 && this.active === 0 && this.backlog.length > 1) {
+      const ds = this.backlog.splice(0, batch);
+      this.active++;
+      void this.handleBatch(ds)
+        .catch((err: unknown) => {
+          this.logger.error({ err, queue: this.queue }, 'consumer: unexpected error handling a batch; requeueing');
+          for (const d of ds) this.nackRequeue(d);
+        })
+        .finally(() => {
+          this.active--;
+          if (this.active === 0) for (const r of this.idle.splice(0)) r();
+          this.pump();
+        });
+      return;
+    }
     while (this.active < limit && this.backlog.length > 0) {
       const d = this.backlog.shift()!;
       this.active++;
@@ -277,6 +320,123 @@ export class Consumer implements ConnectionResource {
     }
   }
 
+  /**
+   * Group commit (see ConsumeOptions.batch): validate, then one transaction for the whole batch — a multi-row inbox
+   * insert tells the duplicates apart, the handler runs for each new message in delivery order — then ack them all.
+   * Anything unusual (an invalid message, a redelivery close to the delivery limit, a failure) rolls the batch back
+   * and hands its messages to the one-by-one path in the same order, which applies, retries or dead-letters each as
+   * it always would; messages the batch applied are never applied again because nothing of the batch committed.
+   */
+  private async handleBatch(ds: Delivery[]): Promise<void> {
+    const gen = ds[0]!.gen;
+    const live = ds.filter((d) => d.gen === this.gen);
+    const items: Array<{ d: Delivery; envelope: Envelope; attempt: number; deliveryCount: number }> = [];
+    let plain = live.length === ds.length && gen === this.gen;
+    for (const d of live) {
+      if (!plain) break;
+      const headers = (d.msg.properties.headers ?? {}) as Record<string, unknown>;
+      const attempt = headerInt(headers, ATTEMPT_HEADER);
+      const deliveryCount = headerInt(headers, 'x-delivery-count');
+      try {
+        const envelope = validateMessage(JSON.parse(d.msg.content.toString('utf8')));
+        items.push({ d, envelope, attempt, deliveryCount });
+        // an earlier failure or a copy near its delivery limit takes the careful path
+        if (attempt > 0 || deliveryCount >= this.deliveryLimit - 1) plain = false;
+      } catch {
+        plain = false;
+      }
+    }
+    if (plain) {
+      const applied = await this.applyBatch(items);
+      if (applied) {
+        for (const it of items) {
+          const outcome = applied.has(it.envelope.id) ? 'ok' : 'duplicate';
+          this.deps.metrics.consumed.inc({ queue: this.queue, outcome });
+          if (outcome === 'ok') await this.opts.hooks?.afterCommit?.(it.envelope);
+        }
+        for (const it of items) this.ack(it.d);
+        return;
+      }
+    }
+    for (const d of live) {
+      if (this.stopped || d.gen !== this.gen) return; // the rest is redelivered
+      await this.handle(d);
+    }
+  }
+
+  /** The batch's transaction; the ids it applied, or undefined when it rolled back (the caller goes one by one). */
+  private async applyBatch(
+    items: Array<{ d: Delivery; envelope: Envelope; attempt: number; deliveryCount: number }>,
+  ): Promise<Set<string> | undefined> {
+    const span = tracer().startSpan(`${this.queue} process batch`, {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        'messaging.system': 'rabbitmq',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': this.queue,
+        'messaging.batch.message_count': items.length,
+      },
+      links: items.map((it) => ({
+        context: trace.getSpanContext(extractContext(it.d.msg.properties.headers)) ?? INVALID_SPAN_CONTEXT,
+      })),
+    });
+    let dbWait = 200;
+    try {
+      for (;;) {
+        try {
+          return await inTransaction(
+            this.deps.pool,
+            async (client) => {
+              const params: string[] = [this.queue];
+              const values = items.map((it) => {
+                params.push(it.envelope.id, it.envelope.type);
+                return `($1, $${params.length - 1}, $${params.length})`;
+              });
+              const ins = await client.query<{ message_id: string }>(
+                `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type)
+                   VALUES ${values.join(', ')} ON CONFLICT DO NOTHING RETURNING message_id`,
+                params,
+              );
+              const fresh = new Set(ins.rows.map((r) => r.message_id));
+              const applied = new Set<string>();
+              for (const it of items) {
+                // a message id twice in one batch (a redelivered copy next to the original) is applied once
+                if (!fresh.has(it.envelope.id) || applied.has(it.envelope.id)) continue;
+                applied.add(it.envelope.id);
+                await this.opts.handler(it.envelope, client, {
+                  queue: this.queue,
+                  attempt: it.attempt,
+                  deliveryCount: it.deliveryCount,
+                  redelivered: it.d.msg.fields.redelivered,
+                  headers: (it.d.msg.properties.headers ?? {}) as Record<string, unknown>,
+                  span,
+                });
+              }
+              return applied;
+            },
+            this.opts.isolation ? { isolation: this.opts.isolation } : {},
+          );
+        } catch (err) {
+          if (isDatabaseUnavailable(err) && items[0]!.d.gen === this.gen && !this.stopped) {
+            this.logger.warn({ queue: this.queue, err, retryInMs: dbWait }, 'consumer: database unavailable, waiting');
+            await sleep(dbWait, this.stopping.signal);
+            dbWait = Math.min(dbWait * 2, 5_000);
+            if (this.stopped) return undefined;
+            continue;
+          }
+          this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'batch_split' });
+          this.logger.debug?.(
+            { queue: this.queue, err, size: items.length },
+            'consumer: batch rolled back; applying its messages one by one',
+          );
+          return undefined;
+        }
+      }
+    } finally {
+      span.end();
+    }
+  }
+
   private async handle(d: Delivery): Promise<void> {
     if (d.gen !== this.gen) return; // from a channel that has since died
     const { msg } = d;
@@ -301,13 +461,7 @@ export class Consumer implements ConnectionResource {
       return;
     }
 
-    const parent = propagation.extract(ROOT_CONTEXT, headers, {
-      get: (carrier, key) => {
-        const v = (carrier as Record<string, unknown>)[key];
-        return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined;
-      },
-      keys: (carrier) => Object.keys(carrier as object),
-    });
+    const parent = extractContext(headers);
     await tracer().startActiveSpan(
       `${this.queue} process`,
       {

@@ -1,3 +1,4 @@
+import amqp from 'amqplib';
 import { withTransaction } from '@exchange/db';
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
@@ -102,7 +103,8 @@ describe('poison and invalid messages', () => {
     expect(row.message).toMatchObject({ id: poison.id, payload: { seq: 1, key: 'poison' } });
     // No effect survived the failed attempts.
     expect(await count(env.pool, 'SELECT count(*) FROM svc.effects WHERE message_id = $1', [poison.id])).toBe(0);
-    await waitFor(async () => (await dlqDepth()) === 1, { what: 'DLQ copy' });
+    // The DLQ copy is moved into the table (already there): the queue drains, nothing is counted twice.
+    await waitFor(async () => (await dlqDepth()) === 0, { what: 'DLQ drained' });
     expect(await registry.getSingleMetricAsString('jobs_dead_letter_total')).toContain(
       `jobs_dead_letter_total{queue="${QUEUE}"} 1`,
     );
@@ -168,7 +170,46 @@ describe('poison and invalid messages', () => {
     expect(rows[1].body).toBe('this is not json');
     expect(rows[2].reason).toContain('No contract registered for test.unknown v1');
     expect(runs.has(invalid.id)).toBe(false);
-    await waitFor(async () => (await dlqDepth()) === 4, { what: 'DLQ copies' });
+    await waitFor(async () => (await dlqDepth()) === 0, { what: 'DLQ drained' });
+  });
+
+  it('a message the broker dead-letters itself (delivery limit) is listed, counted and alerted on too', async () => {
+    const LIMITED = 'svc.limited';
+    await messaging.declareQueue({ name: LIMITED, bindings: [], deliveryLimit: 1 });
+    await messaging.recordDeadLetters(LIMITED);
+    const msg = TestItem.create({ seq: 99, key: 'limited' }, { producer: 'svc' });
+    await messaging.publisher.publish('', LIMITED, Buffer.from(JSON.stringify(msg)), {
+      messageId: msg.id,
+      persistent: true,
+    });
+    // A client that is not our consumer keeps handing it back: the quorum queue's limit dead-letters it.
+    const conn = await amqp.connect(env.vhost.url);
+    try {
+      const ch = await conn.createChannel();
+      await ch.consume(LIMITED, (m) => m && ch.nack(m, false, true));
+      const row = await waitFor(
+        async () =>
+          (
+            await env.pool.query('SELECT * FROM svc.dead_letters WHERE queue = $1 AND message_id = $2', [
+              LIMITED,
+              msg.id,
+            ])
+          ).rows[0],
+        { what: 'a dead-letter row for the broker-side dead letter' },
+      );
+      expect(row).toMatchObject({ status: 'dead', type: 'test.item' });
+      expect(row.reason).toMatch(/dead-lettered by the broker \(delivery_limit\)/);
+    } finally {
+      await conn.close();
+    }
+    expect(await registry.getSingleMetricAsString('jobs_dead_letter_total')).toContain(
+      `jobs_dead_letter_total{queue="${LIMITED}"} 1`,
+    );
+    const app = Fastify();
+    await app.register(deadLetterRoutes, { prefix: '/dl', pool: env.pool, schema: SCHEMA });
+    const list = await app.inject({ method: 'GET', url: `/dl?queue=${LIMITED}` });
+    expect(list.json().items.map((i: { messageId: string }) => i.messageId)).toEqual([msg.id]);
+    await app.close();
   });
 
   it('refuses to replay a dead letter whose JSON body is not a message envelope (no id to dedupe by)', async () => {

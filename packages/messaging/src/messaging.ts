@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
 import { RabbitConnection, type MessagingHealth } from './connection.ts';
 import { Consumer, type ConsumeOptions } from './consumer.ts';
+import { DeadLetterRecorder } from './dead-letter-recorder.ts';
 import { stderrLogger, type Logger } from './logger.ts';
 import { messagingMetrics, type GaugeSource, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
 import { enqueue, OutboxRelay, type OutboxRelayOptions, type Queryable } from './outbox.ts';
@@ -40,7 +41,7 @@ export interface MessagingEnqueueOptions {
 }
 
 /**
- * Everything a service needs from the bus, over one connection: topology, the outbox relay, inbox consumers,
+ * Everything a service needs from the bus, over two connections (consume, publish): topology, the outbox relay, inbox consumers,
  * health and metrics. Typical use:
  *
  *   const messaging = createMessaging({ url, service: 'wallet', pool, schema: walletSchema, registry, logger });
@@ -51,7 +52,13 @@ export interface MessagingEnqueueOptions {
  */
 export class Messaging {
   readonly service: string;
+  /** Consumers and topology. Never publishes, so a broker alarm never blocks it and queues keep draining. */
   readonly connection: RabbitConnection;
+  /**
+   * The outbox relay and the consumers' retry/dead-letter copies. RabbitMQ blocks a publishing connection during a
+   * memory or disk alarm; on a shared connection that would also stop acks, and queues could not drain.
+   */
+  readonly publishConnection: RabbitConnection;
   readonly topology = new Topology();
   /** Confirm channel for consumers' retry/DLQ copies and direct publishes. */
   readonly publisher: ConfirmPublisher;
@@ -68,16 +75,22 @@ export class Messaging {
     this.service = opts.service;
     this.logger = opts.logger ?? stderrLogger;
     this.metrics = messagingMetrics(opts.registry);
-    this.connection = new RabbitConnection({
-      url: opts.url,
-      name: opts.connectionName ?? `${opts.service}@${hostname()}:${process.pid}`,
-      logger: this.logger,
-      ...(opts.reconnect ? { reconnect: opts.reconnect } : {}),
-      ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
-    });
+    const name = opts.connectionName ?? `${opts.service}@${hostname()}:${process.pid}`;
+    const connection = (suffix: string) =>
+      new RabbitConnection({
+        url: opts.url,
+        name: `${name}${suffix}`,
+        logger: this.logger,
+        ...(opts.reconnect ? { reconnect: opts.reconnect } : {}),
+        ...(opts.heartbeatSeconds !== undefined ? { heartbeatSeconds: opts.heartbeatSeconds } : {}),
+      });
+    this.connection = connection('');
+    this.publishConnection = connection(':publish');
+    // Both declare the topology: a publish must never race ahead of the exchanges it names.
     void this.connection.register(this.topology);
-    this.publisher = new ConfirmPublisher(this.connection, this.logger);
-    this.relayPublisher = new ConfirmPublisher(this.connection, this.logger);
+    void this.publishConnection.register(this.topology);
+    this.publisher = new ConfirmPublisher(this.publishConnection, this.logger);
+    this.relayPublisher = new ConfirmPublisher(this.publishConnection, this.logger);
     this.relay =
       opts.relay === false
         ? undefined
@@ -103,7 +116,7 @@ export class Messaging {
    */
   async start(opts: { waitForBroker?: boolean } = {}): Promise<void> {
     this.relay?.start();
-    const connecting = this.connection.start();
+    const connecting = Promise.all([this.connection.start(), this.publishConnection.start()]);
     if (opts.waitForBroker === false) {
       connecting.catch(() => {}); // only rejects when closed before connecting
       return;
@@ -140,7 +153,21 @@ export class Messaging {
     );
     this.consumers.push(consumer);
     await this.connection.register(consumer);
+    // The owner of a declared queue also watches its DLQ, so broker-side dead letters are listed and counted too.
+    if (spec) await this.recordDeadLetters(opts.queue);
     return consumer;
+  }
+
+  /** Move whatever lands in `<queue>.dlq` into the dead-letter table (see DeadLetterRecorder); `consume` does it. */
+  async recordDeadLetters(queue: string): Promise<void> {
+    await this.connection.register(
+      new DeadLetterRecorder(queue, {
+        pool: this.opts.pool,
+        schema: this.opts.schema,
+        metrics: this.metrics,
+        logger: this.logger,
+      }),
+    );
   }
 
   /** Write a message to this service's outbox inside the caller's transaction (see `enqueue`). */
@@ -148,9 +175,17 @@ export class Messaging {
     return enqueue(client, { ...opts, schema: this.opts.schema });
   }
 
-  /** For /ready: broker connection state and round-trip latency. */
-  health(): Promise<MessagingHealth> {
-    return this.connection.health();
+  /**
+   * For /ready: the consumer connection's round-trip latency, and the publish connection up. The latter gets no
+   * round-trip: during a broker alarm it is blocked by design (the outbox keeps what it cannot send), which must not
+   * make every replica unready.
+   */
+  async health(): Promise<MessagingHealth> {
+    const consume = await this.connection.health();
+    if (consume.ok && !this.publishConnection.connected) {
+      return { ok: false, connected: false, error: 'publish connection: not connected' };
+    }
+    return consume;
   }
 
   /** Ready-message counts of every declared queue (main, retries, DLQ), for jobs_queue_length. */
@@ -189,6 +224,7 @@ export class Messaging {
     await this.publisher.close();
     await this.relayPublisher.close();
     await this.connection.close();
+    await this.publishConnection.close();
     await Promise.race([Promise.all([consumersStopped, relayStopped]), grace(5_000)]);
   }
 }

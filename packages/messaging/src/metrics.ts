@@ -36,7 +36,7 @@ export function messagingMetrics(registry: client.Registry = new client.Registry
     }),
     consumed: new client.Counter({
       name: 'messages_consumed_total',
-      help: 'Deliveries handled, by queue and outcome (ok, duplicate, retry, dead_letter, invalid)',
+      help: 'Deliveries handled, by queue and outcome (ok, duplicate, retry, dead_letter, invalid, batch_split)',
       labelNames: ['queue', 'outcome'],
       registers: [registry],
     }),

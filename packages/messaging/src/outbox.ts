@@ -107,6 +107,7 @@ export class OutboxRelay {
   private abort = new AbortController();
   private wake: (() => void) | undefined;
   private leader = false;
+  /** When the last cleanup pass finished everything it found (see maybeCleanup). */
   private lastCleanup = 0;
 
   constructor(opts: OutboxRelayOptions) {
@@ -179,6 +180,10 @@ export class OutboxRelay {
           await sleep(this.opts.standbyRetryMs ?? 2_000, this.abort.signal);
           continue;
         }
+        // The leader's session is never idle longer than a poll interval while this process runs; if the process
+        // freezes (its socket stays open), the server ends the session and a standby gets the lock.
+        const idleLimitMs = Math.max(15_000, 3 * (this.opts.pollIntervalMs ?? 1_000));
+        await c.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${idleLimitMs}ms`]);
         this.leader = true;
         this.logger.info({ service: this.opts.service }, 'outbox relay: active');
         let notified = false;
@@ -328,26 +333,40 @@ export class OutboxRelay {
     return { published: sent.length, full: rows.length === batchSize };
   }
 
+  /**
+   * Delete expired sent rows and inbox rows in chunks until none are left or the pass has used its time budget; a
+   * pass that ran out of budget is continued after the next batch instead of a minute later. So cleanup keeps up with
+   * whatever rate the relay sustains (a fixed amount per minute would let the tables grow without bound), while a
+   * huge backlog never holds up publishing for more than the budget at a time.
+   */
   private async maybeCleanup(c: pg.PoolClient): Promise<void> {
-    const retention = this.opts.retentionMs ?? 7 * 24 * 3600_000;
     if (Date.now() - this.lastCleanup < 60_000) return;
-    this.lastCleanup = Date.now();
-    if (retention > 0)
-      await c.query(
-        `DELETE FROM ${qualify(this.opts.schema, OUTBOX_TABLE)}
-        WHERE sequence IN (SELECT sequence FROM ${qualify(this.opts.schema, OUTBOX_TABLE)}
-                            WHERE sent_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT 10000)`,
-        [retention],
-      );
+    const chunk = 10_000;
+    const budgetEnd = Date.now() + 2_000;
+    const outbox = qualify(this.opts.schema, OUTBOX_TABLE);
+    const inbox = qualify(this.opts.schema, INBOX_TABLE);
+    const retention = this.opts.retentionMs ?? 7 * 24 * 3600_000;
     const inboxRetention = this.opts.inboxRetentionMs ?? 30 * 24 * 3600_000;
-    if (inboxRetention > 0) {
-      await c.query(
-        `DELETE FROM ${qualify(this.opts.schema, INBOX_TABLE)}
-          WHERE (queue, message_id) IN (
-            SELECT queue, message_id FROM ${qualify(this.opts.schema, INBOX_TABLE)}
-             WHERE processed_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT 10000)`,
-        [inboxRetention],
-      );
+    const steps: Array<{ sql: string; retention: number; done: boolean }> = [
+      {
+        sql: `DELETE FROM ${outbox} WHERE sequence IN (SELECT sequence FROM ${outbox}
+               WHERE sent_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT ${chunk})`,
+        retention,
+        done: retention <= 0,
+      },
+      {
+        sql: `DELETE FROM ${inbox} WHERE (queue, message_id) IN (SELECT queue, message_id FROM ${inbox}
+               WHERE processed_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT ${chunk})`,
+        retention: inboxRetention,
+        done: inboxRetention <= 0,
+      },
+    ];
+    while (steps.some((s) => !s.done) && Date.now() < budgetEnd) {
+      for (const step of steps.filter((s) => !s.done)) {
+        const r = await c.query(step.sql, [step.retention]);
+        step.done = (r.rowCount ?? 0) < chunk;
+      }
     }
+    if (steps.every((s) => s.done)) this.lastCleanup = Date.now();
   }
 }

@@ -19,6 +19,10 @@ export interface PrivateBroker {
   restart(downMs?: number): Promise<void>;
   stopApp(): Promise<void>;
   startApp(): Promise<void>;
+  /** kill -9 the node's VM (a crash, not a clean stop); `start()` brings it back with its data. */
+  kill(): Promise<void>;
+  /** Start the node again after `kill()`; resolves once it accepts connections. */
+  start(): Promise<void>;
   rabbitmqctl(...args: string[]): Promise<string>;
   close(): Promise<void>;
 }
@@ -67,8 +71,11 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
   };
   const ctl = async (...args: string[]) =>
     (await run('rabbitmqctl', ['-q', '-n', node, ...args], { env, timeout: 120_000 })).stdout;
-  await run('rabbitmq-server', ['-detached'], { env, timeout: 60_000 });
-  await ctl('wait', join(dir, 'pid'), '--timeout', '90');
+  const start = async () => {
+    await run('rabbitmq-server', ['-detached'], { env, timeout: 60_000 });
+    await ctl('wait', join(dir, 'pid'), '--timeout', '90');
+  };
+  await start();
   const broker: PrivateBroker = {
     url: `amqp://guest:guest@127.0.0.1:${port}`,
     node,
@@ -76,6 +83,20 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
     rabbitmqctl: ctl,
     stopApp: async () => void (await ctl('stop_app')),
     startApp: async () => void (await ctl('start_app')),
+    async kill() {
+      const pid = Number(readFileSync(join(dir, 'pid'), 'utf8').trim());
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 100; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          break; // gone
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      rmSync(join(dir, 'pid'), { force: true });
+    },
+    start,
     async restart(downMs = 1000) {
       await ctl('stop_app');
       await new Promise((r) => setTimeout(r, downMs));

@@ -3,6 +3,8 @@ import Fastify, {
   LogController,
   type FastifyBaseLogger,
   type FastifyError,
+  type FastifyReply,
+  type FastifyRequest,
   type FastifyInstance,
   type FastifyServerOptions,
   type RawReplyDefaultExpression,
@@ -17,6 +19,7 @@ import { Type } from '@sinclair/typebox';
 import { trace } from '@opentelemetry/api';
 import { AppError } from './errors.ts';
 import { createHttpMetrics, type HttpMetrics } from './metrics.ts';
+import { nameServerSpan } from './telemetry.ts';
 import { ErrorBody } from './schemas.ts';
 
 export type App = FastifyInstance<
@@ -71,6 +74,24 @@ export const REDACT_PATHS = [
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Fastify's per-request lines ("incoming request", "request completed") at debug instead of info: at the default
+ * level a busy service would print two lines per request and bury its warnings. Failed requests stay visible through
+ * the error handler (info for 4xx, error for 5xx); per-request traffic is in the HTTP metrics and the gateway's
+ * access log.
+ */
+export class DebugRequestLogController extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request');
+  }
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) return super.requestCompleted(error, request, reply);
+    if (!this.isLogDisabled(request)) {
+      reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    }
+  }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: HttpMetrics;
@@ -114,7 +135,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
       },
     },
     requestIdHeader: 'x-request-id',
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    logController: new DebugRequestLogController({ requestIdLogLabel: 'requestId' }),
     genReqId: () => randomUUID(),
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
     forceCloseConnections: 'idle',
@@ -129,6 +150,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
       (req as { id: string }).id = randomUUID();
     }
     reply.header('x-request-id', req.id);
+    nameServerSpan(req.method, req.routeOptions.url);
   });
 
   // Query strings and path params arrive as text and are coerced to their schema types; bodies are JSON and are

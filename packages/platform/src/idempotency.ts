@@ -17,7 +17,7 @@ const WRITE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 declare module 'fastify' {
   interface FastifyRequest {
-    idempotency?: { principal: string; key: string };
+    idempotency?: { principal: string; key: string; table: string; recorded?: boolean };
   }
 }
 
@@ -50,7 +50,7 @@ export function registerIdempotency(app: App, opts: IdempotencyOptions): void {
       [principal, key, req.method, path, hash],
     );
     if (inserted.rowCount === 1) {
-      req.idempotency = { principal, key };
+      req.idempotency = { principal, key, table };
       return;
     }
     const { rows } = await opts.pool.query<{
@@ -79,9 +79,13 @@ export function registerIdempotency(app: App, opts: IdempotencyOptions): void {
 
   app.addHook('onSend', async (req, reply, payload) => {
     const idem = req.idempotency;
-    if (!idem) return payload;
+    if (!idem || idem.recorded) return payload;
     if (reply.statusCode >= 500) {
-      await opts.pool.query(`DELETE FROM ${table} WHERE principal = $1 AND key = $2`, [idem.principal, idem.key]);
+      // Only a key whose effect did not commit may be retried; one recorded with its effect stays (see below).
+      await opts.pool.query(`DELETE FROM ${table} WHERE principal = $1 AND key = $2 AND status_code IS NULL`, [
+        idem.principal,
+        idem.key,
+      ]);
     } else {
       await opts.pool.query(
         `UPDATE ${table} SET status_code = $3, response_body = $4 WHERE principal = $1 AND key = $2`,
@@ -97,6 +101,27 @@ export function registerIdempotency(app: App, opts: IdempotencyOptions): void {
   });
 }
 
+/**
+ * Store the reply of an idempotent request inside the transaction that makes its effect, so the two commit together:
+ * a failure after the commit (reply lost, 5xx on the way out) can no longer free the key for a retry that would
+ * repeat the effect; the retry gets this reply. `body` must be what the route sends (its response schema).
+ * A no-op for requests without `Idempotency-Key`.
+ */
+export async function recordIdempotentReply(
+  client: Pick<pg.PoolClient, 'query'>,
+  req: FastifyRequest,
+  statusCode: number,
+  body: unknown,
+): Promise<void> {
+  const idem = req.idempotency;
+  if (!idem) return;
+  await client.query(
+    `UPDATE ${idem.table} SET status_code = $3, response_body = $4 WHERE principal = $1 AND key = $2`,
+    [idem.principal, idem.key, statusCode, JSON.stringify(body)],
+  );
+  idem.recorded = true;
+}
+
 /** JSON with sorted keys, so the same body in another key order is the same request. */
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v ?? null);
@@ -108,11 +133,23 @@ export function canonicalJson(v: unknown): string {
     .join(',')}}`;
 }
 
-/** Delete keys older than `olderThanHours` (run on a schedule by the service). */
-export async function purgeIdempotencyKeys(pool: pg.Pool, schema: string, olderThanHours = 24): Promise<number> {
+/**
+ * Delete keys older than `olderThanHours`, and keys stuck without a reply (the process died mid-request) older than
+ * `stuckAfterMinutes`, which would otherwise answer 409 IDEMPOTENCY_IN_PROGRESS until then. A stuck key never has a
+ * committed effect when the effect records its reply in its own transaction (`recordIdempotentReply`). Run on a
+ * schedule by the service.
+ */
+export async function purgeIdempotencyKeys(
+  pool: pg.Pool,
+  schema: string,
+  olderThanHours = 24,
+  stuckAfterMinutes = 10,
+): Promise<number> {
   const r = await pool.query(
-    `DELETE FROM "${schema}".idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`,
-    [olderThanHours],
+    `DELETE FROM "${schema}".idempotency_keys
+      WHERE created_at < now() - make_interval(hours => $1)
+         OR (status_code IS NULL AND created_at < now() - make_interval(mins => $2))`,
+    [olderThanHours, stuckAfterMinutes],
   );
   return r.rowCount ?? 0;
 }

@@ -280,7 +280,7 @@ export interface DeadLetter {
 }
 export interface ReconciliationSummary {
   id: string;
-  status: 'ok' | 'mismatch';
+  status: 'ok' | 'mismatch' | 'incomplete';
   mismatchCount: number;
   trigger: string;
   requestedBy: string | null;

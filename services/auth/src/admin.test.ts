@@ -232,6 +232,11 @@ describe('backups', () => {
     expect(b.sizeBytes).toBeGreaterThan(1000);
     const list = (await call('admin', 'GET', '/api/v1/admin/backups')).json().backups;
     expect(list[0]).toEqual(b);
+    // the run is recorded: /metrics reports when the latest backup succeeded (BackupStale watches it)
+    const metrics = (await h.app.inject({ url: '/metrics' })).body;
+    const success = Number(/^backup_last_success_timestamp_seconds(?:{[^}]*})? (\S+)$/m.exec(metrics)?.[1]);
+    expect(Math.abs(success - Date.now() / 1000)).toBeLessThan(120);
+    expect(metrics).toMatch(/^backup_last_failure_timestamp_seconds(?:{[^}]*})? 0$/m);
     const { createHash } = await import('node:crypto');
     const file = join(h.config.BACKUP_DIR, b.name);
     expect(

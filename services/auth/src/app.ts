@@ -4,6 +4,7 @@ import { pingDatabase } from '@exchange/db';
 import { createApp, registerIdempotency, type App } from '@exchange/platform';
 import { registerAuth } from '@exchange/auth-client';
 import { trustProxyOption, type AuthConfig } from './config.ts';
+import { backupMetrics } from './backups.ts';
 import { createAuthMetrics, type Ctx } from './context.ts';
 import { Sealer } from './crypto.ts';
 import { KeyStore } from './keys.ts';
@@ -55,6 +56,7 @@ export async function buildApp(deps: AuthDeps): Promise<App> {
     fastify: { trustProxy: trustProxyOption(config.TRUST_PROXY), ...deps.fastify },
   });
   const keys = deps.keys ?? keyStoreFor(pool, config);
+  backupMetrics(app.metrics.registry, pool);
   const ctx: Ctx = {
     pool,
     config,

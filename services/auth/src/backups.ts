@@ -4,6 +4,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type pg from 'pg';
+import { promClient } from '@exchange/platform';
 
 const run = promisify(execFile);
 const NAME = /^exchange-\d{8}T\d{9}Z\.dump$/;
@@ -76,4 +78,61 @@ export async function createBackup(dir: string, databaseUrl: string, pgDump = 'p
   await rename(tmp, final);
   await writeFile(`${final}.sha256`, `${sha256}  ${name}\n`);
   return entry(dir, name);
+}
+
+export interface BackupRun {
+  startedAt: Date;
+  status: 'succeeded' | 'failed';
+  file: string;
+  location: string;
+  sizeBytes?: number;
+  error?: string;
+}
+
+/** One row of auth.backup_runs (the backup CronJob's script writes the same rows with psql). */
+export async function recordBackupRun(pool: pg.Pool, run: BackupRun): Promise<void> {
+  await pool.query(
+    `INSERT INTO auth.backup_runs (started_at, status, file, location, size_bytes, error) VALUES ($1, $2, $3, $4, $5, $6)`,
+    [run.startedAt, run.status, run.file, run.location, run.sizeBytes ?? 0, run.error ?? null],
+  );
+}
+
+/**
+ * backup_last_success_timestamp_seconds / backup_last_failure_timestamp_seconds from auth.backup_runs, read at
+ * scrape time (BackupStale and BackupFailed watch them; 0 = never). A database outage keeps the last values.
+ */
+export function backupMetrics(registry: promClient.Registry, pool: pg.Pool): void {
+  let last: { succeeded: number; failed: number } | undefined;
+  let pending: Promise<void> | undefined;
+  // both gauges are collected in one scrape: one query serves them
+  const refresh = () =>
+    (pending ??= pool
+      .query<{ succeeded: number | null; failed: number | null }>(
+        `SELECT extract(epoch FROM max(finished_at) FILTER (WHERE status = 'succeeded'))::float8 AS succeeded,
+                extract(epoch FROM max(finished_at) FILTER (WHERE status = 'failed'))::float8 AS failed
+           FROM auth.backup_runs`,
+      )
+      .then(({ rows }) => {
+        last = { succeeded: rows[0]?.succeeded ?? 0, failed: rows[0]?.failed ?? 0 };
+      })
+      .catch(() => undefined)
+      .finally(() => setImmediate(() => (pending = undefined))));
+  new promClient.Gauge({
+    name: 'backup_last_success_timestamp_seconds',
+    help: 'End of the latest successful database backup (0: never)',
+    registers: [registry],
+    async collect() {
+      await refresh();
+      if (last) this.set(last.succeeded);
+    },
+  });
+  new promClient.Gauge({
+    name: 'backup_last_failure_timestamp_seconds',
+    help: 'End of the latest failed database backup (0: never)',
+    registers: [registry],
+    async collect() {
+      await refresh();
+      if (last) this.set(last.failed);
+    },
+  });
 }

@@ -72,6 +72,9 @@ await messaging.start();
 const handle = createEventHandler({ catalog, log: app.log });
 await messaging.consume({
   queue: EVENTS_QUEUE,
+  // group commit of engine events; room for a full batch waiting behind the one in hand
+  batch: cfg.CONSUMER_BATCH_SIZE,
+  prefetch: Math.max(10, 2 * cfg.CONSUMER_BATCH_SIZE),
   handler: async (message, client) => {
     await handle(message, client);
   },

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { createPool, ensureDatabase, migrate, type Pool } from '@exchange/db';
+import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
 import { SCHEMA } from './db/schema.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
@@ -9,10 +10,13 @@ export async function migratePayment(pool: Pool): Promise<void> {
   await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: SCHEMA });
 }
 
-// `pnpm migrate`: apply and exit.
+// `pnpm migrate` (and the chart's migration hook): apply and exit. DATABASE_URL is validated like every service's
+// (never a silent fallback to a local database), and the database is only created outside production, where the
+// role has no CREATEDB and the database must already exist.
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/exchange';
-  await ensureDatabase(url);
+  const config = loadConfigOrExit('payment-processor-migrate', Type.Object({ ...baseEnv(3004), ...databaseEnv }));
+  const url = config.DATABASE_URL;
+  if (config.NODE_ENV !== 'production') await ensureDatabase(url);
   const pool = createPool({ connectionString: url, max: 2, applicationName: 'payment-processor:migrate' });
   try {
     await migratePayment(pool);

@@ -78,6 +78,7 @@ export function createRuntime(config: Config): Runtime {
     bookSnapshotIntervalMs: config.BOOK_SNAPSHOT_INTERVAL_MS,
     bookSnapshotDepth: config.BOOK_SNAPSHOT_DEPTH,
     prefetch: config.ORDERS_PREFETCH,
+    batch: config.CONSUMER_BATCH_SIZE,
     metrics,
     logger,
     ...(config.RABBITMQ_MANAGEMENT_URL

@@ -355,6 +355,47 @@ describe('withdrawals', () => {
     expect(list.json().withdrawals).toHaveLength(1);
   });
 
+  test('Idempotency-Key is atomic with the withdrawal: a reply that fails to be stored never lets a retry withdraw twice', async () => {
+    const user = randomUUID();
+    await fundUser(db.pool, user, 'BTC', 100_000_000n);
+    const key = `atomic-${user}`;
+    // A fault on the first attempt to store this key's reply (e.g. the connection drops right after the effect
+    // committed). The sequence is not transactional, so the fault fires once whatever rolls back.
+    await db.pool.query(`CREATE SEQUENCE IF NOT EXISTS wallet.test_reply_fault`);
+    await db.pool.query(`
+      CREATE OR REPLACE FUNCTION wallet.test_reply_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.key = '${key}' AND NEW.status_code IS NOT NULL AND nextval('wallet.test_reply_fault') = 1 THEN
+          RAISE EXCEPTION 'injected fault storing the reply';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await db.pool.query(`CREATE TRIGGER test_reply_fault BEFORE UPDATE ON wallet.idempotency_keys
+                           FOR EACH ROW EXECUTE FUNCTION wallet.test_reply_fault()`);
+    try {
+      const h = { ...bearer(user), 'idempotency-key': key };
+      const payload = { asset: 'BTC', amount: '0.2', address: BTC_ADDRESS };
+      const first = await withdraw(h, payload);
+      expect(first.statusCode).toBe(500);
+      const retry = await withdraw(h, payload);
+      expect(retry.statusCode).toBe(201);
+      const again = await withdraw(h, payload);
+      expect([again.statusCode, again.headers['idempotent-replayed'], again.json().id]).toEqual([
+        201,
+        'true',
+        retry.json().id,
+      ]);
+      const list = await app.inject({ method: 'GET', url: '/api/v1/wallet/withdrawals', headers: bearer(user) });
+      expect(list.json().withdrawals).toHaveLength(1);
+      const held = await db.pool.query(`SELECT held::text FROM wallet.accounts WHERE user_id = $1 AND asset = 'BTC'`, [
+        user,
+      ]);
+      expect(held.rows[0].held).toBe('20010000'); // 0.2 BTC + the 0.0001 BTC fee, once
+    } finally {
+      await db.pool.query(`DROP TRIGGER test_reply_fault ON wallet.idempotency_keys`);
+    }
+  });
+
   test('dispatch publishes payout.requested via the outbox; completion captures, failure releases', async () => {
     const user = randomUUID();
     await fundUser(db.pool, user, 'USD', 100_000n); // $1000
@@ -580,6 +621,23 @@ describe('internal hold API', () => {
     const r2 = await app.inject({ method: 'POST', url: `/internal/holds/${holdId}/release`, headers: internal() });
     expect(r2.json()).toMatchObject({ released: '0' });
     await assertLedgerInvariants(db.pool);
+  });
+
+  test('the hold API cannot release a withdrawal hold (409 HOLD_MISMATCH, nothing changes)', async () => {
+    const user = randomUUID();
+    await fundUser(db.pool, user, 'USD', 100_000n);
+    const w = await app.inject({
+      method: 'POST',
+      url: '/api/v1/wallet/withdrawals',
+      headers: bearer(user),
+      payload: { asset: 'USD', amount: '100', address: 'DE89370400440532013000' },
+    });
+    expect(w.statusCode).toBe(201);
+    const id = w.json().id as string;
+    const r = await app.inject({ method: 'POST', url: `/internal/holds/${id}/release`, headers: internal() });
+    expect([r.statusCode, r.json().error.code]).toEqual([409, 'HOLD_MISMATCH']);
+    const hold = await app.inject({ method: 'GET', url: `/internal/holds/${id}`, headers: internal() });
+    expect(hold.json()).toMatchObject({ status: 'active', released: '0', refType: 'withdrawal' });
   });
 });
 

@@ -33,13 +33,18 @@ const DEPOSIT_COLUMNS = 'id::text, user_id::text, asset, amount::text, status, c
 export async function createDeposit(
   pool: Pool,
   input: { userId: string; asset: string; amount: bigint; confirmationMs: number },
+  /** Runs in the deposit's transaction after it is created (the route stores its idempotent reply here). */
+  onCreated?: (client: PoolClient, d: DepositRow) => Promise<void>,
 ): Promise<DepositRow> {
-  const { rows } = await pool.query<DepositRow>(
-    `INSERT INTO wallet.deposits (id, user_id, asset, amount, confirm_at)
-     VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::double precision / 1000)) RETURNING ${DEPOSIT_COLUMNS}`,
-    [randomUUID(), input.userId, input.asset, input.amount.toString(), input.confirmationMs],
-  );
-  return rows[0]!;
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<DepositRow>(
+      `INSERT INTO wallet.deposits (id, user_id, asset, amount, confirm_at)
+       VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::double precision / 1000)) RETURNING ${DEPOSIT_COLUMNS}`,
+      [randomUUID(), input.userId, input.asset, input.amount.toString(), input.confirmationMs],
+    );
+    await onCreated?.(client, rows[0]!);
+    return rows[0]!;
+  });
 }
 
 export async function getDeposit(pool: Pool, userId: string, id: string): Promise<DepositRow | undefined> {
@@ -209,6 +214,8 @@ export async function requestWithdrawal(
   assets: Assets,
   policy: WithdrawalPolicy,
   input: { userId: string; asset: string; amount: string; address: string },
+  /** Runs in the withdrawal's transaction after it is created (the route stores its idempotent reply here). */
+  onCreated?: (client: PoolClient, w: WithdrawalRow) => Promise<void>,
 ): Promise<WithdrawalRow> {
   const asset = assets.get(input.asset);
   const amount = assets.parse(asset.symbol, input.amount);
@@ -277,6 +284,7 @@ export async function requestWithdrawal(
        RETURNING ${WITHDRAWAL_COLUMNS}`,
       [id, input.userId, asset.symbol, amount.toString(), fee.toString(), input.address, policy.dispatchDelayMs],
     );
+    await onCreated?.(client, ins.rows[0]!);
     return ins.rows[0]!;
   });
 }
@@ -314,7 +322,7 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
         `withdrawal is ${w.status}; only pending withdrawals can be cancelled`,
       );
     }
-    await releaseHold(client, id, 'withdrawal_cancelled');
+    await releaseHold(client, id, 'withdrawal_cancelled', 'withdrawal');
     const upd = await client.query<WithdrawalRow>(
       `UPDATE wallet.withdrawals SET status = 'cancelled', updated_at = now() WHERE id = $1
        RETURNING ${WITHDRAWAL_COLUMNS}`,
@@ -327,9 +335,17 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
 /**
  * Hand one due pending withdrawal to the payment-processor: status → processing and payout.requested into the
  * outbox, in one transaction (claimed with FOR UPDATE SKIP LOCKED, so replicas never send one twice).
+ *
+ * The `withdrawals` kill switch stops this too, not only new requests: in an incident the requests already made are
+ * the ones to hold back. The flag row is read FOR SHARE, so turning the switch off waits for a dispatch in flight and
+ * none starts after it returns.
  */
 export async function dispatchNextWithdrawal(pool: Pool): Promise<string | undefined> {
   return withTransaction(pool, async (client) => {
+    const flag = await client.query<{ enabled: boolean }>(
+      `SELECT enabled FROM wallet.feature_flags WHERE name = 'withdrawals' FOR SHARE`,
+    );
+    if (flag.rows[0]?.enabled === false) return undefined;
     const { rows } = await client.query<WithdrawalRow>(
       `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE status = 'pending' AND dispatch_at <= now()
         ORDER BY dispatch_at LIMIT 1 FOR UPDATE SKIP LOCKED`,

@@ -2,7 +2,9 @@
  * Property: any sequence of deposits, holds, releases, settlements (including redeliveries and settlements after
  * their hold ended), withdrawals (requested, dispatched, completed, failed, cancelled) keeps the ledger invariants
  * 1–5 after every single step — checked with SQL against the real database by assertLedgerInvariants.
- * Operations the ledger must refuse (overdraft, …) may fail, but only with a client error and without effect.
+ * After every step each user's balances equal a model (deposits in, paid withdrawals out, fills at their amounts and
+ * fees). Operations the ledger must refuse (overdraft, …) may fail, but only with a client error and without any
+ * effect: every account is compared before and after.
  */
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
@@ -89,12 +91,49 @@ const EXPECTED = new Set([
   'HOLD_EXCEEDED',
 ]);
 
-async function tolerate(p: Promise<unknown>): Promise<void> {
+/** Every account's balance and held amount, system accounts included. */
+async function accountsSnapshot(): Promise<string> {
+  const { rows } = await db.pool.query(
+    `SELECT kind, user_id::text, asset, balance::text, held::text FROM wallet.accounts ORDER BY id`,
+  );
+  return JSON.stringify(rows);
+}
+
+/**
+ * Run an operation the ledger may refuse. A refusal must be one of EXPECTED and must have changed nothing: every
+ * account is compared before and after. Resolves with whether it was applied.
+ */
+async function tolerate(op: () => Promise<unknown>): Promise<boolean> {
+  const before = await accountsSnapshot();
   try {
-    await p;
+    await op();
+    return true;
   } catch (e) {
-    if (e instanceof AppError && EXPECTED.has(e.code)) return;
-    throw e;
+    if (!(e instanceof AppError && EXPECTED.has(e.code))) throw e;
+    expect(await accountsSnapshot()).toBe(before);
+    return false;
+  }
+}
+
+/** The balances each user should have: deposits in, withdrawals paid out, and fills at the message's amounts. */
+class BalanceModel {
+  private readonly totals = new Map<string, bigint>();
+  add(user: string, asset: string, amount: bigint): void {
+    const k = `${user}/${asset}`;
+    this.totals.set(k, (this.totals.get(k) ?? 0n) + amount);
+  }
+  async check(users: string[]): Promise<void> {
+    const { rows } = await db.pool.query<{ user_id: string; asset: string; balance: string }>(
+      `SELECT user_id::text, asset, balance::text FROM wallet.accounts WHERE kind = 'user' AND user_id = ANY($1::uuid[])`,
+      [users],
+    );
+    const actual = Object.fromEntries(
+      rows.filter((r) => r.balance !== '0').map((r) => [`${r.user_id}/${r.asset}`, r.balance]),
+    );
+    const expected = Object.fromEntries(
+      [...this.totals].filter(([, v]) => v !== 0n).map(([k, v]) => [k, v.toString()]),
+    );
+    expect(actual).toEqual(expected);
   }
 }
 
@@ -111,7 +150,7 @@ async function capturable(holdId: string): Promise<bigint> {
 
 const pick = <T>(xs: T[], i: number): T | undefined => (xs.length ? xs[i % xs.length] : undefined);
 
-test('every step of any operation sequence keeps ledger invariants 1–5', async () => {
+test('every step of any operation sequence keeps ledger invariants 1–5 and every balance at the model', async () => {
   const applied = { settle: 0, lateCapture: 0, payout: 0, withdraw: 0 };
   await fc.assert(
     fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 30 }), async (ops) => {
@@ -119,11 +158,13 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
       const holds: Array<{ id: string; user: string; asset: string }> = [];
       const trades: Array<ReturnType<typeof SettleTradeV1.create>> = [];
       const withdrawals: string[] = [];
+      const model = new BalanceModel();
       // Everyone starts with some funds, so holds and trades are mostly possible (overdrafts still happen).
       for (const u of users) {
         for (const a of ['USD', 'BTC']) {
           await createDeposit(db.pool, { userId: u, asset: a, amount: 20_000_000n, confirmationMs: 0 });
           await confirmNextDeposit(db.pool);
+          model.add(u, a, 20_000_000n);
         }
       }
       for (const o of ops) {
@@ -136,11 +177,12 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
               confirmationMs: 0,
             });
             await confirmNextDeposit(db.pool);
+            model.add(users[o.user]!, o.asset, o.amount);
             break;
           }
           case 'hold': {
             const id = randomUUID();
-            await tolerate(
+            await tolerate(() =>
               withTransaction(db.pool, (c) =>
                 createHold(c, {
                   holdId: id,
@@ -157,7 +199,7 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
           }
           case 'release': {
             const h = pick(holds, o.pick);
-            if (h) await withTransaction(db.pool, (c) => releaseHold(c, h.id, 'done'));
+            if (h) await withTransaction(db.pool, (c) => releaseHold(c, h.id, 'done', 'order'));
             break;
           }
           case 'settle': {
@@ -176,7 +218,7 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
               if (holds.some((h) => h.asset === asset)) continue;
               const id = randomUUID();
               const u = users[i % users.length]!;
-              await tolerate(
+              await tolerate(() =>
                 withTransaction(db.pool, (c) =>
                   createHold(c, {
                     holdId: id,
@@ -211,10 +253,14 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
               },
               { producer: 'prop' },
             );
-            await tolerate(
+            await tolerate(() =>
               withTransaction(db.pool, (c) => settleTrade(c, msg, assets)).then(() => {
                 applied.settle++;
                 trades.push(msg);
+                model.add(b.user, 'USD', -quote);
+                model.add(b.user, 'BTC', base - BigInt(msg.payload.buyerFee));
+                model.add(s.user, 'BTC', -base);
+                model.add(s.user, 'USD', quote - BigInt(msg.payload.sellerFee));
               }),
             );
             break;
@@ -226,7 +272,7 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
           }
           case 'withdraw': {
             const amount = assets.format(o.asset, o.amount);
-            await tolerate(
+            await tolerate(() =>
               requestWithdrawal(db.pool, assets, policy(), {
                 userId: users[o.user]!,
                 asset: o.asset,
@@ -261,6 +307,11 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
               );
               await withTransaction(db.pool, (c) => completePayout(c, m));
               expect(await withTransaction(db.pool, (c) => completePayout(c, m))).toBe('duplicate');
+              const w = await db.pool.query<{ user_id: string; asset: string; out: string }>(
+                `SELECT user_id::text, asset, (amount + fee)::text AS out FROM wallet.withdrawals WHERE id = $1`,
+                [id],
+              );
+              model.add(w.rows[0]!.user_id, w.rows[0]!.asset, -BigInt(w.rows[0]!.out));
             } else {
               const m = PayoutFailedV1.create(
                 { withdrawalId: id, reason: 'rail down', failedAt: at },
@@ -278,11 +329,12 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
               `SELECT user_id::text FROM wallet.withdrawals WHERE id = $1`,
               [id],
             );
-            await tolerate(cancelWithdrawal(db.pool, rows[0]!.user_id, id));
+            await tolerate(() => cancelWithdrawal(db.pool, rows[0]!.user_id, id));
             break;
           }
         }
         await assertLedgerInvariants(db.pool);
+        await model.check(users);
       }
     }),
     { numRuns: 40 },
@@ -296,4 +348,4 @@ test('every step of any operation sequence keeps ledger invariants 1–5', async
   expect(applied.withdraw).toBeGreaterThan(10);
   expect(applied.payout).toBeGreaterThan(0);
   expect(applied.lateCapture).toBeGreaterThan(2);
-});
+}, 300_000);

@@ -89,8 +89,8 @@ test('holds: idempotent by id, 409 on conflicting reuse, 400 on insufficient fun
     await errCode(withTransaction(db.pool, (c) => createHold(c, { ...input, holdId: randomUUID(), amount: 6_001n }))),
   ).toBe('INSUFFICIENT_FUNDS');
   expect(await balanceOf(u, 'USD')).toMatchObject({ total: 10_000n, held: 4_000n, available: 6_000n });
-  const r1 = await withTransaction(db.pool, (c) => releaseHold(c, holdId, 'cancelled'));
-  const r2 = await withTransaction(db.pool, (c) => releaseHold(c, holdId, 'cancelled'));
+  const r1 = await withTransaction(db.pool, (c) => releaseHold(c, holdId, 'cancelled', 'order'));
+  const r2 = await withTransaction(db.pool, (c) => releaseHold(c, holdId, 'cancelled', 'order'));
   expect([r1.released, r2.released]).toEqual([4_000n, 0n]);
   expect(await balanceOf(u, 'USD')).toMatchObject({ held: 0n, available: 10_000n });
   await assertLedgerInvariants(db.pool);
@@ -298,7 +298,7 @@ test('a settlement whose hold ended and whose funds are gone fails loudly and ch
       refType: 'order',
       refId: sellOrder,
     });
-    await releaseHold(c, buyOrder, 'cancelled');
+    await releaseHold(c, buyOrder, 'cancelled', 'order');
     // The buyer spends the released funds on another order.
     const other = randomUUID();
     await createHold(c, {
@@ -377,5 +377,33 @@ test('a capture beyond what a hold reserved is refused (HOLD_EXCEEDED); a trade 
   });
   const steal = trade({ buyer, seller, buyOrder: w.id, sellOrder, base: 10_000_000n, quote: 100n });
   expect(await errCode(withTransaction(db.pool, (c) => settleTrade(c, steal, assets)))).toBe('HOLD_MISMATCH');
+  await assertLedgerInvariants(db.pool);
+});
+
+test('the order path cannot release a withdrawal hold (release-hold message and internal route)', async () => {
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 100_000n);
+  const policy = { limits: parseWithdrawalLimits(undefined, assets), dispatchDelayMs: 60_000 };
+  const w = await requestWithdrawal(db.pool, assets, policy, {
+    userId: user,
+    asset: 'USD',
+    amount: '100',
+    address: 'DE89370400440532013000',
+  });
+  const before = await balanceOf(user, 'USD');
+  const release = ReleaseHoldV1.create(
+    { holdId: w.id, userId: user, reason: 'cancelled' },
+    { producer: 'payment-processor' },
+  );
+  expect(await errCode(withTransaction(db.pool, (c) => releaseOrderHold(c, release)))).toBe('HOLD_MISMATCH');
+  expect(await errCode(withTransaction(db.pool, (c) => releaseHold(c, w.id, 'released', 'order')))).toBe(
+    'HOLD_MISMATCH',
+  );
+  expect(await balanceOf(user, 'USD')).toEqual(before);
+  const hold = await db.pool.query(`SELECT status, released::text FROM wallet.holds WHERE id = $1`, [w.id]);
+  expect(hold.rows[0]).toEqual({ status: 'active', released: '0' });
+  // Its own path still works.
+  await cancelWithdrawal(db.pool, user, w.id);
+  expect(await balanceOf(user, 'USD')).toMatchObject({ held: 0n, total: 100_000n });
   await assertLedgerInvariants(db.pool);
 });

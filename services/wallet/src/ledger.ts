@@ -78,6 +78,26 @@ export const insufficientFunds = (asset: string, available: bigint, needed: bigi
 const refKey = (r: AccountRef) => (r.kind === 'user' ? `user:${r.userId}:${r.asset}` : `${r.kind}::${r.asset}`);
 
 /**
+ * System accounts never change id once created, so their ids are kept per process: the settlement of every trade
+ * needs the fee account of both assets, and looking them up each time cost two statements per trade.
+ */
+const systemAccountIds = new Map<string, string>();
+
+/** The statement that finds a system account by kind with the kind written as a literal (see ensureAccounts). */
+function systemAccountSql(kind: SystemKind, withInsert: boolean): string {
+  if (!SYSTEM_KINDS.includes(kind)) throw new Error(`unknown system account kind ${String(kind)}`);
+  // `kind = $1` cannot use the partial index `WHERE kind <> 'user'` under a generic plan (the planner cannot prove a
+  // parameter differs from 'user'), and pg switches to a generic plan after five executions: every lookup then
+  // scanned all accounts, O(users) per settlement. A literal kind lets the planner prove the index predicate.
+  const select = `SELECT id::text FROM ${T.accounts} WHERE kind = '${kind}' AND asset = $1`;
+  if (!withInsert) return select;
+  return `WITH ins AS (
+            INSERT INTO ${T.accounts} (kind, asset) VALUES ('${kind}', $1)
+            ON CONFLICT (kind, asset) WHERE kind <> 'user' DO NOTHING RETURNING id)
+          SELECT id::text FROM ins UNION ALL ${select}`;
+}
+
+/**
  * Make sure the accounts exist (created on first use with zero balances) and return their ids by ref key.
  * Inserted in a fixed order so two transactions creating the same new accounts cannot deadlock.
  */
@@ -85,6 +105,13 @@ export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Pr
   const unique = new Map(refs.map((r) => [refKey(r), r]));
   const out = new Map<string, string>();
   for (const [key, r] of [...unique].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (r.kind !== 'user') {
+      const known = systemAccountIds.get(key);
+      if (known) {
+        out.set(key, known);
+        continue;
+      }
+    }
     const { rows } =
       r.kind === 'user'
         ? await client.query<{ id: string }>(
@@ -95,14 +122,7 @@ export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Pr
              SELECT id::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
             [r.userId, r.asset],
           )
-        : await client.query<{ id: string }>(
-            `WITH ins AS (
-               INSERT INTO ${T.accounts} (kind, asset) VALUES ($1, $2)
-               ON CONFLICT (kind, asset) WHERE kind <> 'user' DO NOTHING RETURNING id)
-             SELECT id::text FROM ins UNION ALL
-             SELECT id::text FROM ${T.accounts} WHERE kind = $1 AND asset = $2`,
-            [r.kind, r.asset],
-          );
+        : await client.query<{ id: string }>(systemAccountSql(r.kind, true), [r.asset]);
     let id = rows[0]?.id;
     if (!id) {
       // Created by a concurrent transaction that committed while we waited on ON CONFLICT: that row is not in
@@ -113,16 +133,24 @@ export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Pr
               `SELECT id::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
               [r.userId, r.asset],
             )
-          : await client.query<{ id: string }>(`SELECT id::text FROM ${T.accounts} WHERE kind = $1 AND asset = $2`, [
-              r.kind,
-              r.asset,
-            ]);
+          : await client.query<{ id: string }>(systemAccountSql(r.kind, false), [r.asset]);
       id = again.rows[0]?.id;
     }
     if (!id) throw new Error(`account ${key} could not be created`);
+    // Cached only once it is certainly committed by someone: a row this transaction inserted may still roll back.
+    if (r.kind !== 'user' && rows.length > 0 && !(await insertedHere(client, id))) systemAccountIds.set(key, id);
     out.set(key, id);
   }
   return out;
+}
+
+/** Whether the account row `id` was written by the caller's own (uncommitted) transaction. */
+async function insertedHere(client: PoolClient, id: string): Promise<boolean> {
+  const { rows } = await client.query<{ mine: boolean }>(
+    `SELECT xmin::text::bigint = txid_current() % 4294967296 AS mine FROM ${T.accounts} WHERE id = $1`,
+    [id],
+  );
+  return rows[0]?.mine ?? true;
 }
 
 /** Lock accounts by id, always in ascending id order. */
@@ -386,17 +414,23 @@ export async function getHold(client: PoolClient, holdId: string, forUpdate = fa
 
 /**
  * Release what is left of a hold and end it. Idempotent: releasing an ended hold changes nothing and returns it
- * with `released: 0n`. 404 HOLD_NOT_FOUND for an unknown id.
+ * with `released: 0n`. 404 HOLD_NOT_FOUND for an unknown id; 409 HOLD_MISMATCH when the hold is not of `refType`
+ * (an order's release must never hand back a withdrawal's funds, whose payout may already be on its way).
  */
 export async function releaseHold(
   client: PoolClient,
   holdId: string,
   reason: string,
+  refType: 'order' | 'withdrawal',
 ): Promise<{ hold: HoldRow; released: bigint }> {
   const peek = await getHold(client, holdId);
   if (!peek) throw notFound('HOLD_NOT_FOUND', `hold ${holdId} does not exist`);
   await lockAccounts(client, [peek.account_id]);
   const h = (await getHold(client, holdId, true))!;
+  // Checked on the locked row: the type never changes, but the check belongs with what it guards.
+  if (h.ref_type !== refType) {
+    throw conflict('HOLD_MISMATCH', `hold ${holdId} is a ${h.ref_type} hold, not a ${refType} hold`);
+  }
   if (h.status !== 'active') return { hold: h, released: 0n };
   const remaining = BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released);
   const { rows } = await client.query<HoldRow>(

@@ -64,8 +64,13 @@ const messaging = createMessaging({
   logger: app.log,
 });
 broker.messaging = messaging;
-const consumers = await startConsumers(messaging, app.wallet.assets, app.log, {}, (s) =>
-  app.wallet.metrics.settlementLag.observe(s),
+const consumers = await startConsumers(
+  messaging,
+  app.wallet.assets,
+  app.log,
+  {},
+  (s) => app.wallet.metrics.settlementLag.observe(s),
+  config.CONSUMER_BATCH_SIZE,
 );
 await messaging.start();
 

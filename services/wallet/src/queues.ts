@@ -24,6 +24,7 @@ export async function startConsumers(
   log: HandlerLogger,
   overrides: Partial<Pick<QueueSpec, 'retry' | 'deliveryLimit'>> = {},
   observeSettlementLag?: (seconds: number) => void,
+  batch = 1,
 ) {
   const settlement = { ...SETTLEMENT_QUEUE, ...overrides };
   const payouts = { ...PAYOUTS_QUEUE, ...overrides };
@@ -34,6 +35,9 @@ export async function startConsumers(
       queue: settlement.name,
       handler: settlementHandler(assets, log, observeSettlementLag),
       concurrency: 1,
+      // group commit of settlements; room for a full batch waiting behind the one in hand
+      batch,
+      prefetch: Math.max(10, 2 * batch),
     }),
     await messaging.consume({ queue: payouts.name, handler: payoutHandler(log), concurrency: 1 }),
   ];

@@ -10,6 +10,8 @@ import { createHold, releaseHold } from './ledger.ts';
 import { migrateWallet } from './migrate.ts';
 import type { OrdersView } from './order-client.ts';
 import { runReconciliation } from './reconciliation.ts';
+import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
+import { Assets } from './assets.ts';
 import { fundUser } from './testing.ts';
 
 let db: TestDatabase;
@@ -57,7 +59,7 @@ test('finished or unknown orders still holding funds, and open orders without a 
   const young = await hold(user, 'order', 0); // created within the grace period
   await hold(user, 'withdrawal'); // not an order hold
   const releasedJustNow = await hold(user);
-  await withTransaction(db.pool, (c) => releaseHold(c, releasedJustNow, 'cancelled'));
+  await withTransaction(db.pool, (c) => releaseHold(c, releasedJustNow, 'cancelled', 'order'));
   const noHold = randomUUID();
   const noHoldYoung = randomUUID();
   const orders: OrderRef[] = [
@@ -99,7 +101,37 @@ test('an unreachable order service leaves the check with an error, not with inve
   const report = await runReconciliation(db.pool, { trigger: 'manual', orders: broken });
   const check = report.report.checks.find((c) => c.name === 'order_holds')!;
   expect(check).toMatchObject({ mismatches: 0, items: [], error: expect.stringMatching(/HTTP 503/) });
+  // A check that could not run makes the report incomplete, never `ok`.
+  expect(report.status).toBe('incomplete');
+  const stored = await db.pool.query(`SELECT status FROM wallet.reconciliation_reports WHERE id = $1`, [report.id]);
+  expect(stored.rows[0].status).toBe('incomplete');
   // without an order service the check is simply not part of the report
   const without = await runReconciliation(db.pool, { trigger: 'manual' });
   expect(without.report.checks.map((c) => c.name)).not.toContain('order_holds');
+});
+
+test('a payout requested from the rail long ago and never booked is a mismatch (payouts_unbooked)', async () => {
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 100_000n);
+  const assets = new Assets();
+  const w = await requestWithdrawal(
+    db.pool,
+    assets,
+    { limits: parseWithdrawalLimits(undefined, assets), dispatchDelayMs: 0 },
+    {
+      userId: user,
+      asset: 'USD',
+      amount: '100',
+      address: 'DE89370400440532013000',
+    },
+  );
+  while ((await dispatchNextWithdrawal(db.pool)) !== undefined);
+  const fresh = await runReconciliation(db.pool, { trigger: 'manual' });
+  expect(fresh.report.checks.find((c) => c.name === 'payouts_unbooked')).toMatchObject({ mismatches: 0 });
+  await db.pool.query(`UPDATE wallet.withdrawals SET updated_at = now() - interval '2 hours' WHERE id = $1`, [w.id]);
+  const late = await runReconciliation(db.pool, { trigger: 'manual' });
+  const check = late.report.checks.find((c) => c.name === 'payouts_unbooked')!;
+  expect(check.mismatches).toBe(1);
+  expect(check.items[0]).toMatchObject({ withdrawalId: w.id, status: 'processing' });
+  expect(late.status).toBe('mismatch');
 });

@@ -157,6 +157,17 @@ const CHECKS: Array<{ name: string; description: string; sql: string }> = [
             LEFT JOIN wallet.settlements s ON s.entry_id = e.id
            WHERE e.ref_type = 'trade' AND s.trade_id IS NULL`,
   },
+  {
+    name: 'payouts_unbooked',
+    description:
+      'No withdrawal handed to the payout rail more than 30 minutes ago without its result booked (the rail may ' +
+      'have paid it out while the wallet never heard back)',
+    sql: `SELECT id::text AS "withdrawalId", user_id AS "userId", asset, amount::text AS amount, status,
+                 updated_at AS "requestedAt"
+            FROM wallet.withdrawals
+           WHERE status = 'processing' AND updated_at < now() - interval '30 minutes'
+           ORDER BY updated_at`,
+  },
 ];
 
 const ORDER_HOLDS = {
@@ -299,11 +310,14 @@ export interface ReconciliationSources {
   orderGraceMs?: number;
 }
 
+export type ReportStatus = 'ok' | 'mismatch' | 'incomplete';
+
 export interface ReportRow {
   id: string;
   trigger: string;
   requestedBy: string | null;
-  status: 'ok' | 'mismatch';
+  /** `incomplete`: no mismatch found, but a check could not run (see its `error`): not a clean bill. */
+  status: ReportStatus;
   mismatchCount: number;
   startedAt: string;
   finishedAt: string;
@@ -321,17 +335,28 @@ export async function runReconciliation(
 ): Promise<ReportRow> {
   const startedAt = new Date();
   const graceMs = opts.orderGraceMs ?? 60_000;
-  const { result, holds } = await withTransaction(
-    pool,
-    async (c) => {
-      await c.query('SET TRANSACTION READ ONLY');
-      return {
-        result: await runChecks(c),
-        holds: opts.orders ? await orderHoldSnapshot(c, graceMs) : undefined,
-      };
-    },
-    { isolation: 'repeatable read' },
-  );
+  let snapshot: { result: ReconciliationResult; holds: OrderHoldSnapshot | undefined };
+  try {
+    snapshot = await withTransaction(
+      pool,
+      async (c) => {
+        await c.query('SET TRANSACTION READ ONLY');
+        // Full scans of a growing ledger outlast the pool's 30 s statement timeout; this read-only snapshot takes
+        // no locks, so a long bound costs live traffic nothing.
+        await c.query(`SET LOCAL statement_timeout = '15min'`);
+        return {
+          result: await runChecks(c),
+          holds: opts.orders ? await orderHoldSnapshot(c, graceMs) : undefined,
+        };
+      },
+      { isolation: 'repeatable read' },
+    );
+  } catch (err) {
+    // A run that could not finish is counted, so RECONCILIATION_FAILED fires (the stale alert follows later).
+    opts.metrics?.runs.inc({ status: 'error' });
+    throw err;
+  }
+  const { result, holds } = snapshot;
   if (opts.orders && holds) {
     const check = await checkOrderHolds(holds, opts.orders, graceMs);
     result.checks.push(check);
@@ -339,7 +364,8 @@ export async function runReconciliation(
   }
   const finishedAt = new Date();
   const id = randomUUID();
-  const status = result.mismatchCount === 0 ? 'ok' : 'mismatch';
+  const status: ReportStatus =
+    result.mismatchCount > 0 ? 'mismatch' : result.checks.some((c) => c.error) ? 'incomplete' : 'ok';
   await pool.query(
     `INSERT INTO wallet.reconciliation_reports (id, trigger, requested_by, status, mismatch_count, started_at,
        finished_at, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -375,7 +401,7 @@ interface DbReport {
   id: string;
   trigger: string;
   requested_by: string | null;
-  status: 'ok' | 'mismatch';
+  status: ReportStatus;
   mismatch_count: number;
   started_at: Date;
   finished_at: Date;

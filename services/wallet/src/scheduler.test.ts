@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
-import { promClient } from '@exchange/platform';
-import { createDeposit } from './funding.ts';
+import { FeatureFlags, promClient } from '@exchange/platform';
+import { FLAG_DEFAULTS } from './app.ts';
+import { Assets } from './assets.ts';
+import { createDeposit, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
 import { userBalances } from './ledger.ts';
 import { createWalletMetrics } from './metrics.ts';
 import { migrateWallet } from './migrate.ts';
 import { Scheduler } from './scheduler.ts';
-import { assertLedgerInvariants } from './testing.ts';
+import { assertLedgerInvariants, fundUser } from './testing.ts';
 
 let db: TestDatabase;
 const log = { info() {}, error() {} };
@@ -64,4 +66,51 @@ test('scheduled reconciliation runs once per interval across replicas and counts
   const text = await registry.metrics();
   expect(text).toMatch(/reconciliation_runs_total\{status="ok"\} 1/);
   expect(text).toMatch(/reconciliation_mismatches_total\{check="balance_vs_journal"\} 0/);
+});
+
+test('the withdrawals kill switch also stops payouts already requested; they go out once it is lifted', async () => {
+  const assets = new Assets();
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 100_000n);
+  const policy = { limits: parseWithdrawalLimits(undefined, assets), dispatchDelayMs: 0 };
+  const w = await requestWithdrawal(db.pool, assets, policy, {
+    userId: user,
+    asset: 'USD',
+    amount: '100',
+    address: 'DE89370400440532013000',
+  });
+  const flags = new FeatureFlags({ pool: db.pool, schema: 'wallet', defaults: FLAG_DEFAULTS });
+  await flags.set('withdrawals', false, 'test', 'incident');
+  const scheduler = new Scheduler({ pool: db.pool, pollMs: 1000, reconciliationIntervalMs: 0, log });
+  expect((await scheduler.tick()).withdrawals).toBe(0);
+  const row = async () =>
+    (
+      await db.pool.query<{ status: string; sent: string }>(
+        `SELECT status, (SELECT count(*) FROM wallet.outbox WHERE type = 'payout.requested'
+                           AND message->'payload'->>'withdrawalId' = $1::text)::text AS sent
+           FROM wallet.withdrawals WHERE id = $1::uuid`,
+        [w.id],
+      )
+    ).rows[0];
+  expect(await row()).toEqual({ status: 'pending', sent: '0' });
+  await flags.set('withdrawals', true, 'test');
+  expect((await scheduler.tick()).withdrawals).toBe(1);
+  expect(await row()).toEqual({ status: 'processing', sent: '1' });
+});
+
+test('idempotency keys stuck without a reply are purged after 10 minutes, answered ones after a day', async () => {
+  const insert = (key: string, status: number | null, age: string) =>
+    db.pool.query(
+      `INSERT INTO wallet.idempotency_keys (principal, key, method, path, request_hash, status_code, created_at)
+       VALUES ('p', $1, 'POST', '/x', 'h', $2, now() - $3::interval)`,
+      [key, status, age],
+    );
+  await insert('stuck-old', null, '11 minutes');
+  await insert('stuck-new', null, '1 minute');
+  await insert('done-recent', 201, '2 hours');
+  await insert('done-old', 201, '25 hours');
+  const scheduler = new Scheduler({ pool: db.pool, pollMs: 1000, reconciliationIntervalMs: 0, log });
+  expect((await scheduler.tick()).purgedKeys).toBe(2);
+  const { rows } = await db.pool.query(`SELECT key FROM wallet.idempotency_keys WHERE principal = 'p' ORDER BY key`);
+  expect(rows.map((r) => r.key)).toEqual(['done-recent', 'stuck-new']);
 });

@@ -5,6 +5,7 @@
  * run it; scheduled reconciliation runs on one replica at a time (advisory lock).
  */
 import type { Pool } from '@exchange/db';
+import { purgeIdempotencyKeys } from '@exchange/platform';
 import { confirmNextDeposit, dispatchNextWithdrawal } from './funding.ts';
 import { runReconciliation, type ReconciliationMetrics, type ReconciliationSources } from './reconciliation.ts';
 
@@ -33,6 +34,7 @@ export class Scheduler {
   private stopped = true;
   /** Set by stop(): a tick in progress finishes its current row and returns. */
   private halting = false;
+  private lastPurge = 0;
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
@@ -62,8 +64,8 @@ export class Scheduler {
     }, ms);
   }
 
-  /** One pass: confirm due deposits, dispatch due withdrawals, reconcile when due. */
-  async tick(): Promise<{ deposits: number; withdrawals: number; reconciled: boolean }> {
+  /** One pass: confirm due deposits, dispatch due withdrawals, reconcile when due, purge idempotency keys. */
+  async tick(): Promise<{ deposits: number; withdrawals: number; reconciled: boolean; purgedKeys: number }> {
     const batch = this.opts.batch ?? 100;
     let deposits = 0;
     while (deposits < batch && !this.halting && (await confirmNextDeposit(this.opts.pool))) deposits++;
@@ -71,7 +73,15 @@ export class Scheduler {
     while (withdrawals < batch && !this.halting && (await dispatchNextWithdrawal(this.opts.pool))) withdrawals++;
     if (deposits || withdrawals) this.opts.log.info({ deposits, withdrawals }, 'scheduler: processed due items');
     const reconciled = await this.maybeReconcile();
-    return { deposits, withdrawals, reconciled };
+    const purgedKeys = await this.maybePurge();
+    return { deposits, withdrawals, reconciled, purgedKeys };
+  }
+
+  /** Idempotency keys: a day old, or stuck without a reply (see purgeIdempotencyKeys); at most once a minute. */
+  private async maybePurge(): Promise<number> {
+    if (Date.now() - this.lastPurge < 60_000) return 0;
+    this.lastPurge = Date.now();
+    return purgeIdempotencyKeys(this.opts.pool, 'wallet');
   }
 
   private async maybeReconcile(): Promise<boolean> {

@@ -160,7 +160,7 @@ export async function releaseOrderHold(
         `release of hold ${p.holdId}: captured ${captured} ${hold.asset}, but the order's trades total ${expected}`,
       );
   }
-  const { released } = await releaseHold(client, p.holdId, p.reason);
+  const { released } = await releaseHold(client, p.holdId, p.reason, 'order');
   return released;
 }
 
@@ -243,7 +243,7 @@ export async function failPayout(
   if (w.status !== 'processing') {
     throw new SettlementError(`payout.failed for withdrawal ${w.id} in status ${w.status}`);
   }
-  await releaseHold(client, w.id, 'payout_failed');
+  await releaseHold(client, w.id, 'payout_failed', 'withdrawal');
   await client.query(
     `UPDATE wallet.withdrawals SET status = 'failed', failure_reason = $2, updated_at = now() WHERE id = $1`,
     [w.id, p.reason],

@@ -15,6 +15,10 @@ export interface TestStackOptions {
   amqpUrl?: string;
   env?: Record<string, string>;
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** How long a (re)started process may take to answer /ready (default 60 s). */
+  readyTimeoutMs?: number;
+  /** Run on this database (kept on close: its owner drops it) instead of a fresh one, e.g. after a restore. */
+  database?: TestDatabase;
 }
 
 export interface TestStack {
@@ -49,7 +53,8 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
 }
 
 async function startOnce(opts: TestStackOptions): Promise<TestStack> {
-  const db = await createTestDatabase('e2e');
+  const db = opts.database ?? (await createTestDatabase('e2e'));
+  const dropDb = opts.database ? async () => {} : () => db.drop();
   const vhost = opts.amqpUrl ? undefined : await createTestVhost('e2e');
   const base = (portCursor += 10 + Math.floor(Math.random() * 500));
   const logs: string[] = [];
@@ -79,6 +84,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
     ...(opts.serviceEnv ? { serviceEnv: opts.serviceEnv } : {}),
     ...(opts.services ? { services: opts.services } : {}),
     ...(opts.replicas ? { replicas: opts.replicas } : {}),
+    ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
     onLine: (s, line) => {
       logs.push(`[${s}] ${line}`);
       if (logs.length > 200_000) logs.splice(0, 50_000);
@@ -89,7 +95,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
     await stack.start();
   } catch (err) {
     await stack.stop();
-    await db.drop();
+    await dropDb();
     await vhost?.drop();
     throw new Error(`${(err as Error).message}\n--- last log lines ---\n${logs.slice(-40).join('\n')}`);
   }
@@ -110,7 +116,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
     },
     async close() {
       await stack.stop();
-      await db.drop();
+      await dropDb();
       await vhost?.drop();
     },
   };
@@ -158,4 +164,17 @@ export async function newTrader(
     `deposits of ${email}`,
   );
   return { email, userId: login.user.id };
+}
+
+/** Two new traders cross 0.1 BTC-USD at `price`; resolves with the (taker) buy order's id once it is filled. */
+export async function crossTrade(t: TestStack, price: string): Promise<string> {
+  const seller = t.client();
+  const buyer = t.client();
+  await newTrader(seller, { BTC: '1.00000000' });
+  await newTrader(buyer, { USD: '100000.00' });
+  const order = { market: 'BTC-USD', type: 'limit', price, quantity: '0.1', timeInForce: 'GTC' } as const;
+  await seller.placeOrder({ ...order, side: 'sell' });
+  const buy = await buyer.placeOrder({ ...order, side: 'buy' });
+  await eventually(async () => (await buyer.getOrder(buy.id)).status === 'filled', 30_000, 'buy filled');
+  return buy.id;
 }

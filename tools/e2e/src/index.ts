@@ -1,2 +1,10 @@
 export { startPrivateBroker, type PrivateBroker } from '@exchange/messaging/private-broker';
-export { ADMIN, eventually, newTrader, startTestStack, type TestStack, type TestStackOptions } from './harness.ts';
+export {
+  ADMIN,
+  crossTrade,
+  eventually,
+  newTrader,
+  startTestStack,
+  type TestStack,
+  type TestStackOptions,
+} from './harness.ts';

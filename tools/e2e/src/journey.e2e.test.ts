@@ -9,7 +9,8 @@ import { eventually, newTrader, startTestStack, type TestStack } from './index.t
 
 let t: TestStack;
 beforeAll(async () => {
-  t = await startTestStack({ env: { WITHDRAWAL_DISPATCH_DELAY_MS: '200' } });
+  // debug: per-request log lines (which carry the request id checked below) are at debug level.
+  t = await startTestStack({ env: { WITHDRAWAL_DISPATCH_DELAY_MS: '200', LOG_LEVEL: 'debug' } });
 }, 180_000);
 afterAll(async () => t?.close(), 60_000);
 

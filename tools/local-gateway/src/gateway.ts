@@ -3,11 +3,13 @@
  * uses (correlation-id, cors, jwt, ip-restriction, request-size-limiting, rate-limiting), then proxies with
  * @fastify/reply-from (HTTP) or a raw upgrade tunnel (WebSocket). Kong is what runs in compose and Kubernetes.
  */
+import { DebugRequestLogController } from '@exchange/platform';
 import { randomUUID } from 'node:crypto';
 import { BlockList, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import replyFrom from '@fastify/reply-from';
+import { trace } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { registerDocs } from './docs.ts';
@@ -157,8 +159,13 @@ export class GatewayCore {
     this.now = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
   }
 
+  /**
+   * The upstream of a Kong service, by the host in its kong.yml url (`http://order:3003` → ORDER_URL): several Kong
+   * services may front one product service (different timeouts or retries), all reaching the same process.
+   */
   upstreamFor(match: RouteMatch): string | undefined {
-    return this.upstreams[match.service.name] ?? serviceUrl(match.service);
+    const host = new URL(serviceUrl(match.service)).hostname;
+    return this.upstreams[host] ?? this.upstreams[match.service.name] ?? serviceUrl(match.service);
   }
 
   /** Largest request body any route accepts (fastify's own body limit). */
@@ -329,6 +336,7 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     // Fastify's request id is the correlation id, so the gateway's log lines carry the id the services log.
     requestIdHeader: correlation?.name ?? false,
     genReqId: () => randomUUID(),
+    logController: new DebugRequestLogController(),
   });
   const core = new GatewayCore({ ...options, log: app.log });
   const state = new WeakMap<FastifyRequest, RequestState>();
@@ -398,9 +406,12 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     reply.headers(verdict.responseHeaders);
     const s = state.get(request);
     if (s) s.admission = verdict;
+    // Kong's opentelemetry plugin names the request span after the matched route; so does the stand-in
+    if (verdict.match) nameGatewaySpan(request.method, verdict.match.route.name);
   });
 
-  await app.register(replyFrom);
+  // reply-from's two info lines per proxied request would bury everything else; requests are logged at debug.
+  await app.register(replyFrom, { disableRequestLogging: true });
   if (opts.web) await registerWebFiles(app, opts.web);
 
   app.route({
@@ -465,4 +476,12 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
   });
 
   return app;
+}
+
+/** The gateway's server span: `kong <route>` like Kong's, with the route as `http.route` (no-op when untraced). */
+function nameGatewaySpan(method: string, route: string | undefined): void {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording() || !route) return;
+  span.updateName(`kong ${method} ${route}`);
+  span.setAttribute('http.route', route);
 }

@@ -7,7 +7,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { credentialFromPem, credentialsFromJwks, rewriteKongConfig } from '../../../kong/derive-jwt-credentials.ts';
-import { KongRouter, parseKongConfig, type KongPlugin, type KongRoute } from './kong-config.ts';
+import {
+  KongRouter,
+  parseKongConfig,
+  serviceUrl,
+  type KongPlugin,
+  type KongRoute,
+  type KongService,
+} from './kong-config.ts';
 
 const repo = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
 const kongText = readFileSync(repo('kong/kong.yml'), 'utf8');
@@ -124,6 +131,8 @@ function kindOf(route: KongRoute, plugins: Map<string, KongPlugin>): Kind {
 
 const PRIVATE_RANGES = new Set(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.1', '::1', 'fc00::/7']);
 const allRoutes = router.routes();
+/** The product service a Kong service reaches (the host of its url): several Kong services may front one. */
+const owner = (svc: KongService) => new URL(serviceUrl(svc)).hostname;
 const allPlugins = (): KongPlugin[] => [
   ...(kong.plugins ?? []),
   ...allRoutes.flatMap(({ route, service }) => [...(route.plugins ?? []), ...(service.plugins ?? [])]),
@@ -133,7 +142,7 @@ describe('kong.yml routes', () => {
   test.each(EXPECTED)('$method $path ($kind) → $service', ({ method, path, service, kind, headers }) => {
     const match = router.match({ method, path, headers: headers ?? {} });
     expect(match).not.toBeNull();
-    expect(match?.service.name).toBe(service);
+    expect(match && owner(match.service)).toBe(service);
     expect(match && kindOf(match.route, match.plugins)).toBe(kind);
     expect(match?.upstreamPath).toBe(path);
   });
@@ -159,8 +168,8 @@ describe('kong.yml routes', () => {
           problems.push(`${id}: not routed`);
           continue;
         }
-        if (op['x-service'] && match.service.name !== op['x-service']) {
-          problems.push(`${id}: routed to ${match.service.name}, served by ${op['x-service']}`);
+        if (op['x-service'] && owner(match.service) !== op['x-service']) {
+          problems.push(`${id}: routed to ${owner(match.service)}, served by ${op['x-service']}`);
         }
         const security = op.security ?? doc.security ?? [];
         const secured = security.length > 0 && !security.every((s) => Object.keys(s as object).length === 0);
@@ -381,5 +390,33 @@ describe('derive-jwt-credentials', () => {
     const fromPrivate = credentialFromPem(pem);
     expect(fromPrivate.rsa_public_key).not.toContain('PRIVATE');
     expect(fromPrivate.key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('Kong services: timeouts and retries', () => {
+  const services = (kong.services ?? []) as KongService[];
+  test('only services whose routes are all idempotent (GET/HEAD/OPTIONS) retry; a retried POST could run twice', () => {
+    for (const svc of services) {
+      const methods = (svc.routes ?? []).flatMap((r) => r.methods ?? ['ANY']);
+      const idempotent = methods.every((m) => ['GET', 'HEAD', 'OPTIONS'].includes(m));
+      if ((svc.retries ?? 5) > 0)
+        expect({ service: svc.name, methods, idempotent }).toEqual({ service: svc.name, methods, idempotent: true });
+    }
+    expect(services.filter((s) => (s.retries ?? 5) > 0).map((s) => s.name)).toEqual([
+      'auth-public-read',
+      'order-public-read',
+      'api-docs', // Kong's default retries (5): GET-only documentation
+    ]);
+  });
+
+  test("the WebSocket route's own service outlasts the stream's heartbeat", async () => {
+    const streamSource = await import('node:fs').then((fs) =>
+      fs.readFileSync(new URL('../../../services/order/src/stream.ts', import.meta.url), 'utf8'),
+    );
+    const heartbeatMs = Number(/heartbeatMs \?\? ([\d_]+)/.exec(streamSource)![1]!.replaceAll('_', ''));
+    const match = router.match({ method: 'GET', path: '/api/v1/stream', headers: {} })!;
+    expect(match.service.name).toBe('order-stream');
+    expect(match.service.read_timeout).toBeGreaterThanOrEqual(2 * heartbeatMs);
+    expect(match.service.write_timeout).toBeGreaterThanOrEqual(2 * heartbeatMs);
   });
 });

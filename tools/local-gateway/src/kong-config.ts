@@ -39,6 +39,10 @@ export interface KongService {
   host?: string;
   port?: number;
   path?: string;
+  connect_timeout?: number;
+  read_timeout?: number;
+  write_timeout?: number;
+  retries?: number;
   routes?: KongRoute[];
   plugins?: KongPlugin[];
 }

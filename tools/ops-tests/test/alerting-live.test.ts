@@ -1,7 +1,7 @@
 // The paging path run for real: Alertmanager (the Debian prometheus-alertmanager binary) with config/alertmanager.yml
-// (only the hook's host name replaced), the goalert-hook process, and stand-in GoAlert and ntfy HTTP servers.
-// Alerts posted to Alertmanager's API must reach GoAlert (all) and ntfy (critical only).
-import { spawn } from 'node:child_process';
+// (hosts and secret files replaced, url_file inlined for 0.25, group_interval shortened so a resolution arrives within
+// the test) and stand-in GoAlert and ntfy HTTP servers that record what they receive. What reaches GoAlert is read
+// with GoAlert's own parsing rules (src/goalert-contract.ts): the payload contract.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -9,7 +9,9 @@ import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, freePort, readText, repoPath, startTool } from '../src/helpers.ts';
+import { alertmanagerConfig } from '../src/alertmanager-config.ts';
+import { goalertParse } from '../src/goalert-contract.ts';
+import { eventually, freePort, startTool } from '../src/helpers.ts';
 
 interface Call {
   path: string;
@@ -21,6 +23,7 @@ const procs: ChildProcess[] = [];
 const servers: Server[] = [];
 const goalert: Call[] = [];
 const ntfy: Call[] = [];
+const heartbeat: Call[] = [];
 let am = '';
 let amLog = () => '';
 
@@ -42,29 +45,23 @@ async function stub(calls: Call[]): Promise<number> {
 beforeAll(async () => {
   const goalertPort = await stub(goalert);
   const ntfyPort = await stub(ntfy);
-  const hookPort = await freePort();
-  const hook = spawn(process.execPath, [repoPath('config/goalert-hook/hook.ts')], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: String(hookPort),
-      GOALERT_URL: `http://127.0.0.1:${goalertPort}/api/v2/generic/incoming`,
-      GOALERT_TOKEN: 'live-token',
-      NTFY_URL: `http://127.0.0.1:${ntfyPort}/exchange-alerts`,
+  const heartbeatPort = await stub(heartbeat);
+  writeFileSync(join(dir, 'goalert-token'), 'live-token\n');
+  writeFileSync(join(dir, 'ntfy-token'), 'tk_live\n');
+  const config = alertmanagerConfig({
+    urlFiles: {
+      '/run/secrets/goalert_heartbeat_url': `http://127.0.0.1:${heartbeatPort}/api/v2/heartbeat/hb-id`,
     },
-    stdio: 'ignore',
+    hosts: {
+      'http://goalert:8081': `http://127.0.0.1:${goalertPort}`,
+      'http://ntfy/': `http://127.0.0.1:${ntfyPort}/`,
+    },
+    credentialFiles: {
+      '/run/secrets/goalert_alertmanager_token': join(dir, 'goalert-token'),
+      '/run/secrets/ntfy_token': join(dir, 'ntfy-token'),
+    },
+    timing: { group_interval: '2s', group_wait: '1s' },
   });
-  procs.push(hook);
-  await eventually(
-    'hook up',
-    async () => ((await fetch(`http://127.0.0.1:${hookPort}/health`).catch(() => undefined))?.ok ? true : undefined),
-    10_000,
-  );
-
-  const config = readText('config/alertmanager.yml').replaceAll(
-    'http://goalert-hook:9095',
-    `http://127.0.0.1:${hookPort}`,
-  );
-  expect(config).not.toContain('goalert-hook:9095');
   writeFileSync(join(dir, 'alertmanager.yml'), config);
   const amPort = await freePort();
   const a = startTool('prometheus-alertmanager', [
@@ -91,44 +88,76 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('a critical alert pages GoAlert and ntfy; a warning pages GoAlert only', async () => {
-  const alert = (labels: Record<string, string>) => ({
-    labels,
-    annotations: {
-      summary: `ops-tests ${labels.alertname}`,
-      description: 'live paging test',
-      runbook_url: `docs/runbook.md#${labels.alertname!.toLowerCase()}`,
-    },
-    generatorURL: 'http://prometheus:9090/graph',
+const post = async (alerts: unknown[]) => {
+  const r = await fetch(`${am}/api/v2/alerts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(alerts),
   });
+  expect(r.status).toBe(200);
+};
+const alert = (labels: Record<string, string>, endsAt?: string) => ({
+  labels: { namespace: 'exchange', ...labels },
+  annotations: {
+    summary: `ops-tests ${labels.alertname}`,
+    description: 'live paging test',
+    runbook_url: `docs/runbook.md#${labels.alertname!.toLowerCase()}`,
+  },
+  generatorURL: 'http://prometheus:9090/graph',
+  ...(endsAt ? { endsAt } : {}),
+});
+
+test('a critical alert pages GoAlert and ntfy, a warning GoAlert only; GoAlert reads both and closes them on resolve', async () => {
   const critical = { alertname: 'RECONCILIATION_MISMATCH', severity: 'critical' };
   const warning = { alertname: 'WITHDRAWAL_BLOCKED', severity: 'warning' };
-  const post = async (alerts: unknown[]) => {
-    const r = await fetch(`${am}/api/v2/alerts`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(alerts),
-    });
-    expect(r.status).toBe(200);
-  };
   await post([alert(critical), alert(warning)]);
 
-  const bodies = () => goalert.map((c) => JSON.parse(c.body));
-  // critical route: group_wait 10s; default route: group_wait 30s
-  await eventually('GoAlert got both alerts', async () => (bodies().length >= 2 ? true : undefined), 60_000, amLog);
-  expect(goalert.every((c) => c.path === '/api/v2/generic/incoming?token=live-token')).toBe(true);
+  const read = () => goalert.map((c) => goalertParse(JSON.parse(c.body)));
+  await eventually('GoAlert got both alerts', async () => (read().length >= 2 ? true : undefined), 30_000, amLog);
+  for (const c of goalert) {
+    expect(c.path).toBe('/api/v2/prometheusalertmanager/incoming');
+    expect(c.headers.authorization).toBe('Bearer live-token');
+  }
   expect(
-    bodies()
-      .map((b) => b.summary)
+    read()
+      .map((a) => `${a.status} ${a.summary}`)
       .sort(),
-  ).toEqual([
-    '[critical] RECONCILIATION_MISMATCH: ops-tests RECONCILIATION_MISMATCH',
-    '[warning] WITHDRAWAL_BLOCKED: ops-tests WITHDRAWAL_BLOCKED',
-  ]);
-  expect(ntfy).toHaveLength(1);
-  expect(ntfy[0]!.headers.title).toBe('CRITICAL: RECONCILIATION_MISMATCH');
-  expect(ntfy[0]!.headers.priority).toBe('urgent');
+  ).toEqual(['triggered ops-tests RECONCILIATION_MISMATCH', 'triggered ops-tests WITHDRAWAL_BLOCKED']);
 
-  // Resolution reaches GoAlert as action=close at the next group_interval (5 min); the hook's close is tested in
-  // alertmanager.test.ts.
-}, 150_000);
+  expect(ntfy).toHaveLength(1);
+  const n = new URL(ntfy[0]!.path, 'http://ntfy');
+  expect(n.pathname).toBe('/exchange-critical');
+  expect(n.searchParams.get('tpl')).toBe('yes');
+  expect(ntfy[0]!.headers.authorization).toBe('Bearer tk_live');
+  // what ntfy's title template {{.status}}: {{.commonLabels.alertname}} ({{.commonLabels.severity}}) reads
+  const body = JSON.parse(ntfy[0]!.body);
+  expect(`${body.status}: ${body.commonLabels.alertname} (${body.commonLabels.severity})`).toBe(
+    'firing: RECONCILIATION_MISMATCH (critical)',
+  );
+  expect(body.alerts[0].annotations.summary).toBe('ops-tests RECONCILIATION_MISMATCH');
+
+  // resolve both: GoAlert must see "resolved" with the same summary, its dedup key, or the incident stays open
+  const past = new Date(Date.now() - 1000).toISOString();
+  await post([alert(critical, past), alert(warning, past)]);
+  await eventually(
+    'GoAlert got both resolutions',
+    async () => (read().filter((a) => a.status === 'closed').length >= 2 ? true : undefined),
+    30_000,
+    amLog,
+  );
+  const opened = new Set(
+    read()
+      .filter((a) => a.status === 'triggered')
+      .map((a) => a.dedup),
+  );
+  for (const closed of read().filter((a) => a.status === 'closed')) expect(opened.has(closed.dedup)).toBe(true);
+  expect(ntfy).toHaveLength(1); // firing only
+}, 90_000);
+
+test('the Watchdog beats the GoAlert heartbeat and pages nobody', async () => {
+  await post([alert({ alertname: 'Watchdog', severity: 'none' })]);
+  await eventually('heartbeat', async () => (heartbeat.length > 0 ? true : undefined), 30_000, amLog);
+  expect(heartbeat[0]!.path).toBe('/api/v2/heartbeat/hb-id');
+  expect(goalert.some((c) => c.body.includes('Watchdog'))).toBe(false);
+  expect(ntfy.some((c) => c.body.includes('Watchdog'))).toBe(false);
+}, 60_000);

@@ -1,214 +1,103 @@
-// Alertmanager config (real amtool) and the goalert-hook (started as a real process against
-// stand-in GoAlert and ntfy HTTP servers).
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { once } from 'node:events';
-import { runTool, readYaml, repoPath } from '../src/helpers.ts';
+// Alertmanager config with the real amtool, and GoAlert's Alertmanager payload contract (src/goalert-contract.ts,
+// ported from GoAlert's parser) against the rules' annotations.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { alertmanagerConfig } from '../src/alertmanager-config.ts';
+import { goalertParse } from '../src/goalert-contract.ts';
+import { readYaml, runTool } from '../src/helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'amtool-'));
+const configFile = join(dir, 'alertmanager.yml');
+writeFileSync(
+  configFile,
+  alertmanagerConfig({
+    urlFiles: {
+      '/run/secrets/goalert_heartbeat_url': 'http://goalert:8081/api/v2/heartbeat/00000000-0000-0000-0000-000000000001',
+    },
+  }),
+);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function route(labels: string[]): string {
-  const r = runTool('amtool', ['config', 'routes', 'test', '--config.file=config/alertmanager.yml', ...labels]);
+  const r = runTool('amtool', ['config', 'routes', 'test', `--config.file=${configFile}`, ...labels]);
   if (r.status !== 0) throw new Error(`amtool config routes test failed: ${r.stderr}`);
   return r.stdout.trim();
 }
 
 describe('Alertmanager configuration (amtool)', () => {
   test('amtool check-config accepts config/alertmanager.yml', () => {
-    const r = runTool('amtool', ['check-config', 'config/alertmanager.yml']);
+    const r = runTool('amtool', ['check-config', configFile]);
     if (r.status !== 0) throw new Error(r.stdout + r.stderr);
     expect(r.stdout).toContain('SUCCESS');
   });
 
-  test('critical alerts go to GoAlert and ntfy; everything else to GoAlert only', () => {
+  test('critical alerts go to GoAlert and ntfy, the Watchdog to the heartbeat, everything else to GoAlert', () => {
     expect(route(['alertname=RECONCILIATION_MISMATCH', 'severity=critical'])).toBe('goalert-and-ntfy');
     expect(route(['alertname=ServiceDown', 'severity=critical', 'app=wallet'])).toBe('goalert-and-ntfy');
     expect(route(['alertname=ERROR_THRESHOLD', 'severity=high', 'service=order'])).toBe('goalert');
     expect(route(['alertname=DEAD_LETTER_JOB', 'severity=medium'])).toBe('goalert');
     expect(route(['alertname=WITHDRAWAL_BLOCKED', 'severity=warning'])).toBe('goalert');
+    expect(route(['alertname=Watchdog', 'severity=none', 'namespace=exchange'])).toBe('goalert-heartbeat');
   });
 
-  test('both receivers deliver through the goalert-hook, with resolved notifications, and no secret in the file', () => {
+  test("GoAlert's native endpoint, bearer key, ntfy templating and the heartbeat; no secret in the file", () => {
     const cfg = readYaml('config', 'alertmanager.yml');
-    const byName = Object.fromEntries(
-      cfg.receivers.map((r: any) => [r.name, r.webhook_configs.map((w: any) => w.url)]),
-    );
-    expect(byName).toEqual({
-      goalert: ['http://goalert-hook:9095/goalert'],
-      'goalert-and-ntfy': ['http://goalert-hook:9095/goalert', 'http://goalert-hook:9095/ntfy'],
+    const byName = Object.fromEntries(cfg.receivers.map((r: any) => [r.name, r.webhook_configs]));
+    for (const w of [byName.goalert[0], byName['goalert-and-ntfy'][0]]) {
+      expect(w.url).toBe('http://goalert:8081/api/v2/prometheusalertmanager/incoming');
+      expect(w.send_resolved).toBe(true);
+      expect(w.http_config.authorization).toEqual({
+        type: 'Bearer',
+        credentials_file: '/run/secrets/goalert_alertmanager_token',
+      });
+    }
+    const ntfy = new URL(byName['goalert-and-ntfy'][1].url);
+    expect(ntfy.searchParams.get('tpl')).toBe('yes');
+    expect(ntfy.searchParams.get('p')).toBe('urgent');
+    // ntfy's templates read the webhook JSON: only fields Alertmanager's webhook has
+    for (const t of [ntfy.searchParams.get('t')!, ntfy.searchParams.get('m')!])
+      for (const [, f] of t.matchAll(/\{\{\s*(?:range\s+)?\.([a-zA-Z.]+)/g))
+        expect(['status', 'commonLabels', 'alerts', 'annotations', 'labels']).toContain(f!.split('.')[0]);
+    expect(byName['goalert-heartbeat'][0]).toEqual({
+      url_file: '/run/secrets/goalert_heartbeat_url',
+      send_resolved: false,
     });
-    for (const r of cfg.receivers) for (const w of r.webhook_configs) expect(w.send_resolved).toBe(true);
-    expect(JSON.stringify(cfg)).not.toMatch(/token=|ntfy\.sh/);
+    expect(JSON.stringify(cfg)).not.toMatch(/token=|tk_|heartbeat\/[0-9a-f-]{36}/);
   });
 });
 
-interface Captured {
-  path: string;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
+describe("GoAlert's Alertmanager contract", () => {
+  const rules = readYaml<{ groups: { rules: any[] }[] }>('config', 'rules', 'alert-rules.yml').groups.flatMap(
+    (g) => g.rules,
+  );
 
-async function stub(status: number): Promise<{ server: Server; url: string; calls: Captured[] }> {
-  const calls: Captured[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      calls.push({ path: req.url ?? '', headers: req.headers, body });
-      res.writeHead(status).end();
-    });
+  test('every alert has a summary that does not change with its value (GoAlert deduplicates by it)', () => {
+    for (const r of rules) {
+      expect({ alert: r.alert, summary: typeof r.annotations?.summary }).toEqual({ alert: r.alert, summary: 'string' });
+      expect({ alert: r.alert, summary: r.annotations.summary }).not.toEqual({
+        alert: r.alert,
+        summary: expect.stringMatching(/\$value/),
+      });
+    }
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
-}
 
-async function startHook(
-  env: Record<string, string>,
-): Promise<{ proc: ChildProcess; url: string; logs: () => string }> {
-  const proc = spawn(process.execPath, [repoPath('config', 'goalert-hook', 'hook.ts')], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  proc.stderr!.on('data', (c) => (out += c));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`hook did not start: ${out}`)), 10_000);
-    const check = () => {
-      const m = /"goalert-hook listening","port":(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    };
-    proc.stdout!.on('data', check);
-    proc.on('exit', (code) => reject(new Error(`hook exited ${code}: ${out}`)));
-  });
-  return { proc, url: `http://127.0.0.1:${port}`, logs: () => out };
-}
-
-const firing = {
-  version: '4',
-  status: 'firing',
-  receiver: 'goalert-and-ntfy',
-  alerts: [
-    {
+  test('the port reads what GoAlert reads: status, common summary, fallbacks', () => {
+    const alert = (name: string, instance: string, summary?: string) => ({
       status: 'firing',
-      labels: { alertname: 'RECONCILIATION_MISMATCH', severity: 'critical' },
-      annotations: {
-        summary: 'Ledger reconciliation found mismatches',
-        description: 'Disable trading.',
-        runbook_url: 'docs/runbook.md#reconciliation_mismatch',
-      },
-      startsAt: '2026-01-01T00:00:00Z',
-      generatorURL: 'http://prometheus:9090/graph',
-      fingerprint: 'abc123',
-    },
-  ],
-};
-
-describe('goalert-hook (real process)', () => {
-  const procs: ChildProcess[] = [];
-  const servers: Server[] = [];
-  afterEach(() => {
-    for (const p of procs.splice(0)) p.kill('SIGTERM');
-    for (const s of servers.splice(0)) s.close();
-  });
-
-  test('turns an Alertmanager firing + resolved alert into GoAlert generic calls (token in query, dedup, action=close)', async () => {
-    const goalert = await stub(200);
-    servers.push(goalert.server);
-    const hook = await startHook({
-      GOALERT_URL: `${goalert.url}/api/v2/generic/incoming`,
-      GOALERT_TOKEN: 'tok-secret-1',
+      labels: { alertname: name, instance },
+      annotations: summary ? { summary } : {},
     });
-    procs.push(hook.proc);
-
-    const r1 = await fetch(`${hook.url}/goalert`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(firing),
-    });
-    expect(r1.status).toBe(200);
-    const resolved = { ...firing, status: 'resolved', alerts: [{ ...firing.alerts[0], status: 'resolved' }] };
-    const r2 = await fetch(`${hook.url}/goalert`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(resolved),
-    });
-    expect(r2.status).toBe(200);
-
-    expect(goalert.calls).toHaveLength(2);
-    expect(goalert.calls[0]!.path).toBe('/api/v2/generic/incoming?token=tok-secret-1');
-    const first = JSON.parse(goalert.calls[0]!.body);
-    expect(first).toEqual({
-      summary: '[critical] RECONCILIATION_MISMATCH: Ledger reconciliation found mismatches',
-      details: expect.stringContaining('Runbook: docs/runbook.md#reconciliation_mismatch'),
-      dedup: 'abc123',
-    });
-    expect(JSON.parse(goalert.calls[1]!.body)).toMatchObject({ dedup: 'abc123', action: 'close' });
-    expect(hook.logs()).not.toContain('tok-secret-1');
-  });
-
-  test('pushes critical alerts to ntfy with urgent priority, and resolved ones with low priority', async () => {
-    const ntfy = await stub(200);
-    servers.push(ntfy.server);
-    const hook = await startHook({ NTFY_URL: `${ntfy.url}/exchange-alerts-test`, NTFY_TOKEN: 'ntfy-secret' });
-    procs.push(hook.proc);
-    const r = await fetch(`${hook.url}/ntfy`, { method: 'POST', body: JSON.stringify(firing) });
-    expect(r.status).toBe(200);
-    await fetch(`${hook.url}/ntfy`, {
-      method: 'POST',
-      body: JSON.stringify({ ...firing, alerts: [{ ...firing.alerts[0], status: 'resolved' }] }),
-    });
-    expect(ntfy.calls).toHaveLength(2);
-    expect(ntfy.calls[0]!.path).toBe('/exchange-alerts-test');
-    expect(ntfy.calls[0]!.headers.title).toBe('CRITICAL: RECONCILIATION_MISMATCH');
-    expect(ntfy.calls[0]!.headers.priority).toBe('urgent');
-    expect(ntfy.calls[0]!.headers.authorization).toBe('Bearer ntfy-secret');
-    expect(ntfy.calls[0]!.body).toContain('Ledger reconciliation found mismatches');
-    expect(ntfy.calls[1]!.headers.priority).toBe('low');
-    expect(ntfy.calls[1]!.headers.title).toBe('RESOLVED: RECONCILIATION_MISMATCH');
-  });
-
-  test('with RUNBOOK_BASE_URL, the runbook link becomes absolute (GoAlert details, ntfy click action)', async () => {
-    const goalert = await stub(200);
-    const ntfy = await stub(200);
-    servers.push(goalert.server, ntfy.server);
-    const hook = await startHook({
-      GOALERT_URL: `${goalert.url}/api/v2/generic/incoming`,
-      GOALERT_TOKEN: 't',
-      NTFY_URL: `${ntfy.url}/topic`,
-      RUNBOOK_BASE_URL: 'https://git.example.com/exchange/blob/main',
-    });
-    procs.push(hook.proc);
-    await fetch(`${hook.url}/goalert`, { method: 'POST', body: JSON.stringify(firing) });
-    await fetch(`${hook.url}/ntfy`, { method: 'POST', body: JSON.stringify(firing) });
-    const link = 'https://git.example.com/exchange/blob/main/docs/runbook.md#reconciliation_mismatch';
-    expect(JSON.parse(goalert.calls[0]!.body).details).toContain(`Runbook: ${link}`);
-    expect(ntfy.calls[0]!.headers.click).toBe(link);
-  });
-
-  test('never drops silently: unconfigured -> 503, GoAlert failing -> 502, so Alertmanager retries', async () => {
-    const unconfigured = await startHook({});
-    procs.push(unconfigured.proc);
-    expect((await fetch(`${unconfigured.url}/goalert`, { method: 'POST', body: JSON.stringify(firing) })).status).toBe(
-      503,
+    expect(
+      goalertParse({ status: 'firing', commonAnnotations: { summary: 's' }, alerts: [alert('A', 'i', 's')] }),
+    ).toEqual({ status: 'triggered', summary: 's', dedup: 's' });
+    expect(
+      goalertParse({ status: 'resolved', commonLabels: { alertname: 'A' }, alerts: [alert('A', 'x'), alert('A', 'y')] })
+        .summary,
+    ).toBe('A x,y');
+    expect(goalertParse({ status: 'firing', alerts: [alert('A', 'x', 'first'), alert('B', 'y')] }).summary).toBe(
+      'first and 1 others',
     );
-    expect((await fetch(`${unconfigured.url}/ntfy`, { method: 'POST', body: JSON.stringify(firing) })).status).toBe(
-      503,
-    );
-    expect((await fetch(`${unconfigured.url}/ready`)).status).toBe(503);
-    expect((await fetch(`${unconfigured.url}/health`)).status).toBe(200);
-    expect((await fetch(`${unconfigured.url}/goalert`, { method: 'POST', body: '{"nope":1}' })).status).toBe(400);
-
-    const broken = await stub(500);
-    servers.push(broken.server);
-    const hook = await startHook({ GOALERT_URL: `${broken.url}/api/v2/generic/incoming`, GOALERT_TOKEN: 't' });
-    procs.push(hook.proc);
-    expect((await fetch(`${hook.url}/goalert`, { method: 'POST', body: JSON.stringify(firing) })).status).toBe(502);
-    expect((await fetch(`${hook.url}/ready`)).status).toBe(200);
+    expect(() => goalertParse({ status: 'pending', alerts: [] })).toThrow(/400/);
   });
 });

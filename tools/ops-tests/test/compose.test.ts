@@ -37,7 +37,7 @@ describe('docker-compose.yml', () => {
       'alertmanager',
       'goalert',
       'goalert-db',
-      'goalert-hook',
+      'ntfy',
       'blackbox-exporter',
       'postgres-exporter',
       ...SERVICES.map((s) => s.name),
@@ -172,14 +172,24 @@ describe('docker-compose.yml', () => {
     expect(compose.services.postgres.volumes).toContain('./config/postgres/initdb:/docker-entrypoint-initdb.d:ro');
   });
 
-  test('GoAlert has its own Postgres; the hook gets the token from the environment only', () => {
+  test("GoAlert has its own Postgres; Alertmanager gets GoAlert's key, the heartbeat URL and ntfy's token as secret files", () => {
     expect(compose.services.goalert.image).toMatch(/^goalert\/goalert:/);
     expect(compose.services.goalert.environment.GOALERT_DB_URL).toContain('@goalert-db:5432/goalert');
     expect(compose.services.goalert.environment.GOALERT_LISTEN).toBe(':8081');
-    const hook = compose.services['goalert-hook'];
-    expect(hook.environment.GOALERT_URL).toBe('http://goalert:8081/api/v2/generic/incoming');
-    expect(hook.environment.GOALERT_TOKEN).toBe('${GOALERT_TOKEN:-}');
-    expect(hook.environment.PORT).toBe('9095');
+    expect(compose.services.alertmanager.secrets).toEqual([
+      'goalert_alertmanager_token',
+      'goalert_heartbeat_url',
+      'ntfy_token',
+    ]);
+    expect(compose.secrets).toEqual({
+      goalert_alertmanager_token: { environment: 'GOALERT_ALERTMANAGER_TOKEN' },
+      goalert_heartbeat_url: { environment: 'GOALERT_HEARTBEAT_URL' },
+      ntfy_token: { environment: 'NTFY_TOKEN' },
+    });
+    // the files config/alertmanager.yml reads are exactly those compose mounts
+    const files = [...readText('config/alertmanager.yml').matchAll(/\/run\/secrets\/(\w+)/g)].map((m) => m[1]);
+    expect([...new Set(files)].sort()).toEqual(Object.keys(compose.secrets).sort());
+    expect(compose.services.ntfy.environment.NTFY_AUTH_DEFAULT_ACCESS).toBe('deny-all');
   });
 
   test('Prometheus scrapes every service where compose runs it, and alerts go to the compose Alertmanager', () => {
@@ -190,7 +200,7 @@ describe('docker-compose.yml', () => {
     const ready = prom.scrape_configs.find((j: any) => j.job_name === 'readiness');
     expect(ready.static_configs[0].targets).toEqual([
       ...SERVICES.map((s) => `http://${s.name}:${s.port}/ready`),
-      'http://kong:8000/health',
+      'http://kong:8100/status/ready',
     ]);
     for (const [host] of [
       ...targets,

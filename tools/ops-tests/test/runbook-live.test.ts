@@ -324,7 +324,10 @@ test('the runbook admin procedures work against the product', async () => {
   expect((await call('PUT', `/api/v1/admin/users/${id}/roles`, { roles: ['support'] })).roles).toEqual(
     expect.arrayContaining(['user', 'support']),
   );
-  expect((await call('GET', '/api/v1/admin/audit?limit=50')).items ?? []).toBeDefined();
+  const audited = (await call('GET', `/api/v1/admin/audit?limit=50&targetId=${id}`)).items as Array<{ action: string }>;
+  expect(audited.map((a) => a.action)).toEqual(
+    expect.arrayContaining(['admin.user_locked', 'admin.user_unlocked', 'admin.roles_changed']),
+  );
   const balances = await call('GET', `/api/v1/admin/wallet/users/${id}/balances`);
   expect(balances.balances.map((b: any) => b.asset)).toEqual(expect.arrayContaining(['BTC', 'USD']));
   expect((await call('GET', `/api/v1/admin/wallet/users/${id}/ledger?limit=20`)).entries).toEqual([]);

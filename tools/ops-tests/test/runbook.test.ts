@@ -1,6 +1,7 @@
 // docs/runbook.md, docs/deployment.md, docs/observability.md: the inherited runbooks' endpoints are all mapped,
 // every admin call is a real route that the gateway (kong/kong.yml) sends somewhere, every link resolves.
-import { readText, readYaml, markdownAnchors, exists, SERVICES } from '../src/helpers.ts';
+import { readdirSync } from 'node:fs';
+import { readText, readYaml, markdownAnchors, exists, repoPath, SERVICES } from '../src/helpers.ts';
 
 const runbook = readText('docs', 'runbook.md');
 
@@ -79,7 +80,8 @@ function kongRoutes(path: string, method: string): string[] {
       const ok = (r.paths ?? []).some((p: string) =>
         p.startsWith('~') ? new RegExp(`^${p.slice(1).replace(/^\^/, '')}`).test(bare) : bare.startsWith(p),
       );
-      if (ok) hits.push(svc.name);
+      // the product service the Kong service reaches (several Kong services may front one, e.g. order-stream)
+      if (ok) hits.push(new URL(svc.url).hostname);
     }
   }
   return hits;
@@ -165,7 +167,9 @@ describe('docs/runbook.md', () => {
       'kill-switch-disable-trading',
       'kill-switch-disable-withdrawals',
       'full-platform-lockdown',
-      'canary-deployment-order-service',
+      'canary-deployment-argo-rollouts',
+      'manual-canary-order-service-no-argo-rollouts',
+      'watchdog',
       'rollback',
     ]) {
       expect({ a, present: anchors.has(a) }).toEqual({ a, present: true });
@@ -213,4 +217,27 @@ describe('docs links', () => {
       }
     },
   );
+});
+
+test("every documented helm upgrade keeps the new chart's defaults (--reset-then-reuse-values or values files, never --reuse-values)", () => {
+  const texts = [
+    ...['runbook.md', 'deployment.md', 'observability.md'].map((f) => [f, readText('docs', f)]),
+    ...readdirSync(repoPath('k8s/charts/exchange/templates')).map((f) => [
+      f,
+      readText('k8s/charts/exchange/templates', f),
+    ]),
+  ];
+  let upgrades = 0;
+  for (const [f, text] of texts) {
+    expect({ f, reuse: /helm [^\n]*--reuse-values/.test(text!) }).toEqual({ f, reuse: false });
+    for (const m of text!.matchAll(/helm (?:-n \S+ )?upgrade [^\n]*/g)) {
+      upgrades++;
+      expect({ f, cmd: m[0], ok: /--reset-then-reuse-values|\s-f\s|--values/.test(m[0]) }).toEqual({
+        f,
+        cmd: m[0],
+        ok: true,
+      });
+    }
+  }
+  expect(upgrades).toBeGreaterThan(3);
 });

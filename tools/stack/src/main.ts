@@ -1,107 +1,377 @@
 /**
- * `pnpm start`: the whole exchange on this machine against the local PostgreSQL and RabbitMQ.
- * Creates the `exchange` database and vhost, generates development secrets once (.stack/), starts auth, wallet,
- * payment-processor, order and the local gateway on :8000 with their logs prefixed, and stops everything on Ctrl-C.
+ * Host mode: the whole exchange on this machine against the local PostgreSQL, RabbitMQ and Redis.
+ *   start [--no-demo]   preflight, create the database and vhost, generate development secrets once (.stack/), start
+ *                       the four services, the local gateway and the auxiliary processes (the demo market maker),
+ *                       print a summary; Ctrl-C stops everything.
+ *   stop                stop a stack started in another terminal (or left behind by a killed one).
+ *   reset [--yes] [--no-start]   drop the host-mode database, vhost and .stack/, then start clean.
+ *   preflight           only the checks.
+ * Run through ./exchange (or pnpm start/stop/reset), which first makes sure Node 24 and the dependencies are there.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { ensureDatabase } from '@exchange/db';
-import { ensureVhost, ROOT, Stack } from './stack.ts';
+import { DEMO_ACCOUNTS } from './demo/market-maker.ts';
+import {
+  hostSettings,
+  loadSecrets,
+  readPidFile,
+  redactUrl,
+  removePidFile,
+  writePidFile,
+  type HostSettings,
+  type PidFile,
+  type Secrets,
+} from './host.ts';
+import { outputFromEnv } from './logs.ts';
+import { checkPostgres, checkRabbit, preflight } from './preflight.ts';
+import { ensureVhost, ROOT, Stack, type AuxiliaryProcess } from './stack.ts';
 import { buildWebApp, webBuildIsStale } from './web-build.ts';
 
-const stateDir = join(ROOT, '.stack');
-mkdirSync(stateDir, { recursive: true });
-const secretsFile = join(stateDir, 'secrets.json');
-const secrets: Record<string, string> = existsSync(secretsFile)
-  ? JSON.parse(readFileSync(secretsFile, 'utf8'))
-  : {
-      INTERNAL_API_TOKEN: randomBytes(24).toString('hex'),
-      API_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      ADMIN_EMAIL: 'admin@exchange.local',
-      ADMIN_PASSWORD: `Xch-${randomBytes(12).toString('base64url')}-9`,
-    };
-writeFileSync(secretsFile, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+const out = outputFromEnv();
+const production = process.env.NODE_ENV === 'production';
 
-const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/exchange';
-const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672/exchange';
-const managementUrl = process.env.RABBITMQ_MANAGEMENT_URL ?? 'http://guest:guest@127.0.0.1:15672';
+/** A failure the user can act on: printed as one sentence, exit code 1, no stack trace. */
+class Fatal extends Error {}
 
-const colors = { auth: 36, wallet: 33, order: 35, 'payment-processor': 32, gateway: 34 } as Record<string, number>;
-const tty = process.stdout.isTTY;
+/**
+ * Processes host mode runs next to the services, in start order. Adding one (a web app, a mail catcher) is one entry
+ * here; `port` is checked free by preflight and `summary` lands in the start-up summary.
+ */
+function auxiliaryProcesses(s: HostSettings, secrets: Secrets, demo: boolean): AuxiliaryProcess[] {
+  const gateway = `http://127.0.0.1:${s.ports.gateway}`;
+  return [
+    ...(demo
+      ? [
+          {
+            name: 'demo',
+            script: 'tools/stack/src/demo/main.ts',
+            env: { EXCHANGE_URL: gateway, DEMO_PASSWORD: secrets.DEMO_PASSWORD },
+            summary: `Demo market:     a market maker quotes and trades every market as ${DEMO_ACCOUNTS.maker} / ${DEMO_ACCOUNTS.taker} (orders "demo-…"; --no-demo turns it off)`,
+          },
+        ]
+      : []),
+  ];
+}
 
-async function main() {
+async function start(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { demo: { type: 'boolean', default: !production } },
+    allowNegative: true,
+    strict: true,
+  });
+  const settings = hostSettings();
+  refuseIfRunning(settings);
+  const t0 = Date.now();
+  const secrets = loadSecrets(settings.stateDir);
+  const auxiliary = auxiliaryProcesses(settings, secrets, values.demo!);
+
+  out.info(out.bold('Checking this machine…'));
+  await runPreflight(settings, auxiliary);
+
   // The gateway serves the web app at `/`: build it when there is no build or its sources changed.
   if (webBuildIsStale()) {
-    process.stdout.write('building the web app (apps/web)…\n');
-    buildWebApp();
+    out.info('Building the web app (apps/web)…');
+    buildWebApp({ quiet: true });
   }
-  await ensureDatabase(databaseUrl);
-  await ensureVhost(managementUrl, decodeURIComponent(new URL(amqpUrl).pathname.slice(1) || '/'));
+  out.info(`Preparing database ${dbName(settings)} and RabbitMQ vhost "${settings.vhost}"…`);
+  await ensureDatabase(settings.databaseUrl);
+  await ensureVhost(settings.managementUrl, settings.vhost);
+
+  const pids: PidFile = { pid: process.pid, startedAt: new Date().toISOString(), children: [] };
+  writePidFile(settings.stateDir, pids);
   const stack = new Stack({
-    databaseUrl,
-    amqpUrl,
-    managementUrl,
-    internalToken: secrets.INTERNAL_API_TOKEN!,
-    stateDir,
+    databaseUrl: settings.databaseUrl,
+    amqpUrl: settings.amqpUrl,
+    redisUrl: settings.redisUrl,
+    managementUrl: settings.managementUrl,
+    internalToken: secrets.INTERNAL_API_TOKEN,
+    stateDir: settings.stateDir,
+    ports: settings.ports,
+    auxiliary,
+    detached: true,
     env: {
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-      API_KEY_ENCRYPTION_KEY: secrets.API_KEY_ENCRYPTION_KEY!,
-      SIGNING_KEY_ENCRYPTION_KEY: secrets.SIGNING_KEY_ENCRYPTION_KEY!,
-      BACKUP_DIR: join(stateDir, 'backups'),
-      ADMIN_EMAIL: secrets.ADMIN_EMAIL!,
-      ADMIN_PASSWORD: secrets.ADMIN_PASSWORD!,
+      API_KEY_ENCRYPTION_KEY: secrets.API_KEY_ENCRYPTION_KEY,
+      SIGNING_KEY_ENCRYPTION_KEY: secrets.SIGNING_KEY_ENCRYPTION_KEY,
+      BACKUP_DIR: `${settings.stateDir}/backups`,
+      ADMIN_EMAIL: secrets.ADMIN_EMAIL,
+      ADMIN_PASSWORD: secrets.ADMIN_PASSWORD,
       ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT
         ? { OTEL_EXPORTER_OTLP_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }
         : {}),
     },
-    onLine: (s, line) => {
-      const name = s.padEnd(19);
-      process.stdout.write(
-        tty ? `\x1b[${colors[s.split('#')[0]!] ?? 37}m${name}\x1b[0m| ${line}\n` : `${name}| ${line}\n`,
-      );
+    onLine: (label, line, stream) => out.processLine(label, line, stream),
+    onProgress: (label, phase, ms) =>
+      out.info(
+        phase === 'starting'
+          ? out.dim(
+              `▸ starting ${label}${label in settings.ports && label !== 'gateway' ? ' (migrations, then HTTP)' : ''}…`,
+            )
+          : `${out.green('✓')} ${label} ${ms >= 100 ? `ready in ${(ms / 1000).toFixed(1)} s` : 'started'}`,
+      ),
+    onSpawn: (p) => {
+      pids.children.push({ name: p.service, pid: p.child.pid ?? -1 });
+      writePidFile(settings.stateDir, pids);
     },
   });
+
   let shuttingDown = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (why: string, code: number) => {
     if (shuttingDown) return;
     shuttingDown = true;
-    process.stdout.write(`\n${signal}: stopping the stack…\n`);
+    out.info(`\n${why}: stopping the stack…`);
     await stack.stop();
-    process.stdout.write('stack stopped\n');
-    process.exit(0);
+    removePidFile(settings.stateDir);
+    out.info('Stack stopped; data kept (the next start picks it up).');
+    process.exit(code);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('Ctrl-C', 0));
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  process.on('SIGHUP', () => void shutdown('SIGHUP', 0));
+  // The children run in process groups of their own: whatever ends this process, they must not outlive it.
+  process.on('exit', () => {
+    for (const p of stack.processes)
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  });
   try {
     await stack.start();
   } catch (err) {
-    process.stderr.write(`stack failed to start: ${(err as Error).message}\n`);
+    if (shuttingDown) return;
+    shuttingDown = true;
     await stack.stop();
-    process.exit(1);
+    removePidFile(settings.stateDir);
+    throw new Fatal(`The stack did not start: ${(err as Error).message} (its log lines are above).`);
   }
   for (const p of stack.processes) {
     void p.exited.then((code) => {
-      if (!shuttingDown) {
-        process.stderr.write(`${p.service} exited unexpectedly (code ${code}); stopping the stack\n`);
-        void shutdown('child exit');
-      }
+      if (!shuttingDown) void shutdown(`${p.service} exited unexpectedly (code ${code})`, 1);
     });
   }
-  process.stdout.write(
-    [
-      '',
-      'Exchange is up (host mode).',
-      `  Web app:         http://localhost:${stack.ports.gateway}/`,
-      `  Gateway (API):   http://localhost:${stack.ports.gateway}/api/v1/markets`,
-      `  API docs:        http://localhost:${stack.ports.gateway}/docs`,
-      `  Services:        auth :${stack.ports.auth}  wallet :${stack.ports.wallet}  order :${stack.ports.order}  payment-processor :${stack.ports['payment-processor']}  (each: /health /ready /metrics)`,
-      `  Admin login:     ${secrets.ADMIN_EMAIL} / ${secrets.ADMIN_PASSWORD}   (from .stack/secrets.json)`,
-      '  Stop:            Ctrl-C',
-      '',
-    ].join('\n'),
-  );
+  summary(settings, secrets, auxiliary, Date.now() - t0);
 }
 
-void main();
+function summary(s: HostSettings, secrets: Secrets, auxiliary: AuxiliaryProcess[], ms: number): void {
+  const gw = `http://localhost:${s.ports.gateway}`;
+  const p = s.ports;
+  out.block([
+    '',
+    out.bold(out.green(`Exchange is up (host mode) in ${Math.round(ms / 1000)} s.`)),
+    `  Web app:         ${gw}/`,
+    `  API (gateway):   ${gw}/api/v1/markets`,
+    `  API docs:        ${gw}/docs`,
+    `  Services:        auth :${p.auth}  wallet :${p.wallet}  order :${p.order}  payment-processor :${p['payment-processor']}  (each /health /ready /metrics)`,
+    `  Admin login:     ${secrets.ADMIN_EMAIL} / ${secrets.ADMIN_PASSWORD}   (kept in .stack/secrets.json)`,
+    ...auxiliary.flatMap((a) => (a.summary ? [`  ${a.summary}`] : [])),
+    `  Data:            database ${dbName(s)}, vhost "${s.vhost}"; kept across restarts (\`pnpm reset\` starts clean)`,
+    `  Logs:            LOG_LEVEL=debug shows every request; LOG_FORMAT=json prints JSON`,
+    '',
+    out.bold('Try next') + ' (in a second terminal):',
+    ...(process.execPath.startsWith(join(ROOT, '.tools'))
+      ? ['  eval "$(./exchange env)"     # first: that terminal then uses the Node 24 and pnpm in .tools/']
+      : []),
+    `  curl -s ${gw}/api/v1/markets/BTC-USD/book`,
+    `  pnpm exchange register --email you@example.com --password 'A-strong-pass-phrase-77'`,
+    `  pnpm exchange login    --email you@example.com --password 'A-strong-pass-phrase-77'`,
+    '  pnpm exchange deposit USD 5000 && pnpm exchange order place BTC-USD buy 0.01 --price 60000',
+    '  pnpm exchange watch trades:BTC-USD',
+    '',
+    'Stop: Ctrl-C here, or `pnpm stop` from anywhere.',
+    '',
+  ]);
+}
+
+async function runPreflight(settings: HostSettings, auxiliary: AuxiliaryProcess[]): Promise<void> {
+  const ports = [
+    ...Object.entries(settings.ports).map(([name, port]) => ({ name, port })),
+    ...auxiliary.flatMap((a) => (a.port ? [{ name: a.name, port: a.port }] : [])),
+  ];
+  const results = await preflight({ settings, ports });
+  const failed = results.filter((r) => !r.ok);
+  for (const r of results.filter((x) => x.ok && !x.name.startsWith('port ')))
+    out.info(`${out.green('✓')} ${r.message}`);
+  if (!failed.length) {
+    out.info(
+      `${out.green('✓')} ports ${ports
+        .map((p) => p.port)
+        .sort((a, b) => a - b)
+        .join(', ')} free`,
+    );
+    return;
+  }
+  for (const r of failed) process.stderr.write(`${out.red('✗')} ${r.message}\n`);
+  throw new Fatal(`${failed.length} check${failed.length > 1 ? 's' : ''} failed; nothing was started.`);
+}
+
+function refuseIfRunning(settings: HostSettings): void {
+  const running = readPidFile(settings.stateDir);
+  if (!running || running.pid === process.pid) return;
+  if (alive(running.pid)) {
+    throw new Fatal(
+      `An exchange stack is already running (pid ${running.pid}, started ${running.startedAt}): stop it with \`pnpm stop\` first.`,
+    );
+  }
+  const left = running.children.filter((c) => alive(c.pid) && ours(c.pid));
+  if (left.length) {
+    throw new Fatal(
+      `Processes of an earlier stack are still running without their runner (${left.map((c) => `${c.name} pid ${c.pid}`).join(', ')}): stop them with \`pnpm stop\` first.`,
+    );
+  }
+}
+
+/** Stop the stack recorded in the pid file: SIGTERM to the runner (it stops its children), then any stragglers. */
+async function stop(quiet = false): Promise<void> {
+  const settings = hostSettings();
+  const rec = readPidFile(settings.stateDir);
+  const left = rec ? [rec.pid, ...rec.children.map((c) => c.pid)].filter((pid) => alive(pid) && ours(pid)) : [];
+  if (!rec || left.length === 0) {
+    removePidFile(settings.stateDir);
+    if (!quiet) out.info('No exchange stack is running.');
+    return;
+  }
+  out.info(`Stopping the exchange stack (pid ${rec.pid})…`);
+  if (alive(rec.pid)) {
+    process.kill(rec.pid, 'SIGTERM');
+    await waitGone([rec.pid], 30_000);
+  }
+  // Children of a runner that was killed outright (kill -9) are still ours to stop.
+  const orphans = rec.children.map((c) => c.pid).filter((pid) => alive(pid) && ours(pid));
+  for (const pid of orphans) process.kill(pid, 'SIGTERM');
+  if (!(await waitGone(orphans, 15_000))) for (const pid of orphans.filter(alive)) process.kill(pid, 'SIGKILL');
+  await waitGone([rec.pid, ...orphans], 5_000);
+  removePidFile(settings.stateDir);
+  out.info('Stopped.');
+}
+
+async function reset(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      yes: { type: 'boolean', short: 'y', default: false },
+      start: { type: 'boolean', default: true },
+      demo: { type: 'boolean', default: !production },
+    },
+    allowNegative: true,
+    strict: true,
+  });
+  const s = hostSettings();
+  const what = `the database ${dbName(s)}, the RabbitMQ vhost "${s.vhost}" and ${s.stateDir} (secrets, backups)`;
+  if (!values.yes) {
+    if (!process.stdin.isTTY) {
+      throw new Fatal(`reset deletes ${what} and needs a confirmation: run \`pnpm reset --yes\` to skip the question.`);
+    }
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    const answer = await rl.question(`This deletes ${what}. Type "reset" to go on: `);
+    rl.close();
+    if (answer.trim() !== 'reset') throw new Fatal('Nothing was deleted.');
+  }
+  await stop(true);
+  try {
+    await dropDatabase(s.databaseUrl);
+    await dropVhost(s.managementUrl, s.vhost);
+  } catch (err) {
+    // Say why in the preflight's words when a dependency is down; otherwise the error itself.
+    const checks = [await checkPostgres(s.databaseUrl), ...(await checkRabbit(s.amqpUrl, s.managementUrl))];
+    const down = checks.find((c) => !c.ok);
+    throw new Fatal(down ? down.message : `Reset failed: ${(err as Error).message}`);
+  }
+  rmSync(s.stateDir, { recursive: true, force: true });
+  out.info(`Deleted ${what}.`);
+  if (values.start) await start(values.demo ? [] : ['--no-demo']);
+}
+
+async function dropDatabase(url: string): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  if (!/^[a-zA-Z0-9_]+$/.test(name)) throw new Error(`refusing to drop a database named "${name}"`);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 3_000 });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropVhost(managementUrl: string, vhost: string): Promise<void> {
+  const u = new URL(managementUrl);
+  const auth = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+  const r = await fetch(`${u.protocol}//${u.host}/api/vhosts/${encodeURIComponent(vhost)}`, {
+    method: 'DELETE',
+    headers: { authorization: auth },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!r.ok && r.status !== 404) throw new Error(`RabbitMQ refused to delete vhost "${vhost}": HTTP ${r.status}`);
+}
+
+function dbName(s: HostSettings): string {
+  return `"${decodeURIComponent(new URL(s.databaseUrl).pathname.slice(1))}" (${redactUrl(s.databaseUrl).replace(/\/[^/]*$/, '')})`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid still runs one of this repository's processes (pids are reused after a reboot). */
+function ours(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('main.ts');
+  } catch {
+    return true; // no /proc (macOS): trust the pid file
+  }
+}
+
+async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some(alive)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+async function main(): Promise<void> {
+  // pnpm passes a literal `--` through (`pnpm start -- --no-demo`).
+  const [command = 'start', ...argv] = process.argv.slice(2).filter((a) => a !== '--');
+  switch (command) {
+    case 'start':
+      return start(argv);
+    case 'stop':
+      return stop();
+    case 'reset':
+      return reset(argv);
+    case 'preflight': {
+      const settings = hostSettings();
+      const secrets = loadSecrets(settings.stateDir);
+      await runPreflight(settings, auxiliaryProcesses(settings, secrets, !production));
+      out.info('All checks passed.');
+      return;
+    }
+    default:
+      throw new Fatal(`Unknown command "${command}": use start, stop, reset or preflight.`);
+  }
+}
+
+main().catch((err: unknown) => {
+  const e = err as Error & { code?: string };
+  // Our own sentences as they are; argument errors and anything unexpected as one line, never a stack trace.
+  const message =
+    err instanceof Fatal
+      ? e.message
+      : e.code?.startsWith('ERR_PARSE_ARGS')
+        ? `${e.message} (see ./exchange help)`
+        : `Unexpected error: ${e.message} (LOG_LEVEL=debug for details).`;
+  process.stderr.write(`${out.red('✗')} ${message}\n`);
+  if (!(err instanceof Fatal) && process.env.LOG_LEVEL === 'debug') process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
+});

@@ -4,7 +4,6 @@
  * kill -9 and restart.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -24,13 +23,44 @@ export interface StackOptions {
   /** Extra env for every process, and per service. */
   env?: Record<string, string>;
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
-  /** Where a service's output goes: a line callback (default: prefixed to stdout). */
-  onLine?: (service: string, line: string) => void;
+  /** Where a process's output goes: a line callback (default: prefixed to stdout). */
+  onLine?: (label: string, line: string, stream: 'stdout' | 'stderr') => void;
+  /** Start-up progress: each process as it starts and once it is ready. */
+  onProgress?: (label: string, phase: 'starting' | 'ready', elapsedMs: number) => void;
+  /** Each process right after it was spawned (host mode records the pids for `stop`). */
+  onSpawn?: (proc: RunningProcess) => void;
+  /**
+   * Children in process groups of their own, so a terminal's Ctrl-C reaches only the runner, which then stops them in
+   * order (the demo first, so it can withdraw its quotes while the gateway is still up). Host mode sets it.
+   */
+  detached?: boolean;
+  /** Processes started after the services, stopped before them (host mode: the demo market maker, …). */
+  auxiliary?: AuxiliaryProcess[];
   /** Which services to start (default all, in dependency order). */
   services?: ServiceName[];
   /** Extra replicas, e.g. { 'payment-processor': 2 } for takeover tests. */
   replicas?: Partial<Record<ServiceName, number>>;
+  /** How long a process may take to answer /ready (default 60 s; a loaded test machine may need more). */
+  readyTimeoutMs?: number;
   stateDir: string;
+}
+
+/**
+ * A process that is not one of the services: a node script of this repository (or any command), started after the
+ * services with the stack's env plus its own, its output prefixed like theirs, stopped first.
+ */
+export interface AuxiliaryProcess {
+  name: string;
+  /** A script run with this Node (path relative to the repository), or `command` for anything else. */
+  script?: string;
+  command?: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Port it listens on (checked free before start); with `readyPath`, start-up waits until it answers 200. */
+  port?: number;
+  readyPath?: string;
+  /** One line for the start-up summary, e.g. `Web app:  http://localhost:8080`. */
+  summary?: string;
 }
 
 export const DEFAULT_PORTS: Record<ServiceName, number> = {
@@ -44,7 +74,8 @@ export const DEFAULT_PORTS: Record<ServiceName, number> = {
 const ORDER: ServiceName[] = ['auth', 'wallet', 'payment-processor', 'order', 'gateway'];
 
 export interface RunningProcess {
-  service: ServiceName;
+  /** A service name, or an auxiliary process's name. */
+  service: ServiceName | (string & {});
   replica: number;
   port: number;
   child: ChildProcess;
@@ -97,22 +128,82 @@ export class Stack {
     port = this.ports[service] + (replica ? 100 * replica : 0),
   ): Promise<RunningProcess> {
     const cwd = service === 'gateway' ? join(ROOT, 'tools/local-gateway') : join(ROOT, 'services', service);
-    const args = service === 'gateway' ? ['src/main.ts'] : ['--import', '@exchange/platform/instrument', 'src/main.ts'];
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...args], {
+    // The gateway is traced too, as Kong's opentelemetry plugin traces Kong: a server span per request and the
+    // upstream call as its child, so one order is one trace from the edge on.
+    const instrument =
+      service === 'gateway' ? join(ROOT, 'packages/platform/src/instrument.ts') : '@exchange/platform/instrument';
+    const args = ['--import', instrument, 'src/main.ts'];
+    return this.spawnProcess({
+      label: replica ? `${service}#${replica}` : service,
+      service,
+      replica,
+      port,
+      command: [process.execPath, '--disable-warning=ExperimentalWarning', ...args],
       cwd,
       env: this.envFor(service, port),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      readyUrl: `http://127.0.0.1:${port}${service === 'gateway' ? '/health' : '/ready'}`,
     });
-    const label = replica ? `${service}#${replica}` : service;
+  }
+
+  /** Start an auxiliary process (see AuxiliaryProcess); waits for its readyPath when it has one. */
+  startAuxiliary(aux: AuxiliaryProcess): Promise<RunningProcess> {
+    const command = aux.command ?? [
+      process.execPath,
+      '--disable-warning=ExperimentalWarning',
+      join(ROOT, aux.script ?? ''),
+    ];
+    return this.spawnProcess({
+      label: aux.name,
+      service: aux.name,
+      replica: 0,
+      port: aux.port ?? 0,
+      command,
+      cwd: aux.cwd ? resolve(ROOT, aux.cwd) : ROOT,
+      env: { ...this.envFor('gateway', aux.port ?? 0), OTEL_SERVICE_NAME: aux.name, ...aux.env },
+      ...(aux.port && aux.readyPath ? { readyUrl: `http://127.0.0.1:${aux.port}${aux.readyPath}` } : {}),
+    });
+  }
+
+  private async spawnProcess(p: {
+    label: string;
+    service: string;
+    replica: number;
+    port: number;
+    command: string[];
+    cwd: string;
+    env: Record<string, string>;
+    readyUrl?: string;
+  }): Promise<RunningProcess> {
+    // Ctrl-C during start-up: stop() has run, so nothing new may be spawned behind its back.
+    if (this.stopping) throw new Error(`not starting ${p.label}: the stack is stopping`);
+    const started = Date.now();
+    this.opts.onProgress?.(p.label, 'starting', 0);
+    const child = spawn(p.command[0]!, p.command.slice(1), {
+      cwd: p.cwd,
+      env: p.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: this.opts.detached ?? false,
+    });
     const onLine = this.opts.onLine ?? ((s: string, l: string) => process.stdout.write(`[${s}] ${l}\n`));
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => onLine(label, line));
+    for (const [name, stream] of [
+      ['stdout', child.stdout!],
+      ['stderr', child.stderr!],
+    ] as const) {
+      createInterface({ input: stream }).on('line', (line) => onLine(p.label, line, name));
     }
-    const exited = once(child, 'exit').then(([code]) => code as number | null);
-    const proc: RunningProcess = { service, replica, port, child, exited };
+    // A command that cannot be spawned (ENOENT) emits 'error' and no 'exit'.
+    const exited = new Promise<number | null>((done) => {
+      child.once('exit', (code) => done(code));
+      child.once('error', (err) => {
+        onLine(p.label, `cannot start ${p.command[0]}: ${err.message}`, 'stderr');
+        done(-1);
+      });
+    });
+    const proc: RunningProcess = { service: p.service, replica: p.replica, port: p.port, child, exited };
     this.processes.push(proc);
-    const path = service === 'gateway' ? '/health' : '/ready';
-    await waitFor(`http://127.0.0.1:${port}${path}`, 60_000, exited, label);
+    this.opts.onSpawn?.(proc);
+    if (p.readyUrl) await waitFor(p.readyUrl, this.opts.readyTimeoutMs ?? 60_000, exited, p.label);
+    this.opts.onProgress?.(p.label, 'ready', Date.now() - started);
     return proc;
   }
 
@@ -122,6 +213,7 @@ export class Stack {
       const n = this.opts.replicas?.[s] ?? 1;
       for (let r = 0; r < n; r++) await this.startProcess(s, r);
     }
+    for (const aux of this.opts.auxiliary ?? []) await this.startAuxiliary(aux);
   }
 
   /** kill -9 one process (crash tests). */

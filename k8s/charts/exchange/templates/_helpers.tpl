@@ -99,11 +99,41 @@ capabilities:
 
 {{/* Name of the restore Job: the dump's name made DNS-safe. */}}
 {{- define "exchange.restoreJobName" -}}
-{{- $file := regexReplaceAll "[^a-z0-9-]+" (.Values.restore.file | trimSuffix ".dump" | lower) "-" -}}
+{{- $file := regexReplaceAll "[^a-z0-9-]+" (.Values.restore.file | trimSuffix ".age" | trimSuffix ".dump" | lower) "-" -}}
 {{ printf "%s-restore-%s" .Release.Name $file | trunc 63 | trimSuffix "-" }}
 {{- end -}}
 
 {{/* Name of the backup claim. */}}
 {{- define "exchange.backupClaim" -}}
 {{ .Values.backup.persistence.existingClaim | default (printf "%s-backups" .Release.Name) }}
+{{- end -}}
+
+{{/* rclone's remote "offsite" (S3-compatible object storage) from backup.offsite, credentials from its Secret. */}}
+{{- define "exchange.rcloneEnv" -}}
+{{- $o := .Values.backup.offsite -}}
+- { name: RCLONE_CONFIG_OFFSITE_TYPE, value: s3 }
+- { name: RCLONE_CONFIG_OFFSITE_PROVIDER, value: {{ $o.provider | quote }} }
+- { name: RCLONE_CONFIG_OFFSITE_ENDPOINT, value: {{ $o.endpoint | quote }} }
+- { name: RCLONE_CONFIG_OFFSITE_REGION, value: {{ $o.region | quote }} }
+- name: RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: { name: {{ $o.secret }}, key: ACCESS_KEY_ID }
+- name: RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: { name: {{ $o.secret }}, key: SECRET_ACCESS_KEY }
+{{- end -}}
+
+{{/*
+Where the data stores and the trace collector are, for NetworkPolicy egress: CIDRs (external databases, nodes) and
+peer selectors (in-cluster PostgreSQL, RabbitMQ, Redis, Jaeger: CNIs such as Cilium match pods by identity, not by
+ipBlock, so a pod-IP CIDR alone does not let the traffic through). Argument: .Values.networkPolicy.
+*/}}
+{{- define "exchange.egressPeers" -}}
+{{- range $cidr := .egressCIDRs }}
+- ipBlock:
+    cidr: {{ $cidr }}
+{{- end }}
+{{- range $peer := .egressPeers }}
+- {{- toYaml $peer | nindent 2 }}
+{{- end }}
 {{- end -}}

@@ -3,7 +3,7 @@ import { AppError, conflict, errorResponses, forbidden, notFound, Type, type App
 import { requireFreshMfa, requireRole, type Role as RoleT } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
-import { createBackup, listBackups } from '../backups.ts';
+import { createBackup, listBackups, recordBackupRun } from '../backups.ts';
 import { USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
 import { revokeUserSessions } from '../sessions.ts';
 import { bearer, Role, UserView } from './schemas.ts';
@@ -280,13 +280,28 @@ export function adminRoutes(app: App, ctx: Ctx): void {
     },
     async (req, reply) => {
       let b;
+      const startedAt = new Date();
       try {
         b = await createBackup(ctx.config.BACKUP_DIR, ctx.config.DATABASE_URL, ctx.config.PG_DUMP_PATH);
       } catch (e) {
         req.log.error({ err: e }, 'backup failed');
+        await recordBackupRun(ctx.pool, {
+          startedAt,
+          status: 'failed',
+          file: '',
+          location: ctx.config.BACKUP_DIR,
+          error: (e as Error).message.slice(0, 500),
+        });
         await audit(ctx.pool, req, { action: 'admin.backup_failed', actorId: actor(req) });
         throw new AppError(503, 'BACKUP_FAILED', 'the backup could not be created; see the service log');
       }
+      await recordBackupRun(ctx.pool, {
+        startedAt,
+        status: 'succeeded',
+        file: b.name,
+        location: `${ctx.config.BACKUP_DIR}/${b.name}`,
+        sizeBytes: b.sizeBytes,
+      });
       await audit(ctx.pool, req, { action: 'admin.backup_created', actorId: actor(req), details: { ...b } });
       return reply.status(201).send(b);
     },

@@ -85,17 +85,34 @@ export class OrderService {
 
   /** Why new orders for `market` are refused right now, if they are. */
   async gate(market: string): Promise<AppError | undefined> {
+    return (await this.admission(market)).refused;
+  }
+
+  /** The gate and the market's state in one read (order entry needs both: halt, and the last trade for price bands). */
+  private async admission(market: string): Promise<{ refused?: AppError; state?: MarketStateRow }> {
     if (await this.opts.flags.isEnabled('maintenance')) {
-      return serviceUnavailable('MAINTENANCE', 'the exchange is in maintenance; new orders are not accepted');
+      return {
+        refused: serviceUnavailable('MAINTENANCE', 'the exchange is in maintenance; new orders are not accepted'),
+      };
     }
     if (!(await this.opts.flags.isEnabled('trading'))) {
-      return serviceUnavailable('TRADING_DISABLED', 'trading is disabled; new orders are not accepted (cancels work)');
+      return {
+        refused: serviceUnavailable(
+          'TRADING_DISABLED',
+          'trading is disabled; new orders are not accepted (cancels work)',
+        ),
+      };
     }
     const st = await this.marketState(market);
     if (st?.halted) {
-      return serviceUnavailable('MARKET_HALTED', `${market} is halted${st.halt_reason ? `: ${st.halt_reason}` : ''}`);
+      return {
+        refused: serviceUnavailable(
+          'MARKET_HALTED',
+          `${market} is halted${st.halt_reason ? `: ${st.halt_reason}` : ''}`,
+        ),
+      };
     }
-    return undefined;
+    return st ? { state: st } : {};
   }
 
   async findByClientOrderId(userId: string, clientOrderId: string): Promise<OrderRow | undefined> {
@@ -117,9 +134,8 @@ export class OrderService {
       if (existing) return { order: await this.replay(existing, parsed.requestHash), created: false };
     }
 
-    const gate = await this.gate(market.symbol);
-    if (gate) throw gate;
-    const st = await this.marketState(market.symbol);
+    const { refused, state: st } = await this.admission(market.symbol);
+    if (refused) throw refused;
     const priced = priceChecks(parsed, st?.last_trade_ticks != null ? BigInt(st.last_trade_ticks) : undefined);
 
     const id = uuidv7();

@@ -25,6 +25,8 @@ export interface EngineHostOptions {
   bookSnapshotIntervalMs: number;
   bookSnapshotDepth: number;
   prefetch: number;
+  /** Commands applied per transaction at most (group commit, see ConsumeOptions.batch); default 1. */
+  batch?: number;
   metrics?: PaymentMetrics;
   logger: Logger;
   /** RabbitMQ management API base (with credentials) and this process's connection name: active-consumer status. */
@@ -101,8 +103,10 @@ export class EngineHost {
       let consumer: Consumer | undefined = undefined;
       consumer = await this.opts.messaging.consume({
         queue,
-        prefetch: this.opts.prefetch,
+        // room for a full batch waiting behind the one in hand
+        prefetch: Math.max(this.opts.prefetch, 2 * (this.opts.batch ?? 1)),
         concurrency: 1,
+        batch: this.opts.batch ?? 1,
         // Retry in place: a command that fails transiently (database blip) holds the queue instead of going to a
         // retry queue, so no later command overtakes it and price-time priority is what clients submitted.
         retryMode: 'inline',

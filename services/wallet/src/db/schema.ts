@@ -292,6 +292,6 @@ export const reconciliationReports = walletSchema.table(
   },
   (t) => [
     index('reconciliation_reports_started_idx').on(t.startedAt),
-    check('reconciliation_status_check', sql`${t.status} IN ('ok', 'mismatch')`),
+    check('reconciliation_status_check', sql`${t.status} IN ('ok', 'mismatch', 'incomplete')`),
   ],
 );

@@ -20,7 +20,9 @@ const ReportSummary = Type.Object({
   id: Type.String(),
   trigger: Type.String(),
   requestedBy: Type.Union([Type.String(), Type.Null()]),
-  status: Type.Union([Type.Literal('ok'), Type.Literal('mismatch')]),
+  status: Type.Union([Type.Literal('ok'), Type.Literal('mismatch'), Type.Literal('incomplete')], {
+    description: 'incomplete: nothing found, but a check could not run (see its error)',
+  }),
   mismatchCount: Type.Integer(),
   startedAt: Type.String(),
   finishedAt: Type.String(),

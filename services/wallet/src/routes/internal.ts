@@ -97,16 +97,17 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
       },
       schema: {
         tags,
-        summary: 'Release what is left of a hold (idempotent: "0" once it has ended)',
+        summary: 'Release what is left of an order hold (idempotent: "0" once it has ended)',
+        description: 'Only holds of `refType` order: a withdrawal hold is 409 HOLD_MISMATCH.',
         params: HoldParams,
         body: ReleaseRequest,
-        response: { 200: ReleaseResult, ...errorResponses(400, 401, 404) },
+        response: { 200: ReleaseResult, ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (req) => {
       const id = (req.params as Static<typeof HoldParams>).id;
       const reason = (req.body as Static<typeof ReleaseRequest>).reason ?? 'released';
-      const { hold, released } = await withTransaction(pool, (c) => releaseHold(c, id, reason));
+      const { hold, released } = await withTransaction(pool, (c) => releaseHold(c, id, reason, 'order'));
       return { hold: holdOut(hold), released: released.toString() };
     },
   );

@@ -5,6 +5,7 @@ import {
   badRequest,
   errorResponses,
   notFound,
+  recordIdempotentReply,
   serviceUnavailable,
   Type,
   type App,
@@ -153,12 +154,11 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
         throw serviceUnavailable('DEPOSITS_DISABLED', 'deposits are temporarily disabled');
       }
       const amount = assets.parse(body.asset, body.amount);
-      const d = await createDeposit(pool, {
-        userId: userId(req),
-        asset: body.asset,
-        amount,
-        confirmationMs: ctx.settings.depositConfirmationMs,
-      });
+      const d = await createDeposit(
+        pool,
+        { userId: userId(req), asset: body.asset, amount, confirmationMs: ctx.settings.depositConfirmationMs },
+        (c, row) => recordIdempotentReply(c, req, 201, depositOut(row)),
+      );
       metrics.depositsRequested.inc({ asset: d.asset });
       return reply.status(201).send(depositOut(d));
     },
@@ -272,6 +272,7 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
             amount: body.amount,
             address: body.address,
           },
+          (c, row) => recordIdempotentReply(c, req, 201, withdrawalOut(row)),
         );
         metrics.withdrawalsRequested.inc({ asset: w.asset });
         await audit(

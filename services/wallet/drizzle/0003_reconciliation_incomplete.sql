@@ -1,0 +1,2 @@
+ALTER TABLE "wallet"."reconciliation_reports" DROP CONSTRAINT "reconciliation_status_check";--> statement-breakpoint
+ALTER TABLE "wallet"."reconciliation_reports" ADD CONSTRAINT "reconciliation_status_check" CHECK ("wallet"."reconciliation_reports"."status" IN ('ok', 'mismatch', 'incomplete'));
