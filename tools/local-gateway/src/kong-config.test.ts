@@ -406,6 +406,7 @@ describe('Kong services: timeouts and retries', () => {
       'auth-public-read',
       'order-public-read',
       'api-docs', // Kong's default retries (5): GET-only documentation
+      'web', // likewise: GET-only static files of the web app
     ]);
   });
 
