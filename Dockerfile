@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # One image for every service. Choose the service at run time with SERVICE (compose and the Helm chart set it)
 # or bake a default in with --build-arg SERVICE=order. Node 24 runs the TypeScript sources directly, so the image
-# holds the same files the tests run; there is no build step.
+# holds the same files the tests run; only the web app (apps/web) has a build step, in its own stage.
 #
 #   docker build -t exchange:local .
 #   docker run --rm -e SERVICE=order ... exchange:local                 # serve (default)
@@ -22,6 +22,19 @@ RUN corepack install && pnpm fetch --prod
 COPY . .
 # Production dependencies only (no jest/swc/typescript), exactly as locked, from the fetched store.
 RUN pnpm install --frozen-lockfile --prod --offline
+
+# ---------------------------------------------------------------------------------------------------------------
+# The web app's static build (apps/web → apps/web/dist). Vite is a dev dependency, so it builds here and only the
+# built files go into the runtime image.
+FROM ${NODE_IMAGE} AS web
+ENV PNPM_HOME=/pnpm COREPACK_HOME=/corepack CI=true
+ENV PATH=$PNPM_HOME:$PATH
+RUN corepack enable
+WORKDIR /app
+COPY pnpm-lock.yaml pnpm-workspace.yaml package.json .npmrc ./
+RUN corepack install && pnpm fetch
+COPY . .
+RUN pnpm install --frozen-lockfile --offline --filter '@exchange/web...' && pnpm --filter @exchange/web build
 
 # ---------------------------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -48,16 +61,18 @@ RUN mkdir -p /var/lib/exchange/backups && chown -R node:node /var/lib/exchange
 
 COPY <<'EOF' /usr/local/bin/exchange-service
 #!/bin/sh
-# exchange-service [serve|migrate|docs] [service]   (service defaults to $SERVICE)
+# exchange-service [serve|migrate|docs|web] [service]   (service defaults to $SERVICE)
 #   serve    start the service (OpenTelemetry loaded first with --import, so pg/amqplib/http are instrumented)
 #   migrate  apply the service's migrations and exit (the services also migrate at start)
 #   docs     the API reference server behind Kong's /docs route (tools/local-gateway docs-only mode, PORT 8080)
+#   web      the web app's static files behind Kong's web routes (tools/local-gateway web-only mode, PORT 8080)
 set -eu
 cmd="${1:-serve}"
 svc="${2:-${SERVICE:-}}"
 cd "${APP_DIR:-/app}"
 case "$cmd" in
   docs) exec node tools/local-gateway/src/docs-main.ts ;;
+  web) exec node tools/local-gateway/src/web-main.ts ;;
 esac
 case "$svc" in
   auth|wallet|order|payment-processor) ;;
@@ -66,7 +81,7 @@ esac
 case "$cmd" in
   serve) exec node --import ./packages/platform/src/instrument.ts "services/${svc}/src/main.ts" ;;
   migrate) exec node "services/${svc}/src/migrate.ts" ;;
-  *) echo "usage: exchange-service [serve|migrate|docs] [auth|wallet|order|payment-processor]" >&2; exit 64 ;;
+  *) echo "usage: exchange-service [serve|migrate|docs|web] [auth|wallet|order|payment-processor]" >&2; exit 64 ;;
 esac
 EOF
 RUN chmod 0755 /usr/local/bin/exchange-service
@@ -74,6 +89,7 @@ RUN chmod 0755 /usr/local/bin/exchange-service
 WORKDIR /app
 # Application files are owned by root and not writable by the runtime user.
 COPY --from=deps /app /app
+COPY --from=web /app/apps/web/dist /app/apps/web/dist
 
 ARG SERVICE=""
 ENV SERVICE=${SERVICE} \

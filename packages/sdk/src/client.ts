@@ -13,7 +13,6 @@
  *   server's Retry-After; a Retry-After beyond `maxRetryAfterMs` is not waited for (the error is thrown).
  * - Failures throw ExchangeApiError (status, code, message, requestId) or ExchangeNetworkError.
  */
-import { randomUUID } from 'node:crypto';
 import pRetry from 'p-retry';
 import { errorFromResponse, ExchangeApiError, ExchangeNetworkError } from './errors.ts';
 import { signRequest, type ApiKeyCredentials } from './signing.ts';
@@ -90,7 +89,8 @@ export class ExchangeClient {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.session = opts.session;
     this.apiKey = opts.apiKey;
-    this.fetchImpl = opts.fetch ?? fetch;
+    // Never call the global fetch as a method of this object: browsers throw "Illegal invocation".
+    this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
   }
 
   /** The current session (tokens), if any. */
@@ -176,7 +176,8 @@ export class ExchangeClient {
   async request<R>(spec: RequestSpec): Promise<R> {
     const pathWithQuery = this.url(spec.path, spec.query);
     const write = spec.method !== 'GET';
-    const idempotencyKey = write && spec.idempotent !== false ? (spec.call?.idempotencyKey ?? randomUUID()) : undefined;
+    const idempotencyKey =
+      write && spec.idempotent !== false ? (spec.call?.idempotencyKey ?? globalThis.crypto.randomUUID()) : undefined;
     const usesSession = spec.auth === 'required' && !this.apiKey;
     if (usesSession) {
       if (!this.session?.accessToken) {
@@ -331,6 +332,15 @@ export class ExchangeClient {
       accessToken: t.accessToken,
       accessTokenExpiresAt: Date.now() + t.expiresIn * 1000,
     });
+  }
+
+  async sessions(call?: CallOptions): Promise<T.AuthSession[]> {
+    return (await this.get<{ sessions: T.AuthSession[] }>('/api/v1/auth/sessions', undefined, call)).sessions;
+  }
+
+  /** Ends one of your sessions (its refresh token stops working; its access token expires on its own). */
+  revokeSession(id: string, call?: CallOptions): Promise<void> {
+    return this.del(`/api/v1/auth/sessions/${enc(id)}`, undefined, call);
   }
 
   async listApiKeys(call?: CallOptions): Promise<T.ApiKey[]> {

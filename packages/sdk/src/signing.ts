@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { hmacSha256Hex } from '#platform';
 
 export interface ApiKeyCredentials {
   /** Sent as X-API-Key. */
@@ -17,9 +17,9 @@ export function signRequest(
   p: { method: string; pathWithQuery: string; body?: string; timestamp?: number },
 ): Record<string, string> {
   const timestamp = String(p.timestamp ?? Date.now());
-  const signature = createHmac('sha256', creds.secret)
-    .update(`${timestamp}${p.method.toUpperCase()}${p.pathWithQuery}`)
-    .update(p.body ?? '')
-    .digest('hex');
+  const signature = hmacSha256Hex(
+    creds.secret,
+    `${timestamp}${p.method.toUpperCase()}${p.pathWithQuery}${p.body ?? ''}`,
+  );
   return { 'x-api-key': creds.key, 'x-api-timestamp': timestamp, 'x-api-signature': signature };
 }

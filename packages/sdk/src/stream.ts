@@ -5,8 +5,7 @@
  * Channels: `book:<market>`, `trades:<market>`, `orders` (own order updates; needs the access token).
  * The token travels in the first message, never in the URL.
  */
-import { EventEmitter } from 'node:events';
-import WebSocket from 'ws';
+import { EventEmitter, openSocket, type SocketLike } from '#platform';
 
 export interface StreamOptions {
   channels?: string[];
@@ -27,20 +26,22 @@ export interface StreamMessage {
 
 /** Events: 'open', 'message' (every frame), 'update' / 'snapshot' (data frames), 'error', 'close'. */
 export class ExchangeStream extends EventEmitter {
-  readonly socket: WebSocket;
+  readonly socket: SocketLike;
   /** Resolves once connected, authenticated (if a token was given) and subscribed. */
   readonly ready: Promise<void>;
 
   constructor(baseUrl: string, opts: StreamOptions) {
     super();
     const url = `${baseUrl.replace(/^http/, 'ws')}/api/v1/stream`;
-    this.socket = new WebSocket(url, { headers: opts.headers ?? {} });
+    this.socket = openSocket(url, opts.headers ?? {});
+    let opened = false;
     this.ready = new Promise<void>((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.once('unexpected-response', (_req, res) =>
-        reject(new Error(`stream refused: HTTP ${res.statusCode}`)),
-      );
-      this.socket.once('open', () => {
+      this.socket.addEventListener('error', (e: { message?: string; error?: unknown }) => {
+        // Before the socket opened, an error is a refused handshake (ws names the HTTP status in its message).
+        if (!opened) reject(e.error instanceof Error ? e.error : new Error(`stream refused: ${e.message ?? 'error'}`));
+      });
+      this.socket.addEventListener('open', () => {
+        opened = true;
         if (opts.token) this.send({ op: 'auth', token: opts.token });
         if (opts.channels?.length) this.subscribe(opts.channels);
         this.emit('open');
@@ -48,10 +49,10 @@ export class ExchangeStream extends EventEmitter {
       });
     });
     this.ready.catch(() => undefined);
-    this.socket.on('message', (raw: WebSocket.RawData) => {
+    this.socket.addEventListener('message', (event: { data: unknown }) => {
       let msg: StreamMessage;
       try {
-        msg = JSON.parse(raw.toString()) as StreamMessage;
+        msg = JSON.parse(String(event.data)) as StreamMessage;
       } catch {
         return;
       }
@@ -59,8 +60,13 @@ export class ExchangeStream extends EventEmitter {
       if (msg.type === 'update' || msg.type === 'snapshot') this.emit(msg.type, msg);
       if (msg.type === 'error') this.emit('stream-error', msg);
     });
-    this.socket.on('error', (err) => this.emit('error', err));
-    this.socket.on('close', (code, reason) => this.emit('close', code, reason.toString()));
+    this.socket.addEventListener('error', (e: { error?: unknown; message?: string }) => {
+      // Node's EventEmitter throws on an unheard 'error'; only re-emit to listeners that asked for it.
+      if (this.listenerCount('error') > 0) this.emit('error', e.error ?? new Error(e.message ?? 'stream error'));
+    });
+    this.socket.addEventListener('close', (e: { code: number; reason: string }) =>
+      this.emit('close', e.code, String(e.reason ?? '')),
+    );
   }
 
   send(msg: Record<string, unknown>): void {

@@ -52,6 +52,17 @@ export interface TwoFactorSetup {
   otpauthUri: string;
   secret: string;
 }
+export interface AuthSession {
+  id: string;
+  /** The session this client is using. */
+  current: boolean;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  ip: string | null;
+  userAgent: string | null;
+  mfaAt: string | null;
+}
 export interface ApiKey {
   id: string;
   label: string;

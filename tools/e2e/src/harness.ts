@@ -38,7 +38,21 @@ export const ADMIN = { email: 'root@e2e.test', password: 'Vault-door-1234-open' 
 
 let portCursor = 20_000 + Math.floor(Math.random() * 30_000);
 
+/**
+ * Start the stack on random ports; a port another test run took meanwhile (EADDRINUSE) is retried on new ports, so
+ * parallel runs on one machine do not fail each other by chance.
+ */
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !(err as Error).message.includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+async function startOnce(opts: TestStackOptions): Promise<TestStack> {
   const db = opts.database ?? (await createTestDatabase('e2e'));
   const dropDb = opts.database ? async () => {} : () => db.drop();
   const vhost = opts.amqpUrl ? undefined : await createTestVhost('e2e');

@@ -24,6 +24,7 @@ import {
 } from './kong-config.ts';
 import { limitsFromConfig, mergeOutcomes, RateLimiter, type Limits, type RateLimitOutcome } from './rate-limit.ts';
 import { attachWebSocketProxy } from './websocket.ts';
+import { registerWebFiles, sendWeb, type WebOptions } from './web.ts';
 
 export const DEFAULT_KONG_CONFIG_PATH = fileURLToPath(new URL('../../../kong/kong.yml', import.meta.url));
 export const DEFAULT_OPENAPI_PATH = fileURLToPath(new URL('../../../docs/openapi.yaml', import.meta.url));
@@ -53,6 +54,10 @@ export interface GatewayOptions {
   /** OpenAPI document served under /docs. */
   openapiPath?: string;
   logger?: FastifyServerOptions['logger'];
+  /**
+   * Serve the web app for Kong's `web` service from these files (host mode) instead of proxying to its upstream.
+   */
+  web?: WebOptions;
   /** Clock for JWT checks (tests). */
   nowSeconds?: () => number;
 }
@@ -410,6 +415,7 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
 
   // reply-from's two info lines per proxied request would bury everything else; requests are logged at debug.
   await app.register(replyFrom, { disableRequestLogging: true });
+  if (opts.web) await registerWebFiles(app, opts.web);
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
@@ -417,6 +423,9 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     handler: async (request, reply) => {
       const admission = state.get(request)?.admission;
       if (!admission) return reply.code(404).send({ message: 'no Route matched with those values' });
+      if (opts.web && admission.match.service.name === 'web') {
+        return sendWeb(reply, request.url.split('?')[0] ?? '/', opts.web);
+      }
       const limit = core.payloadLimitFor(admission.match);
       const body = request.body as Buffer | undefined;
       if (limit !== null && body && body.length > limit) {

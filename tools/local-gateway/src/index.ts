@@ -5,3 +5,4 @@ export type { KongConfig, KongRoute, KongService, KongPlugin, KongConsumer, Rout
 export { CredentialStore, verifyKongJwt } from './jwt.ts';
 export { RateLimiter, PERIODS } from './rate-limit.ts';
 export { createDocsServer, registerDocs } from './docs.ts';
+export { createWebServer, registerWebFiles, sendWeb, DEFAULT_WEB_ROOT } from './web.ts';

@@ -62,6 +62,12 @@ const EXPECTED: Expect[] = [
   { method: 'GET', path: '/api/health/trading', service: 'order', kind: 'public' },
   { method: 'GET', path: '/api/v1/stream', service: 'order', kind: 'public' },
   { method: 'GET', path: '/docs', service: 'api-docs', kind: 'public' },
+  // the web app's own paths (no catch-all: unknown paths stay unrouted)
+  { method: 'GET', path: '/', service: 'web', kind: 'public' },
+  { method: 'GET', path: '/assets/index-3f2a.js', service: 'web', kind: 'public' },
+  { method: 'GET', path: '/config.js', service: 'web', kind: 'public' },
+  { method: 'GET', path: '/markets/BTC-USD', service: 'web', kind: 'public' },
+  { method: 'GET', path: '/console/users', service: 'web', kind: 'public' },
   // admin, split by owning service
   { method: 'GET', path: '/api/v1/admin/feature-flags', service: 'order', kind: 'admin' },
   { method: 'POST', path: '/api/v1/admin/feature-flags/trading/disable', service: 'order', kind: 'admin' },
@@ -418,6 +424,7 @@ describe('Kong services: timeouts and retries', () => {
       'auth-public-read',
       'order-public-read',
       'api-docs', // Kong's default retries (5): GET-only documentation
+      'web', // likewise: GET-only static files of the web app
     ]);
   });
 

@@ -6,10 +6,13 @@ import { trustProxyOption } from '@exchange/config';
  *   AUTH_JWKS_URL (default `${AUTH_URL}/.well-known/jwks.json`), REDIS_URL (rate-limit counters
  *   for `policy: redis`; memory without it), TRUST_PROXY (like Kong's trusted_ips: false, true = one hop, a hop
  *   count, or the CIDRs of the load balancer in front),
- *   PER_USER_LIMIT_SECOND / PER_USER_LIMIT_MINUTE (per verified `sub`; 0 disables), LOG_LEVEL.
+ *   PER_USER_LIMIT_SECOND / PER_USER_LIMIT_MINUTE (per verified `sub`; 0 disables), LOG_LEVEL,
+ *   WEB_ROOT (the built web app served for Kong's `web` routes; default apps/web/dist; WEB_URL proxies to a web
+ *   server instead), JAEGER_UI_URL (the operator console's trace links).
  */
 import { Redis } from 'ioredis';
 import { createGateway, DEFAULT_KONG_CONFIG_PATH, type GatewayOptions } from './gateway.ts';
+import { DEFAULT_WEB_ROOT, webConfigFromEnv } from './web.ts';
 
 const env = process.env;
 // Host mode: the services listen on localhost at the ports of docs/architecture.md.
@@ -25,6 +28,11 @@ const opts: GatewayOptions = {
   trustProxy: trustProxyOption(env.TRUST_PROXY ?? 'false'),
   logger: { level: env.LOG_LEVEL ?? 'info' },
 };
+// Host mode serves the web app itself unless a web upstream is given (as Kong proxies to the `web` service).
+if (!env.WEB_URL) {
+  const config = webConfigFromEnv(env);
+  opts.web = { root: env.WEB_ROOT ?? DEFAULT_WEB_ROOT, ...(config ? { config } : {}) };
+} else opts.upstreams = { ...opts.upstreams, web: env.WEB_URL };
 opts.authJwksUrl = env.AUTH_JWKS_URL ?? `${upstreams.auth.replace(/\/$/, '')}/.well-known/jwks.json`;
 if (env.REDIS_URL) {
   opts.redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });

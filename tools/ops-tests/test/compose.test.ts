@@ -149,6 +149,7 @@ describe('docker-compose.yml', () => {
       expect({ host, inCompose: Boolean(compose.services[host]) }).toEqual({ host, inCompose: true });
     }
     expect(compose.services['api-docs'].command).toEqual(['docs']);
+    expect(compose.services.web.command).toEqual(['web']);
   });
 
   test('Kong runs DB-less with kong/kong.yml mounted', () => {

@@ -40,7 +40,15 @@ describe('Dockerfile', () => {
 
   test('multi-stage on node:24-slim', () => {
     expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:24-slim$/m);
-    expect(stages.map((s) => s.args)).toEqual(['${NODE_IMAGE} AS deps', '${NODE_IMAGE} AS runtime']);
+    expect(stages.map((s) => s.args)).toEqual([
+      '${NODE_IMAGE} AS deps',
+      '${NODE_IMAGE} AS web',
+      '${NODE_IMAGE} AS runtime',
+    ]);
+    // only the web app's built files leave the web stage (its dev dependencies stay behind)
+    expect(ins.filter((i) => i.op === 'COPY' && i.args.includes('--from=web')).map((i) => i.args)).toEqual([
+      '--from=web /app/apps/web/dist /app/apps/web/dist',
+    ]);
   });
 
   test('pnpm through corepack; production dependencies exactly as locked', () => {
@@ -150,6 +158,10 @@ describe('exchange-service entrypoint (extracted from the Dockerfile, run with s
 
   test('docs runs the API reference server (Kong /docs upstream)', () => {
     expect(run(['docs'], {}).stdout.trim()).toBe('node tools/local-gateway/src/docs-main.ts');
+  });
+
+  test('web runs the web app server (Kong web upstream)', () => {
+    expect(run(['web'], {}).stdout.trim()).toBe('node tools/local-gateway/src/web-main.ts');
   });
 
   test('refuses an unknown or missing SERVICE with exit 64', () => {

@@ -160,6 +160,7 @@ describe('templates (structure; Helm itself is not available here)', () => {
   test.each([
     'deployment.yaml',
     'api-docs.yaml',
+    'web.yaml',
     'gateway.yaml',
     'migration-job.yaml',
     'backup-cronjob.yaml',
@@ -275,6 +276,8 @@ describe('chart and kong/kong.yml agree', () => {
     expect(hosts.size).toBeGreaterThan(0);
     const chartServices = new Set(Object.entries<any>(values.services).map(([n, s]) => `${n}:${s.port}`));
     if (values.apiDocs.enabled) chartServices.add('api-docs:8080');
+    if (values.web.enabled) chartServices.add('web:8080');
+    expect(tpl('web.yaml')).toMatch(/kind: Service\s*\nmetadata:\s*\n\s*name: web/);
     expect(tpl('api-docs.yaml')).toMatch(/kind: Service\s*\nmetadata:\s*\n\s*name: api-docs/);
     for (const h of hosts)
       expect({ upstream: h, inChart: chartServices.has(h) }).toEqual({ upstream: h, inChart: true });

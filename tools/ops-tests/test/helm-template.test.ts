@@ -137,6 +137,7 @@ describe('rendered NetworkPolicies (defaults)', () => {
     expect(ingressFrom('order').sort()).toEqual(['kong', 'prometheus', 'wallet']);
     expect(ingressFrom('payment-processor').sort()).toEqual(['kong', 'prometheus']);
     expect(ingressFrom('api-docs')).toEqual(['kong']);
+    expect(ingressFrom('web')).toEqual(['kong']);
   });
 
   test('egress to other services: JWKS for all, wallet <-> order for holds and reconciliation', () => {

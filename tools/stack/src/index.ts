@@ -1,4 +1,5 @@
 export * from './stack.ts';
+export * from './web-build.ts';
 export {
   DEMO_ACCOUNTS,
   DEMO_ORDER_PREFIX,

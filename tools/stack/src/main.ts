@@ -29,6 +29,7 @@ import {
 import { outputFromEnv } from './logs.ts';
 import { checkPostgres, checkRabbit, preflight } from './preflight.ts';
 import { ensureVhost, ROOT, Stack, type AuxiliaryProcess } from './stack.ts';
+import { buildWebApp, webBuildIsStale } from './web-build.ts';
 
 const out = outputFromEnv();
 const production = process.env.NODE_ENV === 'production';
@@ -72,6 +73,11 @@ async function start(argv: string[]): Promise<void> {
   out.info(out.bold('Checking this machine…'));
   await runPreflight(settings, auxiliary);
 
+  // The gateway serves the web app at `/`: build it when there is no build or its sources changed.
+  if (webBuildIsStale()) {
+    out.info('Building the web app (apps/web)…');
+    buildWebApp({ quiet: true });
+  }
   out.info(`Preparing database ${dbName(settings)} and RabbitMQ vhost "${settings.vhost}"…`);
   await ensureDatabase(settings.databaseUrl);
   await ensureVhost(settings.managementUrl, settings.vhost);
@@ -157,6 +163,7 @@ function summary(s: HostSettings, secrets: Secrets, auxiliary: AuxiliaryProcess[
   out.block([
     '',
     out.bold(out.green(`Exchange is up (host mode) in ${Math.round(ms / 1000)} s.`)),
+    `  Web app:         ${gw}/`,
     `  API (gateway):   ${gw}/api/v1/markets`,
     `  API docs:        ${gw}/docs`,
     `  Services:        auth :${p.auth}  wallet :${p.wallet}  order :${p.order}  payment-processor :${p['payment-processor']}  (each /health /ready /metrics)`,
