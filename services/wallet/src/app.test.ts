@@ -779,6 +779,8 @@ describe('sandbox deposits are off unless the deployment says it is a sandbox', 
           NODE_ENV: 'production',
           SANDBOX_DEPOSITS: 'true',
           INTERNAL_API_TOKEN: 'a-real-looking-internal-token-42',
+          // every other production requirement met, so the refusal is the sandbox's
+          INTERNAL_CALLERS: 'order:a-real-looking-order-token-42',
         },
         encoding: 'utf8',
       },
