@@ -415,7 +415,9 @@ export async function createHolds(
   opts: { skipLocked?: boolean } = {},
 ): Promise<Array<HoldOutcome | HoldBusy>> {
   const out: Array<HoldOutcome | HoldBusy | undefined> = inputs.map((i) =>
-    i.amount <= 0n ? { ok: false, error: badRequest('AMOUNT_ZERO', 'hold amount must be greater than zero') } : undefined,
+    i.amount <= 0n
+      ? { ok: false, error: badRequest('AMOUNT_ZERO', 'hold amount must be greater than zero') }
+      : undefined,
   );
   const live = inputs.flatMap((i, n) => (out[n] ? [] : [{ input: i, n }]));
   if (live.length === 0) return out as HoldOutcome[];
