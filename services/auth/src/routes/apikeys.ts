@@ -135,14 +135,14 @@ export function apiKeyRoutes(app: App, ctx: Ctx): void {
         'SELECT email, email_verified_at IS NOT NULL AS verified FROM auth.users WHERE id = $1',
         [userId],
       );
-      if (scopes.includes('withdraw') && owner.rows[0]?.verified !== true) {
-        throw forbidden('EMAIL_NOT_VERIFIED', 'a withdraw-scoped key needs a verified email address');
-      }
       if (scopes.includes('withdraw')) {
         // requireFreshMfa lets users without 2FA through; a key that can move money out must not be made so.
         if (!req.principal!.mfaEnabled)
           throw forbidden('MFA_ENROLMENT_REQUIRED', 'a withdraw-scoped key needs 2FA enrolled and a fresh 2FA check');
         if (!allowedIps) throw badRequest('IP_ALLOWLIST_REQUIRED', 'a withdraw-scoped key needs allowedIps');
+        if (owner.rows[0]?.verified !== true) {
+          throw forbidden('EMAIL_NOT_VERIFIED', 'a withdraw-scoped key needs a verified email address');
+        }
       }
       const badIp = allowedIps?.find((v) => !isCidr(v));
       if (badIp !== undefined) throw badRequest('INVALID_IP', `not an IP address or CIDR block: ${badIp}`);
