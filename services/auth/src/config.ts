@@ -100,6 +100,12 @@ export const AuthEnv = Type.Object({
     description: 'Where POST /api/v1/admin/backups writes pg_dump files',
   }),
   PG_DUMP_PATH: Type.String({ default: 'pg_dump', description: 'pg_dump binary' }),
+  EMAIL_PREVERIFIED: Type.String({
+    default: '',
+    description:
+      'Comma-separated emails that count as verified from registration, without a mail (host mode: the demo market ' +
+      'maker accounts). Leave empty in production',
+  }),
   ADMIN_EMAIL: Type.Optional(
     Type.String({ description: 'Seed this admin at start (idempotent), with ADMIN_PASSWORD' }),
   ),
