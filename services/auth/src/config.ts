@@ -126,7 +126,8 @@ export const AuthEnv = Type.Object({
   EMAIL_RESEND_LIMIT: Type.Integer({
     minimum: 1,
     default: 5,
-    description: 'Verification mails a user may ask for per hour (POST /api/v1/auth/email/resend; then 429 RATE_LIMITED)',
+    description:
+      'Verification mails a user may ask for per hour (POST /api/v1/auth/email/resend; then 429 RATE_LIMITED)',
   }),
   PASSWORD_FORGOT_EMAIL_LIMIT: Type.Integer({
     minimum: 1,

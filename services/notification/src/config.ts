@@ -1,12 +1,4 @@
-import {
-  amqpEnv,
-  baseEnv,
-  databaseEnv,
-  internalEnv,
-  loadConfigOrExit,
-  Type,
-  type Static,
-} from '@exchange/config';
+import { amqpEnv, baseEnv, databaseEnv, internalEnv, loadConfigOrExit, Type, type Static } from '@exchange/config';
 
 export const NotificationEnv = Type.Object({
   ...baseEnv(3005),
@@ -20,11 +12,20 @@ export const NotificationEnv = Type.Object({
       'Auth service base URL: GET /internal/users/:id/contact finds the address for events that carry only a user id ' +
       '(withdrawals); this service is the caller `notification` in auth’s INTERNAL_CALLERS',
   }),
-  SMTP_HOST: Type.String({ default: '127.0.0.1', description: 'SMTP server (MailDev in development, your relay in production)' }),
-  SMTP_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 1025, description: 'SMTP port (1025 MailDev, 587 submission, 465 TLS)' }),
+  SMTP_HOST: Type.String({
+    default: '127.0.0.1',
+    description: 'SMTP server (MailDev in development, your relay in production)',
+  }),
+  SMTP_PORT: Type.Integer({
+    minimum: 1,
+    maximum: 65535,
+    default: 1025,
+    description: 'SMTP port (1025 MailDev, 587 submission, 465 TLS)',
+  }),
   SMTP_SECURE: Type.Boolean({
     default: false,
-    description: 'Implicit TLS from the first byte (port 465). Off: plain connection upgraded with STARTTLS when offered',
+    description:
+      'Implicit TLS from the first byte (port 465). Off: plain connection upgraded with STARTTLS when offered',
   }),
   SMTP_REQUIRE_TLS: Type.Boolean({
     default: false,

@@ -42,7 +42,12 @@ const tokenIn = (m: CaughtMail, path: string) => {
 const mailTo = (to: string, template: string, timeoutMs?: number) =>
   smtp.waitFor((m) => m.to === to && m.template === template, timeoutMs);
 
-async function call(base: 'auth' | 'wallet', method: string, url: string, opts: { token?: string; body?: unknown } = {}) {
+async function call(
+  base: 'auth' | 'wallet',
+  method: string,
+  url: string,
+  opts: { token?: string; body?: unknown } = {},
+) {
   const inject = base === 'auth' ? auth.app : wallet.app;
   const res = await inject.inject({
     method: method as 'GET',
@@ -205,7 +210,8 @@ describe('email verification', () => {
     await register(addr);
     const s = await login(addr);
     const codes: number[] = [];
-    for (let i = 0; i < 4; i++) codes.push((await call('auth', 'POST', '/api/v1/auth/email/resend', { token: s.accessToken })).status);
+    for (let i = 0; i < 4; i++)
+      codes.push((await call('auth', 'POST', '/api/v1/auth/email/resend', { token: s.accessToken })).status);
     expect(codes).toEqual([202, 202, 202, 429]);
     const r = await call('auth', 'POST', '/api/v1/auth/email/resend', { token: s.accessToken });
     expect(r.json.error.code).toBe('RATE_LIMITED');
@@ -346,14 +352,23 @@ describe('withdrawal confirmation by email', () => {
     const token = tokenIn(mail, '/confirm-withdrawal');
     // it waits: scheduler passes do not dispatch it, and no "requested" mail besides the confirmation
     await wallet.scheduler.tick();
-    const waiting = await call('wallet', 'GET', `/api/v1/wallet/withdrawals/${first.json.id}`, { token: u.accessToken });
+    const waiting = await call('wallet', 'GET', `/api/v1/wallet/withdrawals/${first.json.id}`, {
+      token: u.accessToken,
+    });
     expect(waiting.json.status).toBe('awaiting_confirmation');
 
-    const altered = await call('wallet', 'POST', '/api/v1/wallet/withdrawals/confirm', { body: { token: token + 'x' } });
+    const altered = await call('wallet', 'POST', '/api/v1/wallet/withdrawals/confirm', {
+      body: { token: token + 'x' },
+    });
     expect([altered.status, altered.json.error.code]).toEqual([400, 'INVALID_TOKEN']);
     const confirmed = await call('wallet', 'POST', '/api/v1/wallet/withdrawals/confirm', { body: { token } });
     expect(confirmed.status).toBe(200);
-    expect(confirmed.json).toEqual({ ...waiting.json, status: 'pending', confirmationExpiresAt: null, updatedAt: expect.any(String) });
+    expect(confirmed.json).toEqual({
+      ...waiting.json,
+      status: 'pending',
+      confirmationExpiresAt: null,
+      updatedAt: expect.any(String),
+    });
     const reused = await call('wallet', 'POST', '/api/v1/wallet/withdrawals/confirm', { body: { token } });
     expect([reused.status, reused.json.error.code]).toEqual([400, 'INVALID_TOKEN']);
     const afterFirst = await balances();
@@ -375,7 +390,9 @@ describe('withdrawal confirmation by email', () => {
     const late = await call('wallet', 'POST', '/api/v1/wallet/withdrawals/confirm', { body: { token: secondToken } });
     expect([late.status, late.json.error.code]).toEqual([400, 'TOKEN_EXPIRED']);
     wallet.scheduler.start(); // the sweeper cancels it on its next pass
-    let cancelled = await call('wallet', 'GET', `/api/v1/wallet/withdrawals/${second.json.id}`, { token: u.accessToken });
+    let cancelled = await call('wallet', 'GET', `/api/v1/wallet/withdrawals/${second.json.id}`, {
+      token: u.accessToken,
+    });
     for (let i = 0; i < 100 && cancelled.json.status === 'awaiting_confirmation'; i++) {
       await new Promise((r) => setTimeout(r, 100));
       cancelled = await call('wallet', 'GET', `/api/v1/wallet/withdrawals/${second.json.id}`, { token: u.accessToken });
@@ -406,7 +423,9 @@ describe('SMTP outage', () => {
     // requests succeed while mail is down
     for (const a of addrs) await register(a);
     const s = await login(addrs[0]!);
-    expect((await call('auth', 'POST', '/api/v1/auth/password/forgot', { body: { email: addrs[1]! } })).status).toBe(202);
+    expect((await call('auth', 'POST', '/api/v1/auth/password/forgot', { body: { email: addrs[1]! } })).status).toBe(
+      202,
+    );
     // every mail exists and has failed at least once
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -419,7 +438,9 @@ describe('SMTP outage', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(smtp.mails.length).toBe(before);
-    const failed = (await registry.getSingleMetricAsString('mail_failed_total')).match(/template="verify_email"} (\d+)/);
+    const failed = (await registry.getSingleMetricAsString('mail_failed_total')).match(
+      /template="verify_email"} (\d+)/,
+    );
     expect(Number(failed?.[1] ?? 0)).toBeGreaterThan(0);
 
     await smtp.start();

@@ -88,7 +88,9 @@ export async function startTestSmtp(): Promise<TestSmtp> {
         };
         const t = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`no matching mail within ${timeoutMs} ms (caught: ${mails.map((m) => m.subject).join(' | ')})`));
+          reject(
+            new Error(`no matching mail within ${timeoutMs} ms (caught: ${mails.map((m) => m.subject).join(' | ')})`),
+          );
         }, timeoutMs);
         if (!check()) waiters.add(check);
       });

@@ -56,7 +56,8 @@ export const WalletEnv = Type.Object({
   WITHDRAWAL_EMAIL_CONFIRM_TTL_S: Type.Integer({
     minimum: 60,
     default: 1800,
-    description: 'How long the withdrawal confirmation link works; then the withdrawal is cancelled and its hold released',
+    description:
+      'How long the withdrawal confirmation link works; then the withdrawal is cancelled and its hold released',
   }),
   SCHEDULER_POLL_MS: Type.Integer({
     minimum: 50,

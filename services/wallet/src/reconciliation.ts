@@ -98,7 +98,8 @@ const CHECKS: Array<{ name: string; description: string; sql: string }> = [
   },
   {
     name: 'withdrawal_holds',
-    description: 'Awaiting-confirmation/pending/processing withdrawals hold amount + fee; completed ones captured it; others released it',
+    description:
+      'Awaiting-confirmation/pending/processing withdrawals hold amount + fee; completed ones captured it; others released it',
     sql: `SELECT w.id::text AS "withdrawalId", w.status, h.status AS "holdStatus",
                  (w.amount + w.fee)::text AS expected, h.amount::text AS held, h.captured::text AS captured
             FROM wallet.withdrawals w LEFT JOIN wallet.holds h ON h.id = w.id

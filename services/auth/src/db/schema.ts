@@ -213,10 +213,7 @@ export const emailTokens = authSchema.table(
     usedAt: ts('used_at'),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [
-    uniqueIndex('email_tokens_hash_key').on(t.tokenHash),
-    index('email_tokens_user_idx').on(t.userId, t.purpose),
-  ],
+  (t) => [uniqueIndex('email_tokens_hash_key').on(t.tokenHash), index('email_tokens_user_idx').on(t.userId, t.purpose)],
 );
 
 /** Domain events for other services (the notification service mails them), published by the outbox relay. */

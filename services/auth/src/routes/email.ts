@@ -36,7 +36,9 @@ const tokenError = (code: 'INVALID_TOKEN' | 'TOKEN_EXPIRED') =>
   new AppError(
     400,
     code,
-    code === 'TOKEN_EXPIRED' ? 'this link has expired; ask for a new one' : 'this link is not valid or was already used',
+    code === 'TOKEN_EXPIRED'
+      ? 'this link has expired; ask for a new one'
+      : 'this link is not valid or was already used',
   );
 
 export function emailRoutes(app: App, ctx: Ctx): void {
@@ -171,9 +173,7 @@ export function emailRoutes(app: App, ctx: Ctx): void {
       const result = await withTransaction(ctx.pool, async (c) => {
         const r = await ctx.emailTokens.consume(c, 'reset_password', token);
         if ('error' in r) return r;
-        const u = await c.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE id = $1 FOR UPDATE`, [
-          r.userId,
-        ]);
+        const u = await c.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE id = $1 FOR UPDATE`, [r.userId]);
         const user = u.rows[0]!;
         // The mail reached its owner: the address is proven too.
         await c.query(

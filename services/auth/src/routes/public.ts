@@ -17,7 +17,11 @@ import { bearer, Email, Password, RecoveryCode, TokenPair, TotpCode, UserView } 
 const tags = ['auth'];
 
 export function publicRoutes(app: App, ctx: Ctx): void {
-  const preverified = new Set(ctx.config.EMAIL_PREVERIFIED.split(',').map((e) => normaliseEmail(e)).filter(Boolean));
+  const preverified = new Set(
+    ctx.config.EMAIL_PREVERIFIED.split(',')
+      .map((e) => normaliseEmail(e))
+      .filter(Boolean),
+  );
   app.get(
     '/.well-known/jwks.json',
     {

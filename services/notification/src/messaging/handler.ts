@@ -27,7 +27,13 @@ export function mailHandler(opts: HandlerOptions): MessageHandler {
     if (!to) return; // the account no longer exists
     const mail = render(
       intent.template,
-      { product: opts.product, webUrl: opts.webUrl, at: new Date(event.occurredAt), ip: intent.ip, userAgent: intent.userAgent },
+      {
+        product: opts.product,
+        webUrl: opts.webUrl,
+        at: new Date(event.occurredAt),
+        ip: intent.ip,
+        userAgent: intent.userAgent,
+      },
       intent.data as never,
     );
     await client.query(

@@ -194,7 +194,9 @@ const builders: { [K in TemplateName]: (c: MailContext, d: TemplateData[K]) => C
     subject: `Your ${c.product} account was locked`,
     heading: 'Your account was locked',
     blocks: [
-      { p: 'Our team locked this account: sign-ins, sessions and API keys no longer work. Contact support to unlock it.' },
+      {
+        p: 'Our team locked this account: sign-ins, sessions and API keys no longer work. Contact support to unlock it.',
+      },
       ...(d.reason ? [{ fact: ['Reason', d.reason] as [string, string] }] : []),
       { fact: ['When', when(c.at)] },
     ],
