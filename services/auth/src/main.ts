@@ -28,6 +28,8 @@ const messaging = createMessaging({
   schema: 'auth',
   registry: app.metrics.registry,
   logger: app.log,
+  // auth has no inbox (it consumes nothing): the relay's cleanup must not look for one
+  relay: { inboxRetentionMs: 0 },
 });
 await messaging.start({ waitForBroker: false });
 

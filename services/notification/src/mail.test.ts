@@ -136,7 +136,7 @@ beforeAll(async () => {
     pool: auth.db.pool,
     schema: 'auth',
     logger: silentLogger,
-    relay: { pollIntervalMs: 100 },
+    relay: { pollIntervalMs: 100, inboxRetentionMs: 0 },
   });
   await authRelay.start();
 }, 120_000);

@@ -63,6 +63,7 @@ function auxiliaryProcesses(s: HostSettings, secrets: Secrets, demo: boolean): A
         'STARTTLS',
       ],
       port: m.maildevWeb,
+      readyPath: '/api/email',
       summary: `Mail (MailDev):  http://localhost:${m.maildevWeb}/   (every mail: verification, reset, withdrawals; SMTP :${m.maildevSmtp})`,
     },
     {
@@ -230,6 +231,7 @@ async function runPreflight(settings: HostSettings, auxiliary: AuxiliaryProcess[
   const ports = [
     ...Object.entries(settings.ports).map(([name, port]) => ({ name, port })),
     ...auxiliary.flatMap((a) => (a.port ? [{ name: a.name, port: a.port }] : [])),
+    { name: 'maildev smtp', port: settings.mailPorts.maildevSmtp },
   ];
   const results = await preflight({ settings, ports });
   const failed = results.filter((r) => !r.ok);
