@@ -8,7 +8,15 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createMessaging, silentLogger, type Messaging } from '@exchange/messaging';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { promClient } from '@exchange/platform';
-import { bearer, INTERNAL_TOKEN, PASSWORD, startAuth, type Harness } from '@exchange/auth/test-support';
+import {
+  bearer,
+  enrolTotp,
+  INTERNAL_TOKEN,
+  newAdmin,
+  PASSWORD,
+  startAuth,
+  type Harness,
+} from '@exchange/auth/test-support';
 import { assertLedgerInvariants, fundUser, startTestWallet, type TestWallet } from '@exchange/wallet/testing';
 import { signApiRequest } from '@exchange/auth-client';
 import { authContacts } from './contacts.ts';
@@ -412,6 +420,60 @@ describe('withdrawal confirmation by email', () => {
     });
     expect(small.json.status).toBe('pending');
     await mailTo(u.email, 'withdrawal_requested');
+  });
+});
+
+describe('security notices', () => {
+  test('new device, API key, 2FA on and off, account locked: each mailed once with time, IP and device', async () => {
+    const u = await verifiedUser('notices');
+    // the same browser again is not new; another device is
+    await login(u.email);
+    const other = await auth.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      headers: { 'user-agent': 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1' },
+      payload: { email: u.email, password: PASSWORD },
+    });
+    expect(other.statusCode).toBe(200);
+    const device = await mailTo(u.email, 'login_new_device');
+    expect(device.subject).toBe('New sign-in to Exchange Test');
+    expect(device.text).toContain('Device: Safari on iOS');
+    expect(device.text).toContain('IP address: 127.0.0.1');
+
+    const key = await call('auth', 'POST', '/api/v1/auth/api-keys', {
+      token: u.accessToken,
+      body: { label: 'my bot', scopes: ['read', 'trade'] },
+    });
+    expect(key.status).toBe(201);
+    const keyMail = await mailTo(u.email, 'api_key_created');
+    expect(keyMail.text).toContain('Label: my bot');
+    expect(keyMail.text).toContain('Scopes: read, trade');
+
+    const e = await enrolTotp(auth.app, u.accessToken);
+    expect((await mailTo(u.email, 'mfa_enabled')).subject).toBe(
+      'Two-factor authentication turned on for Exchange Test',
+    );
+    // the enrolment's token carries a fresh 2FA check
+    const off = await call('auth', 'POST', '/api/v1/auth/2fa/disable', { token: e.accessToken });
+    expect(off.status).toBe(204);
+    expect((await mailTo(u.email, 'mfa_disabled')).subject).toBe(
+      'Two-factor authentication turned OFF for Exchange Test',
+    );
+
+    const admin = await newAdmin(auth, email('admin'));
+    const lock = await call('auth', 'POST', `/api/v1/admin/users/${u.user.id}/lock`, {
+      token: admin.accessToken,
+      body: { reason: 'suspicious activity' },
+    });
+    expect(lock.status).toBe(200);
+    const locked = await mailTo(u.email, 'account_locked');
+    expect(locked.text).toContain('Reason: suspicious activity');
+
+    await new Promise((r) => setTimeout(r, 500));
+    const mine = smtp.mails.filter((m) => m.to === u.email);
+    expect(mine.map((m) => m.template).sort()).toEqual(
+      ['account_locked', 'api_key_created', 'login_new_device', 'mfa_disabled', 'mfa_enabled', 'verify_email'].sort(),
+    );
   });
 });
 
