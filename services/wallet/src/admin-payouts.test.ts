@@ -30,7 +30,12 @@ beforeAll(async () => {
     fastify: { logger: false },
   });
   await app.ready();
-  scheduler = new Scheduler({ pool: db.pool, pollMs: 60_000, reconciliationIntervalMs: 0, log: { info() {}, error() {} } });
+  scheduler = new Scheduler({
+    pool: db.pool,
+    pollMs: 60_000,
+    reconciliationIntervalMs: 0,
+    log: { info() {}, error() {} },
+  });
 });
 afterAll(async () => {
   await app.close();
@@ -206,7 +211,12 @@ describe('GET /api/v1/admin/withdrawals/blocked', () => {
           requestId: expect.any(String),
         },
         expect.objectContaining({ userId: carol, reason: 'insufficient_funds', amount: '0.1' }),
-        expect.objectContaining({ userId: carol, reason: 'address', code: 'INVALID_ADDRESS', address: 'not-an-address' }),
+        expect.objectContaining({
+          userId: carol,
+          reason: 'address',
+          code: 'INVALID_ADDRESS',
+          address: 'not-an-address',
+        }),
       ]);
     }
     expect((await get('/api/v1/admin/withdrawals/blocked', bearer(carol))).statusCode).toBe(403);
