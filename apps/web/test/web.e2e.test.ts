@@ -456,7 +456,9 @@ test(
     // another user's order: the console finds it, with its owner, and links its trace
     await o.getByTestId('admin-order').waitFor();
     expect(await o.getByTestId('order-owner').innerText()).toBe(aliceId);
-    expect(await o.getByTestId('order-status').innerText()).toBe(orders.status);
+    expect(await o.getByTestId('order-status').innerText()).toBe(
+      orders.reason ? `${orders.status} (${orders.reason})` : orders.status,
+    );
     const href = await o.getByTestId('jaeger-link').getAttribute('href');
     expect(href).toBe(
       `${JAEGER}/search?service=order&tags=${encodeURIComponent(JSON.stringify({ 'order.id': orders.id }))}&lookback=7d&limit=20`,
