@@ -35,7 +35,7 @@ export function TraceSection() {
         Look up any user’s order by its id (from a dead letter, the audit log or a user’s report) and open its trace in
         Jaeger.
       </p>
-      <form className="row" onSubmit={submit} aria-label="Look up an order">
+      <form className="row bottom" onSubmit={submit} aria-label="Look up an order">
         <label className="inline-label">
           Order id
           <input
