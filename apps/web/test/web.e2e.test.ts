@@ -378,6 +378,12 @@ test(
     await c.getByTestId('mfa-on').waitFor();
 
     await c.getByRole('button', { name: 'Log out' }).click();
+    // the login screen offers a reset link by email
+    await c.goto('/login');
+    await c.getByRole('button', { name: 'Forgot your password?' }).click();
+    await c.getByTestId('forgot-password').waitFor();
+    await checkPage(carol, 'login with forgot password (phone, dark)');
+    await screenshot(c, 'login-forgot-phone-dark');
     await login(c, email, password, secret);
     await c.getByRole('link', { name: 'Account' }).click();
     await c.getByTestId('mfa-on').waitFor({ timeout: 60_000 });
