@@ -193,7 +193,7 @@ export function ForgotPassword({
       </p>
     );
   return (
-    <form onSubmit={submit} aria-labelledby="forgot-h" data-testid="forgot-password">
+    <form className="form-col" onSubmit={submit} aria-labelledby="forgot-h" data-testid="forgot-password">
       <h2 id="forgot-h">Reset your password</h2>
       <label>
         Email for the reset link
