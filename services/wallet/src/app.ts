@@ -16,6 +16,7 @@ import { createWalletMetrics, type WalletMetrics } from './metrics.ts';
 import type { ReconciliationSources } from './reconciliation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerInternalRoutes } from './routes/internal.ts';
+import { registerPayoutRoutes } from './routes/payouts.ts';
 import { registerUserRoutes } from './routes/user.ts';
 
 export interface WalletSettings {
@@ -115,6 +116,7 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
 
   registerUserRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerPayoutRoutes(app, ctx);
   registerInternalRoutes(app, ctx);
   return app;
 }
