@@ -17,6 +17,7 @@ const UserId = Type.Object({ id: Type.String({ format: 'uuid' }) });
  * Who may do what:
  *   GET  users, GET audit, POST lock      → admin or support
  *   POST unlock, PUT roles, backups       → admin
+ *   signing keys (list, emergency revoke) → admin
  * Every write also needs a fresh 2FA check (when the caller has 2FA on) and is audited.
  */
 export function adminRoutes(app: App, ctx: Ctx): void {
@@ -245,6 +246,75 @@ export function adminRoutes(app: App, ctx: Ctx): void {
         })),
         nextBefore: rows.length > q.limit ? Number(page[page.length - 1]!.id) : null,
       };
+    },
+  );
+
+  const SigningKey = Type.Object({
+    kid: Type.String(),
+    createdAt: Type.String({ format: 'date-time' }),
+    activatesAt: Type.String({ format: 'date-time' }),
+    retiredAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    revokedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  });
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  app.get(
+    '/api/v1/admin/signing-keys',
+    {
+      onRequest: admin,
+      schema: {
+        tags,
+        summary: 'JWT signing keys still published or signing, and the recently revoked ones',
+        security: bearer,
+        response: {
+          200: Type.Object({ activeKid: Type.Union([Type.String(), Type.Null()]), keys: Type.Array(SigningKey) }),
+          ...errorResponses(401, 403),
+        },
+      },
+    },
+    async () => ({
+      activeKid: (await ctx.keys.activeKid()) ?? null,
+      keys: (await ctx.keys.list()).map((k) => ({
+        kid: k.kid,
+        createdAt: k.createdAt.toISOString(),
+        activatesAt: k.activatesAt.toISOString(),
+        retiredAt: iso(k.retiredAt),
+        revokedAt: iso(k.revokedAt),
+      })),
+    }),
+  );
+  app.post(
+    '/api/v1/admin/signing-keys/:kid/revoke',
+    {
+      onRequest: [admin, fresh],
+      schema: {
+        tags,
+        summary:
+          'Emergency revocation of a compromised signing key: dropped from the JWKS at once, its tokens refused by ' +
+          'every service within the revocation poll (5 s); a revoked signing key is replaced by a new one at once',
+        security: bearer,
+        params: Type.Object({ kid: Type.String({ minLength: 1, maxLength: 128 }) }),
+        body: Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ kid: Type.String(), activeKid: Type.String(), replaced: Type.Boolean() }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (req) => {
+      let r;
+      try {
+        r = await ctx.keys.revoke(req.params.kid);
+      } catch (e) {
+        if ((e as Error).name === 'SigningKeyNotFoundError')
+          throw notFound('SIGNING_KEY_NOT_FOUND', 'no such signing key, or it is revoked already');
+        throw e;
+      }
+      await audit(ctx.pool, req, {
+        action: 'admin.signing_key_revoked',
+        actorId: actor(req),
+        details: { ...r, reason: req.body.reason },
+      });
+      return r;
     },
   );
 
