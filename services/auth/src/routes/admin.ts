@@ -3,7 +3,7 @@ import { AppError, conflict, errorResponses, forbidden, notFound, Type, type App
 import { requireFreshMfa, requireRole, type Role as RoleT } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
-import { createBackup, listBackups, recordBackupRun } from '../backups.ts';
+import { createBackup, listBackups, parseRecipients, recordBackupRun } from '../backups.ts';
 import { USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
 import { resetAccountThrottles } from '../login-guard.ts';
 import { revokeUserSessions } from '../sessions.ts';
@@ -322,8 +322,11 @@ export function adminRoutes(app: App, ctx: Ctx): void {
     name: Type.String(),
     sizeBytes: Type.Integer(),
     createdAt: Type.String({ format: 'date-time' }),
-    sha256: Type.String(),
+    sha256: Type.String({ description: 'of the file as stored (encrypted)' }),
+    encrypted: Type.Boolean({ description: 'age-encrypted (.dump.age); false only for files of older versions' }),
   });
+  // a malformed key fails the start, not the first backup
+  const recipients = parseRecipients(ctx.config.BACKUP_AGE_RECIPIENTS);
   app.get(
     '/api/v1/admin/backups',
     {
@@ -343,7 +346,9 @@ export function adminRoutes(app: App, ctx: Ctx): void {
       onRequest: [admin, fresh],
       schema: {
         tags,
-        summary: 'Run pg_dump --format=custom of the whole database into BACKUP_DIR',
+        summary:
+          'pg_dump --format=custom of the whole database, age-encrypted to BACKUP_AGE_RECIPIENTS as it streams, ' +
+          'into BACKUP_DIR (503 BACKUP_ENCRYPTION_NOT_CONFIGURED without recipients: never a plaintext dump)',
         security: bearer,
         response: { 201: Backup, ...errorResponses(401, 403, 503) },
       },
@@ -351,8 +356,28 @@ export function adminRoutes(app: App, ctx: Ctx): void {
     async (req, reply) => {
       let b;
       const startedAt = new Date();
+      if (!recipients.length) {
+        await recordBackupRun(ctx.pool, {
+          startedAt,
+          status: 'failed',
+          file: '',
+          location: ctx.config.BACKUP_DIR,
+          error: 'BACKUP_AGE_RECIPIENTS is not set',
+        });
+        throw new AppError(
+          503,
+          'BACKUP_ENCRYPTION_NOT_CONFIGURED',
+          'backups are only written encrypted: set BACKUP_AGE_RECIPIENTS (age public keys) on the auth service',
+        );
+      }
       try {
-        b = await createBackup(ctx.config.BACKUP_DIR, ctx.config.DATABASE_URL, ctx.config.PG_DUMP_PATH);
+        b = await createBackup({
+          dir: ctx.config.BACKUP_DIR,
+          databaseUrl: ctx.config.BACKUP_DATABASE_URL ?? ctx.config.DATABASE_URL,
+          recipients,
+          pgDump: ctx.config.PG_DUMP_PATH,
+          age: ctx.config.AGE_PATH,
+        });
       } catch (e) {
         req.log.error({ err: e }, 'backup failed');
         await recordBackupRun(ctx.pool, {
