@@ -45,7 +45,9 @@ export async function provisionFromEnv(env: NodeJS.ProcessEnv): Promise<string[]
   }
   const roles = Object.values(services).map((c) => c.role);
   if (new Set(roles).size !== roles.length) throw new Error('each service needs a role of its own');
-  const backup = env.BACKUP_DATABASE_URL ? credential('BACKUP_DATABASE_URL', env.BACKUP_DATABASE_URL, database) : undefined;
+  const backup = env.BACKUP_DATABASE_URL
+    ? credential('BACKUP_DATABASE_URL', env.BACKUP_DATABASE_URL, database)
+    : undefined;
   await provisionServiceRoles({ adminUrl: admin, services, ...(backup ? { backup } : {}) });
   return [...roles, ...(backup ? [backup.role] : [])];
 }

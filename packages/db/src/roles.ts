@@ -57,12 +57,7 @@ async function upsertRole(c: pg.ClientBase, cred: RoleCredential, inherit = fals
   const { rowCount } = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [cred.role]);
   if (!rowCount) {
     try {
-      await exec(
-        c,
-        `CREATE ROLE %I ${flags} PASSWORD %L`,
-        cred.role,
-        cred.password,
-      );
+      await exec(c, `CREATE ROLE %I ${flags} PASSWORD %L`, cred.role, cred.password);
       return;
     } catch (e) {
       if ((e as { code?: string }).code !== '42710') throw e; // created concurrently: update it below

@@ -73,9 +73,10 @@ export async function createTestDatabase(
     pool,
     ...(roles
       ? {
-          serviceUrls: Object.fromEntries(
-            DB_SERVICES.map((s) => [s, urlForRole(url.toString(), roles[s]!)]),
-          ) as Record<DbService, string>,
+          serviceUrls: Object.fromEntries(DB_SERVICES.map((s) => [s, urlForRole(url.toString(), roles[s]!)])) as Record<
+            DbService,
+            string
+          >,
           backupUrl: urlForRole(url.toString(), backup!),
         }
       : {}),

@@ -115,7 +115,8 @@ export class KeyStore {
       [keepSeconds],
     );
     const current = rows.find((r) => r.active);
-    if (!current) this.active = undefined; // e.g. the signing key was just revoked: never sign with it again
+    if (!current)
+      this.active = undefined; // e.g. the signing key was just revoked: never sign with it again
     else if (current.kid !== this.active?.kid) {
       this.active = { kid: current.kid, privateKey: this.sealer.open(current.private_key_enc, current.kid) };
     }

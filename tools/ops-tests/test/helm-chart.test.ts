@@ -191,7 +191,9 @@ describe('templates (structure; Helm itself is not available here)', () => {
     // every secret comes from a Secret
     expect(t).not.toMatch(/value: .*(password|PASSWORD)/);
     // each service's DATABASE_URL from its own role's Secret (exchange.databaseEnv)
-    expect(tpl('_helpers.tpl')).toMatch(/name: \{\{ \.var \| default "DATABASE_URL" \}\}\s*\n\s*valueFrom:\s*\n\s*secretKeyRef:/);
+    expect(tpl('_helpers.tpl')).toMatch(
+      /name: \{\{ \.var \| default "DATABASE_URL" \}\}\s*\n\s*valueFrom:\s*\n\s*secretKeyRef:/,
+    );
     expect(t).toMatch(/include "exchange.databaseEnv" \(dict "root" \$ "name" \$name\)/);
   });
 

@@ -72,7 +72,9 @@ test('a database migrated by one shared role is handed over to the service roles
   // before: everything owned by the superuser, as every install so far
   for (const s of Object.keys(SERVICE_SCHEMAS) as DbService[])
     await migrate(db.pool, { migrationsFolder: folder(s), schema: SERVICE_SCHEMAS[s] });
-  await db.pool.query(`INSERT INTO auth.backup_runs (started_at, status, file, location) VALUES (now(), 'succeeded', 'f', 'l')`);
+  await db.pool.query(
+    `INSERT INTO auth.backup_runs (started_at, status, file, location) VALUES (now(), 'succeeded', 'f', 'l')`,
+  );
   const role = `${db.name}_auth`;
   const other = `${db.name}_wallet`;
   try {
@@ -87,7 +89,9 @@ test('a database migrated by one shared role is handed over to the service roles
     const pool = createPool({ connectionString: url.toString(), max: 1 });
     try {
       await migrate(pool, { migrationsFolder: folder('auth'), schema: 'auth' });
-      await pool.query(`INSERT INTO auth.backup_runs (started_at, status, file, location) VALUES (now(), 'failed', 'g', 'l')`);
+      await pool.query(
+        `INSERT INTO auth.backup_runs (started_at, status, file, location) VALUES (now(), 'failed', 'g', 'l')`,
+      );
     } finally {
       await pool.end();
     }

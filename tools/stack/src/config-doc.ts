@@ -75,7 +75,7 @@ export function render(): string {
     '',
     '| variable | default | meaning |',
     '|---|---|---|',
-    '| `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/exchange` | the database host mode creates, as a role that may create roles: each service then connects as its own role `<database>_auth`, … (owning only its schema; passwords from `DATABASE_ROLE_SEED` in `.stack/secrets.json`), auth\'s admin backups as `<database>_backup` (read-only) |',
+    "| `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/exchange` | the database host mode creates, as a role that may create roles: each service then connects as its own role `<database>_auth`, … (owning only its schema; passwords from `DATABASE_ROLE_SEED` in `.stack/secrets.json`), auth's admin backups as `<database>_backup` (read-only) |",
     '| `AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/exchange` | broker and vhost (created through the management API) |',
     '| `RABBITMQ_MANAGEMENT_URL` | `http://guest:guest@127.0.0.1:15672` | management API (vhost creation, preflight) |',
     '| `REDIS_URL` | `redis://127.0.0.1:6379` | Redis of the gateway and the services |',

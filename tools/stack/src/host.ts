@@ -121,7 +121,10 @@ export function redactUrl(url: string): string {
 }
 
 /** The database roles host mode uses: `<database>_auth`, …, and `<database>_backup` (cluster-wide names). */
-function hostRoles(databaseUrl: string, seed: string): { services: Record<DbService, RoleCredential>; backup: RoleCredential } {
+function hostRoles(
+  databaseUrl: string,
+  seed: string,
+): { services: Record<DbService, RoleCredential>; backup: RoleCredential } {
   const db = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
   const cred = (who: DbService | 'backup'): RoleCredential => {
     const role = serviceRoleName(db, who);

@@ -24,7 +24,8 @@ export function internalRoutes(app: App, ctx: Ctx): void {
             asOf: Type.Integer({ description: 'epoch ms (database clock); pass back as since' }),
             sessions: Type.Array(Type.Object({ sid: Type.String(), until: Type.Integer({ description: 'epoch s' }) })),
             revokedKids: Type.Array(Type.String(), {
-              description: 'signing keys revoked in an emergency: tokens they signed are refused (always the full list)',
+              description:
+                'signing keys revoked in an emergency: tokens they signed are refused (always the full list)',
             }),
           }),
           ...errorResponses(400, 401),
