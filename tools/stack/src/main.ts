@@ -83,7 +83,12 @@ async function start(argv: string[]): Promise<void> {
   }
   out.info(`Preparing database ${dbName(settings)} and RabbitMQ vhost "${settings.vhost}"…`);
   await ensureDatabase(settings.databaseUrl);
-  const roles = await databaseRoles(settings.databaseUrl, secrets.DATABASE_ROLE_SEED);
+  const roles = await databaseRoles(settings.databaseUrl, secrets.DATABASE_ROLE_SEED).catch((err: Error) => {
+    throw new Fatal(
+      `Could not create the services' database roles as ${redactUrl(settings.databaseUrl)}: ${err.message}. ` +
+        'DATABASE_URL must name a role that may create roles (the local superuser, or one with CREATEROLE).',
+    );
+  });
   const backupRecipient = backupAgeRecipient(join(settings.stateDir, 'backup-age-identity.txt'));
   await ensureVhost(settings.managementUrl, settings.vhost);
 
