@@ -117,14 +117,19 @@ export async function provisionServiceRoles(opts: ProvisionOptions): Promise<voi
   try {
     // Roles are cluster-wide: one provisioning at a time (two stacks starting together).
     await c.query('SELECT pg_advisory_lock(hashtext($1))', ['exchange:provision-roles']);
-    const { rows } = await c.query<{ db: string }>('SELECT current_database() AS db');
-    const db = rows[0]!.db;
+    const { rows } = await c.query<{ db: string; me: string; su: boolean }>(
+      `SELECT current_database() AS db, current_user AS me, rolsuper AS su FROM pg_roles WHERE rolname = current_user`,
+    );
+    const { db, me, su } = rows[0]!;
     // Nothing lives in public; no one may create objects there (the PostgreSQL 15 default, made explicit).
     await c.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
     for (const service of DB_SERVICES) {
       const cred = opts.services[service];
       if (!cred) continue;
       await upsertRole(c, cred);
+      // A CREATEROLE admin (a managed PostgreSQL's) may give objects to a role, and later drop them in a restore,
+      // only as a member of it; a superuser needs nothing.
+      if (!su) await exec(c, 'GRANT %I TO %I', cred.role, me);
       await exec(c, 'GRANT CONNECT ON DATABASE %I TO %I', db, cred.role);
       await handOver(c, SERVICE_SCHEMAS[service], cred.role);
     }

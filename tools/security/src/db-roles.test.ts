@@ -109,3 +109,42 @@ test('a database migrated by one shared role is handed over to the service roles
     await dropRoles('postgres://postgres@127.0.0.1:5432/postgres', [role, other]);
   }
 }, 60_000);
+
+test('a CREATEROLE admin (no superuser, as on a managed PostgreSQL) provisions the roles too', async () => {
+  const db = await createTestDatabase('sec_roles_createrole');
+  const admin = `${db.name}_admin`;
+  const roles = [`${db.name}_auth`, `${db.name}_wallet`];
+  try {
+    await db.pool.query(`CREATE ROLE "${admin}" LOGIN CREATEROLE PASSWORD 'pw-admin'`);
+    await db.pool.query(`ALTER DATABASE "${db.name}" OWNER TO "${admin}"`);
+    const url = new URL(db.url);
+    url.username = admin;
+    url.password = 'pw-admin';
+    // the database as the old shared role left it: everything owned by that (non-superuser) admin
+    const adminPool = createPool({ connectionString: url.toString(), max: 1 });
+    try {
+      await migrate(adminPool, { migrationsFolder: folder('auth'), schema: 'auth' });
+      await migrate(adminPool, { migrationsFolder: folder('wallet'), schema: 'wallet' });
+    } finally {
+      await adminPool.end();
+    }
+    await provisionServiceRoles({
+      adminUrl: url.toString(),
+      services: { auth: { role: roles[0]!, password: 'pw-a' }, wallet: { role: roles[1]!, password: 'pw-w' } },
+    });
+    const owners = await db.pool.query(
+      `SELECT DISTINCT n.nspname, pg_get_userbyid(c.relowner) AS owner FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('auth', 'wallet') ORDER BY 1`,
+    );
+    expect(owners.rows).toEqual([
+      { nspname: 'auth', owner: roles[0] },
+      { nspname: 'wallet', owner: roles[1] },
+    ]);
+    url.username = roles[1]!;
+    url.password = 'pw-w';
+    expect(await denied(url.toString(), 'SELECT * FROM auth.users')).toBe('42501');
+  } finally {
+    await db.drop();
+    await dropRoles('postgres://postgres@127.0.0.1:5432/postgres', [...roles, admin]);
+  }
+}, 60_000);
