@@ -332,6 +332,9 @@ test('login solves the proof of work an account asks for (client and CLI), and o
   };
   expect(await runCli(['login', '--email', 'a@example.com'], io)).toBe(0);
   expect(out.at(-1)).toBe('logged in as a@example.com (user)');
+  // the solver is the web app's too: Web Crypto only (altcha-lib's own SHA derivation imports node:crypto)
+  const source = await readFile(new URL('./proof-of-work.ts', import.meta.url), 'utf8');
+  expect(source).not.toMatch(/from '(node:|altcha-lib\/algorithms)/);
 });
 
 test('stream: authenticates in the first message (never in the URL) and subscribes', async () => {

@@ -4,9 +4,22 @@
  * counter whose derived key has the asked-for prefix and sends base64(JSON {challenge, solution}) as `proofOfWork`.
  * The owner's client pays a second or two once; a guesser pays it for every guess.
  */
-import { solveChallenge, type Challenge } from 'altcha-lib';
-import { deriveKey } from 'altcha-lib/algorithms/sha';
+import { solveChallenge, type Challenge, type DeriveKeyFunction } from 'altcha-lib';
 import { ExchangeApiError } from './errors.ts';
+
+/**
+ * altcha-lib's SHA-256 key derivation (`algorithms/sha`: salt‖password hashed `cost` times, cut to `keyLength`), on
+ * Web Crypto instead of node:crypto, so the same code runs in the browser (apps/web) and in Node.
+ */
+const deriveKey: DeriveKeyFunction = async (parameters, salt, password) => {
+  let data = new Uint8Array(salt.length + password.length);
+  data.set(salt, 0);
+  data.set(password, salt.length);
+  for (let i = 0; i < Math.max(1, parameters.cost); i++) {
+    data = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data));
+  }
+  return { parameters: {}, derivedKey: data.subarray(0, parameters.keyLength ?? 32) };
+};
 
 /** The challenge a 429 PROOF_OF_WORK_REQUIRED carries, or undefined for any other error. */
 export function proofOfWorkChallenge(err: unknown): Challenge | undefined {
@@ -17,6 +30,7 @@ export function proofOfWorkChallenge(err: unknown): Challenge | undefined {
 
 /** Solve `challenge` and encode the answer as the login's `proofOfWork` field. */
 export async function solveProofOfWork(challenge: Challenge, signal?: AbortSignal): Promise<string> {
+  if (challenge.parameters.algorithm !== 'SHA-256') throw new Error('unsupported proof-of-work algorithm');
   const controller = new AbortController();
   signal?.addEventListener('abort', () => controller.abort(), { once: true });
   const solution = await solveChallenge({ challenge, deriveKey, controller });
