@@ -61,7 +61,13 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
 async function startOnce(opts: TestStackOptions): Promise<TestStack> {
   const db = opts.database ?? (await createTestDatabase('e2e', { serviceRoles: opts.databaseRoles !== false }));
   const dropDb = opts.database ? async () => {} : () => db.drop();
-  const vhost = opts.amqpUrl ? undefined : await createTestVhost('e2e');
+  // a fresh database (and its roles) must not outlive a broker that refuses the vhost
+  const vhost = opts.amqpUrl
+    ? undefined
+    : await createTestVhost('e2e').catch(async (err: unknown) => {
+        await dropDb();
+        throw err;
+      });
   const base = (portCursor += 10 + Math.floor(Math.random() * 500));
   const logs: string[] = [];
   // admin backups are encrypted to a key pair of this stack's (identity in /tmp/e2e-age-<db>.txt)
