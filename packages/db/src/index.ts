@@ -205,3 +205,4 @@ export {
   type ProvisionOptions,
   type RoleCredential,
 } from './roles.ts';
+export { provisionFromEnv } from './provision-roles.ts';

@@ -16,7 +16,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { provisionFromEnv } from '@exchange/db';
 import { assertTradingConsistency, assertWalletReconciliation, waitForQuiescence } from './consistency.ts';
 import { crossTrade, eventually, startTestStack, type TestStack } from './index.ts';
 
@@ -35,7 +37,8 @@ let db: TestDatabase;
 let t: TestStack | undefined;
 
 beforeAll(async () => {
-  db = await createTestDatabase('drill');
+  // the services run as their own database roles, as every deployment does
+  db = await createTestDatabase('drill', { serviceRoles: true });
   await run('age-keygen', ['-o', join(work, 'key.txt')]);
   const { stdout } = await run('age-keygen', ['-y', join(work, 'key.txt')]);
   await run('sh', ['-c', `printf '%s\\n' "$1" > "$2"`, 'sh', stdout.trim(), join(work, 'recipients.txt')]);
@@ -159,6 +162,25 @@ test('a dump taken before a migration restores over the live database; the servi
     { n: 0 },
   ]);
   expect(await q(`SELECT id::text FROM orders.orders WHERE id IN ('${before}', '${after}')`)).toEqual([{ id: before }]);
+
+  // --- the restored objects belong to the restoring role (--no-owner): the services' roles cannot read them until
+  // the provisioning step (compose's db-roles one-shot, the chart's migration hook) hands them back
+  const walletRole = new pg.Client({ connectionString: db.serviceUrls!.wallet });
+  await walletRole.connect();
+  try {
+    await expect(walletRole.query('SELECT count(*) FROM wallet.accounts')).rejects.toMatchObject({ code: '42501' });
+    await provisionFromEnv({
+      DATABASE_ADMIN_URL: db.url,
+      AUTH_DATABASE_URL: db.serviceUrls!.auth,
+      WALLET_DATABASE_URL: db.serviceUrls!.wallet,
+      ORDER_DATABASE_URL: db.serviceUrls!.order,
+      PAYMENT_PROCESSOR_DATABASE_URL: db.serviceUrls!['payment-processor'],
+      BACKUP_DATABASE_URL: db.backupUrl!,
+    });
+    expect((await walletRole.query('SELECT count(*)::int AS n FROM wallet.accounts')).rows[0].n).toBeGreaterThan(0);
+  } finally {
+    await walletRole.end();
+  }
 
   // --- the services start on the restored database; the books balance
   await t.close();
