@@ -7,6 +7,7 @@
  *   DATABASE_ADMIN_URL              the database, as a role that may create roles (superuser or CREATEROLE)
  *   AUTH_DATABASE_URL, WALLET_DATABASE_URL, ORDER_DATABASE_URL, PAYMENT_PROCESSOR_DATABASE_URL
  *                                   each service's own URL: its user and password become that role's
+ *   NOTIFICATION_DATABASE_URL       optional: the notification service's
  *   BACKUP_DATABASE_URL             optional: the read-only role backups dump as (pg_read_all_data)
  */
 import { DB_SERVICES, provisionServiceRoles, type DbService, type RoleCredential } from './roles.ts';
@@ -16,7 +17,10 @@ const ENV: Record<DbService, string> = {
   wallet: 'WALLET_DATABASE_URL',
   order: 'ORDER_DATABASE_URL',
   'payment-processor': 'PAYMENT_PROCESSOR_DATABASE_URL',
+  notification: 'NOTIFICATION_DATABASE_URL',
 };
+/** Optional: a deployment without account mails has no notification service. */
+const OPTIONAL = new Set<DbService>(['notification']);
 
 function credential(variable: string, url: string, database: string): RoleCredential {
   let u: URL;
@@ -40,6 +44,7 @@ export async function provisionFromEnv(env: NodeJS.ProcessEnv): Promise<string[]
   const services: Partial<Record<DbService, RoleCredential>> = {};
   for (const s of DB_SERVICES) {
     const url = env[ENV[s]];
+    if (!url && OPTIONAL.has(s)) continue;
     if (!url) throw new Error(`${ENV[s]} is required`);
     services[s] = credential(ENV[s], url, database);
   }

@@ -17,6 +17,7 @@ export const SERVICE_SCHEMAS = {
   wallet: 'wallet',
   order: 'orders',
   'payment-processor': 'payment',
+  notification: 'notification',
 } as const;
 export type DbService = keyof typeof SERVICE_SCHEMAS;
 export const DB_SERVICES = Object.keys(SERVICE_SCHEMAS) as DbService[];
