@@ -67,7 +67,7 @@ function auxiliaryProcesses(s: HostSettings, secrets: Secrets, demo: boolean): A
       ],
       port: m.maildevWeb,
       readyPath: '/api/email',
-      summary: `Mail (MailDev):  http://localhost:${m.maildevWeb}/   (every mail: verification, reset, withdrawals; SMTP :${m.maildevSmtp})`,
+      summary: `Mail (MailDev):  http://localhost:${m.maildevWeb}/index.html   (every mail: verification, reset, withdrawals; SMTP :${m.maildevSmtp})`,
     },
     {
       name: 'notification',
