@@ -391,7 +391,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         description:
           'Accepted (202): the cancel goes to the engine through the outbox; the order shows `cancelRequested: true` ' +
           'until the engine confirms (status `cancelled`, or `filled` if it filled first). Works while trading is ' +
-          'disabled or the market halted.',
+          'disabled or the market halted. Repeating it while `cancelRequested` is true sends the cancel again (the ' +
+          'engine applies one cancel per order), so a cancel that never reached the engine can be re-sent.',
         security: bearer,
         params: Type.Object({ id: OrderId }),
         response: { 202: OrderSchema, ...errorResponses(400, 401, 403, 404, 409) },
