@@ -556,6 +556,46 @@ describe('internal API for the wallet reconciliation', () => {
         .statusCode,
     ).toBe(401);
   });
+
+  it('pages through the trade tape of a time window (trades_unsettled); internal token only', async () => {
+    const at = (msAgo: number) => new Date(Date.now() - msAgo);
+    const ids: string[] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const times = [at(3_600_000), at(1_800_000), at(900_000), at(10 * 3_600_000)]; // the last one is outside
+    for (let i = 0; i < ids.length; i++) {
+      await h.db.pool.query(
+        `INSERT INTO orders.trades (trade_id, market, seq, price_ticks, quantity_lots, quote_amount, taker_side,
+                                    executed_at) VALUES ($1, 'BTC-USD', $2, 30000, 1, 3000, 'buy', $3)`,
+        [ids[i], 900_000 + i, times[i]],
+      );
+    }
+    const internal = { 'x-internal-token': h.issuer.internalToken };
+    const from = at(2 * 3_600_000).toISOString();
+    const to = at(60_000).toISOString();
+    const got: Array<{ tradeId: string; market: string; executedAt: string }> = [];
+    let after: string | null = null;
+    do {
+      const q = new URLSearchParams({ from, to, limit: '2', ...(after ? { after } : {}) });
+      const page: { statusCode: number; json(): any } = await h.app.inject({
+        url: `/internal/trades?${q.toString()}`,
+        headers: internal,
+      });
+      expect(page.statusCode).toBe(200);
+      got.push(...page.json().trades);
+      after = page.json().next;
+    } while (after);
+    const mine = got.filter((t) => ids.includes(t.tradeId));
+    expect(mine.map((t) => t.tradeId).sort()).toEqual(ids.slice(0, 3).sort());
+    expect(mine.find((t) => t.tradeId === ids[0])).toEqual({
+      tradeId: ids[0],
+      market: 'BTC-USD',
+      executedAt: times[0]!.toISOString(),
+    });
+    expect(new Set(got.map((t) => t.tradeId)).size).toBe(got.length);
+    expect((await h.app.inject({ url: `/internal/trades?from=${from}&to=${to}` })).statusCode).toBe(401);
+    expect((await h.app.inject({ url: '/internal/trades?from=yesterday&to=now', headers: internal })).statusCode).toBe(
+      400,
+    );
+  });
 });
 
 describe('reading and cancelling', () => {
