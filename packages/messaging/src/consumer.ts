@@ -231,6 +231,18 @@ export class Consumer implements ConnectionResource {
   private idle: Array<() => void> = [];
   /** Aborted on stop: ends in-place waits (inline retry backoff, database outage) early. */
   private readonly stopping = new AbortController();
+  /**
+   * Aborted when the channel is lost: a handler of the dead channel that is waiting (inline retry backoff, a transient
+   * failure) gives up at once. Its message is redelivered on the new channel, and until it returns it counts as
+   * running, which holds back every delivery of the new channel (concurrency 1): without this a reconnect could
+   * stall the queue for the rest of a backoff (up to a minute).
+   */
+  private channelLost = new AbortController();
+
+  /** Ends a wait on stop or when the channel the delivery came on is gone. */
+  private waitSignal(): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, this.channelLost.signal]);
+  }
 
   constructor(opts: ConsumeOptions, deps: ConsumerDeps, declared?: { retry?: RetryPolicy; deliveryLimit?: number }) {
     this.opts = opts;
@@ -245,6 +257,8 @@ export class Consumer implements ConnectionResource {
   async open(conn: ChannelModel): Promise<void> {
     if (this.stopped) return;
     const gen = ++this.gen;
+    this.channelLost.abort();
+    this.channelLost = new AbortController();
     this.backlog = []; // deliveries of a dead channel come again
     const ch = await conn.createChannel();
     ch.on('error', (err: Error) => this.logger.warn({ err, queue: this.queue }, 'consumer: channel error'));
@@ -293,6 +307,7 @@ export class Consumer implements ConnectionResource {
   lost(): void {
     this.ch = undefined;
     this.backlog = [];
+    this.channelLost.abort();
   }
 
   /** Stop taking deliveries, wait for running handlers, close the channel (unacked messages go back). */
@@ -490,6 +505,7 @@ export class Consumer implements ConnectionResource {
       })),
     });
     let dbWait = 200;
+    const signal = this.waitSignal();
     try {
       for (;;) {
         try {
@@ -537,9 +553,9 @@ export class Consumer implements ConnectionResource {
           if (this.isTransient(err) && items[0]!.d.gen === this.gen && !this.stopped) {
             this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'transient' });
             this.logger.warn({ queue: this.queue, err, retryInMs: dbWait }, 'consumer: transient failure, waiting');
-            await sleep(dbWait, this.stopping.signal);
+            await sleep(dbWait, signal);
             dbWait = Math.min(dbWait * 2, 5_000);
-            if (this.stopped) return undefined;
+            if (this.stopped || items[0]!.d.gen !== this.gen) return undefined;
             continue;
           }
           this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'batch_split' });
@@ -616,6 +632,7 @@ export class Consumer implements ConnectionResource {
     const type = parsed && typeof parsed === 'object' ? (parsed as { type?: unknown }).type : undefined;
     if (typeof id !== 'string' || id.length === 0 || id.length > 200) return false;
     let wait = 200;
+    const signal = this.waitSignal();
     for (;;) {
       if (d.gen !== this.gen || this.stopped) return true; // redelivered; decided then
       try {
@@ -635,7 +652,7 @@ export class Consumer implements ConnectionResource {
       } catch (err) {
         if (err instanceof InvalidHandled) return false;
         if (this.isTransient(err) && !this.stopped) {
-          await sleep(wait, this.stopping.signal);
+          await sleep(wait, signal);
           wait = Math.min(wait * 2, 5_000);
           continue;
         }
@@ -661,6 +678,7 @@ export class Consumer implements ConnectionResource {
     let outcome: 'ok' | 'duplicate';
     let attempt = x.attempt;
     let dbWait = 200;
+    const signal = this.waitSignal();
     try {
       for (;;) {
         try {
@@ -686,8 +704,9 @@ export class Consumer implements ConnectionResource {
               { queue: this.queue, messageId: envelope.id, err, retryInMs: dbWait },
               'consumer: transient failure, waiting',
             );
-            await sleep(dbWait, this.stopping.signal);
+            await sleep(dbWait, signal);
             dbWait = Math.min(dbWait * 2, 5_000);
+            if (d.gen !== this.gen) throw new StoppedError(); // redelivered on the new channel
             continue;
           }
           // Inline mode: retry right here (the message stays unacked and holds the queue, so order is kept).
@@ -701,8 +720,8 @@ export class Consumer implements ConnectionResource {
             { queue: this.queue, messageId: envelope.id, attempt, err },
             'consumer: handler failed, retrying in place',
           );
-          await sleep(retryDelay(this.retry, attempt), this.stopping.signal);
-          if (this.stopped) throw new StoppedError();
+          await sleep(retryDelay(this.retry, attempt), signal);
+          if (this.stopped || d.gen !== this.gen) throw new StoppedError(); // stopped, or redelivered on a new channel
         }
       }
     } catch (err) {
