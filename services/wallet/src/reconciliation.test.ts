@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { OrderRef, TradeRef } from '@exchange/contracts/orders';
-import { SettleTradeV1 } from '@exchange/contracts/trading';
+import { PayoutCompletedV1, SettleTradeV1 } from '@exchange/contracts/trading';
+
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createHold, releaseHold } from './ledger.ts';
@@ -202,4 +203,38 @@ test('a trade on the tape without its settlement, older than the grace period, i
   expect(check.mismatches).toBe(1);
   expect(check.items).toEqual([{ ...unsettled, problem: 'trade executed but never settled' }]);
   expect(report.status).toBe('mismatch');
+});
+
+test('a payout the rail reported paid whose booking was dead-lettered is a mismatch (payouts_paid_unbooked)', async () => {
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 100_000n);
+  const assets = new Assets();
+  const w = await requestWithdrawal(
+    db.pool,
+    assets,
+    { limits: parseWithdrawalLimits(undefined, assets), dispatchDelayMs: 0 },
+    { userId: user, asset: 'USD', amount: '100', address: 'DE89370400440532013000' },
+  );
+  while ((await dispatchNextWithdrawal(db.pool)) !== undefined);
+  const clean = await runReconciliation(db.pool, { trigger: 'manual' });
+  expect(clean.report.checks.find((c) => c.name === 'payouts_paid_unbooked')).toMatchObject({ mismatches: 0 });
+  // the rail paid it (payout.completed), but the wallet could not book it: the consumer dead-lettered the message
+  const completed = PayoutCompletedV1.create(
+    { withdrawalId: w.id, railTxId: 'sim_paid_but_unbooked', completedAt: new Date().toISOString() },
+    { producer: 'payment-processor' },
+  );
+  await db.pool.query(
+    `INSERT INTO wallet.dead_letters (queue, message_id, type, message, headers, reason, attempts, status)
+     VALUES ('wallet.payouts', $1, $2, $3, '{}', 'handler failed 6 times: boom', 6, 'dead')`,
+    [completed.id, completed.type, JSON.stringify(completed)],
+  );
+  const report = await runReconciliation(db.pool, { trigger: 'manual' });
+  const check = report.report.checks.find((c) => c.name === 'payouts_paid_unbooked')!;
+  expect(check.mismatches).toBe(1);
+  expect(check.items[0]).toMatchObject({ withdrawalId: w.id, status: 'processing', railTxId: 'sim_paid_but_unbooked' });
+  expect(report.status).toBe('mismatch');
+  // once retried (and booked) it is no longer listed
+  await db.pool.query(`UPDATE wallet.dead_letters SET status = 'retried' WHERE message_id = $1`, [completed.id]);
+  const after = await runReconciliation(db.pool, { trigger: 'manual' });
+  expect(after.report.checks.find((c) => c.name === 'payouts_paid_unbooked')).toMatchObject({ mismatches: 0 });
 });

@@ -168,6 +168,18 @@ const CHECKS: Array<{ name: string; description: string; sql: string }> = [
            WHERE status = 'processing' AND updated_at < now() - interval '30 minutes'
            ORDER BY updated_at`,
   },
+  {
+    name: 'payouts_paid_unbooked',
+    description:
+      'No withdrawal the payout rail reported paid out (its payout.completed reached the wallet and was ' +
+      'dead-lettered) without the ledger booking it as completed: the money left, the user still has it',
+    sql: `SELECT w.id::text AS "withdrawalId", w.user_id AS "userId", w.asset, w.amount::text AS amount, w.status,
+                 d.message->'payload'->>'railTxId' AS "railTxId", d.reason, d.dead_lettered_at AS "deadLetteredAt"
+            FROM wallet.dead_letters d
+            JOIN wallet.withdrawals w ON w.id::text = d.message->'payload'->>'withdrawalId'
+           WHERE d.type = 'payout.completed' AND d.status = 'dead' AND w.status <> 'completed'
+           ORDER BY d.id`,
+  },
 ];
 
 const ORDER_HOLDS = {
