@@ -555,7 +555,8 @@ export class Consumer implements ConnectionResource {
             this.logger.warn({ queue: this.queue, err, retryInMs: dbWait }, 'consumer: transient failure, waiting');
             await sleep(dbWait, signal);
             dbWait = Math.min(dbWait * 2, 5_000);
-            if (this.stopped || items[0]!.d.gen !== this.gen) return undefined;
+            // stopped, or its channel is gone (the batch is redelivered): no point going on
+            if (signal.aborted || this.stopped || items[0]!.d.gen !== this.gen) return undefined;
             continue;
           }
           this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'batch_split' });
@@ -654,6 +655,7 @@ export class Consumer implements ConnectionResource {
         if (this.isTransient(err) && !this.stopped) {
           await sleep(wait, signal);
           wait = Math.min(wait * 2, 5_000);
+          if (signal.aborted) return true; // stopped, or its channel is gone: redelivered, decided then
           continue;
         }
         this.logger.error({ err, queue: this.queue, messageId: id }, 'consumer: onInvalid failed; dead-lettering');
@@ -706,7 +708,7 @@ export class Consumer implements ConnectionResource {
             );
             await sleep(dbWait, signal);
             dbWait = Math.min(dbWait * 2, 5_000);
-            if (d.gen !== this.gen) throw new StoppedError(); // redelivered on the new channel
+            if (signal.aborted || d.gen !== this.gen) throw new StoppedError(); // stopped, or redelivered on a new channel
             continue;
           }
           // Inline mode: retry right here (the message stays unacked and holds the queue, so order is kept).
@@ -721,7 +723,7 @@ export class Consumer implements ConnectionResource {
             'consumer: handler failed, retrying in place',
           );
           await sleep(retryDelay(this.retry, attempt), signal);
-          if (this.stopped || d.gen !== this.gen) throw new StoppedError(); // stopped, or redelivered on a new channel
+          if (signal.aborted || this.stopped || d.gen !== this.gen) throw new StoppedError(); // redelivered later
         }
       }
     } catch (err) {
