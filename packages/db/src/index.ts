@@ -3,6 +3,7 @@ import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator';
 
 export type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+export { GroupCommit, type GroupCommitOptions, type Outcome } from './group-commit.ts';
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
