@@ -8,7 +8,11 @@ export interface ConnectionOptions {
   /** Shown in the management UI (`connection_name`), e.g. `wallet-7f9c` ; tests close connections by it. */
   name: string;
   logger?: Logger;
-  /** Reconnect backoff: first delay, cap (ms). Default 200 → 10_000, doubled each failure, ±20 % jitter. */
+  /**
+   * Reconnect backoff: first delay, cap (ms). Default 200 → 2_000, doubled each failure, ±20 % jitter. The cap is
+   * also how long a client may stay away after the broker is back (a 10 s cap made every service lag a broker
+   * restart by up to 10 s, one after the other along the order → engine → wallet path).
+   */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   /**
    * AMQP heartbeat in seconds (default 5): a silently dead TCP connection is noticed within ~2 intervals. It is also
@@ -67,7 +71,7 @@ export class RabbitConnection {
     this.name = opts.name;
     this.logger = opts.logger ?? stderrLogger;
     this.initialDelay = opts.reconnect?.initialDelayMs ?? 200;
-    this.maxDelay = opts.reconnect?.maxDelayMs ?? 10_000;
+    this.maxDelay = opts.reconnect?.maxDelayMs ?? 2_000;
     this.heartbeat = opts.heartbeatSeconds ?? 5;
   }
 

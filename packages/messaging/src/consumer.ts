@@ -19,7 +19,7 @@ import type { ConnectionResource, RabbitConnection } from './connection.ts';
 import type { ConfirmPublisher } from './publisher.ts';
 import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
 import type { MessagingMetrics } from './metrics.ts';
-import { DEAD_LETTER_TABLE, INBOX_TABLE, qualify } from './tables.ts';
+import { DEAD_LETTER_TABLE, INBOX_TABLE, MESSAGE_ATTEMPTS_TABLE, qualify } from './tables.ts';
 import {
   DEFAULT_DELIVERY_LIMIT,
   DEFAULT_EXCHANGE,
@@ -40,7 +40,7 @@ export interface DeliveryContext {
   queue: string;
   /** Handler failures before this run (0 on the first). */
   attempt: number;
-  /** Deliveries of this copy before this one without a settle (consumer crash, lost connection). */
+  /** The broker's count of earlier deliveries without a settle (informational: reconnects count too). */
   deliveryCount: number;
   redelivered: boolean;
   headers: Record<string, unknown>;
@@ -59,7 +59,12 @@ export interface ConsumeOptions {
   handler: MessageHandler;
   /** Defaults to the policy the queue was declared with (or DEFAULT_RETRY). */
   retry?: RetryPolicy;
-  /** Defaults to the queue's declared delivery limit (or 10). */
+  /**
+   * How many times a message may be handled again after a redelivery without being applied (consumer crashes or
+   * connection losses while it was in hand) before it is poison. Counted per message id in the database
+   * (`message_attempts`), only for messages whose handling actually started, so a reconnect does not count against
+   * the messages merely waiting in the prefetch window. Defaults to the queue's declared delivery limit (or 10).
+   */
   deliveryLimit?: number;
   isolation?: Isolation;
   /**
@@ -77,6 +82,25 @@ export interface ConsumeOptions {
    * what a message does, only how many commits it shares. Handlers must keep all their effects in the transaction.
    */
   batch?: number;
+  /**
+   * Errors that say nothing about the message (the database or a dependency is unavailable, a timeout, a
+   * serialization failure …): waited out with backoff (up to 5 s) for as long as they last, holding the message,
+   * never counted as an attempt. Default: `isDatabaseUnavailable`.
+   */
+  transient?: (err: unknown) => boolean;
+  /**
+   * Instead of dead-lettering a message that failed past its retries or keeps crashing its consumer: halt. The
+   * consumer stops for good, the message stays at the head of its queue (unacked, returned when the channel
+   * closes), and this is called with the reason. For queues whose messages must never be skipped (per-market
+   * engine commands). Permanent errors (PermanentError, invalid messages) are still dead-lettered.
+   */
+  onExhausted?: (info: { envelope: Envelope; reason: string; error: unknown }) => Promise<void>;
+  /**
+   * A message that fails contract validation but carries an id: the handler may turn it into an outcome (e.g. the
+   * engine rejects an invalid order and releases its hold) in the usual transaction with the inbox row, and returns
+   * true; false dead-letters it as usual.
+   */
+  onInvalid?: (parsed: unknown, reason: string, client: pg.PoolClient) => Promise<boolean>;
   /** Test hook, run after the transaction committed and before the ack. */
   hooks?: { afterCommit?(message: Envelope): void | Promise<void> };
 }
@@ -91,6 +115,15 @@ export interface ConsumerDeps {
 }
 
 class PoisonError extends Error {}
+class InvalidHandled extends Error {}
+
+/** A message id already applied with different content (not a redelivery): dead-lettered, and counted. */
+export class IdConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdConflictError';
+  }
+}
 
 /**
  * Throw from a handler when retrying cannot help (the message contradicts the state for good, an unknown
@@ -103,7 +136,15 @@ export class PermanentError extends Error {
   }
 }
 
-const isPermanent = (err: unknown) => err instanceof PoisonError || err instanceof PermanentError;
+const isPermanent = (err: unknown) =>
+  err instanceof PoisonError || err instanceof PermanentError || err instanceof IdConflictError;
+
+/** What the inbox keeps of a message's content: SHA-256 of its type, version and payload. */
+export function messageDigest(envelope: Envelope): string {
+  return createHash('sha256')
+    .update(`${envelope.type}@v${envelope.version}\n${JSON.stringify(envelope.payload)}`)
+    .digest('hex');
+}
 class StoppedError extends Error {}
 
 const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '53300']);
@@ -135,6 +176,8 @@ interface Delivery {
   msg: ConsumeMessage;
   ch: Channel;
   gen: number;
+  /** Its handling start after a redelivery is recorded in `message_attempts` (delete the row with its effect). */
+  counted?: boolean;
 }
 
 const tracer = () => trace.getTracer('@exchange/messaging');
@@ -188,6 +231,18 @@ export class Consumer implements ConnectionResource {
   private idle: Array<() => void> = [];
   /** Aborted on stop: ends in-place waits (inline retry backoff, database outage) early. */
   private readonly stopping = new AbortController();
+  /**
+   * Aborted when the channel is lost: a handler of the dead channel that is waiting (inline retry backoff, a transient
+   * failure) gives up at once. Its message is redelivered on the new channel, and until it returns it counts as
+   * running, which holds back every delivery of the new channel (concurrency 1): without this a reconnect could
+   * stall the queue for the rest of a backoff (up to a minute).
+   */
+  private channelLost = new AbortController();
+
+  /** Ends a wait on stop or when the channel the delivery came on is gone. */
+  private waitSignal(): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, this.channelLost.signal]);
+  }
 
   constructor(opts: ConsumeOptions, deps: ConsumerDeps, declared?: { retry?: RetryPolicy; deliveryLimit?: number }) {
     this.opts = opts;
@@ -202,6 +257,8 @@ export class Consumer implements ConnectionResource {
   async open(conn: ChannelModel): Promise<void> {
     if (this.stopped) return;
     const gen = ++this.gen;
+    this.channelLost.abort();
+    this.channelLost = new AbortController();
     this.backlog = []; // deliveries of a dead channel come again
     const ch = await conn.createChannel();
     ch.on('error', (err: Error) => this.logger.warn({ err, queue: this.queue }, 'consumer: channel error'));
@@ -250,6 +307,7 @@ export class Consumer implements ConnectionResource {
   lost(): void {
     this.ch = undefined;
     this.backlog = [];
+    this.channelLost.abort();
   }
 
   /** Stop taking deliveries, wait for running handlers, close the channel (unacked messages go back). */
@@ -323,9 +381,10 @@ export class Consumer implements ConnectionResource {
   /**
    * Group commit (see ConsumeOptions.batch): validate, then one transaction for the whole batch — a multi-row inbox
    * insert tells the duplicates apart, the handler runs for each new message in delivery order — then ack them all.
-   * Anything unusual (an invalid message, a redelivery close to the delivery limit, a failure) rolls the batch back
-   * and hands its messages to the one-by-one path in the same order, which applies, retries or dead-letters each as
-   * it always would; messages the batch applied are never applied again because nothing of the batch committed.
+   * Anything unusual (an invalid message, a message that earlier failed or crashed its consumer, an id reused with
+   * other content, a failure) rolls the batch back and hands its messages to the one-by-one path in the same order,
+   * which applies, retries or dead-letters each as it always would; messages the batch applied are never applied
+   * again because nothing of the batch committed.
    */
   private async handleBatch(ds: Delivery[]): Promise<void> {
     const gen = ds[0]!.gen;
@@ -340,10 +399,24 @@ export class Consumer implements ConnectionResource {
       try {
         const envelope = validateMessage(JSON.parse(d.msg.content.toString('utf8')));
         items.push({ d, envelope, attempt, deliveryCount });
-        // an earlier failure or a copy near its delivery limit takes the careful path
-        if (attempt > 0 || deliveryCount >= this.deliveryLimit - 1) plain = false;
+        // an earlier failure takes the careful path
+        if (attempt > 0) plain = false;
       } catch {
         plain = false;
+      }
+    }
+    if (plain) {
+      // Redelivered messages: record that their handling starts again (one statement for all of them); one that
+      // has crashed or lost its consumer too often takes the careful path, which dead-letters or halts it.
+      const again = items.filter((it) => it.d.msg.fields.redelivered && !it.d.counted);
+      if (again.length > 0) {
+        try {
+          const starts = await this.countStarts(again.map((it) => it.envelope.id));
+          for (const it of again) it.d.counted = true;
+          if ([...starts.values()].some((n) => n > this.deliveryLimit)) plain = false;
+        } catch {
+          plain = false; // the one-by-one path waits for the database
+        }
       }
     }
     if (plain) {
@@ -364,6 +437,57 @@ export class Consumer implements ConnectionResource {
     }
   }
 
+  private isTransient(err: unknown): boolean {
+    return isDatabaseUnavailable(err) || (this.opts.transient?.(err) ?? false);
+  }
+
+  /**
+   * Count a handling start of each redelivered message id not applied yet (autocommit, so a crash cannot undo it);
+   * returns the starts so far per id (ids already in the inbox are left out: their redelivery is a duplicate).
+   */
+  private async countStarts(ids: string[]): Promise<Map<string, number>> {
+    const attempts = qualify(this.deps.schema, MESSAGE_ATTEMPTS_TABLE);
+    const inbox = qualify(this.deps.schema, INBOX_TABLE);
+    const { rows } = await this.deps.pool.query<{ message_id: string; starts: number }>(
+      `INSERT INTO ${attempts} AS a (queue, message_id, starts)
+         SELECT $1, id, 1 FROM unnest($2::text[]) AS id
+          WHERE NOT EXISTS (SELECT 1 FROM ${inbox} i WHERE i.queue = $1 AND i.message_id = id)
+       ON CONFLICT (queue, message_id) DO UPDATE SET starts = a.starts + 1, updated_at = now()
+       RETURNING message_id, starts`,
+      [this.queue, [...new Set(ids)]],
+    );
+    return new Map(rows.map((r) => [r.message_id, r.starts]));
+  }
+
+  /** Inside the transaction that applies them: the counted starts are done with. */
+  private async clearStarts(client: pg.PoolClient, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await client.query(
+      `DELETE FROM ${qualify(this.deps.schema, MESSAGE_ATTEMPTS_TABLE)} WHERE queue = $1 AND message_id = ANY($2::text[])`,
+      [this.queue, ids],
+    );
+  }
+
+  /** Throws IdConflictError when an id the inbox already has was applied with different content. */
+  private async checkDuplicates(client: pg.PoolClient, dups: Envelope[]): Promise<void> {
+    if (dups.length === 0) return;
+    const { rows } = await client.query<{ message_id: string; digest: string | null }>(
+      `SELECT message_id, digest FROM ${qualify(this.deps.schema, INBOX_TABLE)}
+        WHERE queue = $1 AND message_id = ANY($2::text[])`,
+      [this.queue, dups.map((e) => e.id)],
+    );
+    const have = new Map(rows.map((r) => [r.message_id, r.digest]));
+    for (const e of dups) {
+      const digest = have.get(e.id);
+      if (digest && digest !== messageDigest(e)) {
+        throw new IdConflictError(
+          `message id ${e.id} was already applied with different content (an id reused, e.g. after a restore): ` +
+            'not a duplicate',
+        );
+      }
+    }
+  }
+
   /** The batch's transaction; the ids it applied, or undefined when it rolled back (the caller goes one by one). */
   private async applyBatch(
     items: Array<{ d: Delivery; envelope: Envelope; attempt: number; deliveryCount: number }>,
@@ -381,6 +505,7 @@ export class Consumer implements ConnectionResource {
       })),
     });
     let dbWait = 200;
+    const signal = this.waitSignal();
     try {
       for (;;) {
         try {
@@ -389,15 +514,19 @@ export class Consumer implements ConnectionResource {
             async (client) => {
               const params: string[] = [this.queue];
               const values = items.map((it) => {
-                params.push(it.envelope.id, it.envelope.type);
-                return `($1, $${params.length - 1}, $${params.length})`;
+                params.push(it.envelope.id, it.envelope.type, messageDigest(it.envelope));
+                return `($1, $${params.length - 2}, $${params.length - 1}, $${params.length})`;
               });
               const ins = await client.query<{ message_id: string }>(
-                `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type)
+                `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type, digest)
                    VALUES ${values.join(', ')} ON CONFLICT DO NOTHING RETURNING message_id`,
                 params,
               );
               const fresh = new Set(ins.rows.map((r) => r.message_id));
+              await this.checkDuplicates(
+                client,
+                items.filter((it) => !fresh.has(it.envelope.id)).map((it) => it.envelope),
+              );
               const applied = new Set<string>();
               for (const it of items) {
                 // a message id twice in one batch (a redelivered copy next to the original) is applied once
@@ -412,16 +541,22 @@ export class Consumer implements ConnectionResource {
                   span,
                 });
               }
+              await this.clearStarts(
+                client,
+                items.filter((it) => it.d.counted).map((it) => it.envelope.id),
+              );
               return applied;
             },
             this.opts.isolation ? { isolation: this.opts.isolation } : {},
           );
         } catch (err) {
-          if (isDatabaseUnavailable(err) && items[0]!.d.gen === this.gen && !this.stopped) {
-            this.logger.warn({ queue: this.queue, err, retryInMs: dbWait }, 'consumer: database unavailable, waiting');
-            await sleep(dbWait, this.stopping.signal);
+          if (this.isTransient(err) && items[0]!.d.gen === this.gen && !this.stopped) {
+            this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'transient' });
+            this.logger.warn({ queue: this.queue, err, retryInMs: dbWait }, 'consumer: transient failure, waiting');
+            await sleep(dbWait, signal);
             dbWait = Math.min(dbWait * 2, 5_000);
-            if (this.stopped) return undefined;
+            // stopped, or its channel is gone (the batch is redelivered): no point going on
+            if (signal.aborted || this.stopped || items[0]!.d.gen !== this.gen) return undefined;
             continue;
           }
           this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'batch_split' });
@@ -445,7 +580,8 @@ export class Consumer implements ConnectionResource {
     const attempt = headerInt(headers, ATTEMPT_HEADER);
     const deliveryCount = headerInt(headers, 'x-delivery-count');
 
-    // 1. Contract validation: an invalid message can never succeed, so it is dead-lettered at once.
+    // 1. Contract validation: an invalid message can never succeed, so it is dead-lettered at once (or turned into
+    //    an outcome by onInvalid).
     let parsed: unknown;
     let envelope: Envelope;
     try {
@@ -456,6 +592,7 @@ export class Consumer implements ConnectionResource {
         err instanceof ContractValidationError
           ? `invalid message: ${err.reasons.join('; ')}`
           : `invalid message: body is not JSON (${errorMessage(err)})`;
+      if (this.opts.onInvalid && (await this.handleInvalid(d, parsed, reason))) return;
       this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'invalid' });
       await this.deadLetterAndAck(d, { parsed, body, reason, attempts: attempt });
       return;
@@ -487,6 +624,46 @@ export class Consumer implements ConnectionResource {
     );
   }
 
+  /**
+   * An invalid message with an id, offered to onInvalid in a transaction with its inbox row; true when it was
+   * applied (or already had been) and acked. Transient failures are waited out.
+   */
+  private async handleInvalid(d: Delivery, parsed: unknown, reason: string): Promise<boolean> {
+    const id = parsed && typeof parsed === 'object' ? (parsed as { id?: unknown }).id : undefined;
+    const type = parsed && typeof parsed === 'object' ? (parsed as { type?: unknown }).type : undefined;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 200) return false;
+    let wait = 200;
+    const signal = this.waitSignal();
+    for (;;) {
+      if (d.gen !== this.gen || this.stopped) return true; // redelivered; decided then
+      try {
+        await inTransaction(this.deps.pool, async (client) => {
+          const ins = await client.query(
+            `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type)
+               VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+            [this.queue, id, typeof type === 'string' ? type.slice(0, 200) : 'invalid'],
+          );
+          if (ins.rowCount === 0) return;
+          if (!(await this.opts.onInvalid!(parsed, reason, client))) throw new InvalidHandled();
+        });
+        this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'rejected' });
+        this.logger.warn({ queue: this.queue, messageId: id, reason }, 'consumer: invalid message rejected by handler');
+        this.ack(d);
+        return true;
+      } catch (err) {
+        if (err instanceof InvalidHandled) return false;
+        if (this.isTransient(err) && !this.stopped) {
+          await sleep(wait, signal);
+          wait = Math.min(wait * 2, 5_000);
+          if (signal.aborted) return true; // stopped, or its channel is gone: redelivered, decided then
+          continue;
+        }
+        this.logger.error({ err, queue: this.queue, messageId: id }, 'consumer: onInvalid failed; dead-lettering');
+        return false;
+      }
+    }
+  }
+
   private async process(
     d: Delivery,
     envelope: Envelope,
@@ -503,18 +680,35 @@ export class Consumer implements ConnectionResource {
     let outcome: 'ok' | 'duplicate';
     let attempt = x.attempt;
     let dbWait = 200;
+    const signal = this.waitSignal();
     try {
       for (;;) {
         try {
+          if (d.msg.fields.redelivered && !d.counted) {
+            // Handling starts again after a redelivery: count it (see ConsumeOptions.deliveryLimit).
+            const starts = (await this.countStarts([envelope.id])).get(envelope.id) ?? 0;
+            d.counted = true;
+            if (starts > this.deliveryLimit) {
+              throw new PoisonError(
+                `delivery limit exceeded: handled ${starts} times after redeliveries without being applied ` +
+                  '(the consumer crashed or lost its connection while handling it)',
+              );
+            }
+          }
           outcome = await this.attemptOnce(d, envelope, { ...x, attempt });
           break;
         } catch (err) {
-          // Database unreachable: not the message's fault. Hold it (unacked, no attempt counted) and try again
-          // until the database is back, the channel dies (redelivered) or the consumer stops.
-          if (isDatabaseUnavailable(err) && d.gen === this.gen && !this.stopped) {
-            this.logger.warn({ queue: this.queue, err, retryInMs: dbWait }, 'consumer: database unavailable, waiting');
-            await sleep(dbWait, this.stopping.signal);
+          // Transient (the database is unreachable, a timeout …): not the message's fault. Hold it (unacked, no
+          // attempt counted) and try again until it works, the channel dies (redelivered) or the consumer stops.
+          if (this.isTransient(err) && d.gen === this.gen && !this.stopped) {
+            this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'transient' });
+            this.logger.warn(
+              { queue: this.queue, messageId: envelope.id, err, retryInMs: dbWait },
+              'consumer: transient failure, waiting',
+            );
+            await sleep(dbWait, signal);
             dbWait = Math.min(dbWait * 2, 5_000);
+            if (signal.aborted || d.gen !== this.gen) throw new StoppedError(); // stopped, or redelivered on a new channel
             continue;
           }
           // Inline mode: retry right here (the message stays unacked and holds the queue, so order is kept).
@@ -528,8 +722,8 @@ export class Consumer implements ConnectionResource {
             { queue: this.queue, messageId: envelope.id, attempt, err },
             'consumer: handler failed, retrying in place',
           );
-          await sleep(retryDelay(this.retry, attempt), this.stopping.signal);
-          if (this.stopped) throw new StoppedError();
+          await sleep(retryDelay(this.retry, attempt), signal);
+          if (signal.aborted || this.stopped || d.gen !== this.gen) throw new StoppedError(); // redelivered later
         }
       }
     } catch (err) {
@@ -537,28 +731,50 @@ export class Consumer implements ConnectionResource {
       span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
       if (d.gen !== this.gen) return; // its channel died meanwhile; redelivered, the inbox decides
       // Stopping mid-wait: the message goes back to the queue when the channel closes (no attempt spent).
-      if (err instanceof StoppedError || (this.stopped && isDatabaseUnavailable(err))) return;
+      if (err instanceof StoppedError || (this.stopped && this.isTransient(err))) return;
       const failures = attempt + 1;
+      if (err instanceof IdConflictError) this.deps.metrics.idConflicts.inc({ queue: this.queue });
       if (this.opts.retryMode !== 'inline' && !isPermanent(err) && failures <= this.retry.attempts) {
         await this.scheduleRetry(d, failures, err);
-      } else {
-        await this.deadLetterAndAck(d, {
-          parsed: x.parsed,
-          body: x.body,
-          reason:
-            err instanceof PoisonError
-              ? err.message
-              : err instanceof PermanentError
-                ? `permanent failure: ${err.message}`
-                : `handler failed ${failures} times: ${errorMessage(err)}`,
-          attempts: failures,
-        });
+        return;
       }
+      const reason =
+        err instanceof PoisonError || err instanceof IdConflictError
+          ? err.message
+          : err instanceof PermanentError
+            ? `permanent failure: ${err.message}`
+            : `handler failed ${failures} times: ${errorMessage(err)}`;
+      if (this.opts.onExhausted && (err instanceof PoisonError || !isPermanent(err))) {
+        await this.halt(envelope, reason, err);
+        return;
+      }
+      await this.deadLetterAndAck(d, { parsed: x.parsed, body: x.body, reason, attempts: failures });
       return;
     }
     this.deps.metrics.consumed.inc({ queue: this.queue, outcome });
     if (outcome === 'ok') await this.opts.hooks?.afterCommit?.(envelope);
     this.ack(d);
+  }
+
+  /**
+   * Stop for good without settling the message in hand: closing the channel returns it (and everything prefetched)
+   * to the head of the queue for whoever resumes the queue. See ConsumeOptions.onExhausted.
+   */
+  private async halt(envelope: Envelope, reason: string, err: unknown): Promise<void> {
+    this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'halted' });
+    this.logger.error({ queue: this.queue, messageId: envelope.id, reason, err }, 'consumer: HALTED on a message');
+    this.stopped = true;
+    this.stopping.abort();
+    this.deps.connection.unregister(this);
+    const ch = this.ch;
+    this.ch = undefined;
+    this.backlog = [];
+    if (ch) await ch.close().catch(() => {});
+    try {
+      await this.opts.onExhausted!({ envelope, reason, error: err });
+    } catch (e) {
+      this.logger.error({ err: e, queue: this.queue }, 'consumer: onExhausted failed');
+    }
   }
 
   private attemptOnce(
@@ -571,16 +787,13 @@ export class Consumer implements ConnectionResource {
       this.deps.pool,
       async (client) => {
         const ins = await client.query(
-          `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type)
-             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-          [this.queue, envelope.id, envelope.type],
+          `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type, digest)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+          [this.queue, envelope.id, envelope.type, messageDigest(envelope)],
         );
-        if (ins.rowCount === 0) return 'duplicate' as const;
-        if (x.deliveryCount >= this.deliveryLimit) {
-          throw new PoisonError(
-            `delivery limit exceeded: delivered ${x.deliveryCount + 1} times without being acknowledged ` +
-              '(the consumer crashed or lost its connection while handling it)',
-          );
+        if (ins.rowCount === 0) {
+          await this.checkDuplicates(client, [envelope]);
+          return 'duplicate' as const;
         }
         await this.opts.handler(envelope, client, {
           queue: this.queue,
@@ -590,6 +803,7 @@ export class Consumer implements ConnectionResource {
           headers: x.headers,
           span,
         });
+        if (d.counted) await this.clearStarts(client, [envelope.id]);
         return 'ok' as const;
       },
       this.opts.isolation ? { isolation: this.opts.isolation } : {},
@@ -655,6 +869,12 @@ export class Consumer implements ConnectionResource {
           x.attempts,
         ],
       );
+      if (d.counted) {
+        await this.deps.pool.query(
+          `DELETE FROM ${qualify(this.deps.schema, MESSAGE_ATTEMPTS_TABLE)} WHERE queue = $1 AND message_id = $2`,
+          [this.queue, messageId],
+        );
+      }
       const res = await this.deps.publisher.publish(DEFAULT_EXCHANGE, deadLetterQueueName(this.queue), msg.content, {
         ...msg.properties,
         messageId,

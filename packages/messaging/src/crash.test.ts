@@ -175,7 +175,7 @@ describe('crashes', () => {
     expect(await applied(msg.id)).toBe(1);
   });
 
-  it('a message that keeps killing its consumer is dead-lettered once it reaches the delivery limit', async () => {
+  it('a message that keeps killing its consumer is dead-lettered once it is handled past the delivery limit', async () => {
     const queue = 'svc.crash-loop';
     const worker = await startWorker('consumer', 'before-commit', queue, { DELIVERY_LIMIT: '1' });
     const p = await parent('e', true);
@@ -184,6 +184,16 @@ describe('crashes', () => {
     const msg = await enqueueTo(p, queue, 4);
     await worker.line(`handling ${msg.id}`);
     await worker.kill9();
+    // redelivered and handled again (counted in message_attempts): the second crash
+    const again = await startWorker('consumer', 'before-commit', queue, { DELIVERY_LIMIT: '1' });
+    await again.line(`handling ${msg.id}`);
+    await again.kill9();
+    expect(
+      await count(env.pool, 'SELECT starts FROM svc.message_attempts WHERE queue = $1 AND message_id = $2', [
+        queue,
+        msg.id,
+      ]),
+    ).toBe(1);
 
     const seen: string[] = [];
     await recordingConsumer(p, queue, seen);
@@ -191,7 +201,7 @@ describe('crashes', () => {
       async () => (await env.pool.query('SELECT * FROM svc.dead_letters WHERE message_id = $1', [msg.id])).rows[0],
       { what: 'dead letter' },
     );
-    expect(row.reason).toMatch(/^delivery limit exceeded: delivered 2 times/);
+    expect(row.reason).toMatch(/^delivery limit exceeded: handled 2 times after redeliveries/);
     expect(seen).toEqual([]);
     expect(await applied(msg.id)).toBe(0);
   });

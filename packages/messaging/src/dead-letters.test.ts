@@ -175,7 +175,7 @@ describe('poison and invalid messages', () => {
 
   it('a message the broker dead-letters itself (delivery limit) is listed, counted and alerted on too', async () => {
     const LIMITED = 'svc.limited';
-    await messaging.declareQueue({ name: LIMITED, bindings: [], deliveryLimit: 1 });
+    await messaging.declareQueue({ name: LIMITED, bindings: [], brokerDeliveryLimit: 2 });
     await messaging.recordDeadLetters(LIMITED);
     const msg = TestItem.create({ seq: 99, key: 'limited' }, { producer: 'svc' });
     await messaging.publisher.publish('', LIMITED, Buffer.from(JSON.stringify(msg)), {

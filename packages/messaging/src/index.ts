@@ -6,7 +6,9 @@ export {
 } from './connection.ts';
 export {
   Consumer,
+  IdConflictError,
   PermanentError,
+  messageDigest,
   dispatch,
   isDatabaseUnavailable,
   on,
@@ -45,6 +47,8 @@ export { ConfirmPublisher, type PublishOptions, type PublishResult } from './pub
 export {
   DEAD_LETTER_TABLE,
   INBOX_TABLE,
+  MESSAGE_ATTEMPTS_TABLE,
+  messageAttemptsTable,
   OUTBOX_TABLE,
   deadLetterTable,
   inboxTable,
@@ -52,6 +56,7 @@ export {
   outboxTable,
 } from './tables.ts';
 export {
+  BROKER_DELIVERY_LIMIT,
   COMMANDS_EXCHANGE,
   DEFAULT_DELIVERY_LIMIT,
   DEFAULT_EXCHANGE,

@@ -59,7 +59,7 @@ export class Messaging {
    * memory or disk alarm; on a shared connection that would also stop acks, and queues could not drain.
    */
   readonly publishConnection: RabbitConnection;
-  readonly topology = new Topology();
+  readonly topology: Topology;
   /** Confirm channel for consumers' retry/DLQ copies and direct publishes. */
   readonly publisher: ConfirmPublisher;
   private readonly relayPublisher: ConfirmPublisher;
@@ -75,6 +75,7 @@ export class Messaging {
     this.service = opts.service;
     this.logger = opts.logger ?? stderrLogger;
     this.metrics = messagingMetrics(opts.registry);
+    this.topology = new Topology((msg) => this.logger.warn({ service: opts.service }, `messaging: ${msg}`));
     const name = opts.connectionName ?? `${opts.service}@${hostname()}:${process.pid}`;
     const connection = (suffix: string) =>
       new RabbitConnection({

@@ -13,6 +13,7 @@ export interface MessagingMetrics {
   consumed: client.Counter<'queue' | 'outcome'>;
   published: client.Counter<'service'>;
   unroutable: client.Counter<'service' | 'exchange'>;
+  idConflicts: client.Counter<'queue'>;
   sources: Set<GaugeSource>;
 }
 
@@ -36,7 +37,7 @@ export function messagingMetrics(registry: client.Registry = new client.Registry
     }),
     consumed: new client.Counter({
       name: 'messages_consumed_total',
-      help: 'Deliveries handled, by queue and outcome (ok, duplicate, retry, dead_letter, invalid, batch_split)',
+      help: 'Deliveries handled, by queue and outcome (ok, duplicate, retry, transient, dead_letter, invalid, rejected, halted, batch_split)',
       labelNames: ['queue', 'outcome'],
       registers: [registry],
     }),
@@ -50,6 +51,12 @@ export function messagingMetrics(registry: client.Registry = new client.Registry
       name: 'outbox_unroutable_total',
       help: 'Outbox publishes returned by the broker as unroutable (kept pending and retried)',
       labelNames: ['service', 'exchange'],
+      registers: [registry],
+    }),
+    idConflicts: new client.Counter({
+      name: 'messages_id_conflicts_total',
+      help: 'Messages whose id was already applied with different content (an id reused, e.g. after a restore): dead-lettered, never dropped as duplicates',
+      labelNames: ['queue'],
       registers: [registry],
     }),
   };

@@ -5,7 +5,7 @@ import type { PgSchema } from 'drizzle-orm/pg-core';
 import type { ConfirmPublisher, PublishOptions } from './publisher.ts';
 import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
 import { messagingMetrics, type GaugeSource, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
-import { INBOX_TABLE, OUTBOX_TABLE, outboxChannel, qualify, schemaName } from './tables.ts';
+import { INBOX_TABLE, MESSAGE_ATTEMPTS_TABLE, OUTBOX_TABLE, outboxChannel, qualify, schemaName } from './tables.ts';
 
 /** Anything that runs a query: a pg PoolClient inside the service's transaction (or a Pool, outside one). */
 export interface Queryable {
@@ -382,6 +382,7 @@ export class OutboxRelay {
     const budgetEnd = Date.now() + 2_000;
     const outbox = qualify(this.opts.schema, OUTBOX_TABLE);
     const inbox = qualify(this.opts.schema, INBOX_TABLE);
+    const attempts = qualify(this.opts.schema, MESSAGE_ATTEMPTS_TABLE);
     const retention = this.opts.retentionMs ?? 7 * 24 * 3600_000;
     const inboxRetention = this.opts.inboxRetentionMs ?? 30 * 24 * 3600_000;
     const steps: Array<{ sql: string; retention: number; done: boolean }> = [
@@ -397,6 +398,13 @@ export class OutboxRelay {
         // the rows found through processed_at's index, deleted by their physical address (a Tid Scan)
         sql: `DELETE FROM ${inbox} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${inbox}
                WHERE processed_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT ${chunk}))`,
+        retention: inboxRetention,
+        done: inboxRetention <= 0,
+      },
+      {
+        // handling starts of messages that were applied elsewhere or dead-lettered meanwhile (see message_attempts)
+        sql: `DELETE FROM ${attempts} WHERE (queue, message_id) IN (SELECT queue, message_id FROM ${attempts}
+               WHERE updated_at < now() - make_interval(secs => $1::double precision / 1000) LIMIT ${chunk})`,
         retention: inboxRetention,
         done: inboxRetention <= 0,
       },

@@ -27,6 +27,7 @@ import {
 export const OUTBOX_TABLE = 'outbox';
 export const INBOX_TABLE = 'inbox';
 export const DEAD_LETTER_TABLE = 'dead_letters';
+export const MESSAGE_ATTEMPTS_TABLE = 'message_attempts';
 
 /** Messages written in the same transaction as the state change; the relay publishes them in `sequence` order. */
 export function outboxTable(schema: PgSchema) {
@@ -68,8 +69,33 @@ export function inboxTable(schema: PgSchema) {
       messageId: text('message_id').notNull(),
       type: text('type').notNull(),
       processedAt: timestamp('processed_at', { withTimezone: true }).notNull().defaultNow(),
+      /**
+       * SHA-256 of the message's type, version and payload: a later message under the same id with other content
+       * (an id reused after a restore) is told apart from a redelivery and dead-lettered, not dropped as a duplicate.
+       * Null for rows written before the column existed.
+       */
+      digest: text('digest'),
     },
     (t) => [primaryKey({ columns: [t.queue, t.messageId] }), index('inbox_processed_at_idx').on(t.processedAt)],
+  );
+}
+
+/**
+ * Handling starts of redelivered messages that have not been applied yet, per message id: what poison detection
+ * counts (a message that keeps crashing or failing its consumer), instead of the broker's delivery count, which also
+ * counts every reconnect a message merely sat in the prefetch window for. Written outside the handler's transaction
+ * (so a crash cannot roll it back), deleted with the message's effect; leftovers are purged by the relay's cleanup.
+ */
+export function messageAttemptsTable(schema: PgSchema) {
+  return schema.table(
+    MESSAGE_ATTEMPTS_TABLE,
+    {
+      queue: text('queue').notNull(),
+      messageId: text('message_id').notNull(),
+      starts: integer('starts').notNull().default(0),
+      updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    },
+    (t) => [primaryKey({ columns: [t.queue, t.messageId] }), index('message_attempts_updated_at_idx').on(t.updatedAt)],
   );
 }
 

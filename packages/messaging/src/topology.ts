@@ -35,16 +35,24 @@ export interface QueueSpec {
   /** RabbitMQ picks one consumer at a time (per-market order queues); another takes over when it dies. */
   singleActiveConsumer?: boolean;
   /**
-   * How many times a message may be delivered without being settled (consumer crashes, lost connections) before
-   * it is treated as poison and dead-lettered. Default 10. The broker enforces `deliveryLimit + 1` as a backstop.
+   * How many times a message may be handled again after a redelivery without being applied (consumer crashes mid-
+   * handler) before it is treated as poison and dead-lettered. Default 10. Counted by the consumer per message id in
+   * the database, not by the broker: see ConsumeOptions.deliveryLimit.
    */
   deliveryLimit?: number;
+  /**
+   * The quorum queue's own `x-delivery-limit` (default 1000): only a backstop for a consumer that cannot even reach
+   * its database. The broker counts every return, also those of messages that merely sat in a prefetch window when
+   * a connection was lost, so it is kept far above `deliveryLimit`.
+   */
+  brokerDeliveryLimit?: number;
   /** Handler failures: retried with backoff through per-attempt TTL queues, then dead-lettered. */
   retry?: RetryPolicy;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoffMs: [1_000, 5_000, 30_000, 120_000, 600_000] };
 export const DEFAULT_DELIVERY_LIMIT = 10;
+export const BROKER_DELIVERY_LIMIT = 1000;
 
 export const retryQueueName = (queue: string, attempt: number) => `${queue}.retry.${attempt}`;
 export const deadLetterQueueName = (queue: string) => `${queue}.dlq`;
@@ -62,14 +70,14 @@ export interface QueueDeclaration {
 /** The queues (with arguments) a spec expands to: main, one retry queue per attempt, and the DLQ. */
 export function expandQueue(spec: QueueSpec): QueueDeclaration[] {
   const retry = spec.retry ?? DEFAULT_RETRY;
-  const deliveryLimit = spec.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
+  const brokerLimit = spec.brokerDeliveryLimit ?? BROKER_DELIVERY_LIMIT;
   const out: QueueDeclaration[] = [
     {
       queue: spec.name,
       arguments: {
         'x-queue-type': 'quorum',
         ...(spec.singleActiveConsumer ? { 'x-single-active-consumer': true } : {}),
-        'x-delivery-limit': deliveryLimit + 1,
+        'x-delivery-limit': brokerLimit,
         // Broker-side dead letters (delivery limit exceeded) land in the DLQ too; nothing is dropped.
         'x-dead-letter-exchange': DEFAULT_EXCHANGE,
         'x-dead-letter-routing-key': deadLetterQueueName(spec.name),
@@ -105,13 +113,36 @@ export async function declareExchanges(ch: Channel): Promise<void> {
   await ch.assertExchange(COMMANDS_EXCHANGE, 'direct', { durable: true });
 }
 
-export async function declareQueueOn(ch: Channel, spec: QueueSpec): Promise<void> {
+/**
+ * Declare a spec's queues. A main queue that exists with another `x-delivery-limit` (declared by an older version,
+ * which used deliveryLimit + 1) is kept as it is (RabbitMQ cannot change a queue's arguments) with a warning: delete
+ * and re-create it when empty to get the new backstop. Returns the channel to go on with (a refused declaration
+ * closes the one it was made on).
+ */
+export async function declareQueueOn(
+  ch: Channel,
+  spec: QueueSpec,
+  reopen?: () => Promise<Channel>,
+  warn?: (msg: string) => void,
+): Promise<Channel> {
   for (const q of expandQueue(spec)) {
-    await ch.assertQueue(q.queue, { durable: true, arguments: q.arguments });
+    try {
+      await ch.assertQueue(q.queue, { durable: true, arguments: q.arguments });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (!reopen || q.queue !== spec.name || !/inequivalent arg 'x-delivery-limit'/.test(msg)) throw err;
+      ch = await reopen();
+      await ch.checkQueue(q.queue);
+      warn?.(
+        `queue ${q.queue} keeps its older x-delivery-limit (${msg.replace(/^.*received/, 'wanted')}); ` +
+          're-create it when empty to raise the broker backstop',
+      );
+    }
   }
   for (const b of spec.bindings ?? []) {
     await ch.bindQueue(spec.name, b.exchange, b.routingKey);
   }
+  return ch;
 }
 
 /**
@@ -122,6 +153,11 @@ export async function declareQueueOn(ch: Channel, spec: QueueSpec): Promise<void
 export class Topology implements ConnectionResource {
   readonly name = 'topology';
   private readonly queues = new Map<string, QueueSpec>();
+  private readonly warn: (msg: string) => void;
+
+  constructor(warn: (msg: string) => void = () => {}) {
+    this.warn = warn;
+  }
 
   get specs(): QueueSpec[] {
     return [...this.queues.values()];
@@ -136,10 +172,12 @@ export class Topology implements ConnectionResource {
   }
 
   async open(conn: ChannelModel): Promise<void> {
-    const ch = await conn.createChannel();
+    let ch = await conn.createChannel();
     try {
       await declareExchanges(ch);
-      for (const spec of this.queues.values()) await declareQueueOn(ch, spec);
+      for (const spec of this.queues.values()) {
+        ch = await declareQueueOn(ch, spec, () => conn.createChannel(), this.warn);
+      }
     } finally {
       await ch.close().catch(() => {});
     }
@@ -147,10 +185,10 @@ export class Topology implements ConnectionResource {
 
   /** Declare one queue now on `conn` (used when it is added while connected). */
   async declare(conn: ChannelModel, spec: QueueSpec): Promise<void> {
-    const ch = await conn.createChannel();
+    let ch = await conn.createChannel();
     try {
       await declareExchanges(ch);
-      await declareQueueOn(ch, spec);
+      ch = await declareQueueOn(ch, spec, () => conn.createChannel(), this.warn);
     } finally {
       await ch.close().catch(() => {});
     }

@@ -31,6 +31,8 @@ import {
   OpenOrdersResponse,
   OrderLookupRequest,
   OrderLookupResponse,
+  TradesQuery,
+  TradesResponse,
 } from '@exchange/contracts/orders';
 import { formatFixed } from '@exchange/contracts/markets';
 import { pingDatabase } from '@exchange/db';
@@ -394,7 +396,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         description:
           'Accepted (202): the cancel goes to the engine through the outbox; the order shows `cancelRequested: true` ' +
           'until the engine confirms (status `cancelled`, or `filled` if it filled first). Works while trading is ' +
-          'disabled or the market halted.',
+          'disabled or the market halted. Repeating it while `cancelRequested` is true sends the cancel again (the ' +
+          'engine applies one cancel per order), so a cancel that never reached the engine can be re-sent.',
         security: bearer,
         params: Type.Object({ id: OrderId }),
         response: { 202: OrderSchema, ...errorResponses(400, 401, 403, 404, 409) },
@@ -656,6 +659,29 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         [q.after ?? null, q.limit],
       );
       return { orders: rows.map(refOf), next: rows.length === q.limit ? rows[rows.length - 1]!.id : null };
+    },
+  );
+
+  app.get(
+    '/internal/trades',
+    {
+      onRequest: internalOnly,
+      schema: { hide: true, querystring: TradesQuery, response: { 200: TradesResponse } },
+    },
+    async (req) => {
+      const q = req.query as Static<typeof TradesQuery>;
+      const { rows } = await pool.query<{ trade_id: string; market: string; executed_at: Date }>(
+        `SELECT trade_id::text, market, executed_at FROM orders.trades
+          WHERE market = ANY($5::text[]) AND executed_at >= $1 AND executed_at < $2
+            AND ($3::uuid IS NULL OR trade_id > $3::uuid)
+          ORDER BY trade_id LIMIT $4`,
+        // by market: the (market, executed_at) index serves the window
+        [q.from, q.to, q.after ?? null, q.limit, [...catalog.markets.keys()]],
+      );
+      return {
+        trades: rows.map((r) => ({ tradeId: r.trade_id, market: r.market, executedAt: r.executed_at.toISOString() })),
+        next: rows.length === q.limit ? rows[rows.length - 1]!.trade_id : null,
+      };
     },
   );
 

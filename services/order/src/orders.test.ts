@@ -48,7 +48,7 @@ async function outboxRows() {
   const { rows } = await h.db.pool.query<{
     type: string;
     routing_key: string;
-    message: { payload: Record<string, unknown> };
+    message: { id: string; payload: Record<string, unknown> };
   }>('SELECT type, routing_key, message FROM orders.outbox ORDER BY sequence');
   return rows;
 }
@@ -556,6 +556,46 @@ describe('internal API for the wallet reconciliation', () => {
         .statusCode,
     ).toBe(401);
   });
+
+  it('pages through the trade tape of a time window (trades_unsettled); internal token only', async () => {
+    const at = (msAgo: number) => new Date(Date.now() - msAgo);
+    const ids: string[] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const times = [at(3_600_000), at(1_800_000), at(900_000), at(10 * 3_600_000)]; // the last one is outside
+    for (let i = 0; i < ids.length; i++) {
+      await h.db.pool.query(
+        `INSERT INTO orders.trades (trade_id, market, seq, price_ticks, quantity_lots, quote_amount, taker_side,
+                                    executed_at) VALUES ($1, 'BTC-USD', $2, 30000, 1, 3000, 'buy', $3)`,
+        [ids[i], 900_000 + i, times[i]],
+      );
+    }
+    const internal = { 'x-internal-token': h.issuer.internalToken };
+    const from = at(2 * 3_600_000).toISOString();
+    const to = at(60_000).toISOString();
+    const got: Array<{ tradeId: string; market: string; executedAt: string }> = [];
+    let after: string | null = null;
+    do {
+      const q = new URLSearchParams({ from, to, limit: '2', ...(after ? { after } : {}) });
+      const page: { statusCode: number; json(): any } = await h.app.inject({
+        url: `/internal/trades?${q.toString()}`,
+        headers: internal,
+      });
+      expect(page.statusCode).toBe(200);
+      got.push(...page.json().trades);
+      after = page.json().next;
+    } while (after);
+    const mine = got.filter((t) => ids.includes(t.tradeId));
+    expect(mine.map((t) => t.tradeId).sort()).toEqual(ids.slice(0, 3).sort());
+    expect(mine.find((t) => t.tradeId === ids[0])).toEqual({
+      tradeId: ids[0],
+      market: 'BTC-USD',
+      executedAt: times[0]!.toISOString(),
+    });
+    expect(new Set(got.map((t) => t.tradeId)).size).toBe(got.length);
+    expect((await h.app.inject({ url: `/internal/trades?from=${from}&to=${to}` })).statusCode).toBe(401);
+    expect((await h.app.inject({ url: '/internal/trades?from=yesterday&to=now', headers: internal })).statusCode).toBe(
+      400,
+    );
+  });
 });
 
 describe('reading and cancelling', () => {
@@ -586,7 +626,7 @@ describe('reading and cancelling', () => {
     expect(own.json()).toMatchObject({ id: mine[0], status: 'new', price: '3000.0' });
   });
 
-  it('cancel → 202 with cancelRequested and one CancelOrderV1, also while trading is disabled and halted', async () => {
+  it('cancel → 202 with cancelRequested and a CancelOrderV1 per request (re-sendable), also while trading is disabled and halted', async () => {
     const o = (await place(limitBuy({ quantity: '0.06' }))).json();
     const adminPost = (url: string) => h.app.inject({ method: 'POST', url, headers: admin.auth });
     await adminPost('/api/v1/admin/feature-flags/trading/disable');
@@ -600,8 +640,12 @@ describe('reading and cancelling', () => {
       const cancels = (await outboxRows()).filter(
         (m) => m.type === 'engine.cancel-order' && m.message.payload.orderId === o.id,
       );
-      expect(cancels).toHaveLength(1);
-      expect(cancels[0]!.message.payload).toMatchObject({ userId: alice.id, market: 'BTC-USD', reason: 'user' });
+      // the repeated DELETE re-sends the cancel (another message, the same order): one that was lost can be re-sent
+      expect(cancels).toHaveLength(2);
+      expect(new Set(cancels.map((m) => m.message.id)).size).toBe(2);
+      for (const m of cancels) {
+        expect(m.message.payload).toMatchObject({ orderId: o.id, userId: alice.id, market: 'BTC-USD', reason: 'user' });
+      }
       const markets = (await h.app.inject({ method: 'GET', url: '/api/v1/markets' })).json();
       expect(markets.markets.find((m: { symbol: string }) => m.symbol === 'BTC-USD').halted).toBe(true);
     } finally {

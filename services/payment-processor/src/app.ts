@@ -1,7 +1,16 @@
 import { registerAuth, requireFreshMfaOnWrites, requireRole, type AuthOptions } from '@exchange/auth-client';
 import { pingDatabase, type Pool } from '@exchange/db';
 import { deadLetterRoutes, type Messaging } from '@exchange/messaging';
-import { createApp, errorResponses, Type, type App, type CreateAppOptions, promClient } from '@exchange/platform';
+import {
+  conflict,
+  createApp,
+  errorResponses,
+  notFound,
+  Type,
+  type App,
+  type CreateAppOptions,
+  promClient,
+} from '@exchange/platform';
 import { SCHEMA } from './db/schema.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 
@@ -34,7 +43,12 @@ const MarketStatus = Type.Object({
   lastAppliedAt: Type.Union([Type.String(), Type.Null()]),
   reloads: Type.Integer({ description: 'Engine loads from snapshot + journal in this replica (start, takeover)' }),
   halted: Type.Union([Type.String(), Type.Null()], {
-    description: 'Why the market is halted in this replica (journal replay diverged); null when running',
+    description:
+      'Why the market is halted: a command kept failing for a reason other than its content (recorded for every ' +
+      'replica, lifted by POST …/resume), or the journal does not replay in this replica; null when running',
+  }),
+  epoch: Type.Union([Type.String(), Type.Null()], {
+    description: "Id generation of this replica's loaded engine (new on every load: start, takeover, restore)",
   }),
 });
 
@@ -86,6 +100,33 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         },
       },
       async () => ({ replica: deps.replicaId, markets: await deps.engines.status() }),
+    );
+    admin.post(
+      '/api/v1/admin/engine/markets/:market/resume',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Resume a halted market (after fixing why its head command kept failing)',
+          description:
+            'Clears the halt recorded in engine_state; every replica starts consuming the market again within a ' +
+            'few seconds, beginning with the command it halted on. 409 `NOT_HALTED` when the market is running.',
+          security: [{ bearer: [] }],
+          params: Type.Object({ market: Type.String({ pattern: '^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$' }) }),
+          response: {
+            200: Type.Object({ market: Type.String(), resumed: Type.Literal(true) }),
+            ...errorResponses(400, 401, 403, 404, 409),
+          },
+        },
+      },
+      async (req) => {
+        const { market } = req.params as { market: string };
+        const r = await deps.engines.resume(market);
+        if (r === 'unknown_market') {
+          throw notFound('UNKNOWN_MARKET', `this deployment runs no engine for ${market}`);
+        }
+        if (r === 'not_halted') throw conflict('NOT_HALTED', `${market} is not halted`);
+        return { market, resumed: true as const };
+      },
     );
   });
   return app;

@@ -35,6 +35,13 @@ export const ConfigSchema = Type.Object({
   }),
   BOOK_SNAPSHOT_DEPTH: Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Levels per side' }),
   ORDERS_PREFETCH: Type.Integer({ minimum: 1, default: 50, description: 'Unacked engine commands per market queue' }),
+  ENGINE_HALT_AFTER_FAILURES: Type.Integer({
+    minimum: 1,
+    maximum: 50,
+    default: 5,
+    description:
+      'Retries (200 ms, 1 s, 5 s, 15 s, 60 s …) of an engine command failing for a reason that is neither transient nor its content, before its market halts (never skipped)',
+  }),
   PAYOUT_FAILURE_RATE: Type.Number({
     minimum: 0,
     maximum: 1,

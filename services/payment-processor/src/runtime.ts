@@ -79,6 +79,7 @@ export function createRuntime(config: Config): Runtime {
     bookSnapshotDepth: config.BOOK_SNAPSHOT_DEPTH,
     prefetch: config.ORDERS_PREFETCH,
     batch: config.CONSUMER_BATCH_SIZE,
+    haltAfterFailures: config.ENGINE_HALT_AFTER_FAILURES,
     metrics,
     logger,
     ...(config.RABBITMQ_MANAGEMENT_URL

@@ -1,14 +1,16 @@
 /**
  * The wallet's read-only view of the order service's internal API (`@exchange/contracts/orders`), used by
- * reconciliation to compare order holds with open orders.
+ * reconciliation to compare order holds with open orders, and the trade tape with the settlements.
  */
-import { ORDER_LOOKUP_MAX, type OrderRef } from '@exchange/contracts/orders';
+import { ORDER_LOOKUP_MAX, type OrderRef, type TradeRef } from '@exchange/contracts/orders';
 
 export interface OrdersView {
   /** The states of the named orders that exist (any number of ids; batched). */
   lookup(ids: string[]): Promise<OrderRef[]>;
   /** Every open order (new, partially_filled), page by page. */
   open(): AsyncIterable<OrderRef>;
+  /** The trades on the order service's tape executed in [from, to), page by page. */
+  trades(from: Date, to: Date): AsyncIterable<TradeRef>;
 }
 
 export function createOrdersView(opts: { baseUrl: string; internalToken: string; timeoutMs?: number }): OrdersView {
@@ -45,6 +47,16 @@ export function createOrdersView(opts: { baseUrl: string; internalToken: string;
           `/internal/orders/open${after ? `?after=${after}` : ''}`,
         );
         yield* page.orders;
+        after = page.next;
+      } while (after);
+    },
+    async *trades(from, to) {
+      let after: string | null = null;
+      do {
+        const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
+        if (after) q.set('after', after);
+        const page: { trades: TradeRef[]; next: string | null } = await call(`/internal/trades?${q.toString()}`);
+        yield* page.trades;
         after = page.next;
       } while (after);
     },

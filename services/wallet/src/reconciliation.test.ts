@@ -3,10 +3,13 @@
  * real service behind it is exercised by the crash and broker-restart e2e tests).
  */
 import { randomUUID } from 'node:crypto';
-import type { OrderRef } from '@exchange/contracts/orders';
+import type { OrderRef, TradeRef } from '@exchange/contracts/orders';
+import { PayoutCompletedV1, SettleTradeV1 } from '@exchange/contracts/trading';
+
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createHold, releaseHold } from './ledger.ts';
+import { settleTrade } from './settlement.ts';
 import { migrateWallet } from './migrate.ts';
 import type { OrdersView } from './order-client.ts';
 import { runReconciliation } from './reconciliation.ts';
@@ -26,8 +29,13 @@ afterAll(async () => {
 const HOUR = 3_600_000;
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 
-function view(orders: OrderRef[]): OrdersView {
+function view(orders: OrderRef[], trades: TradeRef[] = []): OrdersView {
   return {
+    async *trades(from, to) {
+      yield* trades.filter(
+        (t) => Date.parse(t.executedAt) >= from.getTime() && Date.parse(t.executedAt) < to.getTime(),
+      );
+    },
     async lookup(ids) {
       return orders.filter((o) => ids.includes(o.id));
     },
@@ -97,10 +105,17 @@ test('an unreachable order service leaves the check with an error, not with inve
     async *open() {
       throw new Error('unreachable');
     },
+    async *trades() {
+      throw new Error('order service /internal/trades: HTTP 503');
+    },
   };
   const report = await runReconciliation(db.pool, { trigger: 'manual', orders: broken });
   const check = report.report.checks.find((c) => c.name === 'order_holds')!;
   expect(check).toMatchObject({ mismatches: 0, items: [], error: expect.stringMatching(/HTTP 503/) });
+  expect(report.report.checks.find((c) => c.name === 'trades_unsettled')).toMatchObject({
+    mismatches: 0,
+    error: expect.stringMatching(/internal\/trades: HTTP 503/),
+  });
   // A check that could not run makes the report incomplete, never `ok`.
   expect(report.status).toBe('incomplete');
   const stored = await db.pool.query(`SELECT status FROM wallet.reconciliation_reports WHERE id = $1`, [report.id]);
@@ -134,4 +149,92 @@ test('a payout requested from the rail long ago and never booked is a mismatch (
   expect(check.mismatches).toBe(1);
   expect(check.items[0]).toMatchObject({ withdrawalId: w.id, status: 'processing' });
   expect(late.status).toBe('mismatch');
+});
+
+test('a trade on the tape without its settlement, older than the grace period, is a mismatch (trades_unsettled)', async () => {
+  const buyer = randomUUID();
+  const seller = randomUUID();
+  const buyOrder = randomUUID();
+  const sellOrder = randomUUID();
+  await fundUser(db.pool, buyer, 'USD', 1_000_000n);
+  await fundUser(db.pool, seller, 'BTC', 100_000_000n);
+  await withTransaction(db.pool, async (c) => {
+    for (const [holdId, userId, asset, amount] of [
+      [buyOrder, buyer, 'USD', 600_000n],
+      [sellOrder, seller, 'BTC', 50_000_000n],
+    ] as const) {
+      await createHold(c, { holdId, userId, asset, amount, reason: 'order', refType: 'order', refId: holdId });
+    }
+  });
+  const trade = (at: string) => ({ tradeId: randomUUID(), market: 'BTC-USD', executedAt: at });
+  const settled = trade(ago(HOUR));
+  const unsettled = trade(ago(HOUR));
+  const young = trade(ago(5_000)); // its settle-trade may still be on its way
+  const tooOld = trade(ago(48 * HOUR)); // outside the look-back window
+  await withTransaction(db.pool, (c) =>
+    settleTrade(
+      c,
+      SettleTradeV1.create(
+        {
+          tradeId: settled.tradeId,
+          market: 'BTC-USD',
+          baseAsset: 'BTC',
+          quoteAsset: 'USD',
+          buyer: { userId: buyer, orderId: buyOrder },
+          seller: { userId: seller, orderId: sellOrder },
+          baseAmount: '10000000',
+          quoteAmount: '50000',
+          buyerFee: '0',
+          sellerFee: '50',
+          executedAt: settled.executedAt,
+        },
+        { producer: 'payment-processor' },
+      ),
+      new Assets(),
+    ),
+  );
+  const report = await runReconciliation(db.pool, {
+    trigger: 'manual',
+    orders: view([], [settled, unsettled, young, tooOld]),
+    orderGraceMs: 60_000,
+  });
+  const check = report.report.checks.find((c) => c.name === 'trades_unsettled')!;
+  expect(check.error).toBeUndefined();
+  expect(check.mismatches).toBe(1);
+  expect(check.items).toEqual([{ ...unsettled, problem: 'trade executed but never settled' }]);
+  expect(report.status).toBe('mismatch');
+});
+
+test('a payout the rail reported paid whose booking was dead-lettered is a mismatch (payouts_paid_unbooked)', async () => {
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 100_000n);
+  const assets = new Assets();
+  const w = await requestWithdrawal(
+    db.pool,
+    assets,
+    { limits: parseWithdrawalLimits(undefined, assets), dispatchDelayMs: 0 },
+    { userId: user, asset: 'USD', amount: '100', address: 'DE89370400440532013000' },
+  );
+  while ((await dispatchNextWithdrawal(db.pool)) !== undefined);
+  const clean = await runReconciliation(db.pool, { trigger: 'manual' });
+  expect(clean.report.checks.find((c) => c.name === 'payouts_paid_unbooked')).toMatchObject({ mismatches: 0 });
+  // the rail paid it (payout.completed), but the wallet could not book it: the consumer dead-lettered the message
+  const completed = PayoutCompletedV1.create(
+    { withdrawalId: w.id, railTxId: 'sim_paid_but_unbooked', completedAt: new Date().toISOString() },
+    { producer: 'payment-processor' },
+  );
+  await db.pool.query(
+    `INSERT INTO wallet.dead_letters (queue, message_id, type, message, headers, reason, attempts, status)
+     VALUES ('wallet.payouts', $1, $2, $3, '{}', 'handler failed 6 times: boom', 6, 'dead')`,
+    [completed.id, completed.type, JSON.stringify(completed)],
+  );
+  const report = await runReconciliation(db.pool, { trigger: 'manual' });
+  const check = report.report.checks.find((c) => c.name === 'payouts_paid_unbooked')!;
+  expect(check.mismatches).toBe(1);
+  expect(check.items[0]).toMatchObject({ withdrawalId: w.id, status: 'processing', railTxId: 'sim_paid_but_unbooked' });
+  expect(report.status).toBe('mismatch');
+  // once retried (and booked) it is no longer listed
+  await db.pool.query(`UPDATE wallet.dead_letters SET status = 'retried' WHERE message_id = $1`, [completed.id]);
+  const after = await runReconciliation(db.pool, { trigger: 'manual' });
+  expect(after.report.checks.find((c) => c.name === 'payouts_paid_unbooked')).toMatchObject({ mismatches: 0 });
 });

@@ -169,6 +169,18 @@ const CHECKS: Array<{ name: string; description: string; sql: string }> = [
            WHERE status = 'processing' AND updated_at < now() - interval '30 minutes'
            ORDER BY updated_at`,
   },
+  {
+    name: 'payouts_paid_unbooked',
+    description:
+      'No withdrawal the payout rail reported paid out (its payout.completed reached the wallet and was ' +
+      'dead-lettered) without the ledger booking it as completed: the money left, the user still has it',
+    sql: `SELECT w.id::text AS "withdrawalId", w.user_id AS "userId", w.asset, w.amount::text AS amount, w.status,
+                 d.message->'payload'->>'railTxId' AS "railTxId", d.reason, d.dead_lettered_at AS "deadLetteredAt"
+            FROM wallet.dead_letters d
+            JOIN wallet.withdrawals w ON w.id::text = d.message->'payload'->>'withdrawalId'
+           WHERE d.type = 'payout.completed' AND d.status = 'dead' AND w.status <> 'completed'
+           ORDER BY d.id`,
+  },
 ];
 
 const ORDER_HOLDS = {
@@ -178,8 +190,15 @@ const ORDER_HOLDS = {
     'open order has an active hold (orders and holds that changed within the grace period are skipped)',
 };
 
+const TRADES_SETTLED = {
+  name: 'trades_unsettled',
+  description:
+    'Every trade the engine executed (order service tape) from the look-back window up to the grace period ago has ' +
+    'its wallet settlement: a settle-trade lost or dead-lettered leaves fills unpaid',
+};
+
 /** Names of the checks (label values of reconciliation_mismatches_total). */
-export const CHECK_NAMES = (): string[] => [...CHECKS.map((c) => c.name), ORDER_HOLDS.name];
+export const CHECK_NAMES = (): string[] => [...CHECKS.map((c) => c.name), ORDER_HOLDS.name, TRADES_SETTLED.name];
 
 interface OrderHoldSnapshot {
   /** Active order holds older than the grace period. */
@@ -246,6 +265,47 @@ async function checkOrderHolds(snap: OrderHoldSnapshot, orders: OrdersView, grac
   return { ...ORDER_HOLDS, mismatches, items };
 }
 
+/**
+ * Trades on the order service's tape, executed in [now - lookback, now - grace), without a settlement. Read after
+ * the snapshot (a settlement committed meanwhile counts as settled; only older trades are judged).
+ */
+async function checkTradesSettled(
+  pool: Pool,
+  orders: OrdersView,
+  graceMs: number,
+  lookbackMs: number,
+): Promise<CheckResult> {
+  const items: Array<Record<string, unknown>> = [];
+  let mismatches = 0;
+  const to = new Date(Date.now() - graceMs);
+  const from = new Date(Date.now() - lookbackMs);
+  try {
+    let batch: Array<{ tradeId: string; market: string; executedAt: string }> = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const { rows } = await pool.query<{ trade_id: string }>(
+        'SELECT trade_id::text FROM wallet.settlements WHERE trade_id = ANY($1::uuid[])',
+        [batch.map((t) => t.tradeId)],
+      );
+      const settled = new Set(rows.map((r) => r.trade_id));
+      for (const t of batch) {
+        if (settled.has(t.tradeId)) continue;
+        mismatches++;
+        if (items.length < MAX_ITEMS) items.push({ ...t, problem: 'trade executed but never settled' });
+      }
+      batch = [];
+    };
+    for await (const t of orders.trades(from, to)) {
+      batch.push(t);
+      if (batch.length >= 1000) await flush();
+    }
+    await flush();
+  } catch (err) {
+    return { ...TRADES_SETTLED, mismatches: 0, items: [], error: (err as Error).message };
+  }
+  return { ...TRADES_SETTLED, mismatches, items };
+}
+
 /** Run every check on `client` (inside the caller's snapshot). */
 export async function runChecks(client: Pick<PoolClient, 'query'>): Promise<ReconciliationResult> {
   const checks: CheckResult[] = [];
@@ -309,8 +369,10 @@ export interface ReconciliationMetrics {
 export interface ReconciliationSources {
   /** Without it the order_holds check is left out. */
   orders?: OrdersView;
-  /** Changes younger than this are in flight and not judged by order_holds (default 60 s). */
+  /** Changes younger than this are in flight and not judged by order_holds and trades_unsettled (default 60 s). */
   orderGraceMs?: number;
+  /** How far back trades_unsettled looks (default 26 h: a day and the hourly runs around it). */
+  tradeLookbackMs?: number;
 }
 
 export type ReportStatus = 'ok' | 'mismatch' | 'incomplete';
@@ -364,6 +426,9 @@ export async function runReconciliation(
     const check = await checkOrderHolds(holds, opts.orders, graceMs);
     result.checks.push(check);
     result.mismatchCount += check.mismatches;
+    const trades = await checkTradesSettled(pool, opts.orders, graceMs, opts.tradeLookbackMs ?? 26 * 3_600_000);
+    result.checks.push(trades);
+    result.mismatchCount += trades.mismatches;
   }
   const finishedAt = new Date();
   const id = randomUUID();

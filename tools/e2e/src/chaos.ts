@@ -187,7 +187,11 @@ async function main(): Promise<number> {
 
     const replicas = () => stack.stack.processes.filter((p) => p.service === 'payment-processor');
     const byPid = async (sql: string): Promise<RunningProcess> => {
-      const { rows: r } = await pool.query<{ app: string }>(sql);
+      // On a loaded machine the first orders may not have reached an engine yet when the first fault is due.
+      let r: Array<{ app: string }> = [];
+      for (const until = Date.now() + 60_000; r.length === 0 && Date.now() < until; await sleep(250)) {
+        r = (await pool.query<{ app: string }>(sql)).rows;
+      }
       const pid = Number(r[0]?.app.split(':').pop());
       const p = replicas().find((x) => x.child.pid === pid);
       if (!p) throw new Error(`no payment-processor process with pid ${pid} (${sql})`);

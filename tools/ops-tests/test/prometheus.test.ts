@@ -193,6 +193,8 @@ describe('alert rules content', () => {
       'engine_orders_total',
       'trades_total',
       'settlement_lag_seconds',
+      'engine_halted',
+      'messages_id_conflicts_total',
     ];
     for (const m of used) expect({ metric: m, registered: registered.has(m) }).toEqual({ metric: m, registered: true });
   });
@@ -214,6 +216,8 @@ describe('alert rules content', () => {
       'trades_total',
       'settlement_lag_seconds',
       'settlement_lag_seconds_bucket',
+      'engine_halted',
+      'messages_id_conflicts_total',
       'up',
       'probe_success',
       'pg_up',

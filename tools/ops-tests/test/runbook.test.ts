@@ -47,6 +47,8 @@ const ADMIN_API: [string, RegExp][] = [
   ['POST', /^\/api\/v1\/auth\/login$/],
   ['POST', /^\/api\/v1\/auth\/2fa\/(setup|verify)$/], // a staff account's first login enrols 2FA
   ['GET', /^\/api\/health\/trading$/],
+  ['GET', /^\/api\/v1\/admin\/engine\/markets$/],
+  ['POST', /^\/api\/v1\/admin\/engine\/markets\/[^/]+\/resume$/],
 ];
 
 /** `curl … "$API/<path>"` calls in the runbook with their method. */
@@ -113,7 +115,7 @@ describe('docs/runbook.md', () => {
         )
       )
         return 'wallet';
-      if (/^\/api\/v1\/admin\/dead-letters\/payment-processor/.test(p)) return 'payment-processor';
+      if (/^\/api\/v1\/admin\/(dead-letters\/payment-processor|engine\/)/.test(p)) return 'payment-processor';
       return 'order';
     };
     for (const c of gatewayCalls(runbook)) {

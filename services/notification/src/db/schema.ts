@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { check, index, integer, pgSchema, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
-import { deadLetterTable, inboxTable } from '@exchange/messaging';
+import { deadLetterTable, inboxTable, messageAttemptsTable } from '@exchange/messaging';
 
 export const notificationSchema = pgSchema('notification');
 export const NOTIFICATION_SCHEMA = 'notification';
@@ -11,6 +11,8 @@ const ts = (name: string) => timestamp(name, { withTimezone: true });
 export const inbox = inboxTable(notificationSchema);
 /** Events that could not be turned into a mail after the retries (listable, replayable). */
 export const deadLetters = deadLetterTable(notificationSchema);
+/** Handling starts of redelivered events not applied yet: what poison detection counts (see @exchange/messaging). */
+export const messageAttempts = messageAttemptsTable(notificationSchema);
 
 /**
  * The durable send queue: one row per mail, written in the consumer's transaction with its inbox row. The sender

@@ -14,7 +14,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { featureFlagsTable, idempotencyKeysTable } from '@exchange/platform';
-import { deadLetterTable, inboxTable, outboxTable } from '@exchange/messaging';
+import { deadLetterTable, inboxTable, messageAttemptsTable, outboxTable } from '@exchange/messaging';
 
 /** The order service's own Postgres schema. No other service reads it. */
 export const ordersSchema = pgSchema('orders');
@@ -167,3 +167,4 @@ export const featureFlags = featureFlagsTable(ordersSchema);
 export const outbox = outboxTable(ordersSchema);
 export const inbox = inboxTable(ordersSchema);
 export const deadLetters = deadLetterTable(ordersSchema);
+export const messageAttempts = messageAttemptsTable(ordersSchema);

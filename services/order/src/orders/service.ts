@@ -402,7 +402,9 @@ export class OrderService {
 
   /**
    * Ask the engine to cancel an open order (CancelOrderV1 through the outbox). The order keeps its status with
-   * `cancelRequested` until the engine confirms; asking twice sends one command.
+   * `cancelRequested` until the engine confirms. Asking again while the cancel is pending sends the command again
+   * (a new message for the same order id): a cancel that never reached the engine can always be re-sent, and the
+   * engine applies one cancel per order id, so the repeats change nothing once one has arrived.
    */
   async cancel(
     userId: string,
@@ -422,7 +424,10 @@ export class OrderService {
       if (!OPEN_STATUSES.includes(o.status)) {
         throw conflict('ORDER_NOT_OPEN', `the order is ${o.status} and cannot be cancelled`);
       }
-      if (o.cancel_requested_at) return o;
+      if (o.cancel_requested_at) {
+        await this.enqueueCancel(c, o, reason);
+        return o;
+      }
       const upd = await c.query<OrderRow>(
         `UPDATE ${T}.orders SET cancel_requested_at = now(), updated_at = now() WHERE id = $1 RETURNING *`,
         [orderId],

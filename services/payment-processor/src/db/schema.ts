@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { bigint, index, jsonb, numeric, pgSchema, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
-import { deadLetterTable, inboxTable, outboxTable } from '@exchange/messaging';
+import { deadLetterTable, inboxTable, messageAttemptsTable, outboxTable } from '@exchange/messaging';
 
 export const SCHEMA = 'payment';
 export const paymentSchema = pgSchema(SCHEMA);
@@ -8,6 +8,7 @@ export const paymentSchema = pgSchema(SCHEMA);
 export const outbox = outboxTable(paymentSchema);
 export const inbox = inboxTable(paymentSchema);
 export const deadLetters = deadLetterTable(paymentSchema);
+export const messageAttempts = messageAttemptsTable(paymentSchema);
 
 /**
  * One row per market: the journal position. Every engine command locks it (SELECT … FOR UPDATE) in its transaction,
@@ -20,6 +21,18 @@ export const engineState = paymentSchema.table('engine_state', {
   /** The order book's event sequence after that command. */
   bookSeq: bigint('book_seq', { mode: 'number' }).notNull().default(0),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  /**
+   * Id generation of the engine's ids (trade ids, message ids): a fresh random value every time an engine loads its
+   * state from the database (start, takeover, recovery, and so after a restore or reset), journaled with each
+   * command, so an id never names two different trades even when journal sequence numbers are reused. Null: legacy.
+   */
+  epoch: text('epoch'),
+  /**
+   * Set when the market is halted because a command keeps failing for a reason that is not its content: no replica
+   * consumes the market until an admin resumes it (POST /api/v1/admin/engine/markets/:market/resume).
+   */
+  haltedReason: text('halted_reason'),
+  haltedAt: timestamp('halted_at', { withTimezone: true }),
 });
 
 /** Append-only: every engine command with the events it produced, in application order (gapless seq per market). */

@@ -13,8 +13,12 @@ import { uuidv5 } from '../uuid.ts';
 export type PlacePayload = PayloadOf<typeof PlaceOrderV1>;
 export type CancelPayload = PayloadOf<typeof CancelOrderV1>;
 
-/** A command as journaled and replayed. */
-export type JournalCommand =
+/**
+ * A command as journaled and replayed. `epoch` (absent in journals written before it existed) is the id generation
+ * the command was applied in: part of every trade and message id it produced, so ids stay unique even when journal
+ * sequence numbers are reused after a restore or reset (see MarketEngine).
+ */
+export type JournalCommand = (
   | {
       kind: 'place';
       messageId: string;
@@ -22,7 +26,24 @@ export type JournalCommand =
       /** A cancel for this order id arrived before the order itself: it never reaches the book. */
       preCancelled?: boolean;
     }
-  | { kind: 'cancel'; messageId: string; cancel: CancelPayload };
+  | { kind: 'cancel'; messageId: string; cancel: CancelPayload }
+  | {
+      /**
+       * A command the engine cannot apply because of its content (invalid payload, wrong market, one the book
+       * refuses to process): journaled as what it was; an order it names is rejected (its hold released), a cancel
+       * changes nothing (it can be sent again). Never skipped silently, never blocking the market.
+       */
+      kind: 'reject';
+      messageId: string;
+      command: 'place' | 'cancel' | 'unknown';
+      orderId?: string;
+      userId?: string;
+      detail: string;
+    }
+) & { epoch?: string };
+
+/** Reason on the order (and its hold release) when the engine rejects a command for its content. */
+export const INVALID_COMMAND_REASON = 'invalid_command';
 
 export type OrderStatus = 'new' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected';
 
@@ -88,8 +109,8 @@ function safeInt(s: string | undefined): number {
   return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : Number.NaN;
 }
 
-export function tradeIdOf(market: string, bookSeq: number): string {
-  return uuidv5(`${market}:trade:${bookSeq}`);
+export function tradeIdOf(market: string, bookSeq: number, epoch?: string): string {
+  return uuidv5(epoch ? `${market}:${epoch}:trade:${bookSeq}` : `${market}:trade:${bookSeq}`);
 }
 
 export class MarketCore {
@@ -150,7 +171,20 @@ export class MarketCore {
     let protectionIoc = false;
     let placeStatus: { orderId: string; status: OrderStatus; remaining: number } | undefined;
 
-    if (cmd.kind === 'place' && cmd.preCancelled) {
+    if (cmd.kind === 'reject') {
+      events = [];
+      if (cmd.command === 'place' && cmd.orderId && cmd.userId && !this.book.has(cmd.orderId)) {
+        touched.set(cmd.orderId, {
+          orderId: cmd.orderId,
+          userId: cmd.userId,
+          status: 'rejected',
+          filledLots: 0,
+          remainingLots: 0,
+          filledNotional: 0n,
+          reason: INVALID_COMMAND_REASON,
+        });
+      }
+    } else if (cmd.kind === 'place' && cmd.preCancelled) {
       const o = cmd.order;
       touched.set(o.orderId, {
         orderId: o.orderId,
@@ -229,7 +263,7 @@ export class MarketCore {
           taker.remainingLots = ev.takerRemaining;
           taker.status = ev.takerRemaining === 0 ? 'filled' : 'partially_filled';
           fills.push({
-            tradeId: tradeIdOf(this.market.symbol, ev.seq),
+            tradeId: tradeIdOf(this.market.symbol, ev.seq, cmd.epoch),
             bookSeq: ev.seq,
             priceTicks: ev.price,
             lots: ev.quantity,

@@ -8,11 +8,15 @@ import { ROUTES } from '@exchange/contracts/trading';
 import type { Pool } from '@exchange/db';
 import type { Consumer, Logger, Messaging, RetryPolicy } from '@exchange/messaging';
 import type { PaymentMetrics } from '../metrics.ts';
-import { EngineDivergenceError, MarketEngine } from './market-engine.ts';
+import { isTransientEngineError } from './errors.ts';
+import { EngineDivergenceError, MarketEngine, MarketHaltedError } from './market-engine.ts';
 
 /**
- * Engine commands that fail (a transient database error) are retried quickly: a retried command re-enters its queue
- * behind later ones, so the delay is kept short. A cancel overtaking its order is handled (the order never rests).
+ * The retry policy the market queues are declared with (it names their retry queues; kept as it is so existing
+ * queues still match). The engine retries in place: transient failures (database unreachable, timeouts, lock and
+ * serialization failures, disk full, read-only after a failover) are waited out for as long as they last; a command
+ * whose content the engine cannot apply is rejected as an engine outcome; any other failure is retried with this
+ * backoff, `haltAfterFailures` times, and then the market is HALTED (never skipped): see EngineHost.
  */
 export const ORDERS_RETRY: RetryPolicy = { attempts: 5, backoffMs: [200, 1_000, 5_000, 15_000, 60_000] };
 
@@ -27,6 +31,10 @@ export interface EngineHostOptions {
   prefetch: number;
   /** Commands applied per transaction at most (group commit, see ConsumeOptions.batch); default 1. */
   batch?: number;
+  /** Unexplained failures of one command (retried with ORDERS_RETRY's backoff) before the market halts; default 5. */
+  haltAfterFailures?: number;
+  /** How often a halted replica looks for an admin's resume (ms); default 2000. */
+  haltPollMs?: number;
   metrics?: PaymentMetrics;
   logger: Logger;
   /** RabbitMQ management API base (with credentials) and this process's connection name: active-consumer status. */
@@ -50,15 +58,18 @@ export interface MarketStatus {
   lastDeliveryAt: string | null;
   lastAppliedAt: string | null;
   reloads: number;
-  /** Why this market is halted in this replica (journal replay diverged), null when it is not. */
+  /** Why this market is halted (a command keeps failing, or the journal does not replay here), null when it is not. */
   halted: string | null;
+  /** Id generation of this replica's loaded engine (new on every load: start, takeover, recovery, restore). */
+  epoch: string | null;
 }
 
 export class EngineHost {
   readonly engines = new Map<string, MarketEngine>();
   private readonly opts: EngineHostOptions;
-  private readonly consumers: Consumer[] = [];
+  private readonly consumers = new Map<string, Consumer>();
   private started = false;
+  private haltTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: EngineHostOptions) {
     this.opts = opts;
@@ -85,6 +96,7 @@ export class EngineHost {
    * `engine_halted` = 1) while the other markets trade on.
    */
   async start(): Promise<void> {
+    const persisted = await this.persistedHalts();
     for (const engine of this.engines.values()) {
       const queue = ROUTES.ordersQueue(engine.symbol);
       await this.opts.messaging.declareQueue({
@@ -100,32 +112,130 @@ export class EngineHost {
         this.halt(engine, err);
         continue;
       }
-      let consumer: Consumer | undefined = undefined;
-      consumer = await this.opts.messaging.consume({
-        queue,
-        // room for a full batch waiting behind the one in hand
-        prefetch: Math.max(this.opts.prefetch, 2 * (this.opts.batch ?? 1)),
-        concurrency: 1,
-        batch: this.opts.batch ?? 1,
-        // Retry in place: a command that fails transiently (database blip) holds the queue instead of going to a
-        // retry queue, so no later command overtakes it and price-time priority is what clients submitted.
-        retryMode: 'inline',
-        handler: async (message, client) => {
-          try {
-            await engine.handle(message, client);
-          } catch (err) {
-            if (err instanceof EngineDivergenceError) {
-              this.halt(engine, err);
-              // Stop taking this market's commands; the one in hand is returned to the queue for whoever resumes it.
-              void consumer?.stop();
-            }
-            throw err;
-          }
-        },
-      });
-      this.consumers.push(consumer);
+      const reason = persisted.get(engine.symbol);
+      if (reason !== undefined) {
+        this.markHalted(engine, reason, true);
+        continue;
+      }
+      await this.startConsumer(engine);
     }
     this.started = true;
+    this.haltTimer = setInterval(() => void this.pollResumes(), this.opts.haltPollMs ?? 2_000);
+    this.haltTimer.unref();
+  }
+
+  private async startConsumer(engine: MarketEngine): Promise<void> {
+    const queue = ROUTES.ordersQueue(engine.symbol);
+    let consumer: Consumer | undefined = undefined;
+    consumer = await this.opts.messaging.consume({
+      queue,
+      // room for a full batch waiting behind the one in hand
+      prefetch: Math.max(this.opts.prefetch, 2 * (this.opts.batch ?? 1)),
+      concurrency: 1,
+      batch: this.opts.batch ?? 1,
+      // Retry in place: a command that fails holds the queue instead of going to a retry queue, so no later command
+      // overtakes it and price-time priority is what clients submitted.
+      retryMode: 'inline',
+      retry: { attempts: Math.max(1, this.opts.haltAfterFailures ?? 5), backoffMs: ORDERS_RETRY.backoffMs },
+      transient: isTransientEngineError,
+      // never skip a command: past its retries (or when it keeps crashing the engine) the market halts
+      onExhausted: async ({ envelope, reason }) => {
+        await this.persistHalt(engine, `command ${envelope.id} (${envelope.type}) keeps failing: ${reason}`);
+      },
+      onInvalid: (parsed, reason, client) => engine.rejectInvalid(parsed, reason, client),
+      handler: async (message, client) => {
+        try {
+          await engine.handle(message, client);
+        } catch (err) {
+          if (err instanceof EngineDivergenceError || err instanceof MarketHaltedError) {
+            if (err instanceof EngineDivergenceError) this.halt(engine, err);
+            else this.markHalted(engine, err.message, true);
+            // Stop taking this market's commands; the one in hand is returned to the queue for whoever resumes it.
+            void consumer?.stop();
+            if (this.consumers.get(engine.symbol) === consumer) this.consumers.delete(engine.symbol);
+          }
+          throw err;
+        }
+      },
+    });
+    this.consumers.set(engine.symbol, consumer);
+  }
+
+  private async persistedHalts(): Promise<Map<string, string>> {
+    const { rows } = await this.opts.pool.query<{ market: string; halted_reason: string }>(
+      'SELECT market, halted_reason FROM payment.engine_state WHERE market = ANY($1::text[]) AND halted_reason IS NOT NULL',
+      [[...this.engines.keys()]],
+    );
+    return new Map(rows.map((r) => [r.market, r.halted_reason]));
+  }
+
+  /**
+   * A command of the market failed past its retries for a reason that is not its content: record the halt in
+   * engine_state (every replica sees it and stops applying the market's commands), stop consuming here. The command
+   * stays at the head of the queue; an admin resumes the market once the cause is fixed.
+   */
+  private async persistHalt(engine: MarketEngine, reason: string): Promise<void> {
+    const text = reason.slice(0, 1000);
+    this.markHalted(engine, text, true);
+    this.consumers.delete(engine.symbol);
+    for (let wait = 500; ; wait = Math.min(wait * 2, 10_000)) {
+      try {
+        await this.opts.pool.query(
+          `UPDATE payment.engine_state SET halted_reason = $2, halted_at = now()
+            WHERE market = $1 AND halted_reason IS NULL`,
+          [engine.symbol, text],
+        );
+        return;
+      } catch (err) {
+        if (!this.started) return;
+        this.opts.logger.error({ err, market: engine.symbol }, 'engine: could not record the halt yet; retrying');
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private markHalted(engine: MarketEngine, reason: string, persisted: boolean): void {
+    if (engine.halted) return;
+    engine.halted = reason;
+    engine.haltedPersisted = persisted;
+    this.opts.metrics?.engineHalted.set({ market: engine.symbol }, 1);
+    this.opts.logger.error(
+      { market: engine.symbol, reason },
+      'engine: market HALTED, its commands wait in the queue until an admin resumes it',
+    );
+  }
+
+  /** Admin: lift a persisted halt. Every replica resumes consuming the market within haltPollMs. */
+  async resume(market: string): Promise<'resumed' | 'not_halted' | 'unknown_market'> {
+    const engine = this.engines.get(market);
+    if (!engine) return 'unknown_market';
+    const { rowCount } = await this.opts.pool.query(
+      `UPDATE payment.engine_state SET halted_reason = NULL, halted_at = NULL
+        WHERE market = $1 AND halted_reason IS NOT NULL`,
+      [market],
+    );
+    if (!rowCount && !engine.haltedPersisted) return 'not_halted';
+    await this.pollResumes();
+    return 'resumed';
+  }
+
+  private async pollResumes(): Promise<void> {
+    if (!this.started) return;
+    const waiting = [...this.engines.values()].filter((e) => e.halted && e.haltedPersisted);
+    if (waiting.length === 0) return;
+    try {
+      const still = await this.persistedHalts();
+      for (const engine of waiting) {
+        if (still.has(engine.symbol) || this.consumers.has(engine.symbol) || !this.started) continue;
+        engine.halted = undefined;
+        engine.haltedPersisted = false;
+        this.opts.metrics?.engineHalted.set({ market: engine.symbol }, 0);
+        this.opts.logger.warn({ market: engine.symbol }, 'engine: market resumed by an admin; consuming again');
+        await this.startConsumer(engine);
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'engine: could not check for resumed markets');
+    }
   }
 
   private halt(engine: MarketEngine, err: Error): void {
@@ -140,7 +250,11 @@ export class EngineHost {
 
   /** Stop consuming (waiting for the command in flight), then snapshot each engine so a restart replays nothing. */
   async stop(): Promise<void> {
-    await Promise.all(this.consumers.splice(0).map((c) => c.stop()));
+    if (this.haltTimer) clearInterval(this.haltTimer);
+    this.haltTimer = undefined;
+    const consumers = [...this.consumers.values()];
+    this.consumers.clear();
+    await Promise.all(consumers.map((c) => c.stop()));
     for (const engine of this.engines.values()) {
       engine.stop();
       if (this.started) {
@@ -160,8 +274,9 @@ export class EngineHost {
       last_seq: string;
       book_seq: string;
       snap: string | null;
+      halted_reason: string | null;
     }>(
-      `SELECT s.market, s.last_seq, s.book_seq,
+      `SELECT s.market, s.last_seq, s.book_seq, s.halted_reason,
               (SELECT max(seq) FROM payment.engine_snapshots n WHERE n.market = s.market) AS snap
          FROM payment.engine_state s WHERE s.market = ANY($1::text[])`,
       [[...this.engines.keys()]],
@@ -179,13 +294,15 @@ export class EngineHost {
         lastSnapshotSeq: r?.snap != null ? Number(r.snap) : null,
         loadedSeq: core ? core.seq : null,
         restingOrders: core ? core.orderBook.orderCount : null,
-        consumer: e.halted
-          ? 'not_consuming'
-          : (consumers.get(e.symbol) ?? (this.started ? 'unknown' : 'not_consuming')),
+        consumer:
+          e.halted || !this.consumers.has(e.symbol)
+            ? 'not_consuming'
+            : (consumers.get(e.symbol) ?? (this.started ? 'unknown' : 'not_consuming')),
         lastDeliveryAt: e.lastDeliveryAt?.toISOString() ?? null,
         lastAppliedAt: e.lastAppliedAt?.toISOString() ?? null,
         reloads: e.reloads,
-        halted: e.halted ?? null,
+        halted: e.halted ?? r?.halted_reason ?? null,
+        epoch: e.epoch ?? null,
       };
     });
   }

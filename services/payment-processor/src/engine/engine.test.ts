@@ -21,6 +21,7 @@ import {
   type Env,
 } from '../testing/harness.ts';
 import { canonical, referenceRun, timeless } from '../testing/reference.ts';
+import type { JournalCommand } from './core.ts';
 import { uuidv5 } from '../uuid.ts';
 
 const market = loadCatalog().market('BTC-USD')!;
@@ -30,7 +31,7 @@ let env: Env;
 let rt: Runtime;
 let bus: Bus;
 const commands = generateCommands(240, { seed: 11 });
-const ref = referenceRun(market, commands);
+let ref = referenceRun(market, commands);
 
 beforeAll(async () => {
   env = await createEnv('pp_engine');
@@ -38,6 +39,11 @@ beforeAll(async () => {
   rt = await startInProcess(env, { SNAPSHOT_EVERY: '40', RABBITMQ_MANAGEMENT_URL: MGMT_URL });
   await bus.publish(QUEUE, commands);
   await waitFor('all commands journaled', async () => (await lastSeq(env.db)) === ref.commands.length);
+  // the same run with the id generation (epoch) the engine applied each command in
+  const epochs = (await journal(env.db)).map((r) => (r.command as JournalCommand).epoch);
+  expect(new Set(epochs).size).toBe(1);
+  expect(epochs[0]).toMatch(/^[0-9a-f-]{36}$/);
+  ref = referenceRun(market, commands, undefined, epochs);
   await rt.messaging.relay!.drained();
   const settles = ref.messages.filter((m) => m.routingKey === ROUTES.walletSettlementQueue).length;
   await waitFor('wallet messages delivered', async () => bus.wallet.length >= settles);

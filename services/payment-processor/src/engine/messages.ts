@@ -4,7 +4,8 @@
  *   2. `engine.order-updated` for every order the command touched (cumulative state)
  *   3. `wallet.release-hold` for every order the command finished — after all settles of the command, on the same
  *      single-active-consumer queue, so a release never overtakes a settle of its order.
- * Message ids are UUIDv5 of (market, journal seq, index): re-applying a command yields the same messages.
+ * Message ids are UUIDv5 of (market, epoch, journal seq, index): re-applying a journaled command yields the same
+ * messages, and a journal seq reused in another epoch (after a restore or reset) yields other ids.
  */
 import type { Envelope } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
@@ -47,7 +48,7 @@ export function messagesFor(
   let i = 0;
   const meta = () => ({
     producer: PRODUCER,
-    id: uuidv5(`${symbol}:${r.seq}:${i++}`),
+    id: uuidv5(cmd.epoch ? `${symbol}:${cmd.epoch}:${r.seq}:${i++}` : `${symbol}:${r.seq}:${i++}`),
     occurredAt: at,
     causationId: cmd.messageId,
     ...(correlationId ? { correlationId } : {}),

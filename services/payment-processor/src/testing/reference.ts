@@ -21,7 +21,16 @@ export interface ReferenceRun {
   messages: OutgoingMessage[];
 }
 
-export function referenceRun(market: Market, envelopes: Envelope[], at = '2026-01-01T00:00:00.000Z'): ReferenceRun {
+/**
+ * `epochs`: the id generation of each journaled command (from the service's journal, `command.epoch`), so the
+ * reference names trades and messages as the service did; without it the reference uses legacy (epoch-less) ids.
+ */
+export function referenceRun(
+  market: Market,
+  envelopes: Envelope[],
+  at = '2026-01-01T00:00:00.000Z',
+  epochs?: ReadonlyArray<string | undefined>,
+): ReferenceRun {
   const core = new MarketCore(market);
   const seen = new Set<string>();
   const orders = new Map<string, { placed: boolean; cancelled: boolean }>();
@@ -45,6 +54,8 @@ export function referenceRun(market: Market, envelopes: Envelope[], at = '2026-0
       cmd = { kind: 'cancel', messageId: env.id, cancel };
       orders.set(cancel.orderId, { placed: o?.placed ?? false, cancelled: true });
     }
+    const epoch = epochs?.[commands.length];
+    if (epoch) cmd = { ...cmd, epoch };
     const r = core.apply(cmd);
     commands.push(cmd);
     results.push(r);

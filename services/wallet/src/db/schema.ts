@@ -20,7 +20,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { featureFlagsTable, idempotencyKeysTable } from '@exchange/platform';
-import { deadLetterTable, inboxTable, outboxTable } from '@exchange/messaging';
+import { deadLetterTable, inboxTable, messageAttemptsTable, outboxTable } from '@exchange/messaging';
 
 // Not exported under its own name: drizzle-kit would emit CREATE SCHEMA, which `migrate()` from @exchange/db already does.
 const walletSchema = pgSchema('wallet');
@@ -34,6 +34,7 @@ export const featureFlags = featureFlagsTable(walletSchema);
 export const outbox = outboxTable(walletSchema);
 export const inbox = inboxTable(walletSchema);
 export const deadLetters = deadLetterTable(walletSchema);
+export const messageAttempts = messageAttemptsTable(walletSchema);
 
 /**
  * Chart of accounts: one row per (user, asset) and one per (system kind, asset).

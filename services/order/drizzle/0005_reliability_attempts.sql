@@ -1,0 +1,10 @@
+CREATE TABLE "orders"."message_attempts" (
+	"queue" text NOT NULL,
+	"message_id" text NOT NULL,
+	"starts" integer DEFAULT 0 NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "message_attempts_queue_message_id_pk" PRIMARY KEY("queue","message_id")
+);
+--> statement-breakpoint
+ALTER TABLE "orders"."inbox" ADD COLUMN "digest" text;--> statement-breakpoint
+CREATE INDEX "message_attempts_updated_at_idx" ON "orders"."message_attempts" USING btree ("updated_at");
