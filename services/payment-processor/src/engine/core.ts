@@ -4,14 +4,15 @@
  * No I/O, no clock, no randomness: the same journal commands in the same order give the same results, byte for byte.
  * That is what makes recovery exact (snapshot + journal replay) and lets replay verify itself against the journal.
  */
-import { OrderBook, type BookEvent, type OrderBookSnapshot, type PlaceCommand } from '@exchange/matching-engine';
+import { OrderBook, type AmendedEvent, type BookEvent, type OrderBookSnapshot, type PlaceCommand } from '@exchange/matching-engine';
 import type { PayloadOf } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
-import type { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
+import type { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import { uuidv5 } from '../uuid.ts';
 
 export type PlacePayload = PayloadOf<typeof PlaceOrderV1>;
 export type CancelPayload = PayloadOf<typeof CancelOrderV1>;
+export type AmendPayload = PayloadOf<typeof AmendOrderV1>;
 
 /** A command as journaled and replayed. */
 export type JournalCommand =
@@ -22,7 +23,8 @@ export type JournalCommand =
       /** A cancel for this order id arrived before the order itself: it never reaches the book. */
       preCancelled?: boolean;
     }
-  | { kind: 'cancel'; messageId: string; cancel: CancelPayload };
+  | { kind: 'cancel'; messageId: string; cancel: CancelPayload }
+  | { kind: 'amend'; messageId: string; amend: AmendPayload };
 
 export type OrderStatus = 'new' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected';
 
@@ -63,6 +65,28 @@ export interface ApplyResult {
   orders: OrderState[];
   /** The touched orders that are finished (filled, cancelled, rejected): their holds are released. */
   finished: OrderState[];
+  /** For an amend command: its outcome and the exact hold change. */
+  amend?: AmendOutcome;
+}
+
+export interface AmendOutcome {
+  amendId: string;
+  orderId: string;
+  userId: string;
+  ok: boolean;
+  /** Engine reject code, or AMEND_HOLD_EXCEEDED (the top-up does not cover the extra hold). */
+  reason?: string;
+  /** After the amend (present when ok). */
+  priceTicks?: number;
+  /** New total quantity (filled + open), when ok. */
+  quantityLots?: number;
+  remainingLots?: number;
+  priorityKept: boolean;
+  /** Asset of the order's hold (quote for buys, base for sells); the market's quote asset when the order is unknown. */
+  holdAsset: string;
+  /** Signed change of the order's hold, minor units of holdAsset (0 when rejected). */
+  holdDelta: bigint;
+  topUpHoldId?: string;
 }
 
 export interface CoreSnapshot {
@@ -149,6 +173,7 @@ export class MarketCore {
     let events: BookEvent[];
     let protectionIoc = false;
     let placeStatus: { orderId: string; status: OrderStatus; remaining: number } | undefined;
+    let amend: AmendOutcome | undefined;
 
     if (cmd.kind === 'place' && cmd.preCancelled) {
       const o = cmd.order;
@@ -168,6 +193,10 @@ export class MarketCore {
       const r = this.book.place(engine);
       events = r.events;
       placeStatus = { orderId: cmd.order.orderId, status: r.status, remaining: r.remainingQuantity };
+    } else if (cmd.kind === 'amend') {
+      const r = this.applyAmend(cmd.amend);
+      events = r.events;
+      amend = r.outcome;
     } else {
       events = this.book.cancel(cmd.cancel.orderId, cmd.cancel.userId).events;
     }
@@ -283,7 +312,72 @@ export class MarketCore {
       fills,
       orders,
       finished: orders.filter((o) => FINISHED.has(o.status)),
+      ...(amend ? { amend } : {}),
     };
+  }
+
+  /**
+   * An amend: the new total quantity becomes the new open quantity `total - filled`; the hold must change by the cost
+   * of the new open part minus the cost of the old one (buys: notional at the order's price; sells: base units).
+   * A positive change larger than the command's top-up is rejected (AMEND_HOLD_EXCEEDED) before the book sees it
+   * (no book event, like any decision taken from the book's state, it replays identically).
+   */
+  private applyAmend(a: AmendPayload): { events: BookEvent[]; outcome: AmendOutcome } {
+    const resting = this.book.getOrder(a.orderId);
+    const owned = resting !== undefined && resting.account === a.userId;
+    const holdAsset = owned && resting.side === 'sell' ? this.market.base.symbol : this.market.quote.symbol;
+    const base = {
+      amendId: a.amendId,
+      orderId: a.orderId,
+      userId: a.userId,
+      holdAsset,
+      ...(a.topUpHoldId !== undefined ? { topUpHoldId: a.topUpHoldId } : {}),
+    };
+    const reject = (reason: string, events: BookEvent[]) => ({
+      events,
+      outcome: { ...base, ok: false, reason, priorityKept: false, holdDelta: 0n },
+    });
+    const price = a.priceTicks === undefined ? undefined : safeInt(a.priceTicks);
+    const quantity =
+      a.quantityLots === undefined || !owned ? undefined : safeInt(a.quantityLots) - resting.filled;
+    if (owned && (price === undefined || (Number.isSafeInteger(price) && price > 0))) {
+      const newPrice = price ?? resting.price;
+      const newRemaining = quantity ?? resting.remaining;
+      if (Number.isSafeInteger(newRemaining) && newRemaining > 0) {
+        const delta = this.holdCost(resting.side, newPrice, newRemaining) - this.holdCost(resting.side, resting.price, resting.remaining);
+        const topUp = a.topUpAmount === undefined ? 0n : BigInt(a.topUpAmount);
+        if (delta > topUp) return reject('AMEND_HOLD_EXCEEDED', []);
+      }
+    }
+    const r = this.book.amend({
+      id: a.orderId,
+      account: a.userId,
+      ...(price !== undefined ? { price } : {}),
+      ...(a.quantityLots !== undefined ? { quantity: quantity ?? Number.NaN } : {}),
+    });
+    if (!r.ok) return reject(r.rejectReason ?? 'UNKNOWN_ORDER', r.events);
+    const ev = r.events[0] as AmendedEvent;
+    const after = this.book.getOrder(a.orderId)!;
+    return {
+      events: r.events,
+      outcome: {
+        ...base,
+        ok: true,
+        priceTicks: ev.price,
+        quantityLots: after.quantity,
+        remainingLots: ev.remaining,
+        priorityKept: ev.priorityKept,
+        holdDelta:
+          this.holdCost(ev.side, ev.price, ev.remaining) - this.holdCost(ev.side, ev.oldPrice, ev.oldRemaining),
+      },
+    };
+  }
+
+  /** What the open part of a resting limit order holds: buys the quote notional, sells the base units. */
+  private holdCost(side: 'buy' | 'sell', priceTicks: number, lots: number): bigint {
+    return side === 'buy'
+      ? this.market.notional(BigInt(priceTicks), BigInt(lots))
+      : this.market.baseUnits(BigInt(lots));
   }
 
   /**

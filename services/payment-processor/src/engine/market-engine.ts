@@ -12,12 +12,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Envelope } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
-import { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
+import { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import type { Logger } from '@exchange/messaging';
 import type { PaymentMetrics } from '../metrics.ts';
 import { uuidv5 } from '../uuid.ts';
-import { MarketCore, type CancelPayload, type CoreSnapshot, type JournalCommand, type PlacePayload } from './core.ts';
+import { MarketCore, type AmendPayload, type CancelPayload, type CoreSnapshot, type JournalCommand, type PlacePayload } from './core.ts';
 import { bookSnapshotMessage, messagesFor, type OutgoingMessage } from './messages.ts';
 import { enqueueAll, OUTBOX_CHANNEL, outboxInsert } from './outbox.ts';
 
@@ -208,9 +208,13 @@ export class MarketEngine {
     const result =
       cmd.kind === 'place'
         ? (taker?.status ?? 'cancelled')
-        : r.orders.some((o) => o.orderId === cmd.cancel.orderId)
-          ? 'cancel_applied'
-          : 'cancel_unknown';
+        : cmd.kind === 'amend'
+          ? r.amend?.ok
+            ? 'amend_applied'
+            : 'amend_rejected'
+          : r.orders.some((o) => o.orderId === cmd.cancel.orderId)
+            ? 'cancel_applied'
+            : 'cancel_unknown';
     this.opts.metrics?.engineOrders.inc({ market: this.symbol, result });
     if (r.fills.length) this.opts.metrics?.trades.inc({ market: this.symbol }, r.fills.length);
     end?.();
@@ -254,6 +258,13 @@ export class MarketEngine {
       );
       if (!rows[0]) return undefined;
       return { kind: 'cancel', messageId: envelope.id, cancel };
+    }
+    if (envelope.type === AmendOrderV1.type) {
+      // Deduplicated by the consumer's inbox (message id); the order service sends an amend only for an order whose
+      // place command is already ahead of it on this queue.
+      const amend = envelope.payload as AmendPayload;
+      this.checkMarket(amend.market);
+      return { kind: 'amend', messageId: envelope.id, amend };
     }
     throw new Error(`orders.${this.symbol}: unexpected message type ${envelope.type}`);
   }
