@@ -27,6 +27,7 @@ export interface OrderRow {
   cancel_requested_at: Date | null;
   last_seq: string | null;
   hold_release_pending: boolean;
+  amend_seq: number;
   created_at: Date;
   updated_at: Date;
 }
@@ -68,6 +69,7 @@ export const OrderSchema = Type.Object(
     holdAsset: Type.String(),
     holdAmount: Type.String({ description: 'Funds reserved for the order (decimal, hold asset)' }),
     cancelRequested: Type.Boolean({ description: 'A cancel was sent to the engine and is not confirmed yet' }),
+    amendSeq: Type.Integer({ description: 'Amends requested so far (PATCH); the next amend is amendSeq + 1' }),
     reason: Nullable(Type.String()),
     createdAt: Type.String(),
     updatedAt: Type.String(),
@@ -120,6 +122,7 @@ export function toOrderDto(catalog: MarketCatalog, r: OrderRow): OrderDto {
     holdAsset: r.hold_asset,
     holdAmount: formatFixed(BigInt(r.hold_amount), holdAsset?.precision ?? 0),
     cancelRequested: r.cancel_requested_at !== null && (r.status === 'new' || r.status === 'partially_filled'),
+    amendSeq: r.amend_seq ?? 0,
     reason: r.reason,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),

@@ -51,7 +51,7 @@ const DECIMAL = /^(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const BPS = 10_000n;
 
-function decimal(value: string, field: 'price' | 'quantity'): void {
+export function decimal(value: string, field: 'price' | 'quantity'): void {
   if (!DECIMAL.test(value) || value.length > 40) {
     throw badRequest(
       field === 'price' ? 'INVALID_PRICE' : 'INVALID_QUANTITY',
@@ -131,7 +131,7 @@ export function parseOrder(market: Market, body: PlaceOrderBody): ParsedOrder {
   };
 }
 
-function checkMinNotional(market: Market, ticks: bigint, lots: bigint): void {
+export function checkMinNotional(market: Market, ticks: bigint, lots: bigint): void {
   const min = parseAmount(market.config.minNotional, market.quote.precision, { allowZero: true });
   if (market.notional(ticks, lots) < min) {
     throw badRequest(
