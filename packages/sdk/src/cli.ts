@@ -5,6 +5,7 @@
  *   exchange login --email me@example.com [--totp 123456]      (password: --password, $EXCHANGE_PASSWORD or prompt)
  *   exchange balances | deposit USD 1000 | withdraw BTC 0.1 <address>
  *   exchange order place BTC-USD buy 0.01 --price 30000 | order cancel <id> | order list [--market BTC-USD] [--open]
+ *   exchange order amend <id> [--price 30010] [--quantity 0.02] [--seq 1] | order amends <id>
  *   exchange book BTC-USD | trades BTC-USD | markets | watch book:BTC-USD trades:BTC-USD orders
  *
  * Gateway URL: --url, $EXCHANGE_URL, the stored session's, else http://localhost:8000. The session (tokens) is kept
@@ -163,7 +164,7 @@ export function createProgram(io: CliIo): Command {
       );
     });
 
-  const order = program.command('order').description('place, cancel and list orders');
+  const order = program.command('order').description('place, amend, cancel and list orders');
   order
     .command('place')
     .argument('<market>', 'e.g. BTC-USD')
@@ -215,6 +216,30 @@ export function createProgram(io: CliIo): Command {
         );
       },
     );
+  order
+    .command('amend')
+    .description('new price and/or new TOTAL quantity; a lower quantity at the same price keeps time priority')
+    .argument('<id>')
+    .option('--price <price>')
+    .option('--quantity <quantity>', 'new total quantity (filled + open)')
+    .option('--seq <n>', 'amend number (order amendSeq + 1): resending it replays the amend', (v) => Number(v))
+    .action(async (id: string, o: { price?: string; quantity?: string; seq?: number }) => {
+      if (o.price === undefined && o.quantity === undefined) throw new Error('give --price and/or --quantity');
+      print(
+        await (
+          await client()
+        ).amendOrder(id, {
+          ...(o.price ? { price: o.price } : {}),
+          ...(o.quantity ? { quantity: o.quantity } : {}),
+          ...(o.seq !== undefined ? { amendSeq: o.seq } : {}),
+        }),
+      );
+    });
+  order
+    .command('amends')
+    .description("an order's amends and the engine's answers")
+    .argument('<id>')
+    .action(async (id: string) => print(await (await client()).orderAmends(id)));
   order
     .command('cancel')
     .argument('<id>')

@@ -152,6 +152,31 @@ export interface Order {
   holdAmount: Decimal;
   status: OrderStatus;
   cancelRequested: boolean;
+  /** Amends requested so far; the next amend is amendSeq + 1. */
+  amendSeq: number;
+  reason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+/** PATCH /api/v1/orders/:id: a new price and/or a new TOTAL quantity (filled + open). */
+export interface AmendOrderRequest {
+  price?: Decimal;
+  quantity?: Decimal;
+  /** The amend's number for the order (order.amendSeq + 1): resending the same number replays it. */
+  amendSeq?: number;
+}
+export type AmendStatus = 'pending' | 'sent' | 'applied' | 'rejected' | 'expiring';
+export interface OrderAmend {
+  id: string;
+  orderId: string;
+  amendSeq: number;
+  /** `sent` until the engine answers `applied` or `rejected` (see `reason`). */
+  status: AmendStatus;
+  price: Decimal | null;
+  quantity: Decimal | null;
+  topUp: Decimal;
+  holdDelta: Decimal | null;
+  priorityKept: boolean | null;
   reason: string | null;
   createdAt: string;
   updatedAt: string;

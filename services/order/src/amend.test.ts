@@ -147,7 +147,14 @@ describe('PATCH /api/v1/orders/:id', () => {
       expect.objectContaining({ priceTicks: '60100', topUpHoldId: a.id, topUpAmount: '10000' }),
     ]);
     // the engine rejects it (e.g. it would cross): the order is unchanged
-    await engineAnswers({ amendId: a.id, orderId: o.id, userId: alice.id, ok: false, reason: 'AMEND_WOULD_TAKE', holdDelta: '0' });
+    await engineAnswers({
+      amendId: a.id,
+      orderId: o.id,
+      userId: alice.id,
+      ok: false,
+      reason: 'AMEND_WOULD_TAKE',
+      holdDelta: '0',
+    });
     const order = (await h.app.inject({ url: `/api/v1/orders/${o.id}`, headers: alice.auth })).json();
     expect(order).toMatchObject({ price: '60000', holdAmount: o.holdAmount });
 

@@ -48,13 +48,7 @@ import {
 } from './market-data.ts';
 import { OrderSchema, toOrderDto, type OrderStatus } from './orders/model.ts';
 import { OrderService } from './orders/service.ts';
-import {
-  AmendOrderBodySchema,
-  AmendSchema,
-  OrderAmends,
-  toAmendDto,
-  type AmendOrderBody,
-} from './orders/amend.ts';
+import { AmendOrderBodySchema, AmendSchema, OrderAmends, toAmendDto, type AmendOrderBody } from './orders/amend.ts';
 import { orderMetrics } from './metrics.ts';
 import { priceBand, type PlaceOrderBody } from './orders/validate.ts';
 import { registerStream, StreamHub } from './stream.ts';

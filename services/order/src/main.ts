@@ -91,7 +91,12 @@ await messaging.consume({
   },
 });
 const stopSweeper = startSweeper(app.orderService, cfg.SWEEP_INTERVAL_MS, app.log);
-const stopAmendSweeper = startAmendSweeper(app.orderAmends, cfg.SWEEP_INTERVAL_MS, cfg.PENDING_ORDER_TIMEOUT_S * 1000, app.log);
+const stopAmendSweeper = startAmendSweeper(
+  app.orderAmends,
+  cfg.SWEEP_INTERVAL_MS,
+  cfg.PENDING_ORDER_TIMEOUT_S * 1000,
+  app.log,
+);
 
 app.addHook('preClose', async () => {
   await stopSweeper();

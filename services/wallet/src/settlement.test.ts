@@ -375,7 +375,12 @@ test('amend adjustments: a top-up becomes part of the order hold, a decrease fre
   await publish(late);
   await allApplied(rejected, release, late);
   expect(await hold(topUp2)).toMatchObject({ status: 'released', released: '7000' });
-  expect(await hold(p.buyOrder)).toEqual({ status: 'released', amount: '550000', captured: '50000', released: '500000' });
+  expect(await hold(p.buyOrder)).toEqual({
+    status: 'released',
+    amount: '550000',
+    captured: '50000',
+    released: '500000',
+  });
   expect((await userBalances(db.pool, p.buyer)).get('USD')).toMatchObject({ total: 950_000n, held: 0n });
   await assertLedgerInvariants(db.pool);
 });

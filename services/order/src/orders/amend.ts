@@ -65,7 +65,11 @@ export interface AmendRow {
 export const AmendOrderBodySchema = Type.Object(
   {
     price: Type.Optional(
-      Type.String({ maxLength: 40, description: 'New limit price (decimal string on the tick grid)', examples: ['64990'] }),
+      Type.String({
+        maxLength: 40,
+        description: 'New limit price (decimal string on the tick grid)',
+        examples: ['64990'],
+      }),
     ),
     quantity: Type.Optional(
       Type.String({
@@ -232,17 +236,24 @@ export class OrderAmends {
       const qn = parsed.lots ?? qo;
       if (p1 === p0 && qn === qo) throw badRequest('AMEND_NO_CHANGE', 'the order already has this price and quantity');
       if (qn <= filled) {
-        throw badRequest('QUANTITY_BELOW_FILLED', `quantity must be more than what is filled (${m.lotsToQuantity(filled)})`);
+        throw badRequest(
+          'QUANTITY_BELOW_FILLED',
+          `quantity must be more than what is filled (${m.lotsToQuantity(filled)})`,
+        );
       }
       if (parsed.priceTicks !== undefined && parsed.priceTicks !== p0) {
         const last = await this.d.lastTradeTicks(o.market);
         if (last !== undefined) {
           const { low, high } = priceBand(m, last);
           if (p1 < low || p1 > high) {
-            throw badRequest('PRICE_OUT_OF_BAND', `price must be within ${m.ticksToPrice(low)}–${m.ticksToPrice(high)}`, {
-              low: m.ticksToPrice(low),
-              high: m.ticksToPrice(high),
-            });
+            throw badRequest(
+              'PRICE_OUT_OF_BAND',
+              `price must be within ${m.ticksToPrice(low)}–${m.ticksToPrice(high)}`,
+              {
+                low: m.ticksToPrice(low),
+                high: m.ticksToPrice(high),
+              },
+            );
           }
         }
       }
@@ -265,10 +276,10 @@ export class OrderAmends {
           topUp.toString(),
         ],
       );
-      const { rows: upd } = await c.query<OrderRow>(
-        `UPDATE ${T}.orders SET amend_seq = $2 WHERE id = $1 RETURNING *`,
-        [o.id, seq],
-      );
+      const { rows: upd } = await c.query<OrderRow>(`UPDATE ${T}.orders SET amend_seq = $2 WHERE id = $1 RETURNING *`, [
+        o.id,
+        seq,
+      ]);
       let a = ins[0]!;
       // nothing to reserve: straight to the engine, in this transaction
       if (topUp === 0n) a = await this.send(c, upd[0]!, a);
@@ -431,7 +442,9 @@ function parseAmend(
     }
   }
   const hash = createHash('sha256')
-    .update(canonicalJson({ orderId: o.id, priceTicks: priceTicks?.toString() ?? null, lots: lots?.toString() ?? null }))
+    .update(
+      canonicalJson({ orderId: o.id, priceTicks: priceTicks?.toString() ?? null, lots: lots?.toString() ?? null }),
+    )
     .digest('hex');
   return { priceTicks, lots, hash };
 }

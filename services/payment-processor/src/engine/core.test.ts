@@ -178,14 +178,23 @@ describe('MarketCore', () => {
     expect(down.amend).toMatchObject({ ok: true, priorityKept: true, quantityLots: 8, remainingLots: 5 });
     expect(down.amend!.holdDelta).toBe(-market.notional(30000n, 2n));
     expect(down.amend!.holdAsset).toBe('USD');
-    expect(messagesFor(market, down.events.length ? amend(1, { orderId: o1, userId: u1 }) : place(1, 1, {}), down, AT)
-      .map((m) => m.message.type)).toEqual(['engine.order-amended', 'wallet.adjust-hold']);
+    expect(
+      messagesFor(market, down.events.length ? amend(1, { orderId: o1, userId: u1 }) : place(1, 1, {}), down, AT).map(
+        (m) => m.message.type,
+      ),
+    ).toEqual(['engine.order-amended', 'wallet.adjust-hold']);
     expect([...core.orderBook.orders('buy')].map((o) => o.id)).toEqual([o1, orderId(99, 2)]);
 
     // a price increase needs more funds than the top-up covers: rejected before the book, nothing changes
     const need = market.notional(30010n, 5n) - market.notional(30000n, 5n);
     const short = core.apply(
-      amend(2, { orderId: o1, userId: u1, priceTicks: '30010', topUpHoldId: orderId(98, 2), topUpAmount: String(need - 1n) }),
+      amend(2, {
+        orderId: o1,
+        userId: u1,
+        priceTicks: '30010',
+        topUpHoldId: orderId(98, 2),
+        topUpAmount: String(need - 1n),
+      }),
     );
     expect(short.amend).toMatchObject({ ok: false, reason: 'AMEND_HOLD_EXCEEDED', holdDelta: 0n });
     expect(short.events).toEqual([]);
@@ -196,7 +205,13 @@ describe('MarketCore', () => {
 
     // with enough top-up: moves, loses priority, hold grows by exactly `need`
     const up = core.apply(
-      amend(3, { orderId: o1, userId: u1, priceTicks: '30010', topUpHoldId: orderId(98, 3), topUpAmount: String(need) }),
+      amend(3, {
+        orderId: o1,
+        userId: u1,
+        priceTicks: '30010',
+        topUpHoldId: orderId(98, 3),
+        topUpAmount: String(need),
+      }),
     );
     expect(up.amend).toMatchObject({ ok: true, priorityKept: false, priceTicks: 30010, quantityLots: 8 });
     expect(up.amend!.holdDelta).toBe(need);

@@ -4,7 +4,13 @@
  * No I/O, no clock, no randomness: the same journal commands in the same order give the same results, byte for byte.
  * That is what makes recovery exact (snapshot + journal replay) and lets replay verify itself against the journal.
  */
-import { OrderBook, type AmendedEvent, type BookEvent, type OrderBookSnapshot, type PlaceCommand } from '@exchange/matching-engine';
+import {
+  OrderBook,
+  type AmendedEvent,
+  type BookEvent,
+  type OrderBookSnapshot,
+  type PlaceCommand,
+} from '@exchange/matching-engine';
 import type { PayloadOf } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
 import type { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
@@ -338,13 +344,14 @@ export class MarketCore {
       outcome: { ...base, ok: false, reason, priorityKept: false, holdDelta: 0n },
     });
     const price = a.priceTicks === undefined ? undefined : safeInt(a.priceTicks);
-    const quantity =
-      a.quantityLots === undefined || !owned ? undefined : safeInt(a.quantityLots) - resting.filled;
+    const quantity = a.quantityLots === undefined || !owned ? undefined : safeInt(a.quantityLots) - resting.filled;
     if (owned && (price === undefined || (Number.isSafeInteger(price) && price > 0))) {
       const newPrice = price ?? resting.price;
       const newRemaining = quantity ?? resting.remaining;
       if (Number.isSafeInteger(newRemaining) && newRemaining > 0) {
-        const delta = this.holdCost(resting.side, newPrice, newRemaining) - this.holdCost(resting.side, resting.price, resting.remaining);
+        const delta =
+          this.holdCost(resting.side, newPrice, newRemaining) -
+          this.holdCost(resting.side, resting.price, resting.remaining);
         const topUp = a.topUpAmount === undefined ? 0n : BigInt(a.topUpAmount);
         if (delta > topUp) return reject('AMEND_HOLD_EXCEEDED', []);
       }

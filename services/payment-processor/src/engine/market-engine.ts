@@ -17,7 +17,14 @@ import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import type { Logger } from '@exchange/messaging';
 import type { PaymentMetrics } from '../metrics.ts';
 import { uuidv5 } from '../uuid.ts';
-import { MarketCore, type AmendPayload, type CancelPayload, type CoreSnapshot, type JournalCommand, type PlacePayload } from './core.ts';
+import {
+  MarketCore,
+  type AmendPayload,
+  type CancelPayload,
+  type CoreSnapshot,
+  type JournalCommand,
+  type PlacePayload,
+} from './core.ts';
 import { bookSnapshotMessage, messagesFor, type OutgoingMessage } from './messages.ts';
 import { enqueueAll, OUTBOX_CHANNEL, outboxInsert } from './outbox.ts';
 

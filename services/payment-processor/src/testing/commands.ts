@@ -70,7 +70,9 @@ export function generateCommands(n: number, opts: GenerateOptions = {}): Envelop
             ...(price !== undefined ? { priceTicks: price } : {}),
             ...(quantity !== undefined ? { quantityLots: quantity } : {}),
             // sometimes no top-up at all, sometimes a generous one
-            ...(rnd() < 0.7 ? { topUpHoldId: uuidv5(`amend:${seed}:${i}`), topUpAmount: String(int(1, 60) * 30_000) } : {}),
+            ...(rnd() < 0.7
+              ? { topUpHoldId: uuidv5(`amend:${seed}:${i}`), topUpAmount: String(int(1, 60) * 30_000) }
+              : {}),
             requestedAt: AT,
           },
           meta,
