@@ -75,6 +75,11 @@ export const PlaceOrderV1 = defineMessage({
     quoteBudgetTickLots: Type.Optional(UnsignedIntegerString()),
     /** Market orders: the worst price (ticks) they may trade at (price band). */
     protectionPriceTicks: Type.Optional(UnsignedIntegerString()),
+    /**
+     * Stop orders: the trigger price (ticks). The order waits off the book until the market's last trade price reaches
+     * it (buy: at or above, sell: at or below), then runs as the limit (stop-limit) or market (stop-loss) order.
+     */
+    stopPriceTicks: Type.Optional(UnsignedIntegerString()),
     /** Held funds (minor units of the held asset) — for audit/reconciliation. */
     holdAmount: UnsignedIntegerString(),
     acceptedAt: IsoDateTime(),
@@ -160,6 +165,8 @@ export const OrderUpdatedV1 = defineMessage({
     filledNotional: UnsignedIntegerString(),
     /** Why it was rejected or cancelled (engine reason code), when it was. */
     reason: Type.Optional(Type.String({ maxLength: 60 })),
+    /** A stop order was triggered by this command (it now trades / rests like a new order). */
+    stopTriggered: Type.Optional(Type.Boolean()),
     at: IsoDateTime(),
   }),
 });

@@ -5,6 +5,7 @@
  *   exchange login --email me@example.com [--totp 123456]      (password: --password, $EXCHANGE_PASSWORD or prompt)
  *   exchange balances | deposit USD 1000 | withdraw BTC 0.1 <address>
  *   exchange order place BTC-USD buy 0.01 --price 30000 | order cancel <id> | order list [--market BTC-USD] [--open]
+ *   exchange order place BTC-USD sell 0.01 --price 29000 --stop-price 29500   (stop-limit; without --price: stop-loss)
  *   exchange order amend <id> [--price 30010] [--quantity 0.02] [--seq 1] | order amends <id>
  *   exchange book BTC-USD | trades BTC-USD | markets | watch book:BTC-USD trades:BTC-USD orders
  *
@@ -183,6 +184,10 @@ export function createProgram(io: CliIo): Command {
       ]),
     )
     .option('--client-order-id <id>')
+    .option(
+      '--stop-price <price>',
+      'stop order: trigger on the last trade price (stop-limit with --price, else stop-loss)',
+    )
     .action(
       async (
         market: string,
@@ -195,6 +200,7 @@ export function createProgram(io: CliIo): Command {
           postOnly?: boolean;
           stp?: 'cancel_newest';
           clientOrderId?: string;
+          stopPrice?: string;
         },
       ) => {
         if (side !== 'buy' && side !== 'sell') throw new Error('side is buy or sell');
@@ -212,6 +218,7 @@ export function createProgram(io: CliIo): Command {
             ...(o.postOnly ? { postOnly: true } : {}),
             ...(o.stp ? { stp: o.stp } : {}),
             ...(o.clientOrderId ? { clientOrderId: o.clientOrderId } : {}),
+            ...(o.stopPrice ? { stopPrice: o.stopPrice } : {}),
           }),
         );
       },

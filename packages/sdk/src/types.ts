@@ -132,6 +132,11 @@ export interface PlaceOrderRequest {
   stp?: SelfTradePrevention;
   /** Your id for the order; placing twice with the same one returns the first order. */
   clientOrderId?: string;
+  /**
+   * Stop order: waits until the last trade price reaches it (buy: at or above, sell: at or below), then runs as this
+   * limit (stop-limit) or market (stop-loss) order. Funds are held from placement.
+   */
+  stopPrice?: Decimal;
 }
 export interface Order {
   id: string;
@@ -154,6 +159,10 @@ export interface Order {
   cancelRequested: boolean;
   /** Amends requested so far; the next amend is amendSeq + 1. */
   amendSeq: number;
+  /** Stop orders: the trigger price (null for other orders). */
+  stopPrice: Decimal | null;
+  /** A stop order whose trigger price was reached. */
+  stopTriggered: boolean;
   reason: string | null;
   createdAt: string;
   updatedAt: string;

@@ -127,6 +127,15 @@ const PlaceOrderBodySchema = Type.Object(
     clientOrderId: Type.Optional(
       Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Idempotency key of the order, per account' }),
     ),
+    stopPrice: Type.Optional(
+      Type.String({
+        maxLength: 40,
+        description:
+          'Stop order: waits until the last trade price reaches this price (buy: at or above, sell: at or below), ' +
+          'then runs as the limit (stop-limit) or market (stop-loss) order; funds are held from placement',
+        examples: ['64000'],
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -56,9 +56,10 @@ export function createEventHandler(opts: { catalog: MarketCatalog; log: Logger }
 export async function applyOrderUpdate(c: pg.PoolClient, p: OrderUpdated, log: Logger): Promise<boolean> {
   const { rowCount } = await c.query(
     `UPDATE ${T}.orders
-        SET status = $3, filled_lots = $4, filled_notional = $5, reason = $6, last_seq = $7, updated_at = now()
+        SET status = $3, filled_lots = $4, filled_notional = $5, reason = $6, last_seq = $7, updated_at = now(),
+            stop_triggered_at = CASE WHEN $8 THEN COALESCE(stop_triggered_at, now()) ELSE stop_triggered_at END
       WHERE id = $1 AND user_id = $2 AND (last_seq IS NULL OR last_seq < $7::numeric)`,
-    [p.orderId, p.userId, p.status, p.filledLots, p.filledNotional, p.reason ?? null, p.seq],
+    [p.orderId, p.userId, p.status, p.filledLots, p.filledNotional, p.reason ?? null, p.seq, p.stopTriggered === true],
   );
   if (rowCount === 0) {
     const { rowCount: known } = await c.query(`SELECT 1 FROM ${T}.orders WHERE id = $1`, [p.orderId]);

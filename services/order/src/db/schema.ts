@@ -59,6 +59,10 @@ export const orders = ordersSchema.table(
     holdReleasePending: boolean('hold_release_pending').notNull().default(false),
     /** Number of amends requested so far (PATCH /orders/:id); the next amend is `amend_seq + 1`. */
     amendSeq: integer('amend_seq').notNull().default(0),
+    /** Stop orders: trigger price in ticks (null: not a stop order). */
+    stopPriceTicks: int('stop_price_ticks'),
+    /** When the engine triggered the stop (null: waiting, or not a stop order). */
+    stopTriggeredAt: timestamp('stop_triggered_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

@@ -221,6 +221,9 @@ export class OrderAmends {
       if (o.type !== 'limit' || o.time_in_force !== 'GTC') {
         throw conflict('ORDER_NOT_AMENDABLE', 'only resting (GTC limit) orders can be amended');
       }
+      if (o.stop_price_ticks !== null && o.stop_triggered_at === null) {
+        throw conflict('ORDER_NOT_AMENDABLE', 'a stop order waiting for its trigger cannot be amended (cancel it)');
+      }
       if (o.cancel_requested_at) throw conflict('ORDER_NOT_OPEN', 'a cancel of this order is on its way');
       const { rows: open } = await c.query(
         `SELECT 1 FROM ${T}.order_amends WHERE order_id = $1 AND status IN ('pending', 'sent', 'expiring')`,

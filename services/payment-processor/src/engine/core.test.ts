@@ -231,13 +231,60 @@ describe('MarketCore', () => {
     expect(sell.amend).toMatchObject({ ok: true, holdAsset: 'BTC', holdDelta: -market.baseUnits(2n) });
   });
 
-  it('is deterministic with amends too: snapshot + replay equals an uninterrupted run', () => {
-    const envelopes = generateCommands(1500, { seed: 8, amends: true });
+  it('stop orders: wait, trigger on a later trade, report stopTriggered and settle like any order', () => {
+    const core = new MarketCore(market);
+    core.apply(place(1, 1, { side: 'buy', priceTicks: '30000', quantityLots: '5' }));
+    core.apply(place(2, 2, { side: 'buy', priceTicks: '29990', quantityLots: '5' }));
+    // a stop-loss sell at 29995 with protection 29900 (an IOC limit at 29900 once triggered)
+    const stop = core.apply(
+      place(3, 3, {
+        side: 'sell',
+        type: 'market',
+        priceTicks: undefined,
+        quantityLots: '8',
+        timeInForce: 'IOC',
+        stopPriceTicks: '29995',
+        protectionPriceTicks: '29900',
+      }),
+    );
+    expect(stop.orders).toEqual([expect.objectContaining({ status: 'new', remainingLots: 8 })]);
+    expect(stop.finished).toEqual([]);
+    // another user's sell trades at 30000: no trigger (30000 > 29995)
+    const t1 = core.apply(place(4, 4, { side: 'sell', priceTicks: '30000', quantityLots: '2' }));
+    expect(t1.events.some((e) => e.type === 'triggered')).toBe(false);
+    // a sell at 29990 trades 3 @ 30000 then 1 @ 29990: last 29990 <= 29995 triggers the stop in the same command
+    const t2 = core.apply(place(5, 4, { side: 'sell', priceTicks: '29990', quantityLots: '4' }));
+    expect(t2.events.map((e) => e.type)).toEqual(['accepted', 'trade', 'trade', 'triggered', 'trade', 'cancelled']);
+    const st = t2.orders.find((o) => o.orderId === orderId(99, 3))!;
+    expect(st).toMatchObject({ status: 'cancelled', filledLots: 4, stopTriggered: true, reason: 'ioc_remainder' });
+    const msgs = messagesFor(market, place(5, 4, {}), t2, AT);
+    expect(
+      msgs.find(
+        (m) =>
+          m.message.type === 'engine.order-updated' &&
+          (m.message.payload as { orderId: string }).orderId === orderId(99, 3),
+      )!.message.payload,
+    ).toMatchObject({ stopTriggered: true, status: 'cancelled', filledLots: '4' });
+    expect(t2.finished.map((o) => o.orderId)).toContain(orderId(99, 3));
+    // a waiting stop can be cancelled
+    core.apply(place(6, 3, { side: 'buy', priceTicks: '30100', quantityLots: '1', stopPriceTicks: '30050' }));
+    const c = core.apply({
+      kind: 'cancel',
+      messageId: 'c6',
+      cancel: { orderId: orderId(99, 6), userId: userId(99, 3), market: 'BTC-USD', reason: 'user', requestedAt: AT },
+    });
+    expect(c.finished).toEqual([expect.objectContaining({ status: 'cancelled', reason: 'user' })]);
+  });
+
+  it('is deterministic with amends and stops too: snapshot + replay equals an uninterrupted run', () => {
+    const envelopes = generateCommands(1500, { seed: 8, amends: true, stops: true });
     const ref = referenceRun(market, envelopes);
     const amends = ref.results.filter((r) => r.amend);
     expect(amends.filter((r) => r.amend!.ok && r.amend!.priorityKept).length).toBeGreaterThan(5);
     expect(amends.filter((r) => r.amend!.ok && !r.amend!.priorityKept).length).toBeGreaterThan(5);
     expect(amends.filter((r) => r.amend!.reason === 'AMEND_HOLD_EXCEEDED').length).toBeGreaterThan(0);
+    const triggers = ref.results.flatMap((r) => r.events.filter((e) => e.type === 'triggered'));
+    expect(triggers.length).toBeGreaterThan(10);
     for (const cut of [1, 400, 901, 1333]) {
       const first = new MarketCore(market);
       for (const c of ref.commands.slice(0, cut)) first.apply(c);

@@ -43,6 +43,8 @@ export interface OrderState {
   /** Sum of price × quantity over its fills, in quote minor units. */
   filledNotional: bigint;
   reason?: string;
+  /** A stop order triggered in this command. */
+  stopTriggered?: boolean;
 }
 
 export interface Fill {
@@ -180,6 +182,8 @@ export class MarketCore {
     let protectionIoc = false;
     let placeStatus: { orderId: string; status: OrderStatus; remaining: number } | undefined;
     let amend: AmendOutcome | undefined;
+    // With triggered stops the place result describes the placed order before they ran; the events say it all.
+    let triggered = false;
 
     if (cmd.kind === 'place' && cmd.preCancelled) {
       const o = cmd.order;
@@ -294,10 +298,25 @@ export class MarketCore {
         }
         case 'amended':
           break;
+        case 'triggered': {
+          // a stop order came to life: all of its quantity is open (its trades and cancels follow)
+          const p = this.progress.get(ev.orderId);
+          touched.set(ev.orderId, {
+            orderId: ev.orderId,
+            userId: ev.account,
+            status: 'new',
+            filledLots: p?.filled ?? 0,
+            remainingLots: this.book.getOrder(ev.orderId)?.remaining ?? 0,
+            filledNotional: p?.notional ?? 0n,
+            stopTriggered: true,
+          });
+          triggered = true;
+          break;
+        }
       }
     }
 
-    if (placeStatus) {
+    if (placeStatus && !triggered) {
       const st = touched.get(placeStatus.orderId);
       if (st) {
         st.status = placeStatus.status;
@@ -400,11 +419,20 @@ export class MarketCore {
       quantity: safeInt(o.quantityLots),
       postOnly: o.postOnly,
       ...(o.stp ? { stp: o.stp } : {}),
+      ...(o.stopPriceTicks !== undefined ? { stopPrice: safeInt(o.stopPriceTicks) } : {}),
     };
     if (o.type === 'limit') {
       return {
         engine: { ...base, type: 'limit', price: safeInt(o.priceTicks), timeInForce: o.timeInForce },
         converted: false,
+      };
+    }
+    if (o.stopPriceTicks !== undefined && o.protectionPriceTicks !== undefined) {
+      // A stop-loss runs when triggered, against the book as it is then: its absolute protection price (the band
+      // around the stop price) makes it an IOC limit at that price, whose hold covers it whatever the book does.
+      return {
+        engine: { ...base, type: 'limit', price: safeInt(o.protectionPriceTicks), postOnly: false, timeInForce: 'IOC' },
+        converted: true,
       };
     }
     const engine: PlaceCommand = { ...base, type: 'market', timeInForce: o.timeInForce };

@@ -29,7 +29,7 @@ const QUEUE = ROUTES.ordersQueue('BTC-USD');
 let env: Env;
 let rt: Runtime;
 let bus: Bus;
-const commands = generateCommands(240, { seed: 11, amends: true });
+const commands = generateCommands(240, { seed: 11, amends: true, stops: true });
 const ref = referenceRun(market, commands);
 
 beforeAll(async () => {

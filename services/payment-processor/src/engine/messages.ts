@@ -123,6 +123,7 @@ export function messagesFor(
           remainingLots: String(o.remainingLots),
           filledNotional: o.filledNotional.toString(),
           ...(o.reason ? { reason: o.reason.slice(0, 60) } : {}),
+          ...(o.stopTriggered ? { stopTriggered: true } : {}),
           at,
         },
         meta(),

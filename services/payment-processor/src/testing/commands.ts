@@ -28,6 +28,8 @@ export interface GenerateOptions {
    * unknown order or another user's order. Off by default, so existing seeds keep their streams.
    */
   amends?: boolean;
+  /** Also stop orders (about 10% of commands): stop-limits and stop-losses (the order service's IOC-limit form). */
+  stops?: boolean;
 }
 
 export const AT = '2026-01-01T00:00:00.000Z';
@@ -74,6 +76,43 @@ export function generateCommands(n: number, opts: GenerateOptions = {}): Envelop
               ? { topUpHoldId: uuidv5(`amend:${seed}:${i}`), topUpAmount: String(int(1, 60) * 30_000) }
               : {}),
             requestedAt: AT,
+          },
+          meta,
+        ),
+      );
+      continue;
+    }
+    if (opts.stops && r >= 0.78 && r < 0.88) {
+      const id = orderId(seed, nextOrder++);
+      const u = userId(seed, int(0, users - 1));
+      const side = pick(['buy', 'sell'] as const);
+      const qty = int(1, 40);
+      const stop = side === 'buy' ? mid + int(1, 12) : mid - int(1, 12);
+      const loss = rnd() < 0.4;
+      // a stop-loss carries its protection price (the order service's band around the stop price)
+      const limit = loss
+        ? side === 'buy'
+          ? stop + 20
+          : stop - 20
+        : side === 'buy'
+          ? stop + int(0, 5)
+          : stop - int(0, 5);
+      placed.push({ orderId: id, userId: u });
+      out.push(
+        PlaceOrderV1.create(
+          {
+            orderId: id,
+            userId: u,
+            market,
+            side,
+            type: loss ? 'market' : 'limit',
+            ...(loss ? { protectionPriceTicks: String(limit) } : { priceTicks: String(limit) }),
+            quantityLots: String(qty),
+            timeInForce: loss ? 'IOC' : pick(['GTC', 'GTC', 'IOC'] as const),
+            postOnly: false,
+            stopPriceTicks: String(stop),
+            holdAmount: String(side === 'buy' ? limit * qty : qty * 1_000_000),
+            acceptedAt: AT,
           },
           meta,
         ),
