@@ -11,11 +11,12 @@ import {
 } from '@exchange/platform';
 import { Assets } from './assets.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
-import { parseWithdrawalLimits } from './funding.ts';
+import { parseEmailConfirmThresholds, parseWithdrawalLimits } from './funding.ts';
 import { createWalletMetrics, type WalletMetrics } from './metrics.ts';
 import type { ReconciliationSources } from './reconciliation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerInternalRoutes } from './routes/internal.ts';
+import { registerPayoutRoutes } from './routes/payouts.ts';
 import { registerUserRoutes } from './routes/user.ts';
 
 export interface WalletSettings {
@@ -26,6 +27,13 @@ export interface WalletSettings {
   mfaMaxAgeS: number;
   /** JSON of WITHDRAWAL_DAILY_LIMITS (undefined = built-in tiers). */
   withdrawalDailyLimits?: string;
+  /**
+   * JSON of WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS ({"ASSET": "decimal"}): withdrawals of at least that much wait for
+   * the emailed link. Undefined here = none (main.ts always passes the configured value, which has a default).
+   */
+  withdrawalEmailConfirmThresholds?: string;
+  /** How long the withdrawal confirmation link works (s); then the withdrawal is cancelled. */
+  withdrawalEmailConfirmTtlS: number;
 }
 
 export const DEFAULT_SETTINGS: WalletSettings = {
@@ -33,6 +41,7 @@ export const DEFAULT_SETTINGS: WalletSettings = {
   depositConfirmationMs: 5_000,
   withdrawalDispatchDelayMs: 5_000,
   mfaMaxAgeS: 300,
+  withdrawalEmailConfirmTtlS: 1800,
 };
 
 export interface WalletAppDeps {
@@ -54,6 +63,7 @@ export interface WalletContext {
   assets: Assets;
   settings: WalletSettings;
   limits: ReturnType<typeof parseWithdrawalLimits>;
+  emailConfirmThresholds: Map<string, bigint>;
   flags: FeatureFlags;
   metrics: WalletMetrics;
   reconciliation: ReconciliationSources;
@@ -92,6 +102,9 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
     assets,
     settings,
     limits: parseWithdrawalLimits(settings.withdrawalDailyLimits, assets),
+    emailConfirmThresholds: settings.withdrawalEmailConfirmThresholds
+      ? parseEmailConfirmThresholds(settings.withdrawalEmailConfirmThresholds, assets)
+      : new Map(),
     flags: new FeatureFlags({ pool: deps.pool, schema: WALLET_SCHEMA, defaults: FLAG_DEFAULTS }),
     metrics: createWalletMetrics(app.metrics.registry),
     reconciliation: deps.reconciliation ?? {},
@@ -103,6 +116,7 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
 
   registerUserRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerPayoutRoutes(app, ctx);
   registerInternalRoutes(app, ctx);
   return app;
 }
