@@ -5,13 +5,16 @@
  *
  * Routing (see @exchange/messaging): commands go to the direct exchange `exchange.commands`, events to the topic
  * exchange `exchange.events`.
- *   engine.place-order / engine.cancel-order   → routing key `orders.<MARKET>` → quorum queue `orders.<MARKET>`,
+ *   engine.place-order / engine.cancel-order / engine.amend-order
+ *                                              → routing key `orders.<MARKET>` → quorum queue `orders.<MARKET>`,
  *                                                single active consumer (payment-processor)
- *   wallet.settle-trade / wallet.release-hold   → routing key `wallet.settlement` → queue `wallet.settlement`
+ *   wallet.settle-trade / wallet.release-hold / wallet.adjust-hold
+ *                                              → routing key `wallet.settlement` → queue `wallet.settlement`
  *                                                (single active consumer: a release never overtakes a settle)
  *   payout.requested                            → routing key `payouts` → queue `payouts` (payment-processor)
  *   payout.completed / payout.failed            → routing key `wallet.payouts` → queue `wallet.payouts`
- *   engine.order-updated / engine.trade-executed / market.book-snapshot → exchange.events, routing key = type + '.' + market
+ *   engine.order-updated / engine.order-amended / engine.trade-executed / market.book-snapshot
+ *                                              → exchange.events, routing key = type + '.' + market
  */
 import { Type } from '@sinclair/typebox';
 import {
@@ -72,6 +75,11 @@ export const PlaceOrderV1 = defineMessage({
     quoteBudgetTickLots: Type.Optional(UnsignedIntegerString()),
     /** Market orders: the worst price (ticks) they may trade at (price band). */
     protectionPriceTicks: Type.Optional(UnsignedIntegerString()),
+    /**
+     * Stop orders: the trigger price (ticks). The order waits off the book until the market's last trade price reaches
+     * it (buy: at or above, sell: at or below), then runs as the limit (stop-limit) or market (stop-loss) order.
+     */
+    stopPriceTicks: Type.Optional(UnsignedIntegerString()),
     /** Held funds (minor units of the held asset) — for audit/reconciliation. */
     holdAmount: UnsignedIntegerString(),
     acceptedAt: IsoDateTime(),
@@ -88,6 +96,55 @@ export const CancelOrderV1 = defineMessage({
     market: Market,
     reason: Type.Union([Type.Literal('user'), Type.Literal('admin'), Type.Literal('halt'), Type.Literal('cancel_all')]),
     requestedAt: IsoDateTime(),
+  }),
+});
+
+/**
+ * order → payment-processor: change the price and/or the total quantity of a resting limit order. `quantityLots` is
+ * the new TOTAL quantity (filled + open): the engine's new open quantity is `quantityLots - filled`. A lower quantity
+ * at the same price keeps time priority; anything else loses it. When the amend can need more funds, the order
+ * service reserved up to `topUpAmount` (minor units of the order's hold asset) in a separate hold `topUpHoldId`
+ * first; the engine rejects the amend (`AMEND_HOLD_EXCEEDED`) if the exact extra hold it needs is more than that.
+ */
+export const AmendOrderV1 = defineMessage({
+  type: 'engine.amend-order',
+  version: 1,
+  payload: Type.Object({
+    amendId: Uuid(),
+    orderId: Uuid(),
+    userId: Uuid(),
+    market: Market,
+    priceTicks: Type.Optional(UnsignedIntegerString()),
+    quantityLots: Type.Optional(UnsignedIntegerString()),
+    topUpHoldId: Type.Optional(Uuid()),
+    topUpAmount: Type.Optional(UnsignedIntegerString()),
+    requestedAt: IsoDateTime(),
+  }),
+});
+
+/**
+ * payment-processor → everyone: the outcome of an amend. On success the order now has `priceTicks` and
+ * `quantityLots` (total) with `remainingLots` open, and its hold changed by `holdDelta` (signed minor units of
+ * `holdAsset`); on rejection (`ok: false`, `reason` = engine code) nothing changed but the top-up is released.
+ */
+export const OrderAmendedV1 = defineMessage({
+  type: 'engine.order-amended',
+  version: 1,
+  payload: Type.Object({
+    amendId: Uuid(),
+    orderId: Uuid(),
+    userId: Uuid(),
+    market: Market,
+    seq: UnsignedIntegerString(),
+    ok: Type.Boolean(),
+    reason: Type.Optional(Type.String({ maxLength: 60 })),
+    priceTicks: Type.Optional(UnsignedIntegerString()),
+    quantityLots: Type.Optional(UnsignedIntegerString()),
+    remainingLots: Type.Optional(UnsignedIntegerString()),
+    priorityKept: Type.Boolean(),
+    holdAsset: Type.String({ maxLength: 10 }),
+    holdDelta: IntegerString(),
+    at: IsoDateTime(),
   }),
 });
 
@@ -108,6 +165,8 @@ export const OrderUpdatedV1 = defineMessage({
     filledNotional: UnsignedIntegerString(),
     /** Why it was rejected or cancelled (engine reason code), when it was. */
     reason: Type.Optional(Type.String({ maxLength: 60 })),
+    /** A stop order was triggered by this command (it now trades / rests like a new order). */
+    stopTriggered: Type.Optional(Type.Boolean()),
     at: IsoDateTime(),
   }),
 });
@@ -199,6 +258,25 @@ export const ReleaseHoldV1 = defineMessage({
     filledQuote: Type.Optional(
       UnsignedIntegerString({ description: 'Quote minor units the order paid or received (its trades, in all)' }),
     ),
+  }),
+});
+
+/**
+ * payment-processor → wallet: an amend changed what an order's hold must reserve. In one transaction the wallet ends
+ * the amend's top-up hold (when there is one: its funds become available) and changes the order hold's amount by
+ * `delta` (signed minor units of `asset`; the top-up always covers a positive delta). Sent on `wallet.settlement`
+ * after the settles of earlier trades and before the order's release. A hold that already ended is left alone.
+ */
+export const AdjustHoldV1 = defineMessage({
+  type: 'wallet.adjust-hold',
+  version: 1,
+  payload: Type.Object({
+    holdId: Uuid({ description: 'The order id' }),
+    userId: Uuid(),
+    asset: Type.String({ maxLength: 10 }),
+    delta: IntegerString({ description: 'Signed change of the hold amount, minor units' }),
+    topUpHoldId: Type.Optional(Uuid({ description: 'The amend id: its top-up hold ends here' })),
+    reason: Type.String({ maxLength: 60 }),
   }),
 });
 

@@ -1,4 +1,5 @@
 // pnpm bench:engine [--seed 42] [--ops 1000000] [--limit 60] [--cancel 30] [--market 10] [--warmup 200000] [--rounds 3]
+//                   [--baseline <order-book.ts of another version>]
 //
 // One seeded workload (limit orders around a drifting mid, cancels of recent orders, market orders) is generated up
 // front into typed arrays, then replayed on @exchange/matching-engine and on hft-limit-order-book in the same process:
@@ -6,6 +7,10 @@
 //   2. throughput: all operations on a fresh book, one clock read around the whole loop,
 //   3. latency: all operations on another fresh book, process.hrtime.bigint() around every single operation; exact
 //      percentiles from the sorted samples (no histogram bucketing).
+// With --baseline, a second copy of this engine's OrderBook (e.g. the previous version, extracted with
+// `git show <rev>:packages/matching-engine/src/order-book.ts > /tmp/order-book.base.ts`) runs in the same rounds on the
+// same workload, and its ratio to the current engine is printed: the way to show a change costs the plain path
+// nothing (both must fill the same quantity and leave the same book).
 // The shared workload uses only what both engines support with the same semantics (GTC limit, market without
 // protection, cancel; self-trades allowed: stp 'none'), so both must report the same total filled quantity and the
 // same final book; the run fails otherwise.
@@ -13,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { resolve } from 'node:path';
 import { OrderBook } from '../src/index.ts';
 
 const require = createRequire(import.meta.url);
@@ -41,12 +47,14 @@ const { values: args } = parseArgs({
     market: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '200000' },
     rounds: { type: 'string', default: '3' },
+    baseline: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   console.log(
-    'usage: pnpm bench:engine [--seed N] [--ops N] [--limit W] [--cancel W] [--market W] [--warmup N] [--rounds N]',
+    'usage: pnpm bench:engine [--seed N] [--ops N] [--limit W] [--cancel W] [--market W] [--warmup N] [--rounds N] ' +
+      '[--baseline path/to/order-book.ts]',
   );
   process.exit(0);
 }
@@ -153,10 +161,12 @@ interface Engine {
 
 const SIDES = ['buy', 'sell'] as const;
 
-const ours: Engine = {
-  name: '@exchange/matching-engine',
+type BookClass = typeof OrderBook;
+
+const engineOf = (Book: BookClass, name: string): Engine => ({
+  name,
   run(w, from, to, lat) {
-    const book = new OrderBook({ market: 'BENCH', defaultStp: 'none' });
+    const book = new Book({ market: 'BENCH', defaultStp: 'none' });
     const { kind, side, price, qty, ids, accounts } = w;
     let filled = 0;
     for (let i = from; i < to; i++) {
@@ -196,7 +206,15 @@ const ours: Engine = {
       }),
     };
   },
-};
+});
+
+const ours = engineOf(OrderBook, '@exchange/matching-engine');
+const baseline = args.baseline
+  ? engineOf(
+      ((await import(resolve(args.baseline))) as { OrderBook: BookClass }).OrderBook,
+      `baseline (${args.baseline.split('/').pop()})`,
+    )
+  : undefined;
 
 const hft: Engine = {
   name: 'hft-limit-order-book@7.0.2',
@@ -285,14 +303,14 @@ function main(): void {
     `node ${process.version}, ${process.platform}/${process.arch}; hrtime.bigint pair overhead p50 ${timerOverheadNs()} ns`,
   );
 
-  const engines = [ours, hft];
+  const engines = baseline ? [ours, hft, baseline] : [ours, hft];
   for (const e of engines) e.run(w, 0, WARMUP, null);
   fullGc();
 
   // Rounds alternate the engines so that both see the same (shared, noisy) machine. The table reports, per engine,
   // the median over rounds of each metric, and as ratio the median over rounds of the per-round ratio (the two
   // engines of one round ran seconds apart); every round is printed too.
-  const rounds: Result[][] = [[], []];
+  const rounds: Result[][] = engines.map(() => []);
   const lat = new Float64Array(OPS);
   for (let round = 1; round <= ROUNDS; round++) {
     const thisRound: Result[] = [];
@@ -335,7 +353,7 @@ function main(): void {
         thisRound
           .map(
             (r) =>
-              `${r.name.startsWith('@exchange') ? 'ours' : 'hft'} ${fmtInt(r.opsPerSec)} ops/s ` +
+              `${r.name.startsWith('@exchange') ? 'ours' : r.name.startsWith('hft') ? 'hft' : 'baseline'} ${fmtInt(r.opsPerSec)} ops/s ` +
               `(${fmtInt(r.opsPerCpuSec)}/cpu-s) ` +
               `p50 ${fmtUs(r.p50)} p99 ${fmtUs(r.p99)} p99.9 ${fmtUs(r.p999)} µs`,
           )
@@ -384,7 +402,7 @@ function main(): void {
     ]),
   ];
   const [a, b] = results as [Result, Result];
-  const ratio = (f: (r: Result) => number) => median(rounds[0]!.map((r, i) => f(r) / f(rounds[1]![i]!)));
+  const ratio = (f: (r: Result) => number, k = 1) => median(rounds[0]!.map((r, i) => f(r) / f(rounds[k]![i]!)));
   const ratios = {
     opsPerSec: ratio((r) => r.opsPerSec),
     opsPerCpuSec: ratio((r) => r.opsPerCpuSec),
@@ -403,6 +421,20 @@ function main(): void {
     `${ratios.max.toFixed(3)}x`,
     a.filled === b.filled ? 'equal' : 'DIFFERENT',
   ]);
+  if (baseline) {
+    const c = results[2]!;
+    rows.push([
+      'ratio ours/baseline (median)',
+      `${ratio((r) => r.opsPerSec, 2).toFixed(3)}x`,
+      `${ratio((r) => r.opsPerCpuSec, 2).toFixed(3)}x`,
+      `${ratio((r) => r.p50, 2).toFixed(3)}x`,
+      `${ratio((r) => r.p99, 2).toFixed(3)}x`,
+      `${ratio((r) => r.p999, 2).toFixed(3)}x`,
+      `${ratio((r) => r.max, 2).toFixed(3)}x`,
+      a.filled === c.filled && a.finalDepth === c.finalDepth ? 'equal' : 'DIFFERENT',
+    ]);
+    if (a.filled !== c.filled || a.finalDepth !== c.finalDepth) process.exitCode = 1;
+  }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   const line = (r: string[]) =>
     `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;

@@ -361,6 +361,83 @@ describe('memory', () => {
   });
 });
 
+describe('stop orders', () => {
+  it('wait off the book, trigger on the last trade price in the same command, and rest with the trigger seq', () => {
+    const b = seeded();
+    // no trade yet: any stop waits; a sell stop-limit at 100 (limit 98) and a buy stop-loss at 102
+    const sl = b.place({ ...lim('sell', 98, 3), id: 's1', account: 'S', stopPrice: 100 });
+    expect(sl).toMatchObject({ status: 'new', remainingQuantity: 3 });
+    expect(sl.events[0]).toMatchObject({ type: 'accepted', stopPrice: 100, price: 98 });
+    b.place({ ...mkt('buy', 2), id: 's2', account: 'S', stopPrice: 102, timeInForce: 'IOC' });
+    expect([b.stopCount, b.orderCount, b.depth(5).asks[0]]).toEqual([2, 5, { price: 101, quantity: 10, orders: 2 }]);
+    // a plain order without the stop field has no stopPrice key at all (events of plain orders are unchanged)
+    const plain = b.place(mkt('sell', 5));
+    expect('stopPrice' in plain.events[0]!).toBe(false);
+    // that sell traded at 99: last 99 <= 100 triggers s1, which sells into 98 (e1), at priority of its trigger
+    expect(types(plain.events)).toEqual(['accepted', 'trade', 'triggered', 'trade']);
+    expect(plain.events[2]).toMatchObject({ orderId: 's1', stopPrice: 100, lastPrice: 99 });
+    expect(plain.fills.map((f) => f.takerOrderId)).toEqual([plain.orderId]); // own fills only
+    expect(b.getStop('s1')).toBeUndefined();
+    expect(b.lastPrice).toBe(98);
+    // a stop that would trigger at once is rejected; so are bad stop prices, FOK and post-only stops
+    expect(b.place({ ...lim('sell', 90, 1), stopPrice: 98 }).rejectReason).toBe('STOP_WOULD_TRIGGER');
+    expect(b.place({ ...lim('buy', 110, 1), stopPrice: 98 }).rejectReason).toBe('STOP_WOULD_TRIGGER');
+    expect(b.place({ ...lim('buy', 110, 1), stopPrice: 0 }).rejectReason).toBe('INVALID_STOP_PRICE');
+    expect(b.place({ ...lim('buy', 110, 1), stopPrice: 104, timeInForce: 'FOK' }).rejectReason).toBe(
+      'INVALID_TIME_IN_FORCE',
+    );
+    expect(b.place({ ...lim('buy', 110, 1), stopPrice: 104, postOnly: true }).rejectReason).toBe('INVALID_POST_ONLY');
+    expect(b.place({ ...lim('buy', 110, 1), id: 's2', stopPrice: 104 }).rejectReason).toBe('DUPLICATE_ORDER_ID');
+    // a waiting stop is cancelled like an order (owner check included)
+    expect(b.cancel('s2', 'X').rejectReason).toBe('UNKNOWN_ORDER');
+    expect(b.cancel('s2', 'S').events[0]).toMatchObject({ type: 'cancelled', orderId: 's2', price: null, quantity: 2 });
+    expect(b.stopCount).toBe(0);
+  });
+
+  it('cascades in accepted order, bounded per command; the rest trigger after the next place', () => {
+    const b = new OrderBook({ market: 'T', maxStopTriggers: 2 });
+    for (const [id, p] of [
+      ['b100', 100],
+      ['b99', 99],
+      ['b98', 98],
+      ['b97', 97],
+    ] as const) {
+      b.place({ ...lim('buy', p, 1), id, account: 'M' });
+    }
+    b.place({ ...lim('sell', 100, 1), id: 'first', account: 'T' }); // last = 100
+    // three sell stops, accepted in this order: at 99, 98 (both stop-loss) and 97
+    b.place({ ...mkt('sell', 1), id: 'st99', account: 'S', stopPrice: 99 });
+    b.place({ ...mkt('sell', 1), id: 'st97', account: 'S', stopPrice: 97 });
+    b.place({ ...mkt('sell', 1), id: 'st98', account: 'S', stopPrice: 98 });
+    const r = b.place({ ...mkt('sell', 1), id: 'push', account: 'T' }); // trades at 99
+    const triggered = r.events.filter((e) => e.type === 'triggered').map((e) => (e as { orderId: string }).orderId);
+    // 99 triggers st99 (trades at 98), which makes st98 eligible (accepted after st97, but st97 is not eligible yet)
+    expect(triggered).toEqual(['st99', 'st98']);
+    expect(b.lastPrice).toBe(97); // st98 sold into 97: st97 is eligible but the bound (2) stopped the cascade
+    expect(b.getStop('st97')).toBeDefined();
+    const next = b.place({ ...lim('buy', 50, 1), id: 'noop', account: 'Z' });
+    // the next place (a bid at 50) lets st97 trigger; it sells into that very bid
+    expect(types(next.events)).toEqual(['accepted', 'triggered', 'trade']);
+    expect(next.events[2]).toMatchObject({ takerOrderId: 'st97', makerOrderId: 'noop', price: 50 });
+    expect(next.status).toBe('new'); // the result describes the order before the stops it let trigger ran
+  });
+
+  it('snapshots carry stops and the last price; a version 1 snapshot restores with neither', () => {
+    const b = seeded();
+    b.place(mkt('sell', 1));
+    b.place({ ...lim('buy', 105, 2), id: 'stop', account: 'S', stopPrice: 102 });
+    const snap = JSON.parse(JSON.stringify(b.snapshot()));
+    expect(snap).toMatchObject({ version: 2, lastPrice: 99, stops: [expect.objectContaining({ id: 'stop' })] });
+    const r = OrderBook.restore(snap);
+    expect(JSON.stringify(r.snapshot())).toBe(JSON.stringify(b.snapshot()));
+    const cmd = mkt('buy', 20);
+    expect(JSON.stringify(r.place(cmd))).toBe(JSON.stringify(b.place(cmd)));
+    const { lastPrice: _l, stops: _s, maxStopTriggers: _m, ...v1 } = snap;
+    const old = OrderBook.restore({ ...v1, version: 1 });
+    expect([old.lastPrice, old.stopCount, old.orderCount]).toEqual([null, 0, 5]);
+  });
+});
+
 describe('snapshot / restore', () => {
   it('round-trips through JSON, keeps seq, priorities and options, and continues identically', () => {
     const a = seeded({ defaultStp: 'decrement' });
@@ -378,7 +455,8 @@ describe('snapshot / restore', () => {
 
   it('throws on a corrupt snapshot (programmer error)', () => {
     const snap = seeded().snapshot();
-    expect(() => OrderBook.restore({ ...snap, version: 2 as 1 })).toThrow(TypeError);
+    expect(() => OrderBook.restore({ ...snap, version: 3 as 2 })).toThrow(TypeError);
+    expect(() => OrderBook.restore({ ...snap, lastPrice: -1 })).toThrow(TypeError);
     expect(() => OrderBook.restore({ ...snap, asks: [...snap.asks].reverse() })).toThrow(TypeError);
     expect(() => OrderBook.restore({ ...snap, bids: [...snap.bids, snap.bids[0]!] })).toThrow(TypeError);
   });

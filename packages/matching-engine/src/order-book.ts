@@ -20,9 +20,11 @@ import type {
   RejectedEvent,
   RestingOrder,
   Side,
+  StopOrder,
   StpMode,
   TimeInForce,
   TradeEvent,
+  TriggeredEvent,
 } from './types.ts';
 
 // Internal representation
@@ -143,11 +145,19 @@ export class OrderBook {
   readonly defaultStp: StpMode;
   readonly maxPrice: number;
   readonly maxQuantity: number;
+  readonly maxStopTriggers: number;
 
   private readonly bids = new BookSide('buy');
   private readonly asks = new BookSide('sell');
   private readonly byId = new Map<string, OrderNode>();
   private _seq = 0;
+  /** Price of the last trade; stops trigger on it. */
+  private _lastPrice: number | null = null;
+  // Waiting stop orders: by id, and per side sorted most-eligible first (buys by stopPrice ascending, sells by
+  // stopPrice descending; seq breaks ties). Empty on the plain path, which then only pays a size check per place.
+  private readonly stopsById = new Map<string, StopOrder>();
+  private readonly buyStops: StopOrder[] = [];
+  private readonly sellStops: StopOrder[] = [];
 
   private nodePool: OrderNode[] = [];
   private levelPool: PriceLevel[] = [];
@@ -165,8 +175,13 @@ export class OrderBook {
     if (!isStpMode(defaultStp)) throw new TypeError(`OrderBook: invalid defaultStp ${String(defaultStp)}`);
     const maxPrice = options.maxPrice ?? Number.MAX_SAFE_INTEGER;
     const maxQuantity = options.maxQuantity ?? Number.MAX_SAFE_INTEGER;
+    const maxStopTriggers = options.maxStopTriggers ?? 100;
     if (!isPositiveSafeInt(maxPrice)) throw new TypeError('OrderBook: maxPrice must be a positive safe integer');
     if (!isPositiveSafeInt(maxQuantity)) throw new TypeError('OrderBook: maxQuantity must be a positive safe integer');
+    if (!isPositiveSafeInt(maxStopTriggers)) {
+      throw new TypeError('OrderBook: maxStopTriggers must be a positive safe integer');
+    }
+    this.maxStopTriggers = maxStopTriggers;
     this.market = options.market;
     this.defaultStp = defaultStp;
     this.maxPrice = maxPrice;
@@ -178,6 +193,11 @@ export class OrderBook {
     return this._seq;
   }
 
+  /** Price of the last trade (null before the first). */
+  get lastPrice(): number | null {
+    return this._lastPrice;
+  }
+
   // ---------------------------------------------------------------------------------------------------------------
   // place
 
@@ -185,6 +205,7 @@ export class OrderBook {
     if (cmd === null || typeof cmd !== 'object') throw new TypeError('OrderBook.place: command object required');
     const reason = this.validatePlace(cmd);
     if (reason !== null) return this.rejectPlace(cmd, reason);
+    if (cmd.stopPrice !== undefined) return this.placeStop(cmd);
 
     const id = cmd.id;
     const account = cmd.account;
@@ -299,6 +320,7 @@ export class OrderBook {
         status = 'cancelled';
       }
     }
+    if (this.stopsById.size !== 0) this.processStops(events);
     return {
       orderId: id,
       account,
@@ -340,8 +362,196 @@ export class OrderBook {
       }
       if (cmd.quoteBudget !== undefined && !isPositiveSafeInt(cmd.quoteBudget)) return 'INVALID_PROTECTION';
     }
-    if (this.byId.has(cmd.id)) return 'DUPLICATE_ORDER_ID';
+    if (cmd.stopPrice !== undefined) {
+      if (!isPositiveSafeInt(cmd.stopPrice) || cmd.stopPrice > this.maxPrice) return 'INVALID_STOP_PRICE';
+      if (tif === 'FOK') return 'INVALID_TIME_IN_FORCE';
+      if (cmd.postOnly === true) return 'INVALID_POST_ONLY';
+    }
+    if (this.byId.has(cmd.id) || (this.stopsById.size !== 0 && this.stopsById.has(cmd.id))) {
+      return 'DUPLICATE_ORDER_ID';
+    }
     return null;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // stop orders
+
+  /** Accept a (validated) stop order: it waits off the book until the last trade price reaches its stop price. */
+  private placeStop(cmd: PlaceCommand): PlaceResult {
+    const stopPrice = cmd.stopPrice as number;
+    const last = this._lastPrice;
+    if (last !== null && (cmd.side === 'buy' ? last >= stopPrice : last <= stopPrice)) {
+      return this.rejectPlace(cmd, 'STOP_WOULD_TRIGGER');
+    }
+    const isMarket = cmd.type === 'market';
+    const stop: StopOrder = {
+      id: cmd.id,
+      account: cmd.account,
+      side: cmd.side,
+      type: cmd.type,
+      price: isMarket ? null : (cmd.price as number),
+      stopPrice,
+      quantity: cmd.quantity,
+      timeInForce: cmd.timeInForce ?? 'GTC',
+      stp: cmd.stp ?? this.defaultStp,
+      maxSlippageTicks: cmd.maxSlippageTicks ?? null,
+      quoteBudget: cmd.quoteBudget ?? null,
+      seq: ++this._seq,
+    };
+    const accepted: AcceptedEvent = {
+      seq: stop.seq,
+      type: 'accepted',
+      market: this.market,
+      orderId: stop.id,
+      account: stop.account,
+      side: stop.side,
+      orderType: stop.type,
+      price: stop.price,
+      quantity: stop.quantity,
+      timeInForce: stop.timeInForce,
+      postOnly: false,
+      stp: stop.stp,
+      maxSlippageTicks: stop.maxSlippageTicks,
+      quoteBudget: stop.quoteBudget,
+      stopPrice,
+    };
+    this.insertStop(stop);
+    const events: BookEvent[] = [accepted];
+    this.processStops(events);
+    return {
+      orderId: stop.id,
+      account: stop.account,
+      status: 'new',
+      filledQuantity: 0,
+      remainingQuantity: stop.quantity,
+      cancelledQuantity: 0,
+      rejectReason: null,
+      cancelReason: null,
+      fills: [],
+      events,
+    };
+  }
+
+  private insertStop(stop: StopOrder): void {
+    const list = stop.side === 'buy' ? this.buyStops : this.sellStops;
+    const dir = stop.side === 'buy' ? 1 : -1;
+    // first index that comes after `stop` (more eligible first; equal stop prices by seq)
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const o = list[mid]!;
+      const d = (o.stopPrice - stop.stopPrice) * dir;
+      if (d < 0 || (d === 0 && o.seq < stop.seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, stop);
+    this.stopsById.set(stop.id, stop);
+  }
+
+  private removeStop(stop: StopOrder): void {
+    const list = stop.side === 'buy' ? this.buyStops : this.sellStops;
+    list.splice(list.indexOf(stop), 1);
+    this.stopsById.delete(stop.id);
+  }
+
+  /**
+   * Trigger the stops the last trade price has reached, one at a time in accepted-seq order, each running as a taker
+   * (which may move the last price and trigger more). At most `maxStopTriggers` per command: the cascade is bounded,
+   * and what is still eligible then triggers after the next place command.
+   */
+  private processStops(events: BookEvent[]): void {
+    for (let n = 0; n < this.maxStopTriggers; n++) {
+      const last = this._lastPrice;
+      if (last === null) return;
+      let pick: StopOrder | undefined;
+      for (const s of this.buyStops) {
+        if (s.stopPrice > last) break;
+        if (pick === undefined || s.seq < pick.seq) pick = s;
+      }
+      for (const s of this.sellStops) {
+        if (s.stopPrice < last) break;
+        if (pick === undefined || s.seq < pick.seq) pick = s;
+      }
+      if (pick === undefined) return;
+      this.removeStop(pick);
+      const ev: TriggeredEvent = {
+        seq: ++this._seq,
+        type: 'triggered',
+        market: this.market,
+        orderId: pick.id,
+        account: pick.account,
+        side: pick.side,
+        stopPrice: pick.stopPrice,
+        lastPrice: last,
+      };
+      events.push(ev);
+      this.runTriggered(pick, ev.seq, events);
+    }
+  }
+
+  /** A triggered stop runs like a newly arrived GTC/IOC limit or market order (time priority = its trigger seq). */
+  private runTriggered(s: StopOrder, prioritySeq: number, events: BookEvent[]): void {
+    const isMarket = s.type === 'market';
+    const opposite = s.side === 'buy' ? this.asks : this.bids;
+    const best = opposite.best();
+    let threshold: number;
+    let protectedByTicks = false;
+    if (!isMarket) {
+      threshold = opposite.sign * (s.price as number);
+    } else if (s.maxSlippageTicks !== null && best !== undefined) {
+      threshold =
+        opposite.sign * (s.side === 'buy' ? best.price + s.maxSlippageTicks : best.price - s.maxSlippageTicks);
+      protectedByTicks = true;
+    } else {
+      threshold = -Infinity;
+    }
+    let remaining = s.quantity;
+    let filled = 0;
+    let stop = STOP_NONE;
+    if (best !== undefined && best.key >= threshold) {
+      const budget = s.quoteBudget === null ? Infinity : s.quoteBudget;
+      this.sweep(opposite, threshold, s.id, s.account, s.side, s.price, s.stp, remaining, budget, events, []);
+      remaining = this.sweepRemaining;
+      filled = this.sweepFilled;
+      stop = this.sweepStop;
+    }
+    if (remaining === 0) return;
+    let cancelReason: CancelReason | null = null;
+    if (stop === STOP_STP) cancelReason = 'stp';
+    else if (isMarket) {
+      if (stop === STOP_PROTECTION || (protectedByTicks && opposite.levels.length > 0)) cancelReason = 'protection';
+      else cancelReason = 'market_no_liquidity';
+    } else if (s.timeInForce !== 'GTC') cancelReason = 'ioc_remainder';
+    if (cancelReason === null) {
+      const p = s.price as number;
+      this.rest(
+        s.id,
+        s.account,
+        s.side,
+        p,
+        filled + remaining,
+        remaining,
+        filled,
+        s.timeInForce,
+        false,
+        s.stp,
+        prioritySeq,
+      );
+      return;
+    }
+    const ev: CancelledEvent = {
+      seq: ++this._seq,
+      type: 'cancelled',
+      market: this.market,
+      orderId: s.id,
+      account: s.account,
+      side: s.side,
+      price: s.price,
+      quantity: remaining,
+      reason: cancelReason,
+    };
+    events.push(ev);
   }
 
   private rejectPlace(cmd: PlaceCommand, reason: RejectReason): PlaceResult {
@@ -535,6 +745,7 @@ export class OrderBook {
         };
         events.push(trade);
         fills.push(trade);
+        this._lastPrice = price;
         // A maker with quantity left stays the head: either the taker is done, or the quote budget stopped it and the
         // next pass over the same maker finds nothing affordable.
         if (node.remaining === 0) {
@@ -671,6 +882,24 @@ export class OrderBook {
   /** Cancel a resting order. `account`, when given, must own the order (else UNKNOWN_ORDER). */
   cancel(id: string, account?: string): CancelResult {
     const node = typeof id === 'string' ? this.byId.get(id) : undefined;
+    if (node === undefined && this.stopsById.size !== 0 && typeof id === 'string') {
+      const s = this.stopsById.get(id);
+      if (s !== undefined && (account === undefined || s.account === account)) {
+        this.removeStop(s);
+        const ev: CancelledEvent = {
+          seq: ++this._seq,
+          type: 'cancelled',
+          market: this.market,
+          orderId: s.id,
+          account: s.account,
+          side: s.side,
+          price: s.price,
+          quantity: s.quantity,
+          reason: 'user',
+        };
+        return { orderId: id, account: s.account, resting: true, rejectReason: null, events: [ev] };
+      }
+    }
     if (node === undefined || (account !== undefined && node.account !== account)) {
       const orderId = typeof id === 'string' ? id : null;
       const ev = this.rejected('cancel', orderId, typeof account === 'string' ? account : null, 'UNKNOWN_ORDER');
@@ -766,6 +995,22 @@ export class OrderBook {
     return this.byId.has(id);
   }
 
+  /** Number of stop orders waiting for their trigger. */
+  get stopCount(): number {
+    return this.stopsById.size;
+  }
+
+  /** A waiting stop order (a copy), or undefined. */
+  getStop(id: string): StopOrder | undefined {
+    const s = this.stopsById.get(id);
+    return s === undefined ? undefined : { ...s };
+  }
+
+  /** Waiting stop orders in trigger order (accepted seq), copies. */
+  stopOrders(): StopOrder[] {
+    return [...this.stopsById.values()].sort((a, b) => a.seq - b.seq).map((s) => ({ ...s }));
+  }
+
   getOrder(id: string): RestingOrder | undefined {
     const node = this.byId.get(id);
     return node === undefined ? undefined : toResting(node);
@@ -798,7 +1043,7 @@ export class OrderBook {
 
   snapshot(): OrderBookSnapshot {
     return {
-      version: 1,
+      version: 2,
       market: this.market,
       defaultStp: this.defaultStp,
       maxPrice: this.maxPrice,
@@ -806,11 +1051,14 @@ export class OrderBook {
       seq: this._seq,
       bids: [...iterateSide(this.bids)],
       asks: [...iterateSide(this.asks)],
+      lastPrice: this._lastPrice,
+      stops: this.stopOrders(),
+      maxStopTriggers: this.maxStopTriggers,
     };
   }
 
   static restore(snapshot: OrderBookSnapshot): OrderBook {
-    if (snapshot === null || typeof snapshot !== 'object' || snapshot.version !== 1) {
+    if (snapshot === null || typeof snapshot !== 'object' || (snapshot.version !== 1 && snapshot.version !== 2)) {
       throw new TypeError('OrderBook.restore: unsupported snapshot');
     }
     const book = new OrderBook({
@@ -818,11 +1066,21 @@ export class OrderBook {
       defaultStp: snapshot.defaultStp,
       maxPrice: snapshot.maxPrice,
       maxQuantity: snapshot.maxQuantity,
+      ...(snapshot.maxStopTriggers !== undefined ? { maxStopTriggers: snapshot.maxStopTriggers } : {}),
     });
     if (!Number.isSafeInteger(snapshot.seq) || snapshot.seq < 0) throw new TypeError('OrderBook.restore: bad seq');
     book._seq = snapshot.seq;
     for (const o of snapshot.bids) book.restoreOrder(o, 'buy');
     for (const o of snapshot.asks) book.restoreOrder(o, 'sell');
+    const last = snapshot.lastPrice ?? null;
+    if (last !== null && !isPositiveSafeInt(last)) throw new TypeError('OrderBook.restore: bad lastPrice');
+    book._lastPrice = last;
+    for (const s of snapshot.stops ?? []) {
+      if (book.byId.has(s.id) || book.stopsById.has(s.id) || !isPositiveSafeInt(s.stopPrice)) {
+        throw new TypeError(`OrderBook.restore: invalid stop order ${String(s.id)}`);
+      }
+      book.insertStop({ ...s });
+    }
     return book;
   }
 

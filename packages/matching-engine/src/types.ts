@@ -31,6 +31,12 @@ export interface PlaceCommand {
   maxSlippageTicks?: number | undefined;
   /** Market orders only: do not trade more than this notional (sum of price * quantity, in tick*lot units). */
   quoteBudget?: number | undefined;
+  /**
+   * Stop order: wait off the book until the last trade price reaches this price (buy: last >= stopPrice, sell:
+   * last <= stopPrice), then run as the limit (stop-limit) or market (stop-loss) order it describes. GTC/IOC only, not
+   * post-only. Rejected STOP_WOULD_TRIGGER when the last trade price already meets it.
+   */
+  stopPrice?: number | undefined;
 }
 
 export interface AmendCommand {
@@ -61,6 +67,8 @@ export const REJECT_REASONS = [
   'UNKNOWN_ORDER',
   'AMEND_NO_CHANGE',
   'AMEND_WOULD_TAKE',
+  'INVALID_STOP_PRICE',
+  'STOP_WOULD_TRIGGER',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -86,6 +94,8 @@ export interface AcceptedEvent {
   stp: StpMode;
   maxSlippageTicks: number | null;
   quoteBudget: number | null;
+  /** Only on stop orders (absent otherwise, so plain orders' events are unchanged): the trigger price. */
+  stopPrice?: number;
 }
 
 export interface RejectedEvent {
@@ -161,7 +171,24 @@ export interface AmendedEvent {
   priorityKept: boolean;
 }
 
-export type BookEvent = AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | ReducedEvent | AmendedEvent;
+/**
+ * A stop order's trigger: the last trade price reached its stop price. The order now runs (trades, rests with this
+ * event's seq as its time priority, or is cancelled) exactly as if it had just arrived; no second `accepted` event.
+ */
+export interface TriggeredEvent {
+  seq: number;
+  type: 'triggered';
+  market: string;
+  orderId: string;
+  account: string;
+  side: Side;
+  stopPrice: number;
+  /** The last trade price that triggered it. */
+  lastPrice: number;
+}
+
+export type BookEvent =
+  AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | ReducedEvent | AmendedEvent | TriggeredEvent;
 
 /**
  * - `new`: resting, nothing filled yet
@@ -229,6 +256,24 @@ export interface RestingOrder {
   prioritySeq: number;
 }
 
+/** A stop order waiting for its trigger (not on the book, not in depth). */
+export interface StopOrder {
+  id: string;
+  account: string;
+  side: Side;
+  type: OrderType;
+  /** Limit price of a stop-limit, null for a stop-loss (market). */
+  price: number | null;
+  stopPrice: number;
+  quantity: number;
+  timeInForce: TimeInForce;
+  stp: StpMode;
+  maxSlippageTicks: number | null;
+  quoteBudget: number | null;
+  /** Seq of its accepted event: stops trigger in this order. */
+  seq: number;
+}
+
 export interface DepthLevel {
   price: number;
   quantity: number;
@@ -248,10 +293,13 @@ export interface OrderBookOptions {
   maxPrice?: number | undefined;
   /** Largest accepted quantity in lots. Default Number.MAX_SAFE_INTEGER. */
   maxQuantity?: number | undefined;
+  /** Most stop orders one place command may trigger (the cascade bound). Default 100. */
+  maxStopTriggers?: number | undefined;
 }
 
 export interface OrderBookSnapshot {
-  version: 1;
+  /** 2 adds `lastPrice`, `stops`, `maxStopTriggers`; a version 1 snapshot restores with none of them. */
+  version: 1 | 2;
   market: string;
   defaultStp: StpMode;
   maxPrice: number;
@@ -262,4 +310,9 @@ export interface OrderBookSnapshot {
   bids: RestingOrder[];
   /** Asks best first, FIFO within a price. */
   asks: RestingOrder[];
+  /** Price of the last trade (null before the first). */
+  lastPrice?: number | null;
+  /** Waiting stop orders, in trigger order (accepted seq). */
+  stops?: StopOrder[];
+  maxStopTriggers?: number;
 }

@@ -37,6 +37,32 @@ const marketCmd = fc.record({
   quoteBudget: fc.option(fc.integer({ min: 1, max: 2500 }), { nil: undefined }),
 });
 
+// stop-limit and stop-loss (market) orders; sometimes with a bad time in force, post-only or stop price
+const stopCmd = fc.record({
+  id: ids,
+  account: accounts,
+  side: fc.constantFrom('buy' as const, 'sell' as const),
+  market: fc.boolean(),
+  price: prices,
+  // mostly above the mid (~100) for buys and below it for sells, where they wait rather than being rejected
+  stopPrice: fc.oneof(
+    { weight: 12, arbitrary: fc.integer({ min: 0, max: 5 }) },
+    { weight: 1, arbitrary: fc.constantFrom(-3, 1.5, Number.NaN) },
+  ),
+  quantity: quantities,
+  tif: fc.constantFrom('GTC', 'GTC', 'IOC', 'FOK') as fc.Arbitrary<'GTC' | 'IOC' | 'FOK'>,
+  postOnly: fc.constantFrom(undefined, undefined, undefined, false, true),
+  stp: stps,
+  maxSlippageTicks: fc.option(fc.integer({ min: 0, max: 4 }), { nil: undefined }),
+});
+
+const stopPriceOf = (c: { side: 'buy' | 'sell'; stopPrice: number }) =>
+  Number.isInteger(c.stopPrice) && c.stopPrice >= 0
+    ? c.side === 'buy'
+      ? 100 + c.stopPrice
+      : 100 - c.stopPrice
+    : c.stopPrice;
+
 const invalidPlace = fc.record({
   id: ids,
   field: fc.constantFrom('price', 'quantity'),
@@ -76,6 +102,36 @@ export const commandArb: fc.Arbitrary<Command> = fc.oneof(
         maxSlippageTicks: c.maxSlippageTicks,
         quoteBudget: c.quoteBudget,
       },
+    })),
+  },
+  {
+    weight: 3,
+    arbitrary: stopCmd.map((c): Command => ({
+      kind: 'place',
+      cmd: c.market
+        ? {
+            id: c.id,
+            account: c.account,
+            side: c.side,
+            type: 'market',
+            quantity: c.quantity,
+            timeInForce: c.tif,
+            stp: c.stp,
+            stopPrice: stopPriceOf(c),
+            maxSlippageTicks: c.maxSlippageTicks,
+          }
+        : {
+            id: c.id,
+            account: c.account,
+            side: c.side,
+            type: 'limit',
+            price: c.price,
+            quantity: c.quantity,
+            timeInForce: c.tif,
+            postOnly: c.postOnly,
+            stp: c.stp,
+            stopPrice: stopPriceOf(c),
+          },
     })),
   },
   {
@@ -125,3 +181,6 @@ export function runOnReference(ref: ReferenceBook, c: Command): BookEvent[] {
   if (c.kind === 'cancel') return ref.cancel(c.id, c.account);
   return ref.amend(c.cmd);
 }
+
+/** Longer sequences, so that prices move and stops trigger (and cascade) often. */
+export const longCommandsArb = fc.array(commandArb, { minLength: 60, maxLength: 200 });

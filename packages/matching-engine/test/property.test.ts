@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { OrderBook } from '../src/order-book.ts';
 import type { BookEvent, OrderBookSnapshot, StpMode } from '../src/types.ts';
-import { commandsArb, runOnEngine, runOnReference } from './commands.ts';
+import { commandsArb, longCommandsArb, runOnEngine, runOnReference } from './commands.ts';
 import { ReferenceBook } from './reference-book.ts';
 
 // Bounded so the package test run stays fast; raise with ME_PROPERTY_RUNS=5000 for a deeper search.
@@ -54,6 +54,8 @@ function checkStructure(book: OrderBook): void {
  */
 class Conservation {
   open = new Map<string, number>();
+  /** Accepted stop orders not triggered yet (open, but not on the book). */
+  waiting = new Set<string>();
   seq = 0;
   apply(events: BookEvent[]): void {
     for (const e of events) {
@@ -68,6 +70,7 @@ class Conservation {
         case 'accepted':
           expect(this.open.has(e.orderId)).toBe(false);
           this.open.set(e.orderId, e.quantity);
+          if (e.stopPrice !== undefined) this.waiting.add(e.orderId);
           break;
         case 'trade':
           expect(e.quantity).toBeGreaterThan(0);
@@ -78,6 +81,7 @@ class Conservation {
           break;
         case 'cancelled':
           expect(this.open.get(e.orderId)).toBe(e.quantity); // a cancel always removes all that is left
+          this.waiting.delete(e.orderId);
           dec(e.orderId, e.quantity);
           break;
         case 'reduced':
@@ -88,6 +92,12 @@ class Conservation {
           expect(this.open.get(e.orderId)).toBe(e.oldRemaining);
           this.open.set(e.orderId, e.remaining);
           break;
+        case 'triggered':
+          // a waiting stop becomes live with all of its quantity, at a price that reached its stop price
+          expect(this.waiting.has(e.orderId)).toBe(true);
+          this.waiting.delete(e.orderId);
+          expect(e.side === 'buy' ? e.lastPrice >= e.stopPrice : e.lastPrice <= e.stopPrice).toBe(true);
+          break;
         case 'rejected':
           break;
       }
@@ -95,18 +105,26 @@ class Conservation {
   }
   check(book: OrderBook): void {
     const resting = new Map([...book.orders()].map((o) => [o.id, o.remaining]));
+    for (const s of book.stopOrders()) resting.set(s.id, s.quantity);
     expect(resting).toEqual(this.open);
+    expect(new Set(book.stopOrders().map((s) => s.id))).toEqual(this.waiting);
   }
 }
 
 const stpArb = fc.constantFrom<StpMode>('cancel_newest', 'none', 'decrement');
 
-describe('OrderBook vs naive reference (property)', () => {
-  it('produces the same events and the same resting book for random command sequences', () => {
+// Short sequences explore edge cases; long ones move the price enough for stops to trigger and cascade.
+const SEQUENCES = [
+  ['short', commandsArb, NUM_RUNS],
+  ['long (stops trigger and cascade)', longCommandsArb, Math.ceil(NUM_RUNS / 3)],
+] as const;
+
+describe.each(SEQUENCES)('OrderBook vs naive reference (property, %s sequences)', (_name, arb, runs) => {
+  it('produces the same events and the same resting book and stops for random command sequences', () => {
     fc.assert(
-      fc.property(commandsArb, stpArb, (commands, defaultStp) => {
-        const book = new OrderBook({ market: 'T', defaultStp });
-        const ref = new ReferenceBook('T', defaultStp);
+      fc.property(arb, stpArb, fc.constantFrom(1, 2, 100), (commands, defaultStp, maxStopTriggers) => {
+        const book = new OrderBook({ market: 'T', defaultStp, maxStopTriggers });
+        const ref = new ReferenceBook('T', defaultStp, maxStopTriggers);
         const cons = new Conservation();
         for (const c of commands) {
           const got = runOnEngine(book, c);
@@ -119,15 +137,17 @@ describe('OrderBook vs naive reference (property)', () => {
           const snap = book.snapshot();
           expect(snap.bids).toEqual(ref.side('buy'));
           expect(snap.asks).toEqual(ref.side('sell'));
+          expect(snap.stops).toEqual(ref.stops);
+          expect(snap.lastPrice).toBe(ref.lastPrice);
         }
       }),
-      { numRuns: NUM_RUNS },
+      { numRuns: runs },
     );
   });
 
   it('place results agree with their events', () => {
     fc.assert(
-      fc.property(commandsArb, (commands) => {
+      fc.property(arb, (commands) => {
         const book = new OrderBook({ market: 'T' });
         for (const c of commands) {
           if (c.kind !== 'place') {
@@ -135,7 +155,10 @@ describe('OrderBook vs naive reference (property)', () => {
             continue;
           }
           const r = book.place(c.cmd);
-          expect(r.fills).toEqual(r.events.filter((e) => e.type === 'trade'));
+          // fills are the placed order's own trades: those before any stop it triggered
+          const firstTrigger = r.events.findIndex((e) => e.type === 'triggered');
+          const own = firstTrigger < 0 ? r.events : r.events.slice(0, firstTrigger);
+          expect(r.fills).toEqual(own.filter((e) => e.type === 'trade'));
           const filled = r.fills.reduce((s, f) => s + f.quantity, 0);
           expect(r.filledQuantity).toBe(filled);
           if (r.status === 'rejected') {
@@ -144,6 +167,12 @@ describe('OrderBook vs naive reference (property)', () => {
             continue;
           }
           expect(filled + r.remainingQuantity + r.cancelledQuantity).toBe(c.cmd.quantity);
+          if (c.cmd.stopPrice !== undefined) {
+            // a stop waits off the book with all its quantity (it cannot trigger on arrival)
+            expect([r.status, filled, book.getStop(c.cmd.id)?.quantity]).toEqual(['new', 0, c.cmd.quantity]);
+            continue;
+          }
+          if (firstTrigger >= 0) continue; // triggered stops may have traded with it since
           const resting = book.getOrder(c.cmd.id);
           if (r.status === 'new' || r.status === 'partially_filled') {
             expect(resting?.remaining).toBe(r.remainingQuantity);
@@ -156,15 +185,15 @@ describe('OrderBook vs naive reference (property)', () => {
           if (r.status === 'cancelled') expect(r.cancelReason).not.toBeNull();
         }
       }),
-      { numRuns: Math.ceil(NUM_RUNS / 2) },
+      { numRuns: Math.ceil(runs / 2) },
     );
   });
 });
 
-describe('snapshot + replay (property)', () => {
+describe.each(SEQUENCES)('snapshot + replay (property, %s sequences)', (_name, arb, runs) => {
   it('restore at a random point + replay equals the uninterrupted run, byte for byte', () => {
     fc.assert(
-      fc.property(commandsArb, fc.nat(), (commands, cut) => {
+      fc.property(arb, fc.nat(), (commands, cut) => {
         const k = cut % (commands.length + 1);
         const straight = new OrderBook({ market: 'T', defaultStp: 'decrement' });
         const straightEvents: string[] = [];
@@ -183,7 +212,7 @@ describe('snapshot + replay (property)', () => {
         expect(JSON.stringify(restored.snapshot())).toBe(JSON.stringify(straight.snapshot()));
         expect(restored.seq).toBe(straight.seq);
       }),
-      { numRuns: NUM_RUNS },
+      { numRuns: runs },
     );
   });
 });

@@ -1,7 +1,16 @@
 // A deliberately naive reference order book for property tests: all resting orders in one array, sorted on demand,
 // FOK decided by simulating the order on a copy of the book. Slow and obviously correct; it produces the same event
 // format as the real engine so that both can be compared byte for byte.
-import type { AmendCommand, BookEvent, PlaceCommand, RejectReason, RestingOrder, Side, StpMode } from '../src/types.ts';
+import type {
+  AmendCommand,
+  BookEvent,
+  PlaceCommand,
+  RejectReason,
+  RestingOrder,
+  Side,
+  StopOrder,
+  StpMode,
+} from '../src/types.ts';
 
 const STP = ['none', 'cancel_newest', 'cancel_oldest', 'cancel_both', 'decrement'];
 const posInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
@@ -11,16 +20,23 @@ export class ReferenceBook {
   defaultStp: StpMode;
   seq = 0;
   resting: RestingOrder[] = [];
+  /** Waiting stops in accepted order. */
+  stops: StopOrder[] = [];
+  lastPrice: number | null = null;
+  maxStopTriggers: number;
 
-  constructor(market: string, defaultStp: StpMode = 'cancel_newest') {
+  constructor(market: string, defaultStp: StpMode = 'cancel_newest', maxStopTriggers = 100) {
     this.market = market;
     this.defaultStp = defaultStp;
+    this.maxStopTriggers = maxStopTriggers;
   }
 
   clone(): ReferenceBook {
-    const c = new ReferenceBook(this.market, this.defaultStp);
+    const c = new ReferenceBook(this.market, this.defaultStp, this.maxStopTriggers);
     c.seq = this.seq;
     c.resting = this.resting.map((o) => ({ ...o }));
+    c.stops = this.stops.map((o) => ({ ...o }));
+    c.lastPrice = this.lastPrice;
     return c;
   }
 
@@ -65,8 +81,57 @@ export class ReferenceBook {
       if (t !== undefined && !(Number.isSafeInteger(t) && t >= 0)) return 'INVALID_PROTECTION';
       if (c.quoteBudget !== undefined && !posInt(c.quoteBudget)) return 'INVALID_PROTECTION';
     }
-    if (this.resting.some((o) => o.id === c.id)) return 'DUPLICATE_ORDER_ID';
+    if (c.stopPrice !== undefined) {
+      if (!posInt(c.stopPrice)) return 'INVALID_STOP_PRICE';
+      if (c.timeInForce === 'FOK') return 'INVALID_TIME_IN_FORCE';
+      if (c.postOnly === true) return 'INVALID_POST_ONLY';
+    }
+    if (this.resting.some((o) => o.id === c.id) || this.stops.some((o) => o.id === c.id)) return 'DUPLICATE_ORDER_ID';
     return null;
+  }
+
+  /** Naive trigger loop: the first stop in accepted order that the last price reached, until none or the bound. */
+  private triggerStops(events: BookEvent[]): void {
+    for (let n = 0; n < this.maxStopTriggers; n++) {
+      const last = this.lastPrice;
+      if (last === null) return;
+      const s = this.stops.find((o) => (o.side === 'buy' ? last >= o.stopPrice : last <= o.stopPrice));
+      if (!s) return;
+      this.stops = this.stops.filter((o) => o !== s);
+      events.push({
+        seq: ++this.seq,
+        type: 'triggered',
+        market: this.market,
+        orderId: s.id,
+        account: s.account,
+        side: s.side,
+        stopPrice: s.stopPrice,
+        lastPrice: last,
+      });
+      const cmd: PlaceCommand = {
+        id: s.id,
+        account: s.account,
+        side: s.side,
+        type: s.type,
+        quantity: s.quantity,
+        ...(s.price !== null ? { price: s.price } : {}),
+        ...(s.maxSlippageTicks !== null ? { maxSlippageTicks: s.maxSlippageTicks } : {}),
+        ...(s.quoteBudget !== null ? { quoteBudget: s.quoteBudget } : {}),
+      };
+      const { limit } = this.limitOf(cmd);
+      const crosses = (p: number) => (s.side === 'buy' ? p <= limit : p >= limit);
+      events.push(...this.execute(cmd, s.timeInForce, s.stp, crosses, false).events);
+    }
+  }
+
+  private limitOf(c: PlaceCommand): { limit: number; bestOpp: RestingOrder | undefined } {
+    const bestOpp = this.side(c.side === 'buy' ? 'sell' : 'buy')[0];
+    let limit: number;
+    if (c.type === 'limit') limit = c.price!;
+    else if (c.maxSlippageTicks !== undefined && bestOpp)
+      limit = c.side === 'buy' ? bestOpp.price + c.maxSlippageTicks : bestOpp.price - c.maxSlippageTicks;
+    else limit = c.side === 'buy' ? Infinity : -Infinity;
+    return { limit, bestOpp };
   }
 
   place(c: PlaceCommand): BookEvent[] {
@@ -74,15 +139,50 @@ export class ReferenceBook {
     if (invalid) return this.reject('place', c.id, c.account, invalid);
     const tif = c.timeInForce ?? 'GTC';
     const stp = c.stp ?? this.defaultStp;
-    const oppSide: Side = c.side === 'buy' ? 'sell' : 'buy';
-    const opp = this.side(oppSide);
-    const bestOpp = opp[0];
-    // worst acceptable price
-    let limit: number;
-    if (c.type === 'limit') limit = c.price!;
-    else if (c.maxSlippageTicks !== undefined && bestOpp)
-      limit = c.side === 'buy' ? bestOpp.price + c.maxSlippageTicks : bestOpp.price - c.maxSlippageTicks;
-    else limit = c.side === 'buy' ? Infinity : -Infinity;
+    if (c.stopPrice !== undefined) {
+      const last = this.lastPrice;
+      if (last !== null && (c.side === 'buy' ? last >= c.stopPrice : last <= c.stopPrice)) {
+        return this.reject('place', c.id, c.account, 'STOP_WOULD_TRIGGER');
+      }
+      const seq = ++this.seq;
+      const stop: StopOrder = {
+        id: c.id,
+        account: c.account,
+        side: c.side,
+        type: c.type,
+        price: c.type === 'limit' ? c.price! : null,
+        stopPrice: c.stopPrice,
+        quantity: c.quantity,
+        timeInForce: tif,
+        stp,
+        maxSlippageTicks: c.maxSlippageTicks ?? null,
+        quoteBudget: c.quoteBudget ?? null,
+        seq,
+      };
+      this.stops.push(stop);
+      const events: BookEvent[] = [
+        {
+          seq,
+          type: 'accepted',
+          market: this.market,
+          orderId: c.id,
+          account: c.account,
+          side: c.side,
+          orderType: c.type,
+          price: stop.price,
+          quantity: c.quantity,
+          timeInForce: tif,
+          postOnly: false,
+          stp,
+          maxSlippageTicks: stop.maxSlippageTicks,
+          quoteBudget: stop.quoteBudget,
+          stopPrice: c.stopPrice,
+        },
+      ];
+      this.triggerStops(events);
+      return events;
+    }
+    const { limit, bestOpp } = this.limitOf(c);
     const crosses = (p: number) => (c.side === 'buy' ? p <= limit : p >= limit);
 
     if (c.postOnly && bestOpp && crosses(bestOpp.price))
@@ -92,7 +192,9 @@ export class ReferenceBook {
       const r = sim.execute(c, tif, stp, crosses);
       if (r.filled !== c.quantity) return this.reject('place', c.id, c.account, 'FOK_NOT_FILLABLE');
     }
-    return this.execute(c, tif, stp, crosses).events;
+    const events = this.execute(c, tif, stp, crosses).events;
+    this.triggerStops(events);
+    return events;
   }
 
   private execute(
@@ -100,26 +202,29 @@ export class ReferenceBook {
     tif: string,
     stp: StpMode,
     crosses: (p: number) => boolean,
+    accept = true,
   ): { events: BookEvent[]; filled: number } {
     const m = this.market;
     const price = c.type === 'limit' ? c.price! : null;
     const events: any[] = [];
-    events.push({
-      seq: ++this.seq,
-      type: 'accepted',
-      market: m,
-      orderId: c.id,
-      account: c.account,
-      side: c.side,
-      orderType: c.type,
-      price,
-      quantity: c.quantity,
-      timeInForce: tif,
-      postOnly: c.postOnly === true,
-      stp,
-      maxSlippageTicks: c.maxSlippageTicks ?? null,
-      quoteBudget: c.quoteBudget ?? null,
-    });
+    const prioritySeq = this.seq; // a triggered stop's priority: its triggered event
+    if (accept)
+      events.push({
+        seq: ++this.seq,
+        type: 'accepted',
+        market: m,
+        orderId: c.id,
+        account: c.account,
+        side: c.side,
+        orderType: c.type,
+        price,
+        quantity: c.quantity,
+        timeInForce: tif,
+        postOnly: c.postOnly === true,
+        stp,
+        maxSlippageTicks: c.maxSlippageTicks ?? null,
+        quoteBudget: c.quoteBudget ?? null,
+      });
     let remaining = c.quantity;
     let filled = 0;
     let budget = c.quoteBudget ?? Infinity;
@@ -210,6 +315,7 @@ export class ReferenceBook {
       filled += qty;
       maker.remaining -= qty;
       maker.filled += qty;
+      this.lastPrice = maker.price;
       events.push({
         seq: ++this.seq,
         type: 'trade',
@@ -245,7 +351,7 @@ export class ReferenceBook {
           timeInForce: tif as any,
           postOnly: c.postOnly === true,
           stp,
-          prioritySeq: events[0].seq,
+          prioritySeq: accept ? events[0].seq : prioritySeq,
         });
       } else {
         events.push({
@@ -265,6 +371,23 @@ export class ReferenceBook {
   }
 
   cancel(id: string, account?: string): BookEvent[] {
+    const s = this.stops.find((x) => x.id === id);
+    if (s && (account === undefined || s.account === account)) {
+      this.stops = this.stops.filter((x) => x !== s);
+      return [
+        {
+          seq: ++this.seq,
+          type: 'cancelled',
+          market: this.market,
+          orderId: s.id,
+          account: s.account,
+          side: s.side,
+          price: s.price,
+          quantity: s.quantity,
+          reason: 'user',
+        },
+      ];
+    }
     const o = this.resting.find((x) => x.id === id);
     if (!o || (account !== undefined && o.account !== account))
       return this.reject('cancel', id, account, 'UNKNOWN_ORDER');

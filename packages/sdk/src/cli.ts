@@ -5,6 +5,8 @@
  *   exchange login --email me@example.com [--totp 123456]      (password: --password, $EXCHANGE_PASSWORD or prompt)
  *   exchange balances | deposit USD 1000 | withdraw BTC 0.1 <address>
  *   exchange order place BTC-USD buy 0.01 --price 30000 | order cancel <id> | order list [--market BTC-USD] [--open]
+ *   exchange order place BTC-USD sell 0.01 --price 29000 --stop-price 29500   (stop-limit; without --price: stop-loss)
+ *   exchange order amend <id> [--price 30010] [--quantity 0.02] [--seq 1] | order amends <id>
  *   exchange book BTC-USD | trades BTC-USD | markets | watch book:BTC-USD trades:BTC-USD orders
  *
  * Gateway URL: --url, $EXCHANGE_URL, the stored session's, else http://localhost:8000. The session (tokens) is kept
@@ -163,7 +165,7 @@ export function createProgram(io: CliIo): Command {
       );
     });
 
-  const order = program.command('order').description('place, cancel and list orders');
+  const order = program.command('order').description('place, amend, cancel and list orders');
   order
     .command('place')
     .argument('<market>', 'e.g. BTC-USD')
@@ -182,6 +184,10 @@ export function createProgram(io: CliIo): Command {
       ]),
     )
     .option('--client-order-id <id>')
+    .option(
+      '--stop-price <price>',
+      'stop order: trigger on the last trade price (stop-limit with --price, else stop-loss)',
+    )
     .action(
       async (
         market: string,
@@ -194,6 +200,7 @@ export function createProgram(io: CliIo): Command {
           postOnly?: boolean;
           stp?: 'cancel_newest';
           clientOrderId?: string;
+          stopPrice?: string;
         },
       ) => {
         if (side !== 'buy' && side !== 'sell') throw new Error('side is buy or sell');
@@ -211,10 +218,35 @@ export function createProgram(io: CliIo): Command {
             ...(o.postOnly ? { postOnly: true } : {}),
             ...(o.stp ? { stp: o.stp } : {}),
             ...(o.clientOrderId ? { clientOrderId: o.clientOrderId } : {}),
+            ...(o.stopPrice ? { stopPrice: o.stopPrice } : {}),
           }),
         );
       },
     );
+  order
+    .command('amend')
+    .description('new price and/or new TOTAL quantity; a lower quantity at the same price keeps time priority')
+    .argument('<id>')
+    .option('--price <price>')
+    .option('--quantity <quantity>', 'new total quantity (filled + open)')
+    .option('--seq <n>', 'amend number (order amendSeq + 1): resending it replays the amend', (v) => Number(v))
+    .action(async (id: string, o: { price?: string; quantity?: string; seq?: number }) => {
+      if (o.price === undefined && o.quantity === undefined) throw new Error('give --price and/or --quantity');
+      print(
+        await (
+          await client()
+        ).amendOrder(id, {
+          ...(o.price ? { price: o.price } : {}),
+          ...(o.quantity ? { quantity: o.quantity } : {}),
+          ...(o.seq !== undefined ? { amendSeq: o.seq } : {}),
+        }),
+      );
+    });
+  order
+    .command('amends')
+    .description("an order's amends and the engine's answers")
+    .argument('<id>')
+    .action(async (id: string) => print(await (await client()).orderAmends(id)));
   order
     .command('cancel')
     .argument('<id>')

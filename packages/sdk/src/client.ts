@@ -468,6 +468,28 @@ export class ExchangeClient {
     return this.get(`/api/v1/orders/${enc(id)}`, undefined, call);
   }
 
+  /**
+   * Amend a resting order (202): new price and/or new total quantity. A lower quantity at the same price keeps time
+   * priority; anything else loses it. The engine's answer shows in `orderAmends(id)` (`applied` / `rejected`).
+   */
+  amendOrder(
+    id: string,
+    body: T.AmendOrderRequest,
+    call?: CallOptions,
+  ): Promise<{ amend: T.OrderAmend; order: T.Order }> {
+    return this.request({
+      method: 'PATCH',
+      path: `/api/v1/orders/${enc(id)}`,
+      auth: 'required',
+      body,
+      ...(call ? { call } : {}),
+    });
+  }
+
+  orderAmends(id: string, call?: CallOptions): Promise<{ items: T.OrderAmend[] }> {
+    return this.get(`/api/v1/orders/${enc(id)}/amends`, undefined, call);
+  }
+
   /** Requests the cancel (202); the order's status turns `cancelled` once the engine confirms. */
   cancelOrder(id: string, call?: CallOptions): Promise<T.Order> {
     return this.del(`/api/v1/orders/${enc(id)}`, undefined, call);

@@ -136,6 +136,11 @@ export interface PlaceOrderRequest {
   stp?: SelfTradePrevention;
   /** Your id for the order; placing twice with the same one returns the first order. */
   clientOrderId?: string;
+  /**
+   * Stop order: waits until the last trade price reaches it (buy: at or above, sell: at or below), then runs as this
+   * limit (stop-limit) or market (stop-loss) order. Funds are held from placement.
+   */
+  stopPrice?: Decimal;
 }
 export interface Order {
   id: string;
@@ -156,6 +161,35 @@ export interface Order {
   holdAmount: Decimal;
   status: OrderStatus;
   cancelRequested: boolean;
+  /** Amends requested so far; the next amend is amendSeq + 1. */
+  amendSeq: number;
+  /** Stop orders: the trigger price (null for other orders). */
+  stopPrice: Decimal | null;
+  /** A stop order whose trigger price was reached. */
+  stopTriggered: boolean;
+  reason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+/** PATCH /api/v1/orders/:id: a new price and/or a new TOTAL quantity (filled + open). */
+export interface AmendOrderRequest {
+  price?: Decimal;
+  quantity?: Decimal;
+  /** The amend's number for the order (order.amendSeq + 1): resending the same number replays it. */
+  amendSeq?: number;
+}
+export type AmendStatus = 'pending' | 'sent' | 'applied' | 'rejected' | 'expiring';
+export interface OrderAmend {
+  id: string;
+  orderId: string;
+  amendSeq: number;
+  /** `sent` until the engine answers `applied` or `rejected` (see `reason`). */
+  status: AmendStatus;
+  price: Decimal | null;
+  quantity: Decimal | null;
+  topUp: Decimal;
+  holdDelta: Decimal | null;
+  priorityKept: boolean | null;
   reason: string | null;
   createdAt: string;
   updatedAt: string;

@@ -50,6 +50,7 @@ import {
 } from './market-data.ts';
 import { OrderSchema, toOrderDto, type OrderRow, type OrderStatus } from './orders/model.ts';
 import { OrderService } from './orders/service.ts';
+import { AmendOrderBodySchema, AmendSchema, OrderAmends, toAmendDto, type AmendOrderBody } from './orders/amend.ts';
 import { orderMetrics } from './metrics.ts';
 import { priceBand, type PlaceOrderBody } from './orders/validate.ts';
 import { registerStream, StreamHub } from './stream.ts';
@@ -80,6 +81,7 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     orderService: OrderService;
+    orderAmends: OrderAmends;
     streamHub: StreamHub;
   }
 }
@@ -128,6 +130,15 @@ const PlaceOrderBodySchema = Type.Object(
     ),
     clientOrderId: Type.Optional(
       Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Idempotency key of the order, per account' }),
+    ),
+    stopPrice: Type.Optional(
+      Type.String({
+        maxLength: 40,
+        description:
+          'Stop order: waits until the last trade price reaches this price (buy: at or above, sell: at or below), ' +
+          'then runs as the limit (stop-limit) or market (stop-loss) order; funds are held from placement',
+        examples: ['64000'],
+      }),
     ),
   },
   { additionalProperties: false },
@@ -199,8 +210,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       }
     },
   });
+  const amends = new OrderAmends({
+    pool,
+    catalog,
+    wallet: deps.wallet,
+    log: app.log,
+    gate: (market) => orders.gate(market),
+    lastTradeTicks: async (market) => {
+      const st = await orders.marketState(market);
+      return st?.last_trade_ticks != null ? BigInt(st.last_trade_ticks) : undefined;
+    },
+  });
   const hub = deps.hub ?? new StreamHub();
   app.decorate('orderService', orders);
+  app.decorate('orderAmends', amends);
   app.decorate('streamHub', hub);
 
   registerAuth(app, deps.auth);
@@ -407,6 +430,59 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       const o = await orders.cancel(userOf(req), req.params.id);
       metrics.cancelRequests.inc({ reason: 'user' });
       return reply.status(202).send(toOrderDto(catalog, o));
+    },
+  );
+  app.patch(
+    '/api/v1/orders/:id',
+    {
+      onRequest: guards(requireAuth, requireScope('trade')),
+      schema: {
+        tags: ['orders'],
+        summary: 'Amend a resting order: new price and/or new total quantity',
+        description:
+          'Accepted (202): the amend goes to the engine through the outbox (`status: sent`) and the order changes ' +
+          'when the engine applies it (see GET /api/v1/orders/{id}/amends). `quantity` is the new TOTAL quantity ' +
+          '(filled + open). A lower quantity at the same price keeps time priority; a price change or a higher ' +
+          'quantity loses it. The hold follows exactly: funds an amend may need are reserved first (400 ' +
+          'INSUFFICIENT_FUNDS), and what it frees is released when it applies. Idempotent by `amendSeq` (200 with ' +
+          'the same amend; 409 AMEND_SEQ_CONFLICT for other values, 409 AMEND_SEQ_MISMATCH for a number other than ' +
+          'the next) and by `Idempotency-Key`. 409 AMEND_IN_PROGRESS while an earlier amend is on its way, ' +
+          'ORDER_NOT_OPEN, ORDER_NOT_AMENDABLE (market, IOC, FOK); 400 AMEND_NO_CHANGE, QUANTITY_BELOW_FILLED, ' +
+          'PRICE_OUT_OF_BAND and the order entry checks. The engine may still reject it (`reason`): AMEND_WOULD_TAKE ' +
+          '(an amend never trades), UNKNOWN_ORDER (filled or cancelled meanwhile), INVALID_QUANTITY, AMEND_HOLD_EXCEEDED.',
+        security: bearer,
+        params: Type.Object({ id: OrderId }),
+        body: AmendOrderBodySchema,
+        response: {
+          202: Type.Object({ amend: AmendSchema, order: OrderSchema }),
+          200: Type.Object({ amend: AmendSchema, order: OrderSchema }),
+          ...errorResponses(400, 401, 403, 404, 409, 503),
+        },
+      },
+    },
+    async (req, reply) => {
+      const r = await amends.amend(userOf(req), req.params.id, req.body as AmendOrderBody);
+      annotateSpan({ 'order.id': r.order.id, 'order.market': r.order.market });
+      return reply
+        .status(r.created ? 202 : 200)
+        .send({ amend: toAmendDto(catalog, r.order, r.amend), order: toOrderDto(catalog, r.order) });
+    },
+  );
+  app.get(
+    '/api/v1/orders/:id/amends',
+    {
+      onRequest: guards(requireAuth, requireScope('read')),
+      schema: {
+        tags: ['orders'],
+        summary: "An order's amends, oldest first, with the engine's outcome",
+        security: bearer,
+        params: Type.Object({ id: OrderId }),
+        response: { 200: Type.Object({ items: Type.Array(AmendSchema) }), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const r = await amends.list(userOf(req), req.params.id);
+      return { items: r.amends.map((a) => toAmendDto(catalog, r.order, a)) };
     },
   );
   app.delete(

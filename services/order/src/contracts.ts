@@ -2,6 +2,7 @@
 export {
   BookSnapshotV1,
   CancelOrderV1,
+  OrderAmendedV1,
   OrderUpdatedV1,
   PlaceOrderV1,
   ROUTES,

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import type { Envelope } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
-import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1, type PayloadOf } from './contracts.ts';
+import { BookSnapshotV1, OrderAmendedV1, OrderUpdatedV1, TradeExecutedV1, type PayloadOf } from './contracts.ts';
 import { SCHEMA } from './db/schema.ts';
 import type { Logger } from './orders/service.ts';
 
@@ -17,15 +17,22 @@ export const CANDLE_INTERVALS = { '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 }
 export type CandleInterval = keyof typeof CANDLE_INTERVALS;
 
 export const EVENTS_QUEUE = 'order.events';
-export const EVENT_BINDINGS = ['engine.order-updated.#', 'engine.trade-executed.#', 'market.book-snapshot.#'];
+export const EVENT_BINDINGS = [
+  'engine.order-updated.#',
+  'engine.order-amended.#',
+  'engine.trade-executed.#',
+  'market.book-snapshot.#',
+];
 
 export type OrderUpdated = PayloadOf<typeof OrderUpdatedV1>;
 export type TradeExecuted = PayloadOf<typeof TradeExecutedV1>;
 export type BookSnapshot = PayloadOf<typeof BookSnapshotV1>;
+export type OrderAmended = PayloadOf<typeof OrderAmendedV1>;
 
 /** What changed, for callers that want to react after commit. */
 export type Applied =
   | { kind: 'order'; applied: boolean }
+  | { kind: 'amend'; applied: boolean }
   | { kind: 'trade'; applied: boolean }
   | { kind: 'book'; applied: boolean }
   | { kind: 'ignored' };
@@ -38,6 +45,9 @@ export function createEventHandler(opts: { catalog: MarketCatalog; log: Logger }
       return { kind: 'trade', applied: await applyTrade(client, opts.catalog, message.payload, opts.log) };
     }
     if (BookSnapshotV1.is(message)) return { kind: 'book', applied: await applyBook(client, message.payload) };
+    if (OrderAmendedV1.is(message)) {
+      return { kind: 'amend', applied: await applyAmend(client, message.payload, opts.log) };
+    }
     opts.log.warn({ type: message.type, id: message.id }, 'order.events: ignoring a message of unexpected type');
     return { kind: 'ignored' };
   };
@@ -46,14 +56,41 @@ export function createEventHandler(opts: { catalog: MarketCatalog; log: Logger }
 export async function applyOrderUpdate(c: pg.PoolClient, p: OrderUpdated, log: Logger): Promise<boolean> {
   const { rowCount } = await c.query(
     `UPDATE ${T}.orders
-        SET status = $3, filled_lots = $4, filled_notional = $5, reason = $6, last_seq = $7, updated_at = now()
+        SET status = $3, filled_lots = $4, filled_notional = $5, reason = $6, last_seq = $7, updated_at = now(),
+            stop_triggered_at = CASE WHEN $8 THEN COALESCE(stop_triggered_at, now()) ELSE stop_triggered_at END
       WHERE id = $1 AND user_id = $2 AND (last_seq IS NULL OR last_seq < $7::numeric)`,
-    [p.orderId, p.userId, p.status, p.filledLots, p.filledNotional, p.reason ?? null, p.seq],
+    [p.orderId, p.userId, p.status, p.filledLots, p.filledNotional, p.reason ?? null, p.seq, p.stopTriggered === true],
   );
   if (rowCount === 0) {
     const { rowCount: known } = await c.query(`SELECT 1 FROM ${T}.orders WHERE id = $1`, [p.orderId]);
     if (!known) log.warn({ orderId: p.orderId, market: p.market }, 'order update for an unknown order ignored');
     return false;
+  }
+  return true;
+}
+
+/**
+ * The engine's answer to an amend: the amend row gets its outcome once (`sent`/`pending` → `applied`/`rejected`), and
+ * only then, in the same transaction, an applied amend moves the order to its new price, total quantity and hold.
+ */
+export async function applyAmend(c: pg.PoolClient, p: OrderAmended, log: Logger): Promise<boolean> {
+  const { rows } = await c.query<{ order_id: string }>(
+    `UPDATE ${T}.order_amends SET status = $2, reason = $3, priority_kept = $4, hold_delta = $5, updated_at = now()
+      WHERE id = $1 AND order_id = $6 AND status IN ('pending', 'sent', 'expiring') RETURNING order_id`,
+    [p.amendId, p.ok ? 'applied' : 'rejected', p.reason ?? null, p.ok ? p.priorityKept : null, p.holdDelta, p.orderId],
+  );
+  if (!rows[0]) {
+    const { rowCount } = await c.query(`SELECT 1 FROM ${T}.order_amends WHERE id = $1`, [p.amendId]);
+    if (!rowCount) log.warn({ amendId: p.amendId, orderId: p.orderId }, 'outcome of an unknown amend ignored');
+    return false;
+  }
+  if (p.ok) {
+    await c.query(
+      `UPDATE ${T}.orders SET price_ticks = COALESCE($2, price_ticks), quantity_lots = COALESCE($3, quantity_lots),
+              hold_amount = hold_amount + $4, updated_at = now()
+        WHERE id = $1`,
+      [p.orderId, p.priceTicks ?? null, p.quantityLots ?? null, p.holdDelta],
+    );
   }
   return true;
 }

@@ -11,6 +11,7 @@ import { SCHEMA } from './db/schema.ts';
 import { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from './events.ts';
 import { migrateOrders } from './migrate.ts';
 import { startSweeper } from './orders/service.ts';
+import { startAmendSweeper } from './orders/amend.ts';
 import { StreamFeed, StreamHub } from './stream.ts';
 import { vhostOf } from './trading-health.ts';
 import { createWalletClient } from './wallet-client.ts';
@@ -90,9 +91,16 @@ await messaging.consume({
   },
 });
 const stopSweeper = startSweeper(app.orderService, cfg.SWEEP_INTERVAL_MS, app.log);
+const stopAmendSweeper = startAmendSweeper(
+  app.orderAmends,
+  cfg.SWEEP_INTERVAL_MS,
+  cfg.PENDING_ORDER_TIMEOUT_S * 1000,
+  app.log,
+);
 
 app.addHook('preClose', async () => {
   await stopSweeper();
+  await stopAmendSweeper();
   await messaging.close();
 });
 app.addHook('onClose', async () => {

@@ -554,19 +554,22 @@ export async function getHold(client: PoolClient, holdId: string, forUpdate = fa
  * with `released: 0n`. 404 HOLD_NOT_FOUND for an unknown id; 409 HOLD_MISMATCH when the hold is not of `refType`
  * (an order's release must never hand back a withdrawal's funds, whose payout may already be on its way).
  */
+export type HoldRefType = 'order' | 'withdrawal' | 'order_amend';
+
 export async function releaseHold(
   client: PoolClient,
   holdId: string,
   reason: string,
-  refType: 'order' | 'withdrawal',
+  refType: HoldRefType | readonly HoldRefType[],
 ): Promise<{ hold: HoldRow; released: bigint }> {
   const peek = await getHold(client, holdId);
   if (!peek) throw notFound('HOLD_NOT_FOUND', `hold ${holdId} does not exist`);
   await lockAccounts(client, [peek.account_id]);
   const h = (await getHold(client, holdId, true))!;
   // Checked on the locked row: the type never changes, but the check belongs with what it guards.
-  if (h.ref_type !== refType) {
-    throw conflict('HOLD_MISMATCH', `hold ${holdId} is a ${h.ref_type} hold, not a ${refType} hold`);
+  const allowed: readonly string[] = typeof refType === 'string' ? [refType] : refType;
+  if (!allowed.includes(h.ref_type)) {
+    throw conflict('HOLD_MISMATCH', `hold ${holdId} is a ${h.ref_type} hold, not a ${allowed.join('/')} hold`);
   }
   if (h.status !== 'active') return { hold: h, released: 0n };
   const remaining = BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released);
@@ -580,6 +583,56 @@ export async function releaseHold(
     remaining.toString(),
   ]);
   return { hold: rows[0]!, released: remaining };
+}
+
+/**
+ * An amend changed what an order must reserve: end the amend's top-up hold (if any; its funds become available) and
+ * change the order hold's amount by `delta`, in that order, under the account lock. A positive delta needs that much
+ * available (the top-up just released covers it). An order hold that already ended is left alone (its funds went back
+ * with its release). The hold stays active: its new amount remains above what it has captured and released.
+ */
+export async function adjustOrderHold(
+  client: PoolClient,
+  input: { holdId: string; userId: string; asset: string; delta: bigint; topUpHoldId?: string; reason: string },
+): Promise<{ adjusted: bigint; toppedUpReleased: bigint }> {
+  const holds = [input.holdId, ...(input.topUpHoldId ? [input.topUpHoldId] : [])];
+  const { rows: peek } = await client.query<{ id: string; account_id: string; user_id: string; asset: string }>(
+    `SELECT id::text, account_id::text, user_id::text, asset FROM ${T.holds} WHERE id = ANY($1::uuid[])`,
+    [holds],
+  );
+  const order = peek.find((r) => r.id === input.holdId);
+  if (!order) throw notFound('HOLD_NOT_FOUND', `hold ${input.holdId} does not exist`);
+  for (const r of peek) {
+    if (r.user_id !== input.userId || r.asset !== input.asset) {
+      throw conflict('HOLD_MISMATCH', `hold ${r.id} is not a ${input.asset} hold of user ${input.userId}`);
+    }
+  }
+  await lockAccounts(client, [...new Set(peek.map((r) => r.account_id))].sort());
+  let toppedUpReleased = 0n;
+  if (input.topUpHoldId && peek.some((r) => r.id === input.topUpHoldId)) {
+    toppedUpReleased = (await releaseHold(client, input.topUpHoldId, input.reason, 'order_amend')).released;
+  }
+  const h = (await getHold(client, input.holdId, true))!;
+  if (h.ref_type !== 'order') throw conflict('HOLD_MISMATCH', `hold ${input.holdId} is not an order hold`);
+  if (h.status !== 'active' || input.delta === 0n) return { adjusted: 0n, toppedUpReleased };
+  const amount = BigInt(h.amount) + input.delta;
+  if (amount <= BigInt(h.captured) + BigInt(h.released)) {
+    throw conflict(
+      'HOLD_EXCEEDED',
+      `hold ${input.holdId}: amount ${amount} would not cover captured ${h.captured} + released ${h.released}`,
+    );
+  }
+  if (input.delta > 0n) {
+    const acc = (await lockAccounts(client, [h.account_id])).get(h.account_id)!;
+    const available = BigInt(acc.balance) - BigInt(acc.held);
+    if (available < input.delta) throw insufficientFunds(input.asset, available, input.delta);
+  }
+  await client.query(`UPDATE ${T.holds} SET amount = $2 WHERE id = $1`, [input.holdId, amount.toString()]);
+  await client.query(`UPDATE ${T.accounts} SET held = held + $2, updated_at = now() WHERE id = $1`, [
+    h.account_id,
+    input.delta.toString(),
+  ]);
+  return { adjusted: input.delta, toppedUpReleased };
 }
 
 export interface Balance {

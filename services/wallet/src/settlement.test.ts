@@ -6,7 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { PayoutCompletedV1, PayoutFailedV1, ReleaseHoldV1, SettleTradeV1 } from '@exchange/contracts/trading';
+import {
+  AdjustHoldV1,
+  PayoutCompletedV1,
+  PayoutFailedV1,
+  ReleaseHoldV1,
+  SettleTradeV1,
+} from '@exchange/contracts/trading';
 import type { Envelope } from '@exchange/contracts';
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
@@ -286,6 +292,115 @@ test('a release naming its order totals waits for the overtaken settlement, then
   );
   expect((await userBalances(db.pool, p.buyer)).get('USD')).toMatchObject({ total: 950_000n, held: 0n });
   expect(await count(`SELECT 1 FROM wallet.dead_letters WHERE message_id = ANY($1)`, [[release.id]])).toBe(0);
+  await assertLedgerInvariants(db.pool);
+});
+
+test('amend adjustments: a top-up becomes part of the order hold, a decrease frees funds, the release ends the rest', async () => {
+  const p = await parties(600_000n, 10_000_000n);
+  const topUp = randomUUID();
+  await withTransaction(db.pool, (c) =>
+    createHold(c, {
+      holdId: topUp,
+      userId: p.buyer,
+      asset: 'USD',
+      amount: 100_000n,
+      reason: 'order_amend',
+      refType: 'order_amend',
+      refId: p.buyOrder,
+    }),
+  );
+  expect((await userBalances(db.pool, p.buyer)).get('USD')).toMatchObject({ held: 700_000n });
+  // the engine needed 80_000 of the 100_000 reserved: the order hold grows by 80_000, the top-up ends
+  const up = AdjustHoldV1.create(
+    { holdId: p.buyOrder, userId: p.buyer, asset: 'USD', delta: '80000', topUpHoldId: topUp, reason: 'amend' },
+    { producer: 'payment-processor' },
+  );
+  const fill = settle(p, 10_000_000n, 50_000n);
+  // then a decrease of 130_000 (quantity down) after a fill
+  const down = AdjustHoldV1.create(
+    { holdId: p.buyOrder, userId: p.buyer, asset: 'USD', delta: '-130000', reason: 'amend' },
+    { producer: 'payment-processor' },
+  );
+  await publish(up);
+  await publish(up); // a redelivery changes nothing
+  await publish(fill);
+  await publish(down);
+  await allApplied(up, fill, down);
+  const hold = async (id: string) =>
+    (
+      await db.pool.query(
+        `SELECT status, amount::text, captured::text, released::text FROM wallet.holds WHERE id = $1`,
+        [id],
+      )
+    ).rows[0];
+  expect(await hold(topUp)).toEqual({ status: 'released', amount: '100000', captured: '0', released: '100000' });
+  expect(await hold(p.buyOrder)).toEqual({ status: 'active', amount: '550000', captured: '50000', released: '0' });
+  expect((await userBalances(db.pool, p.buyer)).get('USD')).toMatchObject({ total: 950_000n, held: 500_000n });
+  const release = ReleaseHoldV1.create(
+    {
+      holdId: p.buyOrder,
+      userId: p.buyer,
+      reason: 'cancelled',
+      market: 'BTC-USD',
+      baseAsset: 'BTC',
+      quoteAsset: 'USD',
+      filledBase: '10000000',
+      filledQuote: '50000',
+    },
+    { producer: 'payment-processor' },
+  );
+  // a rejected amend: only the top-up ends (delta 0); an adjustment after the release leaves the ended hold alone
+  const topUp2 = randomUUID();
+  await withTransaction(db.pool, (c) =>
+    createHold(c, {
+      holdId: topUp2,
+      userId: p.buyer,
+      asset: 'USD',
+      amount: 7_000n,
+      reason: 'order_amend',
+      refType: 'order_amend',
+      refId: p.buyOrder,
+    }),
+  );
+  const rejected = AdjustHoldV1.create(
+    { holdId: p.buyOrder, userId: p.buyer, asset: 'USD', delta: '0', topUpHoldId: topUp2, reason: 'amend_rejected' },
+    { producer: 'payment-processor' },
+  );
+  const late = AdjustHoldV1.create(
+    { holdId: p.buyOrder, userId: p.buyer, asset: 'USD', delta: '-1000', reason: 'amend' },
+    { producer: 'payment-processor' },
+  );
+  await publish(rejected);
+  await publish(release);
+  await publish(late);
+  await allApplied(rejected, release, late);
+  expect(await hold(topUp2)).toMatchObject({ status: 'released', released: '7000' });
+  expect(await hold(p.buyOrder)).toEqual({
+    status: 'released',
+    amount: '550000',
+    captured: '50000',
+    released: '500000',
+  });
+  expect((await userBalances(db.pool, p.buyer)).get('USD')).toMatchObject({ total: 950_000n, held: 0n });
+  await assertLedgerInvariants(db.pool);
+});
+
+test('an adjustment that would under-cover what the hold captured is dead-lettered, nothing changes', async () => {
+  const p = await parties(600_000n, 10_000_000n);
+  const fill = settle(p, 10_000_000n, 500_000n);
+  const bad = AdjustHoldV1.create(
+    { holdId: p.buyOrder, userId: p.buyer, asset: 'USD', delta: '-100000', reason: 'amend' },
+    { producer: 'payment-processor' },
+  );
+  await publish(fill);
+  await allApplied(fill);
+  await publish(bad);
+  await waitFor(
+    async () => (await count(`SELECT 1 FROM wallet.dead_letters WHERE message_id = $1`, [bad.id])) === 1,
+    'dead-lettered',
+  );
+  const h = await db.pool.query(`SELECT amount::text, status FROM wallet.holds WHERE id = $1`, [p.buyOrder]);
+  expect(h.rows[0]).toEqual({ amount: '600000', status: 'active' });
   await assertLedgerInvariants(db.pool);
 });
 

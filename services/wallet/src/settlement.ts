@@ -4,6 +4,7 @@
  * (trade id / hold state / withdrawal state), so a redelivery under a new message id changes nothing either.
  */
 import {
+  AdjustHoldV1,
   PayoutCompletedV1,
   PayoutFailedV1,
   ReleaseHoldV1,
@@ -15,7 +16,7 @@ import type { PoolClient } from '@exchange/db';
 import { enqueue, EVENTS_EXCHANGE } from '@exchange/messaging';
 import { Assets } from './assets.ts';
 import { emitWithdrawalFailed, emitWithdrawalSent } from './funding.ts';
-import { postEntry, releaseHold, type Leg } from './ledger.ts';
+import { adjustOrderHold, postEntry, releaseHold, type Leg } from './ledger.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 
 export const PRODUCER = 'wallet';
@@ -278,6 +279,22 @@ export function settlementHandler(
     }
     if (message.type === ReleaseHoldV1.type) {
       await releaseOrderHold(client, ReleaseHoldV1.validate(message));
+      return;
+    }
+    if (message.type === AdjustHoldV1.type) {
+      const p = AdjustHoldV1.validate(message).payload;
+      const r = await adjustOrderHold(client, {
+        holdId: p.holdId,
+        userId: p.userId,
+        asset: p.asset,
+        delta: BigInt(p.delta),
+        ...(p.topUpHoldId ? { topUpHoldId: p.topUpHoldId } : {}),
+        reason: p.reason,
+      });
+      log.info(
+        { holdId: p.holdId, adjusted: String(r.adjusted), topUpReleased: String(r.toppedUpReleased) },
+        'order hold adjusted (amend)',
+      );
       return;
     }
     throw new SettlementError(`unexpected message type ${message.type} on wallet.settlement`);

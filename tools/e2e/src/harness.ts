@@ -6,13 +6,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
+import { startPrivateBroker, type PrivateBroker } from '@exchange/messaging/private-broker';
 import { ExchangeClient } from '@exchange/sdk';
 import { backupAgeRecipient, Stack, type ServiceName } from '@exchange/stack';
 
 export interface TestStackOptions {
   services?: ServiceName[];
   replicas?: Partial<Record<ServiceName, number>>;
-  /** AMQP URL of a private broker (its default vhost); default: a fresh vhost on the shared broker. */
+  /**
+   * AMQP URL of a private broker (its default vhost); default: a fresh vhost on the shared broker, or with
+   * `E2E_PRIVATE_BROKER=1` a private broker started (and removed) with the stack, for when the shared one is congested.
+   */
   amqpUrl?: string;
   env?: Record<string, string>;
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
@@ -61,8 +65,11 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
 async function startOnce(opts: TestStackOptions): Promise<TestStack> {
   const db = opts.database ?? (await createTestDatabase('e2e', { serviceRoles: opts.databaseRoles !== false }));
   const dropDb = opts.database ? async () => {} : () => db.drop();
+  const broker: PrivateBroker | undefined =
+    !opts.amqpUrl && process.env.E2E_PRIVATE_BROKER === '1' ? await startPrivateBroker() : undefined;
+  const amqpUrl = opts.amqpUrl ?? broker?.url;
   // a fresh database (and its roles) must not outlive a broker that refuses the vhost
-  const vhost = opts.amqpUrl
+  const vhost = amqpUrl
     ? undefined
     : await createTestVhost('e2e').catch(async (err: unknown) => {
         await dropDb();
@@ -78,7 +85,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
     ...(db.serviceUrls && opts.databaseRoles !== false
       ? { serviceDatabaseUrls: db.serviceUrls, backupDatabaseUrl: db.backupUrl! }
       : {}),
-    amqpUrl: opts.amqpUrl ?? vhost!.url,
+    amqpUrl: amqpUrl ?? vhost!.url,
     internalToken: randomBytes(24).toString('hex'),
     stateDir: '/tmp',
     ports: { auth: base + 1, wallet: base + 2, order: base + 3, 'payment-processor': base + 4, gateway: base + 5 },
@@ -118,6 +125,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
     await dropDb();
     await vhost?.drop();
     rmSync(backupIdentityFile, { force: true });
+    await broker?.close();
     throw new Error(`${(err as Error).message}\n--- last log lines ---\n${logs.slice(-40).join('\n')}`);
   }
   let ip = 1;
@@ -140,6 +148,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
       await dropDb();
       await vhost?.drop();
       rmSync(backupIdentityFile, { force: true });
+      await broker?.close();
     },
   };
 }

@@ -57,6 +57,12 @@ export const orders = ordersSchema.table(
     lastSeq: int('last_seq'),
     /** Set when the recovery sweeper rejected a pending order and still has to release its hold. */
     holdReleasePending: boolean('hold_release_pending').notNull().default(false),
+    /** Number of amends requested so far (PATCH /orders/:id); the next amend is `amend_seq + 1`. */
+    amendSeq: integer('amend_seq').notNull().default(0),
+    /** Stop orders: trigger price in ticks (null: not a stop order). */
+    stopPriceTicks: int('stop_price_ticks'),
+    /** When the engine triggered the stop (null: waiting, or not a stop order). */
+    stopTriggeredAt: timestamp('stop_triggered_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
@@ -80,6 +86,41 @@ export const orders = ordersSchema.table(
     index('orders_open_idx')
       .on(t.id)
       .where(sql`${t.status} in ('new', 'partially_filled')`),
+  ],
+);
+
+/**
+ * Amends of an order (PATCH /api/v1/orders/:id), numbered per order by `amend_seq` (the idempotency key of an amend
+ * besides Idempotency-Key). `pending`: written, top-up hold being reserved; `sent`: AmendOrderV1 in the outbox;
+ * `applied` / `rejected`: the engine's answer (engine.order-amended), or rejected locally (funds, expiry).
+ */
+export const orderAmends = ordersSchema.table(
+  'order_amends',
+  {
+    id: uuid('id').primaryKey(),
+    orderId: uuid('order_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    amendSeq: integer('amend_seq').notNull(),
+    /** sha256 of the canonical amend (order, price, quantity): a replay with another body is 409. */
+    requestHash: text('request_hash').notNull(),
+    priceTicks: int('price_ticks'),
+    /** New total quantity (filled + open). */
+    quantityLots: int('quantity_lots'),
+    /** Minor units of the order's hold asset reserved in the top-up hold (id = amend id); 0: none. */
+    topUpAmount: int('top_up_amount').notNull().default('0'),
+    status: text('status').notNull(),
+    reason: text('reason'),
+    priorityKept: boolean('priority_kept'),
+    /** Signed change of the order's hold once applied. */
+    holdDelta: int('hold_delta'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('order_amends_order_seq_idx').on(t.orderId, t.amendSeq),
+    index('order_amends_open_idx')
+      .on(t.createdAt)
+      .where(sql`${t.status} in ('pending', 'sent')`),
   ],
 );
 

@@ -27,6 +27,9 @@ export interface OrderRow {
   cancel_requested_at: Date | null;
   last_seq: string | null;
   hold_release_pending: boolean;
+  amend_seq: number;
+  stop_price_ticks: string | null;
+  stop_triggered_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -68,6 +71,9 @@ export const OrderSchema = Type.Object(
     holdAsset: Type.String(),
     holdAmount: Type.String({ description: 'Funds reserved for the order (decimal, hold asset)' }),
     cancelRequested: Type.Boolean({ description: 'A cancel was sent to the engine and is not confirmed yet' }),
+    amendSeq: Type.Integer({ description: 'Amends requested so far (PATCH); the next amend is amendSeq + 1' }),
+    stopPrice: Nullable(Type.String({ description: 'Stop orders: the trigger price (null for other orders)' })),
+    stopTriggered: Type.Boolean({ description: 'A stop order whose trigger price was reached (it is live now)' }),
     reason: Nullable(Type.String()),
     createdAt: Type.String(),
     updatedAt: Type.String(),
@@ -120,6 +126,9 @@ export function toOrderDto(catalog: MarketCatalog, r: OrderRow): OrderDto {
     holdAsset: r.hold_asset,
     holdAmount: formatFixed(BigInt(r.hold_amount), holdAsset?.precision ?? 0),
     cancelRequested: r.cancel_requested_at !== null && (r.status === 'new' || r.status === 'partially_filled'),
+    amendSeq: r.amend_seq ?? 0,
+    stopPrice: r.stop_price_ticks == null ? null : m.ticksToPrice(BigInt(r.stop_price_ticks)),
+    stopTriggered: r.stop_triggered_at != null,
     reason: r.reason,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),

@@ -67,6 +67,7 @@ function placeOrderMessage(o: OrderRow) {
       ...(o.stp ? { stp: o.stp as 'cancel_newest' } : {}),
       ...(o.quote_budget_tick_lots !== null ? { quoteBudgetTickLots: o.quote_budget_tick_lots } : {}),
       ...(o.protection_price_ticks !== null ? { protectionPriceTicks: o.protection_price_ticks } : {}),
+      ...(o.stop_price_ticks !== null ? { stopPriceTicks: o.stop_price_ticks } : {}),
       holdAmount: o.hold_amount,
       acceptedAt: o.updated_at.toISOString(),
     },
@@ -211,8 +212,8 @@ export class OrderService {
     const ins = await this.pool.query<OrderRow>(
       `INSERT INTO ${T}.orders (id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
          quantity_lots, time_in_force, post_only, stp, hold_asset, hold_amount, quote_budget_tick_lots,
-         protection_price_ticks, status)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,'pending')
+         protection_price_ticks, stop_price_ticks, status)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'pending')
        ON CONFLICT (user_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
        RETURNING *`,
       [
@@ -232,6 +233,7 @@ export class OrderService {
         priced.holdAmount.toString(),
         priced.quoteBudgetTickLots?.toString() ?? null,
         priced.protectionPriceTicks?.toString() ?? null,
+        parsed.stopTicks?.toString() ?? null,
       ],
     );
     const row = ins.rows[0];

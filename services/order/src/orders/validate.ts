@@ -24,6 +24,8 @@ export interface PlaceOrderBody {
   postOnly?: boolean;
   stp?: Stp;
   clientOrderId?: string;
+  /** Stop order: trigger price (the last trade reaches it: buy at or above, sell at or below). */
+  stopPrice?: string;
 }
 
 export interface ParsedOrder {
@@ -36,6 +38,7 @@ export interface ParsedOrder {
   postOnly: boolean;
   stp: Stp | undefined;
   clientOrderId: string | undefined;
+  stopTicks: bigint | undefined;
   /** Same normalised order → same hash ("1.0" and "1" are the same price). */
   requestHash: string;
 }
@@ -51,7 +54,7 @@ const DECIMAL = /^(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const BPS = 10_000n;
 
-function decimal(value: string, field: 'price' | 'quantity'): void {
+export function decimal(value: string, field: 'price' | 'quantity'): void {
   if (!DECIMAL.test(value) || value.length > 40) {
     throw badRequest(
       field === 'price' ? 'INVALID_PRICE' : 'INVALID_QUANTITY',
@@ -85,6 +88,19 @@ export function parseOrder(market: Market, body: PlaceOrderBody): ParsedOrder {
     if (timeInForce === 'GTC') throw badRequest('INVALID_TIME_IN_FORCE', 'a market order is IOC or FOK');
     if (postOnly) throw badRequest('INVALID_POST_ONLY', 'a market order cannot be postOnly');
   }
+  let stopTicks: bigint | undefined;
+  if (body.stopPrice !== undefined) {
+    decimal(body.stopPrice, 'price');
+    stopTicks = market.priceToTicks(body.stopPrice);
+    if (stopTicks === undefined) {
+      throw badRequest('INVALID_TICK', `stopPrice must be a multiple of the tick size ${cfg.tickSize}`, {
+        tickSize: cfg.tickSize,
+      });
+    }
+    if (stopTicks === 0n || stopTicks > MAX_SAFE) throw badRequest('INVALID_STOP_PRICE', 'stopPrice is out of range');
+    if (timeInForce === 'FOK') throw badRequest('INVALID_TIME_IN_FORCE', 'a stop order is GTC or IOC');
+    if (postOnly) throw badRequest('INVALID_POST_ONLY', 'a stop order cannot be postOnly');
+  }
   decimal(body.quantity, 'quantity');
   const lots = market.quantityToLots(body.quantity);
   if (lots === undefined) {
@@ -116,6 +132,8 @@ export function parseOrder(market: Market, body: PlaceOrderBody): ParsedOrder {
     timeInForce,
     postOnly,
     stp: body.stp ?? null,
+    // only stop orders carry the key, so the hashes of other orders stay what they were
+    ...(stopTicks !== undefined ? { stopPriceTicks: stopTicks.toString() } : {}),
   };
   return {
     market,
@@ -127,11 +145,12 @@ export function parseOrder(market: Market, body: PlaceOrderBody): ParsedOrder {
     postOnly,
     stp: body.stp,
     clientOrderId: body.clientOrderId,
+    stopTicks,
     requestHash: createHash('sha256').update(canonicalJson(normalised)).digest('hex'),
   };
 }
 
-function checkMinNotional(market: Market, ticks: bigint, lots: bigint): void {
+export function checkMinNotional(market: Market, ticks: bigint, lots: bigint): void {
   const min = parseAmount(market.config.minNotional, market.quote.precision, { allowZero: true });
   if (market.notional(ticks, lots) < min) {
     throw badRequest(
@@ -159,6 +178,7 @@ export function priceBand(market: Market, lastTicks: bigint): { low: bigint; hig
  */
 export function priceChecks(o: ParsedOrder, lastTradeTicks: bigint | undefined): Priced {
   const m = o.market;
+  if (o.stopTicks !== undefined) return stopChecks(o, o.stopTicks, lastTradeTicks);
   if (o.type === 'limit') {
     const ticks = o.priceTicks!;
     if (lastTradeTicks !== undefined) {
@@ -196,6 +216,57 @@ export function priceChecks(o: ParsedOrder, lastTradeTicks: bigint | undefined):
       holdAsset: m.quote.symbol,
       holdAmount: m.notional(high, o.lots),
       quoteBudgetTickLots: high * o.lots,
+      protectionPriceTicks: high,
+    };
+  }
+  return {
+    holdAsset: m.base.symbol,
+    holdAmount: m.baseUnits(o.lots),
+    quoteBudgetTickLots: undefined,
+    protectionPriceTicks: low,
+  };
+}
+
+/**
+ * A stop order trades when the last price reaches its stop price, so its prices are judged against the stop price
+ * rather than the last trade: a stop-limit's limit must be within the price band around the stop price; a stop-loss
+ * (market) gets the band's edge beyond the stop price as its protection price (it runs as an IOC limit there) and
+ * holds for it: a buy holds quantity × protection price of quote, a sell its base. 400 STOP_WOULD_TRIGGER when the
+ * last trade already reached the stop price.
+ */
+function stopChecks(o: ParsedOrder, stop: bigint, lastTradeTicks: bigint | undefined): Priced {
+  const m = o.market;
+  if (lastTradeTicks !== undefined && (o.side === 'buy' ? lastTradeTicks >= stop : lastTradeTicks <= stop)) {
+    throw badRequest(
+      'STOP_WOULD_TRIGGER',
+      `the last trade (${m.ticksToPrice(lastTradeTicks)}) already reached the stop price; place a plain order instead`,
+      { lastPrice: m.ticksToPrice(lastTradeTicks) },
+    );
+  }
+  const { low, high } = priceBand(m, stop);
+  if (o.type === 'limit') {
+    const ticks = o.priceTicks!;
+    if (ticks < low || ticks > high) {
+      throw badRequest(
+        'PRICE_OUT_OF_BAND',
+        `a stop-limit's price must be within ${m.config.priceBandBps / 100}% of its stop price (${m.ticksToPrice(low)}–${m.ticksToPrice(high)})`,
+        { low: m.ticksToPrice(low), high: m.ticksToPrice(high) },
+      );
+    }
+    return {
+      holdAsset: o.side === 'buy' ? m.quote.symbol : m.base.symbol,
+      holdAmount: o.side === 'buy' ? m.notional(ticks, o.lots) : m.baseUnits(o.lots),
+      quoteBudgetTickLots: undefined,
+      protectionPriceTicks: undefined,
+    };
+  }
+  checkMinNotional(m, stop, o.lots);
+  if (o.side === 'buy') {
+    if (high * o.lots > MAX_SAFE) throw badRequest('PRICE_OUT_OF_RANGE', 'quantity × price is too large');
+    return {
+      holdAsset: m.quote.symbol,
+      holdAmount: m.notional(high, o.lots),
+      quoteBudgetTickLots: undefined,
       protectionPriceTicks: high,
     };
   }

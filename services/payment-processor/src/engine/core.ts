@@ -4,14 +4,21 @@
  * No I/O, no clock, no randomness: the same journal commands in the same order give the same results, byte for byte.
  * That is what makes recovery exact (snapshot + journal replay) and lets replay verify itself against the journal.
  */
-import { OrderBook, type BookEvent, type OrderBookSnapshot, type PlaceCommand } from '@exchange/matching-engine';
+import {
+  OrderBook,
+  type AmendedEvent,
+  type BookEvent,
+  type OrderBookSnapshot,
+  type PlaceCommand,
+} from '@exchange/matching-engine';
 import type { PayloadOf } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
-import type { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
+import type { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import { uuidv5 } from '../uuid.ts';
 
 export type PlacePayload = PayloadOf<typeof PlaceOrderV1>;
 export type CancelPayload = PayloadOf<typeof CancelOrderV1>;
+export type AmendPayload = PayloadOf<typeof AmendOrderV1>;
 
 /**
  * A command as journaled and replayed. `epoch` (absent in journals written before it existed) is the id generation
@@ -27,6 +34,7 @@ export type JournalCommand = (
       preCancelled?: boolean;
     }
   | { kind: 'cancel'; messageId: string; cancel: CancelPayload }
+  | { kind: 'amend'; messageId: string; amend: AmendPayload }
   | {
       /**
        * A command the engine cannot apply because of its content (invalid payload, wrong market, one the book
@@ -56,6 +64,8 @@ export interface OrderState {
   /** Sum of price × quantity over its fills, in quote minor units. */
   filledNotional: bigint;
   reason?: string;
+  /** A stop order triggered in this command. */
+  stopTriggered?: boolean;
 }
 
 export interface Fill {
@@ -84,6 +94,28 @@ export interface ApplyResult {
   orders: OrderState[];
   /** The touched orders that are finished (filled, cancelled, rejected): their holds are released. */
   finished: OrderState[];
+  /** For an amend command: its outcome and the exact hold change. */
+  amend?: AmendOutcome;
+}
+
+export interface AmendOutcome {
+  amendId: string;
+  orderId: string;
+  userId: string;
+  ok: boolean;
+  /** Engine reject code, or AMEND_HOLD_EXCEEDED (the top-up does not cover the extra hold). */
+  reason?: string;
+  /** After the amend (present when ok). */
+  priceTicks?: number;
+  /** New total quantity (filled + open), when ok. */
+  quantityLots?: number;
+  remainingLots?: number;
+  priorityKept: boolean;
+  /** Asset of the order's hold (quote for buys, base for sells); the market's quote asset when the order is unknown. */
+  holdAsset: string;
+  /** Signed change of the order's hold, minor units of holdAsset (0 when rejected). */
+  holdDelta: bigint;
+  topUpHoldId?: string;
 }
 
 export interface CoreSnapshot {
@@ -170,6 +202,9 @@ export class MarketCore {
     let events: BookEvent[];
     let protectionIoc = false;
     let placeStatus: { orderId: string; status: OrderStatus; remaining: number } | undefined;
+    let amend: AmendOutcome | undefined;
+    // With triggered stops the place result describes the placed order before they ran; the events say it all.
+    let triggered = false;
 
     if (cmd.kind === 'reject') {
       events = [];
@@ -202,6 +237,10 @@ export class MarketCore {
       const r = this.book.place(engine);
       events = r.events;
       placeStatus = { orderId: cmd.order.orderId, status: r.status, remaining: r.remainingQuantity };
+    } else if (cmd.kind === 'amend') {
+      const r = this.applyAmend(cmd.amend);
+      events = r.events;
+      amend = r.outcome;
     } else {
       events = this.book.cancel(cmd.cancel.orderId, cmd.cancel.userId).events;
     }
@@ -293,10 +332,25 @@ export class MarketCore {
         }
         case 'amended':
           break;
+        case 'triggered': {
+          // a stop order came to life: all of its quantity is open (its trades and cancels follow)
+          const p = this.progress.get(ev.orderId);
+          touched.set(ev.orderId, {
+            orderId: ev.orderId,
+            userId: ev.account,
+            status: 'new',
+            filledLots: p?.filled ?? 0,
+            remainingLots: this.book.getOrder(ev.orderId)?.remaining ?? 0,
+            filledNotional: p?.notional ?? 0n,
+            stopTriggered: true,
+          });
+          triggered = true;
+          break;
+        }
       }
     }
 
-    if (placeStatus) {
+    if (placeStatus && !triggered) {
       const st = touched.get(placeStatus.orderId);
       if (st) {
         st.status = placeStatus.status;
@@ -317,7 +371,73 @@ export class MarketCore {
       fills,
       orders,
       finished: orders.filter((o) => FINISHED.has(o.status)),
+      ...(amend ? { amend } : {}),
     };
+  }
+
+  /**
+   * An amend: the new total quantity becomes the new open quantity `total - filled`; the hold must change by the cost
+   * of the new open part minus the cost of the old one (buys: notional at the order's price; sells: base units).
+   * A positive change larger than the command's top-up is rejected (AMEND_HOLD_EXCEEDED) before the book sees it
+   * (no book event, like any decision taken from the book's state, it replays identically).
+   */
+  private applyAmend(a: AmendPayload): { events: BookEvent[]; outcome: AmendOutcome } {
+    const resting = this.book.getOrder(a.orderId);
+    const owned = resting !== undefined && resting.account === a.userId;
+    const holdAsset = owned && resting.side === 'sell' ? this.market.base.symbol : this.market.quote.symbol;
+    const base = {
+      amendId: a.amendId,
+      orderId: a.orderId,
+      userId: a.userId,
+      holdAsset,
+      ...(a.topUpHoldId !== undefined ? { topUpHoldId: a.topUpHoldId } : {}),
+    };
+    const reject = (reason: string, events: BookEvent[]) => ({
+      events,
+      outcome: { ...base, ok: false, reason, priorityKept: false, holdDelta: 0n },
+    });
+    const price = a.priceTicks === undefined ? undefined : safeInt(a.priceTicks);
+    const quantity = a.quantityLots === undefined || !owned ? undefined : safeInt(a.quantityLots) - resting.filled;
+    if (owned && (price === undefined || (Number.isSafeInteger(price) && price > 0))) {
+      const newPrice = price ?? resting.price;
+      const newRemaining = quantity ?? resting.remaining;
+      if (Number.isSafeInteger(newRemaining) && newRemaining > 0) {
+        const delta =
+          this.holdCost(resting.side, newPrice, newRemaining) -
+          this.holdCost(resting.side, resting.price, resting.remaining);
+        const topUp = a.topUpAmount === undefined ? 0n : BigInt(a.topUpAmount);
+        if (delta > topUp) return reject('AMEND_HOLD_EXCEEDED', []);
+      }
+    }
+    const r = this.book.amend({
+      id: a.orderId,
+      account: a.userId,
+      ...(price !== undefined ? { price } : {}),
+      ...(a.quantityLots !== undefined ? { quantity: quantity ?? Number.NaN } : {}),
+    });
+    if (!r.ok) return reject(r.rejectReason ?? 'UNKNOWN_ORDER', r.events);
+    const ev = r.events[0] as AmendedEvent;
+    const after = this.book.getOrder(a.orderId)!;
+    return {
+      events: r.events,
+      outcome: {
+        ...base,
+        ok: true,
+        priceTicks: ev.price,
+        quantityLots: after.quantity,
+        remainingLots: ev.remaining,
+        priorityKept: ev.priorityKept,
+        holdDelta:
+          this.holdCost(ev.side, ev.price, ev.remaining) - this.holdCost(ev.side, ev.oldPrice, ev.oldRemaining),
+      },
+    };
+  }
+
+  /** What the open part of a resting limit order holds: buys the quote notional, sells the base units. */
+  private holdCost(side: 'buy' | 'sell', priceTicks: number, lots: number): bigint {
+    return side === 'buy'
+      ? this.market.notional(BigInt(priceTicks), BigInt(lots))
+      : this.market.baseUnits(BigInt(lots));
   }
 
   /**
@@ -333,11 +453,20 @@ export class MarketCore {
       quantity: safeInt(o.quantityLots),
       postOnly: o.postOnly,
       ...(o.stp ? { stp: o.stp } : {}),
+      ...(o.stopPriceTicks !== undefined ? { stopPrice: safeInt(o.stopPriceTicks) } : {}),
     };
     if (o.type === 'limit') {
       return {
         engine: { ...base, type: 'limit', price: safeInt(o.priceTicks), timeInForce: o.timeInForce },
         converted: false,
+      };
+    }
+    if (o.stopPriceTicks !== undefined && o.protectionPriceTicks !== undefined) {
+      // A stop-loss runs when triggered, against the book as it is then: its absolute protection price (the band
+      // around the stop price) makes it an IOC limit at that price, whose hold covers it whatever the book does.
+      return {
+        engine: { ...base, type: 'limit', price: safeInt(o.protectionPriceTicks), postOnly: false, timeInForce: 'IOC' },
+        converted: true,
       };
     }
     const engine: PlaceCommand = { ...base, type: 'market', timeInForce: o.timeInForce };

@@ -30,7 +30,7 @@ const QUEUE = ROUTES.ordersQueue('BTC-USD');
 let env: Env;
 let rt: Runtime;
 let bus: Bus;
-const commands = generateCommands(240, { seed: 11 });
+const commands = generateCommands(240, { seed: 11, amends: true, stops: true });
 let ref = referenceRun(market, commands);
 
 beforeAll(async () => {

@@ -13,13 +13,14 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Envelope } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
-import { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
+import { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import { PermanentError, type Logger } from '@exchange/messaging';
 import type { PaymentMetrics } from '../metrics.ts';
 import { uuidv5 } from '../uuid.ts';
 import {
   MarketCore,
+  type AmendPayload,
   type ApplyResult,
   type CancelPayload,
   type CoreSnapshot,
@@ -302,8 +303,18 @@ export class MarketEngine {
           ? cmd.order
           : cmd.kind === 'cancel'
             ? cmd.cancel
-            : { orderId: cmd.orderId, userId: cmd.userId };
-      const type = cmd.kind === 'place' ? PlaceOrderV1.type : cmd.kind === 'cancel' ? CancelOrderV1.type : '';
+            : cmd.kind === 'amend'
+              ? cmd.amend
+              : { orderId: cmd.orderId, userId: cmd.userId };
+      // an amend the book cannot apply is journaled as an unknown-command rejection: the order itself stays as it is
+      const type =
+        cmd.kind === 'place'
+          ? PlaceOrderV1.type
+          : cmd.kind === 'cancel'
+            ? CancelOrderV1.type
+            : cmd.kind === 'amend'
+              ? AmendOrderV1.type
+              : '';
       const reject = this.rejectCommand(cmd.messageId, type, payload, `engine cannot apply it: ${String(err)}`);
       cmd = { ...(await this.claim(client, reject)), epoch: this.epoch! };
       this.dirty = true;
@@ -349,9 +360,13 @@ export class MarketEngine {
         ? `${cmd.command}_rejected`
         : cmd.kind === 'place'
           ? (taker?.status ?? 'cancelled')
-          : r.orders.some((o) => o.orderId === cmd.cancel.orderId)
-            ? 'cancel_applied'
-            : 'cancel_unknown';
+          : cmd.kind === 'amend'
+            ? r.amend?.ok
+              ? 'amend_applied'
+              : 'amend_rejected'
+            : r.orders.some((o) => o.orderId === cmd.cancel.orderId)
+              ? 'cancel_applied'
+              : 'cancel_unknown';
     this.opts.metrics?.engineOrders.inc({ market: this.symbol, result });
     if (r.fills.length) this.opts.metrics?.trades.inc({ market: this.symbol }, r.fills.length);
   }
@@ -396,6 +411,13 @@ export class MarketEngine {
       );
       if (!rows[0]) return undefined;
       return { kind: 'cancel', messageId: envelope.id, cancel };
+    }
+    if (envelope.type === AmendOrderV1.type) {
+      // Deduplicated by the consumer's inbox (message id); the order service sends an amend only for an order whose
+      // place command is already ahead of it on this queue.
+      const amend = envelope.payload as AmendPayload;
+      this.checkMarket(amend.market);
+      return { kind: 'amend', messageId: envelope.id, amend };
     }
     throw new ContentError(`orders.${this.symbol}: unexpected message type ${envelope.type}`);
   }

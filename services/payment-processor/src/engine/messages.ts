@@ -2,7 +2,8 @@
  * What one applied engine command publishes, in outbox order:
  *   1. per fill: `engine.trade-executed` (events) then `wallet.settle-trade` (wallet.settlement queue)
  *   2. `engine.order-updated` for every order the command touched (cumulative state)
- *   3. `wallet.release-hold` for every order the command finished — after all settles of the command, on the same
+ *   3. for an amend: `engine.order-amended`, then `wallet.adjust-hold` when the hold changes or a top-up is to end
+ *   4. `wallet.release-hold` for every order the command finished — after all settles of the command, on the same
  *      single-active-consumer queue, so a release never overtakes a settle of its order.
  * Message ids are UUIDv5 of (market, epoch, journal seq, index): re-applying a journaled command yields the same
  * messages, and a journal seq reused in another epoch (after a restore or reset) yields other ids.
@@ -10,7 +11,9 @@
 import type { Envelope } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
 import {
+  AdjustHoldV1,
   BookSnapshotV1,
+  OrderAmendedV1,
   OrderUpdatedV1,
   ReleaseHoldV1,
   ROUTES,
@@ -121,11 +124,51 @@ export function messagesFor(
           remainingLots: String(o.remainingLots),
           filledNotional: o.filledNotional.toString(),
           ...(o.reason ? { reason: o.reason.slice(0, 60) } : {}),
+          ...(o.stopTriggered ? { stopTriggered: true } : {}),
           at,
         },
         meta(),
       ),
     );
+  }
+  const a = r.amend;
+  if (a) {
+    event(
+      OrderAmendedV1.create(
+        {
+          amendId: a.amendId,
+          orderId: a.orderId,
+          userId: a.userId,
+          market: symbol,
+          seq: String(r.bookSeq),
+          ok: a.ok,
+          ...(a.reason ? { reason: a.reason.slice(0, 60) } : {}),
+          ...(a.priceTicks !== undefined ? { priceTicks: String(a.priceTicks) } : {}),
+          ...(a.quantityLots !== undefined ? { quantityLots: String(a.quantityLots) } : {}),
+          ...(a.remainingLots !== undefined ? { remainingLots: String(a.remainingLots) } : {}),
+          priorityKept: a.priorityKept,
+          holdAsset: a.holdAsset,
+          holdDelta: a.holdDelta.toString(),
+          at,
+        },
+        meta(),
+      ),
+    );
+    if (a.holdDelta !== 0n || a.topUpHoldId !== undefined) {
+      wallet(
+        AdjustHoldV1.create(
+          {
+            holdId: a.orderId,
+            userId: a.userId,
+            asset: a.holdAsset,
+            delta: a.holdDelta.toString(),
+            ...(a.topUpHoldId !== undefined ? { topUpHoldId: a.topUpHoldId } : {}),
+            reason: a.ok ? 'amend' : `amend_rejected:${a.reason ?? ''}`.slice(0, 60),
+          },
+          meta(),
+        ),
+      );
+    }
   }
   for (const o of r.finished) {
     wallet(

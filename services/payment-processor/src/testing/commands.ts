@@ -1,9 +1,9 @@
 /**
- * Deterministic streams of engine commands (PlaceOrderV1 / CancelOrderV1 envelopes) for tests and load runs:
+ * Deterministic streams of engine commands (PlaceOrderV1 / CancelOrderV1 / AmendOrderV1 envelopes) for tests and load runs:
  * the same seed always gives the same commands, message ids included.
  */
 import type { Envelope } from '@exchange/contracts';
-import { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
+import { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import { uuidv5 } from '../uuid.ts';
 
 function mulberry32(seed: number) {
@@ -23,6 +23,13 @@ export interface GenerateOptions {
   users?: number;
   /** Mid price in ticks. */
   mid?: number;
+  /**
+   * Also amend orders (about 12% of commands): price and/or total quantity, sometimes with a top-up too small, an
+   * unknown order or another user's order. Off by default, so existing seeds keep their streams.
+   */
+  amends?: boolean;
+  /** Also stop orders (about 10% of commands): stop-limits and stop-losses (the order service's IOC-limit form). */
+  stops?: boolean;
 }
 
 export const AT = '2026-01-01T00:00:00.000Z';
@@ -49,6 +56,69 @@ export function generateCommands(n: number, opts: GenerateOptions = {}): Envelop
   for (let i = 0; i < n; i++) {
     const meta = { producer: 'order', id: uuidv5(`cmd:${seed}:${i}`), occurredAt: AT };
     const r = rnd();
+    if (opts.amends && r >= 0.88 && placed.length > 0) {
+      const o = pick(placed.slice(-30)); // recent orders: more of them still rest
+      const k = rnd();
+      const price = k < 0.6 ? String(mid + int(-25, 25)) : undefined;
+      const quantity = k >= 0.3 || price === undefined ? String(int(1, 45)) : undefined;
+      const wrongUser = rnd() < 0.05;
+      out.push(
+        AmendOrderV1.create(
+          {
+            amendId: uuidv5(`amend:${seed}:${i}`),
+            orderId: o.orderId,
+            userId: wrongUser ? userId(seed, users + 1) : o.userId,
+            market,
+            ...(price !== undefined ? { priceTicks: price } : {}),
+            ...(quantity !== undefined ? { quantityLots: quantity } : {}),
+            // sometimes no top-up at all, sometimes a generous one
+            ...(rnd() < 0.7
+              ? { topUpHoldId: uuidv5(`amend:${seed}:${i}`), topUpAmount: String(int(1, 60) * 30_000) }
+              : {}),
+            requestedAt: AT,
+          },
+          meta,
+        ),
+      );
+      continue;
+    }
+    if (opts.stops && r >= 0.78 && r < 0.88) {
+      const id = orderId(seed, nextOrder++);
+      const u = userId(seed, int(0, users - 1));
+      const side = pick(['buy', 'sell'] as const);
+      const qty = int(1, 40);
+      const stop = side === 'buy' ? mid + int(1, 12) : mid - int(1, 12);
+      const loss = rnd() < 0.4;
+      // a stop-loss carries its protection price (the order service's band around the stop price)
+      const limit = loss
+        ? side === 'buy'
+          ? stop + 20
+          : stop - 20
+        : side === 'buy'
+          ? stop + int(0, 5)
+          : stop - int(0, 5);
+      placed.push({ orderId: id, userId: u });
+      out.push(
+        PlaceOrderV1.create(
+          {
+            orderId: id,
+            userId: u,
+            market,
+            side,
+            type: loss ? 'market' : 'limit',
+            ...(loss ? { protectionPriceTicks: String(limit) } : { priceTicks: String(limit) }),
+            quantityLots: String(qty),
+            timeInForce: loss ? 'IOC' : pick(['GTC', 'GTC', 'IOC'] as const),
+            postOnly: false,
+            stopPriceTicks: String(stop),
+            holdAmount: String(side === 'buy' ? limit * qty : qty * 1_000_000),
+            acceptedAt: AT,
+          },
+          meta,
+        ),
+      );
+      continue;
+    }
     if (r < 0.18 && placed.length > 0) {
       const o = pick(placed);
       out.push(

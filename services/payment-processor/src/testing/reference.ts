@@ -1,12 +1,13 @@
 /**
  * An uninterrupted, in-memory run of the engine over a command stream, applying the same dedupe rules as the service
- * (message id; place and cancel by order id; a cancel that overtakes its order pre-cancels it). Tests compare the
+ * (message id; place and cancel by order id; a cancel that overtakes its order pre-cancels it; amends by message id only). Tests compare the
  * service's journal, snapshots and messages with it.
  */
 import type { Envelope } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
 import {
   MarketCore,
+  type AmendPayload,
   type ApplyResult,
   type CancelPayload,
   type JournalCommand,
@@ -47,6 +48,8 @@ export function referenceRun(
       if (o?.placed) continue;
       cmd = { kind: 'place', messageId: env.id, order, ...(o ? { preCancelled: true } : {}) };
       orders.set(order.orderId, { placed: true, cancelled: o?.cancelled ?? false });
+    } else if (env.type === 'engine.amend-order') {
+      cmd = { kind: 'amend', messageId: env.id, amend: env.payload as AmendPayload };
     } else {
       const cancel = env.payload as CancelPayload;
       const o = orders.get(cancel.orderId);
