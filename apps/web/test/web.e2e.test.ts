@@ -382,7 +382,8 @@ test(
     await c.goto('/login');
     await c.getByRole('button', { name: 'Forgot your password?' }).click();
     await c.getByTestId('forgot-password').waitFor();
-    await checkPage(carol, 'login with forgot password (phone, dark)');
+    // logging out ends the session while the account page's queries may still be in flight (401s)
+    await checkPage(carol, 'login with forgot password (phone, dark)', [MFA_PROMPT_401]);
     await screenshot(c, 'login-forgot-phone-dark');
     await login(c, email, password, secret);
     await c.getByRole('link', { name: 'Account' }).click();
@@ -509,6 +510,103 @@ test(
     await o.getByLabel('State').selectOption('completed');
     await o.getByText('No completed payouts.').waitFor();
     await admin.cancelWithdrawal(w.id);
+  },
+  SLOW,
+);
+
+/** The newest token mailed to `email` (read from the outbox the notification service mails from). */
+async function mailedToken(sql: string, email: string): Promise<string> {
+  return eventually(async () => {
+    const { rows } = await stack.db.pool.query<{ token: string }>(sql, [email]);
+    return rows[0]?.token;
+  });
+}
+
+test(
+  'email links: unverified banner and resend, verify, confirm a large withdrawal, forgot and reset password',
+  async () => {
+    const dora = await tab({ viewport: DESKTOP, theme: 'dark' });
+    const d = dora.page;
+    const email = newEmail('dora');
+    const password = newPassword();
+    await register(d, email, password);
+    const banner = d.getByTestId('unverified-banner');
+    await banner.waitFor();
+    await deposit(d, 'BTC', '1');
+    await expectBalance(d, 'BTC', 'total', '1.00000000');
+
+    // an unverified address cannot withdraw: the API's code and message, and a way to get a new link
+    await d.locator('select[name="withdraw-asset"]').selectOption('BTC');
+    await d.locator('input[name="withdraw-amount"]').fill('0.05');
+    await d.locator('input[name="withdraw-address"]').fill('bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq');
+    await d.getByRole('button', { name: 'Withdraw', exact: true }).click();
+    await d.getByTestId('error').filter({ hasText: 'EMAIL_NOT_VERIFIED' }).waitFor();
+    await checkPage(dora, 'wallet, email not verified', [/status of 403/]);
+    await banner.getByRole('button', { name: 'Send a new link' }).click();
+    await banner.getByTestId('resend-sent').waitFor();
+    const verifyToken = await mailedToken(
+      `SELECT message->'payload'->>'verificationToken' AS token FROM auth.outbox
+        WHERE type = 'email_verification.requested' AND message->'payload'->>'email' = $1 ORDER BY sequence DESC LIMIT 1`,
+      email,
+    );
+    await d.goto(`/verify-email?token=${encodeURIComponent(verifyToken)}`);
+    await d.getByTestId('email-verified').waitFor();
+    // the app asks the API for the user again: the banner goes
+    await banner.waitFor({ state: 'detached', timeout: 15_000 });
+    await checkPage(dora, 'verify email (desktop, dark)');
+    await screenshot(d, 'verify-email-desktop-dark', { docs: true });
+    // the link works once
+    await d.goto(`/verify-email?token=${encodeURIComponent(verifyToken)}`);
+    await d.getByTestId('error').filter({ hasText: 'INVALID_TOKEN' }).waitFor();
+    await checkPage(dora, 'verify email, used link', [/status of 400/]);
+
+    // a withdrawal above the threshold waits for the emailed link, confirmed only by a click
+    await d.goto('/wallet');
+    await d.locator('select[name="withdraw-asset"]').selectOption('BTC');
+    await d.locator('input[name="withdraw-amount"]').fill('0.05');
+    await d.locator('input[name="withdraw-address"]').fill('bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq');
+    await d.getByRole('button', { name: 'Withdraw', exact: true }).click();
+    await d.locator('tr[data-status="awaiting_confirmation"]').waitFor();
+    const confirmToken = await mailedToken(
+      `SELECT o.message->'payload'->>'confirmationToken' AS token FROM wallet.outbox o
+        WHERE o.type = 'withdrawal.confirmation_requested'
+          AND o.message->'payload'->>'userId' = (SELECT id::text FROM auth.users WHERE email = $1)
+        ORDER BY o.sequence DESC LIMIT 1`,
+      email,
+    );
+    await d.goto(`/confirm-withdrawal?token=${encodeURIComponent(confirmToken)}`);
+    await d.getByRole('button', { name: 'Confirm withdrawal' }).waitFor();
+    await checkPage(dora, 'confirm withdrawal (desktop, dark)');
+    await d.getByRole('button', { name: 'Confirm withdrawal' }).click();
+    await d.getByTestId('withdrawal-confirmed').waitFor();
+    expect(await d.getByTestId('withdrawal-confirmed').innerText()).toContain('0.05000000 BTC');
+    await screenshot(d, 'confirm-withdrawal-desktop-dark', { docs: true });
+    await d.goto(`/confirm-withdrawal?token=${encodeURIComponent(confirmToken)}`);
+    await d.getByRole('button', { name: 'Confirm withdrawal' }).click();
+    await d.getByTestId('error').filter({ hasText: 'INVALID_TOKEN' }).waitFor();
+
+    // forgot password: a link by email, a new password, every session ended, the new password works
+    await d.getByRole('button', { name: 'Log out' }).click();
+    await d.goto('/login');
+    await d.getByRole('button', { name: 'Forgot your password?' }).click();
+    await d.locator('input[name="forgot-email"]').fill(email);
+    await d.getByRole('button', { name: 'Email me a reset link' }).click();
+    await d.getByTestId('reset-requested').waitFor();
+    const resetToken = await mailedToken(
+      `SELECT message->'payload'->>'resetToken' AS token FROM auth.outbox
+        WHERE type = 'password_reset.requested' AND message->'payload'->>'email' = $1 ORDER BY sequence DESC LIMIT 1`,
+      email,
+    );
+    const newPw = newPassword();
+    await d.goto(`/reset-password?token=${encodeURIComponent(resetToken)}`);
+    await d.locator('input[name="new-password"]').fill(newPw);
+    await d.locator('input[name="repeat-password"]').fill(newPw);
+    // the used confirmation link above answered 400, as it should; logging out ends queries in flight (401)
+    await checkPage(dora, 'reset password (desktop, dark)', [/status of 400/, MFA_PROMPT_401]);
+    await screenshot(d, 'reset-password-desktop-dark', { docs: true });
+    await d.getByRole('button', { name: 'Set new password' }).click();
+    await d.getByTestId('password-reset').waitFor();
+    await login(d, email, newPw);
   },
   SLOW,
 );

@@ -116,9 +116,12 @@ export interface Withdrawal {
   amount: Decimal;
   fee: Decimal;
   address: string;
-  status: 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  /** awaiting_confirmation: above the email-confirmation threshold, waits for the emailed link. */
+  status: 'awaiting_confirmation' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
   railTxId: string | null;
   failureReason: string | null;
+  /** While awaiting_confirmation: when the emailed link expires (then the withdrawal is cancelled). */
+  confirmationExpiresAt?: string | null;
   createdAt: string;
   updatedAt: string;
 }

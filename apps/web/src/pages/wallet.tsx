@@ -222,10 +222,23 @@ export function WalletPage() {
                     <td>
                       {w.status}
                       {w.failureReason ? <span className="muted small"> ({w.failureReason})</span> : null}
+                      {w.status === 'awaiting_confirmation' ? (
+                        <span className="muted small">
+                          {' '}
+                          (open the link we emailed you
+                          {w.confirmationExpiresAt ? (
+                            <>
+                              {' '}
+                              before <Time iso={w.confirmationExpiresAt} />
+                            </>
+                          ) : null}
+                          )
+                        </span>
+                      ) : null}
                     </td>
                     <td className="hide-sm mono">{w.address}</td>
                     <td>
-                      {w.status === 'pending' ? (
+                      {w.status === 'pending' || w.status === 'awaiting_confirmation' ? (
                         <button type="button" onClick={() => cancelW.mutate(w.id)}>
                           Cancel
                         </button>
