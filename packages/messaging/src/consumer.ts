@@ -613,7 +613,7 @@ export class Consumer implements ConnectionResource {
       if (res.returned) throw new Error(`retry queue ${target} does not exist`);
       this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'retry' });
       this.logger.warn(
-        { queue: this.queue, messageId: msg.properties.messageId, attempt: failures, err },
+        { queue: this.queue, messageId: msg.properties.messageId as string | undefined, attempt: failures, err },
         'consumer: handler failed, retry scheduled',
       );
       this.ack(d);

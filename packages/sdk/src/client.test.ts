@@ -6,7 +6,7 @@ import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { apiKeySignature } from '../../auth-client/src/index.ts';
+import { apiKeySignature } from '@exchange/auth-client';
 import { runCli } from './cli.ts';
 import { ExchangeClient, type Session } from './client.ts';
 import { ExchangeApiError } from './errors.ts';

@@ -16,7 +16,7 @@
  * is persisted), so clients connected to any replica see every update, while the durable `order.events` queue
  * (single active consumer) maintains the read models.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import type { WebSocket } from '@fastify/websocket';
 import type { Envelope } from '@exchange/contracts';
@@ -210,7 +210,7 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
   app.get(
     '/api/v1/stream',
     { websocket: true, schema: { tags: ['market-data'], summary: 'WebSocket stream (book, trades, own orders)' } },
-    (socket: WebSocket, req) => {
+    (socket: WebSocket, req: FastifyRequest) => {
       const client: Client = { socket, userId: undefined, channels: new Set(), alive: true };
       socket.on('pong', () => {
         client.alive = true;

@@ -7,10 +7,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TObject, TSchema } from '@sinclair/typebox';
-import { AuthEnv } from '../../../services/auth/src/config.ts';
-import { WalletEnv } from '../../../services/wallet/src/config.ts';
-import { OrderEnv } from '../../../services/order/src/config.ts';
-import { ConfigSchema as PaymentEnv } from '../../../services/payment-processor/src/config.ts';
+import { AuthEnv } from '@exchange/auth/config';
+import { WalletEnv } from '@exchange/wallet/config';
+import { OrderEnv } from '@exchange/order/config';
+import { ConfigSchema as PaymentEnv } from '@exchange/payment-processor/config';
 import { ROOT } from './stack.ts';
 
 const SERVICES: Array<[string, TObject]> = [
