@@ -68,7 +68,10 @@ export interface ApiKey {
   label: string;
   keyPrefix: string;
   scopes: ApiKeyScope[];
+  /** Source IPs or CIDRs the key is limited to; null when any. */
+  allowedIps: string[] | null;
   createdAt: string;
+  expiresAt: string | null;
   lastUsedAt: string | null;
 }
 export interface CreatedApiKey extends ApiKey {
@@ -261,6 +264,8 @@ export interface MarketHalt {
   reason: string | null;
   changedAt: string | null;
   changedBy: string | null;
+  /** Cancel commands sent for the market's open orders. */
+  cancelsSent: number;
 }
 export type DeadLetterService = 'wallet' | 'order' | 'payment-processor';
 export interface DeadLetter {
@@ -274,9 +279,9 @@ export interface DeadLetter {
   retryCount: number;
   deadLetteredAt: string;
   retriedAt: string | null;
-  headers?: Record<string, unknown>;
-  body?: string | null;
-  message?: unknown;
+  headers: Record<string, unknown>;
+  body: string | null;
+  message: unknown;
 }
 export interface ReconciliationSummary {
   id: string;
@@ -287,8 +292,26 @@ export interface ReconciliationSummary {
   startedAt: string;
   finishedAt: string;
 }
+export interface ReconciliationCheck {
+  name: string;
+  description: string;
+  mismatches: number;
+  /** First 500 mismatches. */
+  items: Array<Record<string, unknown>>;
+  /** Why the check could not run (its mismatches are then unknown). */
+  error?: string;
+}
 export interface ReconciliationReport extends ReconciliationSummary {
-  report: Record<string, unknown>;
+  report: {
+    mismatchCount: number;
+    checks: ReconciliationCheck[];
+    totals: Array<Record<string, unknown>>;
+    activeHolds: {
+      count: number;
+      byRefType: Array<Record<string, unknown>>;
+      items: Array<Record<string, unknown>>;
+    };
+  };
 }
 export interface Backup {
   name: string;
@@ -311,6 +334,8 @@ export interface EngineMarket {
   market: string;
   queue: string;
   consumer: 'active' | 'standby' | 'not_consuming' | 'unknown';
+  /** Why the market is halted in this replica (journal replay diverged); null when running. */
+  halted: string | null;
   lastSeq: number;
   bookSeq: number;
   loadedSeq: number | null;
