@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { promClient } from '@exchange/platform';
 import type { Role } from '@exchange/auth-client';
-import type { AuthConfig } from './config.ts';
+import type { Config } from './config.ts';
 import type { Sealer } from './crypto.ts';
 import type { KeyStore } from './keys.ts';
 import type { Passwords } from './passwords.ts';
@@ -53,7 +53,7 @@ export function createAuthMetrics(registry: promClient.Registry): AuthMetrics {
 
 export interface Ctx {
   pool: pg.Pool;
-  config: AuthConfig;
+  config: Config;
   keys: KeyStore;
   /** Seals API-key secrets and TOTP secrets (API_KEY_ENCRYPTION_KEY). */
   sealer: Sealer;

@@ -8,9 +8,9 @@ import { loadConfig } from '@exchange/config';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import type { App } from '@exchange/platform';
 import { buildApp, keyStoreFor } from './app.ts';
-import { AuthEnv, type AuthConfig } from './config.ts';
+import { ConfigSchema, type Config } from './config.ts';
 import type { KeyStore } from './keys.ts';
-import { migrateAuth } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { ensureAdmin } from './seed.ts';
 
 export const INTERNAL_TOKEN = 'internal-token-for-tests-0123456789';
@@ -19,15 +19,15 @@ export const PASSWORD = 'correct horse battery staple';
 export interface Harness {
   db: TestDatabase;
   app: App;
-  config: AuthConfig;
+  config: Config;
   keys: KeyStore;
   close(): Promise<void>;
 }
 
 export async function startAuth(env: Record<string, string> = {}): Promise<Harness> {
   const db = await createTestDatabase('auth');
-  await migrateAuth(db.pool);
-  const config = loadConfig('auth', AuthEnv, {
+  await runMigrations(db.pool);
+  const config = loadConfig('auth', ConfigSchema, {
     DATABASE_URL: db.url,
     INTERNAL_API_TOKEN: INTERNAL_TOKEN,
     SIGNING_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),

@@ -5,7 +5,7 @@ import { SCHEMA } from './db/schema.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
-export async function migrateOrders(pool: pg.Pool): Promise<void> {
+export async function runMigrations(pool: pg.Pool): Promise<void> {
   await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: SCHEMA });
 }
 
@@ -16,7 +16,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const cfg = loadConfigOrExit('order-migrate', Type.Object({ ...databaseEnv }));
   const pool = createPool({ connectionString: cfg.DATABASE_URL, max: 1 });
   try {
-    await migrateOrders(pool);
+    await runMigrations(pool);
     process.stdout.write('order: migrations applied\n');
   } finally {
     await pool.end();

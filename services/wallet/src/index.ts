@@ -1,5 +1,5 @@
 // The wallet package's public surface. Other packages import from here (or `./config`, `./testing`), never `src/`.
 export { actorOf, buildApp, DEFAULT_SETTINGS, FLAG_DEFAULTS, type WalletAppDeps, type WalletContext } from './app.ts';
-export { WalletEnv, loadWalletConfig, type WalletConfig } from './config.ts';
-export { migrateWallet, MIGRATIONS_FOLDER } from './migrate.ts';
+export { ConfigSchema, loadConfig, type Config } from './config.ts';
+export { runMigrations, MIGRATIONS_FOLDER } from './migrate.ts';
 export { openapiDocument } from './openapi.ts';

@@ -10,19 +10,19 @@ import { createMessaging, type Messaging } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
 import { createOrdersView } from './order-client.ts';
-import { loadWalletConfig } from './config.ts';
+import { loadConfig } from './config.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { startConsumers } from './queues.ts';
 import { Scheduler } from './scheduler.ts';
 
-const config = loadWalletConfig();
+const config = loadConfig();
 const pool = createPool({
   connectionString: config.DATABASE_URL,
   max: config.DATABASE_POOL_MAX,
   applicationName: 'wallet',
 });
-await migrateWallet(pool);
+await runMigrations(pool);
 
 const broker: { messaging?: Messaging } = {};
 const reconciliation = {

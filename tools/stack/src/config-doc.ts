@@ -7,9 +7,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TObject, TSchema } from '@sinclair/typebox';
-import { AuthEnv } from '@exchange/auth/config';
-import { WalletEnv } from '@exchange/wallet/config';
-import { OrderEnv } from '@exchange/order/config';
+import { ConfigSchema as AuthEnv } from '@exchange/auth/config';
+import { ConfigSchema as WalletEnv } from '@exchange/wallet/config';
+import { ConfigSchema as OrderEnv } from '@exchange/order/config';
 import { ConfigSchema as PaymentEnv } from '@exchange/payment-processor/config';
 import { ROOT } from './stack.ts';
 
