@@ -13,7 +13,7 @@
  *   payout.completed / payout.failed            → routing key `wallet.payouts` → queue `wallet.payouts`
  *   engine.order-updated / engine.trade-executed / market.book-snapshot → exchange.events, routing key = type + '.' + market
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import {
   defineMessage,
   IntegerString,
@@ -49,6 +49,8 @@ export const OrderStatus = Type.Union([
   Type.Literal('cancelled'),
   Type.Literal('rejected'),
 ]);
+/** An order's status as the order service reports it (the engine's statuses plus `pending`, before the hold). */
+export type OrderStatus = Static<typeof OrderStatus>;
 const Market = Type.String({ pattern: '^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$' });
 
 /** order → payment-processor: put an accepted order (funds already held) into the market's engine. */

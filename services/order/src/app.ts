@@ -33,6 +33,7 @@ import {
   OrderLookupResponse,
 } from '@exchange/contracts/orders';
 import { formatFixed } from '@exchange/contracts/markets';
+import { OrderStatus } from '@exchange/contracts/trading';
 import { pingDatabase } from '@exchange/db';
 import { SCHEMA } from './db/schema.ts';
 import { CANDLE_INTERVALS, type CandleInterval } from './events.ts';
@@ -46,7 +47,7 @@ import {
   TickerSchema,
   TradeSchema,
 } from './market-data.ts';
-import { OrderSchema, toOrderDto, type OrderStatus } from './orders/model.ts';
+import { OrderSchema, toOrderDto } from './orders/model.ts';
 import { OrderService } from './orders/service.ts';
 import { orderMetrics } from './metrics.ts';
 import { priceBand, type PlaceOrderBody } from './orders/validate.ts';
@@ -340,9 +341,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   );
 
-  const OrderStatusQ = Type.Union(
-    ['pending', 'new', 'partially_filled', 'filled', 'cancelled', 'rejected'].map((s) => Type.Literal(s)),
-  );
   app.get(
     '/api/v1/orders',
     {
@@ -353,7 +351,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         security: bearer,
         querystring: Type.Object({
           market: Type.Optional(MarketSymbol),
-          status: Type.Optional(OrderStatusQ),
+          status: Type.Optional(OrderStatus),
           open: Type.Optional(Type.Boolean({ description: 'Only new / partially filled orders' })),
           cursor: Type.Optional(OrderId),
           limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),

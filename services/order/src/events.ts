@@ -7,9 +7,10 @@
 import type pg from 'pg';
 import type { Envelope } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
-import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1, type PayloadOf } from './contracts.ts';
+import type { PayloadOf } from '@exchange/contracts';
+import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import { SCHEMA } from './db/schema.ts';
-import type { Logger } from './orders/service.ts';
+import type { Logger } from '@exchange/messaging';
 
 const T = `"${SCHEMA}"`;
 

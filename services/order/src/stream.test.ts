@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { OrderUpdatedV1, TradeExecutedV1 } from './contracts.ts';
+import { OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import { createHarness, type Harness } from './testing/harness.ts';
 import { startBroker, type Broker } from './testing/broker.ts';
 import { createMessaging, silentLogger } from '@exchange/messaging';

@@ -24,11 +24,11 @@ import type { MarketCatalog } from '@exchange/contracts/markets';
 import { formatFixed } from '@exchange/contracts/markets';
 import type { ConnectionResource } from '@exchange/messaging';
 import { EVENTS_EXCHANGE, declareExchanges } from '@exchange/messaging';
-import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1 } from './contracts.ts';
+import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import { EVENT_BINDINGS } from './events.ts';
 import { getBook } from './market-data.ts';
 import { averagePrice } from './orders/model.ts';
-import type { Logger } from './orders/service.ts';
+import type { Logger } from '@exchange/messaging';
 
 const MAX_SUBSCRIPTIONS = 50;
 type ChannelModel = Parameters<ConnectionResource['open']>[0];

@@ -10,21 +10,15 @@
 import type pg from 'pg';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { withTransaction } from '@exchange/db';
-import { enqueue } from '@exchange/messaging';
+import { enqueue, type Logger } from '@exchange/messaging';
 import { uuidv7 } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
-import { CancelOrderV1, PlaceOrderV1, ROUTES } from '@exchange/contracts/trading';
+import { CancelOrderV1, PlaceOrderV1, ROUTES, type OrderStatus } from '@exchange/contracts/trading';
 import { AppError, badRequest, conflict, notFound, serviceUnavailable, type FeatureFlags } from '@exchange/platform';
 import { SCHEMA } from '../db/schema.ts';
 import { WalletUnavailableError, type WalletClient } from '../wallet-client.ts';
-import { OPEN_STATUSES, type OrderRow, type OrderStatus } from './model.ts';
+import { OPEN_STATUSES, type OrderRow } from './model.ts';
 import { parseOrder, priceChecks, type PlaceOrderBody } from './validate.ts';
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export interface OrderServiceOptions {
   pool: pg.Pool;

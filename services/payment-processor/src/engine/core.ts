@@ -4,7 +4,13 @@
  * No I/O, no clock, no randomness: the same journal commands in the same order give the same results, byte for byte.
  * That is what makes recovery exact (snapshot + journal replay) and lets replay verify itself against the journal.
  */
-import { OrderBook, type BookEvent, type OrderBookSnapshot, type PlaceCommand } from '@exchange/matching-engine';
+import {
+  OrderBook,
+  type BookEvent,
+  type OrderBookSnapshot,
+  type OrderStatus,
+  type PlaceCommand,
+} from '@exchange/matching-engine';
 import type { PayloadOf } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
 import type { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
@@ -23,8 +29,6 @@ export type JournalCommand =
       preCancelled?: boolean;
     }
   | { kind: 'cancel'; messageId: string; cancel: CancelPayload };
-
-export type OrderStatus = 'new' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected';
 
 export interface OrderState {
   orderId: string;
