@@ -11,7 +11,7 @@ import {
 import { ContractValidationError, validateMessage, type Envelope, type MessageContract } from '@exchange/contracts';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Isolation } from '@exchange/db';
-import { inTransaction } from './transaction.ts';
+import { withTransaction } from '@exchange/db';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
@@ -384,7 +384,7 @@ export class Consumer implements ConnectionResource {
     try {
       for (;;) {
         try {
-          return await inTransaction(
+          return await withTransaction(
             this.deps.pool,
             async (client) => {
               const params: string[] = [this.queue];
@@ -567,7 +567,7 @@ export class Consumer implements ConnectionResource {
     x: { attempt: number; deliveryCount: number; headers: Record<string, unknown>; span: Span },
   ): Promise<'ok' | 'duplicate'> {
     const { span } = x;
-    return inTransaction(
+    return withTransaction(
       this.deps.pool,
       async (client) => {
         const ins = await client.query(

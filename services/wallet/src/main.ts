@@ -9,7 +9,7 @@ import { createPool, pingDatabase } from '@exchange/db';
 import { createMessaging, type Messaging } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
-import { createOrdersView } from './order-client.ts';
+import { createOrderClient } from './clients/order-client.ts';
 import { loadConfig } from './config.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 import { runMigrations } from './migrate.ts';
@@ -26,7 +26,7 @@ await runMigrations(pool);
 
 const broker: { messaging?: Messaging } = {};
 const reconciliation = {
-  orders: createOrdersView({ baseUrl: config.ORDER_URL, internalToken: config.INTERNAL_API_TOKEN }),
+  orders: createOrderClient({ baseUrl: config.ORDER_URL, internalToken: config.INTERNAL_API_TOKEN }),
   orderGraceMs: config.RECONCILIATION_GRACE_S * 1000,
 };
 const app = await buildApp({

@@ -4,14 +4,14 @@
  */
 import { ORDER_LOOKUP_MAX, type OrderRef } from '@exchange/contracts/orders';
 
-export interface OrdersView {
+export interface OrderClient {
   /** The states of the named orders that exist (any number of ids; batched). */
   lookup(ids: string[]): Promise<OrderRef[]>;
   /** Every open order (new, partially_filled), page by page. */
   open(): AsyncIterable<OrderRef>;
 }
 
-export function createOrdersView(opts: { baseUrl: string; internalToken: string; timeoutMs?: number }): OrdersView {
+export function createOrderClient(opts: { baseUrl: string; internalToken: string; timeoutMs?: number }): OrderClient {
   const base = opts.baseUrl.replace(/\/$/, '');
   const timeoutMs = opts.timeoutMs ?? 10_000;
   async function call<T>(path: string, body?: unknown): Promise<T> {
