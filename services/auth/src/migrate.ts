@@ -2,11 +2,12 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { createPool, ensureDatabase, migrate } from '@exchange/db';
 import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
+import { AUTH_SCHEMA } from './db/schema.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
 export async function runMigrations(pool: pg.Pool): Promise<void> {
-  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: 'auth' });
+  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: AUTH_SCHEMA });
 }
 
 // `node services/auth/src/migrate.ts` (or `pnpm --filter @exchange/auth migrate`): apply migrations and exit.

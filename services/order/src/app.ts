@@ -35,7 +35,7 @@ import {
 import { formatFixed } from '@exchange/contracts/markets';
 import { OrderStatus } from '@exchange/contracts/trading';
 import { pingDatabase } from '@exchange/db';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 import { CANDLE_INTERVALS, type CandleInterval } from './events.ts';
 import {
   BookSchema,
@@ -178,7 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     openapi: { title: 'Order service', description: 'Order entry, order state, market data, halts, kill switches' },
     fastify: deps.fastify,
   });
-  const flags = new FeatureFlags({ pool, schema: SCHEMA, defaults: FLAG_DEFAULTS });
+  const flags = new FeatureFlags({ pool, schema: ORDERS_SCHEMA, defaults: FLAG_DEFAULTS });
   const metrics = orderMetrics(app.metrics.registry, pool);
   const orders = new OrderService({
     pool,
@@ -200,7 +200,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.decorate('streamHub', hub);
 
   registerAuth(app, deps.auth);
-  registerIdempotency(app, { pool, schema: SCHEMA });
+  registerIdempotency(app, { pool, schema: ORDERS_SCHEMA });
   await app.register(websocket, { options: { maxPayload: 16 * 1024 } });
   app.addHook('preClose', async () => hub.closeAll());
 
@@ -466,7 +466,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       }>(
         `SELECT id::text AS id, trade_id, order_id, market, side, liquidity, price_ticks, quantity_lots, quote_amount,
                 fee, fee_asset, executed_at
-           FROM "${SCHEMA}".fills WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${lim}`,
+           FROM "${ORDERS_SCHEMA}".fills WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${lim}`,
         values,
       );
       const page = rows.slice(0, q.limit);
@@ -546,7 +546,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     async (scope) => {
       scope.addHook('onRequest', requireRole('admin'));
       scope.addHook('onRequest', requireFreshMfaOnWrites);
-      await scope.register(deadLetterRoutes, { pool, schema: SCHEMA });
+      await scope.register(deadLetterRoutes, { pool, schema: ORDERS_SCHEMA });
     },
     { prefix: '/api/v1/admin/dead-letters/order' },
   );

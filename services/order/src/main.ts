@@ -7,7 +7,7 @@ import { createMessaging, EVENTS_EXCHANGE } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 import { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from './events.ts';
 import { runMigrations } from './migrate.ts';
 import { startSweeper } from './orders/service.ts';
@@ -66,7 +66,7 @@ const messaging = createMessaging({
   url: cfg.AMQP_URL,
   service: 'order',
   pool,
-  schema: SCHEMA,
+  schema: ORDERS_SCHEMA,
   registry: app.metrics.registry,
   logger: app.log,
 });

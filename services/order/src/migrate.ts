@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { migrate } from '@exchange/db';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
 export async function runMigrations(pool: pg.Pool): Promise<void> {
-  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: SCHEMA });
+  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: ORDERS_SCHEMA });
 }
 
 // `node src/migrate.ts` (pnpm migrate): apply the migrations and exit.

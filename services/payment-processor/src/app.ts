@@ -2,7 +2,7 @@ import { registerAuth, requireFreshMfaOnWrites, requireRole, type AuthOptions } 
 import { pingDatabase, type Pool } from '@exchange/db';
 import { deadLetterRoutes, type Messaging } from '@exchange/messaging';
 import { createApp, errorResponses, Type, type App, type CreateAppOptions, promClient } from '@exchange/platform';
-import { SCHEMA } from './db/schema.ts';
+import { PAYMENT_SCHEMA } from './db/schema.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 
 export interface AppDeps {
@@ -70,7 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await admin.register(deadLetterRoutes, {
       prefix: '/api/v1/admin/dead-letters/payment-processor',
       pool: deps.pool,
-      schema: SCHEMA,
+      schema: PAYMENT_SCHEMA,
     });
     admin.get(
       '/api/v1/admin/engine/markets',

@@ -16,7 +16,8 @@ import {
 } from 'drizzle-orm/pg-core';
 import { idempotencyKeysTable } from '@exchange/platform';
 
-export const authSchema = pgSchema('auth');
+export const AUTH_SCHEMA = 'auth';
+export const authSchema = pgSchema(AUTH_SCHEMA);
 
 const ts = (name: string) => timestamp(name, { withTimezone: true });
 
