@@ -1,5 +1,8 @@
 // The package boundaries are held by `pnpm lint` (eslint.config.js). These probes lint code that crosses each boundary
 // and expect the rule that guards it to fire, so a config change that silently drops a rule fails here.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ESLint } from 'eslint';
 import { repoRoot } from '../src/helpers.ts';
 
@@ -63,3 +66,21 @@ it('a floating promise in a service fails', async () => {
   );
   expect(fired).toEqual([expect.stringMatching(/^@typescript-eslint\/no-floating-promises/)]);
 }, 300_000);
+
+it('every workspace package lists its entry points explicitly (no wildcard in exports)', () => {
+  const manifests = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '*/*/package.json'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  })
+    .split('\n')
+    .filter((f) => /^(packages|services|tools|apps)\/[^/]+\/package\.json$/.test(f) && existsSync(join(repoRoot, f)));
+  expect(manifests.length).toBeGreaterThanOrEqual(20);
+  const problems = manifests.flatMap((f) => {
+    const { exports } = JSON.parse(readFileSync(join(repoRoot, f), 'utf8')) as { exports?: unknown };
+    if (exports === undefined || exports === null || typeof exports !== 'object') return [`${f}: no exports map`];
+    return Object.keys(exports)
+      .filter((k) => k.includes('*'))
+      .map((k) => `${f}: wildcard entry ${k}`);
+  });
+  expect(problems).toEqual([]);
+});
