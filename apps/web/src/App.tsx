@@ -1,13 +1,14 @@
 import { lazy, Suspense, useEffect, useState, type ReactNode } from 'react';
 import { Link, Navigate, NavLink, Route, Routes, useLocation } from 'react-router-dom';
 import { useQueryClient } from '@tanstack/react-query';
-import { isStaff, useAuth, useChannel, useStream } from './lib/api.tsx';
+import { client, isStaff, useAuth, useChannel, useStream } from './lib/api.tsx';
 import { Loading } from './components/ui.tsx';
 import { LoginPage, RegisterPage } from './pages/auth.tsx';
 import { MarketsPage } from './pages/markets.tsx';
 import { OrdersPage } from './pages/orders.tsx';
 import { WalletPage } from './pages/wallet.tsx';
 import { AccountPage } from './pages/account.tsx';
+import { ConfirmWithdrawalPage, ResetPasswordPage, UnverifiedEmailBanner, VerifyEmailPage } from './pages/email.tsx';
 
 // The chart library and the console load on first use, so the markets list and login come up faster.
 const MarketPage = lazy(() => import('./pages/market.tsx').then((m) => ({ default: m.MarketPage })));
@@ -98,9 +99,13 @@ export function App() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
+        <UnverifiedEmailBanner user={user} api={client} />
         <Suspense fallback={<Loading />}>
           <Routes>
             <Route path="/" element={<MarketsPage />} />
+            <Route path="/verify-email" element={<VerifyEmailPage />} />
+            <Route path="/reset-password" element={<ResetPasswordPage />} />
+            <Route path="/confirm-withdrawal" element={<ConfirmWithdrawalPage />} />
             <Route path="/markets/:symbol" element={<MarketPage />} />
             <Route path="/login" element={<LoginPage />} />
             <Route path="/register" element={<RegisterPage />} />

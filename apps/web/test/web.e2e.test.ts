@@ -35,7 +35,11 @@ const JAEGER = 'http://jaeger.example.test:16686';
 
 beforeAll(async () => {
   buildWebApp();
-  stack = await startTestStack({ env: { JAEGER_UI_URL: JAEGER } });
+  stack = await startTestStack({
+    env: { JAEGER_UI_URL: JAEGER },
+    // withdrawals wait 10 min before they go to the payment processor: the console shows them as pending payouts
+    serviceEnv: { wallet: { WITHDRAWAL_DISPATCH_DELAY_MS: '600000' } },
+  });
   base = stack.url('gateway');
   // The console needs 2FA: enrol the seeded admin (whether or not the auth service already insists on it).
   admin = new ExchangeClient({ baseUrl: base, headers: { 'x-forwarded-for': '10.10.0.1' } });
@@ -109,11 +113,59 @@ async function login(page: Page, email: string, password: string, totpSecret?: s
 /** The first login of a 2FA account answers 401 MFA_REQUIRED (the form then asks for the code): Chrome logs it. */
 const MFA_PROMPT_401 = /Failed to load resource: the server responded with a status of 401/;
 
+interface Focused {
+  tag: string;
+  name: string | null;
+  text: string;
+  /** :focus-visible matches and a focus ring is drawn (outline or box-shadow on it, or on the label around it). */
+  ring: boolean;
+}
+
+/** What has the keyboard focus now, and whether it shows it. */
+function focused(page: Page): Promise<Focused | null> {
+  return page.evaluate(() => {
+    const el = document.activeElement as HTMLElement | null;
+    if (!el || el === document.body) return null;
+    const drawn = (e: Element) => {
+      const cs = getComputedStyle(e);
+      return (cs.outlineStyle !== 'none' && cs.outlineWidth !== '0px') || cs.boxShadow !== 'none';
+    };
+    // a visually hidden control (the buy/sell radio) shows its focus on the label around it (:focus-within)
+    const ring = el.matches(':focus-visible') && (drawn(el) || (el.parentElement ? drawn(el.parentElement) : false));
+    return { tag: el.tagName.toLowerCase(), name: el.getAttribute('name'), text: (el.textContent ?? '').trim(), ring };
+  });
+}
+
+/**
+ * Presses Tab until the focus is on `target` (a link or button by its text, a form field by its name), checking at
+ * every stop on the way that the focused element shows a visible focus ring.
+ */
+async function tabTo(
+  page: Page,
+  target: { link: string } | { button: string } | { field: string },
+  maxStops = 60,
+): Promise<void> {
+  const seen: string[] = [];
+  for (let i = 0; i < maxStops; i++) {
+    await page.keyboard.press('Tab');
+    const f = await focused(page);
+    if (!f) continue;
+    seen.push(`${f.tag}[${f.name ?? f.text.slice(0, 20)}]`);
+    expect({ stop: seen.at(-1), ring: f.ring }).toEqual({ stop: seen.at(-1), ring: true });
+    if ('link' in target && f.tag === 'a' && f.text === target.link) return;
+    if ('button' in target && f.tag === 'button' && f.text === target.button) return;
+    if ('field' in target && f.name === target.field) return;
+  }
+  throw new Error(`Tab never reached ${JSON.stringify(target)}; stops: ${seen.join(' → ')}`);
+}
+
 const traders = {
   a: { email: newEmail('alice'), password: newPassword() },
   b: { email: newEmail('bob'), password: newPassword() },
 };
 let alice: Tab;
+/** The operator's browser (admin, logged in with 2FA by the halt test). */
+let ops: Tab;
 
 test(
   'two traders: register, deposit, a resting order in the book, crossed from another context, exact balances',
@@ -252,6 +304,57 @@ test(
 );
 
 test(
+  'keyboard only: log in and place an order with Tab, Enter and Space, the focus always visible',
+  async () => {
+    const email = newEmail('kim');
+    const password = newPassword();
+    const api = new ExchangeClient({ baseUrl: base, headers: { 'x-forwarded-for': '198.51.100.210' } });
+    await api.register({ email, password });
+    await api.login({ email, password });
+    await api.deposit({ asset: 'USD', amount: '1000' });
+    await eventually(async () => (await api.balances()).find((b) => b.asset === 'USD')?.available === '1000.00');
+
+    const kim = await tab({ viewport: DESKTOP, theme: 'light' });
+    const k = kim.page;
+    await k.goto('/');
+    await k.locator('tr[data-market="BTC-USD"]').waitFor();
+    // the first stop is the skip link
+    await k.keyboard.press('Tab');
+    expect(await focused(k)).toEqual({ tag: 'a', name: null, text: 'Skip to content', ring: true });
+    await tabTo(k, { link: 'Log in' });
+    await k.keyboard.press('Enter');
+    await k.waitForURL('**/login');
+    await tabTo(k, { field: 'email' });
+    await k.keyboard.type(email);
+    await tabTo(k, { field: 'password' });
+    await k.keyboard.type(password);
+    await tabTo(k, { button: 'Log in' });
+    await screenshot(k, 'keyboard-login-focus');
+    await k.keyboard.press('Enter');
+    await k.getByTestId('user-email').filter({ hasText: email }).waitFor();
+
+    await tabTo(k, { link: 'BTC-USD' });
+    await k.keyboard.press('Enter');
+    await k.getByTestId('order-form').waitFor();
+    await tabTo(k, { field: 'price' });
+    await k.keyboard.type('29500');
+    await tabTo(k, { field: 'quantity' });
+    await k.keyboard.type('0.01');
+    expect(await k.getByTestId('hold').innerText()).toBe('295 USD');
+    await tabTo(k, { button: 'Buy BTC' });
+    await screenshot(k, 'keyboard-order-focus', { docs: true });
+    await k.keyboard.press('Space');
+    await k.locator('[data-testid="open-orders"] tr[data-order-id]').first().waitFor();
+    await k.locator('tr[data-side="bid"][data-price="29500"]').waitFor();
+    const placed = (await api.orders({ open: true })).items;
+    expect(placed.map((o) => [o.side, o.price, o.quantity])).toEqual([['buy', '29500', '0.01']]);
+    await checkPage(kim, 'market page after a keyboard order (desktop, light)');
+    await api.cancelAllOrders();
+  },
+  SLOW,
+);
+
+test(
   '2FA: enrolment with a QR code and recovery codes, then login with a code',
   async () => {
     const carol = await tab({ viewport: PHONE, theme: 'dark' });
@@ -275,10 +378,29 @@ test(
     await c.getByTestId('mfa-on').waitFor();
 
     await c.getByRole('button', { name: 'Log out' }).click();
+    // the login screen offers a reset link by email
+    await c.goto('/login');
+    await c.getByRole('button', { name: 'Forgot your password?' }).click();
+    await c.getByTestId('forgot-password').waitFor();
+    await checkPage(carol, 'login with forgot password (phone, dark)');
+    await screenshot(c, 'login-forgot-phone-dark');
     await login(c, email, password, secret);
     await c.getByRole('link', { name: 'Account' }).click();
     await c.getByTestId('mfa-on').waitFor({ timeout: 60_000 });
+    // the security log tells the story: signed up, 2FA on, a login that needed the code, then logged in
+    const log = c.locator('[data-testid="security-log"] tbody tr');
+    await log.first().waitFor();
+    const actions = await c
+      .locator('[data-testid="security-log"] tbody tr')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-action')));
+    expect(actions.slice(0, 1)).toEqual(['auth.login']);
+    expect(actions).toEqual(expect.arrayContaining(['auth.register', 'auth.2fa_enabled', 'auth.logout']));
+    expect(
+      await c.locator('[data-testid="security-log"] tr[data-action="auth.2fa_enabled"] td').nth(1).innerText(),
+    ).toBe('2FA turned on');
     await checkPage(carol, 'account with 2FA (phone, dark)', [MFA_PROMPT_401]);
+    await c.getByTestId('security-log').scrollIntoViewIfNeeded();
+    await screenshot(c, 'security-log-phone-dark', { docs: true });
   },
   SLOW,
 );
@@ -286,7 +408,7 @@ test(
 test(
   'an operator halts a market in the console and the trader’s order form shows it halted',
   async () => {
-    const ops = await tab({ viewport: DESKTOP, theme: 'light', staff: true });
+    ops = await tab({ viewport: DESKTOP, theme: 'light', staff: true });
     const o = ops.page;
     await login(o, ADMIN.email, ADMIN.password, adminSecret);
     await o.goto('/console');
@@ -328,18 +450,65 @@ test(
     expect(await a.getByTestId('market-halted').count()).toBe(0);
 
     // each order links to its trace in Jaeger at the configured base URL
+    let aliceId = '';
     const orders = await eventually(async () => {
       const api = new ExchangeClient({ baseUrl: base, headers: { 'x-forwarded-for': '198.51.100.201' } });
-      await api.login(traders.a);
+      aliceId = (await api.login(traders.a)).user.id;
       return (await api.orders({ limit: 1 })).items[0];
     });
     await o.goto('/console/trace');
     await o.getByLabel('Order id').fill(orders.id);
+    await o.getByRole('button', { name: 'Look up' }).click();
+    // another user's order: the console finds it, with its owner, and links its trace
+    await o.getByTestId('admin-order').waitFor();
+    expect(await o.getByTestId('order-owner').innerText()).toBe(aliceId);
+    expect(await o.getByTestId('order-status').innerText()).toBe(
+      orders.reason ? `${orders.status} (${orders.reason})` : orders.status,
+    );
     const href = await o.getByTestId('jaeger-link').getAttribute('href');
     expect(href).toBe(
       `${JAEGER}/search?service=order&tags=${encodeURIComponent(JSON.stringify({ 'order.id': orders.id }))}&lookback=7d&limit=20`,
     );
     await checkPage(ops, 'console trace');
+    await screenshot(o, 'console-trace-desktop-light', { docs: true });
+    await o.getByLabel('Order id').fill('not-an-order');
+    await o.getByRole('button', { name: 'Look up' }).click();
+    await o.locator('#order-id-error').waitFor();
+    expect(await o.getByTestId('jaeger-link').count()).toBe(0);
+  },
+  SLOW,
+);
+
+test(
+  'the console shows pending payouts with exact totals, and withdrawals refused by policy',
+  async () => {
+    // money on its way out: the admin (verified email, 2FA) withdraws; the wallet holds it for 10 minutes
+    await admin.deposit({ asset: 'USD', amount: '100' });
+    await eventually(async () => (await admin.balances()).find((b) => b.asset === 'USD')?.available === '100.00');
+    await admin.challenge2fa({ totpCode: await freshTotp(adminSecret) });
+    const w = await admin.withdraw({ asset: 'USD', amount: '25.5', address: 'DE89370400440532013000' });
+    expect(w.status).toBe('pending');
+    await expect(admin.withdraw({ asset: 'USD', amount: '10', address: 'not an account' })).rejects.toMatchObject({
+      code: 'INVALID_ADDRESS',
+    });
+
+    const o = ops.page;
+    await o.goto('/console');
+    await o.getByRole('link', { name: 'Payouts' }).click();
+    const row = o.locator(`[data-testid="payouts"] tr[data-withdrawal="${w.id}"]`);
+    await row.waitFor();
+    expect((await row.locator('td').allInnerTexts()).slice(1, 5)).toEqual(['USD', '25.50', '1.00', 'pending']);
+    expect(await o.locator('[data-testid="payout-totals"] li[data-asset="USD"]').innerText()).toBe('USD 25.50 (1)');
+    const blocked = o.locator('[data-testid="withdrawals-blocked"] tr[data-reason="address"]').first();
+    await blocked.waitFor();
+    expect(await blocked.innerText()).toContain('INVALID_ADDRESS');
+    expect(await blocked.innerText()).toContain('10 USD');
+    await checkPage(ops, 'console payouts (desktop, light)');
+    await screenshot(o, 'console-payouts-desktop-light', { docs: true });
+    // other states: nothing completed yet
+    await o.getByLabel('State').selectOption('completed');
+    await o.getByText('No completed payouts.').waitFor();
+    await admin.cancelWithdrawal(w.id);
   },
   SLOW,
 );
@@ -368,6 +537,7 @@ test(
     expect(await nav.getByRole('link').allInnerTexts()).toEqual([
       'Health',
       'Reconciliation',
+      'Payouts',
       'Users',
       'Audit log',
       'Order traces',

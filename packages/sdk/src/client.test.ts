@@ -198,6 +198,61 @@ test('a Retry-After beyond the limit is not waited for; other 4xx are never retr
   expect(received).toHaveLength(2);
 });
 
+test('email links, security log and staff look-ups: the paths, bodies and credentials the services expect', async () => {
+  handler = (r, res) => {
+    const routes: Record<string, [number, unknown]> = {
+      'POST /api/v1/auth/email/verify': [200, { emailVerified: true }],
+      'POST /api/v1/auth/email/resend': [202, { sent: true }],
+      'POST /api/v1/auth/password/forgot': [202, { accepted: true }],
+      'POST /api/v1/auth/password/reset': [200, { reset: true }],
+      'POST /api/v1/wallet/withdrawals/confirm': [200, { id: 'w1', status: 'pending' }],
+      'GET /api/v1/auth/security-log?limit=20': [200, { events: [{ action: 'auth.login' }] }],
+      'GET /api/v1/admin/orders/o%2F1': [200, { id: 'o/1', userId: 'u2' }],
+      'GET /api/v1/admin/payouts?status=pending&limit=5': [200, { status: 'pending', payouts: [], totals: [] }],
+      'GET /api/v1/admin/withdrawals/blocked?limit=3': [200, { blocked: [{ reason: 'velocity' }] }],
+    };
+    const hit = routes[`${r.method} ${r.url}`];
+    if (hit) return json(res, hit[0], hit[1]);
+    json(res, 404, envelope('NOT_FOUND', `${r.method} ${r.url}`));
+  };
+  const anonymous = new ExchangeClient({ baseUrl: base });
+  expect(await anonymous.verifyEmail('tok-v')).toEqual({ emailVerified: true });
+  expect(await anonymous.requestPasswordReset('a@example.com')).toEqual({ accepted: true });
+  expect(await anonymous.resetPassword('tok-r', 'new password 1')).toEqual({ reset: true });
+  expect(await anonymous.confirmWithdrawal('tok-w')).toEqual({ id: 'w1', status: 'pending' });
+  expect(received.map((r) => [r.url, JSON.parse(r.body), r.headers.authorization ?? null])).toEqual([
+    ['/api/v1/auth/email/verify', { token: 'tok-v' }, null],
+    ['/api/v1/auth/password/forgot', { email: 'a@example.com' }, null],
+    ['/api/v1/auth/password/reset', { token: 'tok-r', newPassword: 'new password 1' }, null],
+    ['/api/v1/wallet/withdrawals/confirm', { token: 'tok-w' }, null],
+  ]);
+  // single-use tokens: no Idempotency-Key (a replay must not answer the first result)
+  expect(received.map((r) => r.headers['idempotency-key'])).toEqual([undefined, undefined, undefined, undefined]);
+  // resend needs a session
+  await expect(anonymous.resendVerificationEmail()).rejects.toMatchObject({ code: 'NOT_LOGGED_IN' });
+
+  received.length = 0;
+  const signedIn = new ExchangeClient({ baseUrl: base, session: { accessToken: 'a' } });
+  expect(await signedIn.resendVerificationEmail()).toEqual({ sent: true });
+  expect(await signedIn.securityLog({ limit: 20 })).toEqual([{ action: 'auth.login' }]);
+  expect(await signedIn.admin.order('o/1')).toEqual({ id: 'o/1', userId: 'u2' });
+  expect(await signedIn.admin.payouts({ status: 'pending', limit: 5 })).toEqual({
+    status: 'pending',
+    payouts: [],
+    totals: [],
+  });
+  expect(await signedIn.admin.blockedWithdrawals({ limit: 3 })).toEqual([{ reason: 'velocity' }]);
+  expect(received.map((r) => r.headers.authorization)).toEqual(Array(5).fill('Bearer a'));
+
+  // the API's code and message come through (the pages show them)
+  handler = (_r, res) => json(res, 400, envelope('TOKEN_EXPIRED', 'this link has expired; ask for a new one'));
+  await expect(anonymous.verifyEmail('old')).rejects.toMatchObject({
+    status: 400,
+    code: 'TOKEN_EXPIRED',
+    message: 'this link has expired; ask for a new one',
+  });
+});
+
 test('API-key mode signs every attempt as the services verify it (fresh timestamp per retry)', async () => {
   let calls = 0;
   handler = (_r, res) => (++calls === 1 ? json(res, 503, envelope('UNAVAILABLE', 'x')) : json(res, 200, { id: 'o2' }));

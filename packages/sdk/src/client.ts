@@ -355,6 +355,38 @@ export class ExchangeClient {
     return this.del(`/api/v1/auth/api-keys/${enc(id)}`, undefined, call);
   }
 
+  /** Your security log: logins, failed logins, 2FA and password changes, API keys, staff actions on you. */
+  async securityLog(q: { limit?: number } = {}, call?: CallOptions): Promise<T.SecurityEvent[]> {
+    return (await this.get<{ events: T.SecurityEvent[] }>('/api/v1/auth/security-log', q, call)).events;
+  }
+
+  // ------------------------------------------------------------------ email links (no session needed but resend)
+
+  /** Confirms the email address with the token of the emailed link (400 INVALID_TOKEN / TOKEN_EXPIRED). */
+  verifyEmail(token: string, call?: CallOptions): Promise<{ emailVerified: true }> {
+    return this.publicPost('/api/v1/auth/email/verify', { token }, call);
+  }
+
+  /** Sends a new verification link to the signed-in user (429 RATE_LIMITED when asked too often). */
+  resendVerificationEmail(call?: CallOptions): Promise<{ sent: true }> {
+    return this.post('/api/v1/auth/email/resend', undefined, call);
+  }
+
+  /** Asks for a password reset link; always 202 {accepted: true}, whether or not the email has an account. */
+  requestPasswordReset(email: string, call?: CallOptions): Promise<{ accepted: true }> {
+    return this.publicPost('/api/v1/auth/password/forgot', { email }, call);
+  }
+
+  /** Sets a new password with the token of the emailed reset link (every session and API key is revoked). */
+  resetPassword(token: string, newPassword: string, call?: CallOptions): Promise<{ reset: true }> {
+    return this.publicPost('/api/v1/auth/password/reset', { token, newPassword }, call);
+  }
+
+  /** Confirms a withdrawal with the token of the emailed link; answers the withdrawal. */
+  confirmWithdrawal(token: string, call?: CallOptions): Promise<T.Withdrawal> {
+    return this.publicPost('/api/v1/wallet/withdrawals/confirm', { token }, call);
+  }
+
   jwks(): Promise<{ keys: Array<Record<string, unknown>> }> {
     return this.request({ method: 'GET', path: '/.well-known/jwks.json', auth: 'none' });
   }
@@ -560,6 +592,17 @@ export class ExchangeClient {
       }),
     engineMarkets: (call?: CallOptions): Promise<{ replica: string; markets: T.EngineMarket[] }> =>
       this.get('/api/v1/admin/engine/markets', undefined, call),
+    /** Any user's order by id, with its owner and the Jaeger search for its trace (admin and support). */
+    order: (id: string, call?: CallOptions): Promise<T.AdminOrder> =>
+      this.get(`/api/v1/admin/orders/${enc(id)}`, undefined, call),
+    /** Payouts by state (default pending: not paid out yet), with exact per-asset totals (admin and support). */
+    payouts: (
+      q: { status?: T.PayoutState; asset?: string; limit?: number } = {},
+      call?: CallOptions,
+    ): Promise<T.Payouts> => this.get('/api/v1/admin/payouts', q, call),
+    /** Withdrawal requests refused by policy, newest first (admin and support). */
+    blockedWithdrawals: async (q: { limit?: number } = {}, call?: CallOptions): Promise<T.BlockedWithdrawal[]> =>
+      (await this.get<{ blocked: T.BlockedWithdrawal[] }>('/api/v1/admin/withdrawals/blocked', q, call)).blocked,
   };
 
   // ------------------------------------------------------------------ helpers
@@ -576,6 +619,11 @@ export class ExchangeClient {
 
   private publicGet<R>(path: string, query?: Query, call?: CallOptions): Promise<R> {
     return this.request({ method: 'GET', path, auth: 'none', ...(query ? { query } : {}), ...(call ? { call } : {}) });
+  }
+
+  /** A POST without credentials (email links work without a session), without an Idempotency-Key. */
+  private publicPost<R>(path: string, body: unknown, call?: CallOptions): Promise<R> {
+    return this.request({ method: 'POST', path, body, auth: 'none', idempotent: false, ...(call ? { call } : {}) });
   }
 
   private post<R>(path: string, body?: unknown, call?: CallOptions): Promise<R> {

@@ -22,6 +22,8 @@ export interface User {
   email: string;
   roles: Role[];
   mfaEnabled: boolean;
+  /** The owner confirmed the address by the emailed link; unverified accounts cannot withdraw. */
+  emailVerified: boolean;
   locked: boolean;
   createdAt: string;
 }
@@ -344,4 +346,53 @@ export interface EngineMarket {
   reloads: number;
   lastAppliedAt: string | null;
   lastDeliveryAt: string | null;
+}
+
+// ---- security log and email links
+export interface SecurityEvent {
+  at: string;
+  /** e.g. auth.login, auth.login_failed, auth.2fa_enabled, auth.api_key_created, auth.password_changed */
+  action: string;
+  ip: string | null;
+  userAgent: string | null;
+  details: Record<string, unknown>;
+}
+
+// ---- admin: orders, payouts, blocked withdrawals
+export interface AdminOrder extends Order {
+  userId: string;
+  /** Jaeger search for the order's trace: the placing span carries `order.id`. */
+  trace: { service: string; operation: string; tags: Record<string, string> };
+}
+export type PayoutState = 'pending' | 'completed' | 'failed' | 'cancelled';
+export interface Payout {
+  withdrawalId: string;
+  userId: string;
+  asset: string;
+  amount: Decimal;
+  fee: Decimal;
+  address: string;
+  /** The withdrawal's own status: pending (cancellation window), processing (sent to the rail), … */
+  status: string;
+  dueAt: string;
+  railTxId: string | null;
+  failureReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+export interface Payouts {
+  status: PayoutState;
+  payouts: Payout[];
+  /** Per asset over every payout in this state, not only this page. */
+  totals: Array<{ asset: string; count: number; amount: Decimal }>;
+}
+export interface BlockedWithdrawal {
+  at: string;
+  userId: string | null;
+  reason: string;
+  code: string | null;
+  asset: string | null;
+  amount: string | null;
+  address: string | null;
+  requestId: string | null;
 }

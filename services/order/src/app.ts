@@ -47,7 +47,7 @@ import {
   TickerSchema,
   TradeSchema,
 } from './market-data.ts';
-import { OrderSchema, toOrderDto } from './orders/model.ts';
+import { OrderSchema, toOrderDto, type OrderRow } from './orders/model.ts';
 import { OrderService } from './orders/service.ts';
 import { orderMetrics } from './metrics.ts';
 import { priceBand, type PlaceOrderBody } from './orders/validate.ts';
@@ -549,6 +549,50 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       await scope.register(deadLetterRoutes, { pool, schema: ORDERS_SCHEMA });
     },
     { prefix: '/api/v1/admin/dead-letters/order' },
+  );
+
+  // Staff look up any user's order by id (a ticket, a dead letter, a trace): the order, its owner and what Jaeger
+  // needs to find its trace (the placing span carries the `order.id` attribute). A read: no fresh 2FA check.
+  const AdminOrder = Type.Composite(
+    [
+      OrderSchema,
+      Type.Object({
+        userId: Type.String({ format: 'uuid', description: 'The owner of the order' }),
+        trace: Type.Object(
+          {
+            service: Type.String(),
+            operation: Type.String(),
+            tags: Type.Record(Type.String(), Type.String()),
+          },
+          { description: "Jaeger search for the order's trace: service, operation and span tags" },
+        ),
+      }),
+    ],
+    { title: 'AdminOrder' },
+  );
+  app.get(
+    '/api/v1/admin/orders/:id',
+    {
+      onRequest: guards(requireRole('admin', 'support')),
+      schema: {
+        tags: ['admin'],
+        summary: "Any user's order by id, with its owner and how to find its trace (admin and support)",
+        security: [{ bearer: [] }],
+        params: Type.Object({ id: OrderId }),
+        response: { 200: AdminOrder, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const { rows } = await pool.query<OrderRow>('SELECT * FROM orders.orders WHERE id = $1', [req.params.id]);
+      const row = rows[0];
+      if (!row) throw notFound('ORDER_NOT_FOUND', `order ${req.params.id} not found`);
+      req.log.info({ orderId: row.id, owner: row.user_id, actor: actorOf(req) }, 'admin order lookup');
+      return {
+        ...toOrderDto(catalog, row),
+        userId: row.user_id,
+        trace: { service: 'order', operation: 'POST /api/v1/orders', tags: { 'order.id': row.id } },
+      };
+    },
   );
 
   // ---------------------------------------------------------------- trading health (runbook)

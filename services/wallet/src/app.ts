@@ -15,6 +15,7 @@ import { createWalletMetrics } from './metrics.ts';
 import type { ReconciliationSources } from './reconciliation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerInternalRoutes } from './routes/internal.ts';
+import { registerPayoutRoutes } from './routes/payouts.ts';
 import { registerUserRoutes } from './routes/user.ts';
 import { DEFAULT_SETTINGS, FLAG_DEFAULTS, type WalletContext, type WalletSettings } from './context.ts';
 
@@ -66,6 +67,7 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
 
   registerUserRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerPayoutRoutes(app, ctx);
   registerInternalRoutes(app, ctx);
   return app;
 }

@@ -1,7 +1,8 @@
 /**
  * Operator console (roles admin and support, 2FA on): the runbook's dashboard on the public admin API. Support
- * sees the sections support may use (health, users, audit, reconciliation reports); admin-only sections are not
- * offered to support and answer "admins only" when reached by URL (the API refuses them too).
+ * sees the sections support may use (health, users, audit, reconciliation reports, payouts, order traces);
+ * admin-only sections are not offered to support and answer "admins only" when reached by URL (the API refuses
+ * them too).
  */
 import { Link, NavLink, Route, Routes } from 'react-router-dom';
 import type { ReactNode } from 'react';
@@ -14,6 +15,7 @@ import { AuditSection } from './audit.tsx';
 import { UsersSection } from './users.tsx';
 import { BackupsSection } from './backups.tsx';
 import { TraceSection } from './trace.tsx';
+import { PayoutsSection } from './payouts.tsx';
 
 function AdminOnly({ children }: { children: ReactNode }) {
   const { user } = useAuth();
@@ -50,6 +52,7 @@ export function ConsolePage() {
         {admin ? <NavLink to="/console/markets">Markets &amp; kill switches</NavLink> : null}
         {admin ? <NavLink to="/console/dead-letters">Dead letters</NavLink> : null}
         <NavLink to="/console/reconciliation">Reconciliation</NavLink>
+        <NavLink to="/console/payouts">Payouts</NavLink>
         <NavLink to="/console/users">Users</NavLink>
         <NavLink to="/console/audit">Audit log</NavLink>
         {admin ? <NavLink to="/console/backups">Backups</NavLink> : null}
@@ -75,6 +78,7 @@ export function ConsolePage() {
             }
           />
           <Route path="reconciliation" element={<ReconciliationSection />} />
+          <Route path="payouts" element={<PayoutsSection />} />
           <Route path="users" element={<UsersSection />} />
           <Route path="audit" element={<AuditSection />} />
           <Route

@@ -5,6 +5,7 @@ import type { ApiKeyScope, CreatedApiKey, TwoFactorSetup } from '@exchange/sdk';
 import { client, useAuth } from '../lib/api.tsx';
 import { useStepUp } from '../components/step-up.tsx';
 import { Empty, ErrorBox, Head, Panel, Time } from '../components/ui.tsx';
+import { SecurityLog } from '../components/security-log.tsx';
 
 function TwoFactor() {
   const { user, setUser } = useAuth();
@@ -271,6 +272,7 @@ export function AccountPage() {
       <TwoFactor />
       <ApiKeys />
       <Sessions />
+      <SecurityLog />
     </div>
   );
 }

@@ -1,8 +1,9 @@
 import { useState, type FormEvent } from 'react';
-import { Link, useLocation, useNavigate } from 'react-router-dom';
+import { Link, useLocation, useNavigate, useSearchParams } from 'react-router-dom';
 import { ExchangeApiError } from '@exchange/sdk';
 import { client, useAuth } from '../lib/api.tsx';
 import { ErrorBox } from '../components/ui.tsx';
+import { ForgotPassword } from './email.tsx';
 
 /** Email and password inputs, shared by log-in and sign-up. */
 function CredentialFields(p: {
@@ -50,6 +51,8 @@ export function LoginPage() {
   const [needCode, setNeedCode] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [params] = useSearchParams();
+  const [forgot, setForgot] = useState(params.get('forgot') === '1');
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -73,7 +76,7 @@ export function LoginPage() {
     }
   };
 
-  return (
+  const form = (
     <form className="card narrow" onSubmit={submit} aria-labelledby="login-h">
       <h1 id="login-h">Log in</h1>
       <CredentialFields
@@ -105,6 +108,20 @@ export function LoginPage() {
         New here? <Link to="/register">Create an account</Link>
       </p>
     </form>
+  );
+  return (
+    <>
+      {form}
+      <div className="card narrow follow">
+        {forgot ? (
+          <ForgotPassword api={client} initialEmail={email} />
+        ) : (
+          <button type="button" className="link underline" onClick={() => setForgot(true)}>
+            Forgot your password?
+          </button>
+        )}
+      </div>
+    </>
   );
 }
 

@@ -4,6 +4,8 @@ import { client } from '../lib/api.tsx';
 import { isPlainDecimal } from '../lib/decimal.ts';
 import { useStepUp } from '../components/step-up.tsx';
 import { Empty, ErrorBox, Head, Num, Panel, Time } from '../components/ui.tsx';
+import { errorOf } from '../lib/errors.ts';
+import { ResendVerification } from './email.tsx';
 
 const ASSETS = ['USD', 'BTC', 'ETH', 'USDT'];
 
@@ -162,6 +164,11 @@ export function WalletPage() {
             </label>
             {badW ? <p className="field-error">amount must be a plain decimal such as 100.5</p> : null}
             <ErrorBox error={withdraw.error} />
+            {withdraw.error && errorOf(withdraw.error).code === 'EMAIL_NOT_VERIFIED' ? (
+              <p>
+                Confirm your email address first (the link we emailed you). <ResendVerification api={client} />
+              </p>
+            ) : null}
             <button type="submit" className="primary" disabled={!wAmount || !wAddress || badW || withdraw.isPending}>
               Withdraw
             </button>
