@@ -75,13 +75,13 @@ case "$cmd" in
   web) exec node tools/local-gateway/src/web-main.ts ;;
 esac
 case "$svc" in
-  auth|wallet|order|payment-processor) ;;
-  *) echo "exchange-service: SERVICE must be one of auth, wallet, order, payment-processor (got '${svc}')" >&2; exit 64 ;;
+  auth|wallet|order|payment-processor|notification) ;;
+  *) echo "exchange-service: SERVICE must be one of auth, wallet, order, payment-processor, notification (got '${svc}')" >&2; exit 64 ;;
 esac
 case "$cmd" in
   serve) exec node --import ./packages/platform/src/instrument.ts "services/${svc}/src/main.ts" ;;
   migrate) exec node "services/${svc}/src/migrate.ts" ;;
-  *) echo "usage: exchange-service [serve|migrate|docs|web] [auth|wallet|order|payment-processor]" >&2; exit 64 ;;
+  *) echo "usage: exchange-service [serve|migrate|docs|web] [auth|wallet|order|payment-processor|notification]" >&2; exit 64 ;;
 esac
 EOF
 RUN chmod 0755 /usr/local/bin/exchange-service

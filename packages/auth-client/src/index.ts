@@ -24,6 +24,11 @@ export interface Principal {
   mfaAt?: number;
   /** Whether the user has 2FA enabled (token claim `mfa`). */
   mfaEnabled?: boolean;
+  /**
+   * Whether the user verified their email (token claim `ev`; for API keys, from the verifier). `undefined` for tokens
+   * issued before the claim existed: those users were all marked verified by the migration.
+   */
+  emailVerified?: boolean;
   /** API key id, when via === 'api_key'. */
   apiKeyId?: string;
   /** Token id (`jti`), when via === 'jwt'. */
@@ -45,6 +50,8 @@ export interface AccessTokenClaims {
   mfa?: boolean;
   /** Epoch seconds of the last 2FA check in this session. */
   mfa_at?: number;
+  /** Email verified. */
+  ev?: boolean;
 }
 
 /** JOSE `typ` of access tokens (RFC 9068 / RFC 8725 §3.11 explicit typing). */
@@ -89,6 +96,11 @@ export interface AuthOptions {
   resolveKey?: (kid: string) => Promise<string>;
   /** In-process revocation check instead of the revoked-session list (used by the auth service). */
   isSessionRevoked?: (sid: string) => Promise<boolean>;
+  /**
+   * Current verification state for `requireVerifiedEmail` when the credential says unverified (default: ask the auth
+   * service, GET /internal/users/:id/email-verified; the auth service passes its in-process check).
+   */
+  isEmailVerified?: (userId: string) => Promise<boolean>;
 }
 
 declare module 'fastify' {
@@ -103,6 +115,7 @@ declare module 'fastify' {
 
 const INTERNAL_DIGEST = Symbol.for('exchange.auth.internalTokenDigest');
 const MFA_FRESH_SECONDS = Symbol.for('exchange.auth.mfaFreshSeconds');
+const EMAIL_VERIFIED_CHECK = Symbol.for('exchange.auth.emailVerifiedCheck');
 const DEFAULT_MFA_FRESH_SECONDS = 300;
 
 type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
@@ -145,6 +158,24 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
 
   app.decorate(INTERNAL_DIGEST, callerDigests(opts.internalToken, opts.internalCallers));
   app.decorate(MFA_FRESH_SECONDS, opts.mfaFreshSeconds ?? DEFAULT_MFA_FRESH_SECONDS);
+  app.decorate(
+    EMAIL_VERIFIED_CHECK,
+    opts.isEmailVerified ??
+      (async (userId: string): Promise<boolean> => {
+        let res: Response;
+        try {
+          res = await fetch(`${authBase}/internal/users/${encodeURIComponent(userId)}/email-verified`, {
+            headers: { 'x-internal-token': opts.internalToken },
+            signal: AbortSignal.timeout(timeoutMs),
+          });
+        } catch (e) {
+          throw new AppError(503, 'AUTH_UNAVAILABLE', 'the auth service could not be reached', { cause: e });
+        }
+        if (res.status === 404) return false;
+        if (res.status !== 200) throw new AppError(503, 'AUTH_UNAVAILABLE', `the auth service answered ${res.status}`);
+        return ((await res.json()) as { emailVerified?: boolean }).emailVerified === true;
+      }),
+  );
   app.decorateRequest('principal', undefined);
   app.decorateRequest('authError', undefined);
   app.decorateRequest('rawBody', undefined);
@@ -227,6 +258,7 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
       keyId?: string;
       scopes?: Scope[];
       mfaEnabled?: boolean;
+      emailVerified?: boolean;
       error?: { code?: string; message?: string };
     };
     if (res.status === 200 && json.userId && json.scopes) {
@@ -237,6 +269,7 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
         via: 'api_key',
         apiKeyId: json.keyId,
         mfaEnabled: json.mfaEnabled ?? false,
+        ...(typeof json.emailVerified === 'boolean' ? { emailVerified: json.emailVerified } : {}),
       };
     }
     if (res.status >= 400 && res.status < 500 && res.status !== 401) {
@@ -260,6 +293,7 @@ function principalFromClaims(c: AccessTokenClaims): Principal {
   };
   if (c.sid !== undefined) p.sessionId = c.sid;
   if (c.mfa_at !== undefined) p.mfaAt = c.mfa_at;
+  if (typeof c.ev === 'boolean') p.emailVerified = c.ev;
   return p;
 }
 
@@ -493,6 +527,25 @@ export function requireFreshMfa(maxAgeSeconds?: number): Guard {
     }
   };
 }
+
+/**
+ * The user verified their email address (403 EMAIL_NOT_VERIFIED otherwise): withdrawals and withdraw-scoped API keys.
+ * The credential's claim decides when it says verified (or predates the claim: every account of that time was
+ * marked verified). When it says unverified, the auth service is asked, so a user who just clicked the link does not
+ * have to wait for the next token refresh.
+ */
+export const requireVerifiedEmail: Guard = async (req) => {
+  const p = req.principal;
+  if (!p) reject(req);
+  if (p.emailVerified !== false) return;
+  const check = (req.server as unknown as { [EMAIL_VERIFIED_CHECK]?: (id: string) => Promise<boolean> })[
+    EMAIL_VERIFIED_CHECK
+  ];
+  if (check && (await check(p.id))) return;
+  throw new AppError(403, 'EMAIL_NOT_VERIFIED', 'verify your email address first (use the link we sent you)', {
+    details: { resend: '/api/v1/auth/email/resend' },
+  });
+};
 
 const freshMfa = requireFreshMfa();
 /**

@@ -11,6 +11,8 @@ export interface TestTokenClaims {
   mfaAt?: number;
   /** Whether the user has 2FA on (default: true when mfaAt is given). */
   mfaEnabled?: boolean;
+  /** Claim `ev` (left out: a token from before the claim existed, treated as verified). */
+  emailVerified?: boolean;
   sid?: string;
   /** jsonwebtoken `expiresIn` (seconds or "15m"); default 900. */
   expiresIn?: number | string;
@@ -27,6 +29,11 @@ export interface TestIssuer {
   privateKey: KeyObject;
   /** Mint a real RS256 access token, exactly as the auth service does. */
   sign(claims: TestTokenClaims): string;
+  /**
+   * Mark a user's email verified as the auth service now sees it (served at /internal/users/:id/email-verified,
+   * asked by requireVerifiedEmail when a token still says `ev: false`).
+   */
+  markEmailVerified(sub: string): void;
   /** Mark a session revoked (served at /internal/sessions/revoked). */
   revokeSession(sid: string): void;
   /** Create an API key for `sub` with `scopes`; returns the key id and its secret (sign requests with signApiRequest). */
@@ -60,6 +67,7 @@ export async function createTestIssuer(
   const revoked = new Map<string, number>();
   const apiKeys = new Map<string, { sub: string; secret: string; scopes: Scope[]; mfaEnabled: boolean }>();
   const seenSignatures = new Map<string, number>();
+  const verifiedEmails = new Set<string>();
 
   const server: Server = createServer((req, res) => void handle(req, res));
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -70,6 +78,11 @@ export async function createTestIssuer(
     };
     const internalOk = () => safeEqual(String(req.headers['x-internal-token'] ?? ''), internalToken);
     if (req.method === 'GET' && url.pathname === '/.well-known/jwks.json') return send(200, { keys: [jwk] });
+    const ev = /^\/internal\/users\/([^/]+)\/email-verified$/.exec(url.pathname);
+    if (req.method === 'GET' && ev) {
+      if (!internalOk()) return send(401, { error: { code: 'INVALID_INTERNAL_TOKEN', message: 'no' } });
+      return send(200, { emailVerified: verifiedEmails.has(decodeURIComponent(ev[1]!)) });
+    }
     if (req.method === 'GET' && url.pathname === '/internal/sessions/revoked') {
       if (!internalOk()) return send(401, { error: { code: 'INVALID_INTERNAL_TOKEN', message: 'no' } });
       return send(200, { asOf: Date.now(), sessions: [...revoked].map(([sid, until]) => ({ sid, until })) });
@@ -117,6 +130,9 @@ export async function createTestIssuer(
     internalToken,
     kid,
     privateKey,
+    markEmailVerified(sub) {
+      verifiedEmails.add(sub);
+    },
     sign(c) {
       const payload: Record<string, unknown> = {
         roles: c.roles ?? ['user'],
@@ -124,6 +140,7 @@ export async function createTestIssuer(
         sid: c.sid ?? randomUUID(),
       };
       if (c.mfaAt !== undefined) payload.mfa_at = c.mfaAt;
+      if (c.emailVerified !== undefined) payload.ev = c.emailVerified;
       return jwt.sign(payload, privateKey, {
         algorithm: 'RS256',
         keyid: kid,

@@ -11,7 +11,7 @@
  * All with header `x-internal-token: <INTERNAL_API_TOKEN>`. Amounts are minor units as integer strings.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { UnsignedIntegerString, Uuid } from './envelope.ts';
+import { DecimalString, defineMessage, IsoDateTime, UnsignedIntegerString, Uuid } from './envelope.ts';
 
 export const HoldRequest = Type.Object(
   {
@@ -80,3 +80,60 @@ export const WALLET_QUEUES = {
 
 /** Routing key of wallet.trade-settled on the events exchange: `wallet.trade-settled.<MARKET>`. */
 export const tradeSettledRoutingKey = (market: string) => `wallet.trade-settled.${market}`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Withdrawal events (wallet outbox → events exchange, routing key = type), mailed to the user by the notification
+// service. Amounts are decimal strings of the asset. The wallet does not know emails: the consumer looks them up.
+// ---------------------------------------------------------------------------------------------------------------
+
+const WithdrawalFacts = {
+  withdrawalId: Uuid(),
+  userId: Uuid(),
+  asset: Type.String({ pattern: '^[A-Z0-9]{2,10}$' }),
+  amount: DecimalString({ description: 'decimal string of the asset, e.g. "0.5"' }),
+  fee: DecimalString(),
+  address: Type.String({ maxLength: 128 }),
+};
+
+export const WithdrawalRequestedV1 = defineMessage({
+  type: 'withdrawal.requested',
+  version: 1,
+  description: 'A withdrawal was requested (amount + fee held)',
+  payload: Type.Object({
+    ...WithdrawalFacts,
+    awaitingConfirmation: Type.Boolean({ description: 'true when it waits for the email link' }),
+  }),
+});
+
+export const WithdrawalConfirmationRequestedV1 = defineMessage({
+  type: 'withdrawal.confirmation_requested',
+  version: 1,
+  description:
+    'A withdrawal above the email-confirmation threshold waits for the link; unconfirmed at expiresAt it is cancelled',
+  payload: Type.Object({
+    ...WithdrawalFacts,
+    confirmationToken: Type.String({ minLength: 20, maxLength: 300 }),
+    expiresAt: IsoDateTime(),
+  }),
+});
+
+export const WithdrawalSentV1 = defineMessage({
+  type: 'withdrawal.sent',
+  version: 1,
+  description: 'The payout completed on the rail',
+  payload: Type.Object({ ...WithdrawalFacts, railTxId: Type.String({ maxLength: 128 }) }),
+});
+
+export const WithdrawalFailedV1 = defineMessage({
+  type: 'withdrawal.failed',
+  version: 1,
+  description: 'The payout failed or an unconfirmed withdrawal expired; the hold was released',
+  payload: Type.Object({ ...WithdrawalFacts, reason: Type.String({ maxLength: 200 }) }),
+});
+
+export const WITHDRAWAL_EVENTS = [
+  WithdrawalRequestedV1,
+  WithdrawalConfirmationRequestedV1,
+  WithdrawalSentV1,
+  WithdrawalFailedV1,
+] as const;

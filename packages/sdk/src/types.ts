@@ -117,7 +117,10 @@ export interface Withdrawal {
   amount: Decimal;
   fee: Decimal;
   address: string;
-  status: 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  /** `awaiting_confirmation`: large withdrawals wait for the emailed confirmation link. */
+  status: 'awaiting_confirmation' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  /** While awaiting_confirmation: when the emailed confirmation link expires (then it is cancelled). */
+  confirmationExpiresAt: string | null;
   railTxId: string | null;
   failureReason: string | null;
   createdAt: string;

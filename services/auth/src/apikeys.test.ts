@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
 import { createApp, Type, type App } from '@exchange/platform';
 import { registerAuth, requireAuth, requireScope, signApiRequest } from '@exchange/auth-client';
-import { bearer, enrolTotp, INTERNAL_TOKEN, newUser, PASSWORD, startAuth, type Harness } from './test-support.ts';
+import {
+  bearer,
+  enrolTotp,
+  INTERNAL_TOKEN,
+  newUnverifiedUser,
+  newUser,
+  PASSWORD,
+  startAuth,
+  type Harness,
+} from './test-support.ts';
 
 // The auth service listens on a real port; a downstream service verifies through @exchange/auth-client exactly as
 // wallet/order do: JWKS over HTTP, revoked sessions over HTTP, API keys via POST /internal/api-keys/verify.
@@ -253,6 +262,18 @@ describe('API keys cannot get around 2FA or revocation', () => {
     ).json();
     const old = await create(stale.accessToken, { label: 'w', scopes: ['withdraw'], allowedIps: ['10.0.0.0/8'] });
     expect(old.json().error.code).toBe('MFA_REQUIRED');
+  });
+
+  test('a withdraw key needs a verified email (EMAIL_NOT_VERIFIED); other scopes do not', async () => {
+    const u = await newUnverifiedUser(h.app, 'unverified-bot@example.com');
+    const e = await enrolTotp(h.app, u.accessToken);
+    const res = await create(e.accessToken, { label: 'w', scopes: ['withdraw'], allowedIps: ['10.0.0.0/8'] });
+    expect([res.statusCode, res.json().error.code]).toEqual([403, 'EMAIL_NOT_VERIFIED']);
+    const read = await create(e.accessToken, { label: 'r', scopes: ['read', 'trade'] });
+    expect(read.statusCode).toBe(201);
+    await h.db.pool.query(`UPDATE auth.users SET email_verified_at = now() WHERE email = 'unverified-bot@example.com'`);
+    const ok = await create(e.accessToken, { label: 'w', scopes: ['withdraw'], allowedIps: ['10.0.0.0/8'] });
+    expect(ok.statusCode).toBe(201);
   });
 
   test('IP allow-list and expiry are enforced downstream', async () => {

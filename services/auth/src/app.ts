@@ -7,6 +7,7 @@ import { trustProxyOption, type Config } from './config.ts';
 import { backupMetrics } from './backups.ts';
 import { createAuthMetrics, type Ctx } from './context.ts';
 import { Sealer } from './crypto.ts';
+import { EmailTokens } from './email.ts';
 import { KeyStore } from './keys.ts';
 import { Passwords } from './passwords.ts';
 import { isSessionRevoked } from './sessions.ts';
@@ -16,6 +17,7 @@ import { apiKeyRoutes } from './routes/apikeys.ts';
 import { internalRoutes } from './routes/internal.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { publicRoutes } from './routes/public.ts';
+import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 
 export interface AuthDeps {
@@ -67,6 +69,7 @@ export async function buildApp(deps: AuthDeps): Promise<App> {
       timeCost: config.ARGON2_TIME_COST,
       parallelism: config.ARGON2_PARALLELISM,
     }),
+    emailTokens: new EmailTokens(config.API_KEY_ENCRYPTION_KEY),
     throttle: new Throttle(pool),
     metrics: createAuthMetrics(app.metrics.registry),
     accountLimits: {
@@ -98,6 +101,7 @@ export async function buildApp(deps: AuthDeps): Promise<App> {
   });
 
   publicRoutes(app, ctx);
+  emailRoutes(app, ctx);
   sessionRoutes(app, ctx);
   mfaRoutes(app, ctx);
   internalRoutes(app, ctx);

@@ -1,4 +1,5 @@
 import {
+  amqpEnv,
   baseEnv,
   databaseEnv,
   internalCallersEnv,
@@ -18,6 +19,7 @@ const Key32 = (description: string) =>
 export const ConfigSchema = Type.Object({
   ...baseEnv(3001),
   ...databaseEnv,
+  ...amqpEnv,
   ...internalEnv,
   ...internalCallersEnv,
   JWT_ISSUER: Type.String({ default: 'exchange-auth', description: '`iss` of access tokens' }),
@@ -98,12 +100,51 @@ export const ConfigSchema = Type.Object({
     description: 'Where POST /api/v1/admin/backups writes pg_dump files',
   }),
   PG_DUMP_PATH: Type.String({ default: 'pg_dump', description: 'pg_dump binary' }),
+  EMAIL_PREVERIFIED: Type.String({
+    default: '',
+    description:
+      'Comma-separated emails that count as verified from registration, without a mail (host mode: the demo market ' +
+      'maker accounts). Leave empty in production',
+  }),
   ADMIN_EMAIL: Type.Optional(
     Type.String({ description: 'Seed this admin at start (idempotent), with ADMIN_PASSWORD' }),
   ),
   ADMIN_PASSWORD: Type.Optional(
     Type.String({ description: 'Password for ADMIN_EMAIL (only used when the user is created)' }),
   ),
+  EMAIL_VERIFICATION_TTL_SECONDS: Type.Integer({
+    minimum: 300,
+    default: 48 * 3600,
+    description: 'How long an email verification link works',
+  }),
+  PASSWORD_RESET_TTL_SECONDS: Type.Integer({
+    minimum: 60,
+    maximum: 3600,
+    default: 1800,
+    description: 'How long a password reset link works (30 min)',
+  }),
+  EMAIL_RESEND_LIMIT: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description:
+      'Verification mails a user may ask for per hour (POST /api/v1/auth/email/resend; then 429 RATE_LIMITED)',
+  }),
+  PASSWORD_FORGOT_EMAIL_LIMIT: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description: 'Password reset requests per email address per hour (then 429 RATE_LIMITED)',
+  }),
+  PASSWORD_FORGOT_IP_LIMIT: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'Password reset requests per client IP per hour (then 429 RATE_LIMITED)',
+  }),
+  PASSWORD_FORGOT_MIN_MS: Type.Integer({
+    minimum: 0,
+    default: 400,
+    description:
+      'POST /api/v1/auth/password/forgot answers no sooner than this, so known and unknown emails take the same time',
+  }),
   ...proxyEnv,
 });
 export type Config = Static<typeof ConfigSchema>;

@@ -3,6 +3,7 @@ import { promClient } from '@exchange/platform';
 import type { Role } from '@exchange/auth-client';
 import type { Config } from './config.ts';
 import type { Sealer } from './crypto.ts';
+import type { EmailTokens } from './email.ts';
 import type { KeyStore } from './keys.ts';
 import type { Passwords } from './passwords.ts';
 import type { Throttle, ThrottleLimits } from './throttle.ts';
@@ -58,6 +59,8 @@ export interface Ctx {
   /** Seals API-key secrets and TOTP secrets (API_KEY_ENCRYPTION_KEY). */
   sealer: Sealer;
   passwords: Passwords;
+  /** Emailed single-use tokens (verification, password reset). */
+  emailTokens: EmailTokens;
   throttle: Throttle;
   metrics: AuthMetrics;
   accountLimits: ThrottleLimits;
@@ -75,11 +78,12 @@ export interface UserRow {
   totp_pending_secret_enc: string | null;
   totp_enabled_at: Date | null;
   totp_last_step: string | null;
+  email_verified_at: Date | null;
   created_at: Date;
 }
 
 export const USER_COLUMNS = `id, email, password_hash, roles, locked_at, locked_reason, totp_secret_enc,
-  totp_pending_secret_enc, totp_enabled_at, totp_last_step, created_at`;
+  totp_pending_secret_enc, totp_enabled_at, totp_last_step, email_verified_at, created_at`;
 
 export function userView(u: UserRow) {
   return {
@@ -87,6 +91,7 @@ export function userView(u: UserRow) {
     email: u.email,
     roles: u.roles,
     mfaEnabled: u.totp_enabled_at !== null,
+    emailVerified: u.email_verified_at !== null,
     locked: u.locked_at !== null,
     createdAt: u.created_at.toISOString(),
   };

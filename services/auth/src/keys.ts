@@ -18,6 +18,8 @@ export interface AccessClaims {
   sid: string;
   mfa: boolean;
   mfaAt?: number;
+  /** Email verified (claim `ev`): unverified users cannot withdraw. */
+  emailVerified: boolean;
 }
 
 export interface KeyStoreOptions {
@@ -159,7 +161,7 @@ export class KeyStore {
     const key = this.active;
     if (!key) throw new Error('no active signing key (run ensureKey)');
     const jti = randomBytes(16).toString('hex');
-    const payload: Record<string, unknown> = { roles: c.roles, sid: c.sid, mfa: c.mfa };
+    const payload: Record<string, unknown> = { roles: c.roles, sid: c.sid, mfa: c.mfa, ev: c.emailVerified };
     if (c.mfaAt !== undefined) payload.mfa_at = c.mfaAt;
     const token = jwt.sign(payload, key.privateKey, {
       algorithm: 'RS256',

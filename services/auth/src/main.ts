@@ -1,4 +1,5 @@
 import { createPool, ensureDatabase } from '@exchange/db';
+import { createMessaging } from '@exchange/messaging';
 import { purgeIdempotencyKeys, runService } from '@exchange/platform';
 import { buildApp, keyStoreFor } from './app.ts';
 import { loadConfig } from './config.ts';
@@ -16,6 +17,21 @@ await runMigrations(pool);
 const keys = keyStoreFor(pool, config);
 await keys.ensureKey();
 const app = await buildApp({ pool, config, keys });
+
+// The outbox relay publishes auth's domain events (mails: verification, reset, security notices). Auth consumes
+// nothing; a broker outage only delays mails (the outbox keeps them, outbox_pending shows them), it never fails a
+// request, so the broker is deliberately not part of /ready.
+const messaging = createMessaging({
+  url: config.AMQP_URL,
+  service: 'auth',
+  pool,
+  schema: 'auth',
+  registry: app.metrics.registry,
+  logger: app.log,
+  // auth has no inbox (it consumes nothing): the relay's cleanup must not look for one
+  relay: { inboxRetentionMs: 0 },
+});
+await messaging.start({ waitForBroker: false });
 
 if (config.ADMIN_EMAIL && config.ADMIN_PASSWORD) {
   const r = await ensureAdmin(pool, app.authContext.passwords, config.ADMIN_EMAIL, config.ADMIN_PASSWORD, 'env');
@@ -35,8 +51,12 @@ const housekeeping = setInterval(() => {
   })().catch((err) => app.log.warn({ err }, 'housekeeping failed'));
 }, 60_000);
 housekeeping.unref();
+app.addHook('preClose', async () => {
+  await messaging.relay?.stop();
+});
 app.addHook('onClose', async () => {
   clearInterval(housekeeping);
+  await messaging.close();
   await pool.end();
 });
 

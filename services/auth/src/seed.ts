@@ -21,6 +21,11 @@ export async function ensureAdmin(
   );
   const row = existing.rows[0];
   if (row) {
+    // an operator-seeded account needs no verification link
+    await pool.query(
+      'UPDATE auth.users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1 AND email_verified_at IS NULL',
+      [row.id],
+    );
     if (!row.roles.includes('admin')) {
       await pool.query(`UPDATE auth.users SET roles = array_append(roles, 'admin'), updated_at = now() WHERE id = $1`, [
         row.id,
@@ -32,7 +37,7 @@ export async function ensureAdmin(
   const problems = passwordProblems(password, email);
   if (problems.length) throw new Error(`admin password ${problems.join('; ')}`);
   const { rows } = await pool.query<{ id: string }>(
-    `INSERT INTO auth.users (email, password_hash, roles) VALUES ($1, $2, ARRAY['user','admin'])
+    `INSERT INTO auth.users (email, password_hash, roles, email_verified_at) VALUES ($1, $2, ARRAY['user','admin'], now())
      ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id`,
     [email, await passwords.hash(password)],
   );

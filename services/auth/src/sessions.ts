@@ -22,6 +22,7 @@ export async function accessTokenFor(ctx: Ctx, user: UserRow, sessionId: string,
     sid: sessionId,
     mfa: user.totp_enabled_at !== null,
     mfaAt: epoch(mfaAt),
+    emailVerified: user.email_verified_at !== null,
   });
 }
 

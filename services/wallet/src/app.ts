@@ -10,7 +10,7 @@ import {
 } from '@exchange/platform';
 import { Assets } from './assets.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
-import { parseWithdrawalLimits } from './funding.ts';
+import { parseEmailConfirmThresholds, parseWithdrawalLimits } from './funding.ts';
 import { createWalletMetrics } from './metrics.ts';
 import type { ReconciliationSources } from './reconciliation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
@@ -56,6 +56,9 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
     assets,
     settings,
     limits: parseWithdrawalLimits(settings.withdrawalDailyLimits, assets),
+    emailConfirmThresholds: settings.withdrawalEmailConfirmThresholds
+      ? parseEmailConfirmThresholds(settings.withdrawalEmailConfirmThresholds, assets)
+      : new Map(),
     flags: new FeatureFlags({ pool: deps.pool, schema: WALLET_SCHEMA, defaults: FLAG_DEFAULTS }),
     metrics: createWalletMetrics(app.metrics.registry),
     reconciliation: deps.reconciliation ?? {},

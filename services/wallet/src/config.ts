@@ -47,6 +47,18 @@ export const ConfigSchema = Type.Object({
         '(default: built-in tiers 0-2)',
     }),
   ),
+  WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS: Type.String({
+    default: '{"BTC":"0.02","ETH":"0.5","USD":"1000","USDT":"1000"}',
+    description:
+      'JSON {"<ASSET>": "<decimal>"}: a withdrawal of at least this amount of the asset waits for the link emailed to ' +
+      'the user (status awaiting_confirmation) on top of 2FA; assets not listed never need it; {} turns it off',
+  }),
+  WITHDRAWAL_EMAIL_CONFIRM_TTL_S: Type.Integer({
+    minimum: 60,
+    default: 1800,
+    description:
+      'How long the withdrawal confirmation link works; then the withdrawal is cancelled and its hold released',
+  }),
   SCHEDULER_POLL_MS: Type.Integer({
     minimum: 50,
     default: 1_000,

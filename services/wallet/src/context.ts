@@ -18,6 +18,13 @@ export interface WalletSettings {
   mfaMaxAgeS: number;
   /** JSON of WITHDRAWAL_DAILY_LIMITS (undefined = built-in tiers). */
   withdrawalDailyLimits?: string;
+  /**
+   * JSON of WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS ({"ASSET": "decimal"}): withdrawals of at least that much wait for
+   * the emailed link. Undefined here = none (main.ts always passes the configured value, which has a default).
+   */
+  withdrawalEmailConfirmThresholds?: string;
+  /** How long the withdrawal confirmation link works (s); then the withdrawal is cancelled. */
+  withdrawalEmailConfirmTtlS: number;
 }
 
 export const DEFAULT_SETTINGS: WalletSettings = {
@@ -25,6 +32,7 @@ export const DEFAULT_SETTINGS: WalletSettings = {
   depositConfirmationMs: 5_000,
   withdrawalDispatchDelayMs: 5_000,
   mfaMaxAgeS: 300,
+  withdrawalEmailConfirmTtlS: 1800,
 };
 
 /** What the routes share. */
@@ -33,6 +41,7 @@ export interface WalletContext {
   assets: Assets;
   settings: WalletSettings;
   limits: ReturnType<typeof parseWithdrawalLimits>;
+  emailConfirmThresholds: Map<string, bigint>;
   flags: FeatureFlags;
   metrics: WalletMetrics;
   reconciliation: ReconciliationSources;

@@ -2,11 +2,19 @@
  * Deposits (sandbox rail) and withdrawals: their records, the durable scheduler steps that move them on, and the
  * withdrawal policy (address, min/max, fee, rolling 24 h velocity by KYC tier).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { PayoutRequestedV1 } from '@exchange/contracts/trading';
+import {
+  WithdrawalConfirmationRequestedV1,
+  WithdrawalFailedV1,
+  WithdrawalRequestedV1,
+  WithdrawalSentV1,
+} from '@exchange/contracts/wallet';
+import type { MessageContract } from '@exchange/contracts';
+import type { Static, TSchema } from '@sinclair/typebox';
 import { ROUTES } from '@exchange/contracts/trading';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
-import { COMMANDS_EXCHANGE, enqueue } from '@exchange/messaging';
+import { COMMANDS_EXCHANGE, enqueue, EVENTS_EXCHANGE } from '@exchange/messaging';
 import { AppError, badRequest, conflict, notFound } from '@exchange/platform';
 import type { Assets } from './assets.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
@@ -179,16 +187,18 @@ export interface WithdrawalRow {
   amount: string;
   fee: string;
   address: string;
-  status: 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  status: 'awaiting_confirmation' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
   dispatch_at: Date;
   rail_tx_id: string | null;
   failure_reason: string | null;
+  /** While awaiting_confirmation: when the emailed link stops working. */
+  confirm_expires_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
 
 const WITHDRAWAL_COLUMNS = `id::text, user_id::text, asset, amount::text, fee::text, address, status, dispatch_at,
-  rail_tx_id, failure_reason, created_at, updated_at`;
+  rail_tx_id, failure_reason, confirm_expires_at, created_at, updated_at`;
 
 /** A withdrawal refused by policy; `reason` labels withdrawals_blocked_total. */
 export class WithdrawalBlocked extends AppError {
@@ -202,6 +212,92 @@ export class WithdrawalBlocked extends AppError {
 export interface WithdrawalPolicy {
   limits: Map<number, Map<string, bigint>>;
   dispatchDelayMs: number;
+  /**
+   * Per asset (minor units): a withdrawal of at least this amount waits for the emailed confirmation link. An asset
+   * not in the map never needs one.
+   */
+  emailConfirmThresholds?: Map<string, bigint>;
+  /** How long the confirmation link works; unconfirmed after that, the withdrawal is cancelled (default 30 min). */
+  emailConfirmTtlS?: number;
+}
+
+/** Default WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS: roughly 1 000 USD of each asset. */
+export const DEFAULT_EMAIL_CONFIRM_THRESHOLDS: Record<string, string> = {
+  BTC: '0.02',
+  ETH: '0.5',
+  USD: '1000',
+  USDT: '1000',
+};
+
+/** Parse WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS (JSON {"<ASSET>": "<decimal>"}); throws when malformed. */
+export function parseEmailConfirmThresholds(json: string | undefined, assets: Assets): Map<string, bigint> {
+  const raw: unknown = json ? JSON.parse(json) : DEFAULT_EMAIL_CONFIRM_THRESHOLDS;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new Error('WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS must be a JSON object {"ASSET": "decimal"}');
+  }
+  const out = new Map<string, bigint>();
+  for (const [asset, dec] of Object.entries(raw as Record<string, unknown>)) {
+    if (!assets.has(asset)) {
+      if (json) throw new Error(`WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS: unknown asset ${asset}`);
+      continue; // a default for an asset this catalog does not list
+    }
+    out.set(asset, assets.parse(asset, dec, { allowZero: true }));
+  }
+  return out;
+}
+
+const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** The facts every withdrawal event carries (amounts as decimal strings of the asset). */
+function withdrawalFacts(assets: Assets, w: WithdrawalRow) {
+  return {
+    withdrawalId: w.id,
+    userId: w.user_id,
+    asset: w.asset,
+    amount: assets.format(w.asset, w.amount),
+    fee: assets.format(w.asset, w.fee),
+    address: w.address,
+  };
+}
+
+/** Write a wallet event (routing key = type) to the outbox in the caller's transaction. */
+export async function emitWalletEvent<T extends TSchema>(
+  client: Pick<PoolClient, 'query'>,
+  contract: MessageContract<T>,
+  payload: Static<T>,
+  opts: { id?: string } = {},
+): Promise<void> {
+  await enqueue(client, {
+    schema: WALLET_SCHEMA,
+    exchange: EVENTS_EXCHANGE,
+    routingKey: contract.type,
+    message: contract.create(payload, {
+      producer: PRODUCER,
+      correlationId: (payload as { withdrawalId?: string }).withdrawalId ?? randomUUID(),
+      ...(opts.id ? { id: opts.id } : {}),
+    }),
+  });
+}
+
+export async function emitWithdrawalSent(client: PoolClient, assets: Assets, id: string): Promise<void> {
+  const w = await withdrawalById(client, id);
+  await emitWalletEvent(client, WithdrawalSentV1, { ...withdrawalFacts(assets, w), railTxId: w.rail_tx_id ?? '' });
+}
+
+export async function emitWithdrawalFailed(client: PoolClient, assets: Assets, id: string): Promise<void> {
+  const w = await withdrawalById(client, id);
+  await emitWalletEvent(client, WithdrawalFailedV1, {
+    ...withdrawalFacts(assets, w),
+    reason: (w.failure_reason ?? 'failed').slice(0, 200),
+  });
+}
+
+async function withdrawalById(client: Pick<PoolClient, 'query'>, id: string): Promise<WithdrawalRow> {
+  const { rows } = await client.query<WithdrawalRow>(
+    `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE id = $1`,
+    [id],
+  );
+  return rows[0]!;
 }
 
 /**
@@ -278,14 +374,43 @@ export async function requestWithdrawal(
       }
       throw e;
     }
+    const threshold = policy.emailConfirmThresholds?.get(asset.symbol);
+    const confirm = threshold !== undefined && amount >= threshold;
+    const token = confirm ? randomBytes(32).toString('base64url') : undefined;
+    const ttlS = policy.emailConfirmTtlS ?? 1800;
     const ins = await client.query<WithdrawalRow>(
-      `INSERT INTO wallet.withdrawals (id, user_id, asset, amount, fee, address, dispatch_at)
-       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::double precision / 1000))
+      `INSERT INTO wallet.withdrawals (id, user_id, asset, amount, fee, address, dispatch_at, status,
+                                       confirm_token_hash, confirm_expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::double precision / 1000), $8, $9,
+               CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10) END)
        RETURNING ${WITHDRAWAL_COLUMNS}`,
-      [id, input.userId, asset.symbol, amount.toString(), fee.toString(), input.address, policy.dispatchDelayMs],
+      [
+        id,
+        input.userId,
+        asset.symbol,
+        amount.toString(),
+        fee.toString(),
+        input.address,
+        policy.dispatchDelayMs,
+        confirm ? 'awaiting_confirmation' : 'pending',
+        token ? sha256hex(token) : null,
+        ttlS,
+      ],
     );
-    await onCreated?.(client, ins.rows[0]!);
-    return ins.rows[0]!;
+    const w = ins.rows[0]!;
+    await emitWalletEvent(client, WithdrawalRequestedV1, {
+      ...withdrawalFacts(assets, w),
+      awaitingConfirmation: confirm,
+    });
+    if (token) {
+      await emitWalletEvent(client, WithdrawalConfirmationRequestedV1, {
+        ...withdrawalFacts(assets, w),
+        confirmationToken: token,
+        expiresAt: w.confirm_expires_at!.toISOString(),
+      });
+    }
+    await onCreated?.(client, w);
+    return w;
   });
 }
 
@@ -306,6 +431,55 @@ export async function listWithdrawals(pool: Pool, userId: string, limit: number)
   return rows;
 }
 
+/**
+ * Confirm a withdrawal by its emailed link: awaiting_confirmation → pending (the usual cancellation window follows).
+ * The token is single use (its hash is cleared); a used, unknown or altered token is 400 INVALID_TOKEN, an expired
+ * one 400 TOKEN_EXPIRED (the sweeper cancels the withdrawal).
+ */
+export async function confirmWithdrawal(pool: Pool, token: string, dispatchDelayMs: number): Promise<WithdrawalRow> {
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<WithdrawalRow & { expired: boolean }>(
+      `SELECT ${WITHDRAWAL_COLUMNS}, confirm_expires_at <= now() AS expired FROM wallet.withdrawals
+        WHERE confirm_token_hash = $1 AND status = 'awaiting_confirmation' FOR UPDATE`,
+      [sha256hex(token)],
+    );
+    const w = rows[0];
+    if (!w) throw badRequest('INVALID_TOKEN', 'this link is not valid or was already used');
+    if (w.expired) throw badRequest('TOKEN_EXPIRED', 'this link has expired; the withdrawal is cancelled');
+    const upd = await client.query<WithdrawalRow>(
+      `UPDATE wallet.withdrawals SET status = 'pending', confirm_token_hash = NULL, confirmed_at = now(),
+              dispatch_at = now() + make_interval(secs => $2::double precision / 1000), updated_at = now()
+        WHERE id = $1 RETURNING ${WITHDRAWAL_COLUMNS}`,
+      [w.id, dispatchDelayMs],
+    );
+    return upd.rows[0]!;
+  });
+}
+
+/**
+ * Cancel one withdrawal whose confirmation link expired, if any: its hold is released exactly (whatever remains of it)
+ * and withdrawal.failed (reason confirmation_expired) goes out, in one transaction (FOR UPDATE SKIP LOCKED).
+ */
+export async function expireNextUnconfirmedWithdrawal(pool: Pool, assets: Assets): Promise<string | undefined> {
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<WithdrawalRow>(
+      `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals
+        WHERE status = 'awaiting_confirmation' AND confirm_expires_at <= now()
+        ORDER BY confirm_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    );
+    const w = rows[0];
+    if (!w) return undefined;
+    await releaseHold(client, w.id, 'withdrawal_unconfirmed', 'withdrawal');
+    await client.query(
+      `UPDATE wallet.withdrawals SET status = 'cancelled', confirm_token_hash = NULL,
+              failure_reason = 'confirmation_expired', updated_at = now() WHERE id = $1`,
+      [w.id],
+    );
+    await emitWithdrawalFailed(client, assets, w.id);
+    return w.id;
+  });
+}
+
 /** Cancel a withdrawal that is still pending (before its payout was requested): its hold is released. */
 export async function cancelWithdrawal(pool: Pool, userId: string, id: string): Promise<WithdrawalRow> {
   return withTransaction(pool, async (client) => {
@@ -316,7 +490,7 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
     const w = rows[0];
     if (!w) throw notFound('WITHDRAWAL_NOT_FOUND', `withdrawal ${id} not found`);
     if (w.status === 'cancelled') return w;
-    if (w.status !== 'pending') {
+    if (w.status !== 'pending' && w.status !== 'awaiting_confirmation') {
       throw conflict(
         'WITHDRAWAL_NOT_CANCELLABLE',
         `withdrawal is ${w.status}; only pending withdrawals can be cancelled`,
@@ -324,7 +498,7 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
     }
     await releaseHold(client, id, 'withdrawal_cancelled', 'withdrawal');
     const upd = await client.query<WithdrawalRow>(
-      `UPDATE wallet.withdrawals SET status = 'cancelled', updated_at = now() WHERE id = $1
+      `UPDATE wallet.withdrawals SET status = 'cancelled', confirm_token_hash = NULL, updated_at = now() WHERE id = $1
        RETURNING ${WITHDRAWAL_COLUMNS}`,
       [id],
     );

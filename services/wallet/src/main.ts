@@ -47,6 +47,8 @@ const app = await buildApp({
     depositConfirmationMs: config.DEPOSIT_CONFIRMATION_MS,
     withdrawalDispatchDelayMs: config.WITHDRAWAL_DISPATCH_DELAY_MS,
     mfaMaxAgeS: config.WITHDRAWAL_MFA_MAX_AGE_S,
+    withdrawalEmailConfirmThresholds: config.WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS,
+    withdrawalEmailConfirmTtlS: config.WITHDRAWAL_EMAIL_CONFIRM_TTL_S,
     ...(config.WITHDRAWAL_DAILY_LIMITS ? { withdrawalDailyLimits: config.WITHDRAWAL_DAILY_LIMITS } : {}),
   },
   readiness: {
@@ -82,6 +84,7 @@ await messaging.start();
 
 const scheduler = new Scheduler({
   pool,
+  assets: app.wallet.assets,
   pollMs: config.SCHEDULER_POLL_MS,
   reconciliationIntervalMs: config.RECONCILIATION_INTERVAL_MS,
   metrics: app.wallet.metrics,

@@ -39,7 +39,7 @@ export async function startConsumers(
       batch,
       prefetch: Math.max(10, 2 * batch),
     }),
-    await messaging.consume({ queue: payouts.name, handler: payoutHandler(log), concurrency: 1 }),
+    await messaging.consume({ queue: payouts.name, handler: payoutHandler(log, assets), concurrency: 1 }),
   ];
   return consumers;
 }

@@ -98,13 +98,14 @@ const CHECKS: Array<{ name: string; description: string; sql: string }> = [
   },
   {
     name: 'withdrawal_holds',
-    description: 'Pending/processing withdrawals hold amount + fee; completed ones captured it; others released it',
+    description:
+      'Awaiting-confirmation/pending/processing withdrawals hold amount + fee; completed ones captured it; others released it',
     sql: `SELECT w.id::text AS "withdrawalId", w.status, h.status AS "holdStatus",
                  (w.amount + w.fee)::text AS expected, h.amount::text AS held, h.captured::text AS captured
             FROM wallet.withdrawals w LEFT JOIN wallet.holds h ON h.id = w.id
            WHERE h.id IS NULL
               OR h.amount <> w.amount + w.fee
-              OR (w.status IN ('pending', 'processing') AND h.status <> 'active')
+              OR (w.status IN ('awaiting_confirmation', 'pending', 'processing') AND h.status <> 'active')
               OR (w.status = 'completed' AND (h.status <> 'captured' OR w.entry_id IS NULL))
               OR (w.status IN ('failed', 'cancelled') AND (h.status <> 'released' OR h.captured <> 0))`,
   },

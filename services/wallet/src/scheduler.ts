@@ -6,7 +6,8 @@
  */
 import type { Pool } from '@exchange/db';
 import { purgeIdempotencyKeys } from '@exchange/platform';
-import { confirmNextDeposit, dispatchNextWithdrawal } from './funding.ts';
+import type { Assets } from './assets.ts';
+import { confirmNextDeposit, dispatchNextWithdrawal, expireNextUnconfirmedWithdrawal } from './funding.ts';
 import { runReconciliation, type ReconciliationMetrics, type ReconciliationSources } from './reconciliation.ts';
 
 export interface SchedulerLogger {
@@ -16,6 +17,8 @@ export interface SchedulerLogger {
 
 export interface SchedulerOptions {
   pool: Pool;
+  /** For the amounts of withdrawal.failed when an unconfirmed withdrawal expires (default: built-in catalog). */
+  assets?: Assets;
   pollMs: number;
   /** 0 = no scheduled reconciliation. */
   reconciliationIntervalMs: number;
@@ -35,6 +38,7 @@ export class Scheduler {
   /** Set by stop(): a tick in progress finishes its current row and returns. */
   private halting = false;
   private lastPurge = 0;
+  private assets: Assets | undefined;
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
@@ -64,17 +68,33 @@ export class Scheduler {
     }, ms);
   }
 
-  /** One pass: confirm due deposits, dispatch due withdrawals, reconcile when due, purge idempotency keys. */
-  async tick(): Promise<{ deposits: number; withdrawals: number; reconciled: boolean; purgedKeys: number }> {
+  /**
+   * One pass: cancel withdrawals whose email confirmation expired, confirm due deposits, dispatch due withdrawals,
+   * reconcile when due, purge idempotency keys.
+   */
+  async tick(): Promise<{
+    deposits: number;
+    withdrawals: number;
+    expired: number;
+    reconciled: boolean;
+    purgedKeys: number;
+  }> {
     const batch = this.opts.batch ?? 100;
+    this.assets ??= this.opts.assets ?? new (await import('./assets.ts')).Assets();
+    let expired = 0;
+    while (expired < batch && !this.halting && (await expireNextUnconfirmedWithdrawal(this.opts.pool, this.assets))) {
+      expired++;
+    }
     let deposits = 0;
     while (deposits < batch && !this.halting && (await confirmNextDeposit(this.opts.pool))) deposits++;
     let withdrawals = 0;
     while (withdrawals < batch && !this.halting && (await dispatchNextWithdrawal(this.opts.pool))) withdrawals++;
-    if (deposits || withdrawals) this.opts.log.info({ deposits, withdrawals }, 'scheduler: processed due items');
+    if (deposits || withdrawals || expired) {
+      this.opts.log.info({ deposits, withdrawals, expired }, 'scheduler: processed due items');
+    }
     const reconciled = await this.maybeReconcile();
     const purgedKeys = await this.maybePurge();
-    return { deposits, withdrawals, reconciled, purgedKeys };
+    return { deposits, withdrawals, expired, reconciled, purgedKeys };
   }
 
   /** Idempotency keys: a day old, or stuck without a reply (see purgeIdempotencyKeys); at most once a minute. */

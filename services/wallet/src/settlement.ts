@@ -13,7 +13,8 @@ import {
 import type { Envelope, PayloadOf } from '@exchange/contracts';
 import type { PoolClient } from '@exchange/db';
 import { enqueue, EVENTS_EXCHANGE, type Logger } from '@exchange/messaging';
-import type { Assets } from './assets.ts';
+import { Assets } from './assets.ts';
+import { emitWithdrawalFailed, emitWithdrawalSent } from './funding.ts';
 import { postEntry, releaseHold, type Leg } from './ledger.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 
@@ -181,10 +182,15 @@ async function lockWithdrawal(client: PoolClient, id: string): Promise<Withdrawa
 }
 
 /** The rail paid the withdrawal: capture its hold (amount to the withdrawal rail, fee to the fee account). */
+let catalogAssets: Assets | undefined;
+/** The built-in catalog, for callers that pass no Assets (formatting amounts of withdrawal events). */
+const defaultAssets = () => (catalogAssets ??= new Assets());
+
 export async function completePayout(
   client: PoolClient,
   message: Envelope<PayloadOf<typeof PayoutCompletedV1>>,
   log: HandlerLogger = noLog,
+  assets: Assets = defaultAssets(),
 ): Promise<'completed' | 'duplicate'> {
   const p = message.payload;
   const w = await lockWithdrawal(client, p.withdrawalId);
@@ -224,6 +230,7 @@ export async function completePayout(
       WHERE id = $1`,
     [w.id, p.railTxId, res.entryId],
   );
+  await emitWithdrawalSent(client, assets, w.id);
   log.info({ withdrawalId: w.id, railTxId: p.railTxId }, 'withdrawal completed');
   return 'completed';
 }
@@ -233,6 +240,7 @@ export async function failPayout(
   client: PoolClient,
   message: Envelope<PayloadOf<typeof PayoutFailedV1>>,
   log: HandlerLogger = noLog,
+  assets: Assets = defaultAssets(),
 ): Promise<'failed' | 'duplicate'> {
   const p = message.payload;
   const w = await lockWithdrawal(client, p.withdrawalId);
@@ -246,6 +254,7 @@ export async function failPayout(
     `UPDATE wallet.withdrawals SET status = 'failed', failure_reason = $2, updated_at = now() WHERE id = $1`,
     [w.id, p.reason],
   );
+  await emitWithdrawalFailed(client, assets, w.id);
   log.warn({ withdrawalId: w.id, reason: p.reason }, 'withdrawal payout failed; funds released');
   return 'failed';
 }
@@ -274,14 +283,14 @@ export function settlementHandler(
 }
 
 /** Handler for queue `wallet.payouts`. */
-export function payoutHandler(log: HandlerLogger = noLog) {
+export function payoutHandler(log: HandlerLogger = noLog, assets: Assets = defaultAssets()) {
   return async (message: Envelope, client: PoolClient): Promise<void> => {
     if (message.type === PayoutCompletedV1.type) {
-      await completePayout(client, PayoutCompletedV1.validate(message), log);
+      await completePayout(client, PayoutCompletedV1.validate(message), log, assets);
       return;
     }
     if (message.type === PayoutFailedV1.type) {
-      await failPayout(client, PayoutFailedV1.validate(message), log);
+      await failPayout(client, PayoutFailedV1.validate(message), log, assets);
       return;
     }
     throw new SettlementError(`unexpected message type ${message.type} on wallet.payouts`);

@@ -198,10 +198,12 @@ describe('docker-compose.yml', () => {
     const prom = readYaml('config', 'prometheus.yml');
     const job = prom.scrape_configs.find((j: any) => j.job_name === 'exchange');
     const targets = job.static_configs.map((c: any) => c.targets[0]);
-    expect(targets).toEqual(SERVICES.map((s) => `${s.name}:${s.port}`));
+    // the four services and the notification service (account mails)
+    expect(targets).toEqual([...SERVICES.map((s) => `${s.name}:${s.port}`), 'notification:3005']);
     const ready = prom.scrape_configs.find((j: any) => j.job_name === 'readiness');
     expect(ready.static_configs[0].targets).toEqual([
       ...SERVICES.map((s) => `http://${s.name}:${s.port}/ready`),
+      'http://notification:3005/ready',
       'http://kong:8100/status/ready',
     ]);
     for (const [host] of [

@@ -229,7 +229,8 @@ describe('templates (structure; Helm itself is not available here)', () => {
     expect(t).toMatch(/name: kong\n/);
     expect(t).toMatch(/range \$job := list "migrations" "backup" "restore"/);
     const policies = t.split(/^---$/m).filter((d) => d.includes('kind: NetworkPolicy'));
-    expect(policies.length).toBe(4); // default-deny, per-service (ranged), kong, per-job (ranged)
+    // default-deny, per-service (ranged), kong, per-job (ranged), maildev (development only)
+    expect(policies.length).toBe(5);
     for (const p of policies) expect(p).toMatch(/policyTypes: \[Ingress, Egress\]/);
     // the order -> wallet hold call and the JWKS fetches are the only service-to-service paths
     expect(t).toMatch(/if eq \$name "wallet"[\s\S]*?"name" "order"/);

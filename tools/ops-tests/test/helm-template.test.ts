@@ -132,7 +132,16 @@ describe('rendered NetworkPolicies (defaults)', () => {
 
   test('only the callers a service needs may reach it', () => {
     // prometheus: the metricsFrom pod selector (in its own namespace)
-    expect(ingressFrom('auth').sort()).toEqual(['kong', 'order', 'payment-processor', 'prometheus', 'wallet']);
+    expect(ingressFrom('auth').sort()).toEqual([
+      'kong',
+      'notification',
+      'order',
+      'payment-processor',
+      'prometheus',
+      'wallet',
+    ]);
+    // no public routes: only Prometheus reaches the notification service
+    expect(ingressFrom('notification').sort()).toEqual(['prometheus']);
     expect(ingressFrom('wallet').sort()).toEqual(['kong', 'order', 'prometheus']);
     expect(ingressFrom('order').sort()).toEqual(['kong', 'prometheus', 'wallet']);
     expect(ingressFrom('payment-processor').sort()).toEqual(['kong', 'prometheus']);
@@ -254,7 +263,7 @@ describe('NOTES.txt guards (rendered)', () => {
     [
       "an order autoscaler that could exhaust PostgreSQL's connections",
       { services: { order: { autoscaling: { enabled: true, maxReplicas: 10 } } } },
-      /pools could open 180 connections \(auth 3 x 5, order 11 x 10, payment-processor 3 x 5, wallet 3 x 10, \+ 10 other\) but database.maxConnections is 100/,
+      /pools could open 160 connections \(auth 3 x 5, notification 2 x 4, order 11 x 8, payment-processor 3 x 5, wallet 3 x 8, \+ 10 other\) but database.maxConnections is 100/,
     ],
     [
       'a signing-key activation delay Kong could miss',
@@ -581,7 +590,8 @@ describe('rendered modes', () => {
           d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'DATABASE_POOL_MAX').value,
         ]),
     );
-    expect(pools).toEqual({ auth: '5', wallet: '10', order: '10', 'payment-processor': '5' });
+    // wallet and order went from 10 to 8 when the notification service (2 x 4) joined the 100-connection budget
+    expect(pools).toEqual({ auth: '5', wallet: '8', order: '8', 'payment-processor': '5' });
   });
 
   test('Kong loads key rotations by itself: jwks-sync sidecar on the admin listener, auth waits longer to sign', () => {

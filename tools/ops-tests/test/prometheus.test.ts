@@ -222,6 +222,9 @@ describe('alert rules content', () => {
       'alertmanager_notifications_failed_total',
       'backup_last_success_timestamp_seconds',
       'backup_last_failure_timestamp_seconds',
+      'mail_sent_total',
+      'mail_failed_total',
+      'mail_given_up_total',
       ...rules('recording-rules.yml').map((r) => r.record!),
     ];
     const fns = new Set([

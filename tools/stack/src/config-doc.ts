@@ -11,6 +11,7 @@ import { ConfigSchema as AuthEnv } from '@exchange/auth/config';
 import { ConfigSchema as WalletEnv } from '@exchange/wallet/config';
 import { ConfigSchema as OrderEnv } from '@exchange/order/config';
 import { ConfigSchema as PaymentEnv } from '@exchange/payment-processor/config';
+import { ConfigSchema as NotificationEnv } from '@exchange/notification/config';
 import { ROOT } from './stack.ts';
 
 const SERVICES: Array<[string, TObject]> = [
@@ -18,6 +19,7 @@ const SERVICES: Array<[string, TObject]> = [
   ['wallet', WalletEnv],
   ['order', OrderEnv],
   ['payment-processor', PaymentEnv],
+  ['notification', NotificationEnv],
 ];
 
 function typeOf(s: TSchema): string {
@@ -39,7 +41,8 @@ export function render(): string {
     '`node tools/stack/src/config-doc.ts` (a test fails when it is stale). `./exchange start` sets all of them for host mode;',
     '`.env` and `docker-compose.yml` set them for compose; the Helm chart sets them from `values.yaml` and Secrets.',
     '`pnpm start` itself reads `EXCHANGE_PORT_BASE` (gateway on N, auth..payment-processor on N+1..N+4; default 8000',
-    'and 3001..3004), `DATABASE_URL` and `AMQP_URL` (database and vhost, created when missing): a second stack next',
+    'and 3001..3004; the notification service on N+5 and MailDev on N+6 (web UI) and N+7 (SMTP), default 3005, 1080',
+    'and 1025), `DATABASE_URL` and `AMQP_URL` (database and vhost, created when missing): a second stack next',
     'to the default one, e.g. for `pnpm bench:e2e` (tools/bench/README.md).',
     '',
   ];

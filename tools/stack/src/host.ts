@@ -16,6 +16,8 @@ export interface HostSettings {
   managementUrl: string;
   redisUrl: string;
   ports: Record<ServiceName, number>;
+  /** The notification service and MailDev (web UI, SMTP): defaults 3005, 1080, 1025; from a base: base+5..7. */
+  mailPorts: { notification: number; maildevWeb: number; maildevSmtp: number };
   /** Smallest free disk space preflight accepts, in MB. */
   minFreeDiskMb: number;
 }
@@ -38,6 +40,10 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env): HostSettings
       base === undefined
         ? { ...DEFAULT_PORTS }
         : { gateway: base, auth: base + 1, wallet: base + 2, order: base + 3, 'payment-processor': base + 4 },
+    mailPorts:
+      base === undefined
+        ? { notification: 3005, maildevWeb: 1080, maildevSmtp: 1025 }
+        : { notification: base + 5, maildevWeb: base + 6, maildevSmtp: base + 7 },
     minFreeDiskMb: Number(env.EXCHANGE_MIN_FREE_DISK_MB ?? 1024),
   };
 }

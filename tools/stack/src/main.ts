@@ -28,7 +28,7 @@ import {
 } from './host.ts';
 import { outputFromEnv } from './logs.ts';
 import { checkPostgres, checkRabbit, preflight } from './preflight.ts';
-import { ensureVhost, ROOT, Stack, type AuxiliaryProcess } from './stack.ts';
+import { ensureVhost, internalTokenFor, ROOT, Stack, type AuxiliaryProcess } from './stack.ts';
 import { buildWebApp, webBuildIsStale } from './web-build.ts';
 
 const out = outputFromEnv();
@@ -43,7 +43,45 @@ class Fatal extends Error {}
  */
 function auxiliaryProcesses(s: HostSettings, secrets: Secrets, demo: boolean): AuxiliaryProcess[] {
   const gateway = `http://127.0.0.1:${s.ports.gateway}`;
+  const m = s.mailPorts;
   return [
+    // Every mail the exchange sends lands in MailDev (nothing leaves the machine); read them in its web UI.
+    {
+      name: 'maildev',
+      command: [
+        process.execPath,
+        join(ROOT, 'tools/stack/node_modules/maildev/dist/bin/maildev.js'),
+        '--smtp',
+        String(m.maildevSmtp),
+        '--ip',
+        '127.0.0.1',
+        '--web',
+        String(m.maildevWeb),
+        '--web-ip',
+        '127.0.0.1',
+        '--hide-extensions',
+        'STARTTLS',
+      ],
+      port: m.maildevWeb,
+      readyPath: '/api/email',
+      summary: `Mail (MailDev):  http://localhost:${m.maildevWeb}/   (every mail: verification, reset, withdrawals; SMTP :${m.maildevSmtp})`,
+    },
+    {
+      name: 'notification',
+      script: 'services/notification/src/main.ts',
+      port: m.notification,
+      readyPath: '/ready',
+      env: {
+        PORT: String(m.notification),
+        HOST: '127.0.0.1',
+        OTEL_SERVICE_NAME: 'notification',
+        INTERNAL_API_TOKEN: internalTokenFor(secrets.INTERNAL_API_TOKEN, 'notification'),
+        SMTP_HOST: '127.0.0.1',
+        SMTP_PORT: String(m.maildevSmtp),
+        PUBLIC_WEB_URL: `http://localhost:${s.ports.gateway}`,
+      },
+      summary: `Notification:    :${m.notification} (/health /ready /metrics) consumes auth + wallet events, mails via MailDev`,
+    },
     ...(demo
       ? [
           {
@@ -103,6 +141,8 @@ async function start(argv: string[]): Promise<void> {
       ADMIN_PASSWORD: secrets.ADMIN_PASSWORD,
       // host mode is a development sandbox: users (and the demo market maker) fund themselves
       SANDBOX_DEPOSITS: process.env.SANDBOX_DEPOSITS ?? String(!production),
+      // the demo accounts need no verification mail (the seeded admin is verified by the seed itself)
+      EMAIL_PREVERIFIED: `${DEMO_ACCOUNTS.maker},${DEMO_ACCOUNTS.taker}`,
       ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT
         ? { OTEL_EXPORTER_OTLP_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }
         : {}),
@@ -191,6 +231,7 @@ async function runPreflight(settings: HostSettings, auxiliary: AuxiliaryProcess[
   const ports = [
     ...Object.entries(settings.ports).map(([name, port]) => ({ name, port })),
     ...auxiliary.flatMap((a) => (a.port ? [{ name: a.name, port: a.port }] : [])),
+    { name: 'maildev smtp', port: settings.mailPorts.maildevSmtp },
   ];
   const results = await preflight({ settings, ports });
   const failed = results.filter((r) => !r.ok);

@@ -65,6 +65,11 @@ export interface AuxiliaryProcess {
   summary?: string;
 }
 
+/** A caller's own internal credential in host mode, derived from the stack's seed (so every start agrees). */
+export function internalTokenFor(seed: string, caller: string): string {
+  return createHmac('sha256', seed).update(`internal:${caller}`).digest('hex');
+}
+
 export const DEFAULT_PORTS: Record<ServiceName, number> = {
   auth: 3001,
   wallet: 3002,
@@ -99,14 +104,14 @@ export class Stack {
    * Each service's own internal credential, derived from `internalToken` (so one secret seeds them all in host mode
    * and tests), and `kyc` for the KYC process that sets tiers on the wallet.
    */
-  internalTokenOf(caller: ServiceName | 'kyc'): string {
-    return createHmac('sha256', this.opts.internalToken).update(`internal:${caller}`).digest('hex');
+  internalTokenOf(caller: ServiceName | 'kyc' | 'notification'): string {
+    return internalTokenFor(this.opts.internalToken, caller);
   }
 
   /** Who may call each service's /internal routes (INTERNAL_CALLERS). */
   private internalCallers(service: ServiceName): string | undefined {
-    const callers: Partial<Record<ServiceName, Array<ServiceName | 'kyc'>>> = {
-      auth: ['wallet', 'order', 'payment-processor'],
+    const callers: Partial<Record<ServiceName, Array<ServiceName | 'kyc' | 'notification'>>> = {
+      auth: ['wallet', 'order', 'payment-processor', 'notification'],
       wallet: ['order', 'kyc'],
       order: ['wallet'],
     };

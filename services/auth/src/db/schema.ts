@@ -15,6 +15,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { idempotencyKeysTable } from '@exchange/platform';
+import { outboxTable } from '@exchange/messaging';
 
 export const AUTH_SCHEMA = 'auth';
 export const authSchema = pgSchema(AUTH_SCHEMA);
@@ -41,6 +42,8 @@ export const users = authSchema.table(
     totpEnabledAt: ts('totp_enabled_at'),
     /** RFC 6238 time step of the last accepted code: a code is accepted once. */
     totpLastStep: bigint('totp_last_step', { mode: 'number' }),
+    /** When the owner proved the address (verification link); null = unverified (no withdrawals, no withdraw keys). */
+    emailVerifiedAt: ts('email_verified_at'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
@@ -191,3 +194,28 @@ export const auditLog = authSchema.table(
 );
 
 export const idempotencyKeys = idempotencyKeysTable(authSchema);
+
+/**
+ * Single-use emailed tokens (email verification, password reset): only the SHA-256 of the token is stored. A token is
+ * spent by setting used_at (atomically, `WHERE used_at IS NULL`); issuing a new one of the same purpose spends the
+ * older ones.
+ */
+export const emailTokens = authSchema.table(
+  'email_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id),
+    /** verify_email | reset_password */
+    purpose: text('purpose').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    expiresAt: ts('expires_at').notNull(),
+    usedAt: ts('used_at'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('email_tokens_hash_key').on(t.tokenHash), index('email_tokens_user_idx').on(t.userId, t.purpose)],
+);
+
+/** Domain events for other services (the notification service mails them), published by the outbox relay. */
+export const outbox = outboxTable(authSchema);

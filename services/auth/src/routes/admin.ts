@@ -9,6 +9,8 @@ import { resetAccountThrottles } from '../login-guard.ts';
 import { revokeUserSessions } from '../sessions.ts';
 import { revokeUserApiKeys } from './apikeys.ts';
 import { bearer, Role, UserView } from './schemas.ts';
+import { AccountLockedV1 } from '@exchange/contracts/auth';
+import { emit, requestContext } from '../email.ts';
 
 const tags = ['admin'];
 const UserId = Type.Object({ id: Type.String({ format: 'uuid' }) });
@@ -97,6 +99,9 @@ export function adminRoutes(app: App, ctx: Ctx): void {
           targetId: u.id,
           details: { reason, sessionsRevoked: revoked, apiKeysRevoked: keys },
         });
+        if (u.locked_at === null) {
+          await emit(c, AccountLockedV1, { userId: u.id, email: u.email, reason, context: requestContext(req) }, req);
+        }
         return rows[0]!;
       });
       return userView(updated);

@@ -6,6 +6,8 @@ import { audit, type Queryable } from '../audit.ts';
 import type { Ctx } from '../context.ts';
 import { sha256hex } from '../crypto.ts';
 import { bearer, Scope } from './schemas.ts';
+import { ApiKeyCreatedV1 } from '@exchange/contracts/auth';
+import { emit, requestContext } from '../email.ts';
 
 const tags = ['api-keys'];
 const MAX_KEYS = 20;
@@ -129,11 +131,18 @@ export function apiKeyRoutes(app: App, ctx: Ctx): void {
     async (req, reply) => {
       const userId = req.principal!.id;
       const { scopes, allowedIps, expiresAt } = req.body;
+      const owner = await ctx.pool.query<{ email: string; verified: boolean }>(
+        'SELECT email, email_verified_at IS NOT NULL AS verified FROM auth.users WHERE id = $1',
+        [userId],
+      );
       if (scopes.includes('withdraw')) {
         // requireFreshMfa lets users without 2FA through; a key that can move money out must not be made so.
         if (!req.principal!.mfaEnabled)
           throw forbidden('MFA_ENROLMENT_REQUIRED', 'a withdraw-scoped key needs 2FA enrolled and a fresh 2FA check');
         if (!allowedIps) throw badRequest('IP_ALLOWLIST_REQUIRED', 'a withdraw-scoped key needs allowedIps');
+        if (owner.rows[0]?.verified !== true) {
+          throw forbidden('EMAIL_NOT_VERIFIED', 'a withdraw-scoped key needs a verified email address');
+        }
       }
       const badIp = allowedIps?.find((v) => !isCidr(v));
       if (badIp !== undefined) throw badRequest('INVALID_IP', `not an IP address or CIDR block: ${badIp}`);
@@ -165,7 +174,20 @@ export function apiKeyRoutes(app: App, ctx: Ctx): void {
         ],
       );
       const row = rows[0]!;
-      // shown in the owner's security log (GET /api/v1/auth/security-log); a mail notification hooks in here
+      // shown in the owner's security log (GET /api/v1/auth/security-log) and mailed to the owner
+      await emit(
+        ctx.pool,
+        ApiKeyCreatedV1,
+        {
+          userId,
+          email: owner.rows[0]!.email,
+          apiKeyId: row.id,
+          label: req.body.label,
+          scopes,
+          context: requestContext(req),
+        },
+        req,
+      );
       await audit(ctx.pool, req, {
         action: 'auth.api_key_created',
         actorId: userId,

@@ -47,6 +47,60 @@ export function internalRoutes(app: App, ctx: Ctx): void {
     },
   );
 
+  const UserParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+  app.get(
+    '/internal/users/:id/email-verified',
+    {
+      onRequest: requireInternal,
+      schema: {
+        tags,
+        summary: 'Whether the user verified their email now (auth-client requireVerifiedEmail, when a token says not)',
+        params: UserParams,
+        response: {
+          200: Type.Object({ emailVerified: Type.Boolean() }),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
+    async (req) => {
+      const { rows } = await ctx.pool.query<{ verified: boolean }>(
+        'SELECT email_verified_at IS NOT NULL AS verified FROM auth.users WHERE id = $1',
+        [req.params.id],
+      );
+      if (!rows[0]) throw new AppError(404, 'USER_NOT_FOUND', 'no such user');
+      return { emailVerified: rows[0].verified };
+    },
+  );
+
+  app.get(
+    '/internal/users/:id/contact',
+    {
+      onRequest: requireInternalCaller('notification'),
+      schema: {
+        tags,
+        summary: 'Where to mail a user (the notification service, for events that carry only a user id)',
+        params: UserParams,
+        response: {
+          200: Type.Object({
+            userId: Type.String({ format: 'uuid' }),
+            email: Type.String(),
+            emailVerified: Type.Boolean(),
+          }),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
+    async (req) => {
+      const { rows } = await ctx.pool.query<{ id: string; email: string; verified: boolean }>(
+        'SELECT id, email, email_verified_at IS NOT NULL AS verified FROM auth.users WHERE id = $1',
+        [req.params.id],
+      );
+      const u = rows[0];
+      if (!u) throw new AppError(404, 'USER_NOT_FOUND', 'no such user');
+      return { userId: u.id, email: u.email, emailVerified: u.verified };
+    },
+  );
+
   app.post(
     '/internal/api-keys/verify',
     {
@@ -72,6 +126,7 @@ export function internalRoutes(app: App, ctx: Ctx): void {
             keyId: Type.String({ format: 'uuid' }),
             scopes: Type.Array(Scope),
             mfaEnabled: Type.Boolean(),
+            emailVerified: Type.Boolean(),
           }),
           ...errorResponses(400, 401),
         },
@@ -92,10 +147,12 @@ export function internalRoutes(app: App, ctx: Ctx): void {
         scopes: Array<'read' | 'trade' | 'withdraw'>;
         locked: boolean;
         mfa: boolean;
+        verified: boolean;
         stale: boolean;
         ip_allowed: boolean;
       }>(
         `SELECT k.id, k.user_id, k.secret_enc, k.scopes, u.locked_at IS NOT NULL AS locked, u.totp_enabled_at IS NOT NULL AS mfa,
+                u.email_verified_at IS NOT NULL AS verified,
                 (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') AS stale,
                 (k.allowed_ips IS NULL OR
                   (auth.inet_or_null($2) IS NOT NULL AND auth.inet_or_null($2) <<= ANY (k.allowed_ips))) AS ip_allowed
@@ -139,7 +196,13 @@ export function internalRoutes(app: App, ctx: Ctx): void {
       }
       if (key.stale) await ctx.pool.query('UPDATE auth.api_keys SET last_used_at = now() WHERE id = $1', [key.id]);
       ctx.metrics.apiKeyVerifications.inc({ result: 'ok' });
-      return { userId: key.user_id, keyId: key.id, scopes: key.scopes, mfaEnabled: key.mfa };
+      return {
+        userId: key.user_id,
+        keyId: key.id,
+        scopes: key.scopes,
+        mfaEnabled: key.mfa,
+        emailVerified: key.verified,
+      };
     },
   );
 }

@@ -18,6 +18,8 @@ import { admitMfaCode } from '../login-guard.ts';
 import { accessTokenFor } from '../sessions.ts';
 import { revokeUserApiKeys } from './apikeys.ts';
 import { AccessToken, bearer, Password, RecoveryCode, TotpCode } from './schemas.ts';
+import { MfaDisabledV1, MfaEnabledV1 } from '@exchange/contracts/auth';
+import { emit, requestContext } from '../email.ts';
 
 const tags = ['2fa'];
 
@@ -117,6 +119,7 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
           targetId: user.id,
           details: { otherSessionsRevoked: r.rowCount ?? 0 },
         });
+        await emit(c, MfaEnabledV1, { userId: user.id, email: user.email, context: requestContext(req) }, req);
       });
       const access = await accessTokenFor(ctx, { ...user, totp_enabled_at: now }, req.principal!.sessionId!, now);
       ctx.metrics.tokensIssued.inc({ kind: 'mfa_enable' });
@@ -215,6 +218,7 @@ export function mfaRoutes(app: App, ctx: Ctx): void {
           targetId: user.id,
           details: { apiKeysRevoked: keys },
         });
+        await emit(c, MfaDisabledV1, { userId: user.id, email: user.email, context: requestContext(req) }, req);
       });
       return reply.status(204).send(null);
     },

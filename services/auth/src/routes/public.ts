@@ -10,11 +10,18 @@ import { passwordProblems } from '../passwords.ts';
 import { revokeSession, rotateRefreshToken, startSession } from '../sessions.ts';
 import { revokeUserApiKeys } from './apikeys.ts';
 import { admitLogin, admitMfaCode, loginSucceeded, powChallenge, type Admission } from '../login-guard.ts';
+import { LoginNewDeviceV1, UserRegisteredV1 } from '@exchange/contracts/auth';
+import { emit, requestContext } from '../email.ts';
 import { bearer, Email, Password, RecoveryCode, TokenPair, TotpCode, UserView } from './schemas.ts';
 
 const tags = ['auth'];
 
 export function publicRoutes(app: App, ctx: Ctx): void {
+  const preverified = new Set(
+    ctx.config.EMAIL_PREVERIFIED.split(',')
+      .map((e) => normaliseEmail(e))
+      .filter(Boolean),
+  );
   app.get(
     '/.well-known/jwks.json',
     {
@@ -52,12 +59,36 @@ export function publicRoutes(app: App, ctx: Ctx): void {
       if (problems.length)
         throw new AppError(400, 'WEAK_PASSWORD', `password ${problems.join('; ')}`, { details: { problems } });
       const hash = await ctx.passwords.hash(req.body.password);
-      const { rows } = await ctx.pool.query<{ id: string }>(
-        `INSERT INTO auth.users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id`,
-        [email, hash],
-      );
-      if (rows[0]) await audit(ctx.pool, req, { action: 'auth.register', actorId: rows[0].id, targetId: rows[0].id });
-      else await audit(ctx.pool, req, { action: 'auth.register_duplicate', details: { email } });
+      await withTransaction(ctx.pool, async (c) => {
+        const { rows } = await c.query<{ id: string }>(
+          `INSERT INTO auth.users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id`,
+          [email, hash],
+        );
+        const id = rows[0]?.id;
+        if (!id) {
+          await audit(c, req, { action: 'auth.register_duplicate', details: { email } });
+          return;
+        }
+        await audit(c, req, { action: 'auth.register', actorId: id, targetId: id });
+        if (preverified.has(email)) {
+          await c.query('UPDATE auth.users SET email_verified_at = now() WHERE id = $1', [id]);
+          return;
+        }
+        // The welcome mail carries the verification link; it is sent after commit by the notification service.
+        const t = await ctx.emailTokens.issue(c, id, 'verify_email', ctx.config.EMAIL_VERIFICATION_TTL_SECONDS);
+        await emit(
+          c,
+          UserRegisteredV1,
+          {
+            userId: id,
+            email,
+            verificationToken: t.token,
+            expiresAt: t.expiresAt.toISOString(),
+            context: requestContext(req),
+          },
+          req,
+        );
+      });
       return reply
         .status(202)
         .send({ status: 'accepted', message: 'if the email was not registered yet, the account now exists; log in' });
@@ -300,6 +331,7 @@ async function login(
     ]);
   }
   const pair = await startSession(ctx, user, req, mfaAt);
+  await noticeNewDevice(ctx, req, user, pair.sessionId);
   ctx.metrics.logins.inc({ mfa: String(mfaAt !== null) });
   ctx.metrics.tokensIssued.inc({ kind: 'login' });
   await audit(ctx.pool, req, {
@@ -310,6 +342,22 @@ async function login(
   });
   const staffWithoutMfa = user.totp_enabled_at === null && user.roles.some((r) => STAFF_ROLES.includes(r));
   return { ...pair, user: userView(user), ...(staffWithoutMfa ? { mfaEnrolmentRequired: true } : {}) };
+}
+
+/**
+ * A login from an (IP, user agent) pair none of the user's earlier sessions had publishes login.new_device (the mail
+ * says when, from where, with what). The very first login of an account is not "new": it is the registration device.
+ */
+async function noticeNewDevice(ctx: Ctx, req: FastifyRequest, user: UserRow, sessionId: string): Promise<void> {
+  const c = requestContext(req);
+  const { rows } = await ctx.pool.query<{ earlier: boolean; same: boolean }>(
+    `SELECT count(*) > 0 AS earlier,
+            coalesce(bool_or(ip IS NOT DISTINCT FROM $3::inet AND user_agent IS NOT DISTINCT FROM $4), false) AS same
+       FROM auth.sessions WHERE user_id = $1 AND id <> $2`,
+    [user.id, sessionId, c.ip, c.userAgent],
+  );
+  if (!rows[0]?.earlier || rows[0].same) return;
+  await emit(ctx.pool, LoginNewDeviceV1, { userId: user.id, email: user.email, sessionId, context: c }, req);
 }
 
 async function fail(ctx: Ctx, req: FastifyRequest, email: string, a: Admission, reason: string, userId?: string) {

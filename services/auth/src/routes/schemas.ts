@@ -12,6 +12,9 @@ export const UserView = Type.Object({
   email: Type.String(),
   roles: Type.Array(Role),
   mfaEnabled: Type.Boolean(),
+  emailVerified: Type.Boolean({
+    description: 'The owner confirmed the address by the emailed link; unverified accounts cannot withdraw',
+  }),
   locked: Type.Boolean(),
   createdAt: Type.String({ format: 'date-time' }),
 });

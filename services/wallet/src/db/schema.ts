@@ -202,8 +202,16 @@ export const withdrawals = walletSchema.table(
     amount: money('amount').notNull(),
     fee: money('fee').notNull(),
     address: text('address').notNull(),
-    /** pending (cancellable) → processing (payout requested) → completed | failed; pending → cancelled. */
+    /**
+     * pending (cancellable) → processing (payout requested) → completed | failed; pending → cancelled.
+     * Above the email-confirmation threshold it starts as awaiting_confirmation → pending (link followed) or
+     * cancelled (link expired, or cancelled by the user).
+     */
     status: text('status').notNull().default('pending'),
+    /** SHA-256 of the emailed confirmation token while awaiting_confirmation (cleared when used). */
+    confirmTokenHash: text('confirm_token_hash'),
+    confirmExpiresAt: ts('confirm_expires_at'),
+    confirmedAt: ts('confirmed_at'),
     dispatchAt: ts('dispatch_at').notNull(),
     railTxId: text('rail_tx_id'),
     failureReason: text('failure_reason'),
@@ -217,9 +225,13 @@ export const withdrawals = walletSchema.table(
     index('withdrawals_due_idx')
       .on(t.dispatchAt)
       .where(sql`${t.status} = 'pending'`),
+    uniqueIndex('withdrawals_confirm_token_key').on(t.confirmTokenHash),
+    index('withdrawals_confirm_expiry_idx')
+      .on(t.confirmExpiresAt)
+      .where(sql`${t.status} = 'awaiting_confirmation'`),
     check(
       'withdrawals_status_check',
-      sql`${t.status} IN ('pending', 'processing', 'completed', 'failed', 'cancelled')`,
+      sql`${t.status} IN ('awaiting_confirmation', 'pending', 'processing', 'completed', 'failed', 'cancelled')`,
     ),
     check('withdrawals_amounts_check', sql`${t.amount} > 0 AND ${t.fee} >= 0`),
   ],

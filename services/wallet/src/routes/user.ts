@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { requireAuth, requireFreshMfa, requireScope } from '@exchange/auth-client';
+import { requireAuth, requireFreshMfa, requireScope, requireVerifiedEmail } from '@exchange/auth-client';
 import {
   AppError,
   badRequest,
@@ -16,6 +16,7 @@ import { actorOf, type WalletContext } from '../context.ts';
 import { audit } from '../audit.ts';
 import {
   cancelWithdrawal,
+  confirmWithdrawal,
   createDeposit,
   getDeposit,
   getWithdrawal,
@@ -50,6 +51,7 @@ const WithdrawalSchema = Type.Object({
   fee: Type.String(),
   address: Type.String(),
   status: Type.Union([
+    Type.Literal('awaiting_confirmation'),
     Type.Literal('pending'),
     Type.Literal('processing'),
     Type.Literal('completed'),
@@ -58,6 +60,9 @@ const WithdrawalSchema = Type.Object({
   ]),
   railTxId: Type.Union([Type.String(), Type.Null()]),
   failureReason: Type.Union([Type.String(), Type.Null()]),
+  confirmationExpiresAt: Type.Union([Type.String(), Type.Null()], {
+    description: 'While awaiting_confirmation: when the emailed confirmation link expires (then it is cancelled)',
+  }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -101,6 +106,8 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
     status: w.status,
     railTxId: w.rail_tx_id,
     failureReason: w.failure_reason,
+    confirmationExpiresAt:
+      w.status === 'awaiting_confirmation' && w.confirm_expires_at ? w.confirm_expires_at.toISOString() : null,
     createdAt: w.created_at.toISOString(),
     updatedAt: w.updated_at.toISOString(),
   });
@@ -237,6 +244,12 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
       if (e instanceof AppError) await blocked(req, 'mfa', e);
       throw e;
     }
+    try {
+      await requireVerifiedEmail(req, reply);
+    } catch (e) {
+      if (e instanceof AppError) await blocked(req, 'email_not_verified', e);
+      throw e;
+    }
   };
 
   app.post(
@@ -250,7 +263,10 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
         summary: 'Request a withdrawal: amount + fee are held now; payout follows after the cancellation window',
         description:
           'Checks: address format per asset, min/max, rolling 24 h limit by KYC tier (429 VELOCITY_LIMIT_EXCEEDED), ' +
-          'available funds (amount + fee). Needs scope `withdraw` and a fresh 2FA check when 2FA is on. ' +
+          'available funds (amount + fee). Needs scope `withdraw`, a verified email (403 EMAIL_NOT_VERIFIED) and a ' +
+          'fresh 2FA check when 2FA is on. At or above WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS for its asset it starts as ' +
+          '`awaiting_confirmation` and waits for the emailed link (POST /api/v1/wallet/withdrawals/confirm); ' +
+          'unconfirmed when the link expires it is cancelled and the hold released. ' +
           'Accepts `Idempotency-Key`. Kill switch: `withdrawals` (503 WITHDRAWALS_DISABLED).',
         body: WithdrawalBody,
         response: { 201: WithdrawalSchema, ...errorResponses(400, 401, 403, 409, 422, 429, 503) },
@@ -270,7 +286,12 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
         const w = await requestWithdrawal(
           pool,
           assets,
-          { limits: ctx.limits, dispatchDelayMs: ctx.settings.withdrawalDispatchDelayMs },
+          {
+            limits: ctx.limits,
+            dispatchDelayMs: ctx.settings.withdrawalDispatchDelayMs,
+            emailConfirmThresholds: ctx.emailConfirmThresholds,
+            emailConfirmTtlS: ctx.settings.withdrawalEmailConfirmTtlS,
+          },
           {
             userId: userId(req),
             asset: body.asset,
@@ -339,6 +360,45 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
     },
   );
 
+  const ConfirmBody = Type.Object(
+    { token: Type.String({ minLength: 1, maxLength: 300, description: 'the token of the emailed link' }) },
+    { additionalProperties: false },
+  );
+  app.post(
+    '/api/v1/wallet/withdrawals/confirm',
+    {
+      schema: {
+        tags,
+        summary: 'Confirm a withdrawal with the token of the emailed link (single use); it then proceeds as pending',
+        description:
+          'The token is the credential (no login needed: the link was mailed to the account holder, who already ' +
+          'passed 2FA when requesting). Unknown, altered or used: 400 INVALID_TOKEN; expired: 400 TOKEN_EXPIRED.',
+        body: ConfirmBody,
+        response: { 200: WithdrawalSchema, ...errorResponses(400) },
+      },
+    },
+    async (req) => {
+      const w = await confirmWithdrawal(
+        pool,
+        (req.body as Static<typeof ConfirmBody>).token,
+        ctx.settings.withdrawalDispatchDelayMs,
+      );
+      await audit(
+        pool,
+        {
+          actor: `email-link:${w.user_id}`,
+          action: 'withdrawal.confirm',
+          outcome: 'ok',
+          subjectType: 'withdrawal',
+          subjectId: w.id,
+          requestId: req.id,
+        },
+        req.log,
+      );
+      return withdrawalOut(w);
+    },
+  );
+
   app.post(
     '/api/v1/wallet/withdrawals/:id/cancel',
     {
@@ -346,7 +406,7 @@ export function registerUserRoutes(app: App, ctx: WalletContext): void {
       schema: {
         tags,
         security,
-        summary: 'Cancel a withdrawal that is still pending; its funds are released',
+        summary: 'Cancel a withdrawal that is still pending or awaiting confirmation; its funds are released',
         params: IdParams,
         response: { 200: WithdrawalSchema, ...errorResponses(400, 401, 403, 404, 409) },
       },
