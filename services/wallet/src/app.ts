@@ -58,7 +58,7 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
     limits: parseWithdrawalLimits(settings.withdrawalDailyLimits, assets),
     emailConfirmThresholds: settings.withdrawalEmailConfirmThresholds
       ? parseEmailConfirmThresholds(settings.withdrawalEmailConfirmThresholds, assets)
-      : new Map(),
+      : new Map<string, bigint>(),
     flags: new FeatureFlags({ pool: deps.pool, schema: WALLET_SCHEMA, defaults: FLAG_DEFAULTS }),
     metrics: createWalletMetrics(app.metrics.registry),
     reconciliation: deps.reconciliation ?? {},
