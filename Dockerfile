@@ -73,6 +73,7 @@ cd "${APP_DIR:-/app}"
 case "$cmd" in
   docs) exec node tools/local-gateway/src/docs-main.ts ;;
   web) exec node tools/local-gateway/src/web-main.ts ;;
+  db-roles) exec node packages/db/src/provision-roles.ts ;;
 esac
 case "$svc" in
   auth|wallet|order|payment-processor|notification) ;;
@@ -81,7 +82,7 @@ esac
 case "$cmd" in
   serve) exec node --import ./packages/platform/src/instrument.ts "services/${svc}/src/main.ts" ;;
   migrate) exec node "services/${svc}/src/migrate.ts" ;;
-  *) echo "usage: exchange-service [serve|migrate|docs|web] [auth|wallet|order|payment-processor|notification]" >&2; exit 64 ;;
+  *) echo "usage: exchange-service [serve|migrate|docs|web|db-roles] [auth|wallet|order|payment-processor|notification]" >&2; exit 64 ;;
 esac
 EOF
 RUN chmod 0755 /usr/local/bin/exchange-service

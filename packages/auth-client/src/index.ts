@@ -210,6 +210,12 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
     }
     try {
       const claims = await verifyAccessToken(m[1]!, { jwks: keys, issuer: opts.issuer, audience: opts.audience });
+      // An emergency-revoked signing key: its tokens are refused from the next revocation poll on, although the
+      // cached JWKS (and the token cache) still hold its public key.
+      if (revocationList && (await revocationList.isKeyRevoked(tokenKid(m[1]!)))) {
+        req.authError = authErr('SIGNING_KEY_REVOKED', 'the key that signed this token was revoked: log in again');
+        return;
+      }
       if (claims.sid && isRevoked && (await isRevoked(claims.sid))) {
         req.authError = authErr('SESSION_REVOKED', 'this session has been logged out or revoked');
         return;
@@ -310,9 +316,9 @@ export async function verifyAccessToken(
   const hit = verified.get(cacheKey);
   if (hit) {
     // Same bytes, signature checked before with the key the JWKS still gives for its kid: only time can have changed.
-    if (hit.claims.exp + CLOCK_TOLERANCE_S > Date.now() / 1000 && (await signingKey(opts.jwks, hit.kid)) === hit.key) {
-      return hit.claims;
-    }
+    // A kid the JWKS no longer gives (revoked) falls through to the full check, which answers 401 for it.
+    const key = await signingKey(opts.jwks, hit.kid).catch(() => undefined);
+    if (hit.claims.exp + CLOCK_TOLERANCE_S > Date.now() / 1000 && key === hit.key) return hit.claims;
     verified.delete(cacheKey);
   }
   const claims = await verifyUncached(token, opts);
@@ -382,7 +388,18 @@ async function verifyUncached(
   return { claims, cacheEntry: { claims, kid, key } };
 }
 
-/** Sessions revoked recently enough that some of their access tokens may still be unexpired. */
+/** The `kid` of a token whose signature was verified (its header is well-formed JSON by then). */
+function tokenKid(token: string): string {
+  const header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as {
+    kid: string;
+  };
+  return header.kid;
+}
+
+/**
+ * Sessions revoked recently enough that some of their access tokens may still be unexpired, and signing keys
+ * revoked in an emergency (`revokedKids`), from one poll of the auth service every `refreshMs` (default 5 s).
+ */
 class RevocationList {
   private readonly url: string;
   private readonly token: string;
@@ -390,6 +407,7 @@ class RevocationList {
   private readonly refreshMs: number;
   private readonly maxStaleMs: number;
   private readonly until = new Map<string, number>();
+  private revokedKids = new Set<string>();
   private lastOkAt = 0;
   private cursor: number | undefined;
   private inflight: Promise<void> | undefined;
@@ -403,6 +421,17 @@ class RevocationList {
   }
 
   async isRevoked(sid: string): Promise<boolean> {
+    await this.current();
+    const u = this.until.get(sid);
+    return u !== undefined && u * 1000 > Date.now() - CLOCK_TOLERANCE_S * 1000;
+  }
+
+  async isKeyRevoked(kid: string): Promise<boolean> {
+    await this.current();
+    return this.revokedKids.has(kid);
+  }
+
+  private async current(): Promise<void> {
     if (Date.now() - this.lastOkAt >= this.refreshMs) {
       try {
         await (this.inflight ??= this.refresh().finally(() => (this.inflight = undefined)));
@@ -412,8 +441,6 @@ class RevocationList {
         }
       }
     }
-    const u = this.until.get(sid);
-    return u !== undefined && u * 1000 > Date.now() - CLOCK_TOLERANCE_S * 1000;
   }
 
   private async refresh(): Promise<void> {
@@ -425,8 +452,14 @@ class RevocationList {
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     if (res.status !== 200) throw new Error(`revoked sessions: HTTP ${res.status}`);
-    const body = (await res.json()) as { asOf: number; sessions: Array<{ sid: string; until: number }> };
+    const body = (await res.json()) as {
+      asOf: number;
+      sessions: Array<{ sid: string; until: number }>;
+      revokedKids?: string[];
+    };
     for (const s of body.sessions) this.until.set(s.sid, s.until);
+    // the whole list every time (a handful at most), so a kid is never missed between cursors
+    this.revokedKids = new Set(body.revokedKids ?? []);
     const now = Date.now() / 1000;
     for (const [sid, u] of this.until) if (u + CLOCK_TOLERANCE_S < now) this.until.delete(sid);
     this.cursor = body.asOf;

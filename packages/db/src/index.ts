@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
-import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
 
 export type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+export { GroupCommit, type GroupCommitOptions, type Outcome } from './group-commit.ts';
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
@@ -118,19 +119,46 @@ export async function withTransaction<T>(
   }
 }
 
-/** Apply the drizzle-kit generated migrations of one service, tracking them in that service's own schema. */
+/**
+ * Apply the drizzle-kit generated migrations of one service, tracking them in that service's own schema (the same
+ * `__migrations` table and rows drizzle's migrator keeps). Runs as the service's own database role: that role owns
+ * its schema but may not create schemas (see roles.ts), so the schema is created only when missing (by a role that
+ * may, e.g. the development superuser) and the migrations' own `CREATE SCHEMA IF NOT EXISTS` of it is skipped.
+ */
 export async function migrate(pool: pg.Pool, opts: { migrationsFolder: string; schema: string }): Promise<void> {
+  const migrations = readMigrationFiles({ migrationsFolder: opts.migrationsFolder });
+  const table = `"${opts.schema}"."__migrations"`;
   // Two replicas starting together must not both run DDL: serialise on an advisory lock named after the schema.
   const client = await pool.connect();
   try {
     await client.query('SELECT pg_advisory_lock(hashtext($1))', [`migrate:${opts.schema}`]);
     try {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS "${opts.schema}"`);
-      await drizzleMigrate(drizzle(client as unknown as pg.Pool), {
-        migrationsFolder: opts.migrationsFolder,
-        migrationsSchema: opts.schema,
-        migrationsTable: '__migrations',
-      });
+      const { rowCount } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [opts.schema]);
+      if (!rowCount) await client.query(`CREATE SCHEMA "${opts.schema}"`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${table} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`,
+      );
+      const { rows } = await client.query<{ created_at: string }>(
+        `SELECT created_at FROM ${table} ORDER BY created_at DESC LIMIT 1`,
+      );
+      const last = rows[0] ? Number(rows[0].created_at) : undefined;
+      const pending = migrations.filter((m) => last === undefined || last < m.folderMillis);
+      if (!pending.length) return;
+      const ownSchema = new RegExp(`^\\s*CREATE SCHEMA IF NOT EXISTS "${opts.schema}"\\s*;?\\s*$`, 'i');
+      await client.query('BEGIN');
+      try {
+        for (const m of pending) {
+          for (const stmt of m.sql) {
+            if (!stmt.trim() || ownSchema.test(stmt)) continue;
+            await client.query(stmt);
+          }
+          await client.query(`INSERT INTO ${table} (hash, created_at) VALUES ($1, $2)`, [m.hash, m.folderMillis]);
+        }
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      }
     } finally {
       await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`migrate:${opts.schema}`]);
     }
@@ -166,3 +194,16 @@ export async function ensureDatabase(url: string): Promise<void> {
     await client.end();
   }
 }
+
+export {
+  DB_SERVICES,
+  dropRoles,
+  provisionServiceRoles,
+  SERVICE_SCHEMAS,
+  serviceRoleName,
+  urlForRole,
+  type DbService,
+  type ProvisionOptions,
+  type RoleCredential,
+} from './roles.ts';
+export { provisionFromEnv } from './provision-roles.ts';

@@ -34,6 +34,7 @@ export { createMessaging, Messaging, type MessagingEnqueueOptions, type Messagin
 export { messagingMetrics, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
 export {
   enqueue,
+  enqueueMany,
   OutboxRelay,
   type EnqueueOptions,
   type OutboxRelayOptions,

@@ -6,6 +6,8 @@ import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
+import { createChallenge, verifySolution, type Payload } from 'altcha-lib';
+import { deriveKey } from 'altcha-lib/algorithms/sha';
 import { apiKeySignature } from '@exchange/auth-client';
 import { runCli } from './cli.ts';
 import { ExchangeClient, type Session } from './client.ts';
@@ -328,6 +330,66 @@ test('CLI: login stores the session 0600, balances reads it, order place sends a
   handler = (_r, res) => json(res, 404, envelope('ORDER_NOT_FOUND', 'no such order', 'req-404'));
   expect(await runCli(['order', 'cancel', 'nope'], io)).toBe(1);
   expect(err.at(-1)).toBe('error 404 ORDER_NOT_FOUND: no such order (request req-404)');
+});
+
+test('login solves the proof of work an account asks for (client and CLI), and only then', async () => {
+  // the auth service's side: a signed ALTCHA challenge bound to the account, one solution per login
+  const secret = 'pow-test-secret';
+  const spent = new Set<string>();
+  const challenge = () =>
+    createChallenge({
+      algorithm: 'SHA-256',
+      cost: 1,
+      deriveKey,
+      keyPrefix: '000',
+      expiresAt: Math.floor(Date.now() / 1000) + 300,
+      hmacSignatureSecret: secret,
+    });
+  let logins = 0;
+  handler = (r, res) => {
+    if (r.url !== '/api/v1/auth/login') return json(res, 404, envelope('NOT_FOUND', 'x'));
+    logins++;
+    const b = JSON.parse(r.body) as { proofOfWork?: string };
+    void (async () => {
+      if (b.proofOfWork) {
+        const p = JSON.parse(Buffer.from(b.proofOfWork, 'base64').toString('utf8')) as Payload;
+        const v = await verifySolution({ ...p, deriveKey, hmacSignatureSecret: secret });
+        if (v.verified && !spent.has(p.challenge.signature!)) {
+          spent.add(p.challenge.signature!);
+          return json(res, 200, { ...pair(7), user });
+        }
+      }
+      json(res, 429, {
+        error: { code: 'PROOF_OF_WORK_REQUIRED', message: 'solve it', details: { challenge: await challenge() } },
+      });
+    })();
+  };
+  const client = new ExchangeClient({ baseUrl: base, ...fastRetries });
+  const result = await client.login({ email: 'a@example.com', password: 'pw' });
+  expect(result.accessToken).toBe('access-7');
+  expect(logins).toBe(2); // asked once (not retried as a plain 429), then answered
+  expect(JSON.parse(received[1]?.body ?? '{}')).toMatchObject({ email: 'a@example.com', password: 'pw' });
+
+  // a caller that wants to handle it itself gets the challenge
+  const manual = new ExchangeClient({ baseUrl: base, solveProofOfWork: false, ...fastRetries });
+  const refused = await manual.login({ email: 'a@example.com', password: 'pw' }).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(ExchangeApiError);
+  expect((refused as ExchangeApiError).code).toBe('PROOF_OF_WORK_REQUIRED');
+
+  // the CLI logs in through the same path
+  const dir = await mkdtemp(join(tmpdir(), 'exchange-cli-pow-'));
+  const out: string[] = [];
+  const io = {
+    out: (l: string) => void out.push(l),
+    err: (l: string) => void out.push(l),
+    env: { EXCHANGE_URL: base, EXCHANGE_PASSWORD: 'pw' },
+    sessionPath: join(dir, 'session.json'),
+  };
+  expect(await runCli(['login', '--email', 'a@example.com'], io)).toBe(0);
+  expect(out.at(-1)).toBe('logged in as a@example.com (user)');
+  // the solver is the web app's too: Web Crypto only (altcha-lib's own SHA derivation imports node:crypto)
+  const source = await readFile(new URL('./proof-of-work.ts', import.meta.url), 'utf8');
+  expect(source).not.toMatch(/from '(node:|altcha-lib\/algorithms)/);
 });
 
 test('stream: authenticates in the first message (never in the URL) and subscribes', async () => {

@@ -15,6 +15,7 @@
  */
 import pRetry from 'p-retry';
 import { errorFromResponse, ExchangeApiError, ExchangeNetworkError } from './errors.ts';
+import { proofOfWorkChallenge, solveProofOfWork } from './proof-of-work.ts';
 import { signRequest, type ApiKeyCredentials } from './signing.ts';
 import { ExchangeStream, type StreamOptions } from './stream.ts';
 import type * as T from './types.ts';
@@ -48,6 +49,8 @@ export interface ExchangeClientOptions {
   userAgent?: string;
   /** Headers sent with every request (e.g. X-Forwarded-For for a simulated client behind a trusted proxy in tests). */
   headers?: Record<string, string>;
+  /** Solve a login's proof-of-work challenge by itself (default true); false surfaces 429 PROOF_OF_WORK_REQUIRED. */
+  solveProofOfWork?: boolean;
 }
 
 export interface CallOptions {
@@ -117,6 +120,8 @@ export class ExchangeClient {
     if (!(err instanceof ExchangeApiError)) return false;
     // The first attempt with this Idempotency-Key is still running (e.g. a timed-out attempt): wait for its result.
     if (err.status === 409 && err.code === 'IDEMPOTENCY_IN_PROGRESS') return true;
+    // Asking again unchanged cannot help: the login is repeated with a solved challenge instead (login()).
+    if (err.code === 'PROOF_OF_WORK_REQUIRED') return false;
     if (!RETRYABLE_STATUS.has(err.status)) return false;
     return (err.retryAfterMs ?? 0) <= (this.opts.maxRetryAfterMs ?? 30_000);
   }
@@ -267,16 +272,29 @@ export class ExchangeClient {
     });
   }
 
-  /** Logs in and keeps the session (with 2FA on, pass `totpCode`, else 401 MFA_REQUIRED). */
+  /**
+   * Logs in and keeps the session (with 2FA on, pass `totpCode`, else 401 MFA_REQUIRED). When the account asks for a
+   * proof of work (429 PROOF_OF_WORK_REQUIRED, after many failed logins from anywhere), the challenge it carries is
+   * solved here (a second or two) and the login sent once more with it, unless `solveProofOfWork: false`.
+   */
   async login(body: T.LoginRequest, call?: CallOptions): Promise<T.LoginResult> {
-    const result = await this.request<T.LoginResult>({
-      method: 'POST',
-      path: '/api/v1/auth/login',
-      body,
-      auth: 'none',
-      idempotent: false,
-      ...(call ? { call } : {}),
-    });
+    const send = (b: T.LoginRequest) =>
+      this.request<T.LoginResult>({
+        method: 'POST',
+        path: '/api/v1/auth/login',
+        body: b,
+        auth: 'none',
+        idempotent: false,
+        ...(call ? { call } : {}),
+      });
+    let result: T.LoginResult;
+    try {
+      result = await send(body);
+    } catch (err) {
+      const challenge = proofOfWorkChallenge(err);
+      if (!challenge || body.proofOfWork !== undefined || this.opts.solveProofOfWork === false) throw err;
+      result = await send({ ...body, proofOfWork: await solveProofOfWork(challenge, call?.signal) });
+    }
     await this.setSession(this.sessionFrom(result, result.user));
     return result;
   }

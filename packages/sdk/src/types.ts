@@ -43,6 +43,8 @@ export interface LoginRequest {
   /** 6-digit TOTP code, when 2FA is on (otherwise login fails with 401 MFA_REQUIRED). */
   totpCode?: string;
   recoveryCode?: string;
+  /** Answer to a 429 PROOF_OF_WORK_REQUIRED challenge; ExchangeClient.login solves and sends it by itself. */
+  proofOfWork?: string;
 }
 export interface AccessToken {
   accessToken: string;
@@ -322,6 +324,8 @@ export interface Backup {
   name: string;
   sizeBytes: number;
   sha256: string;
+  /** age-encrypted (.dump.age); false only for files of older versions. */
+  encrypted: boolean;
   createdAt: string;
 }
 export interface AuditEntry {

@@ -1,12 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import jwt from 'jsonwebtoken';
 import { createTestDatabase } from '@exchange/db/testing';
 import { keyStoreFor } from './app.ts';
+import { parseRecipients } from './backups.ts';
 import { bearer, login, newAdmin, newUser, PASSWORD, startAuth, totpCode, type Harness } from './test-support.ts';
 
 const run = promisify(execFile);
@@ -240,11 +242,12 @@ describe('audit trail', () => {
 });
 
 describe('backups', () => {
-  test('admin creates a pg_dump backup, lists it with size and sha256, and it restores into a fresh database', async () => {
+  test('admin creates an encrypted backup, lists it with size and sha256, and it decrypts and restores into a fresh database', async () => {
     const created = await call('admin', 'POST', '/api/v1/admin/backups');
     expect(created.statusCode).toBe(201);
     const b = created.json();
-    expect(b.name).toMatch(/^exchange-\d{8}T\d{9}Z\.dump$/);
+    expect(b.name).toMatch(/^exchange-\d{8}T\d{9}Z\.dump\.age$/);
+    expect(b.encrypted).toBe(true);
     expect(b.sizeBytes).toBeGreaterThan(1000);
     const list = (await call('admin', 'GET', '/api/v1/admin/backups')).json().backups;
     expect(list[0]).toEqual(b);
@@ -260,10 +263,18 @@ describe('backups', () => {
         .update(await readFile(file))
         .digest('hex'),
     ).toBe(b.sha256);
+    // what lies on the disk is age ciphertext, not a pg_dump archive (PGDMP) nor any of the data
+    const stored = await readFile(file);
+    expect(stored.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+    expect(stored.includes('PGDMP')).toBe(false);
+    expect(stored.includes('victim@example.com')).toBe(false);
 
     const target = await createTestDatabase('auth_restore');
     try {
-      await run('pg_restore', ['--no-owner', '--exit-on-error', '--dbname', target.url, file]);
+      // the restore path: decrypt with the private key (the restore side's Secret), then pg_restore
+      const plain = join(await mkdtemp(join(tmpdir(), 'auth-restore-')), 'dump');
+      await run('age', ['-d', '-i', h.backupIdentityFile, '-o', plain, file]);
+      await run('pg_restore', ['--no-owner', '--exit-on-error', '--dbname', target.url, plain]);
       const { rows } = await target.pool.query(
         `SELECT count(*)::int AS n FROM auth.users WHERE email = 'victim@example.com'`,
       );
@@ -275,6 +286,29 @@ describe('backups', () => {
     } finally {
       await target.drop();
     }
+  });
+
+  test('without age recipients no backup is written: 503, recorded as failed (BackupFailed fires)', async () => {
+    const bare = await startAuth({ BACKUP_AGE_RECIPIENTS: '' });
+    try {
+      const admin = await newAdmin(bare, 'bare-admin@example.com');
+      const res = await bare.app.inject({
+        method: 'POST',
+        url: '/api/v1/admin/backups',
+        headers: bearer(admin.accessToken),
+      });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().error.code).toBe('BACKUP_ENCRYPTION_NOT_CONFIGURED');
+      expect(await readdir(bare.config.BACKUP_DIR)).toEqual([]);
+      const metrics = (await bare.app.inject({ url: '/metrics' })).body;
+      const failed = Number(/^backup_last_failure_timestamp_seconds(?:{[^}]*})? (\S+)$/m.exec(metrics)?.[1]);
+      expect(Math.abs(failed - Date.now() / 1000)).toBeLessThan(120);
+    } finally {
+      await bare.close();
+    }
+    // a malformed key fails the start (adminRoutes parses them) instead of the first backup
+    expect(() => parseRecipients('age1notakey')).toThrow(/not an age public key/);
+    expect(parseRecipients(' age1zs3zydu5dcyxpnv80wm0wwfwfmemd93dphd9g0pxv75ghywk64pscvk36s,\n')).toHaveLength(1);
   });
 });
 

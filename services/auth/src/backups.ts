@@ -1,20 +1,20 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type pg from 'pg';
 import { promClient } from '@exchange/platform';
 
-const run = promisify(execFile);
-const NAME = /^exchange-\d{8}T\d{9}Z\.dump$/;
+/** `.dump.age`: encrypted (every backup since); `.dump`: a plaintext one an older version wrote, still listed. */
+const NAME = /^exchange-\d{8}T\d{9}Z\.dump(\.age)?$/;
 
 export interface BackupEntry {
   name: string;
   sizeBytes: number;
   createdAt: string;
   sha256: string;
+  encrypted: boolean;
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -32,7 +32,7 @@ async function entry(dir: string, name: string): Promise<BackupEntry> {
   } catch {
     sha256 = await sha256File(path);
   }
-  return { name, sizeBytes: s.size, createdAt: s.mtime.toISOString(), sha256 };
+  return { name, sizeBytes: s.size, createdAt: s.mtime.toISOString(), sha256, encrypted: name.endsWith('.age') };
 }
 
 /** Backup files in `dir`, newest first. */
@@ -48,36 +48,84 @@ export async function listBackups(dir: string): Promise<BackupEntry[]> {
   return entries.sort((a, b) => b.name.localeCompare(a.name));
 }
 
+/** age recipients from BACKUP_AGE_RECIPIENTS (commas, spaces or newlines between keys). */
+export function parseRecipients(value: string | undefined): string[] {
+  const keys = (value ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const k of keys) if (!/^age1[02-9ac-hj-np-z]{58}$/.test(k)) throw new Error(`not an age public key: ${k}`);
+  return keys;
+}
+
+export interface BackupOptions {
+  dir: string;
+  /** The role pg_dump connects as (read access to every schema). */
+  databaseUrl: string;
+  /** age public keys: the dump is encrypted to them as it streams out of pg_dump (required). */
+  recipients: string[];
+  pgDump?: string;
+  age?: string;
+}
+
 /**
- * `pg_dump --format=custom` of the whole database into `dir` (written to a temp name, renamed when complete, with a
- * `.sha256` sidecar). The password travels in PGPASSWORD, never on the command line.
+ * `pg_dump --format=custom` of the whole database, piped through `age` into `dir` as `exchange-<stamp>.dump.age`:
+ * no plaintext dump ever touches a disk, and only the holder of the private key (not this service) can read it.
+ * Written to a temp name, renamed when both processes succeeded, with a `.sha256` sidecar of the encrypted file. The
+ * password travels in PGPASSWORD, never on the command line. Same format as the chart's backup CronJob, so
+ * `k8s/charts/exchange/files/restore.sh` (or `age -d -i key | pg_restore`) restores either.
  */
-export async function createBackup(dir: string, databaseUrl: string, pgDump = 'pg_dump'): Promise<BackupEntry> {
-  await mkdir(dir, { recursive: true });
+export async function createBackup(o: BackupOptions): Promise<BackupEntry> {
+  if (!o.recipients.length) throw new Error('no age recipients: backups are never written unencrypted');
+  await mkdir(o.dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[-:.]/g, '');
-  const name = `exchange-${stamp}.dump`;
-  const final = join(dir, name);
+  const name = `exchange-${stamp}.dump.age`;
+  const final = join(o.dir, name);
   const tmp = `${final}.partial`;
-  const url = new URL(databaseUrl);
+  const url = new URL(o.databaseUrl);
   const password = decodeURIComponent(url.password);
   url.password = '';
+  const redact = (t: string) => t.replaceAll(password || '\u0000', '***').slice(0, 500);
   try {
-    await run(pgDump, ['--format=custom', '--no-owner', '--file', tmp, '--dbname', url.toString()], {
-      env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },
-      maxBuffer: 16 * 1024 * 1024,
-      timeout: 30 * 60_000,
-    });
+    await pipeline(
+      [o.pgDump ?? 'pg_dump', ['--format=custom', '--no-owner', '--dbname', url.toString()]],
+      [o.age ?? 'age', [...o.recipients.flatMap((r) => ['-r', r]), '-o', tmp]],
+      { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },
+    );
   } catch (e) {
     await unlink(tmp).catch(() => {});
-    const err = e as { stderr?: string; message: string };
-    throw new Error(
-      `pg_dump failed: ${(err.stderr || err.message).replaceAll(password || '\u0000', '***').slice(0, 500)}`,
-    );
+    throw new Error(`backup failed: ${redact((e as Error).message)}`);
   }
   const sha256 = await sha256File(tmp);
   await rename(tmp, final);
   await writeFile(`${final}.sha256`, `${sha256}  ${name}\n`);
-  return entry(dir, name);
+  return entry(o.dir, name);
+}
+
+/** `a | b`, both must exit 0; stderr of each is kept for the error. 30 min at most. */
+function pipeline(a: [string, string[]], b: [string, string[]], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const first = spawn(a[0], a[1], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const second = spawn(b[0], b[1], { env, stdio: ['pipe', 'ignore', 'pipe'] });
+    const errs: Record<string, string> = { [a[0]]: '', [b[0]]: '' };
+    first.stderr.on('data', (d: Buffer) => (errs[a[0]] += d.toString()));
+    second.stderr.on('data', (d: Buffer) => (errs[b[0]] += d.toString()));
+    first.stdout.pipe(second.stdin);
+    second.stdin.on('error', () => {}); // age gone early: its own exit code says why
+    const timer = setTimeout(() => {
+      first.kill('SIGKILL');
+      second.kill('SIGKILL');
+    }, 30 * 60_000);
+    const exited = (p: ReturnType<typeof spawn>, label: string) =>
+      new Promise<string | undefined>((done) => {
+        p.once('error', (e) => done(`${label}: ${e.message}`));
+        p.once('close', (code, signal) =>
+          done(code === 0 ? undefined : `${label} exited ${code ?? signal}: ${errs[label]!.trim()}`),
+        );
+      });
+    void Promise.all([exited(first, a[0]), exited(second, b[0])]).then(([e1, e2]) => {
+      clearTimeout(timer);
+      if (e1 || e2) reject(new Error([e1, e2].filter(Boolean).join('; ')));
+      else resolve();
+    });
+  });
 }
 
 export interface BackupRun {

@@ -1,10 +1,13 @@
 // One-off operator commands:
 //   node services/auth/src/cli.ts create-admin --email ops@example.com --password-stdin   (password read from stdin)
 //   node services/auth/src/cli.ts rotate-keys [--now]   (--now: activate at once, for a compromised key)
+//   node services/auth/src/cli.ts revoke-key --kid <kid>   (a compromised key: out of the JWKS, its tokens refused
+//                                                          within 5 s; replaced at once when it was signing)
 // They read the same environment as the service (DATABASE_URL, SIGNING_KEY_ENCRYPTION_KEY, ARGON2_*, …).
 import { parseArgs } from 'node:util';
 import { createPool } from '@exchange/db';
 import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
+import { audit } from './audit.ts';
 import { ConfigSchema } from './config.ts';
 import { keyStoreFor } from './app.ts';
 import { runMigrations } from './migrate.ts';
@@ -26,7 +29,8 @@ const CliEnv = Type.Object({
 
 const USAGE = `usage:
   cli.ts create-admin --email <email> --password-stdin
-  cli.ts rotate-keys [--now]`;
+  cli.ts rotate-keys [--now]
+  cli.ts revoke-key --kid <kid>`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -40,15 +44,24 @@ async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, now: { type: 'boolean' } },
+    options: {
+      email: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      now: { type: 'boolean' },
+      kid: { type: 'string' },
+    },
   });
   const command = positionals[0];
-  if (command !== 'create-admin' && command !== 'rotate-keys') {
+  if (command !== 'create-admin' && command !== 'rotate-keys' && command !== 'revoke-key') {
     process.stderr.write(`${USAGE}\n`);
     return 64;
   }
   if (command === 'create-admin' && (!values.email || !values['password-stdin'])) {
     process.stderr.write(`${USAGE}\n(the password is only accepted on stdin, never as an argument)\n`);
+    return 64;
+  }
+  if (command === 'revoke-key' && !values.kid) {
+    process.stderr.write(`${USAGE}\n(GET /api/v1/admin/signing-keys lists the kids; a token's kid is in its header)\n`);
     return 64;
   }
   const config = loadConfigOrExit('auth-cli', CliEnv);
@@ -64,6 +77,10 @@ async function main(argv: string[]): Promise<number> {
       });
       const r = await ensureAdmin(pool, passwords, values.email!, password, 'cli');
       process.stdout.write(`${JSON.stringify({ userId: r.id, created: r.created })}\n`);
+    } else if (command === 'revoke-key') {
+      const r = await keyStoreFor(pool, config as never).revoke(values.kid!);
+      await audit(pool, undefined, { action: 'admin.signing_key_revoked', details: { ...r, via: 'cli' } });
+      process.stdout.write(`${JSON.stringify(r)}\n`);
     } else {
       const keys = keyStoreFor(pool, config as never);
       const r = await keys.rotate({ immediately: values.now === true });

@@ -100,6 +100,23 @@ export const ConfigSchema = Type.Object({
     description: 'Where POST /api/v1/admin/backups writes pg_dump files',
   }),
   PG_DUMP_PATH: Type.String({ default: 'pg_dump', description: 'pg_dump binary' }),
+  AGE_PATH: Type.String({ default: 'age', description: 'age binary (encrypts the backups)' }),
+  BACKUP_AGE_RECIPIENTS: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'age public keys (age1…, separated by commas or spaces) every admin backup is encrypted to while it streams ' +
+        'out of pg_dump; without them POST /api/v1/admin/backups refuses (no plaintext dump is ever written)',
+    }),
+  ),
+  BACKUP_DATABASE_URL: Type.Optional(
+    Type.String({
+      pattern: '^postgres(ql)?://',
+      description:
+        'Role admin backups dump the whole database as (read-only, pg_read_all_data): with per-service roles, ' +
+        "auth's own role reads only the auth schema. Default: DATABASE_URL",
+    }),
+  ),
   EMAIL_PREVERIFIED: Type.String({
     default: '',
     description:

@@ -26,7 +26,7 @@ export interface KeyStoreOptions {
   issuer: string;
   audience: string;
   accessTtlSeconds: number;
-  /** How often replicas re-read the key table (default 30 s). */
+  /** How often replicas re-read the key table (default 5 s: a revoked key stops verifying on every replica soon). */
   refreshMs?: number;
   /** Delay between publishing a rotated-in key and signing with it (default 60 s). */
   activationDelaySeconds?: number;
@@ -111,12 +111,15 @@ export class KeyStore {
               activates_at <= clock_timestamp() AND (retired_at IS NULL OR retired_at > clock_timestamp()) AS active,
               CASE WHEN activates_at > clock_timestamp() THEN activates_at END AS next_change
          FROM auth.signing_keys
-        WHERE retired_at IS NULL OR retired_at > clock_timestamp() - make_interval(secs => $1)
+        WHERE revoked_at IS NULL
+          AND (retired_at IS NULL OR retired_at > clock_timestamp() - make_interval(secs => $1))
         ORDER BY activates_at DESC`,
       [keepSeconds],
     );
     const current = rows.find((r) => r.active);
-    if (current && current.kid !== this.active?.kid) {
+    if (!current)
+      this.active = undefined; // e.g. the signing key was just revoked: never sign with it again
+    else if (current.kid !== this.active?.kid) {
       this.active = { kid: current.kid, privateKey: this.sealer.open(current.private_key_enc, current.kid) };
     }
     this.jwks = rows.map((r) => r.public_jwk);
@@ -128,8 +131,95 @@ export class KeyStore {
   }
 
   private async fresh(): Promise<void> {
-    if (Date.now() - this.loadedAt > (this.opts.refreshMs ?? 30_000) || Date.now() >= this.nextChangeAt)
+    if (Date.now() - this.loadedAt > (this.opts.refreshMs ?? 5_000) || Date.now() >= this.nextChangeAt)
       await this.load();
+  }
+
+  /**
+   * Emergency revocation of a compromised key: it leaves the JWKS and this store at once (other replicas within
+   * `refreshMs`), and every verifier refuses its tokens within the revocation poll (`revokedKids` of
+   * /internal/sessions/revoked) instead of trusting them until they expire. When it was the key signing (or would
+   * have been), a new key takes over immediately: logins keep working, everyone else logs in again.
+   */
+  async revoke(kid: string): Promise<{ kid: string; activeKid: string; replaced: boolean }> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['auth:signing-keys']);
+      const { rows: hit } = await client.query<{ activates_at: Date; pending: boolean }>(
+        `UPDATE auth.signing_keys
+            SET revoked_at = clock_timestamp(), retired_at = least(coalesce(retired_at, clock_timestamp()), clock_timestamp())
+          WHERE kid = $1 AND revoked_at IS NULL
+          RETURNING activates_at, activates_at > clock_timestamp() AS pending`,
+        [kid],
+      );
+      if (!hit[0]) {
+        await client.query('ROLLBACK');
+        throw Object.assign(new Error(`no unrevoked signing key ${kid}`), { name: 'SigningKeyNotFoundError' });
+      }
+      // A rotated-in key revoked before it signed: the key it was to replace keeps signing instead of retiring.
+      if (hit[0].pending) {
+        await client.query(
+          'UPDATE auth.signing_keys SET retired_at = NULL WHERE revoked_at IS NULL AND retired_at = $1',
+          [hit[0].activates_at],
+        );
+      }
+      const { rows } = await client.query<{ kid: string }>(
+        `SELECT kid FROM auth.signing_keys
+          WHERE revoked_at IS NULL AND activates_at <= clock_timestamp() AND retired_at IS NULL`,
+      );
+      let activeKid = rows[0]?.kid;
+      const replaced = activeKid === undefined;
+      if (replaced) {
+        // A pending successor (a rotation in its activation delay) is superseded too: the new key signs now.
+        await client.query(
+          'UPDATE auth.signing_keys SET retired_at = clock_timestamp() WHERE retired_at IS NULL AND revoked_at IS NULL',
+        );
+        activeKid = await insertKey(client, this.sealer);
+      }
+      await client.query('COMMIT');
+      await this.load();
+      return { kid, activeKid: activeKid!, replaced };
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Keys revoked while tokens they signed could still be unexpired: every verifier refuses these kids. */
+  async revokedKids(): Promise<string[]> {
+    const { rows } = await this.pool.query<{ kid: string }>(
+      `SELECT kid FROM auth.signing_keys WHERE revoked_at > clock_timestamp() - make_interval(secs => $1)`,
+      [this.opts.accessTtlSeconds + 300],
+    );
+    return rows.map((r) => r.kid);
+  }
+
+  /** Every key still published or signing, and the recently revoked ones, for operators. */
+  async list(): Promise<
+    Array<{ kid: string; createdAt: Date; activatesAt: Date; retiredAt: Date | null; revokedAt: Date | null }>
+  > {
+    const { rows } = await this.pool.query<{
+      kid: string;
+      created_at: Date;
+      activates_at: Date;
+      retired_at: Date | null;
+      revoked_at: Date | null;
+    }>(
+      `SELECT kid, created_at, activates_at, retired_at, revoked_at FROM auth.signing_keys
+        WHERE coalesce(revoked_at, retired_at, 'infinity') > clock_timestamp() - make_interval(secs => $1)
+        ORDER BY activates_at DESC`,
+      [this.opts.accessTtlSeconds + 300],
+    );
+    return rows.map((r) => ({
+      kid: r.kid,
+      createdAt: r.created_at,
+      activatesAt: r.activates_at,
+      retiredAt: r.retired_at,
+      revokedAt: r.revoked_at,
+    }));
   }
 
   /** The kid currently signing (after a reload if due). */

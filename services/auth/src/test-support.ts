@@ -1,6 +1,7 @@
 // Shared set-up for this service's tests (not a test file itself): a fresh database per test file, migrated, a
 // signing key, and the app built on it.
-import { mkdtemp } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'otplib';
@@ -18,6 +19,8 @@ export const PASSWORD = 'correct horse battery staple';
 
 export interface Harness {
   db: TestDatabase;
+  /** The age private key admin backups are encrypted to (a file; only the restore side holds it). */
+  backupIdentityFile: string;
   app: App;
   config: Config;
   keys: KeyStore;
@@ -27,7 +30,13 @@ export interface Harness {
 export async function startAuth(env: Record<string, string> = {}): Promise<Harness> {
   const db = await createTestDatabase('auth');
   await runMigrations(db.pool);
+  const keyDir = await mkdtemp(join(tmpdir(), 'auth-age-'));
+  const backupIdentityFile = join(keyDir, 'identity.txt');
+  const identity = execFileSync('age-keygen', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  await writeFile(backupIdentityFile, identity, { mode: 0o600 });
+  const recipient = /public key: (age1\S+)/.exec(identity)![1]!;
   const config = loadConfig('auth', ConfigSchema, {
+    BACKUP_AGE_RECIPIENTS: recipient,
     DATABASE_URL: db.url,
     INTERNAL_API_TOKEN: INTERNAL_TOKEN,
     SIGNING_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
@@ -42,6 +51,7 @@ export async function startAuth(env: Record<string, string> = {}): Promise<Harne
   await app.ready();
   return {
     db,
+    backupIdentityFile,
     app,
     config,
     keys,

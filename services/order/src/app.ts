@@ -72,6 +72,8 @@ export interface AppDeps {
   pendingTimeoutMs?: number;
   /** Test hook (see OrderService). */
   afterHold?: (orderId: string) => Promise<void>;
+  /** Test hook (see OrderService). */
+  beforeFinalizeCommit?: (orderIds: string[]) => Promise<void>;
 }
 
 declare module 'fastify' {
@@ -188,6 +190,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log: app.log,
     ...(deps.pendingTimeoutMs !== undefined ? { pendingTimeoutMs: deps.pendingTimeoutMs } : {}),
     ...(deps.afterHold ? { afterHold: deps.afterHold } : {}),
+    ...(deps.beforeFinalizeCommit ? { beforeFinalizeCommit: deps.beforeFinalizeCommit } : {}),
     ...(deps.orderLimits ? { limits: deps.orderLimits } : {}),
     onSweep: (r) => {
       for (const outcome of ['finished', 'released', 'removed'] as const) {

@@ -105,7 +105,19 @@ function systemAccountSql(kind: SystemKind, withInsert: boolean): string {
 export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Promise<Map<string, string>> {
   const unique = new Map(refs.map((r) => [refKey(r), r]));
   const out = new Map<string, string>();
+  // Users' accounts almost always exist: find them all in one plain read first. An INSERT … ON CONFLICT per account
+  // (the creation path below) costs a statement each, burns a sequence value and waits on any transaction holding
+  // the row locked, even when the row is there.
+  const users = [...unique.values()].filter((r): r is Extract<AccountRef, { kind: 'user' }> => r.kind === 'user');
+  if (users.length) {
+    const found = await findUserAccounts(client, users);
+    users.forEach((r, i) => {
+      const id = found[i];
+      if (id) out.set(refKey(r), id);
+    });
+  }
   for (const [key, r] of [...unique].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (out.has(key)) continue;
     if (r.kind !== 'user') {
       const known = systemAccountIds.get(key);
       if (known) {
@@ -145,6 +157,21 @@ export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Pr
   return out;
 }
 
+/** The ids of existing user accounts, one per (userId, asset) in input order (undefined where there is none). */
+async function findUserAccounts(
+  client: PoolClient,
+  refs: Array<{ userId: string; asset: string }>,
+): Promise<Array<string | undefined>> {
+  const { rows } = await client.query<{ id: string; n: string }>(
+    `SELECT a.id::text, p.n::text FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS p(user_id, asset, n)
+       JOIN ${TABLES.accounts} a ON a.kind = 'user' AND a.user_id = p.user_id AND a.asset = p.asset`,
+    [refs.map((r) => r.userId), refs.map((r) => r.asset)],
+  );
+  const out: Array<string | undefined> = refs.map(() => undefined);
+  for (const r of rows) out[Number(r.n) - 1] = r.id;
+  return out;
+}
+
 /** Whether the account row `id` was written by the caller's own (uncommitted) transaction. */
 async function insertedHere(client: PoolClient, id: string): Promise<boolean> {
   const { rows } = await client.query<{ mine: boolean }>(
@@ -155,10 +182,14 @@ async function insertedHere(client: PoolClient, id: string): Promise<boolean> {
 }
 
 /** Lock accounts by id, always in ascending id order. */
-export async function lockAccounts(client: PoolClient, ids: string[]): Promise<Map<string, AccountRow>> {
+export async function lockAccounts(
+  client: PoolClient,
+  ids: string[],
+  skipLocked = false,
+): Promise<Map<string, AccountRow>> {
   const { rows } = await client.query<AccountRow>(
     `SELECT id::text, kind, user_id, asset, balance::text, held::text FROM ${TABLES.accounts}
-      WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
+      WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
     [[...new Set(ids)]],
   );
   return new Map(rows.map((r) => [r.id, r]));
@@ -356,41 +387,147 @@ export async function createHold(
   client: PoolClient,
   input: CreateHoldInput,
 ): Promise<{ hold: HoldRow; created: boolean }> {
-  if (input.amount <= 0n) throw badRequest('AMOUNT_ZERO', 'hold amount must be greater than zero');
-  const ids = await ensureAccounts(client, [{ kind: 'user', userId: input.userId, asset: input.asset }]);
-  const accountId = [...ids.values()][0]!;
-  const account = (await lockAccounts(client, [accountId])).get(accountId)!;
+  const [outcome] = await createHolds(client, [input]);
+  if (outcome!.ok) return outcome!.value;
+  if ('busy' in outcome!) throw new Error('unreachable: a hold without skipLocked is never busy');
+  throw outcome!.error;
+}
 
-  const existing = await getHold(client, input.holdId, true);
-  if (existing) return { hold: sameHold(existing, input), created: false };
+export type HoldOutcome = { ok: true; value: { hold: HoldRow; created: boolean } } | { ok: false; error: AppError };
+/** `skipLocked`: the hold's account was locked by another transaction; nothing was decided or written for it. */
+export type HoldBusy = { ok: false; busy: true };
 
-  const available = BigInt(account.balance) - BigInt(account.held);
-  if (available < input.amount) throw insufficientFunds(input.asset, available, input.amount);
-
-  const ins = await client.query<HoldRow>(
-    `INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
-    [
-      input.holdId,
-      input.userId,
-      accountId,
-      input.asset,
-      input.amount.toString(),
-      input.reason,
-      input.refType,
-      input.refId,
-    ],
+/**
+ * `createHold` for several holds in one transaction (the hold API's group commit), each with its own outcome, in
+ * input order, as if they had been created one after the other: a later hold sees the funds the earlier ones of the
+ * batch reserved, a hold id repeated in the batch is a replay (or a conflict) of its first occurrence. A refused hold
+ * (zero amount, insufficient funds, conflicting reuse of an id) is that item's error and writes nothing; the others
+ * go ahead. Accounts are locked in one statement in id order (as every ledger function does), holds after accounts.
+ * Statements per batch, not per hold: find the accounts, lock them, lock existing holds, one insert, one update.
+ *
+ * `skipLocked`: accounts another transaction holds locked are skipped (`FOR UPDATE SKIP LOCKED`) and their holds
+ * answered `busy`, to be created afterwards on their own. A batch holding many account locks must never *wait* for
+ * one: the settlement consumer's batch locks accounts trade by trade (not in one global order), so waiting could
+ * deadlock with it.
+ */
+export async function createHolds(
+  client: PoolClient,
+  inputs: CreateHoldInput[],
+  opts: { skipLocked?: boolean } = {},
+): Promise<Array<HoldOutcome | HoldBusy>> {
+  const out: Array<HoldOutcome | HoldBusy | undefined> = inputs.map((i) =>
+    i.amount <= 0n
+      ? { ok: false, error: badRequest('AMOUNT_ZERO', 'hold amount must be greater than zero') }
+      : undefined,
   );
-  if (ins.rowCount === 0) {
-    // Created concurrently for another account (same id, other user/asset): compare with what is there.
-    const other = await getHold(client, input.holdId, false);
-    return { hold: sameHold(other!, input), created: false };
+  const live = inputs.flatMap((i, n) => (out[n] ? [] : [{ input: i, n }]));
+  if (live.length === 0) return out as HoldOutcome[];
+
+  // The users' accounts: found in one statement; the (rare) missing ones created the usual way.
+  const key = (userId: string, asset: string) => `${userId}:${asset}`;
+  const pairs = [...new Map(live.map(({ input: i }) => [key(i.userId, i.asset), i])).values()];
+  const found = await findUserAccounts(client, pairs);
+  const accountOf = new Map<string, string>();
+  pairs.forEach((p, i) => {
+    if (found[i]) accountOf.set(key(p.userId, p.asset), found[i]);
+  });
+  const missing = pairs.filter((p) => !accountOf.has(key(p.userId, p.asset)));
+  if (missing.length) {
+    const created = await ensureAccounts(
+      client,
+      missing.map((p) => ({ kind: 'user' as const, userId: p.userId, asset: p.asset })),
+    );
+    for (const p of missing) accountOf.set(key(p.userId, p.asset), created.get(`user:${p.userId}:${p.asset}`)!);
   }
-  await client.query(`UPDATE ${TABLES.accounts} SET held = held + $2, updated_at = now() WHERE id = $1`, [
-    accountId,
-    input.amount.toString(),
-  ]);
-  return { hold: ins.rows[0]!, created: true };
+  const accounts = await lockAccounts(client, [...accountOf.values()], opts.skipLocked);
+  const existing = await lockHolds(
+    client,
+    live.map(({ input: i }) => i.holdId),
+  );
+
+  // Decide in input order, with the funds each earlier hold of the batch reserved.
+  const reserved = new Map<string, bigint>();
+  const firstOf = new Map<string, CreateHoldInput>();
+  const toInsert: Array<{ input: CreateHoldInput; n: number; accountId: string }> = [];
+  const replays: Array<{ input: CreateHoldInput; n: number }> = [];
+  for (const { input: i, n } of live) {
+    const known = existing.get(i.holdId);
+    if (known) {
+      out[n] = attempt(() => ({ hold: sameHold(known, i), created: false }));
+      continue;
+    }
+    const first = firstOf.get(i.holdId);
+    if (first) {
+      replays.push({ input: i, n }); // answered from the row the first occurrence inserts
+      continue;
+    }
+    const accountId = accountOf.get(key(i.userId, i.asset))!;
+    const account = accounts.get(accountId);
+    if (!account) {
+      out[n] = { ok: false, busy: true }; // skipLocked: its account is busy
+      continue;
+    }
+    const available = BigInt(account.balance) - BigInt(account.held) - (reserved.get(accountId) ?? 0n);
+    if (available < i.amount) {
+      out[n] = { ok: false, error: insufficientFunds(i.asset, available, i.amount) };
+      continue;
+    }
+    reserved.set(accountId, (reserved.get(accountId) ?? 0n) + i.amount);
+    firstOf.set(i.holdId, i);
+    toInsert.push({ input: i, n, accountId });
+  }
+
+  if (toInsert.length) {
+    const values: unknown[] = [];
+    const tuples = toInsert.map(({ input: i, accountId }) => {
+      const b = values.length;
+      values.push(i.holdId, i.userId, accountId, i.asset, i.amount.toString(), i.reason, i.refType, i.refId);
+      return `($${b + 1}::uuid, $${b + 2}::uuid, $${b + 3}::bigint, $${b + 4}, $${b + 5}::numeric, $${b + 6}, $${b + 7}, $${b + 8})`;
+    });
+    const { rows: inserted } = await client.query<HoldRow>(
+      `INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
+       VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
+      values,
+    );
+    const byId = new Map(inserted.map((h) => [h.id, h]));
+    const held = new Map<string, bigint>();
+    for (const { input: i, n, accountId } of toInsert) {
+      const h = byId.get(i.holdId);
+      if (h) {
+        out[n] = { ok: true, value: { hold: h, created: true } };
+        held.set(accountId, (held.get(accountId) ?? 0n) + i.amount);
+        continue;
+      }
+      // Created concurrently (committed while we waited on ON CONFLICT): compare with what is there.
+      const other = await getHold(client, i.holdId, false);
+      out[n] = attempt(() => ({ hold: sameHold(other!, i), created: false }));
+    }
+    if (held.size) {
+      await client.query(
+        `UPDATE ${TABLES.accounts} a SET held = a.held + d.amount, updated_at = now()
+           FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount) WHERE a.id = d.id`,
+        [[...held.keys()], [...held.values()].map(String)],
+      );
+    }
+  }
+  for (const { input: i, n } of replays) {
+    const first = out[inputs.indexOf(firstOf.get(i.holdId)!)]!;
+    out[n] = first.ok
+      ? attempt(() => ({ hold: sameHold(first.value.hold, i), created: false }))
+      : 'busy' in first
+        ? first
+        : { ok: false, error: first.error };
+  }
+  return out as Array<HoldOutcome | HoldBusy>;
+}
+
+function attempt(fn: () => { hold: HoldRow; created: boolean }): HoldOutcome {
+  try {
+    return { ok: true, value: fn() };
+  } catch (err) {
+    if (err instanceof AppError) return { ok: false, error: err };
+    throw err;
+  }
 }
 
 function sameHold(h: HoldRow, i: CreateHoldInput): HoldRow {

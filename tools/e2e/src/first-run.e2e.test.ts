@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dropRoles } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { ExchangeClient } from '@exchange/sdk';
@@ -18,6 +19,7 @@ import pg from 'pg';
 import { eventually } from './harness.ts';
 
 const SYSTEM_PATH = '/usr/bin:/bin';
+const PG_ADMIN = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const scratch = mkdtempSync(join(tmpdir(), 'first-run-'));
 let db: TestDatabase;
 let vhost: TestVhost;
@@ -48,6 +50,12 @@ afterAll(async () => {
   // Children a failed run may have left (own process groups): anything still running from the scratch copy.
   for (const pid of processesUnder(scratch)) process.kill(pid, 'SIGKILL');
   await db?.drop();
+  // host mode gave each service a role of its own, named after the database: they go with it
+  if (db)
+    await dropRoles(
+      PG_ADMIN,
+      ['auth', 'wallet', 'order', 'payment_processor', 'backup'].map((r) => `${db.name}_${r}`),
+    );
   await vhost?.drop().catch(() => undefined);
   rmSync(scratch, { recursive: true, force: true });
 }, 60_000);

@@ -3,10 +3,11 @@
  * database and a RabbitMQ vhost (or a private broker) of their own, so e2e files run in parallel and re-run cleanly.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { ExchangeClient } from '@exchange/sdk';
-import { Stack, type ServiceName } from '@exchange/stack';
+import { backupAgeRecipient, Stack, type ServiceName } from '@exchange/stack';
 
 export interface TestStackOptions {
   services?: ServiceName[];
@@ -19,6 +20,11 @@ export interface TestStackOptions {
   readyTimeoutMs?: number;
   /** Run on this database (kept on close: its owner drops it) instead of a fresh one, e.g. after a restore. */
   database?: TestDatabase;
+  /**
+   * Each service connects as its own database role (default: true for a fresh database, as host mode, compose and
+   * the chart run them); a given `database` is used with its roles when it has them.
+   */
+  databaseRoles?: boolean;
 }
 
 export interface TestStack {
@@ -53,13 +59,25 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
 }
 
 async function startOnce(opts: TestStackOptions): Promise<TestStack> {
-  const db = opts.database ?? (await createTestDatabase('e2e'));
+  const db = opts.database ?? (await createTestDatabase('e2e', { serviceRoles: opts.databaseRoles !== false }));
   const dropDb = opts.database ? async () => {} : () => db.drop();
-  const vhost = opts.amqpUrl ? undefined : await createTestVhost('e2e');
+  // a fresh database (and its roles) must not outlive a broker that refuses the vhost
+  const vhost = opts.amqpUrl
+    ? undefined
+    : await createTestVhost('e2e').catch(async (err: unknown) => {
+        await dropDb();
+        throw err;
+      });
   const base = (portCursor += 10 + Math.floor(Math.random() * 500));
   const logs: string[] = [];
+  // admin backups are encrypted to a key pair of this stack's (identity in /tmp/e2e-age-<db>.txt)
+  const backupIdentityFile = `/tmp/e2e-age-${db.name}.txt`;
+  const backupRecipient = backupAgeRecipient(backupIdentityFile);
   const stack = new Stack({
     databaseUrl: db.url,
+    ...(db.serviceUrls && opts.databaseRoles !== false
+      ? { serviceDatabaseUrls: db.serviceUrls, backupDatabaseUrl: db.backupUrl! }
+      : {}),
     amqpUrl: opts.amqpUrl ?? vhost!.url,
     internalToken: randomBytes(24).toString('hex'),
     stateDir: '/tmp',
@@ -80,6 +98,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
       PAYOUT_FAILURE_RATE: '0',
       TRUST_PROXY: 'true',
       BACKUP_DIR: `/tmp/e2e-backups-${db.name}`,
+      ...(backupRecipient ? { BACKUP_AGE_RECIPIENTS: backupRecipient } : {}),
       ...opts.env,
     },
     ...(opts.serviceEnv ? { serviceEnv: opts.serviceEnv } : {}),
@@ -98,6 +117,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
     await stack.stop();
     await dropDb();
     await vhost?.drop();
+    rmSync(backupIdentityFile, { force: true });
     throw new Error(`${(err as Error).message}\n--- last log lines ---\n${logs.slice(-40).join('\n')}`);
   }
   let ip = 1;
@@ -119,6 +139,7 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
       await stack.stop();
       await dropDb();
       await vhost?.drop();
+      rmSync(backupIdentityFile, { force: true });
     },
   };
 }

@@ -16,11 +16,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { provisionFromEnv } from '@exchange/db';
 import { assertTradingConsistency, assertWalletReconciliation, waitForQuiescence } from './consistency.ts';
-import { crossTrade, startTestStack, type TestStack } from './index.ts';
+import { crossTrade, eventually, startTestStack, type TestStack } from './index.ts';
 
 const run = promisify(execFile);
+// Two stack starts (migrations, engine recovery) on a loaded 2-core machine: readiness is waited for, not raced.
+const READY_MS = 180_000;
 // A restored database is only readable with the secrets it was written with (signing keys and API-key secrets are
 // sealed with them): both stacks share them, as a real restore must.
 const secrets = {
@@ -33,7 +37,8 @@ let db: TestDatabase;
 let t: TestStack | undefined;
 
 beforeAll(async () => {
-  db = await createTestDatabase('drill');
+  // the services run as their own database roles, as every deployment does
+  db = await createTestDatabase('drill', { serviceRoles: true });
   await run('age-keygen', ['-o', join(work, 'key.txt')]);
   const { stdout } = await run('age-keygen', ['-y', join(work, 'key.txt')]);
   await run('sh', ['-c', `printf '%s\\n' "$1" > "$2"`, 'sh', stdout.trim(), join(work, 'recipients.txt')]);
@@ -56,9 +61,48 @@ async function trade(stack: TestStack, price: string): Promise<string> {
   return id;
 }
 
+/**
+ * Every message a service published has been consumed by every queue that consumes its type (the consumer's inbox
+ * row commits with its effects), and nothing is left to publish. The database alone then holds the whole state:
+ * what a dump must capture, since a restore brings back the database and not the broker's queues. Without it the
+ * drill was flaky under load: the dump could catch the seller's fill (order.updated) still in RabbitMQ after the
+ * buyer's was applied; the restored stack (on a new vhost) never got it, and the seller's order stayed open with an
+ * active hold the engine had settled, which reconciliation (rightly) reported.
+ */
+async function waitForEveryMessageConsumed(): Promise<void> {
+  let left: unknown[] = [];
+  await eventually(
+    async () => {
+      const { rows } = await db.pool.query(`
+        WITH sent AS (
+          SELECT message_id, type, sent_at FROM orders.outbox
+          UNION ALL SELECT message_id, type, sent_at FROM payment.outbox
+          UNION ALL SELECT message_id, type, sent_at FROM wallet.outbox),
+        consumed AS (
+          SELECT queue, message_id, type FROM orders.inbox
+          UNION ALL SELECT queue, message_id, type FROM payment.inbox
+          UNION ALL SELECT queue, message_id, type FROM wallet.inbox),
+        routes AS (SELECT DISTINCT queue, type FROM consumed)
+        SELECT s.type, r.queue, s.message_id FROM sent s LEFT JOIN routes r ON r.type = s.type
+         WHERE s.sent_at IS NULL
+            OR (r.queue IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.queue = r.queue AND c.message_id = s.message_id))
+         LIMIT 5`);
+      left = rows;
+      return rows.length === 0;
+    },
+    180_000,
+    'every published message to be consumed',
+  ).catch((e) => {
+    throw new Error(`${(e as Error).message}: ${JSON.stringify(left)}`);
+  });
+  await waitForQuiescence(db.pool);
+}
+
 test('a dump taken before a migration restores over the live database; the services start clean on it', async () => {
-  t = await startTestStack({ database: db, env: secrets });
+  t = await startTestStack({ database: db, env: secrets, readyTimeoutMs: READY_MS });
   const before = await trade(t, '60000');
+  await waitForEveryMessageConsumed();
 
   // --- backup, as the CronJob runs it
   const offsite = join(work, 'offsite');
@@ -91,6 +135,18 @@ test('a dump taken before a migration restores over the live database; the servi
     RCLONE_CONFIG_OFFSITE_TYPE: 'local',
     BACKUP_AGE_IDENTITY_FILE: join(work, 'key.txt'),
   };
+  // (the services hold connections: their pollers use the pools every 100 ms, well inside the pools' idle timeout)
+  await eventually(
+    async () =>
+      (
+        await db.pool.query(
+          `SELECT count(DISTINCT split_part(application_name, ':', 1))::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name ~ '^(auth|wallet|order|payment-processor)'`,
+        )
+      ).rows[0].n === 4,
+    30_000,
+    'the services to hold database connections',
+  );
   const refused = await script('restore.sh', { ...restoreEnv, RESTORE_WAIT_SECONDS: '2' }).then(
     () => 'restored',
     (e: { stderr: string }) => e.stderr,
@@ -107,9 +163,28 @@ test('a dump taken before a migration restores over the live database; the servi
   ]);
   expect(await q(`SELECT id::text FROM orders.orders WHERE id IN ('${before}', '${after}')`)).toEqual([{ id: before }]);
 
+  // --- the restored objects belong to the restoring role (--no-owner): the services' roles cannot read them until
+  // the provisioning step (compose's db-roles one-shot, the chart's migration hook) hands them back
+  const walletRole = new pg.Client({ connectionString: db.serviceUrls!.wallet });
+  await walletRole.connect();
+  try {
+    await expect(walletRole.query('SELECT count(*) FROM wallet.accounts')).rejects.toMatchObject({ code: '42501' });
+    await provisionFromEnv({
+      DATABASE_ADMIN_URL: db.url,
+      AUTH_DATABASE_URL: db.serviceUrls!.auth,
+      WALLET_DATABASE_URL: db.serviceUrls!.wallet,
+      ORDER_DATABASE_URL: db.serviceUrls!.order,
+      PAYMENT_PROCESSOR_DATABASE_URL: db.serviceUrls!['payment-processor'],
+      BACKUP_DATABASE_URL: db.backupUrl!,
+    });
+    expect((await walletRole.query('SELECT count(*)::int AS n FROM wallet.accounts')).rows[0].n).toBeGreaterThan(0);
+  } finally {
+    await walletRole.end();
+  }
+
   // --- the services start on the restored database; the books balance
   await t.close();
-  t = await startTestStack({ database: db, env: secrets });
+  t = await startTestStack({ database: db, env: secrets, readyTimeoutMs: READY_MS });
   await waitForQuiescence(db.pool);
   await assertWalletReconciliation(t.url('auth'), t.url('wallet'));
   const report = await assertTradingConsistency(db.pool);
@@ -130,4 +205,4 @@ test('a dump taken before a migration restores over the live database; the servi
   expect(await q(`SELECT status, error FROM auth.backup_runs ORDER BY id DESC LIMIT 1`)).toEqual([
     { status: 'failed', error: expect.stringMatching(/^exit \d+ at step: dump$/) },
   ]);
-}, 420_000);
+}, 900_000);

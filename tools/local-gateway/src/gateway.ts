@@ -465,12 +465,13 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
     echoCorrelation: correlation?.echo ?? false,
   });
 
-  // JWKS keys: loaded at start, on an unknown kid, and every 5 minutes (so a retired key stops being accepted).
+  // JWKS keys: loaded at start, on an unknown kid, and every 30 s like Kong's JWKS sync in the chart (so a retired or
+  // revoked key stops being accepted here too; the services refuse a revoked kid within their 5 s revocation poll).
   let jwksTimer: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
     await core.credentials.refresh();
     if (opts.authJwksUrl) {
-      jwksTimer = setInterval(() => void core.credentials.refresh(), 300_000);
+      jwksTimer = setInterval(() => void core.credentials.refresh(), 30_000);
       jwksTimer.unref();
     }
   });

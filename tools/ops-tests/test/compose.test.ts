@@ -112,6 +112,27 @@ describe('docker-compose.yml', () => {
     expect(readText('Dockerfile')).toMatch(/mkdir -p \/var\/lib\/exchange\/backups && chown -R node:node/);
   });
 
+  test('each service connects as its own database role, created by the db-roles one-shot first', () => {
+    const roleOf = (url: string) => new URL(interpolate(url, env)).username;
+    const roles = SERVICES.map((s) => roleOf(compose.services[s.name].environment.DATABASE_URL));
+    expect(roles).toEqual(SERVICES.map((s) => `exchange_${s.name.replace('-', '_')}`));
+    // none of them is the superuser (POSTGRES_USER), whose password only db-roles, postgres and its exporter hold
+    const holders = Object.entries<any>(compose.services)
+      .filter(([, svc]) => JSON.stringify(svc.environment ?? {}).includes('${POSTGRES_PASSWORD'))
+      .map(([name]) => name)
+      .sort();
+    expect(holders).toEqual(['db-roles', 'postgres', 'postgres-exporter']);
+    // db-roles gets exactly the URLs the services use, and every service waits for it
+    const dbRoles = compose.services['db-roles'];
+    expect(dbRoles.command).toEqual(['db-roles']);
+    for (const s of SERVICES) {
+      const variable = `${s.name.replace('-', '_').toUpperCase()}_DATABASE_URL`;
+      expect(dbRoles.environment[variable]).toBe(compose.services[s.name].environment.DATABASE_URL);
+      expect(compose.services[s.name].depends_on['db-roles']).toEqual({ condition: 'service_completed_successfully' });
+    }
+    expect(dbRoles.environment.BACKUP_DATABASE_URL).toBe(compose.services.auth.environment.BACKUP_DATABASE_URL);
+  });
+
   test('order and payment-processor reach the RabbitMQ management API', () => {
     for (const s of ['order', 'payment-processor']) {
       expect(compose.services[s].environment.RABBITMQ_MANAGEMENT_URL).toMatch(/^http:\/\/.+@rabbitmq:15672$/);

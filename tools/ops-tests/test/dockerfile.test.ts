@@ -160,6 +160,10 @@ describe('exchange-service entrypoint (extracted from the Dockerfile, run with s
     expect(run(['docs'], {}).stdout.trim()).toBe('node tools/local-gateway/src/docs-main.ts');
   });
 
+  test('db-roles provisions the per-service database roles (compose one-shot, migration hook)', () => {
+    expect(run(['db-roles'], {}).stdout.trim()).toBe('node packages/db/src/provision-roles.ts');
+  });
+
   test('web runs the web app server (Kong web upstream)', () => {
     expect(run(['web'], {}).stdout.trim()).toBe('node tools/local-gateway/src/web-main.ts');
   });

@@ -109,8 +109,13 @@ describe('values.yaml and values.schema.json', () => {
     expect(values.services['payment-processor'].replicas).toBeGreaterThanOrEqual(2);
     expect(values.backup.enabled).toBe(true);
     expect(values.restore.enabled).toBe(false);
-    for (const [k, v] of Object.entries<any>(values.secrets))
-      if (k !== 'verify') expect(String(v)).toMatch(/^[a-z0-9-]*$/);
+    for (const [k, v] of Object.entries<any>(values.secrets)) {
+      if (k === 'verify') continue;
+      for (const name of typeof v === 'object' ? Object.values<string>(v) : [v]) expect(name).toMatch(/^[a-z0-9-]*$/);
+    }
+    // each service its own database role by default
+    expect(Object.keys(values.secrets.serviceDatabases)).toEqual(['auth', 'wallet', 'order', 'payment-processor']);
+    expect(new Set(Object.values(values.secrets.serviceDatabases)).size).toBe(4);
   });
 });
 
@@ -185,7 +190,11 @@ describe('templates (structure; Helm itself is not available here)', () => {
     expect(t).toMatch(/kind: Deployment[\s\S]*kind: Service\b/);
     // every secret comes from a Secret
     expect(t).not.toMatch(/value: .*(password|PASSWORD)/);
-    expect(tpl('_helpers.tpl')).toMatch(/name: DATABASE_URL\s*\n\s*valueFrom:\s*\n\s*secretKeyRef:/);
+    // each service's DATABASE_URL from its own role's Secret (exchange.databaseEnv)
+    expect(tpl('_helpers.tpl')).toMatch(
+      /name: \{\{ \.var \| default "DATABASE_URL" \}\}\s*\n\s*valueFrom:\s*\n\s*secretKeyRef:/,
+    );
+    expect(t).toMatch(/include "exchange.databaseEnv" \(dict "root" \$ "name" \$name\)/);
   });
 
   test('restore mode scales every service to 0 and disables HPAs and the migration hook', () => {

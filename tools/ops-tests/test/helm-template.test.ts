@@ -320,8 +320,28 @@ describe('NOTES.txt guards (rendered)', () => {
     ],
     [
       'a shared RWO backup claim with 2 auth replicas',
-      { backup: { persistence: { shareWithAuth: true } } },
+      { secrets: { backupDatabase: 'exchange-database-backup' }, backup: { persistence: { shareWithAuth: true } } },
       /needs backup.persistence.accessMode=ReadWriteMany/,
+    ],
+    [
+      'admin backups on the shared claim without a read-only backup role',
+      { backup: { persistence: { shareWithAuth: true, accessMode: 'ReadWriteMany' } } },
+      /shareWithAuth needs secrets.backupDatabase/,
+    ],
+    [
+      'a service without a database role of its own in production',
+      { secrets: { serviceDatabases: { wallet: '' } } },
+      /secrets.serviceDatabases.wallet is empty or secrets.database: every service would share one database role/,
+    ],
+    [
+      "a service given the admin role's Secret in production",
+      { secrets: { serviceDatabases: { order: 'exchange-database' } } },
+      /secrets.serviceDatabases.order is empty or secrets.database/,
+    ],
+    [
+      'two services sharing one role',
+      { profile: 'development', secrets: { serviceDatabases: { order: 'exchange-database-wallet' } } },
+      /secrets.serviceDatabases.wallet and .order name the same Secret "exchange-database-wallet"/,
     ],
     [
       'paging without its Secret',
@@ -352,7 +372,13 @@ describe('NOTES.txt guards (rendered)', () => {
     [
       'configmaps/kube-root-ca.crt',
       'configmaps/kong-declarative',
-      ...['exchange-database', 'exchange-amqp', 'exchange-internal', 'exchange-auth-keys'].map((n) => `secrets/${n}`),
+      ...[
+        'exchange-database',
+        'exchange-amqp',
+        'exchange-internal',
+        'exchange-auth-keys',
+        ...SERVICES.map((s) => `exchange-database-${s.name}`),
+      ].map((n) => `secrets/${n}`),
     ].filter((k) => !missing.some((m) => k.endsWith(`/${m}`)));
   const failsConnected = (values: Record<string, unknown>, objects: string[]) => helmFailsConnected(values, objects);
 
@@ -362,6 +388,11 @@ describe('NOTES.txt guards (rendered)', () => {
   test('connected to a cluster: refuses a missing Secret, names it', async () => {
     expect(await failsConnected({}, cluster(['exchange-amqp']))).toMatch(
       /Secret "exchange-amqp" \(secrets.amqp\) does not exist in namespace exchange/,
+    );
+  });
+  test("connected to a cluster: refuses a missing service database role's Secret, names it", async () => {
+    expect(await failsConnected({}, cluster(['exchange-database-order']))).toMatch(
+      /Secret "exchange-database-order" \(secrets.serviceDatabases.order\) does not exist in namespace exchange/,
     );
   });
   test('connected to a cluster: refuses a missing Kong ConfigMap', async () => {
@@ -412,11 +443,24 @@ describe('rendered modes', () => {
     const job = byKind(objs, 'Job').find((j) => j.metadata.name === 'exchange-migrate');
     expect(job.metadata.annotations['helm.sh/hook']).toBe('pre-install,pre-upgrade');
     expect(job.spec.template.spec.initContainers.map((c: any) => c.args)).toEqual([
+      ['db-roles'],
       ['migrate', 'auth'],
       ['migrate', 'wallet'],
       ['migrate', 'order'],
     ]);
     expect(job.spec.template.spec.containers.map((c: any) => c.args)).toEqual([['migrate', 'payment-processor']]);
+    // each service migrates, and runs, as its own role; only db-roles holds the admin role (secrets.database)
+    const secretOf = (env: any[], name = 'DATABASE_URL') =>
+      env.find((e: any) => e.name === name)?.valueFrom.secretKeyRef.name as string | undefined;
+    const [roles, ...migrations] = [...job.spec.template.spec.initContainers, ...job.spec.template.spec.containers];
+    expect(migrations.map((c: any) => secretOf(c.env))).toEqual(SERVICES.map((s) => `exchange-database-${s.name}`));
+    for (const s of SERVICES) {
+      const d = byKind(objs, 'Deployment').find((x) => x.metadata.name === s.name);
+      expect(secretOf(d.spec.template.spec.containers[0].env)).toBe(`exchange-database-${s.name}`);
+      const variable = `${s.name.replace('-', '_').toUpperCase()}_DATABASE_URL`;
+      expect(secretOf(roles.env, variable)).toBe(`exchange-database-${s.name}`);
+    }
+    expect(secretOf(roles.env, 'DATABASE_ADMIN_URL')).toBe('exchange-database');
     const cron = byKind(objs, 'CronJob')[0];
     expect(cron.spec.schedule).toBe('0 2 * * *');
     const c = cron.spec.jobTemplate.spec.template.spec.containers[0];

@@ -3,7 +3,7 @@
 // the test PostgreSQL (a throw-away database) and RabbitMQ (a throw-away vhost). Kong is not available here, so
 // each call goes to the service that owns the path (the routing itself is checked against kong/kong.yml in
 // runbook.test.ts). Every gateway call written in docs/runbook.md must be one this test made successfully.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,7 @@ const env = dotenv();
 const procs = new Map<string, { proc: ChildProcess; log: () => string }>();
 const ports: Record<string, number> = {};
 const done: string[] = []; // "METHOD path" of every successful call
+const roles = new Set<string>(); // the database roles this run created (compose's, renamed for this run)
 
 function psql(sql: string): string {
   const r = runTool('psql', [PG_ADMIN, '-v', 'ON_ERROR_STOP=1', '-X', '-q', '-At', '-c', sql]);
@@ -118,13 +119,43 @@ beforeAll(async () => {
     u.pathname = `/${db}`;
     return u.toString();
   })();
+  // compose's postgres:5432/exchange becomes the test database; its roles (exchange_auth, …) are cluster-wide, so
+  // they get this run's name (ops_stack_<suffix>_auth, …) and are dropped with the database
+  const localDb = (composeUrl: string) => {
+    const u = new URL(composeUrl);
+    const local = new URL(dbUrl);
+    local.username = `${db}_${decodeURIComponent(u.username).replace(/^exchange_/, '')}`;
+    local.password = u.password;
+    roles.add(decodeURIComponent(local.username));
+    return local.toString();
+  };
+  // the db-roles one-shot first, through the entrypoint, as compose runs it before the services
+  const rolesEnv = Object.fromEntries(
+    Object.entries<string>(compose.services['db-roles'].environment).map(([k, v]) => {
+      const value = interpolate(String(v), env);
+      return [k, k === 'DATABASE_ADMIN_URL' ? dbUrl : localDb(value)];
+    }),
+  );
+  const provisioned = spawnSync('sh', [script, 'db-roles'], {
+    env: { ...rolesEnv, PATH, APP_DIR: repoRoot },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (provisioned.status !== 0) throw new Error(`db-roles: ${provisioned.stderr}`);
+  // admin backups are encrypted to a key pair of this run's
+  const identity = runTool('age-keygen', []).stdout;
+  writeFileSync(join(dir, 'backup-identity.txt'), identity, { mode: 0o600 });
+  const recipient = /public key: (age1\S+)/.exec(identity)![1]!;
   const start = (name: string) => {
     const containerEnv = Object.fromEntries(
       Object.entries<string>(compose.services[name].environment).map(([k, v]) => [k, interpolate(String(v), env)]),
     );
     // compose's host names become this machine's test services
     const local: Record<string, string> = {
-      DATABASE_URL: dbUrl,
+      DATABASE_URL: localDb(containerEnv.DATABASE_URL!),
+      ...(containerEnv.BACKUP_DATABASE_URL
+        ? { BACKUP_DATABASE_URL: localDb(containerEnv.BACKUP_DATABASE_URL), BACKUP_AGE_RECIPIENTS: recipient }
+        : {}),
       ...(containerEnv.AMQP_URL ? { AMQP_URL: `${AMQP_BASE}/${vhost}` } : {}),
       ...(containerEnv.RABBITMQ_MANAGEMENT_URL ? { RABBITMQ_MANAGEMENT_URL: MGMT } : {}),
       ...(containerEnv.AUTH_JWKS_URL ? { AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json` } : {}),
@@ -179,6 +210,7 @@ afterAll(async () => {
   try {
     psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db}'`);
     psql(`DROP DATABASE IF EXISTS ${db}`);
+    for (const role of roles) psql(`DROP ROLE IF EXISTS "${role}"`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -316,7 +348,8 @@ test('the runbook admin procedures work against the product', async () => {
 
   // backups (pg_dump of the whole database into BACKUP_DIR)
   const backup = await call('POST', '/api/v1/admin/backups', undefined, [201]);
-  expect(backup.name).toMatch(/^exchange-\d{8}T\d{9}Z\.dump$/);
+  expect(backup.name).toMatch(/^exchange-\d{8}T\d{9}Z\.dump\.age$/);
+  expect(backup.encrypted).toBe(true);
   expect((await call('GET', '/api/v1/admin/backups')).backups.map((b: any) => b.name)).toContain(backup.name);
 
   // users and audit

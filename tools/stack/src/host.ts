@@ -2,9 +2,19 @@
  * Host-mode settings in one place: where the stack's data lives, which ports it takes, the development secrets it
  * generates once, and the pid file `stop` reads. Every value can be overridden from the environment.
  */
-import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  DB_SERVICES,
+  dropRoles,
+  provisionServiceRoles,
+  serviceRoleName,
+  urlForRole,
+  type DbService,
+  type RoleCredential,
+} from '@exchange/db';
 import { DEFAULT_PORTS, ROOT, type ServiceName } from './stack.ts';
 
 export interface HostSettings {
@@ -55,6 +65,8 @@ export interface Secrets {
   ADMIN_EMAIL: string;
   ADMIN_PASSWORD: string;
   DEMO_PASSWORD: string;
+  /** Seed of each service's database role password (see databaseRoles). */
+  DATABASE_ROLE_SEED: string;
 }
 
 /** Development secrets, generated on first start and kept (so a second start finds its data readable). */
@@ -70,6 +82,7 @@ export function loadSecrets(stateDir: string): Secrets {
     ADMIN_PASSWORD: `Xch-${randomBytes(12).toString('base64url')}-9`,
     // Files written by older versions lack newer keys; those are added, nothing is replaced.
     DEMO_PASSWORD: `Demo-${randomBytes(12).toString('base64url')}-7`,
+    DATABASE_ROLE_SEED: randomBytes(24).toString('hex'),
     ...saved,
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -111,4 +124,66 @@ export function redactUrl(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** The database roles host mode uses: `<database>_auth`, …, and `<database>_backup` (cluster-wide names). */
+function hostRoles(
+  databaseUrl: string,
+  seed: string,
+): { services: Record<DbService, RoleCredential>; backup: RoleCredential } {
+  const db = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const cred = (who: DbService | 'backup'): RoleCredential => {
+    const role = serviceRoleName(db, who);
+    return { role, password: createHmac('sha256', seed).update(`db:${role}`).digest('hex') };
+  };
+  return {
+    services: Object.fromEntries(DB_SERVICES.map((s) => [s, cred(s)])) as Record<DbService, RoleCredential>,
+    backup: cred('backup'),
+  };
+}
+
+/**
+ * Per-service least privilege in host mode too: DATABASE_URL (the local superuser by default) creates or updates
+ * each service's own role and hands it its schema (an existing database from before is converted in place); each
+ * service then connects as its role, and auth's admin backups dump as the read-only backup role.
+ */
+export async function databaseRoles(
+  databaseUrl: string,
+  seed: string,
+): Promise<{ serviceDatabaseUrls: Record<DbService, string>; backupDatabaseUrl: string }> {
+  const roles = hostRoles(databaseUrl, seed);
+  await provisionServiceRoles({ adminUrl: databaseUrl, services: roles.services, backup: roles.backup });
+  return {
+    serviceDatabaseUrls: Object.fromEntries(
+      DB_SERVICES.map((s) => [s, urlForRole(databaseUrl, roles.services[s])]),
+    ) as Record<DbService, string>,
+    backupDatabaseUrl: urlForRole(databaseUrl, roles.backup),
+  };
+}
+
+/** `reset`: the roles go with the database (dropped after it, when they own nothing any more). */
+export async function dropDatabaseRoles(databaseUrl: string): Promise<void> {
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const roles = hostRoles(databaseUrl, 'unused');
+  await dropRoles(admin.toString(), [...Object.values(roles.services).map((r) => r.role), roles.backup.role]);
+}
+
+/**
+ * The age key pair admin backups are encrypted to: the private key in `file` (0600, created with age-keygen on first
+ * use), the public key returned for BACKUP_AGE_RECIPIENTS. Undefined when age is not installed: the backup route
+ * then refuses (503 BACKUP_ENCRYPTION_NOT_CONFIGURED) rather than writing a plaintext dump.
+ */
+export function backupAgeRecipient(file: string): string | undefined {
+  let identity: string;
+  if (existsSync(file)) identity = readFileSync(file, 'utf8');
+  else {
+    try {
+      identity = execFileSync('age-keygen', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return undefined;
+    }
+    writeFileSync(file, identity, { mode: 0o600 });
+  }
+  return /public key: (age1\S+)/.exec(identity)?.[1];
 }

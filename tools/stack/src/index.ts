@@ -7,3 +7,4 @@ export {
   runMarketMaker,
   type MarketMakerOptions,
 } from './demo/market-maker.ts';
+export { backupAgeRecipient } from './host.ts';

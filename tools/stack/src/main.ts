@@ -16,6 +16,9 @@ import pg from 'pg';
 import { ensureDatabase } from '@exchange/db';
 import { DEMO_ACCOUNTS } from './demo/market-maker.ts';
 import {
+  backupAgeRecipient,
+  databaseRoles,
+  dropDatabaseRoles,
   hostSettings,
   loadSecrets,
   readPidFile,
@@ -118,12 +121,24 @@ async function start(argv: string[]): Promise<void> {
   }
   out.info(`Preparing database ${dbName(settings)} and RabbitMQ vhost "${settings.vhost}"…`);
   await ensureDatabase(settings.databaseUrl);
+  const roles = await databaseRoles(settings.databaseUrl, secrets.DATABASE_ROLE_SEED).catch((err: Error) => {
+    throw new Fatal(
+      `Could not create the services' database roles as ${redactUrl(settings.databaseUrl)}: ${err.message}. ` +
+        'DATABASE_URL must name a role that may create roles (the local superuser, or one with CREATEROLE).',
+    );
+  });
+  // the notification service (an auxiliary process here) connects as its own role too
+  for (const aux of auxiliary) {
+    if (aux.name === 'notification') aux.env = { ...aux.env, DATABASE_URL: roles.serviceDatabaseUrls.notification };
+  }
+  const backupRecipient = backupAgeRecipient(join(settings.stateDir, 'backup-age-identity.txt'));
   await ensureVhost(settings.managementUrl, settings.vhost);
 
   const pids: PidFile = { pid: process.pid, startedAt: new Date().toISOString(), children: [] };
   writePidFile(settings.stateDir, pids);
   const stack = new Stack({
     databaseUrl: settings.databaseUrl,
+    ...roles,
     amqpUrl: settings.amqpUrl,
     redisUrl: settings.redisUrl,
     managementUrl: settings.managementUrl,
@@ -137,6 +152,8 @@ async function start(argv: string[]): Promise<void> {
       API_KEY_ENCRYPTION_KEY: secrets.API_KEY_ENCRYPTION_KEY,
       SIGNING_KEY_ENCRYPTION_KEY: secrets.SIGNING_KEY_ENCRYPTION_KEY,
       BACKUP_DIR: `${settings.stateDir}/backups`,
+      // admin backups are age-encrypted; the private key stays in .stack/backup-age-identity.txt (restore side)
+      ...(backupRecipient ? { BACKUP_AGE_RECIPIENTS: backupRecipient } : {}),
       ADMIN_EMAIL: secrets.ADMIN_EMAIL,
       ADMIN_PASSWORD: secrets.ADMIN_PASSWORD,
       // host mode is a development sandbox: users (and the demo market maker) fund themselves
@@ -315,6 +332,7 @@ async function reset(argv: string[]): Promise<void> {
   await stop(true);
   try {
     await dropDatabase(s.databaseUrl);
+    await dropDatabaseRoles(s.databaseUrl);
     await dropVhost(s.managementUrl, s.vhost);
   } catch (err) {
     // Say why in the preflight's words when a dependency is down; otherwise the error itself.

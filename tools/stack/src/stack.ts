@@ -14,7 +14,12 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export type ServiceName = 'auth' | 'wallet' | 'payment-processor' | 'order' | 'gateway';
 
 export interface StackOptions {
+  /** The database; also each service's connection unless `serviceDatabaseUrls` names its own role's URL. */
   databaseUrl: string;
+  /** Each service's own database role (per-service least privilege, @exchange/db provisionServiceRoles). */
+  serviceDatabaseUrls?: Partial<Record<ServiceName, string>>;
+  /** The read-only role auth's admin backups dump the whole database with (BACKUP_DATABASE_URL). */
+  backupDatabaseUrl?: string;
   amqpUrl: string;
   redisUrl?: string;
   managementUrl?: string;
@@ -129,7 +134,8 @@ export class Stack {
       NODE_ENV: process.env.NODE_ENV === 'production' ? 'production' : 'development',
       PORT: String(port),
       HOST: '127.0.0.1',
-      DATABASE_URL: o.databaseUrl,
+      DATABASE_URL: o.serviceDatabaseUrls?.[service] ?? o.databaseUrl,
+      ...(service === 'auth' && o.backupDatabaseUrl ? { BACKUP_DATABASE_URL: o.backupDatabaseUrl } : {}),
       AMQP_URL: o.amqpUrl,
       REDIS_URL: o.redisUrl ?? 'redis://127.0.0.1:6379',
       RABBITMQ_MANAGEMENT_URL: o.managementUrl ?? 'http://guest:guest@127.0.0.1:15672',

@@ -59,6 +59,7 @@ capabilities:
 {{- end -}}
 
 {{/* Environment shared by the services and the migration Job: every secret through secretKeyRef. */}}
+{{- /* DATABASE_URL is per service: exchange.databaseEnv. */}}
 {{- define "exchange.commonEnv" -}}
 - name: NODE_ENV
   value: production
@@ -66,11 +67,6 @@ capabilities:
   value: {{ .Values.logLevel | quote }}
 - name: SERVICE_VERSION
   value: {{ include "exchange.tag" . | quote }}
-- name: DATABASE_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.secrets.database }}
-      key: DATABASE_URL
 - name: JWT_ISSUER
   value: {{ .Values.jwt.issuer | quote }}
 - name: JWT_AUDIENCE
@@ -131,4 +127,17 @@ ipBlock, so a pod-IP CIDR alone does not let the traffic through). Argument: .Va
 {{- range $peer := .egressPeers }}
 - {{- toYaml $peer | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/*
+One service's database URL (env `var`, default DATABASE_URL): its own role's Secret (secrets.serviceDatabases.<name>,
+the role owning only its schema), else the shared secrets.database. Call with (dict "root" $ "name" "auth").
+*/}}
+{{- define "exchange.databaseEnv" -}}
+{{- $secret := index .root.Values.secrets.serviceDatabases .name | default .root.Values.secrets.database -}}
+- name: {{ .var | default "DATABASE_URL" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: DATABASE_URL
 {{- end -}}

@@ -3,7 +3,7 @@ import { AppError, conflict, errorResponses, forbidden, notFound, Type, type App
 import { requireFreshMfa, requireRole, type Role as RoleT } from '@exchange/auth-client';
 import { withTransaction } from '@exchange/db';
 import { audit } from '../audit.ts';
-import { createBackup, listBackups, recordBackupRun } from '../backups.ts';
+import { createBackup, listBackups, parseRecipients, recordBackupRun } from '../backups.ts';
 import { USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
 import { resetAccountThrottles } from '../login-guard.ts';
 import { revokeUserSessions } from '../sessions.ts';
@@ -19,6 +19,7 @@ const UserId = Type.Object({ id: Type.String({ format: 'uuid' }) });
  * Who may do what:
  *   GET  users, GET audit, POST lock      → admin or support
  *   POST unlock, PUT roles, backups       → admin
+ *   signing keys (list, emergency revoke) → admin
  * Every write also needs a fresh 2FA check (when the caller has 2FA on) and is audited.
  */
 export function adminRoutes(app: App, ctx: Ctx): void {
@@ -253,12 +254,84 @@ export function adminRoutes(app: App, ctx: Ctx): void {
     },
   );
 
+  const SigningKey = Type.Object({
+    kid: Type.String(),
+    createdAt: Type.String({ format: 'date-time' }),
+    activatesAt: Type.String({ format: 'date-time' }),
+    retiredAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    revokedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  });
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  app.get(
+    '/api/v1/admin/signing-keys',
+    {
+      onRequest: admin,
+      schema: {
+        tags,
+        summary: 'JWT signing keys still published or signing, and the recently revoked ones',
+        security: bearer,
+        response: {
+          200: Type.Object({ activeKid: Type.Union([Type.String(), Type.Null()]), keys: Type.Array(SigningKey) }),
+          ...errorResponses(401, 403),
+        },
+      },
+    },
+    async () => ({
+      activeKid: (await ctx.keys.activeKid()) ?? null,
+      keys: (await ctx.keys.list()).map((k) => ({
+        kid: k.kid,
+        createdAt: k.createdAt.toISOString(),
+        activatesAt: k.activatesAt.toISOString(),
+        retiredAt: iso(k.retiredAt),
+        revokedAt: iso(k.revokedAt),
+      })),
+    }),
+  );
+  app.post(
+    '/api/v1/admin/signing-keys/:kid/revoke',
+    {
+      onRequest: [admin, fresh],
+      schema: {
+        tags,
+        summary:
+          'Emergency revocation of a compromised signing key: dropped from the JWKS at once, its tokens refused by ' +
+          'every service within the revocation poll (5 s); a revoked signing key is replaced by a new one at once',
+        security: bearer,
+        params: Type.Object({ kid: Type.String({ minLength: 1, maxLength: 128 }) }),
+        body: Type.Object({ reason: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ kid: Type.String(), activeKid: Type.String(), replaced: Type.Boolean() }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (req) => {
+      let r;
+      try {
+        r = await ctx.keys.revoke(req.params.kid);
+      } catch (e) {
+        if ((e as Error).name === 'SigningKeyNotFoundError')
+          throw notFound('SIGNING_KEY_NOT_FOUND', 'no such signing key, or it is revoked already');
+        throw e;
+      }
+      await audit(ctx.pool, req, {
+        action: 'admin.signing_key_revoked',
+        actorId: actor(req),
+        details: { ...r, reason: req.body.reason },
+      });
+      return r;
+    },
+  );
+
   const Backup = Type.Object({
     name: Type.String(),
     sizeBytes: Type.Integer(),
     createdAt: Type.String({ format: 'date-time' }),
-    sha256: Type.String(),
+    sha256: Type.String({ description: 'of the file as stored (encrypted)' }),
+    encrypted: Type.Boolean({ description: 'age-encrypted (.dump.age); false only for files of older versions' }),
   });
+  // a malformed key fails the start, not the first backup
+  const recipients = parseRecipients(ctx.config.BACKUP_AGE_RECIPIENTS);
   app.get(
     '/api/v1/admin/backups',
     {
@@ -278,7 +351,9 @@ export function adminRoutes(app: App, ctx: Ctx): void {
       onRequest: [admin, fresh],
       schema: {
         tags,
-        summary: 'Run pg_dump --format=custom of the whole database into BACKUP_DIR',
+        summary:
+          'pg_dump --format=custom of the whole database, age-encrypted to BACKUP_AGE_RECIPIENTS as it streams, ' +
+          'into BACKUP_DIR (503 BACKUP_ENCRYPTION_NOT_CONFIGURED without recipients: never a plaintext dump)',
         security: bearer,
         response: { 201: Backup, ...errorResponses(401, 403, 503) },
       },
@@ -286,8 +361,28 @@ export function adminRoutes(app: App, ctx: Ctx): void {
     async (req, reply) => {
       let b;
       const startedAt = new Date();
+      if (!recipients.length) {
+        await recordBackupRun(ctx.pool, {
+          startedAt,
+          status: 'failed',
+          file: '',
+          location: ctx.config.BACKUP_DIR,
+          error: 'BACKUP_AGE_RECIPIENTS is not set',
+        });
+        throw new AppError(
+          503,
+          'BACKUP_ENCRYPTION_NOT_CONFIGURED',
+          'backups are only written encrypted: set BACKUP_AGE_RECIPIENTS (age public keys) on the auth service',
+        );
+      }
       try {
-        b = await createBackup(ctx.config.BACKUP_DIR, ctx.config.DATABASE_URL, ctx.config.PG_DUMP_PATH);
+        b = await createBackup({
+          dir: ctx.config.BACKUP_DIR,
+          databaseUrl: ctx.config.BACKUP_DATABASE_URL ?? ctx.config.DATABASE_URL,
+          recipients,
+          pgDump: ctx.config.PG_DUMP_PATH,
+          age: ctx.config.AGE_PATH,
+        });
       } catch (e) {
         req.log.error({ err: e }, 'backup failed');
         await recordBackupRun(ctx.pool, {

@@ -23,6 +23,10 @@ export function internalRoutes(app: App, ctx: Ctx): void {
           200: Type.Object({
             asOf: Type.Integer({ description: 'epoch ms (database clock); pass back as since' }),
             sessions: Type.Array(Type.Object({ sid: Type.String(), until: Type.Integer({ description: 'epoch s' }) })),
+            revokedKids: Type.Array(Type.String(), {
+              description:
+                'signing keys revoked in an emergency: tokens they signed are refused (always the full list)',
+            }),
           }),
           ...errorResponses(400, 401),
         },
@@ -43,7 +47,11 @@ export function internalRoutes(app: App, ctx: Ctx): void {
         );
         asOf = Number(r.rows[0]!.as_of);
       }
-      return { asOf, sessions: rows.map((r) => ({ sid: r.sid, until: r.until })) };
+      return {
+        asOf,
+        sessions: rows.map((r) => ({ sid: r.sid, until: r.until })),
+        revokedKids: await ctx.keys.revokedKids(),
+      };
     },
   );
 

@@ -72,6 +72,10 @@ export const orders = ordersSchema.table(
     index('orders_user_open_idx')
       .on(t.userId)
       .where(sql`${t.status} in ('pending', 'new', 'partially_filled')`),
+    // the recovery sweeper's retry of hold releases (rare rows; without it every sweep read the whole table)
+    index('orders_hold_release_pending_idx')
+      .on(t.createdAt)
+      .where(sql`${t.holdReleasePending}`),
     // the wallet's reconciliation pages through open orders by id
     index('orders_open_idx')
       .on(t.id)

@@ -9,11 +9,12 @@
  */
 import type pg from 'pg';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { withTransaction } from '@exchange/db';
-import { enqueue, type Logger } from '@exchange/messaging';
+import { GroupCommit, withTransaction, type Outcome } from '@exchange/db';
+import { enqueue, enqueueMany, type Logger } from '@exchange/messaging';
 import { uuidv7 } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
-import { CancelOrderV1, PlaceOrderV1, ROUTES, type OrderStatus } from '@exchange/contracts/trading';
+import { CancelOrderV1, PlaceOrderV1, ROUTES } from '@exchange/contracts/trading';
+import type { OrderStatus } from '@exchange/contracts/trading';
 import { AppError, badRequest, conflict, notFound, serviceUnavailable, type FeatureFlags } from '@exchange/platform';
 import { ORDERS_SCHEMA } from '../db/schema.ts';
 import { WalletUnavailableError, type WalletClient } from '../wallet-client.ts';
@@ -39,6 +40,33 @@ export interface OrderServiceOptions {
   limits?: { ordersPerSecond: number; burst: number; maxOpenOrders: number };
   /** Test hook: runs after the wallet confirmed the hold and before the order is committed as `new`. */
   afterHold?: (orderId: string) => Promise<void>;
+  /** Test hook: runs inside an order entry batch's transaction, before its outbox insert (ids in batch order). */
+  beforeFinalizeCommit?: (orderIds: string[]) => Promise<void>;
+  /** Most orders of one market committed `new` in one transaction (group commit; default 100). */
+  finalizeBatchSize?: number;
+}
+
+/** The engine command for an order that has just become `new`. */
+function placeOrderMessage(o: OrderRow) {
+  return PlaceOrderV1.create(
+    {
+      orderId: o.id,
+      userId: o.user_id,
+      market: o.market,
+      side: o.side,
+      type: o.type,
+      ...(o.price_ticks !== null ? { priceTicks: o.price_ticks } : {}),
+      quantityLots: o.quantity_lots,
+      timeInForce: o.time_in_force,
+      postOnly: o.post_only,
+      ...(o.stp ? { stp: o.stp as 'cancel_newest' } : {}),
+      ...(o.quote_budget_tick_lots !== null ? { quoteBudgetTickLots: o.quote_budget_tick_lots } : {}),
+      ...(o.protection_price_ticks !== null ? { protectionPriceTicks: o.protection_price_ticks } : {}),
+      holdAmount: o.hold_amount,
+      acceptedAt: o.updated_at.toISOString(),
+    },
+    { producer: 'order', correlationId: o.id },
+  );
 }
 
 export interface MarketStateRow {
@@ -70,6 +98,7 @@ export class OrderService {
    * user is at most replicas × ORDER_RATE_PER_SECOND; set it to the per-replica share. No shared store on the hot path.
    */
   private readonly rate: RateLimiterMemory;
+  private readonly finalizers = new Map<string, GroupCommit<string, OrderRow | undefined>>();
   constructor(opts: OrderServiceOptions) {
     this.opts = opts;
     this.limits = opts.limits ?? { ordersPerSecond: 20, burst: 40, maxOpenOrders: 500 };
@@ -265,45 +294,62 @@ export class OrderService {
       );
     }
     await this.opts.afterHold?.(row.id);
-    return (await this.finalize(row.id)) ?? (await this.get(row.id))!;
+    return (await this.finalize(row.id, row.market)) ?? (await this.get(row.id))!;
   }
 
-  /** `pending` → `new` and PlaceOrderV1 in the outbox, in one transaction. Undefined if it was not pending. */
-  private async finalize(orderId: string): Promise<OrderRow | undefined> {
+  /**
+   * `pending` → `new` and PlaceOrderV1 in the outbox, in one transaction. Undefined if it was not pending.
+   * Group commit per market: finalizations that arrive while one of the market's transactions is in flight are
+   * applied together in the next (one UPDATE, one multi-row outbox insert, one commit), each caller answered with
+   * its own order. The market's outbox ordering lock is then taken once per batch instead of once per order, which
+   * had serialised every order of a market behind the previous one's commit (fsync).
+   */
+  private finalize(orderId: string, market: string): Promise<OrderRow | undefined> {
+    let gc = this.finalizers.get(market);
+    if (!gc) {
+      gc = new GroupCommit<string, OrderRow | undefined>({
+        run: (ids) => this.finalizeMany(ids),
+        maxBatch: this.opts.finalizeBatchSize ?? 100,
+        onBatchFailure: (err, size) =>
+          this.opts.log.warn({ err, market, size }, 'order entry batch failed; retrying its orders one by one'),
+      });
+      this.finalizers.set(market, gc);
+    }
+    return gc.submit(orderId);
+  }
+
+  /** One transaction: the orders of `ids` still pending → `new`, their PlaceOrderV1 in the outbox in `ids` order. */
+  private async finalizeMany(ids: string[]): Promise<Array<Outcome<OrderRow | undefined>>> {
     return withTransaction(this.pool, async (c) => {
       const { rows } = await c.query<OrderRow>(
-        `UPDATE ${ORDERS}.orders SET status = 'new', updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING *`,
-        [orderId],
+        `UPDATE ${ORDERS}.orders SET status = 'new', updated_at = now()
+          WHERE id = ANY($1::uuid[]) AND status = 'pending' RETURNING *`,
+        [ids],
       );
-      const o = rows[0];
-      if (!o) return undefined;
-      const message = PlaceOrderV1.create(
-        {
-          orderId: o.id,
-          userId: o.user_id,
-          market: o.market,
-          side: o.side,
-          type: o.type,
-          ...(o.price_ticks !== null ? { priceTicks: o.price_ticks } : {}),
-          quantityLots: o.quantity_lots,
-          timeInForce: o.time_in_force,
-          postOnly: o.post_only,
-          ...(o.stp ? { stp: o.stp as 'cancel_newest' } : {}),
-          ...(o.quote_budget_tick_lots !== null ? { quoteBudgetTickLots: o.quote_budget_tick_lots } : {}),
-          ...(o.protection_price_ticks !== null ? { protectionPriceTicks: o.protection_price_ticks } : {}),
-          holdAmount: o.hold_amount,
-          acceptedAt: o.updated_at.toISOString(),
-        },
-        { producer: 'order', correlationId: o.id },
-      );
-      await enqueue(c, {
-        schema: ORDERS_SCHEMA,
-        exchange: ROUTES.commandsExchange,
-        routingKey: ROUTES.ordersQueue(o.market),
-        message,
-        orderingKey: o.market,
+      const byId = new Map(rows.map((o) => [o.id, o]));
+      const done = ids.flatMap((id) => {
+        const o = byId.get(id);
+        if (!o) return [];
+        byId.delete(id); // the same id twice in a batch: only its first finalization sends the command
+        return [o];
       });
-      return o;
+      await this.opts.beforeFinalizeCommit?.(done.map((o) => o.id));
+      await enqueueMany(
+        c,
+        done.map((o) => ({
+          schema: ORDERS_SCHEMA,
+          exchange: ROUTES.commandsExchange,
+          routingKey: ROUTES.ordersQueue(o.market),
+          message: placeOrderMessage(o),
+          orderingKey: o.market,
+        })),
+      );
+      const finished = new Map(done.map((o) => [o.id, o]));
+      return ids.map((id) => {
+        const o = finished.get(id);
+        finished.delete(id);
+        return { ok: true as const, value: o };
+      });
     });
   }
 
@@ -506,7 +552,7 @@ export class OrderService {
     const gate = await this.gate(o.market);
     const tooOld = Date.now() - o.created_at.getTime() > (this.opts.maxFinishAgeMs ?? 300_000);
     if (!gate && !tooOld) {
-      const done = await this.finalize(o.id);
+      const done = await this.finalize(o.id, o.market);
       if (done) out.finished.push(o.id);
       return;
     }

@@ -6,7 +6,8 @@ import type { WalletContext } from '../context.ts';
 import { parseMinorUnits } from '../assets.ts';
 import { audit } from '../audit.ts';
 import { setKycTier } from '../funding.ts';
-import { createHold, getHold, releaseHold, type HoldRow } from '../ledger.ts';
+import { createHoldBatcher } from '../hold-batch.ts';
+import { getHold, releaseHold, type HoldRow } from '../ledger.ts';
 
 export const holdOut = (h: HoldRow) => ({
   holdId: h.id,
@@ -36,6 +37,10 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
   const HoldParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
   // each caller its own credential and routes: holds are the order service's, the KYC tier the KYC process's
   const fromOrderService = requireInternalCaller('order');
+  // Group commit: the holds requested while one transaction is in flight are created together in the next one.
+  const holds = createHoldBatcher(pool, {
+    onBatchFailure: (err, size) => app.log.warn({ err, size }, 'hold batch failed; retrying its holds one by one'),
+  });
 
   app.post(
     '/internal/holds',
@@ -52,17 +57,15 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
       const b = req.body as Static<typeof HoldRequest>;
       assets.get(b.asset);
       const amount = parseMinorUnits(b.amount);
-      const { hold, created } = await withTransaction(pool, (c) =>
-        createHold(c, {
-          holdId: b.holdId,
-          userId: b.userId,
-          asset: b.asset,
-          amount,
-          reason: b.reason,
-          refType: b.refType,
-          refId: b.refId,
-        }),
-      );
+      const { hold, created } = await holds.submit({
+        holdId: b.holdId,
+        userId: b.userId,
+        asset: b.asset,
+        amount,
+        reason: b.reason,
+        refType: b.refType,
+        refId: b.refId,
+      });
       return reply.status(created ? 201 : 200).send(holdOut(hold));
     },
   );

@@ -1,0 +1,1 @@
+CREATE INDEX "orders_hold_release_pending_idx" ON "orders"."orders" USING btree ("created_at") WHERE "orders"."orders"."hold_release_pending";

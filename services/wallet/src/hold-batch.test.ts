@@ -1,0 +1,155 @@
+/**
+ * The hold API's group commit (createHolds + createHoldBatcher): every hold of a batch gets the answer it would have
+ * got alone, a failed batch is retried hold by hold without doubling, a busy account never makes a batch wait.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { withTransaction } from '@exchange/db';
+import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { AppError } from '@exchange/platform';
+import { createHoldBatcher } from './hold-batch.ts';
+import { createHold, createHolds, userBalances, type CreateHoldInput } from './ledger.ts';
+import { runMigrations } from './migrate.ts';
+import { assertLedgerInvariants, fundUser } from './testing.ts';
+
+let db: TestDatabase;
+let pool: pg.Pool;
+beforeAll(async () => {
+  db = await createTestDatabase('wallet_hold_batch');
+  await runMigrations(db.pool);
+  pool = new pg.Pool({ connectionString: db.url, max: 10 });
+  pool.on('error', () => {});
+});
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+const hold = (userId: string, asset: string, amount: bigint, holdId = randomUUID()): CreateHoldInput => ({
+  holdId,
+  userId,
+  asset,
+  amount,
+  reason: 'order',
+  refType: 'order',
+  refId: holdId,
+});
+const held = async (userId: string, asset: string) => (await userBalances(db.pool, userId)).get(asset)?.held;
+const codeOf = (e: unknown) => (e instanceof AppError ? e.code : String(e));
+
+test('one batch: each hold decided as if alone and in order (funds, replays, conflicts, zero amounts)', async () => {
+  const a = randomUUID();
+  const b = randomUUID();
+  await fundUser(db.pool, a, 'USD', 1_000n);
+  await fundUser(db.pool, b, 'USD', 500n);
+  const earlier = hold(a, 'USD', 100n);
+  await withTransaction(db.pool, (c) => createHold(c, earlier));
+
+  const first = hold(a, 'USD', 600n);
+  const items = [
+    first, // 900 available: ok
+    hold(a, 'USD', 301n), // 300 left after `first`: refused
+    hold(b, 'USD', 500n), // another account: ok
+    { ...first }, // the same hold again in the batch: a replay of `first`
+    { ...first, amount: 601n }, // the same id with other terms: conflict
+    earlier, // committed before: a replay
+    { ...earlier, amount: 1n }, // conflicting reuse of a committed id
+    hold(a, 'USD', 0n), // zero
+    hold(a, 'USD', 300n), // exactly what is left: ok
+    hold(randomUUID(), 'USD', 1n), // a user without an account: created empty, refused
+  ];
+  const out = await withTransaction(db.pool, (c) => createHolds(c, items));
+  const summary = out.map((o) =>
+    o.ok ? (o.value.created ? 'created' : 'replay') : 'busy' in o ? 'busy' : o.error.code,
+  );
+  expect(summary).toEqual([
+    'created',
+    'INSUFFICIENT_FUNDS',
+    'created',
+    'replay',
+    'HOLD_CONFLICT',
+    'replay',
+    'HOLD_CONFLICT',
+    'AMOUNT_ZERO',
+    'created',
+    'INSUFFICIENT_FUNDS',
+  ]);
+  expect(await held(a, 'USD')).toBe(1_000n);
+  expect(await held(b, 'USD')).toBe(500n);
+  await assertLedgerInvariants(db.pool);
+});
+
+test('group commit: 60 concurrent holds over 6 accounts share transactions, never overdraw, the sums are exact', async () => {
+  const users = Array.from({ length: 6 }, () => randomUUID());
+  for (const u of users) await fundUser(db.pool, u, 'BTC', 1_000n);
+  const sizes: number[] = [];
+  const batcher = createHoldBatcher(pool, { onBatch: (n) => sizes.push(n) });
+  const items = Array.from({ length: 60 }, (_, i) => hold(users[i % 6]!, 'BTC', 150n));
+  const results = await Promise.allSettled(items.map((i) => batcher.submit(i)));
+  expect(Math.max(...sizes)).toBeGreaterThan(1); // they really were batched
+  for (const u of users) {
+    const mine = results.filter((_, i) => items[i]!.userId === u);
+    // 1,000 / 150: six holds fit, four are refused, per account, whatever the batching
+    expect(mine.filter((r) => r.status === 'fulfilled').length).toBe(6);
+    expect(mine.filter((r) => r.status === 'rejected').map((r) => codeOf(r.reason))).toEqual(
+      Array(4).fill('INSUFFICIENT_FUNDS'),
+    );
+    expect(await held(u, 'BTC')).toBe(900n);
+  }
+  await assertLedgerInvariants(db.pool);
+});
+
+test('a batch that fails half-way rolls back whole and is retried hold by hold: nothing doubled, nothing lost', async () => {
+  const u = randomUUID();
+  await fundUser(db.pool, u, 'ETH', 10_000n);
+  let failures = 0;
+  const batcher = createHoldBatcher(pool, {
+    onBatchFailure: () => failures++,
+    // the holds are written, then the transaction fails before its commit (once, in the first multi-hold batch)
+    beforeCommit: async (_c, items) => {
+      if (items.length > 1 && failures === 0) throw new Error('injected fault after the inserts');
+    },
+  });
+  const blocker = batcher.submit(hold(u, 'ETH', 1n)); // runs alone; the next ones queue behind it
+  const items = Array.from({ length: 8 }, () => hold(u, 'ETH', 1_000n));
+  const results = await Promise.all(items.map((i) => batcher.submit(i)));
+  await blocker;
+  expect(failures).toBe(1);
+  expect(results.every((r) => r.created)).toBe(true);
+  // every hold once: the failed batch left nothing behind
+  expect(await held(u, 'ETH')).toBe(8_001n);
+  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM wallet.holds WHERE user_id = $1', [u]);
+  expect(rows[0].n).toBe(9);
+  // and a replay of any of them is a replay, not a second hold
+  expect((await batcher.submit(items[3]!)).created).toBe(false);
+  expect(await held(u, 'ETH')).toBe(8_001n);
+  await assertLedgerInvariants(db.pool);
+});
+
+test('a batch skips an account another transaction holds locked, and that hold still gets its answer', async () => {
+  const busy = randomUUID();
+  const free = randomUUID();
+  await fundUser(db.pool, busy, 'USD', 1_000n);
+  await fundUser(db.pool, free, 'USD', 1_000n);
+  const locker = await pool.connect();
+  await locker.query('BEGIN');
+  await locker.query(`SELECT 1 FROM wallet.accounts WHERE user_id = $1 FOR UPDATE`, [busy]);
+
+  const skipped = await withTransaction(db.pool, (c) =>
+    createHolds(c, [hold(free, 'USD', 100n), hold(busy, 'USD', 100n)], { skipLocked: true }),
+  );
+  expect(skipped.map((o) => (o.ok ? 'created' : 'busy' in o ? 'busy' : o.error.code))).toEqual(['created', 'busy']);
+  expect(await held(busy, 'USD')).toBe(0n);
+
+  const batcher = createHoldBatcher(pool);
+  const blocker = batcher.submit(hold(free, 'USD', 1n));
+  const pending = [batcher.submit(hold(free, 'USD', 100n)), batcher.submit(hold(busy, 'USD', 200n))];
+  await blocker;
+  await new Promise((r) => setTimeout(r, 200));
+  expect(await held(free, 'USD')).toBe(201n); // the free account's hold did not wait for the lock
+  await locker.query('COMMIT');
+  locker.release();
+  await Promise.all(pending);
+  expect(await held(busy, 'USD')).toBe(200n);
+  await assertLedgerInvariants(db.pool);
+});
