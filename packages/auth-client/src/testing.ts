@@ -1,5 +1,5 @@
 import { createHash, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
 import { ACCESS_TOKEN_TYP, API_KEY_WINDOW_MS, apiKeySignature, safeEqual, type Role, type Scope } from './index.ts';
@@ -69,7 +69,8 @@ export async function createTestIssuer(
   const seenSignatures = new Map<string, number>();
   const verifiedEmails = new Set<string>();
 
-  const server: Server = createServer(async (req, res) => {
+  const server: Server = createServer((req, res) => void handle(req, res));
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -117,7 +118,7 @@ export async function createTestIssuer(
       return send(200, { userId: key.sub, keyId: b.apiKey, scopes: key.scopes, mfaEnabled: key.mfaEnabled });
     }
     send(404, { error: { code: 'ROUTE_NOT_FOUND', message: 'not found' } });
-  });
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

@@ -16,7 +16,7 @@
  *   engine.order-updated / engine.order-amended / engine.trade-executed / market.book-snapshot
  *                                              → exchange.events, routing key = type + '.' + market
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import {
   defineMessage,
   IntegerString,
@@ -52,6 +52,8 @@ export const OrderStatus = Type.Union([
   Type.Literal('cancelled'),
   Type.Literal('rejected'),
 ]);
+/** An order's status as the order service reports it (the engine's statuses plus `pending`, before the hold). */
+export type OrderStatus = Static<typeof OrderStatus>;
 const Market = Type.String({ pattern: '^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$' });
 
 /** order → payment-processor: put an accepted order (funds already held) into the market's engine. */

@@ -11,7 +11,7 @@ import {
 import { ContractValidationError, validateMessage, type Envelope, type MessageContract } from '@exchange/contracts';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Isolation } from '@exchange/db';
-import { inTransaction } from './transaction.ts';
+import { withTransaction } from '@exchange/db';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
@@ -509,7 +509,7 @@ export class Consumer implements ConnectionResource {
     try {
       for (;;) {
         try {
-          return await inTransaction(
+          return await withTransaction(
             this.deps.pool,
             async (client) => {
               const params: string[] = [this.queue];
@@ -637,7 +637,7 @@ export class Consumer implements ConnectionResource {
     for (;;) {
       if (d.gen !== this.gen || this.stopped) return true; // redelivered; decided then
       try {
-        await inTransaction(this.deps.pool, async (client) => {
+        await withTransaction(this.deps.pool, async (client) => {
           const ins = await client.query(
             `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type)
                VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
@@ -783,7 +783,7 @@ export class Consumer implements ConnectionResource {
     x: { attempt: number; deliveryCount: number; headers: Record<string, unknown>; span: Span },
   ): Promise<'ok' | 'duplicate'> {
     const { span } = x;
-    return inTransaction(
+    return withTransaction(
       this.deps.pool,
       async (client) => {
         const ins = await client.query(
@@ -827,7 +827,7 @@ export class Consumer implements ConnectionResource {
       if (res.returned) throw new Error(`retry queue ${target} does not exist`);
       this.deps.metrics.consumed.inc({ queue: this.queue, outcome: 'retry' });
       this.logger.warn(
-        { queue: this.queue, messageId: msg.properties.messageId, attempt: failures, err },
+        { queue: this.queue, messageId: msg.properties.messageId as string | undefined, attempt: failures, err },
         'consumer: handler failed, retry scheduled',
       );
       this.ack(d);

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
 import { enqueue } from './outbox.ts';
-import { inTransaction } from './transaction.ts';
+import { withTransaction } from '@exchange/db';
 import { DEAD_LETTER_TABLE, qualify } from './tables.ts';
 import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, LAST_ERROR_HEADER, ORIGINAL_QUEUE_HEADER } from './consumer.ts';
 import { DEFAULT_EXCHANGE } from './topology.ts';
@@ -140,7 +140,7 @@ export async function retryDeadLetter(
   id: string,
 ): Promise<RetryDeadLetterResult> {
   if (!/^\d+$/.test(id)) return { status: 'not_found' };
-  return inTransaction(pool, async (client) => {
+  return withTransaction(pool, async (client) => {
     const { rows } = await client.query<Row>(
       `SELECT ${COLUMNS} FROM ${qualify(schema, DEAD_LETTER_TABLE)} WHERE id = $1::bigint FOR UPDATE`,
       [id],

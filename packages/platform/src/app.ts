@@ -15,7 +15,7 @@ import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { trace } from '@opentelemetry/api';
 import { AppError } from './errors.ts';
 import { createHttpMetrics, type HttpMetrics } from './metrics.ts';
@@ -316,7 +316,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
           }
         }),
       );
-      const checks = Object.fromEntries(entries);
+      const checks = Object.fromEntries<Static<typeof Check>>(entries);
       const ok = entries.every(([, c]) => c.status === 'healthy');
       return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', service: opts.service, checks });
     },

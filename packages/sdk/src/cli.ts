@@ -71,7 +71,8 @@ export function createProgram(io: CliIo): Command {
 
   const client = async (): Promise<ExchangeClient> => {
     const stored = await store.load();
-    const baseUrl = program.opts().url ?? io.env.EXCHANGE_URL ?? stored?.baseUrl ?? 'http://localhost:8000';
+    const baseUrl =
+      program.opts<{ url?: string }>().url ?? io.env.EXCHANGE_URL ?? stored?.baseUrl ?? 'http://localhost:8000';
     const apiKey =
       io.env.EXCHANGE_API_KEY && io.env.EXCHANGE_API_SECRET
         ? { key: io.env.EXCHANGE_API_KEY, secret: io.env.EXCHANGE_API_SECRET }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { createChallenge, verifySolution, type Payload } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/sha';
-import { apiKeySignature } from '../../auth-client/src/index.ts';
+import { apiKeySignature } from '@exchange/auth-client';
 import { runCli } from './cli.ts';
 import { ExchangeClient, type Session } from './client.ts';
 import { ExchangeApiError } from './errors.ts';

@@ -72,7 +72,10 @@ export interface ApiKey {
   label: string;
   keyPrefix: string;
   scopes: ApiKeyScope[];
+  /** Source IPs or CIDRs the key is limited to; null when any. */
+  allowedIps: string[] | null;
   createdAt: string;
+  expiresAt: string | null;
   lastUsedAt: string | null;
 }
 export interface CreatedApiKey extends ApiKey {
@@ -116,12 +119,12 @@ export interface Withdrawal {
   amount: Decimal;
   fee: Decimal;
   address: string;
-  /** awaiting_confirmation: above the email-confirmation threshold, waits for the emailed link. */
+  /** `awaiting_confirmation`: large withdrawals wait for the emailed confirmation link. */
   status: 'awaiting_confirmation' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+  /** While awaiting_confirmation: when the emailed confirmation link expires (then it is cancelled). */
+  confirmationExpiresAt: string | null;
   railTxId: string | null;
   failureReason: string | null;
-  /** While awaiting_confirmation: when the emailed link expires (then the withdrawal is cancelled). */
-  confirmationExpiresAt?: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -302,6 +305,8 @@ export interface MarketHalt {
   reason: string | null;
   changedAt: string | null;
   changedBy: string | null;
+  /** Cancel commands sent for the market's open orders. */
+  cancelsSent: number;
 }
 export type DeadLetterService = 'wallet' | 'order' | 'payment-processor';
 export interface DeadLetter {
@@ -315,9 +320,9 @@ export interface DeadLetter {
   retryCount: number;
   deadLetteredAt: string;
   retriedAt: string | null;
-  headers?: Record<string, unknown>;
-  body?: string | null;
-  message?: unknown;
+  headers: Record<string, unknown>;
+  body: string | null;
+  message: unknown;
 }
 export interface ReconciliationSummary {
   id: string;
@@ -328,13 +333,33 @@ export interface ReconciliationSummary {
   startedAt: string;
   finishedAt: string;
 }
+export interface ReconciliationCheck {
+  name: string;
+  description: string;
+  mismatches: number;
+  /** First 500 mismatches. */
+  items: Array<Record<string, unknown>>;
+  /** Why the check could not run (its mismatches are then unknown). */
+  error?: string;
+}
 export interface ReconciliationReport extends ReconciliationSummary {
-  report: Record<string, unknown>;
+  report: {
+    mismatchCount: number;
+    checks: ReconciliationCheck[];
+    totals: Array<Record<string, unknown>>;
+    activeHolds: {
+      count: number;
+      byRefType: Array<Record<string, unknown>>;
+      items: Array<Record<string, unknown>>;
+    };
+  };
 }
 export interface Backup {
   name: string;
   sizeBytes: number;
   sha256: string;
+  /** age-encrypted (.dump.age); false only for files of older versions. */
+  encrypted: boolean;
   createdAt: string;
 }
 export interface AuditEntry {
@@ -352,6 +377,8 @@ export interface EngineMarket {
   market: string;
   queue: string;
   consumer: 'active' | 'standby' | 'not_consuming' | 'unknown';
+  /** Why the market is halted in this replica (journal replay diverged); null when running. */
+  halted: string | null;
   lastSeq: number;
   bookSeq: number;
   loadedSeq: number | null;

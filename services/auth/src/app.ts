@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { pingDatabase } from '@exchange/db';
 import { createApp, registerIdempotency, type App } from '@exchange/platform';
 import { parseInternalCallers, registerAuth } from '@exchange/auth-client';
-import { trustProxyOption, type AuthConfig } from './config.ts';
+import { trustProxyOption, type Config } from './config.ts';
 import { backupMetrics } from './backups.ts';
 import { createAuthMetrics, type Ctx } from './context.ts';
 import { Sealer } from './crypto.ts';
@@ -22,7 +22,7 @@ import { sessionRoutes } from './routes/sessions.ts';
 
 export interface AuthDeps {
   pool: pg.Pool;
-  config: AuthConfig;
+  config: Config;
   /** Defaults to a KeyStore over `pool`; call `keys.ensureKey()` before serving (main.ts does). */
   keys?: KeyStore;
   fastify?: Partial<FastifyServerOptions>;
@@ -34,7 +34,7 @@ declare module 'fastify' {
   }
 }
 
-export function keyStoreFor(pool: pg.Pool, config: AuthConfig): KeyStore {
+export function keyStoreFor(pool: pg.Pool, config: Config): KeyStore {
   return new KeyStore(pool, new Sealer(config.SIGNING_KEY_ENCRYPTION_KEY), {
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,

@@ -8,23 +8,23 @@ import { parseArgs } from 'node:util';
 import { createPool } from '@exchange/db';
 import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
 import { audit } from './audit.ts';
-import { AuthEnv } from './config.ts';
+import { ConfigSchema } from './config.ts';
 import { keyStoreFor } from './app.ts';
-import { migrateAuth } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { Passwords } from './passwords.ts';
 import { ensureAdmin } from './seed.ts';
 
 const CliEnv = Type.Object({
   ...baseEnv(3001),
   ...databaseEnv,
-  SIGNING_KEY_ENCRYPTION_KEY: AuthEnv.properties.SIGNING_KEY_ENCRYPTION_KEY,
-  JWT_ISSUER: AuthEnv.properties.JWT_ISSUER,
-  JWT_AUDIENCE: AuthEnv.properties.JWT_AUDIENCE,
-  ACCESS_TOKEN_TTL_SECONDS: AuthEnv.properties.ACCESS_TOKEN_TTL_SECONDS,
-  SIGNING_KEY_ACTIVATION_DELAY_SECONDS: AuthEnv.properties.SIGNING_KEY_ACTIVATION_DELAY_SECONDS,
-  ARGON2_MEMORY_KIB: AuthEnv.properties.ARGON2_MEMORY_KIB,
-  ARGON2_TIME_COST: AuthEnv.properties.ARGON2_TIME_COST,
-  ARGON2_PARALLELISM: AuthEnv.properties.ARGON2_PARALLELISM,
+  SIGNING_KEY_ENCRYPTION_KEY: ConfigSchema.properties.SIGNING_KEY_ENCRYPTION_KEY,
+  JWT_ISSUER: ConfigSchema.properties.JWT_ISSUER,
+  JWT_AUDIENCE: ConfigSchema.properties.JWT_AUDIENCE,
+  ACCESS_TOKEN_TTL_SECONDS: ConfigSchema.properties.ACCESS_TOKEN_TTL_SECONDS,
+  SIGNING_KEY_ACTIVATION_DELAY_SECONDS: ConfigSchema.properties.SIGNING_KEY_ACTIVATION_DELAY_SECONDS,
+  ARGON2_MEMORY_KIB: ConfigSchema.properties.ARGON2_MEMORY_KIB,
+  ARGON2_TIME_COST: ConfigSchema.properties.ARGON2_TIME_COST,
+  ARGON2_PARALLELISM: ConfigSchema.properties.ARGON2_PARALLELISM,
 });
 
 const USAGE = `usage:
@@ -67,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfigOrExit('auth-cli', CliEnv);
   const pool = createPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'auth-cli' });
   try {
-    await migrateAuth(pool);
+    await runMigrations(pool);
     if (command === 'create-admin') {
       const password = await readStdin();
       const passwords = new Passwords({

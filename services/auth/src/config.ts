@@ -16,7 +16,7 @@ const Key32 = (description: string) =>
     description: `${description} (32 random bytes, base64: \`openssl rand -base64 32\`)`,
   });
 
-export const AuthEnv = Type.Object({
+export const ConfigSchema = Type.Object({
   ...baseEnv(3001),
   ...databaseEnv,
   ...amqpEnv,
@@ -164,10 +164,10 @@ export const AuthEnv = Type.Object({
   }),
   ...proxyEnv,
 });
-export type AuthConfig = Static<typeof AuthEnv>;
+export type Config = Static<typeof ConfigSchema>;
 
-export function loadAuthConfig(env: NodeJS.ProcessEnv = process.env): AuthConfig {
-  return loadConfigOrExit('auth', AuthEnv, env);
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return loadConfigOrExit('auth', ConfigSchema, env);
 }
 
 export { trustProxyOption } from '@exchange/config';

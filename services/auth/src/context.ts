@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { promClient } from '@exchange/platform';
 import type { Role } from '@exchange/auth-client';
-import type { AuthConfig } from './config.ts';
+import type { Config } from './config.ts';
 import type { Sealer } from './crypto.ts';
 import type { EmailTokens } from './email.ts';
 import type { KeyStore } from './keys.ts';
@@ -54,7 +54,7 @@ export function createAuthMetrics(registry: promClient.Registry): AuthMetrics {
 
 export interface Ctx {
   pool: pg.Pool;
-  config: AuthConfig;
+  config: Config;
   keys: KeyStore;
   /** Seals API-key secrets and TOTP secrets (API_KEY_ENCRYPTION_KEY). */
   sealer: Sealer;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrate } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
-import { MIGRATIONS, migrateAuth } from './migrate.ts';
+import { MIGRATIONS_FOLDER, runMigrations } from './migrate.ts';
 
 let db: TestDatabase;
 let before: string;
@@ -14,7 +14,7 @@ beforeAll(async () => {
   db = await createTestDatabase('auth_email_migration');
   // the migrations as they were before 0005
   before = mkdtempSync(join(tmpdir(), 'auth-migrations-'));
-  cpSync(MIGRATIONS, before, { recursive: true });
+  cpSync(MIGRATIONS_FOLDER, before, { recursive: true });
   const journalPath = join(before, 'meta/_journal.json');
   const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: Array<{ tag: string }> };
   const i = journal.entries.findIndex((e) => e.tag === '0005_email_verification');
@@ -31,7 +31,7 @@ afterAll(async () => {
 test('existing users become verified; users registered afterwards start unverified', async () => {
   await migrate(db.pool, { migrationsFolder: before, schema: 'auth' });
   await db.pool.query(`INSERT INTO auth.users (email, password_hash) VALUES ('old@example.com', 'x')`);
-  await migrateAuth(db.pool);
+  await runMigrations(db.pool);
   const { rows } = await db.pool.query<{ verified: boolean }>(
     `SELECT email_verified_at IS NOT NULL AS verified FROM auth.users WHERE email = 'old@example.com'`,
   );

@@ -1,4 +1,4 @@
 export { buildApp, keyStoreFor, type AuthDeps } from './app.ts';
-export { AuthEnv, loadAuthConfig, type AuthConfig } from './config.ts';
-export { migrateAuth } from './migrate.ts';
+export { ConfigSchema, loadConfig, type Config } from './config.ts';
+export { runMigrations } from './migrate.ts';
 export { openapiDocument } from './openapi.ts';

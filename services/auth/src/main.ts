@@ -2,18 +2,18 @@ import { createPool, ensureDatabase } from '@exchange/db';
 import { createMessaging } from '@exchange/messaging';
 import { purgeIdempotencyKeys, runService } from '@exchange/platform';
 import { buildApp, keyStoreFor } from './app.ts';
-import { loadAuthConfig } from './config.ts';
-import { migrateAuth } from './migrate.ts';
+import { loadConfig } from './config.ts';
+import { runMigrations } from './migrate.ts';
 import { ensureAdmin } from './seed.ts';
 
-const config = loadAuthConfig();
+const config = loadConfig();
 if (config.NODE_ENV !== 'production') await ensureDatabase(config.DATABASE_URL);
 const pool = createPool({
   connectionString: config.DATABASE_URL,
   max: config.DATABASE_POOL_MAX,
   applicationName: 'auth',
 });
-await migrateAuth(pool);
+await runMigrations(pool);
 const keys = keyStoreFor(pool, config);
 await keys.ensureKey();
 const app = await buildApp({ pool, config, keys });

@@ -2,11 +2,12 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { createPool, ensureDatabase, migrate } from '@exchange/db';
 import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
+import { AUTH_SCHEMA } from './db/schema.ts';
 
-export const MIGRATIONS = fileURLToPath(new URL('../drizzle', import.meta.url));
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
-export async function migrateAuth(pool: pg.Pool): Promise<void> {
-  await migrate(pool, { migrationsFolder: MIGRATIONS, schema: 'auth' });
+export async function runMigrations(pool: pg.Pool): Promise<void> {
+  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: AUTH_SCHEMA });
 }
 
 // `node services/auth/src/migrate.ts` (or `pnpm --filter @exchange/auth migrate`): apply migrations and exit.
@@ -15,7 +16,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (config.NODE_ENV !== 'production') await ensureDatabase(config.DATABASE_URL);
   const pool = createPool({ connectionString: config.DATABASE_URL, max: 1, applicationName: 'auth-migrate' });
   try {
-    await migrateAuth(pool);
+    await runMigrations(pool);
     process.stdout.write('auth: migrations applied\n');
   } finally {
     await pool.end();

@@ -1,11 +1,11 @@
 import { createPool } from '@exchange/db';
 import { buildApp } from './app.ts';
-import { AuthEnv } from './config.ts';
+import { ConfigSchema } from './config.ts';
 import { loadConfig } from '@exchange/config';
 
 /** The OpenAPI document, built from the route schemas without touching a database (the pool never connects). */
 export async function openapiDocument() {
-  const config = loadConfig('auth', AuthEnv, {
+  const config = loadConfig('auth', ConfigSchema, {
     INTERNAL_API_TOKEN: 'openapi-document-only',
     SIGNING_KEY_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'),
     API_KEY_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'),

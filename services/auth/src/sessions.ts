@@ -159,3 +159,29 @@ export async function isSessionRevoked(db: Queryable, sessionId: string): Promis
   );
   return rows[0]?.dead ?? true;
 }
+
+export interface ActiveSessionRow {
+  id: string;
+  created_at: Date;
+  last_used_at: Date;
+  expires_at: Date;
+  ip: string | null;
+  user_agent: string | null;
+  mfa_at: Date | null;
+}
+
+/** A user's active sessions ("devices"), most recently used first, at most 100. */
+export async function listActiveSessions(db: Queryable, userId: string): Promise<ActiveSessionRow[]> {
+  const { rows } = await db.query<ActiveSessionRow>(
+    `SELECT id, created_at, last_used_at, expires_at, host(ip) AS ip, user_agent, mfa_at FROM auth.sessions
+      WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY last_used_at DESC LIMIT 100`,
+    [userId],
+  );
+  return rows;
+}
+
+/** Whether the session (active or not) belongs to the user. */
+export async function isOwnSession(db: Queryable, sessionId: string, userId: string): Promise<boolean> {
+  const owned = await db.query('SELECT 1 FROM auth.sessions WHERE id = $1 AND user_id = $2', [sessionId, userId]);
+  return (owned.rowCount ?? 0) > 0;
+}

@@ -9,9 +9,9 @@ import { loadConfig } from '@exchange/config';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import type { App } from '@exchange/platform';
 import { buildApp, keyStoreFor } from './app.ts';
-import { AuthEnv, type AuthConfig } from './config.ts';
+import { ConfigSchema, type Config } from './config.ts';
 import type { KeyStore } from './keys.ts';
-import { migrateAuth } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { ensureAdmin } from './seed.ts';
 
 export const INTERNAL_TOKEN = 'internal-token-for-tests-0123456789';
@@ -22,20 +22,20 @@ export interface Harness {
   /** The age private key admin backups are encrypted to (a file; only the restore side holds it). */
   backupIdentityFile: string;
   app: App;
-  config: AuthConfig;
+  config: Config;
   keys: KeyStore;
   close(): Promise<void>;
 }
 
 export async function startAuth(env: Record<string, string> = {}): Promise<Harness> {
   const db = await createTestDatabase('auth');
-  await migrateAuth(db.pool);
+  await runMigrations(db.pool);
   const keyDir = await mkdtemp(join(tmpdir(), 'auth-age-'));
   const backupIdentityFile = join(keyDir, 'identity.txt');
   const identity = execFileSync('age-keygen', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   await writeFile(backupIdentityFile, identity, { mode: 0o600 });
   const recipient = /public key: (age1\S+)/.exec(identity)![1]!;
-  const config = loadConfig('auth', AuthEnv, {
+  const config = loadConfig('auth', ConfigSchema, {
     BACKUP_AGE_RECIPIENTS: recipient,
     DATABASE_URL: db.url,
     INTERNAL_API_TOKEN: INTERNAL_TOKEN,

@@ -1,6 +1,6 @@
 import { amqpEnv, baseEnv, databaseEnv, internalEnv, loadConfigOrExit, Type, type Static } from '@exchange/config';
 
-export const NotificationEnv = Type.Object({
+export const ConfigSchema = Type.Object({
   ...baseEnv(3005),
   ...databaseEnv,
   ...amqpEnv,
@@ -68,8 +68,8 @@ export const NotificationEnv = Type.Object({
     description: 'Sent and failed mail rows (without bodies) are deleted after this many days',
   }),
 });
-export type NotificationConfig = Static<typeof NotificationEnv>;
+export type Config = Static<typeof ConfigSchema>;
 
-export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): NotificationConfig {
-  return loadConfigOrExit('notification', NotificationEnv, env);
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return loadConfigOrExit('notification', ConfigSchema, env);
 }

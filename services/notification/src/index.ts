@@ -1,8 +1,8 @@
 export { buildApp } from './app.ts';
-export { NotificationEnv, loadNotificationConfig, type NotificationConfig } from './config.ts';
+export { ConfigSchema, loadConfig, type Config } from './config.ts';
 export { authContacts, type Contacts } from './contacts.ts';
 export { MAIL_QUEUE, intentFor } from './messaging/events.ts';
-export { migrateNotification } from './migrate.ts';
+export { runMigrations } from './migrate.ts';
 export { createRuntime, type Runtime, type RuntimeOptions } from './runtime.ts';
 export { MailSender, smtpTransport, type Transport } from './sender.ts';
 export { render, TEMPLATES, type TemplateName } from './templates/index.ts';

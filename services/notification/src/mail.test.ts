@@ -8,19 +8,11 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createMessaging, silentLogger, type Messaging } from '@exchange/messaging';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { promClient } from '@exchange/platform';
-import {
-  bearer,
-  enrolTotp,
-  INTERNAL_TOKEN,
-  newAdmin,
-  PASSWORD,
-  startAuth,
-  type Harness,
-} from '@exchange/auth/test-support';
+import { bearer, enrolTotp, INTERNAL_TOKEN, newAdmin, PASSWORD, startAuth, type Harness } from '@exchange/auth/testing';
 import { assertLedgerInvariants, fundUser, startTestWallet, type TestWallet } from '@exchange/wallet/testing';
 import { signApiRequest } from '@exchange/auth-client';
 import { authContacts } from './contacts.ts';
-import { migrateNotification } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 import { smtpTransport } from './sender.ts';
 import { plainAmount } from './templates/index.ts';
@@ -95,7 +87,7 @@ beforeAll(async () => {
   });
   authUrl = await auth.app.listen({ host: '127.0.0.1', port: 0 });
   db = await createTestDatabase('notification');
-  await migrateNotification(db.pool);
+  await runMigrations(db.pool);
   registry = new promClient.Registry();
   rt = createRuntime({
     pool: db.pool,

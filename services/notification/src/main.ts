@@ -3,20 +3,20 @@
 import { createPool, ensureDatabase } from '@exchange/db';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
-import { loadNotificationConfig } from './config.ts';
+import { loadConfig } from './config.ts';
 import { authContacts } from './contacts.ts';
-import { migrateNotification } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { createRuntime } from './runtime.ts';
 import { smtpTransport } from './sender.ts';
 
-const config = loadNotificationConfig();
+const config = loadConfig();
 if (config.NODE_ENV !== 'production') await ensureDatabase(config.DATABASE_URL);
 const pool = createPool({
   connectionString: config.DATABASE_URL,
   max: config.DATABASE_POOL_MAX,
   applicationName: 'notification',
 });
-await migrateNotification(pool);
+await runMigrations(pool);
 
 const broker: { messaging?: import('@exchange/messaging').Messaging } = {};
 const app = await buildApp({ pool, broker, logLevel: config.LOG_LEVEL, version: config.SERVICE_VERSION });

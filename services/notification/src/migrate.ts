@@ -3,10 +3,10 @@ import type pg from 'pg';
 import { createPool, ensureDatabase, migrate } from '@exchange/db';
 import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
 
-export const MIGRATIONS = fileURLToPath(new URL('../drizzle', import.meta.url));
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
-export async function migrateNotification(pool: pg.Pool): Promise<void> {
-  await migrate(pool, { migrationsFolder: MIGRATIONS, schema: 'notification' });
+export async function runMigrations(pool: pg.Pool): Promise<void> {
+  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: 'notification' });
 }
 
 // `node services/notification/src/migrate.ts`: apply migrations and exit.
@@ -15,7 +15,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (config.NODE_ENV !== 'production') await ensureDatabase(config.DATABASE_URL);
   const pool = createPool({ connectionString: config.DATABASE_URL, max: 1, applicationName: 'notification-migrate' });
   try {
-    await migrateNotification(pool);
+    await runMigrations(pool);
     process.stdout.write('notification: migrations applied\n');
   } finally {
     await pool.end();

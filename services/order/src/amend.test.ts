@@ -59,7 +59,10 @@ async function engineAnswers(p: {
   holdDelta: string;
   reason?: string;
 }) {
-  const handle = createEventHandler({ catalog: loadCatalog(undefined), log: { info() {}, warn() {}, error() {} } });
+  const handle = createEventHandler({
+    catalog: loadCatalog(undefined),
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+  });
   const msg = OrderAmendedV1.create(
     {
       market: 'BTC-USD',

@@ -35,8 +35,9 @@ import {
   TradesResponse,
 } from '@exchange/contracts/orders';
 import { formatFixed } from '@exchange/contracts/markets';
+import { OrderStatus } from '@exchange/contracts/trading';
 import { pingDatabase } from '@exchange/db';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 import { CANDLE_INTERVALS, type CandleInterval } from './events.ts';
 import {
   BookSchema,
@@ -48,7 +49,7 @@ import {
   TickerSchema,
   TradeSchema,
 } from './market-data.ts';
-import { OrderSchema, toOrderDto, type OrderRow, type OrderStatus } from './orders/model.ts';
+import { OrderSchema, toOrderDto, type OrderRow } from './orders/model.ts';
 import { OrderService } from './orders/service.ts';
 import { AmendOrderBodySchema, AmendSchema, OrderAmends, toAmendDto, type AmendOrderBody } from './orders/amend.ts';
 import { orderMetrics } from './metrics.ts';
@@ -192,7 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     openapi: { title: 'Order service', description: 'Order entry, order state, market data, halts, kill switches' },
     fastify: deps.fastify,
   });
-  const flags = new FeatureFlags({ pool, schema: SCHEMA, defaults: FLAG_DEFAULTS });
+  const flags = new FeatureFlags({ pool, schema: ORDERS_SCHEMA, defaults: FLAG_DEFAULTS });
   const metrics = orderMetrics(app.metrics.registry, pool);
   const orders = new OrderService({
     pool,
@@ -227,7 +228,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.decorate('streamHub', hub);
 
   registerAuth(app, deps.auth);
-  registerIdempotency(app, { pool, schema: SCHEMA });
+  registerIdempotency(app, { pool, schema: ORDERS_SCHEMA });
   await app.register(websocket, { options: { maxPayload: 16 * 1024 } });
   app.addHook('preClose', async () => hub.closeAll());
 
@@ -368,9 +369,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   );
 
-  const OrderStatusQ = Type.Union(
-    ['pending', 'new', 'partially_filled', 'filled', 'cancelled', 'rejected'].map((s) => Type.Literal(s)),
-  );
   app.get(
     '/api/v1/orders',
     {
@@ -381,7 +379,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         security: bearer,
         querystring: Type.Object({
           market: Type.Optional(MarketSymbol),
-          status: Type.Optional(OrderStatusQ),
+          status: Type.Optional(OrderStatus),
           open: Type.Optional(Type.Boolean({ description: 'Only new / partially filled orders' })),
           cursor: Type.Optional(OrderId),
           limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
@@ -550,7 +548,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       }>(
         `SELECT id::text AS id, trade_id, order_id, market, side, liquidity, price_ticks, quantity_lots, quote_amount,
                 fee, fee_asset, executed_at
-           FROM "${SCHEMA}".fills WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${lim}`,
+           FROM "${ORDERS_SCHEMA}".fills WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${lim}`,
         values,
       );
       const page = rows.slice(0, q.limit);
@@ -630,7 +628,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     async (scope) => {
       scope.addHook('onRequest', requireRole('admin'));
       scope.addHook('onRequest', requireFreshMfaOnWrites);
-      await scope.register(deadLetterRoutes, { pool, schema: SCHEMA });
+      await scope.register(deadLetterRoutes, { pool, schema: ORDERS_SCHEMA });
     },
     { prefix: '/api/v1/admin/dead-letters/order' },
   );

@@ -14,7 +14,7 @@ import {
 const Url = (description: string, def: string) =>
   Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description, default: def });
 
-export const OrderEnv = Type.Object({
+export const ConfigSchema = Type.Object({
   ...baseEnv(3003),
   ...databaseEnv,
   ...amqpEnv,
@@ -48,8 +48,8 @@ export const OrderEnv = Type.Object({
     description: 'Open orders (pending, new, partially filled) one account may have; bounds the engine memory per user',
   }),
 });
-export type OrderConfig = Static<typeof OrderEnv>;
+export type Config = Static<typeof ConfigSchema>;
 
-export function loadOrderConfig(env: NodeJS.ProcessEnv = process.env): OrderConfig {
-  return loadConfigOrExit('order', OrderEnv, env);
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return loadConfigOrExit('order', ConfigSchema, env);
 }

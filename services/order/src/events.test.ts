@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1, PlaceOrderV1, CancelOrderV1 } from './contracts.ts';
+import {
+  BookSnapshotV1,
+  OrderUpdatedV1,
+  TradeExecutedV1,
+  PlaceOrderV1,
+  CancelOrderV1,
+} from '@exchange/contracts/trading';
 import { createHarness, type Harness } from './testing/harness.ts';
 import { eventually, startBroker, type Broker } from './testing/broker.ts';
 

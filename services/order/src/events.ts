@@ -7,11 +7,13 @@
 import type pg from 'pg';
 import type { Envelope } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
-import { BookSnapshotV1, OrderAmendedV1, OrderUpdatedV1, TradeExecutedV1, type PayloadOf } from './contracts.ts';
-import { SCHEMA } from './db/schema.ts';
-import type { Logger } from './orders/service.ts';
+import type { PayloadOf } from '@exchange/contracts';
+import { BookSnapshotV1, OrderAmendedV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
+import { ORDERS_SCHEMA } from './db/schema.ts';
+import type { Logger } from '@exchange/messaging';
 
-const T = `"${SCHEMA}"`;
+/** The orders schema, quoted for SQL text. */
+const ORDERS = `"${ORDERS_SCHEMA}"`;
 
 export const CANDLE_INTERVALS = { '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 } as const;
 export type CandleInterval = keyof typeof CANDLE_INTERVALS;
@@ -55,14 +57,14 @@ export function createEventHandler(opts: { catalog: MarketCatalog; log: Logger }
 
 export async function applyOrderUpdate(c: pg.PoolClient, p: OrderUpdated, log: Logger): Promise<boolean> {
   const { rowCount } = await c.query(
-    `UPDATE ${T}.orders
+    `UPDATE ${ORDERS}.orders
         SET status = $3, filled_lots = $4, filled_notional = $5, reason = $6, last_seq = $7, updated_at = now(),
             stop_triggered_at = CASE WHEN $8 THEN COALESCE(stop_triggered_at, now()) ELSE stop_triggered_at END
       WHERE id = $1 AND user_id = $2 AND (last_seq IS NULL OR last_seq < $7::numeric)`,
     [p.orderId, p.userId, p.status, p.filledLots, p.filledNotional, p.reason ?? null, p.seq, p.stopTriggered === true],
   );
   if (rowCount === 0) {
-    const { rowCount: known } = await c.query(`SELECT 1 FROM ${T}.orders WHERE id = $1`, [p.orderId]);
+    const { rowCount: known } = await c.query(`SELECT 1 FROM ${ORDERS}.orders WHERE id = $1`, [p.orderId]);
     if (!known) log.warn({ orderId: p.orderId, market: p.market }, 'order update for an unknown order ignored');
     return false;
   }
@@ -75,18 +77,18 @@ export async function applyOrderUpdate(c: pg.PoolClient, p: OrderUpdated, log: L
  */
 export async function applyAmend(c: pg.PoolClient, p: OrderAmended, log: Logger): Promise<boolean> {
   const { rows } = await c.query<{ order_id: string }>(
-    `UPDATE ${T}.order_amends SET status = $2, reason = $3, priority_kept = $4, hold_delta = $5, updated_at = now()
+    `UPDATE ${ORDERS}.order_amends SET status = $2, reason = $3, priority_kept = $4, hold_delta = $5, updated_at = now()
       WHERE id = $1 AND order_id = $6 AND status IN ('pending', 'sent', 'expiring') RETURNING order_id`,
     [p.amendId, p.ok ? 'applied' : 'rejected', p.reason ?? null, p.ok ? p.priorityKept : null, p.holdDelta, p.orderId],
   );
   if (!rows[0]) {
-    const { rowCount } = await c.query(`SELECT 1 FROM ${T}.order_amends WHERE id = $1`, [p.amendId]);
+    const { rowCount } = await c.query(`SELECT 1 FROM ${ORDERS}.order_amends WHERE id = $1`, [p.amendId]);
     if (!rowCount) log.warn({ amendId: p.amendId, orderId: p.orderId }, 'outcome of an unknown amend ignored');
     return false;
   }
   if (p.ok) {
     await c.query(
-      `UPDATE ${T}.orders SET price_ticks = COALESCE($2, price_ticks), quantity_lots = COALESCE($3, quantity_lots),
+      `UPDATE ${ORDERS}.orders SET price_ticks = COALESCE($2, price_ticks), quantity_lots = COALESCE($3, quantity_lots),
               hold_amount = hold_amount + $4, updated_at = now()
         WHERE id = $1`,
       [p.orderId, p.priceTicks ?? null, p.quantityLots ?? null, p.holdDelta],
@@ -107,7 +109,7 @@ export async function applyTrade(
     return false;
   }
   const ins = await c.query(
-    `INSERT INTO ${T}.trades (trade_id, market, seq, price_ticks, quantity_lots, quote_amount, taker_side, executed_at)
+    `INSERT INTO ${ORDERS}.trades (trade_id, market, seq, price_ticks, quantity_lots, quote_amount, taker_side, executed_at)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (trade_id) DO NOTHING`,
     [p.tradeId, p.market, p.seq, p.priceTicks, p.quantityLots, p.quoteAmount, p.takerSide, p.at],
   );
@@ -120,7 +122,7 @@ export async function applyTrade(
   for (const x of parties) {
     const buyer = x.side === 'buy';
     await c.query(
-      `INSERT INTO ${T}.fills (trade_id, order_id, user_id, market, side, liquidity, price_ticks, quantity_lots,
+      `INSERT INTO ${ORDERS}.fills (trade_id, order_id, user_id, market, side, liquidity, price_ticks, quantity_lots,
          base_amount, quote_amount, fee, fee_asset, executed_at)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (trade_id, order_id) DO NOTHING`,
       [
@@ -144,7 +146,7 @@ export async function applyTrade(
   for (const [interval, seconds] of Object.entries(CANDLE_INTERVALS)) {
     const openTime = new Date(Math.floor(at.getTime() / 1000 / seconds) * seconds * 1000);
     await c.query(
-      `INSERT INTO ${T}.candles AS k (market, interval, open_time, open_ticks, open_seq, high_ticks, low_ticks,
+      `INSERT INTO ${ORDERS}.candles AS k (market, interval, open_time, open_ticks, open_seq, high_ticks, low_ticks,
          close_ticks, close_seq, volume_lots, quote_volume, trades)
        VALUES ($1,$2,$3,$4,$5,$4,$4,$4,$5,$6,$7,1)
        ON CONFLICT (market, interval, open_time) DO UPDATE SET
@@ -161,7 +163,7 @@ export async function applyTrade(
     );
   }
   await c.query(
-    `INSERT INTO ${T}.market_state AS s (market, last_trade_ticks, last_trade_seq, last_trade_at)
+    `INSERT INTO ${ORDERS}.market_state AS s (market, last_trade_ticks, last_trade_seq, last_trade_at)
      VALUES ($1,$2,$3,$4)
      ON CONFLICT (market) DO UPDATE SET last_trade_ticks = EXCLUDED.last_trade_ticks,
        last_trade_seq = EXCLUDED.last_trade_seq, last_trade_at = EXCLUDED.last_trade_at
@@ -173,7 +175,7 @@ export async function applyTrade(
 
 export async function applyBook(c: pg.PoolClient, p: BookSnapshot): Promise<boolean> {
   const { rowCount } = await c.query(
-    `INSERT INTO ${T}.books AS b (market, seq, bids, asks, at) VALUES ($1,$2,$3,$4,$5)
+    `INSERT INTO ${ORDERS}.books AS b (market, seq, bids, asks, at) VALUES ($1,$2,$3,$4,$5)
      ON CONFLICT (market) DO UPDATE SET seq = EXCLUDED.seq, bids = EXCLUDED.bids, asks = EXCLUDED.asks, at = EXCLUDED.at
      WHERE b.seq < EXCLUDED.seq`,
     [p.market, p.seq, JSON.stringify(p.bids), JSON.stringify(p.asks), p.at],

@@ -1,7 +1,7 @@
 export { buildApp, FLAG_DEFAULTS, type AppDeps } from './app.ts';
-export { OrderEnv, loadOrderConfig, type OrderConfig } from './config.ts';
+export { ConfigSchema, loadConfig, type Config } from './config.ts';
 export { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from './events.ts';
-export { migrateOrders } from './migrate.ts';
+export { runMigrations } from './migrate.ts';
 export { OrderService, startSweeper } from './orders/service.ts';
 export { StreamFeed, StreamHub } from './stream.ts';
 export { createWalletClient, type WalletClient } from './wallet-client.ts';

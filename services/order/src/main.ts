@@ -6,20 +6,20 @@ import { loadCatalog } from '@exchange/contracts/markets';
 import { createMessaging, EVENTS_EXCHANGE } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
-import { loadOrderConfig } from './config.ts';
-import { SCHEMA } from './db/schema.ts';
+import { loadConfig } from './config.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 import { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from './events.ts';
-import { migrateOrders } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { startSweeper } from './orders/service.ts';
 import { startAmendSweeper } from './orders/amend.ts';
 import { StreamFeed, StreamHub } from './stream.ts';
 import { vhostOf } from './trading-health.ts';
 import { createWalletClient } from './wallet-client.ts';
 
-const cfg = loadOrderConfig();
+const cfg = loadConfig();
 const catalog = loadCatalog(cfg.MARKETS_FILE);
 const pool = createPool({ connectionString: cfg.DATABASE_URL, max: cfg.DATABASE_POOL_MAX, applicationName: 'order' });
-await migrateOrders(pool);
+await runMigrations(pool);
 
 const hub = new StreamHub();
 const ref: { messaging?: ReturnType<typeof createMessaging> } = {};
@@ -67,7 +67,7 @@ const messaging = createMessaging({
   url: cfg.AMQP_URL,
   service: 'order',
   pool,
-  schema: SCHEMA,
+  schema: ORDERS_SCHEMA,
   registry: app.metrics.registry,
   logger: app.log,
 });

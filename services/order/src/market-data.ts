@@ -2,10 +2,11 @@
 import type pg from 'pg';
 import { Type, type Static } from '@sinclair/typebox';
 import { formatFixed, type Market } from '@exchange/contracts/markets';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 import { CANDLE_INTERVALS, type CandleInterval } from './events.ts';
 
-const T = `"${SCHEMA}"`;
+/** The orders schema, quoted for SQL text. */
+const ORDERS = `"${ORDERS_SCHEMA}"`;
 const Level = Type.Tuple([Type.String({ description: 'price' }), Type.String({ description: 'quantity' })]);
 
 export const BookSchema = Type.Object({
@@ -54,7 +55,7 @@ export type TradeDto = Static<typeof TradeSchema>;
 
 export async function getBook(pool: pg.Pool, market: Market, depth: number): Promise<Book> {
   const { rows } = await pool.query<{ seq: string; bids: [string, string][]; asks: [string, string][]; at: Date }>(
-    `SELECT seq, bids, asks, at FROM ${T}.books WHERE market = $1`,
+    `SELECT seq, bids, asks, at FROM ${ORDERS}.books WHERE market = $1`,
     [market.symbol],
   );
   const r = rows[0];
@@ -92,7 +93,7 @@ export function tradeDto(market: Market, r: TradeRow): TradeDto {
 
 export async function getTrades(pool: pg.Pool, market: Market, limit: number): Promise<TradeDto[]> {
   const { rows } = await pool.query<TradeRow>(
-    `SELECT * FROM ${T}.trades WHERE market = $1 ORDER BY seq DESC LIMIT $2`,
+    `SELECT * FROM ${ORDERS}.trades WHERE market = $1 ORDER BY seq DESC LIMIT $2`,
     [market.symbol, limit],
   );
   return rows.map((r) => tradeDto(market, r));
@@ -113,11 +114,11 @@ export async function getTicker(pool: pg.Pool, market: Market, now = new Date())
             (array_agg(price_ticks ORDER BY seq DESC))[1] AS close_ticks,
             max(price_ticks) AS high, min(price_ticks) AS low,
             sum(quantity_lots) AS vol, sum(quote_amount) AS qvol
-       FROM ${T}.trades WHERE market = $1 AND executed_at > $2::timestamptz - interval '24 hours'`,
+       FROM ${ORDERS}.trades WHERE market = $1 AND executed_at > $2::timestamptz - interval '24 hours'`,
     [market.symbol, now],
   );
   const { rows: st } = await pool.query<{ last_trade_ticks: string | null; last_trade_at: Date | null }>(
-    `SELECT last_trade_ticks, last_trade_at FROM ${T}.market_state WHERE market = $1`,
+    `SELECT last_trade_ticks, last_trade_at FROM ${ORDERS}.market_state WHERE market = $1`,
     [market.symbol],
   );
   const book = await getBook(pool, market, 1);
@@ -161,7 +162,7 @@ export async function getCandles(
     quote_volume: string;
     trades: number;
   }>(
-    `SELECT * FROM ${T}.candles WHERE market = $1 AND interval = $2 AND open_time >= $3 AND open_time <= $4
+    `SELECT * FROM ${ORDERS}.candles WHERE market = $1 AND interval = $2 AND open_time >= $3 AND open_time <= $4
       ORDER BY open_time ASC LIMIT $5`,
     [market.symbol, q.interval, from, to, q.limit],
   );

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { promClient } from '@exchange/platform';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 
 /** Order-service metrics (rejections by code are in http_errors_total). */
 export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
@@ -31,7 +31,7 @@ export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
         // A database outage must not break the whole /metrics scrape: keep the last value.
         try {
           const { rows } = await pool.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM "${SCHEMA}".orders WHERE status = 'pending'`,
+            `SELECT count(*)::int AS n FROM "${ORDERS_SCHEMA}".orders WHERE status = 'pending'`,
           );
           this.set(rows[0]?.n ?? 0);
         } catch {

@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { migrate } from '@exchange/db';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
-export async function migrateOrders(pool: pg.Pool): Promise<void> {
-  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: SCHEMA });
+export async function runMigrations(pool: pg.Pool): Promise<void> {
+  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: ORDERS_SCHEMA });
 }
 
 // `node src/migrate.ts` (pnpm migrate): apply the migrations and exit.
@@ -16,7 +16,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const cfg = loadConfigOrExit('order-migrate', Type.Object({ ...databaseEnv }));
   const pool = createPool({ connectionString: cfg.DATABASE_URL, max: 1 });
   try {
-    await migrateOrders(pool);
+    await runMigrations(pool);
     process.stdout.write('order: migrations applied\n');
   } finally {
     await pool.end();

@@ -78,7 +78,10 @@ it('stop-limit and stop-loss: held from placement, sent with the stop price; bad
   expect(amend.json().error.code).toBe('ORDER_NOT_AMENDABLE');
 
   // the engine triggers it: the order says so
-  const handle = createEventHandler({ catalog: loadCatalog(undefined), log: { info() {}, warn() {}, error() {} } });
+  const handle = createEventHandler({
+    catalog: loadCatalog(undefined),
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+  });
   const upd = OrderUpdatedV1.create(
     {
       orderId: r.json().id,

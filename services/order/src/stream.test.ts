@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { OrderUpdatedV1, TradeExecutedV1 } from './contracts.ts';
+import { OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import { createHarness, type Harness } from './testing/harness.ts';
 import { startBroker, type Broker } from './testing/broker.ts';
 import { createMessaging, silentLogger } from '@exchange/messaging';
@@ -8,7 +8,7 @@ import { loadCatalog } from '@exchange/contracts/markets';
 import { buildApp } from './app.ts';
 import { createWalletClient } from './wallet-client.ts';
 import { StreamFeed } from './stream.ts';
-import { SCHEMA } from './db/schema.ts';
+import { ORDERS_SCHEMA } from './db/schema.ts';
 
 let h: Harness;
 let broker: Broker;
@@ -222,7 +222,7 @@ describe('WebSocket stream', () => {
       url: broker.vhost.url,
       service: 'order',
       pool: h.db.pool,
-      schema: SCHEMA,
+      schema: ORDERS_SCHEMA,
       logger: silentLogger,
       relay: false,
     });

@@ -16,7 +16,7 @@
  * is persisted), so clients connected to any replica see every update, while the durable `order.events` queue
  * (single active consumer) maintains the read models.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import type { WebSocket } from '@fastify/websocket';
 import type { Envelope } from '@exchange/contracts';
@@ -24,11 +24,11 @@ import type { MarketCatalog } from '@exchange/contracts/markets';
 import { formatFixed } from '@exchange/contracts/markets';
 import type { ConnectionResource } from '@exchange/messaging';
 import { EVENTS_EXCHANGE, declareExchanges } from '@exchange/messaging';
-import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1 } from './contracts.ts';
+import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import { EVENT_BINDINGS } from './events.ts';
 import { getBook } from './market-data.ts';
 import { averagePrice } from './orders/model.ts';
-import type { Logger } from './orders/service.ts';
+import type { Logger } from '@exchange/messaging';
 
 const MAX_SUBSCRIPTIONS = 50;
 type ChannelModel = Parameters<ConnectionResource['open']>[0];
@@ -210,7 +210,7 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
   app.get(
     '/api/v1/stream',
     { websocket: true, schema: { tags: ['market-data'], summary: 'WebSocket stream (book, trades, own orders)' } },
-    (socket: WebSocket, req) => {
+    (socket: WebSocket, req: FastifyRequest) => {
       const client: Client = { socket, userId: undefined, channels: new Set(), alive: true };
       socket.on('pong', () => {
         client.alive = true;

@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { MarketCatalog } from '@exchange/contracts/markets';
-import { ROUTES } from './contracts.ts';
+import { ROUTES } from '@exchange/contracts/trading';
 import type { OrderService } from './orders/service.ts';
 
 export const MarketHealth = Type.Object({

@@ -14,7 +14,7 @@ import type { App } from '@exchange/platform';
 import { buildApp as buildWalletApp } from '@exchange/wallet';
 import { assertLedgerInvariants, fundUser } from '@exchange/wallet/testing';
 import { buildApp } from './app.ts';
-import { migrateOrders } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { createWalletClient } from './wallet-client.ts';
 
 let db: TestDatabase;
@@ -27,7 +27,7 @@ beforeAll(async () => {
   db = await createTestDatabase('order_wallet');
   const walletDrizzle = fileURLToPath(new URL('../drizzle', import.meta.resolve('@exchange/wallet')));
   await migrate(db.pool, { migrationsFolder: walletDrizzle, schema: 'wallet' });
-  await migrateOrders(db.pool);
+  await runMigrations(db.pool);
   issuer = await createTestIssuer();
   wallet = await buildWalletApp({ pool: db.pool, auth: issuer.authOptions(), fastify: { logger: false } });
   await wallet.listen({ port: 0, host: '127.0.0.1' });

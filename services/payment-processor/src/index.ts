@@ -3,7 +3,7 @@ export { ConfigSchema, loadConfig, type Config } from './config.ts';
 export { MarketCore, type ApplyResult, type CoreSnapshot, type JournalCommand } from './engine/core.ts';
 export { EngineHost, type MarketStatus } from './engine/engine-host.ts';
 export { MarketEngine } from './engine/market-engine.ts';
-export { migratePayment, MIGRATIONS_FOLDER } from './migrate.ts';
+export { runMigrations, MIGRATIONS_FOLDER } from './migrate.ts';
 export { openapiDocument } from './openapi.ts';
 export { railDecision } from './payouts/rail.ts';
 export { createRuntime } from './runtime.ts';

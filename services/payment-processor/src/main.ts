@@ -4,12 +4,12 @@ import { trustProxyOption } from '@exchange/config';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
-import { migratePayment } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { authOptions, createRuntime } from './runtime.ts';
 
 const config = loadConfig();
 const rt = createRuntime(config);
-await migratePayment(rt.pool);
+await runMigrations(rt.pool);
 const app = await buildApp({
   pool: rt.pool,
   messaging: rt.messaging,

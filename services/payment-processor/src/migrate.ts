@@ -1,13 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { createPool, ensureDatabase, migrate, type Pool } from '@exchange/db';
 import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
-import { SCHEMA } from './db/schema.ts';
+import { PAYMENT_SCHEMA } from './db/schema.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
 /** Apply this service's migrations (schema `payment`); safe to run from several replicas at once. */
-export async function migratePayment(pool: Pool): Promise<void> {
-  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: SCHEMA });
+export async function runMigrations(pool: Pool): Promise<void> {
+  await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: PAYMENT_SCHEMA });
 }
 
 // `pnpm migrate` (and the chart's migration hook): apply and exit. DATABASE_URL is validated like every service's
@@ -19,7 +19,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (config.NODE_ENV !== 'production') await ensureDatabase(url);
   const pool = createPool({ connectionString: url, max: 2, applicationName: 'payment-processor:migrate' });
   try {
-    await migratePayment(pool);
+    await runMigrations(pool);
     process.stdout.write('payment-processor: migrations applied\n');
   } finally {
     await pool.end();

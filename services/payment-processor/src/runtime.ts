@@ -8,7 +8,7 @@ import { createPool, type Pool } from '@exchange/db';
 import { createMessaging, stderrLogger, type Logger, type Messaging } from '@exchange/messaging';
 import { promClient } from '@exchange/platform';
 import type { Config } from './config.ts';
-import { SCHEMA } from './db/schema.ts';
+import { PAYMENT_SCHEMA } from './db/schema.ts';
 import { EngineHost } from './engine/engine-host.ts';
 import { createPaymentMetrics } from './metrics.ts';
 import { PayoutService } from './payouts/payouts.ts';
@@ -62,7 +62,7 @@ export function createRuntime(config: Config): Runtime {
     url: config.AMQP_URL,
     service: 'payment-processor',
     pool,
-    schema: SCHEMA,
+    schema: PAYMENT_SCHEMA,
     connectionName,
     logger,
     registry,

@@ -5,7 +5,7 @@ import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import type { App } from '@exchange/platform';
 import { buildApp } from './app.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { Scheduler } from './scheduler.ts';
 import { completePayout, failPayout } from './settlement.ts';
 import { fundUser } from './testing.ts';
@@ -20,7 +20,7 @@ const IBAN = 'DE89370400440532013000';
 
 beforeAll(async () => {
   db = await createTestDatabase('wallet_admin_payouts');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
   issuer = await createTestIssuer();
   app = await buildApp({
     pool: db.pool,

@@ -8,7 +8,7 @@ import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import type { App } from '@exchange/platform';
 import { buildApp } from './app.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { Scheduler } from './scheduler.ts';
 import { completePayout, failPayout } from './settlement.ts';
 import { assertLedgerInvariants, fundUser } from './testing.ts';
@@ -24,7 +24,7 @@ const BTC_ADDRESS = 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq';
 
 beforeAll(async () => {
   db = await createTestDatabase('wallet_http');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
   pool = new pg.Pool({ connectionString: db.url, max: 20, connectionTimeoutMillis: 120_000 });
   pool.on('error', () => {});
   issuer = await createTestIssuer();
@@ -772,7 +772,7 @@ describe('sandbox deposits are off unless the deployment says it is a sandbox', 
   test('NODE_ENV=production refuses SANDBOX_DEPOSITS=true at start', () => {
     const r = spawnSync(
       process.execPath,
-      ['--input-type=module', '-e', "import('./services/wallet/src/config.ts').then((m) => m.loadWalletConfig())"],
+      ['--input-type=module', '-e', "import('./services/wallet/src/config.ts').then((m) => m.loadConfig())"],
       {
         env: {
           PATH: process.env.PATH,

@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify';
 import { registerAuth, type AuthOptions } from '@exchange/auth-client';
 import type { Pool } from '@exchange/db';
 import {
@@ -12,37 +11,16 @@ import {
 import { Assets } from './assets.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 import { parseEmailConfirmThresholds, parseWithdrawalLimits } from './funding.ts';
-import { createWalletMetrics, type WalletMetrics } from './metrics.ts';
+import { createWalletMetrics } from './metrics.ts';
 import type { ReconciliationSources } from './reconciliation.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerInternalRoutes } from './routes/internal.ts';
 import { registerPayoutRoutes } from './routes/payouts.ts';
 import { registerUserRoutes } from './routes/user.ts';
+import { DEFAULT_SETTINGS, FLAG_DEFAULTS, type WalletContext, type WalletSettings } from './context.ts';
 
-export interface WalletSettings {
-  /** Self-credited deposits (sandbox deployments only). */
-  sandboxDeposits: boolean;
-  depositConfirmationMs: number;
-  withdrawalDispatchDelayMs: number;
-  mfaMaxAgeS: number;
-  /** JSON of WITHDRAWAL_DAILY_LIMITS (undefined = built-in tiers). */
-  withdrawalDailyLimits?: string;
-  /**
-   * JSON of WITHDRAWAL_EMAIL_CONFIRM_THRESHOLDS ({"ASSET": "decimal"}): withdrawals of at least that much wait for
-   * the emailed link. Undefined here = none (main.ts always passes the configured value, which has a default).
-   */
-  withdrawalEmailConfirmThresholds?: string;
-  /** How long the withdrawal confirmation link works (s); then the withdrawal is cancelled. */
-  withdrawalEmailConfirmTtlS: number;
-}
-
-export const DEFAULT_SETTINGS: WalletSettings = {
-  sandboxDeposits: false,
-  depositConfirmationMs: 5_000,
-  withdrawalDispatchDelayMs: 5_000,
-  mfaMaxAgeS: 300,
-  withdrawalEmailConfirmTtlS: 1800,
-};
+// Routes import these from ./context.ts; re-exported for code written against app.ts before it existed.
+export { actorOf, DEFAULT_SETTINGS, FLAG_DEFAULTS, type WalletContext, type WalletSettings } from './context.ts';
 
 export interface WalletAppDeps {
   pool: Pool;
@@ -56,30 +34,6 @@ export interface WalletAppDeps {
   /** The order service's internal API for reconciliation's order_holds check (left out without it). */
   reconciliation?: ReconciliationSources;
 }
-
-/** What the routes share. */
-export interface WalletContext {
-  pool: Pool;
-  assets: Assets;
-  settings: WalletSettings;
-  limits: ReturnType<typeof parseWithdrawalLimits>;
-  emailConfirmThresholds: Map<string, bigint>;
-  flags: FeatureFlags;
-  metrics: WalletMetrics;
-  reconciliation: ReconciliationSources;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    wallet: WalletContext;
-  }
-}
-
-export const FLAG_DEFAULTS = { withdrawals: true, deposits: true };
-
-/** Who is acting, for audit rows and flag changes. */
-export const actorOf = (req: FastifyRequest): string =>
-  req.principal ? `user:${req.principal.id}` : req.url.startsWith('/internal/') ? 'service' : 'anonymous';
 
 /** The wallet's HTTP app: plugins (auth, idempotency) then routes. Does not listen. */
 export async function buildApp(deps: WalletAppDeps): Promise<App> {
@@ -104,7 +58,7 @@ export async function buildApp(deps: WalletAppDeps): Promise<App> {
     limits: parseWithdrawalLimits(settings.withdrawalDailyLimits, assets),
     emailConfirmThresholds: settings.withdrawalEmailConfirmThresholds
       ? parseEmailConfirmThresholds(settings.withdrawalEmailConfirmThresholds, assets)
-      : new Map(),
+      : new Map<string, bigint>(),
     flags: new FeatureFlags({ pool: deps.pool, schema: WALLET_SCHEMA, defaults: FLAG_DEFAULTS }),
     metrics: createWalletMetrics(app.metrics.registry),
     reconciliation: deps.reconciliation ?? {},

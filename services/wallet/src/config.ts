@@ -11,7 +11,7 @@ import {
   type Static,
 } from '@exchange/config';
 
-export const WalletEnv = Type.Object({
+export const ConfigSchema = Type.Object({
   ...baseEnv(3002),
   ...databaseEnv,
   ...amqpEnv,
@@ -81,10 +81,10 @@ export const WalletEnv = Type.Object({
   MARKETS_FILE: Type.Optional(Type.String({ description: 'Asset/market catalog JSON (default: built-in catalog)' })),
 });
 
-export type WalletConfig = Static<typeof WalletEnv>;
+export type Config = Static<typeof ConfigSchema>;
 
-export function loadWalletConfig(env: NodeJS.ProcessEnv = process.env): WalletConfig {
-  const config = loadConfigOrExit('wallet', WalletEnv, env);
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const config = loadConfigOrExit('wallet', ConfigSchema, env);
   if (config.NODE_ENV === 'production' && config.SANDBOX_DEPOSITS) {
     // free money in production: refuse to start rather than trust that nobody finds the endpoint
     process.stderr.write('wallet: SANDBOX_DEPOSITS=true is refused with NODE_ENV=production\n');

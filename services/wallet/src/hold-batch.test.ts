@@ -9,14 +9,14 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { createHoldBatcher } from './hold-batch.ts';
 import { createHold, createHolds, userBalances, type CreateHoldInput } from './ledger.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { assertLedgerInvariants, fundUser } from './testing.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
 beforeAll(async () => {
   db = await createTestDatabase('wallet_hold_batch');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
   pool = new pg.Pool({ connectionString: db.url, max: 10 });
   pool.on('error', () => {});
 });

@@ -22,7 +22,7 @@ import {
   requestWithdrawal,
 } from './funding.ts';
 import { createHold, releaseHold } from './ledger.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { completePayout, failPayout, settleTrade } from './settlement.ts';
 import { assertLedgerInvariants } from './testing.ts';
 
@@ -35,7 +35,7 @@ const policy = () => ({
 
 beforeAll(async () => {
   db = await createTestDatabase('wallet_prop');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
 });
 afterAll(async () => {
   await db.drop();

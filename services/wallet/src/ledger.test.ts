@@ -5,7 +5,7 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { Assets } from './assets.ts';
 import { createHold, postEntry, releaseHold, userBalances } from './ledger.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { requestWithdrawal, DEFAULT_WITHDRAWAL_LIMITS, parseWithdrawalLimits, cancelWithdrawal } from './funding.ts';
 import { settleTrade, releaseOrderHold } from './settlement.ts';
 import { SettleTradeV1, ReleaseHoldV1 } from '@exchange/contracts/trading';
@@ -18,7 +18,7 @@ const assets = new Assets();
 
 beforeAll(async () => {
   db = await createTestDatabase('wallet_ledger');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
   racePool = new pg.Pool({ connectionString: db.url, max: 20, connectionTimeoutMillis: 120_000 });
   racePool.on('error', () => {});
 });

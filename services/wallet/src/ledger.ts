@@ -63,7 +63,8 @@ export interface HoldRow {
   closed_at: Date | null;
 }
 
-const T = {
+/** The ledger tables, schema-qualified for SQL text. */
+const TABLES = {
   accounts: 'wallet.accounts',
   entries: 'wallet.journal_entries',
   postings: 'wallet.postings',
@@ -89,10 +90,10 @@ function systemAccountSql(kind: SystemKind, withInsert: boolean): string {
   // `kind = $1` cannot use the partial index `WHERE kind <> 'user'` under a generic plan (the planner cannot prove a
   // parameter differs from 'user'), and pg switches to a generic plan after five executions: every lookup then
   // scanned all accounts, O(users) per settlement. A literal kind lets the planner prove the index predicate.
-  const select = `SELECT id::text FROM ${T.accounts} WHERE kind = '${kind}' AND asset = $1`;
+  const select = `SELECT id::text FROM ${TABLES.accounts} WHERE kind = '${kind}' AND asset = $1`;
   if (!withInsert) return select;
   return `WITH ins AS (
-            INSERT INTO ${T.accounts} (kind, asset) VALUES ('${kind}', $1)
+            INSERT INTO ${TABLES.accounts} (kind, asset) VALUES ('${kind}', $1)
             ON CONFLICT (kind, asset) WHERE kind <> 'user' DO NOTHING RETURNING id)
           SELECT id::text FROM ins UNION ALL ${select}`;
 }
@@ -128,10 +129,10 @@ export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Pr
       r.kind === 'user'
         ? await client.query<{ id: string }>(
             `WITH ins AS (
-               INSERT INTO ${T.accounts} (kind, user_id, asset) VALUES ('user', $1, $2)
+               INSERT INTO ${TABLES.accounts} (kind, user_id, asset) VALUES ('user', $1, $2)
                ON CONFLICT (user_id, asset) WHERE kind = 'user' DO NOTHING RETURNING id)
              SELECT id::text FROM ins UNION ALL
-             SELECT id::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
+             SELECT id::text FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
             [r.userId, r.asset],
           )
         : await client.query<{ id: string }>(systemAccountSql(r.kind, true), [r.asset]);
@@ -142,7 +143,7 @@ export async function ensureAccounts(client: PoolClient, refs: AccountRef[]): Pr
       const again =
         r.kind === 'user'
           ? await client.query<{ id: string }>(
-              `SELECT id::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
+              `SELECT id::text FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
               [r.userId, r.asset],
             )
           : await client.query<{ id: string }>(systemAccountSql(r.kind, false), [r.asset]);
@@ -163,7 +164,7 @@ async function findUserAccounts(
 ): Promise<Array<string | undefined>> {
   const { rows } = await client.query<{ id: string; n: string }>(
     `SELECT a.id::text, p.n::text FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS p(user_id, asset, n)
-       JOIN ${T.accounts} a ON a.kind = 'user' AND a.user_id = p.user_id AND a.asset = p.asset`,
+       JOIN ${TABLES.accounts} a ON a.kind = 'user' AND a.user_id = p.user_id AND a.asset = p.asset`,
     [refs.map((r) => r.userId), refs.map((r) => r.asset)],
   );
   const out: Array<string | undefined> = refs.map(() => undefined);
@@ -174,7 +175,7 @@ async function findUserAccounts(
 /** Whether the account row `id` was written by the caller's own (uncommitted) transaction. */
 async function insertedHere(client: PoolClient, id: string): Promise<boolean> {
   const { rows } = await client.query<{ mine: boolean }>(
-    `SELECT xmin::text::bigint = txid_current() % 4294967296 AS mine FROM ${T.accounts} WHERE id = $1`,
+    `SELECT xmin::text::bigint = txid_current() % 4294967296 AS mine FROM ${TABLES.accounts} WHERE id = $1`,
     [id],
   );
   return rows[0]?.mine ?? true;
@@ -187,7 +188,7 @@ export async function lockAccounts(
   skipLocked = false,
 ): Promise<Map<string, AccountRow>> {
   const { rows } = await client.query<AccountRow>(
-    `SELECT id::text, kind, user_id, asset, balance::text, held::text FROM ${T.accounts}
+    `SELECT id::text, kind, user_id, asset, balance::text, held::text FROM ${TABLES.accounts}
       WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
     [[...new Set(ids)]],
   );
@@ -197,7 +198,7 @@ export async function lockAccounts(
 async function lockHolds(client: PoolClient, ids: string[]): Promise<Map<string, HoldRow>> {
   if (ids.length === 0) return new Map();
   const { rows } = await client.query<HoldRow>(
-    `SELECT ${HOLD_COLUMNS} FROM ${T.holds} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+    `SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
     [[...new Set(ids)]],
   );
   return new Map(rows.map((r) => [r.id, r]));
@@ -244,13 +245,13 @@ export async function postEntry(client: PoolClient, input: PostEntryInput): Prom
   if (input.legs.length === 0) throw new Error(`journal entry ${input.idempotencyKey} has no legs`);
 
   const inserted = await client.query<{ id: string }>(
-    `INSERT INTO ${T.entries} (idempotency_key, reason, ref_type, ref_id, causation_id) VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO ${TABLES.entries} (idempotency_key, reason, ref_type, ref_id, causation_id) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING id::text`,
     [input.idempotencyKey, input.reason, input.refType, input.refId, input.causationId ?? null],
   );
   if (inserted.rowCount === 0) {
     const { rows } = await client.query<{ id: string }>(
-      `SELECT id::text FROM ${T.entries} WHERE idempotency_key = $1`,
+      `SELECT id::text FROM ${TABLES.entries} WHERE idempotency_key = $1`,
       [input.idempotencyKey],
     );
     return { status: 'duplicate', entryId: rows[0]!.id };
@@ -266,7 +267,7 @@ export async function postEntry(client: PoolClient, input: PostEntryInput): Prom
   const holdAccounts = captures.length
     ? (
         await client.query<{ id: string; account_id: string }>(
-          `SELECT id::text, account_id::text FROM ${T.holds} WHERE id = ANY($1::uuid[])`,
+          `SELECT id::text, account_id::text FROM ${TABLES.holds} WHERE id = ANY($1::uuid[])`,
           [captures.map((c) => c.holdId)],
         )
       ).rows
@@ -316,7 +317,7 @@ export async function postEntry(client: PoolClient, input: PostEntryInput): Prom
     const newCaptured = captured + fromHold;
     const closes = h.status === 'active' && newCaptured + released === amount;
     await client.query(
-      `UPDATE ${T.holds} SET captured = $2, late_captured = late_captured + $3,
+      `UPDATE ${TABLES.holds} SET captured = $2, late_captured = late_captured + $3,
               status = $4, closed_at = CASE WHEN $5::boolean THEN now() ELSE closed_at END
         WHERE id = $1`,
       [
@@ -344,7 +345,7 @@ export async function postEntry(client: PoolClient, input: PostEntryInput): Prom
       throw insufficientFunds(a.asset, BigInt(a.balance) - BigInt(a.held), BigInt(a.balance) - b);
     }
     if (b !== BigInt(a.balance) || h !== BigInt(a.held)) {
-      await client.query(`UPDATE ${T.accounts} SET balance = $2, held = $3, updated_at = now() WHERE id = $1`, [
+      await client.query(`UPDATE ${TABLES.accounts} SET balance = $2, held = $3, updated_at = now() WHERE id = $1`, [
         a.id,
         b.toString(),
         h.toString(),
@@ -353,7 +354,7 @@ export async function postEntry(client: PoolClient, input: PostEntryInput): Prom
   }
 
   await client.query(
-    `INSERT INTO ${T.postings} (entry_id, account_id, asset, amount, balance_after, memo)
+    `INSERT INTO ${TABLES.postings} (entry_id, account_id, asset, amount, balance_after, memo)
      SELECT $1::bigint, a, s, m::numeric, b::numeric, t
        FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(a, s, m, b, t)`,
     [
@@ -484,7 +485,7 @@ export async function createHolds(
       return `($${b + 1}::uuid, $${b + 2}::uuid, $${b + 3}::bigint, $${b + 4}, $${b + 5}::numeric, $${b + 6}, $${b + 7}, $${b + 8})`;
     });
     const { rows: inserted } = await client.query<HoldRow>(
-      `INSERT INTO ${T.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
+      `INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
        VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
       values,
     );
@@ -503,7 +504,7 @@ export async function createHolds(
     }
     if (held.size) {
       await client.query(
-        `UPDATE ${T.accounts} a SET held = a.held + d.amount, updated_at = now()
+        `UPDATE ${TABLES.accounts} a SET held = a.held + d.amount, updated_at = now()
            FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount) WHERE a.id = d.id`,
         [[...held.keys()], [...held.values()].map(String)],
       );
@@ -543,7 +544,7 @@ function sameHold(h: HoldRow, i: CreateHoldInput): HoldRow {
 
 export async function getHold(client: PoolClient, holdId: string, forUpdate = false): Promise<HoldRow | undefined> {
   const { rows } = await client.query<HoldRow>(
-    `SELECT ${HOLD_COLUMNS} FROM ${T.holds} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    `SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
     [holdId],
   );
   return rows[0];
@@ -574,11 +575,11 @@ export async function releaseHold(
   if (h.status !== 'active') return { hold: h, released: 0n };
   const remaining = BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released);
   const { rows } = await client.query<HoldRow>(
-    `UPDATE ${T.holds} SET released = released + $2, status = 'released', release_reason = $3, closed_at = now()
+    `UPDATE ${TABLES.holds} SET released = released + $2, status = 'released', release_reason = $3, closed_at = now()
       WHERE id = $1 RETURNING ${HOLD_COLUMNS}`,
     [holdId, remaining.toString(), reason],
   );
-  await client.query(`UPDATE ${T.accounts} SET held = held - $2, updated_at = now() WHERE id = $1`, [
+  await client.query(`UPDATE ${TABLES.accounts} SET held = held - $2, updated_at = now() WHERE id = $1`, [
     h.account_id,
     remaining.toString(),
   ]);
@@ -597,7 +598,7 @@ export async function adjustOrderHold(
 ): Promise<{ adjusted: bigint; toppedUpReleased: bigint }> {
   const holds = [input.holdId, ...(input.topUpHoldId ? [input.topUpHoldId] : [])];
   const { rows: peek } = await client.query<{ id: string; account_id: string; user_id: string; asset: string }>(
-    `SELECT id::text, account_id::text, user_id::text, asset FROM ${T.holds} WHERE id = ANY($1::uuid[])`,
+    `SELECT id::text, account_id::text, user_id::text, asset FROM ${TABLES.holds} WHERE id = ANY($1::uuid[])`,
     [holds],
   );
   const order = peek.find((r) => r.id === input.holdId);
@@ -627,8 +628,8 @@ export async function adjustOrderHold(
     const available = BigInt(acc.balance) - BigInt(acc.held);
     if (available < input.delta) throw insufficientFunds(input.asset, available, input.delta);
   }
-  await client.query(`UPDATE ${T.holds} SET amount = $2 WHERE id = $1`, [input.holdId, amount.toString()]);
-  await client.query(`UPDATE ${T.accounts} SET held = held + $2, updated_at = now() WHERE id = $1`, [
+  await client.query(`UPDATE ${TABLES.holds} SET amount = $2 WHERE id = $1`, [input.holdId, amount.toString()]);
+  await client.query(`UPDATE ${TABLES.accounts} SET held = held + $2, updated_at = now() WHERE id = $1`, [
     h.account_id,
     input.delta.toString(),
   ]);
@@ -645,7 +646,7 @@ export interface Balance {
 /** A user's balances per asset (only assets with an account). */
 export async function userBalances(client: Pick<PoolClient, 'query'>, userId: string): Promise<Map<string, Balance>> {
   const { rows } = await client.query<{ asset: string; balance: string; held: string }>(
-    `SELECT asset, balance::text, held::text FROM ${T.accounts} WHERE kind = 'user' AND user_id = $1`,
+    `SELECT asset, balance::text, held::text FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $1`,
     [userId],
   );
   return new Map(

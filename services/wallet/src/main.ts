@@ -9,24 +9,24 @@ import { createPool, pingDatabase } from '@exchange/db';
 import { createMessaging, type Messaging } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
-import { createOrdersView } from './order-client.ts';
-import { loadWalletConfig } from './config.ts';
+import { createOrderClient } from './clients/order-client.ts';
+import { loadConfig } from './config.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { startConsumers } from './queues.ts';
 import { Scheduler } from './scheduler.ts';
 
-const config = loadWalletConfig();
+const config = loadConfig();
 const pool = createPool({
   connectionString: config.DATABASE_URL,
   max: config.DATABASE_POOL_MAX,
   applicationName: 'wallet',
 });
-await migrateWallet(pool);
+await runMigrations(pool);
 
 const broker: { messaging?: Messaging } = {};
 const reconciliation = {
-  orders: createOrdersView({ baseUrl: config.ORDER_URL, internalToken: config.INTERNAL_API_TOKEN }),
+  orders: createOrderClient({ baseUrl: config.ORDER_URL, internalToken: config.INTERNAL_API_TOKEN }),
   orderGraceMs: config.RECONCILIATION_GRACE_S * 1000,
 };
 const app = await buildApp({

@@ -5,7 +5,7 @@ import { WALLET_SCHEMA } from './db/schema.ts';
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../drizzle', import.meta.url));
 
 /** Apply the wallet's migrations (advisory-locked, so replicas starting together are safe). */
-export async function migrateWallet(pool: Pool): Promise<void> {
+export async function runMigrations(pool: Pool): Promise<void> {
   await migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER, schema: WALLET_SCHEMA });
 }
 
@@ -17,7 +17,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     applicationName: 'wallet-migrate',
   });
   try {
-    await migrateWallet(pool);
+    await runMigrations(pool);
     process.stdout.write('wallet: migrations applied\n');
   } finally {
     await pool.end();

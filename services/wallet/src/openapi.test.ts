@@ -1,5 +1,5 @@
 import { loadConfig } from '@exchange/config';
-import { WalletEnv } from './config.ts';
+import { ConfigSchema } from './config.ts';
 import { openapiDocument } from './openapi.ts';
 
 test('the OpenAPI document builds without a database and lists every route with its error responses', async () => {
@@ -25,10 +25,10 @@ test('the OpenAPI document builds without a database and lists every route with 
 });
 
 test('config: INTERNAL_API_TOKEN is required; numeric settings are validated', () => {
-  expect(() => loadConfig('wallet', WalletEnv, { DEPOSIT_CONFIRMATION_MS: '-5' })).toThrow(
+  expect(() => loadConfig('wallet', ConfigSchema, { DEPOSIT_CONFIRMATION_MS: '-5' })).toThrow(
     /INTERNAL_API_TOKEN: is required[\s\S]*DEPOSIT_CONFIRMATION_MS/,
   );
-  const c = loadConfig('wallet', WalletEnv, { INTERNAL_API_TOKEN: 'x'.repeat(16) });
+  const c = loadConfig('wallet', ConfigSchema, { INTERNAL_API_TOKEN: 'x'.repeat(16) });
   expect(c.PORT).toBe(3002);
   expect(c.DEPOSIT_CONFIRMATION_MS).toBe(5000);
 });

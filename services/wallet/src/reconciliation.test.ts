@@ -10,8 +10,8 @@ import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createHold, releaseHold } from './ledger.ts';
 import { settleTrade } from './settlement.ts';
-import { migrateWallet } from './migrate.ts';
-import type { OrdersView } from './order-client.ts';
+import { runMigrations } from './migrate.ts';
+import type { OrderClient } from './clients/order-client.ts';
 import { runReconciliation } from './reconciliation.ts';
 import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
 import { Assets } from './assets.ts';
@@ -20,7 +20,7 @@ import { fundUser } from './testing.ts';
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase('wallet_recon');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
 });
 afterAll(async () => {
   await db?.drop();
@@ -29,7 +29,7 @@ afterAll(async () => {
 const HOUR = 3_600_000;
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 
-function view(orders: OrderRef[], trades: TradeRef[] = []): OrdersView {
+function view(orders: OrderRef[], trades: TradeRef[] = []): OrderClient {
   return {
     async *trades(from, to) {
       yield* trades.filter(
@@ -98,7 +98,7 @@ test('finished or unknown orders still holding funds, and open orders without a 
 });
 
 test('an unreachable order service leaves the check with an error, not with invented mismatches', async () => {
-  const broken: OrdersView = {
+  const broken: OrderClient = {
     async lookup() {
       throw new Error('order service /internal/orders/lookup: HTTP 503');
     },

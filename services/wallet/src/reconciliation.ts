@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import { FINAL_ORDER_STATUSES } from '@exchange/contracts/orders';
 import type { promClient } from '@exchange/platform';
-import type { OrdersView } from './order-client.ts';
+import type { OrderClient } from './clients/order-client.ts';
 
 /** Mismatches kept per check in a report (the count is always exact). */
 const MAX_ITEMS = 500;
@@ -239,7 +239,7 @@ async function orderHoldSnapshot(client: Pick<PoolClient, 'query'>, graceMs: num
  * Compare the order holds of the snapshot with the order service's view. Orders are read after the snapshot, so
  * anything that changed within `graceMs` is in flight (a hold being created, a release being delivered): skipped.
  */
-async function checkOrderHolds(snap: OrderHoldSnapshot, orders: OrdersView, graceMs: number): Promise<CheckResult> {
+async function checkOrderHolds(snap: OrderHoldSnapshot, orders: OrderClient, graceMs: number): Promise<CheckResult> {
   const cutoff = Date.now() - graceMs;
   const items: Array<Record<string, unknown>> = [];
   let mismatches = 0;
@@ -271,7 +271,7 @@ async function checkOrderHolds(snap: OrderHoldSnapshot, orders: OrdersView, grac
  */
 async function checkTradesSettled(
   pool: Pool,
-  orders: OrdersView,
+  orders: OrderClient,
   graceMs: number,
   lookbackMs: number,
 ): Promise<CheckResult> {
@@ -368,7 +368,7 @@ export interface ReconciliationMetrics {
 /** Where the order_holds check reads the order service's view. */
 export interface ReconciliationSources {
   /** Without it the order_holds check is left out. */
-  orders?: OrdersView;
+  orders?: OrderClient;
   /** Changes younger than this are in flight and not judged by order_holds and trades_unsettled (default 60 s). */
   orderGraceMs?: number;
   /** How far back trades_unsettled looks (default 26 h: a day and the hourly runs around it). */

@@ -6,7 +6,7 @@ import { Assets } from './assets.ts';
 import { createDeposit, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
 import { userBalances } from './ledger.ts';
 import { createWalletMetrics } from './metrics.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { Scheduler } from './scheduler.ts';
 import { assertLedgerInvariants, fundUser } from './testing.ts';
 
@@ -15,7 +15,7 @@ const log = { info() {}, error() {} };
 
 beforeAll(async () => {
   db = await createTestDatabase('wallet_sched');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
 });
 afterAll(async () => {
   await db.drop();

@@ -21,7 +21,7 @@ import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { promClient } from '@exchange/platform';
 import { Assets } from './assets.ts';
 import { createHold, userBalances } from './ledger.ts';
-import { migrateWallet } from './migrate.ts';
+import { runMigrations } from './migrate.ts';
 import { startConsumers } from './queues.ts';
 import { payoutHandler, settlementHandler } from './settlement.ts';
 import { PAYOUTS_QUEUE, SETTLEMENT_QUEUE } from './queues.ts';
@@ -40,7 +40,7 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   db = await createTestDatabase('wallet_settle');
   vhost = await createTestVhost('wallet_settle');
-  await migrateWallet(db.pool);
+  await runMigrations(db.pool);
   messaging = createMessaging({
     url: vhost.url,
     service: 'wallet',

@@ -13,7 +13,7 @@ import {
 } from '@exchange/contracts/trading';
 import type { Envelope, PayloadOf } from '@exchange/contracts';
 import type { PoolClient } from '@exchange/db';
-import { enqueue, EVENTS_EXCHANGE } from '@exchange/messaging';
+import { enqueue, EVENTS_EXCHANGE, type Logger } from '@exchange/messaging';
 import { Assets } from './assets.ts';
 import { emitWithdrawalFailed, emitWithdrawalSent } from './funding.ts';
 import { adjustOrderHold, postEntry, releaseHold, type Leg } from './ledger.ts';
@@ -21,10 +21,8 @@ import { WALLET_SCHEMA } from './db/schema.ts';
 
 export const PRODUCER = 'wallet';
 
-export interface HandlerLogger {
-  warn(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-}
+/** The part of the one `Logger` (@exchange/messaging) the handlers use. */
+export type HandlerLogger = Pick<Logger, 'info' | 'warn'>;
 
 const noLog: HandlerLogger = { warn() {}, info() {} };
 

@@ -69,7 +69,7 @@ export async function fundUser(pool: Pool, userId: string, asset: string, units:
   return d.id;
 }
 
-export { migrateWallet } from './migrate.ts';
+export { runMigrations } from './migrate.ts';
 
 export interface TestWallet {
   app: App;
@@ -94,7 +94,7 @@ export async function startTestWallet(opts: {
 }): Promise<TestWallet> {
   const [
     { buildApp },
-    { migrateWallet },
+    { runMigrations },
     { createMessaging, silentLogger },
     { startConsumers },
     { Scheduler: SchedulerClass },
@@ -105,7 +105,7 @@ export async function startTestWallet(opts: {
     import('./queues.ts'),
     import('./scheduler.ts'),
   ]);
-  await migrateWallet(opts.pool);
+  await runMigrations(opts.pool);
   const app = await buildApp({
     pool: opts.pool,
     auth: opts.auth,

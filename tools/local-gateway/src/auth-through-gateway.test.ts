@@ -5,8 +5,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import jwt from 'jsonwebtoken';
-import { ExchangeApiError, ExchangeClient } from '../../../packages/sdk/src/index.ts';
-import { PASSWORD, startAuth, type Harness } from '../../../services/auth/src/test-support.ts';
+import { ExchangeApiError, ExchangeClient } from '@exchange/sdk';
+import { PASSWORD, startAuth, type Harness } from '@exchange/auth/testing';
 import { createGateway } from './gateway.ts';
 
 let auth: Harness;

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { parse } from 'yaml';
 import { readText, readYaml, exists, SERVICES, dotenv, interpolate } from '../src/helpers.ts';
 import { composeValidator } from '../src/schemas.ts';
-import { loadConfig } from '../../../packages/config/src/index.ts';
+import { loadConfig } from '@exchange/config';
 
 const raw = readText('docker-compose.yml');
 const compose = parse(raw, { merge: true }) as any;

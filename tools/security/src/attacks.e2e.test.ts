@@ -203,7 +203,7 @@ test("one service's credential does not open another service's internal routes",
 test('a known development secret in production mode: the service refuses to start', () => {
   const r = spawnSync(
     process.execPath,
-    ['--input-type=module', '-e', "import('./services/auth/src/config.ts').then((m) => m.loadAuthConfig())"],
+    ['--input-type=module', '-e', "import('./services/auth/src/config.ts').then((m) => m.loadConfig())"],
     {
       cwd: ROOT,
       encoding: 'utf8',

@@ -7,11 +7,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TObject, TSchema } from '@sinclair/typebox';
-import { AuthEnv } from '../../../services/auth/src/config.ts';
-import { WalletEnv } from '../../../services/wallet/src/config.ts';
-import { OrderEnv } from '../../../services/order/src/config.ts';
-import { ConfigSchema as PaymentEnv } from '../../../services/payment-processor/src/config.ts';
-import { NotificationEnv } from '../../../services/notification/src/config.ts';
+import { ConfigSchema as AuthEnv } from '@exchange/auth/config';
+import { ConfigSchema as WalletEnv } from '@exchange/wallet/config';
+import { ConfigSchema as OrderEnv } from '@exchange/order/config';
+import { ConfigSchema as PaymentEnv } from '@exchange/payment-processor/config';
+import { ConfigSchema as NotificationEnv } from '@exchange/notification/config';
 import { ROOT } from './stack.ts';
 
 const SERVICES: Array<[string, TObject]> = [

@@ -26,6 +26,7 @@ const WITHDRAWAL: Withdrawal = {
   fee: '0.00010000',
   address: 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq',
   status: 'pending',
+  confirmationExpiresAt: null,
   railTxId: null,
   failureReason: null,
   createdAt: '2026-12-03T10:00:00.000Z',

@@ -17,7 +17,8 @@ import {
 import { idempotencyKeysTable } from '@exchange/platform';
 import { outboxTable } from '@exchange/messaging';
 
-export const authSchema = pgSchema('auth');
+export const AUTH_SCHEMA = 'auth';
+export const authSchema = pgSchema(AUTH_SCHEMA);
 
 const ts = (name: string) => timestamp(name, { withTimezone: true });
 

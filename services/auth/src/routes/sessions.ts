@@ -2,7 +2,7 @@ import { errorResponses, notFound, Type, type App } from '@exchange/platform';
 import { requireAuth } from '@exchange/auth-client';
 import { audit } from '../audit.ts';
 import type { Ctx } from '../context.ts';
-import { revokeSession } from '../sessions.ts';
+import { isOwnSession, listActiveSessions, revokeSession } from '../sessions.ts';
 import { bearer } from './schemas.ts';
 
 const Session = Type.Object({
@@ -30,19 +30,7 @@ export function sessionRoutes(app: App, ctx: Ctx): void {
       },
     },
     async (req) => {
-      const { rows } = await ctx.pool.query<{
-        id: string;
-        created_at: Date;
-        last_used_at: Date;
-        expires_at: Date;
-        ip: string | null;
-        user_agent: string | null;
-        mfa_at: Date | null;
-      }>(
-        `SELECT id, created_at, last_used_at, expires_at, host(ip) AS ip, user_agent, mfa_at FROM auth.sessions
-          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY last_used_at DESC LIMIT 100`,
-        [req.principal!.id],
-      );
+      const rows = await listActiveSessions(ctx.pool, req.principal!.id);
       return {
         sessions: rows.map((r) => ({
           id: r.id,
@@ -72,11 +60,8 @@ export function sessionRoutes(app: App, ctx: Ctx): void {
     },
     async (req, reply) => {
       const userId = req.principal!.id;
-      const owned = await ctx.pool.query('SELECT 1 FROM auth.sessions WHERE id = $1 AND user_id = $2', [
-        req.params.id,
-        userId,
-      ]);
-      if (!owned.rowCount || !(await revokeSession(ctx.pool, req.params.id, 'revoked_by_user'))) {
+      const owned = await isOwnSession(ctx.pool, req.params.id, userId);
+      if (!owned || !(await revokeSession(ctx.pool, req.params.id, 'revoked_by_user'))) {
         throw notFound('SESSION_NOT_FOUND', 'no such active session');
       }
       await audit(ctx.pool, req, {

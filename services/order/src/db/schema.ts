@@ -18,7 +18,7 @@ import { deadLetterTable, inboxTable, messageAttemptsTable, outboxTable } from '
 
 /** The order service's own Postgres schema. No other service reads it. */
 export const ordersSchema = pgSchema('orders');
-export const SCHEMA = 'orders';
+export const ORDERS_SCHEMA = 'orders';
 
 const int = (name: string) => numeric(name, { precision: 38, scale: 0 });
 

@@ -25,16 +25,15 @@ import { uuidv7 } from '@exchange/contracts';
 import { formatFixed, type Market, type MarketCatalog } from '@exchange/contracts/markets';
 import { AmendOrderV1, ROUTES } from '@exchange/contracts/trading';
 import { withTransaction } from '@exchange/db';
-import { enqueue } from '@exchange/messaging';
+import { enqueue, type Logger } from '@exchange/messaging';
 import { parseAmount } from '@exchange/money';
 import { AppError, badRequest, canonicalJson, conflict, notFound, serviceUnavailable } from '@exchange/platform';
-import { SCHEMA } from '../db/schema.ts';
+import { ORDERS_SCHEMA } from '../db/schema.ts';
 import { WalletUnavailableError, type WalletClient } from '../wallet-client.ts';
 import type { OrderRow } from './model.ts';
-import type { Logger } from './service.ts';
 import { checkMinNotional, decimal, priceBand } from './validate.ts';
 
-const T = `"${SCHEMA}"`;
+const ORDERS = `"${ORDERS_SCHEMA}"`;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export interface AmendOrderBody {
@@ -189,7 +188,7 @@ export class OrderAmends {
     }
     const first = await withTransaction(this.d.pool, async (c) => {
       const { rows } = await c.query<OrderRow & { amend_seq: number }>(
-        `SELECT * FROM ${T}.orders WHERE id = $1 AND user_id = $2 FOR UPDATE`,
+        `SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2 FOR UPDATE`,
         [orderId, userId],
       );
       const o = rows[0];
@@ -199,7 +198,7 @@ export class OrderAmends {
       const parsed = parseAmend(m, o, body);
       if (body.amendSeq !== undefined) {
         const { rows: prev } = await c.query<AmendRow>(
-          `SELECT * FROM ${T}.order_amends WHERE order_id = $1 AND amend_seq = $2`,
+          `SELECT * FROM ${ORDERS}.order_amends WHERE order_id = $1 AND amend_seq = $2`,
           [o.id, body.amendSeq],
         );
         if (prev[0]) {
@@ -226,7 +225,7 @@ export class OrderAmends {
       }
       if (o.cancel_requested_at) throw conflict('ORDER_NOT_OPEN', 'a cancel of this order is on its way');
       const { rows: open } = await c.query(
-        `SELECT 1 FROM ${T}.order_amends WHERE order_id = $1 AND status IN ('pending', 'sent', 'expiring')`,
+        `SELECT 1 FROM ${ORDERS}.order_amends WHERE order_id = $1 AND status IN ('pending', 'sent', 'expiring')`,
         [o.id],
       );
       if (open.length) throw conflict('AMEND_IN_PROGRESS', 'an amend of this order is still on its way; retry shortly');
@@ -265,7 +264,7 @@ export class OrderAmends {
       const topUp = topUpFor(m, o.side, p0, qo, p1, qn, filled);
       const seq = o.amend_seq + 1;
       const { rows: ins } = await c.query<AmendRow>(
-        `INSERT INTO ${T}.order_amends (id, order_id, user_id, amend_seq, request_hash, price_ticks, quantity_lots,
+        `INSERT INTO ${ORDERS}.order_amends (id, order_id, user_id, amend_seq, request_hash, price_ticks, quantity_lots,
            top_up_amount, status)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending') RETURNING *`,
         [
@@ -279,10 +278,10 @@ export class OrderAmends {
           topUp.toString(),
         ],
       );
-      const { rows: upd } = await c.query<OrderRow>(`UPDATE ${T}.orders SET amend_seq = $2 WHERE id = $1 RETURNING *`, [
-        o.id,
-        seq,
-      ]);
+      const { rows: upd } = await c.query<OrderRow>(
+        `UPDATE ${ORDERS}.orders SET amend_seq = $2 WHERE id = $1 RETURNING *`,
+        [o.id, seq],
+      );
       let a = ins[0]!;
       // nothing to reserve: straight to the engine, in this transaction
       if (topUp === 0n) a = await this.send(c, upd[0]!, a);
@@ -319,7 +318,7 @@ export class OrderAmends {
     if (res.outcome !== 'held') {
       const reason = res.outcome === 'insufficient_funds' ? 'INSUFFICIENT_FUNDS' : 'HOLD_REFUSED';
       await this.d.pool.query(
-        `UPDATE ${T}.order_amends SET status = 'rejected', reason = $2, updated_at = now()
+        `UPDATE ${ORDERS}.order_amends SET status = 'rejected', reason = $2, updated_at = now()
           WHERE id = $1 AND status = 'pending'`,
         [a.id, reason],
       );
@@ -330,7 +329,7 @@ export class OrderAmends {
       throw badRequest('HOLD_REFUSED', 'the wallet refused to reserve the funds for the amend');
     }
     const sent = await withTransaction(this.d.pool, async (c) => {
-      const { rows } = await c.query<AmendRow>(`SELECT * FROM ${T}.order_amends WHERE id = $1 FOR UPDATE`, [a.id]);
+      const { rows } = await c.query<AmendRow>(`SELECT * FROM ${ORDERS}.order_amends WHERE id = $1 FOR UPDATE`, [a.id]);
       const cur = rows[0]!;
       return cur.status === 'pending' ? this.send(c, order, cur) : cur;
     });
@@ -342,7 +341,7 @@ export class OrderAmends {
 
   private async send(c: pg.PoolClient, order: OrderRow, a: AmendRow): Promise<AmendRow> {
     const { rows } = await c.query<AmendRow>(
-      `UPDATE ${T}.order_amends SET status = 'sent', updated_at = now() WHERE id = $1 RETURNING *`,
+      `UPDATE ${ORDERS}.order_amends SET status = 'sent', updated_at = now() WHERE id = $1 RETURNING *`,
       [a.id],
     );
     const topUp = BigInt(a.top_up_amount);
@@ -360,7 +359,7 @@ export class OrderAmends {
       { producer: 'order', correlationId: order.id },
     );
     await enqueue(c, {
-      schema: SCHEMA,
+      schema: ORDERS_SCHEMA,
       exchange: ROUTES.commandsExchange,
       routingKey: ROUTES.ordersQueue(order.market),
       message,
@@ -370,13 +369,13 @@ export class OrderAmends {
   }
 
   async list(userId: string, orderId: string): Promise<{ order: OrderRow; amends: AmendRow[] }> {
-    const { rows } = await this.d.pool.query<OrderRow>(`SELECT * FROM ${T}.orders WHERE id = $1 AND user_id = $2`, [
-      orderId,
-      userId,
-    ]);
+    const { rows } = await this.d.pool.query<OrderRow>(
+      `SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2`,
+      [orderId, userId],
+    );
     if (!rows[0]) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
     const { rows: amends } = await this.d.pool.query<AmendRow>(
-      `SELECT * FROM ${T}.order_amends WHERE order_id = $1 ORDER BY amend_seq`,
+      `SELECT * FROM ${ORDERS}.order_amends WHERE order_id = $1 ORDER BY amend_seq`,
       [orderId],
     );
     return { order: rows[0], amends };
@@ -388,12 +387,12 @@ export class OrderAmends {
    */
   async sweep(olderThanMs: number): Promise<string[]> {
     await this.d.pool.query(
-      `UPDATE ${T}.order_amends SET status = 'expiring', updated_at = now()
+      `UPDATE ${ORDERS}.order_amends SET status = 'expiring', updated_at = now()
         WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1::double precision / 1000)`,
       [olderThanMs],
     );
     const { rows } = await this.d.pool.query<AmendRow>(
-      `SELECT * FROM ${T}.order_amends WHERE status = 'expiring' ORDER BY created_at LIMIT 100`,
+      `SELECT * FROM ${ORDERS}.order_amends WHERE status = 'expiring' ORDER BY created_at LIMIT 100`,
     );
     const done: string[] = [];
     for (const a of rows) {
@@ -404,7 +403,7 @@ export class OrderAmends {
         continue;
       }
       await this.d.pool.query(
-        `UPDATE ${T}.order_amends SET status = 'rejected', reason = 'PENDING_EXPIRED', updated_at = now()
+        `UPDATE ${ORDERS}.order_amends SET status = 'rejected', reason = 'PENDING_EXPIRED', updated_at = now()
           WHERE id = $1 AND status = 'expiring'`,
         [a.id],
       );

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Market, MarketCatalog } from '@exchange/contracts/markets';
 import { formatFixed } from '@exchange/contracts/markets';
+import type { OrderStatus } from '@exchange/contracts/trading';
 
 /** A row of orders.orders as pg returns it (numeric → string). */
 export interface OrderRow {
@@ -34,7 +35,6 @@ export interface OrderRow {
   updated_at: Date;
 }
 
-export type OrderStatus = 'pending' | 'new' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected';
 export const OPEN_STATUSES: OrderStatus[] = ['new', 'partially_filled'];
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);

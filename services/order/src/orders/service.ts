@@ -10,21 +10,16 @@
 import type pg from 'pg';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { GroupCommit, withTransaction, type Outcome } from '@exchange/db';
-import { enqueue, enqueueMany } from '@exchange/messaging';
+import { enqueue, enqueueMany, type Logger } from '@exchange/messaging';
 import { uuidv7 } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
 import { CancelOrderV1, PlaceOrderV1, ROUTES } from '@exchange/contracts/trading';
+import type { OrderStatus } from '@exchange/contracts/trading';
 import { AppError, badRequest, conflict, notFound, serviceUnavailable, type FeatureFlags } from '@exchange/platform';
-import { SCHEMA } from '../db/schema.ts';
+import { ORDERS_SCHEMA } from '../db/schema.ts';
 import { WalletUnavailableError, type WalletClient } from '../wallet-client.ts';
-import { OPEN_STATUSES, type OrderRow, type OrderStatus } from './model.ts';
+import { OPEN_STATUSES, type OrderRow } from './model.ts';
 import { parseOrder, priceChecks, type PlaceOrderBody } from './validate.ts';
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export interface OrderServiceOptions {
   pool: pg.Pool;
@@ -93,7 +88,8 @@ export interface SweepResult {
   unresolved: string[];
 }
 
-const T = `"${SCHEMA}"`;
+/** The orders schema, quoted for SQL text. */
+const ORDERS = `"${ORDERS_SCHEMA}"`;
 
 export class OrderService {
   readonly opts: OrderServiceOptions;
@@ -124,7 +120,7 @@ export class OrderService {
       });
     }
     const { rows } = await this.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM ${T}.orders
+      `SELECT count(*)::int AS n FROM ${ORDERS}.orders
         WHERE user_id = $1 AND status IN ('pending', 'new', 'partially_filled')`,
       [userId],
     );
@@ -141,14 +137,14 @@ export class OrderService {
   }
 
   async marketState(market: string): Promise<MarketStateRow | undefined> {
-    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${T}.market_state WHERE market = $1`, [
+    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${ORDERS}.market_state WHERE market = $1`, [
       market,
     ]);
     return rows[0];
   }
 
   async allMarketStates(): Promise<Map<string, MarketStateRow>> {
-    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${T}.market_state`);
+    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${ORDERS}.market_state`);
     return new Map(rows.map((r) => [r.market, r]));
   }
 
@@ -186,7 +182,7 @@ export class OrderService {
 
   async findByClientOrderId(userId: string, clientOrderId: string): Promise<OrderRow | undefined> {
     const { rows } = await this.pool.query<OrderRow>(
-      `SELECT * FROM ${T}.orders WHERE user_id = $1 AND client_order_id = $2`,
+      `SELECT * FROM ${ORDERS}.orders WHERE user_id = $1 AND client_order_id = $2`,
       [userId, clientOrderId],
     );
     return rows[0];
@@ -210,7 +206,7 @@ export class OrderService {
 
     const id = uuidv7();
     const ins = await this.pool.query<OrderRow>(
-      `INSERT INTO ${T}.orders (id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
+      `INSERT INTO ${ORDERS}.orders (id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
          quantity_lots, time_in_force, post_only, stp, hold_asset, hold_amount, quote_budget_tick_lots,
          protection_price_ticks, stop_price_ticks, status)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'pending')
@@ -289,7 +285,7 @@ export class OrderService {
     if (res.outcome !== 'held') {
       // Definitive refusal: no hold exists, nothing was accepted. Remove the pending row (the clientOrderId can be
       // used again, e.g. after a deposit).
-      await this.pool.query(`DELETE FROM ${T}.orders WHERE id = $1 AND status = 'pending'`, [row.id]);
+      await this.pool.query(`DELETE FROM ${ORDERS}.orders WHERE id = $1 AND status = 'pending'`, [row.id]);
       if (res.outcome === 'insufficient_funds') {
         throw badRequest('INSUFFICIENT_FUNDS', `insufficient ${row.hold_asset} available for this order`);
       }
@@ -328,7 +324,7 @@ export class OrderService {
   private async finalizeMany(ids: string[]): Promise<Array<Outcome<OrderRow | undefined>>> {
     return withTransaction(this.pool, async (c) => {
       const { rows } = await c.query<OrderRow>(
-        `UPDATE ${T}.orders SET status = 'new', updated_at = now()
+        `UPDATE ${ORDERS}.orders SET status = 'new', updated_at = now()
           WHERE id = ANY($1::uuid[]) AND status = 'pending' RETURNING *`,
         [ids],
       );
@@ -343,7 +339,7 @@ export class OrderService {
       await enqueueMany(
         c,
         done.map((o) => ({
-          schema: SCHEMA,
+          schema: ORDERS_SCHEMA,
           exchange: ROUTES.commandsExchange,
           routingKey: ROUTES.ordersQueue(o.market),
           message: placeOrderMessage(o),
@@ -360,13 +356,13 @@ export class OrderService {
   }
 
   async get(orderId: string): Promise<OrderRow | undefined> {
-    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${T}.orders WHERE id = $1`, [orderId]);
+    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${ORDERS}.orders WHERE id = $1`, [orderId]);
     return rows[0];
   }
 
   /** The user's order, or 404 (also for another user's order: its existence is not revealed). */
   async getOwn(userId: string, orderId: string): Promise<OrderRow> {
-    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${T}.orders WHERE id = $1 AND user_id = $2`, [
+    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2`, [
       orderId,
       userId,
     ]);
@@ -395,7 +391,7 @@ export class OrderService {
     }
     values.push(f.limit + 1);
     const { rows } = await this.pool.query<OrderRow>(
-      `SELECT * FROM ${T}.orders WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`,
+      `SELECT * FROM ${ORDERS}.orders WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`,
       values,
     );
     const items = rows.slice(0, f.limit);
@@ -414,10 +410,10 @@ export class OrderService {
     reason: 'user' | 'admin' | 'halt' | 'cancel_all' = 'user',
   ): Promise<OrderRow> {
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<OrderRow>(`SELECT * FROM ${T}.orders WHERE id = $1 AND user_id = $2 FOR UPDATE`, [
-        orderId,
-        userId,
-      ]);
+      const { rows } = await c.query<OrderRow>(
+        `SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2 FOR UPDATE`,
+        [orderId, userId],
+      );
       const o = rows[0];
       if (!o) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
       if (o.status === 'pending') {
@@ -431,7 +427,7 @@ export class OrderService {
         return o;
       }
       const upd = await c.query<OrderRow>(
-        `UPDATE ${T}.orders SET cancel_requested_at = now(), updated_at = now() WHERE id = $1 RETURNING *`,
+        `UPDATE ${ORDERS}.orders SET cancel_requested_at = now(), updated_at = now() WHERE id = $1 RETURNING *`,
         [orderId],
       );
       await this.enqueueCancel(c, upd.rows[0]!, reason);
@@ -443,7 +439,7 @@ export class OrderService {
   async cancelAll(userId: string, market: string | undefined): Promise<OrderRow[]> {
     return withTransaction(this.pool, async (c) => {
       const { rows } = await c.query<OrderRow>(
-        `UPDATE ${T}.orders SET cancel_requested_at = now(), updated_at = now()
+        `UPDATE ${ORDERS}.orders SET cancel_requested_at = now(), updated_at = now()
           WHERE user_id = $1 AND status IN ('new','partially_filled') AND cancel_requested_at IS NULL
             AND ($2::text IS NULL OR market = $2)
           RETURNING *`,
@@ -459,7 +455,7 @@ export class OrderService {
   async cancelMarket(market: string, reason: 'halt' | 'admin'): Promise<OrderRow[]> {
     return withTransaction(this.pool, async (c) => {
       const { rows } = await c.query<OrderRow>(
-        `UPDATE ${T}.orders SET cancel_requested_at = now(), updated_at = now()
+        `UPDATE ${ORDERS}.orders SET cancel_requested_at = now(), updated_at = now()
           WHERE market = $1 AND status IN ('new','partially_filled') AND cancel_requested_at IS NULL
           RETURNING *`,
         [market],
@@ -476,7 +472,7 @@ export class OrderService {
       { producer: 'order', correlationId: o.id },
     );
     await enqueue(c, {
-      schema: SCHEMA,
+      schema: ORDERS_SCHEMA,
       exchange: ROUTES.commandsExchange,
       routingKey: ROUTES.ordersQueue(o.market),
       message,
@@ -486,7 +482,7 @@ export class OrderService {
 
   async setHalted(market: string, halted: boolean, actor: string, reason: string | undefined): Promise<MarketStateRow> {
     const { rows } = await this.pool.query<MarketStateRow>(
-      `INSERT INTO ${T}.market_state (market, halted, halt_reason, halted_by, halted_at)
+      `INSERT INTO ${ORDERS}.market_state (market, halted, halt_reason, halted_by, halted_at)
        VALUES ($1, $2, $3, $4, now())
        ON CONFLICT (market) DO UPDATE SET halted = EXCLUDED.halted, halt_reason = EXCLUDED.halt_reason,
          halted_by = EXCLUDED.halted_by, halted_at = EXCLUDED.halted_at
@@ -513,14 +509,14 @@ export class OrderService {
       try {
         const timeoutMs = this.opts.pendingTimeoutMs ?? 30_000;
         const { rows } = await this.pool.query<OrderRow>(
-          `SELECT * FROM ${T}.orders WHERE status = 'pending'
+          `SELECT * FROM ${ORDERS}.orders WHERE status = 'pending'
              AND created_at < now() - make_interval(secs => $1::double precision / 1000)
            ORDER BY created_at LIMIT 100`,
           [timeoutMs],
         );
         for (const o of rows) await this.resolvePending(o, out);
         const { rows: toRelease } = await this.pool.query<OrderRow>(
-          `SELECT * FROM ${T}.orders WHERE hold_release_pending ORDER BY created_at LIMIT 100`,
+          `SELECT * FROM ${ORDERS}.orders WHERE hold_release_pending ORDER BY created_at LIMIT 100`,
         );
         for (const o of toRelease) {
           if (!out.unresolved.includes(o.id)) await this.releaseHold(o, out); // one attempt per sweep
@@ -556,7 +552,7 @@ export class OrderService {
       return;
     }
     if (res.outcome !== 'held') {
-      await this.pool.query(`DELETE FROM ${T}.orders WHERE id = $1 AND status = 'pending'`, [o.id]);
+      await this.pool.query(`DELETE FROM ${ORDERS}.orders WHERE id = $1 AND status = 'pending'`, [o.id]);
       out.removed.push(o.id);
       return;
     }
@@ -569,7 +565,7 @@ export class OrderService {
     }
     const reason = gate ? gate.code : 'PENDING_EXPIRED';
     const { rows } = await this.pool.query<OrderRow>(
-      `UPDATE ${T}.orders SET status = 'rejected', reason = $2, hold_release_pending = true, updated_at = now()
+      `UPDATE ${ORDERS}.orders SET status = 'rejected', reason = $2, hold_release_pending = true, updated_at = now()
         WHERE id = $1 AND status = 'pending' RETURNING *`,
       [o.id, reason],
     );
@@ -584,7 +580,7 @@ export class OrderService {
       out.unresolved.push(o.id);
       return;
     }
-    await this.pool.query(`UPDATE ${T}.orders SET hold_release_pending = false WHERE id = $1`, [o.id]);
+    await this.pool.query(`UPDATE ${ORDERS}.orders SET hold_release_pending = false WHERE id = $1`, [o.id]);
     out.released.push(o.id);
   }
 }

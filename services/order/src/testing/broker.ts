@@ -14,7 +14,7 @@ import {
   type Messaging,
 } from '@exchange/messaging';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
-import { SCHEMA } from '../db/schema.ts';
+import { ORDERS_SCHEMA } from '../db/schema.ts';
 import { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from '../events.ts';
 import { StreamFeed } from '../stream.ts';
 import type { Harness } from './harness.ts';
@@ -42,7 +42,7 @@ export async function startBroker(
     url: vhost.url,
     service: 'order',
     pool,
-    schema: SCHEMA,
+    schema: ORDERS_SCHEMA,
     logger: silentLogger,
     relay: { pollIntervalMs: 200 },
   });

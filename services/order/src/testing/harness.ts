@@ -5,7 +5,7 @@ import { loadCatalog } from '@exchange/contracts/markets';
 import { createTestIssuer, type TestIssuer } from '@exchange/auth-client/testing';
 import type { App } from '@exchange/platform';
 import { buildApp, type AppDeps } from '../app.ts';
-import { migrateOrders } from '../migrate.ts';
+import { runMigrations } from '../migrate.ts';
 import { createWalletClient } from '../wallet-client.ts';
 import { createWalletStub, type WalletStub } from './wallet-stub.ts';
 
@@ -24,7 +24,7 @@ export interface Harness {
 
 export async function createHarness(overrides: Partial<AppDeps> = {}): Promise<Harness> {
   const db = await createTestDatabase('order');
-  await migrateOrders(db.pool);
+  await runMigrations(db.pool);
   const issuer = await createTestIssuer();
   const wallet = await createWalletStub(db.pool, issuer.internalToken);
   const app = await buildApp({

@@ -2,8 +2,8 @@ import { sql } from 'drizzle-orm';
 import { bigint, index, jsonb, numeric, pgSchema, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 import { deadLetterTable, inboxTable, messageAttemptsTable, outboxTable } from '@exchange/messaging';
 
-export const SCHEMA = 'payment';
-export const paymentSchema = pgSchema(SCHEMA);
+export const PAYMENT_SCHEMA = 'payment';
+export const paymentSchema = pgSchema(PAYMENT_SCHEMA);
 
 export const outbox = outboxTable(paymentSchema);
 export const inbox = inboxTable(paymentSchema);

@@ -9,6 +9,7 @@ import {
   type AmendedEvent,
   type BookEvent,
   type OrderBookSnapshot,
+  type OrderStatus,
   type PlaceCommand,
 } from '@exchange/matching-engine';
 import type { PayloadOf } from '@exchange/contracts';
@@ -52,8 +53,6 @@ export type JournalCommand = (
 
 /** Reason on the order (and its hold release) when the engine rejects a command for its content. */
 export const INVALID_COMMAND_REASON = 'invalid_command';
-
-export type OrderStatus = 'new' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected';
 
 export interface OrderState {
   orderId: string;

@@ -7,10 +7,10 @@
 import { context, propagation } from '@opentelemetry/api';
 import { OUTBOX_TABLE, outboxChannel } from '@exchange/messaging';
 import type { PoolClient } from '@exchange/db';
-import { SCHEMA } from '../db/schema.ts';
+import { PAYMENT_SCHEMA } from '../db/schema.ts';
 import type { OutgoingMessage } from './messages.ts';
 
-export const OUTBOX_CHANNEL = outboxChannel(SCHEMA);
+export const OUTBOX_CHANNEL = outboxChannel(PAYMENT_SCHEMA);
 
 /**
  * `INSERT INTO payment.outbox … VALUES (…), (…) RETURNING 1` for `messages`, appending its parameters to `params`.
@@ -28,7 +28,7 @@ export function outboxInsert(messages: OutgoingMessage[], params: unknown[]): st
     rows.push(`($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${h})`);
     params.push(m.message.id, m.message.type, m.exchange, m.routingKey, JSON.stringify(m.message));
   }
-  return `INSERT INTO "${SCHEMA}"."${OUTBOX_TABLE}" (message_id, type, exchange, routing_key, message, headers)
+  return `INSERT INTO "${PAYMENT_SCHEMA}"."${OUTBOX_TABLE}" (message_id, type, exchange, routing_key, message, headers)
           VALUES ${rows.join(', ')} RETURNING 1`;
 }
 

@@ -13,7 +13,7 @@ import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { declareExchanges, silentLogger } from '@exchange/messaging';
 import { loadConfig } from '@exchange/config';
 import { ConfigSchema, type Config } from '../config.ts';
-import { migratePayment } from '../migrate.ts';
+import { runMigrations } from '../migrate.ts';
 import { createRuntime, type Runtime } from '../runtime.ts';
 
 export const SERVICE_DIR = fileURLToPath(new URL('../..', import.meta.url));
@@ -28,7 +28,7 @@ export interface Env {
 export async function createEnv(prefix: string): Promise<Env> {
   const db = await createTestDatabase(prefix);
   const vhost = await createTestVhost(prefix);
-  await migratePayment(db.pool);
+  await runMigrations(db.pool);
   return {
     db,
     vhost,

@@ -2,7 +2,7 @@ import { requireInternalCaller } from '@exchange/auth-client';
 import { Hold, HoldRequest, ReleaseRequest, ReleaseResult } from '@exchange/contracts/wallet';
 import { withTransaction } from '@exchange/db';
 import { errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
-import type { WalletContext } from '../app.ts';
+import type { WalletContext } from '../context.ts';
 import { parseMinorUnits } from '../assets.ts';
 import { audit } from '../audit.ts';
 import { setKycTier } from '../funding.ts';

@@ -5,7 +5,7 @@
  */
 import { requireRole } from '@exchange/auth-client';
 import { errorResponses, Type, type App, type Static } from '@exchange/platform';
-import type { WalletContext } from '../app.ts';
+import type { WalletContext } from '../context.ts';
 
 const PayoutState = Type.Union(
   [Type.Literal('pending'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled')],

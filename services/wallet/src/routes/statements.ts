@@ -3,7 +3,7 @@
  * (`/api/v1/wallet/*`) and to support staff looking at a user's account (`/api/v1/admin/wallet/users/:userId/*`).
  */
 import { badRequest, Type, type Static } from '@exchange/platform';
-import type { WalletContext } from '../app.ts';
+import type { WalletContext } from '../context.ts';
 import { userBalances } from '../ledger.ts';
 
 const AssetSymbol = Type.String({ pattern: '^[A-Z0-9]{2,10}$', description: 'Asset symbol, e.g. BTC' });

@@ -12,7 +12,7 @@ import {
   type App,
   type Static,
 } from '@exchange/platform';
-import { actorOf, type WalletContext } from '../app.ts';
+import { actorOf, type WalletContext } from '../context.ts';
 import { audit } from '../audit.ts';
 import {
   cancelWithdrawal,

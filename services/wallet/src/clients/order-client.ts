@@ -4,7 +4,7 @@
  */
 import { ORDER_LOOKUP_MAX, type OrderRef, type TradeRef } from '@exchange/contracts/orders';
 
-export interface OrdersView {
+export interface OrderClient {
   /** The states of the named orders that exist (any number of ids; batched). */
   lookup(ids: string[]): Promise<OrderRef[]>;
   /** Every open order (new, partially_filled), page by page. */
@@ -13,7 +13,7 @@ export interface OrdersView {
   trades(from: Date, to: Date): AsyncIterable<TradeRef>;
 }
 
-export function createOrdersView(opts: { baseUrl: string; internalToken: string; timeoutMs?: number }): OrdersView {
+export function createOrderClient(opts: { baseUrl: string; internalToken: string; timeoutMs?: number }): OrderClient {
   const base = opts.baseUrl.replace(/\/$/, '');
   const timeoutMs = opts.timeoutMs ?? 10_000;
   async function call<T>(path: string, body?: unknown): Promise<T> {
