@@ -146,6 +146,16 @@ export async function declareQueueOn(
 }
 
 /**
+ * A channel whose server-side close (e.g. 406 on a redeclaration with other arguments) is answered by the caller's
+ * rejected promise only: without an 'error' listener amqplib rethrows it and takes the whole connection down.
+ */
+async function quietChannel(conn: ChannelModel): Promise<Channel> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => {});
+  return ch;
+}
+
+/**
  * The topology as code: exchanges plus every declared queue, (re)declared on each (re)connect.
  * Declarations are idempotent; changing a queue's arguments later needs a new queue name (RabbitMQ refuses
  * redeclaring with different arguments: PRECONDITION_FAILED).
@@ -172,11 +182,11 @@ export class Topology implements ConnectionResource {
   }
 
   async open(conn: ChannelModel): Promise<void> {
-    let ch = await conn.createChannel();
+    let ch = await quietChannel(conn);
     try {
       await declareExchanges(ch);
       for (const spec of this.queues.values()) {
-        ch = await declareQueueOn(ch, spec, () => conn.createChannel(), this.warn);
+        ch = await declareQueueOn(ch, spec, () => quietChannel(conn), this.warn);
       }
     } finally {
       await ch.close().catch(() => {});
@@ -185,10 +195,10 @@ export class Topology implements ConnectionResource {
 
   /** Declare one queue now on `conn` (used when it is added while connected). */
   async declare(conn: ChannelModel, spec: QueueSpec): Promise<void> {
-    let ch = await conn.createChannel();
+    let ch = await quietChannel(conn);
     try {
       await declareExchanges(ch);
-      ch = await declareQueueOn(ch, spec, () => conn.createChannel(), this.warn);
+      ch = await declareQueueOn(ch, spec, () => quietChannel(conn), this.warn);
     } finally {
       await ch.close().catch(() => {});
     }
