@@ -114,8 +114,14 @@ describe('values.yaml and values.schema.json', () => {
       for (const name of typeof v === 'object' ? Object.values<string>(v) : [v]) expect(name).toMatch(/^[a-z0-9-]*$/);
     }
     // each service its own database role by default
-    expect(Object.keys(values.secrets.serviceDatabases)).toEqual(['auth', 'wallet', 'order', 'payment-processor']);
-    expect(new Set(Object.values(values.secrets.serviceDatabases)).size).toBe(4);
+    expect(Object.keys(values.secrets.serviceDatabases)).toEqual([
+      'auth',
+      'wallet',
+      'order',
+      'payment-processor',
+      'notification',
+    ]);
+    expect(new Set(Object.values(values.secrets.serviceDatabases)).size).toBe(5);
   });
 });
 

@@ -339,6 +339,11 @@ describe('NOTES.txt guards (rendered)', () => {
       /secrets.serviceDatabases.order is empty or secrets.database/,
     ],
     [
+      'the notification service without a database role of its own in production',
+      { secrets: { serviceDatabases: { notification: '' } } },
+      /secrets.serviceDatabases.notification is empty or secrets.database/,
+    ],
+    [
       'two services sharing one role',
       { profile: 'development', secrets: { serviceDatabases: { order: 'exchange-database-wallet' } } },
       /secrets.serviceDatabases.wallet and .order name the same Secret "exchange-database-wallet"/,
@@ -378,6 +383,7 @@ describe('NOTES.txt guards (rendered)', () => {
         'exchange-internal',
         'exchange-auth-keys',
         ...SERVICES.map((s) => `exchange-database-${s.name}`),
+        'exchange-database-notification',
       ].map((n) => `secrets/${n}`),
     ].filter((k) => !missing.some((m) => k.endsWith(`/${m}`)));
   const failsConnected = (values: Record<string, unknown>, objects: string[]) => helmFailsConnected(values, objects);
@@ -461,6 +467,10 @@ describe('rendered modes', () => {
       expect(secretOf(roles.env, variable)).toBe(`exchange-database-${s.name}`);
     }
     expect(secretOf(roles.env, 'DATABASE_ADMIN_URL')).toBe('exchange-database');
+    // the notification service (migrating at start) runs as its own role too, provisioned by the same step
+    const notification = byKind(objs, 'Deployment').find((x) => x.metadata.name === 'notification');
+    expect(secretOf(notification.spec.template.spec.containers[0].env)).toBe('exchange-database-notification');
+    expect(secretOf(roles.env, 'NOTIFICATION_DATABASE_URL')).toBe('exchange-database-notification');
     const cron = byKind(objs, 'CronJob')[0];
     expect(cron.spec.schedule).toBe('0 2 * * *');
     const c = cron.spec.jobTemplate.spec.template.spec.containers[0];
