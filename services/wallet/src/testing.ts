@@ -92,19 +92,13 @@ export async function startTestWallet(opts: {
   settings?: Partial<WalletSettings>;
   retry?: { attempts: number; backoffMs: number[] };
 }): Promise<TestWallet> {
-  const [
-    { buildApp },
-    { runMigrations },
-    { createMessaging, silentLogger },
-    { startConsumers },
-    { Scheduler: SchedulerClass },
-  ] = await Promise.all([
-    import('./app.ts'),
-    import('./migrate.ts'),
-    import('@exchange/messaging'),
-    import('./queues.ts'),
-    import('./scheduler.ts'),
-  ]);
+  // One after another: concurrent dynamic imports of overlapping module graphs race in Jest's ESM linker
+  // ("… can not be resolved on module … that is not linked").
+  const { buildApp } = await import('./app.ts');
+  const { runMigrations } = await import('./migrate.ts');
+  const { createMessaging, silentLogger } = await import('@exchange/messaging');
+  const { startConsumers } = await import('./queues.ts');
+  const { Scheduler: SchedulerClass } = await import('./scheduler.ts');
   await runMigrations(opts.pool);
   const app = await buildApp({
     pool: opts.pool,
