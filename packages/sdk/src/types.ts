@@ -377,8 +377,13 @@ export interface EngineMarket {
   market: string;
   queue: string;
   consumer: 'active' | 'standby' | 'not_consuming' | 'unknown';
-  /** Why the market is halted in this replica (journal replay diverged); null when running. */
+  /**
+   * Why the market is halted: a command kept failing for a reason other than its content (every replica; lifted by
+   * `POST /api/v1/admin/engine/markets/:market/resume`), or the journal does not replay here; null when running.
+   */
   halted: string | null;
+  /** Id generation of this replica's loaded engine (new on every load: start, takeover, restore). */
+  epoch: string | null;
   lastSeq: number;
   bookSeq: number;
   loadedSeq: number | null;
