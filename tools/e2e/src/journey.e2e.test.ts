@@ -20,7 +20,7 @@ it('register, login, deposit, trade, cancel and withdraw through the gateway', a
   const maker = t.client();
   const taker = t.client();
   await newTrader(maker, { BTC: '1.00000000' });
-  await newTrader(taker, { USD: '50000.00' });
+  const { email: takerEmail } = await newTrader(taker, { USD: '50000.00' });
 
   const requestId = `journey-${randomUUID()}`;
   const ask = await maker.placeOrder(
@@ -58,12 +58,37 @@ it('register, login, deposit, trade, cancel and withdraw through the gateway', a
     'maker settled and released',
   );
 
-  // Withdraw 0.1 BTC (fee 0.0001) to a valid address; the payout rail completes it.
-  const w = await taker.withdraw({
+  // Withdrawals need a verified email: the link's token, as the notification service would mail it (no SMTP here),
+  // comes from the registration event in auth's outbox; the link itself goes through the gateway.
+  const token = async (sql: string, param: string) =>
+    eventually(
+      async () => (await t.db.pool.query<{ token: string | null }>(sql, [param])).rows[0]?.token ?? undefined,
+      10_000,
+      'token in the outbox',
+    );
+  const verifyToken = await token(
+    `SELECT message->'payload'->>'verificationToken' AS token FROM auth.outbox
+      WHERE type = 'user.registered' AND message->'payload'->>'email' = $1 ORDER BY sequence DESC LIMIT 1`,
+    takerEmail,
+  );
+  expect(await taker.verifyEmail(verifyToken)).toEqual({ emailVerified: true });
+
+  // Withdraw 0.1 BTC (fee 0.0001) to a valid address: above the email-confirmation threshold (0.02 BTC), it waits
+  // for the emailed link, then the payout rail completes it.
+  const requested = await taker.withdraw({
     asset: 'BTC',
     amount: '0.1',
     address: 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq',
   });
+  expect(requested.status).toBe('awaiting_confirmation');
+  const confirmToken = await token(
+    `SELECT message->'payload'->>'confirmationToken' AS token FROM wallet.outbox
+      WHERE type = 'withdrawal.confirmation_requested' AND message->'payload'->>'withdrawalId' = $1
+      ORDER BY sequence DESC LIMIT 1`,
+    requested.id,
+  );
+  const w = await taker.confirmWithdrawal(confirmToken);
+  expect(w.id).toBe(requested.id);
   const done = await eventually(
     async () => {
       const x = await taker.getWithdrawal(w.id);
