@@ -4,7 +4,7 @@
  * trace. The baseline (everything reachable) passes, so the failures are caused by the one thing changed.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,8 +183,12 @@ test('Node older than 24 with fetching turned off: ./exchange says what is neede
     '#!/bin/sh\ncase "$*" in *--version*) echo v20.11.1 ;; *process.versions*) echo 20 ;; *) exit 1 ;; esac\n',
   );
   chmodSync(join(bin, 'node'), 0o755);
+  // The script on its own, without this checkout's .tools/ (where ./exchange setup put a Node 24 it would prefer).
+  const bare = mkdtempSync(join(tmpdir(), 'bare-exchange-'));
+  copyFileSync(join(ROOT, 'exchange'), join(bare, 'exchange'));
+  copyFileSync(join(ROOT, 'package.json'), join(bare, 'package.json'));
   try {
-    const r = await run(['/bin/sh', 'exchange', 'preflight'], {
+    const r = await run(['/bin/sh', join(bare, 'exchange'), 'preflight'], {
       PATH: `${bin}:/usr/bin:/bin`,
       EXCHANGE_BOOTSTRAP: '0',
     });
@@ -194,6 +198,7 @@ test('Node older than 24 with fetching turned off: ./exchange says what is neede
     );
   } finally {
     rmSync(bin, { recursive: true, force: true });
+    rmSync(bare, { recursive: true, force: true });
   }
 });
 
