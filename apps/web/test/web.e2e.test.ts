@@ -355,6 +355,44 @@ test(
 );
 
 test(
+  'cancel-on-disconnect: ticking the box on the orders page, then closing the window, cancels the open orders',
+  async () => {
+    const email = newEmail('cod');
+    const password = newPassword();
+    const api = new ExchangeClient({ baseUrl: base, headers: { 'x-forwarded-for': '198.51.100.211' } });
+    await api.register({ email, password });
+    await api.login({ email, password });
+    await api.deposit({ asset: 'USD', amount: '1000' });
+    await eventually(async () => (await api.balances()).find((b) => b.asset === 'USD')?.available === '1000.00');
+    const order = await api.placeOrder({
+      market: 'BTC-USD',
+      side: 'buy',
+      type: 'limit',
+      price: '29000',
+      quantity: '0.01',
+    });
+    await eventually(async () => (await api.getOrder(order.id)).status === 'new');
+
+    const w = await tab({ viewport: DESKTOP, theme: 'light' });
+    await login(w.page, email, password);
+    await w.page.goto('/orders');
+    await w.page.locator(`[data-testid="open-orders"] tr[data-order-id="${order.id}"]`).waitFor();
+    await w.page.getByTestId('cancel-on-disconnect').check();
+    // armed once the server confirmed it for this socket
+    await w.page.locator('[data-testid="cancel-on-disconnect"][data-armed="true"]').waitFor();
+    expect((await api.getOrder(order.id)).status).toBe('new');
+
+    await w.context.close(); // the window goes away: its socket drops
+    const cancelled = await eventually(async () => {
+      const o = await api.getOrder(order.id);
+      return o.status === 'cancelled' ? o : undefined;
+    });
+    expect(cancelled.reason).toBe('disconnect');
+  },
+  SLOW,
+);
+
+test(
   '2FA: enrolment with a QR code and recovery codes, then login with a code',
   async () => {
     const carol = await tab({ viewport: PHONE, theme: 'dark' });

@@ -58,6 +58,19 @@ export interface AccessTokenClaims {
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 /** Allowed clock skew when checking `exp`/`nbf`. */
 export const CLOCK_TOLERANCE_S = 5;
+
+/** The body of `POST /internal/api-keys/verify` (this package → the auth service): a request signed with an API key. */
+export interface ApiKeyVerifyRequest {
+  apiKey: string;
+  timestamp: string;
+  signature: string;
+  method: string;
+  path: string;
+  bodyBase64: string;
+  /** The client IP as the calling service derived it (its trusted proxies), for the key's IP allow-list. */
+  clientIp?: string;
+}
+
 /** API-key request timestamps must be within this many milliseconds of the server clock. */
 export const API_KEY_WINDOW_MS = 30_000;
 
@@ -253,7 +266,7 @@ export function registerAuth(app: FastifyInstance<any, any, any, any, any>, opts
           bodyBase64: body.toString('base64'),
           // the client IP as this service derived it (its trusted proxies): checked against the key's allow-list
           clientIp: req.ip,
-        }),
+        } satisfies ApiKeyVerifyRequest),
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
@@ -495,6 +508,13 @@ function toAppError(e: unknown): AppError {
 function reject(req: FastifyRequest): never {
   throw req.authError ?? authErr('UNAUTHENTICATED', 'authentication required');
 }
+
+/**
+ * Who is acting, in the one audit actor format every service records (audit rows, feature-flag and market-halt
+ * changes): `user:<id>` for a person (token or API key), `service` for a call to an /internal/ route, else `anonymous`.
+ */
+export const actorOf = (req: FastifyRequest): string =>
+  req.principal ? `user:${req.principal.id}` : req.url.startsWith('/internal/') ? 'service' : 'anonymous';
 
 /** Any authenticated principal. */
 export const requireAuth: Guard = async (req) => {

@@ -2,7 +2,15 @@ import { createHash, generateKeyPairSync, randomBytes, randomUUID, type KeyObjec
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
-import { ACCESS_TOKEN_TYP, API_KEY_WINDOW_MS, apiKeySignature, safeEqual, type Role, type Scope } from './index.ts';
+import {
+  ACCESS_TOKEN_TYP,
+  API_KEY_WINDOW_MS,
+  apiKeySignature,
+  safeEqual,
+  type ApiKeyVerifyRequest,
+  type Role,
+  type Scope,
+} from './index.ts';
 
 export interface TestTokenClaims {
   sub: string;
@@ -89,14 +97,7 @@ export async function createTestIssuer(
     }
     if (req.method === 'POST' && url.pathname === '/internal/api-keys/verify') {
       if (!internalOk()) return send(401, { error: { code: 'INVALID_INTERNAL_TOKEN', message: 'no' } });
-      const b = JSON.parse((await readAll(req)).toString()) as {
-        apiKey: string;
-        timestamp: string;
-        signature: string;
-        method: string;
-        path: string;
-        bodyBase64: string;
-      };
+      const b = JSON.parse((await readAll(req)).toString()) as ApiKeyVerifyRequest;
       const key = apiKeys.get(b.apiKey);
       if (!key) return send(401, { error: { code: 'INVALID_API_KEY', message: 'invalid API key' } });
       const ts = Number(b.timestamp);

@@ -192,3 +192,21 @@ export const internalCallersEnv = {
     }),
   ),
 } satisfies TProperties;
+
+/**
+ * The shared variables of a trading-path service (wallet, order, payment-processor): it verifies users' access tokens,
+ * serves /internal routes to other services and stands behind the gateway. Spread first into its own schema, as
+ * `baseEnv(defaultPort)`, `databaseEnv`, `amqpEnv`, `jwtVerifyEnv`, `internalEnv`, `internalCallersEnv` and
+ * `proxyEnv` were, in that order (docs/configuration.md lists them so).
+ */
+export function tradingServiceEnv(defaultPort: number) {
+  return {
+    ...baseEnv(defaultPort),
+    ...databaseEnv,
+    ...amqpEnv,
+    ...jwtVerifyEnv,
+    ...internalEnv,
+    ...internalCallersEnv,
+    ...proxyEnv,
+  } satisfies TProperties;
+}

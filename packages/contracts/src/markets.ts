@@ -7,7 +7,8 @@
  *  2. `tickSize × lotSize` is a whole number of quote minor units, so every fill's notional is exact in the ledger:
  *     no rounding, no residue, and a buy hold of `limit × quantity` can never be overdrawn by rounding.
  * Fees are charged on what the user receives (base for the buyer, quote for the seller), rounded up, so holds never
- * need to include fees.
+ * need to include fees. A maker rebate (negative maker rate) is paid in what the maker receives, rounded down, and is
+ * never worth more than the taker's fee on the same trade (checked for every tier pair at start-up, clamped per fill).
  */
 import { readFileSync } from 'node:fs';
 
@@ -33,11 +34,46 @@ export interface MarketConfig {
   maxQuantity: string;
   /** Minimum price × quantity, in quote. */
   minNotional: string;
+  /** Rates of the base tier (30-day volume below the first `feeTiers` threshold). */
   makerFeeBps: number;
   takerFeeBps: number;
+  /**
+   * Volume tiers above the base one, by ascending `minVolume`: a user whose 30-day traded volume in this market
+   * (quote notional of their fills, maker and taker) is at or above `minVolume` (decimal, quote asset) gets the
+   * tier's rates. A negative `makerFeeBps` is a rebate; no rebate may exceed the lowest taker rate of the market.
+   */
+  feeTiers?: FeeTierConfig[];
   /** A limit price more than this many basis points away from the last trade is rejected (PRICE_OUT_OF_BAND). */
   priceBandBps: number;
+  /**
+   * Volatility guard (absent: none). A trade that would print more than `bandBps` basis points away from the last
+   * trade price pauses continuous trading into a call auction of `auctionSeconds`, which the engine then uncrosses at
+   * the single price that executes the most volume (docs/runbook.md, "Volatility auctions").
+   */
+  volatilityGuard?: { bandBps: number; auctionSeconds: number };
 }
+
+export interface FeeTierConfig {
+  minVolume: string;
+  makerFeeBps: number;
+  takerFeeBps: number;
+}
+
+/** The rates one order trades at: its maker rate when it rests, its taker rate when it takes. */
+export interface FeeRates {
+  makerFeeBps: number;
+  takerFeeBps: number;
+}
+
+/** A resolved tier: 0 is the base tier (the market's own rates), 1.. the `feeTiers` entries. */
+export interface FeeTier extends FeeRates {
+  tier: number;
+  /** Quote minor units; 0 for the base tier. */
+  minVolume: bigint;
+}
+
+/** Bounds of a configured rate: at most 100 %, a rebate at most 100 % too (the taker bound is what limits it). */
+const MAX_BPS = 10_000;
 
 export const DEFAULT_ASSETS: AssetConfig[] = [
   {
@@ -88,6 +124,11 @@ export const DEFAULT_MARKETS: MarketConfig[] = [
     minNotional: '10',
     makerFeeBps: 10,
     takerFeeBps: 20,
+    feeTiers: [
+      { minVolume: '1000000', makerFeeBps: 8, takerFeeBps: 18 },
+      { minVolume: '10000000', makerFeeBps: 4, takerFeeBps: 15 },
+      { minVolume: '50000000', makerFeeBps: -1, takerFeeBps: 12 },
+    ],
     priceBandBps: 1000,
   },
   {
@@ -101,6 +142,10 @@ export const DEFAULT_MARKETS: MarketConfig[] = [
     minNotional: '10',
     makerFeeBps: 10,
     takerFeeBps: 20,
+    feeTiers: [
+      { minVolume: '1000000', makerFeeBps: 8, takerFeeBps: 18 },
+      { minVolume: '10000000', makerFeeBps: 4, takerFeeBps: 15 },
+    ],
     priceBandBps: 1000,
   },
   {
@@ -114,6 +159,11 @@ export const DEFAULT_MARKETS: MarketConfig[] = [
     minNotional: '5',
     makerFeeBps: 10,
     takerFeeBps: 20,
+    feeTiers: [
+      { minVolume: '1000000', makerFeeBps: 8, takerFeeBps: 18 },
+      { minVolume: '10000000', makerFeeBps: 4, takerFeeBps: 15 },
+      { minVolume: '50000000', makerFeeBps: -1, takerFeeBps: 12 },
+    ],
     priceBandBps: 1000,
   },
 ];
@@ -150,9 +200,25 @@ export class Market {
   readonly baseUnitsPerLot: bigint;
   /** Quote minor units of one tick × one lot (the engine's notional unit). */
   readonly quoteUnitsPerTickLot: bigint;
+  /** Base tier first, then `feeTiers` by ascending threshold (validated). */
+  readonly feeTiers: readonly FeeTier[];
 
   constructor(config: MarketConfig, assets: Map<string, AssetConfig>) {
     this.config = config;
+    const g = config.volatilityGuard;
+    if (
+      g !== undefined &&
+      !(
+        Number.isInteger(g.bandBps) &&
+        g.bandBps >= 1 &&
+        g.bandBps <= 10_000 &&
+        Number.isInteger(g.auctionSeconds) &&
+        g.auctionSeconds >= 1 &&
+        g.auctionSeconds <= 3600
+      )
+    ) {
+      throw new Error(`market ${config.symbol}: volatilityGuard needs bandBps 1..10000 and auctionSeconds 1..3600`);
+    }
     const base = assets.get(config.base);
     const quote = assets.get(config.quote);
     if (!base || !quote)
@@ -178,6 +244,29 @@ export class Market {
       );
     }
     this.quoteUnitsPerTickLot = q;
+    this.feeTiers = buildFeeTiers(config, quote);
+  }
+
+  /** The market's base rates (tier 0). */
+  get baseRates(): FeeRates {
+    return { makerFeeBps: this.config.makerFeeBps, takerFeeBps: this.config.takerFeeBps };
+  }
+
+  /** The tier of a 30-day volume (quote minor units): the highest whose threshold it reaches. */
+  feeTierFor(volume: bigint): FeeTier {
+    let t = this.feeTiers[0]!;
+    for (const x of this.feeTiers) if (volume >= x.minVolume) t = x;
+    return t;
+  }
+
+  /** The tier after `tier`, if any. */
+  nextFeeTier(tier: FeeTier): FeeTier | undefined {
+    return this.feeTiers[tier.tier + 1];
+  }
+
+  /** Quote minor units of a decimal amount of quote, undefined if finer than the quote asset allows. */
+  quoteUnits(dec: string): bigint | undefined {
+    return unitsAt(toFixed(dec), this.quote.precision);
   }
 
   get symbol() {
@@ -223,20 +312,72 @@ export class Market {
   /**
    * Ledger amounts of one fill. The buyer pays `quoteAmount` out of its quote hold and receives
    * `baseAmount - buyerFee`; the seller delivers `baseAmount` out of its base hold and receives
-   * `quoteAmount - sellerFee`. Fees (rounded up, in the received asset) go to the fee accounts.
+   * `quoteAmount - sellerFee`. Fees (rounded up, in the received asset) go to the fee accounts. `maker` and `taker`
+   * are the rates each order carries (its tier when placed; the market's base rates when absent). A negative maker
+   * fee is a rebate paid from the fee account: rounded down, and clamped to the value of the taker's fee on this
+   * trade (converted at the trade's own price, rounded down), so the exchange never pays out more than it takes.
    */
-  fillAmounts(ticks: bigint, lots: bigint, takerSide: 'buy' | 'sell') {
+  fillAmounts(ticks: bigint, lots: bigint, takerSide: 'buy' | 'sell', maker?: FeeRates, taker?: FeeRates) {
     const baseAmount = this.baseUnits(lots);
     const quoteAmount = this.notional(ticks, lots);
-    const buyerBps = BigInt(takerSide === 'buy' ? this.config.takerFeeBps : this.config.makerFeeBps);
-    const sellerBps = BigInt(takerSide === 'sell' ? this.config.takerFeeBps : this.config.makerFeeBps);
+    const takerBps = BigInt((taker ?? this.baseRates).takerFeeBps);
+    const makerBps = BigInt((maker ?? this.baseRates).makerFeeBps);
+    // what each side receives: the buyer base, the seller quote
+    const takerGets = takerSide === 'buy' ? baseAmount : quoteAmount;
+    const makerGets = takerSide === 'buy' ? quoteAmount : baseAmount;
+    const takerFee = takerBps > 0n ? ceilDiv(takerGets * takerBps, 10_000n) : 0n;
+    let makerFee: bigint;
+    if (makerBps >= 0n) makerFee = ceilDiv(makerGets * makerBps, 10_000n);
+    else {
+      const rebate = (makerGets * -makerBps) / 10_000n;
+      const cap = (takerFee * makerGets) / takerGets;
+      makerFee = -(rebate < cap ? rebate : cap);
+    }
     return {
       baseAmount,
       quoteAmount,
-      buyerFee: ceilDiv(baseAmount * buyerBps, 10_000n),
-      sellerFee: ceilDiv(quoteAmount * sellerBps, 10_000n),
+      buyerFee: takerSide === 'buy' ? takerFee : makerFee,
+      sellerFee: takerSide === 'sell' ? takerFee : makerFee,
     };
   }
+}
+
+/**
+ * Validates a market's fee schedule: integer rates within ±100 %, taker rates never negative, thresholds strictly
+ * ascending whole quote minor units, and no maker rebate larger than the lowest taker rate of any tier (a maker and
+ * a taker may be in any two tiers, so that is the pair that could pay out more than it takes).
+ */
+function buildFeeTiers(config: MarketConfig, quote: AssetConfig): FeeTier[] {
+  const fail = (msg: string): never => {
+    throw new Error(`market ${config.symbol}: ${msg}`);
+  };
+  const tiers: FeeTier[] = [
+    { tier: 0, minVolume: 0n, makerFeeBps: config.makerFeeBps, takerFeeBps: config.takerFeeBps },
+  ];
+  for (const [i, t] of (config.feeTiers ?? []).entries()) {
+    if (!/^\d+(\.\d+)?$/.test(t.minVolume)) fail(`feeTiers[${i}].minVolume "${t.minVolume}" is not a decimal`);
+    const v = unitsAt(toFixed(t.minVolume), quote.precision);
+    if (v === undefined) fail(`feeTiers[${i}].minVolume ${t.minVolume} is finer than ${quote.symbol} precision`);
+    if (v! <= tiers[tiers.length - 1]!.minVolume)
+      fail(`feeTiers[${i}].minVolume ${t.minVolume} must be above the previous tier's threshold (and above 0)`);
+    tiers.push({ tier: i + 1, minVolume: v!, makerFeeBps: t.makerFeeBps, takerFeeBps: t.takerFeeBps });
+  }
+  for (const t of tiers) {
+    const where = t.tier === 0 ? 'base tier' : `feeTiers[${t.tier - 1}]`;
+    if (!Number.isInteger(t.takerFeeBps) || t.takerFeeBps < 0 || t.takerFeeBps > MAX_BPS)
+      fail(`${where}: takerFeeBps must be an integer in 0..${MAX_BPS}`);
+    if (!Number.isInteger(t.makerFeeBps) || t.makerFeeBps < -MAX_BPS || t.makerFeeBps > MAX_BPS)
+      fail(`${where}: makerFeeBps must be an integer in -${MAX_BPS}..${MAX_BPS}`);
+  }
+  const minTaker = Math.min(...tiers.map((t) => t.takerFeeBps));
+  for (const t of tiers) {
+    if (-t.makerFeeBps > minTaker)
+      fail(
+        `${t.tier === 0 ? 'base tier' : `feeTiers[${t.tier - 1}]`}: a maker rebate of ${-t.makerFeeBps} bps exceeds ` +
+          `the lowest taker rate (${minTaker} bps): a trade could pay out more rebate than its taker pays`,
+      );
+  }
+  return tiers;
 }
 
 export function ceilDiv(a: bigint, b: bigint): bigint {

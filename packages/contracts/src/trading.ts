@@ -44,6 +44,8 @@ const Stp = Type.Union([
   Type.Literal('cancel_both'),
   Type.Literal('decrement'),
 ]);
+/** Why a cancel was sent (CancelOrderV1 `reason`; the engine reports it as the cancelled order's reason). */
+export type CancelReason = 'user' | 'admin' | 'halt' | 'cancel_all' | 'disconnect' | 'dead_man_switch';
 export const OrderStatus = Type.Union([
   Type.Literal('pending'),
   Type.Literal('new'),
@@ -82,8 +84,17 @@ export const PlaceOrderV1 = defineMessage({
      * it (buy: at or above, sell: at or below), then runs as the limit (stop-limit) or market (stop-loss) order.
      */
     stopPriceTicks: Type.Optional(UnsignedIntegerString()),
+    /** Iceberg orders (GTC limit): the lots shown in the book at a time; the rest is hidden but executable. */
+    displayQuantityLots: Type.Optional(UnsignedIntegerString()),
     /** Held funds (minor units of the held asset) — for audit/reconciliation. */
     holdAmount: UnsignedIntegerString(),
+    /**
+     * The fee rates of the user's tier, resolved by the order service at acceptance (30-day volume) and journaled
+     * with the command, so every fill of the order is charged — and replayed — at these rates. Absent: the market's
+     * base rates (commands written before fee tiers). A negative maker rate is a rebate.
+     */
+    makerFeeBps: Type.Optional(Type.Integer({ minimum: -10000, maximum: 10000 })),
+    takerFeeBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000 })),
     acceptedAt: IsoDateTime(),
   }),
 });
@@ -96,7 +107,15 @@ export const CancelOrderV1 = defineMessage({
     orderId: Uuid(),
     userId: Uuid(),
     market: Market,
-    reason: Type.Union([Type.Literal('user'), Type.Literal('admin'), Type.Literal('halt'), Type.Literal('cancel_all')]),
+    /** `disconnect`: a cancel-on-disconnect WebSocket session ended; `dead_man_switch`: cancel-all-after fired. */
+    reason: Type.Union([
+      Type.Literal('user'),
+      Type.Literal('admin'),
+      Type.Literal('halt'),
+      Type.Literal('cancel_all'),
+      Type.Literal('disconnect'),
+      Type.Literal('dead_man_switch'),
+    ]),
     requestedAt: IsoDateTime(),
   }),
 });
@@ -193,8 +212,9 @@ export const TradeExecutedV1 = defineMessage({
     /** Ledger amounts (minor units), see Market.fillAmounts. */
     baseAmount: UnsignedIntegerString(),
     quoteAmount: UnsignedIntegerString(),
-    buyerFee: UnsignedIntegerString(),
-    sellerFee: UnsignedIntegerString(),
+    /** Signed: a maker's rebate is a negative fee (never worth more than the taker's fee on the same trade). */
+    buyerFee: IntegerString(),
+    sellerFee: IntegerString(),
     at: IsoDateTime(),
   }),
 });
@@ -208,6 +228,17 @@ export const BookSnapshotV1 = defineMessage({
     seq: UnsignedIntegerString(),
     bids: Type.Array(Type.Tuple([UnsignedDecimalString(), UnsignedDecimalString()]), { maxItems: 200 }),
     asks: Type.Array(Type.Tuple([UnsignedDecimalString(), UnsignedDecimalString()]), { maxItems: 200 }),
+    /**
+     * Present while the volatility guard holds the market in a call auction (the book may then cross): the price and
+     * quantity the uncross would execute now (null/"0" when nothing crosses), and the reference price it started at.
+     */
+    auction: Type.Optional(
+      Type.Object({
+        referencePrice: UnsignedDecimalString(),
+        indicativePrice: Type.Union([UnsignedDecimalString(), Type.Null()]),
+        indicativeQuantity: UnsignedDecimalString(),
+      }),
+    ),
     at: IsoDateTime(),
   }),
 });
@@ -217,7 +248,8 @@ const Party = Type.Object({ userId: Uuid(), orderId: Uuid() });
 /**
  * payment-processor → wallet: settle one trade (idempotent by tradeId). The buyer's quote hold (holdId = buyer orderId)
  * is captured by quoteAmount and the buyer credited baseAmount - buyerFee; the seller's base hold is captured by
- * baseAmount and the seller credited quoteAmount - sellerFee; fees go to the fee accounts.
+ * baseAmount and the seller credited quoteAmount - sellerFee; fees go to the fee accounts (a negative fee, a maker
+ * rebate, is paid from the fee account).
  */
 export const SettleTradeV1 = defineMessage({
   type: 'wallet.settle-trade',
@@ -231,8 +263,9 @@ export const SettleTradeV1 = defineMessage({
     seller: Party,
     baseAmount: UnsignedIntegerString(),
     quoteAmount: UnsignedIntegerString(),
-    buyerFee: UnsignedIntegerString(),
-    sellerFee: UnsignedIntegerString(),
+    /** Signed: a maker's rebate is a negative fee (never worth more than the taker's fee on the same trade). */
+    buyerFee: IntegerString(),
+    sellerFee: IntegerString(),
     executedAt: IsoDateTime(),
   }),
 });

@@ -6,14 +6,22 @@
  *   flight form the next one. An idle system therefore runs batches of one, a busy one batches of whatever queued up
  *   during one commit (at most `maxBatch`).
  * - **Own result per item.** `run` returns one outcome per item, in order: a value, or the error that item alone
- *   deserves (e.g. insufficient funds) — such an error does not affect the others.
+ *   deserves (e.g. insufficient funds) — such an error does not affect the others — or a promise of the item's
+ *   result when it finishes outside the batch (`ok: 'later'`), which the next batch does not wait for.
  * - **A batch that fails** (`run` throws: the transaction rolled back whole) is retried **one item at a time**, each
  *   in its own `run`, so one item that makes the whole transaction fail (or a transient fault) fails only itself,
  *   and nothing is applied twice: the failed batch committed nothing.
  * - **Order.** Items are applied in submission order, batch after batch; at most `maxInFlight` batches (default 1)
  *   run at once, so with the default a later item is never committed before an earlier one.
  */
-export type Outcome<O> = { ok: true; value: O } | { ok: false; error: unknown };
+export type Outcome<O> =
+  | { ok: true; value: O }
+  | { ok: false; error: unknown }
+  /**
+   * Decided outside the batch: the item could not be applied with the others (its row was locked by another
+   * transaction) and finishes on its own; its caller gets this promise's result, and the next batch does not wait.
+   */
+  | { ok: 'later'; value: Promise<O> };
 
 export interface GroupCommitOptions<I, O> {
   run(items: I[]): Promise<Array<Outcome<O>>>;
@@ -92,6 +100,7 @@ export class GroupCommit<I, O> {
 }
 
 function settle<I, O>(w: Waiter<I, O>, o: Outcome<O>): void {
-  if (o.ok) w.resolve(o.value);
+  if (o.ok === 'later') o.value.then(w.resolve, w.reject);
+  else if (o.ok) w.resolve(o.value);
   else w.reject(o.error);
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { PreparingClient } from './prepared.ts';
 
 export type { NodePgDatabase } from 'drizzle-orm/node-postgres';
 export { GroupCommit, type GroupCommitOptions, type Outcome } from './group-commit.ts';
@@ -24,6 +25,12 @@ export interface PoolOptions {
   idleInTransactionTimeoutMs?: number;
   /** Longest wait for a lock (ms, default 10 s): a lock wait fails and is retried rather than hanging. */
   lockTimeoutMs?: number;
+  /**
+   * Name repeated parameterised statements so PostgreSQL parses and plans them once per connection (prepared.ts).
+   * Default on; `DB_PREPARED_STATEMENTS=off` turns it off for every pool of the process (to compare in a benchmark,
+   * or behind a pooler in transaction mode, which cannot keep a prepared statement across transactions).
+   */
+  preparedStatements?: boolean;
 }
 
 /**
@@ -35,7 +42,9 @@ export interface PoolOptions {
 const SERVER_KEEPALIVE = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3';
 
 export function createPool(opts: PoolOptions): pg.Pool {
+  const prepared = opts.preparedStatements ?? process.env['DB_PREPARED_STATEMENTS'] !== 'off';
   const pool = new pg.Pool({
+    ...(prepared ? { Client: PreparingClient } : {}),
     connectionString: opts.connectionString,
     max: opts.max ?? 10,
     application_name: opts.applicationName,

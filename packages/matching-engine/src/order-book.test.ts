@@ -427,7 +427,7 @@ describe('stop orders', () => {
     b.place(mkt('sell', 1));
     b.place({ ...lim('buy', 105, 2), id: 'stop', account: 'S', stopPrice: 102 });
     const snap = JSON.parse(JSON.stringify(b.snapshot()));
-    expect(snap).toMatchObject({ version: 2, lastPrice: 99, stops: [expect.objectContaining({ id: 'stop' })] });
+    expect(snap).toMatchObject({ version: 3, lastPrice: 99, stops: [expect.objectContaining({ id: 'stop' })] });
     const r = OrderBook.restore(snap);
     expect(JSON.stringify(r.snapshot())).toBe(JSON.stringify(b.snapshot()));
     const cmd = mkt('buy', 20);
@@ -455,9 +455,159 @@ describe('snapshot / restore', () => {
 
   it('throws on a corrupt snapshot (programmer error)', () => {
     const snap = seeded().snapshot();
-    expect(() => OrderBook.restore({ ...snap, version: 3 as 2 })).toThrow(TypeError);
+    expect(() => OrderBook.restore({ ...snap, version: 4 as 3 })).toThrow(TypeError);
     expect(() => OrderBook.restore({ ...snap, lastPrice: -1 })).toThrow(TypeError);
     expect(() => OrderBook.restore({ ...snap, asks: [...snap.asks].reverse() })).toThrow(TypeError);
     expect(() => OrderBook.restore({ ...snap, bids: [...snap.bids, snap.bids[0]!] })).toThrow(TypeError);
+  });
+});
+
+describe('iceberg orders', () => {
+  it('shows only the display slice in depth; a taker trades the slice, the refill goes to the back of the level', () => {
+    const b = new OrderBook({ market: 'BTC-USD' });
+    b.place({ ...lim('sell', 101, 10), id: 'ice', account: 'I', displayQuantity: 3 });
+    b.place({ ...lim('sell', 101, 2), id: 'plain', account: 'P' });
+    expect(b.depth().asks).toEqual([{ price: 101, quantity: 5, orders: 2 }]);
+    expect(b.getOrder('ice')).toMatchObject({ remaining: 10, displayQuantity: 3, visible: 3 });
+
+    const r = b.place({ ...mkt('buy', 4), account: 'T' });
+    // 3 from the slice, refill (new priority behind 'plain'), then 1 from 'plain'
+    expect(types(r.events)).toEqual(['accepted', 'trade', 'refilled', 'trade']);
+    expect(fillsOf(r)).toEqual([
+      ['ice', 101, 3],
+      ['plain', 101, 1],
+    ]);
+    expect(r.events[2]).toMatchObject({ orderId: 'ice', visible: 3 });
+    expect([...b.orders('sell')].map((o) => o.id)).toEqual(['plain', 'ice']);
+    expect(b.depth().asks).toEqual([{ price: 101, quantity: 4, orders: 2 }]);
+    expect(b.getOrder('ice')!.prioritySeq).toBe(r.events[2]!.seq);
+  });
+
+  it('a taker larger than the level takes the hidden part too, slice by slice', () => {
+    const b = new OrderBook({ market: 'BTC-USD' });
+    b.place({ ...lim('sell', 101, 7), id: 'ice', account: 'I', displayQuantity: 3 });
+    const r = b.place({ ...mkt('buy', 7), account: 'T' });
+    expect(types(r.events)).toEqual(['accepted', 'trade', 'refilled', 'trade', 'refilled', 'trade']);
+    expect(r.fills.map((f) => f.quantity)).toEqual([3, 3, 1]);
+    expect(b.orderCount).toBe(0);
+    // FOK counts the hidden part as fillable
+    b.place({ ...lim('sell', 101, 7), id: 'ice2', account: 'I', displayQuantity: 2 });
+    expect(b.place({ ...mkt('buy', 7), timeInForce: 'FOK', account: 'T' }).status).toBe('filled');
+  });
+
+  it('a FOK that would meet its own order after a refill is not fillable (STP)', () => {
+    const b = new OrderBook({ market: 'BTC-USD' });
+    b.place({ ...lim('sell', 101, 6), id: 'ice', account: 'I', displayQuantity: 2 });
+    b.place({ ...lim('sell', 101, 5), id: 'own', account: 'T' });
+    // only the first slice (2) comes before the taker's own order
+    expect(b.place({ ...mkt('buy', 4), timeInForce: 'FOK', account: 'T' }).rejectReason).toBe('FOK_NOT_FILLABLE');
+    expect(b.place({ ...mkt('buy', 2), timeInForce: 'FOK', account: 'T' }).status).toBe('filled');
+  });
+
+  it('validates the display quantity', () => {
+    const b = new OrderBook({ market: 'BTC-USD' });
+    const bad = (extra: Partial<PlaceCommand>) => b.place({ ...lim('buy', 100, 5), ...extra }).rejectReason;
+    expect(bad({ displayQuantity: 6 })).toBe('INVALID_DISPLAY_QUANTITY');
+    expect(bad({ displayQuantity: 0 })).toBe('INVALID_DISPLAY_QUANTITY');
+    expect(bad({ displayQuantity: 1.5 })).toBe('INVALID_DISPLAY_QUANTITY');
+    expect(bad({ displayQuantity: 2, timeInForce: 'IOC' })).toBe('INVALID_DISPLAY_QUANTITY');
+    expect(bad({ displayQuantity: 2, stopPrice: 120 })).toBe('INVALID_DISPLAY_QUANTITY');
+    expect(b.place({ ...mkt('buy', 5), displayQuantity: 2 }).rejectReason).toBe('INVALID_DISPLAY_QUANTITY');
+    expect(bad({ displayQuantity: 5 })).toBeNull();
+  });
+
+  it('amend down keeps the slice within the open quantity; amend up shows a fresh slice at the back', () => {
+    const b = new OrderBook({ market: 'BTC-USD' });
+    b.place({ ...lim('buy', 99, 10), id: 'ice', account: 'I', displayQuantity: 4 });
+    b.amend({ id: 'ice', quantity: 3 });
+    expect(b.getOrder('ice')).toMatchObject({ remaining: 3, visible: 3 });
+    expect(b.depth().bids).toEqual([{ price: 99, quantity: 3, orders: 1 }]);
+    b.amend({ id: 'ice', quantity: 12 });
+    expect(b.getOrder('ice')).toMatchObject({ remaining: 12, visible: 4 });
+    expect(b.depth().bids).toEqual([{ price: 99, quantity: 4, orders: 1 }]);
+  });
+});
+
+describe('volatility guard and call auction', () => {
+  /** band 2% around the last price 100: [98, 102] */
+  function guarded(): OrderBook {
+    const b = new OrderBook({ market: 'BTC-USD', bandBps: 200 });
+    b.place({ ...lim('sell', 100, 1), id: 's0', account: 'A' });
+    b.place({ ...lim('buy', 100, 1), id: 'b0', account: 'B' }); // last price 100
+    b.place({ ...lim('sell', 101, 2), id: 's1', account: 'A' });
+    b.place({ ...lim('sell', 105, 5), id: 's2', account: 'A' });
+    return b;
+  }
+
+  it('a trade outside the band starts an auction instead of printing; orders are collected, then uncrossed', () => {
+    const b = guarded();
+    const r = b.place({ ...lim('buy', 106, 6), id: 'big', account: 'B' });
+    expect(types(r.events)).toEqual(['accepted', 'trade', 'auction_started']);
+    expect(r.events[2]).toMatchObject({ referencePrice: 100, lowerPrice: 98, upperPrice: 102, orderId: 'big' });
+    expect([r.status, r.filledQuantity, r.remainingQuantity]).toEqual(['partially_filled', 2, 4]);
+    expect(b.phase).toBe('auction');
+    // crossed book: bid 106 x4 against ask 105 x5
+    expect(b.auctionState()).toMatchObject({ indicativePrice: 105, indicativeVolume: 4 });
+
+    // in the auction: market/IOC orders are refused; limits rest without matching, even crossing
+    expect(b.place({ ...mkt('buy', 1), account: 'C' }).rejectReason).toBe('MARKET_IN_AUCTION');
+    expect(b.place({ ...lim('buy', 110, 1), timeInForce: 'IOC' }).rejectReason).toBe('MARKET_IN_AUCTION');
+    const collected = b.place({ ...lim('sell', 103, 3), id: 's3', account: 'C' });
+    expect(types(collected.events)).toEqual(['accepted']);
+    expect(collected.status).toBe('new');
+    // buy 4 @106 vs sells 3 @103 and 5 @105: volume 4 at 105 (imbalance 4) and at 104..103 only 3
+    expect(b.auctionState()).toMatchObject({ indicativePrice: 105, indicativeVolume: 4 });
+
+    const end = b.endAuction();
+    expect(end).toMatchObject({ ok: true, price: 105, volume: 4 });
+    expect(end.fills.map((f) => [f.makerOrderId, f.takerOrderId, f.price, f.quantity, f.auction])).toEqual([
+      ['big', 's3', 105, 3, true],
+      ['s2', 'big', 105, 1, true],
+    ]);
+    expect(types(end.events).at(-1)).toBe('auction_ended');
+    expect(b.phase).toBe('continuous');
+    expect(b.lastPrice).toBe(105);
+    expect(b.depth().asks).toEqual([{ price: 105, quantity: 4, orders: 1 }]);
+    expect(b.endAuction().rejectReason).toBe('NOT_IN_AUCTION');
+  });
+
+  it('tie-breaks: maximum volume, then minimum imbalance, then closest to the reference price', () => {
+    const b = guarded();
+    b.place({ ...lim('buy', 110, 3), id: 'x', account: 'B' }); // trades 2 @101, then would print 105: auction
+    expect(b.phase).toBe('auction');
+    b.cancel('x');
+    b.cancel('s2');
+    // bids 104 x2, asks 102 x2: volume 2 at every price in 102..104, imbalance 0: the closest to 100 is 102
+    b.place({ ...lim('buy', 104, 2), id: 'bb', account: 'B' });
+    b.place({ ...lim('sell', 102, 2), id: 'ss', account: 'A' });
+    expect(b.auctionState()).toMatchObject({ referencePrice: 100, indicativePrice: 102, indicativeVolume: 2 });
+    // a bid 103 x5: volume is still 2 everywhere, but only at 104 is the imbalance 0 (buy 2 / sell 2)
+    b.place({ ...lim('buy', 103, 5), id: 'b3', account: 'C' });
+    expect(b.auctionState()).toMatchObject({ indicativePrice: 104, indicativeVolume: 2 });
+  });
+
+  it('market and IOC remainders are cancelled (reason auction); the guard needs a reference price', () => {
+    const b = new OrderBook({ market: 'BTC-USD', bandBps: 200 });
+    b.place({ ...lim('sell', 150, 1), id: 'far', account: 'A' });
+    // no trade yet: no reference, no guard
+    expect(b.place({ ...mkt('buy', 1), account: 'B' }).status).toBe('filled');
+    b.place({ ...lim('sell', 151, 1), id: 's1', account: 'A' });
+    b.place({ ...lim('sell', 160, 1), id: 's2', account: 'A' });
+    const r = b.place({ ...mkt('buy', 2), account: 'B' });
+    expect(types(r.events)).toEqual(['accepted', 'trade', 'auction_started', 'cancelled']);
+    expect(r.cancelReason).toBe('auction');
+    expect(b.endAuction()).toMatchObject({ ok: true, price: null, volume: 0 });
+  });
+
+  it('snapshot in the middle of an auction restores it exactly', () => {
+    const b = guarded();
+    b.place({ ...lim('buy', 106, 6), id: 'big', account: 'B' });
+    b.place({ ...lim('sell', 103, 3), id: 's3', account: 'C', displayQuantity: 1 });
+    const snap = JSON.parse(JSON.stringify(b.snapshot()));
+    expect(snap.auction).toMatchObject({ referencePrice: 100 });
+    const r = OrderBook.restore(snap);
+    expect(r.phase).toBe('auction');
+    expect(JSON.stringify(r.endAuction())).toBe(JSON.stringify(b.endAuction()));
+    expect(JSON.stringify(r.snapshot())).toBe(JSON.stringify(b.snapshot()));
   });
 });

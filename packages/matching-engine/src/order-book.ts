@@ -3,6 +3,9 @@ import type {
   AmendCommand,
   AmendResult,
   AmendedEvent,
+  AuctionEndedEvent,
+  AuctionStartedEvent,
+  AuctionState,
   BookEvent,
   CancelReason,
   CancelResult,
@@ -10,12 +13,15 @@ import type {
   CommandKind,
   Depth,
   DepthLevel,
+  EndAuctionResult,
+  MarketPhase,
   OrderBookOptions,
   OrderBookSnapshot,
   OrderStatus,
   PlaceCommand,
   PlaceResult,
   ReducedEvent,
+  RefilledEvent,
   RejectReason,
   RejectedEvent,
   RestingOrder,
@@ -48,6 +54,9 @@ class OrderNode {
   postOnly = false;
   stp: StpMode = 'none';
   prioritySeq = 0;
+  /** Icebergs only: display quantity (0 for a plain order) and the slice shown now. */
+  display = 0;
+  visible = 0;
   prev: OrderNode | null = null;
   next: OrderNode | null = null;
   level: PriceLevel | null = null;
@@ -56,7 +65,10 @@ class OrderNode {
 class PriceLevel {
   price = 0;
   key = 0;
+  /** Executable open quantity (hidden iceberg parts included). */
   total = 0;
+  /** The hidden part of `total` (icebergs' remaining - visible); depth shows total - hidden. */
+  hidden = 0;
   count = 0;
   head: OrderNode | null = null;
   tail: OrderNode | null = null;
@@ -146,6 +158,8 @@ export class OrderBook {
   readonly maxPrice: number;
   readonly maxQuantity: number;
   readonly maxStopTriggers: number;
+  /** Volatility band half-width in basis points of the reference price; 0: no guard. */
+  readonly bandBps: number;
 
   private readonly bids = new BookSide('buy');
   private readonly asks = new BookSide('sell');
@@ -158,6 +172,9 @@ export class OrderBook {
   private readonly stopsById = new Map<string, StopOrder>();
   private readonly buyStops: StopOrder[] = [];
   private readonly sellStops: StopOrder[] = [];
+
+  /** The running auction (null: continuous trading). The plain path only pays a null check per place. */
+  private auction: { referencePrice: number; lowerPrice: number; upperPrice: number; startSeq: number } | null = null;
 
   private nodePool: OrderNode[] = [];
   private levelPool: PriceLevel[] = [];
@@ -181,6 +198,11 @@ export class OrderBook {
     if (!isPositiveSafeInt(maxStopTriggers)) {
       throw new TypeError('OrderBook: maxStopTriggers must be a positive safe integer');
     }
+    const bandBps = options.bandBps ?? 0;
+    if (!(Number.isSafeInteger(bandBps) && bandBps >= 0 && bandBps <= 10_000)) {
+      throw new TypeError('OrderBook: bandBps must be an integer from 0 to 10000');
+    }
+    this.bandBps = bandBps;
     this.maxStopTriggers = maxStopTriggers;
     this.market = options.market;
     this.defaultStp = defaultStp;
@@ -198,6 +220,10 @@ export class OrderBook {
     return this._lastPrice;
   }
 
+  get phase(): MarketPhase {
+    return this.auction === null ? 'continuous' : 'auction';
+  }
+
   // ---------------------------------------------------------------------------------------------------------------
   // place
 
@@ -206,6 +232,7 @@ export class OrderBook {
     const reason = this.validatePlace(cmd);
     if (reason !== null) return this.rejectPlace(cmd, reason);
     if (cmd.stopPrice !== undefined) return this.placeStop(cmd);
+    if (this.auction !== null) return this.placeInAuction(cmd);
 
     const id = cmd.id;
     const account = cmd.account;
@@ -220,24 +247,20 @@ export class OrderBook {
     const opposite = side === 'buy' ? this.asks : this.bids;
     const best = opposite.best();
 
-    // Threshold in the opposite side's key space: a level crosses iff level.key >= threshold.
-    let threshold: number;
-    let protectedByTicks = false;
-    if (!isMarket) {
-      threshold = opposite.sign * (cmd.price as number);
-    } else if (maxSlippageTicks !== null && best !== undefined) {
-      const boundPrice = side === 'buy' ? best.price + maxSlippageTicks : best.price - maxSlippageTicks;
-      threshold = opposite.sign * boundPrice;
-      protectedByTicks = true;
-    } else {
-      threshold = -Infinity;
-    }
+    const threshold = this.crossThreshold(opposite, side, isMarket, cmd.price, maxSlippageTicks, best);
+    const protectedByTicks = isMarket && maxSlippageTicks !== null && best !== undefined;
+    // The volatility guard is one more threshold: the sweep stops at the band edge (see afterBandStop).
+    const band = this.bandBps === 0 ? -Infinity : this.bandKey(opposite);
+    const sweepThreshold = band > threshold ? band : threshold;
+    const reference = this._lastPrice;
+    const nearBreach = this.breachesNearEdge(opposite, best, threshold, band);
 
     if (postOnly && best !== undefined && best.key >= threshold) return this.rejectPlace(cmd, 'POST_ONLY_WOULD_TAKE');
     const budget = quoteBudget === null ? Infinity : quoteBudget;
-    if (tif === 'FOK' && !this.canFill(opposite, threshold, account, stp, quantity, budget)) {
+    if (tif === 'FOK' && (nearBreach || !this.canFill(opposite, sweepThreshold, account, stp, quantity, budget))) {
       return this.rejectPlace(cmd, 'FOK_NOT_FILLABLE');
     }
+    const display = cmd.displayQuantity ?? 0;
 
     const fills: TradeEvent[] = [];
     const price = isMarket ? null : (cmd.price as number);
@@ -257,6 +280,7 @@ export class OrderBook {
       maxSlippageTicks,
       quoteBudget,
     };
+    if (display !== 0) accepted.displayQuantity = display;
     // an array literal sized for the common case (the order just rests); it grows when there are fills
     const events: BookEvent[] = [accepted];
 
@@ -264,12 +288,15 @@ export class OrderBook {
     let filled = 0;
     let stop = STOP_NONE;
     let stpReduced = 0;
-    if (best !== undefined && best.key >= threshold) {
-      this.sweep(opposite, threshold, id, account, side, price, stp, remaining, budget, events, fills);
+    if (best !== undefined && best.key >= sweepThreshold && !nearBreach) {
+      this.sweep(opposite, sweepThreshold, id, account, side, price, stp, remaining, budget, events, fills);
       remaining = this.sweepRemaining;
       filled = this.sweepFilled;
       stop = this.sweepStop;
       stpReduced = this.sweepStpCancelled;
+    }
+    if ((band > threshold || nearBreach) && remaining > 0 && stop === STOP_NONE) {
+      this.afterBandStop(opposite, threshold, reference as number, id, events);
     }
 
     let status: OrderStatus;
@@ -289,6 +316,8 @@ export class OrderBook {
     } else {
       if (stop === STOP_STP) {
         cancelReason = 'stp';
+      } else if (this.auction !== null && (isMarket || tif !== 'GTC')) {
+        cancelReason = 'auction';
       } else if (isMarket) {
         if (stop === STOP_PROTECTION) cancelReason = 'protection';
         else if (protectedByTicks && opposite.levels.length > 0) cancelReason = 'protection';
@@ -300,6 +329,7 @@ export class OrderBook {
         // quantity removed by STP decrement is no longer part of the order
         const size = filled + remaining;
         this.rest(id, account, side, cmd.price as number, size, remaining, filled, tif, postOnly, stp, accepted.seq);
+        if (display !== 0) this.makeIceberg(this.byId.get(id)!, display);
         resting = remaining;
         cancelledQuantity = stpReduced;
         status = filled > 0 ? 'partially_filled' : 'new';
@@ -367,10 +397,336 @@ export class OrderBook {
       if (tif === 'FOK') return 'INVALID_TIME_IN_FORCE';
       if (cmd.postOnly === true) return 'INVALID_POST_ONLY';
     }
+    const d = cmd.displayQuantity;
+    if (d !== undefined) {
+      // an iceberg must be able to rest: GTC limit, not a stop, and show at least one lot of at most its quantity
+      if (!isPositiveSafeInt(d) || d > cmd.quantity || type !== 'limit' || (tif !== undefined && tif !== 'GTC')) {
+        return 'INVALID_DISPLAY_QUANTITY';
+      }
+      if (cmd.stopPrice !== undefined) return 'INVALID_DISPLAY_QUANTITY';
+    }
     if (this.byId.has(cmd.id) || (this.stopsById.size !== 0 && this.stopsById.has(cmd.id))) {
       return 'DUPLICATE_ORDER_ID';
     }
     return null;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // icebergs
+
+  /** Turn a just-rested node into an iceberg showing at most `display` lots. */
+  private makeIceberg(node: OrderNode, display: number): void {
+    const visible = display < node.remaining ? display : node.remaining;
+    node.display = display;
+    node.visible = visible;
+    node.level!.hidden += node.remaining - visible;
+  }
+
+  /**
+   * An iceberg's shown slice is used up with quantity left: show the next slice at the back of its level, with a new
+   * time priority (the refilled event's seq).
+   */
+  private refill(node: OrderNode, events: BookEvent[]): void {
+    const level = node.level!;
+    const slice = node.display < node.remaining ? node.display : node.remaining;
+    node.visible = slice;
+    level.hidden -= slice;
+    const seq = ++this._seq;
+    node.prioritySeq = seq;
+    if (level.tail !== node) {
+      // move to the tail; totals and count are unchanged
+      if (node.prev === null) level.head = node.next;
+      else node.prev.next = node.next;
+      node.next!.prev = node.prev;
+      node.prev = level.tail;
+      node.next = null;
+      level.tail!.next = node;
+      level.tail = node;
+    }
+    const ev: RefilledEvent = {
+      seq,
+      type: 'refilled',
+      market: this.market,
+      orderId: node.id,
+      account: node.account,
+      side: node.side,
+      price: node.price,
+      visible: slice,
+    };
+    events.push(ev);
+  }
+
+  /** Set a resting node's open quantity in place (amend down, STP decrement), keeping an iceberg's slice consistent. */
+  private setRemaining(node: OrderNode, remaining: number): void {
+    const level = node.level!;
+    level.total -= node.remaining - remaining;
+    if (node.display !== 0) {
+      const visible = node.visible < remaining ? node.visible : remaining;
+      level.hidden += remaining - visible - (node.remaining - node.visible);
+      node.visible = visible;
+    }
+    node.remaining = remaining;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // volatility guard and call auction
+
+  /**
+   * The band as a threshold in `opposite`'s key space (a level may trade iff key >= it), around the last trade price:
+   * half-width floor(ref * bandBps / 10000) ticks, at least one tick. -Infinity before the first trade.
+   */
+  /**
+   * Threshold in the opposite side's key space (a level crosses iff level.key >= threshold): the limit price; for a
+   * market order its slippage bound from the best opposite price, or no bound.
+   */
+  private crossThreshold(
+    opposite: BookSide,
+    side: 'buy' | 'sell',
+    isMarket: boolean,
+    price: number | null | undefined,
+    maxSlippageTicks: number | null | undefined,
+    best: PriceLevel | undefined,
+  ): number {
+    if (!isMarket) return opposite.sign * (price as number);
+    if (maxSlippageTicks == null || best === undefined) return -Infinity;
+    return opposite.sign * (side === 'buy' ? best.price + maxSlippageTicks : best.price - maxSlippageTicks);
+  }
+
+  /**
+   * The best opposite price may lie beyond the band's near edge (an offer far below the last price): the very first
+   * trade would print outside the band. Later levels are only further away from it, so one check suffices.
+   */
+  private breachesNearEdge(opposite: BookSide, best: PriceLevel | undefined, threshold: number, band: number): boolean {
+    return band !== -Infinity && best !== undefined && best.key >= threshold && best.key > this.nearKey(opposite);
+  }
+
+  private bandKey(opposite: BookSide): number {
+    const ref = this._lastPrice;
+    if (ref === null) return -Infinity;
+    const w = bandWidth(ref, this.bandBps);
+    return opposite.sign === -1 ? -(ref + w) : ref - w;
+  }
+
+  /** The band's near edge in `opposite`'s key space: a level with a larger key is better than the band allows. */
+  private nearKey(opposite: BookSide): number {
+    const ref = this._lastPrice as number;
+    const w = bandWidth(ref, this.bandBps);
+    return opposite.sign === -1 ? -(ref - w) : ref + w;
+  }
+
+  /**
+   * A taker stopped at the band edge. If the book still offers it a price within its own limit (beyond the band),
+   * the trade it would make is outside the band: start the auction. `ref`: the last price before this taker swept.
+   */
+  private afterBandStop(
+    opposite: BookSide,
+    ownThreshold: number,
+    ref: number,
+    orderId: string,
+    events: BookEvent[],
+  ): void {
+    const best = opposite.best();
+    if (best === undefined || best.key < ownThreshold) return;
+    const w = bandWidth(ref, this.bandBps);
+    const seq = ++this._seq;
+    this.auction = { referencePrice: ref, lowerPrice: ref - w, upperPrice: ref + w, startSeq: seq };
+    const ev: AuctionStartedEvent = {
+      seq,
+      type: 'auction_started',
+      market: this.market,
+      referencePrice: ref,
+      lowerPrice: ref - w,
+      upperPrice: ref + w,
+      orderId,
+    };
+    events.push(ev);
+  }
+
+  /** During an auction, a (validated, non-stop) order is only collected: GTC limit orders rest, even crossing. */
+  private placeInAuction(cmd: PlaceCommand): PlaceResult {
+    if (cmd.type !== 'limit' || (cmd.timeInForce !== undefined && cmd.timeInForce !== 'GTC')) {
+      return this.rejectPlace(cmd, 'MARKET_IN_AUCTION');
+    }
+    const stp: StpMode = cmd.stp ?? this.defaultStp;
+    const postOnly = cmd.postOnly === true;
+    const accepted: AcceptedEvent = {
+      seq: ++this._seq,
+      type: 'accepted',
+      market: this.market,
+      orderId: cmd.id,
+      account: cmd.account,
+      side: cmd.side,
+      orderType: 'limit',
+      price: cmd.price as number,
+      quantity: cmd.quantity,
+      timeInForce: 'GTC',
+      postOnly,
+      stp,
+      maxSlippageTicks: null,
+      quoteBudget: null,
+    };
+    const display = cmd.displayQuantity ?? 0;
+    if (display !== 0) accepted.displayQuantity = display;
+    const q = cmd.quantity;
+    this.rest(cmd.id, cmd.account, cmd.side, cmd.price as number, q, q, 0, 'GTC', postOnly, stp, accepted.seq);
+    if (display !== 0) this.makeIceberg(this.byId.get(cmd.id)!, display);
+    return {
+      orderId: cmd.id,
+      account: cmd.account,
+      status: 'new',
+      filledQuantity: 0,
+      remainingQuantity: q,
+      cancelledQuantity: 0,
+      rejectReason: null,
+      cancelReason: null,
+      fills: [],
+      events: [accepted],
+    };
+  }
+
+  /**
+   * The running auction with its indicative uncross, or null in continuous trading. `displayedOnly`: compute the
+   * indicative price and volume from the displayed book only (what may be published: hidden iceberg quantity must not
+   * show through it); the uncross itself also executes hidden quantity.
+   */
+  auctionState(displayedOnly = false): AuctionState | null {
+    const a = this.auction;
+    if (a === null) return null;
+    const u = this.uncrossPrice(a.referencePrice, displayedOnly);
+    return {
+      ...a,
+      indicativePrice: u === null ? null : u.price,
+      indicativeVolume: u === null ? 0 : u.volume,
+    };
+  }
+
+  /**
+   * The uncross price: among the crossed range's limit prices (and the reference price when inside the range), the
+   * one that maximises the executable volume min(buy at or above, sell at or below); ties go to the smallest
+   * imbalance |buy - sell|, then the price closest to the reference, then the lower price. Hidden iceberg quantity is
+   * executable and counts. null when the book does not cross.
+   */
+  private uncrossPrice(ref: number, displayedOnly = false): { price: number; volume: number } | null {
+    const bb = this.bids.best();
+    const ba = this.asks.best();
+    if (bb === undefined || ba === undefined || bb.price < ba.price) return null;
+    const lo = ba.price;
+    const hi = bb.price;
+    const candidates: number[] = [];
+    for (const l of this.bids.levels) if (l.price >= lo) candidates.push(l.price);
+    for (const l of this.asks.levels) if (l.price <= hi) candidates.push(l.price);
+    if (ref >= lo && ref <= hi) candidates.push(ref);
+    let best: { price: number; volume: number; imbalance: number } | null = null;
+    for (const p of candidates) {
+      let buy = 0;
+      let sell = 0;
+      for (const l of this.bids.levels) if (l.price >= p) buy += displayedOnly ? l.total - l.hidden : l.total;
+      for (const l of this.asks.levels) if (l.price <= p) sell += displayedOnly ? l.total - l.hidden : l.total;
+      const volume = buy < sell ? buy : sell;
+      const imbalance = buy > sell ? buy - sell : sell - buy;
+      if (
+        best === null ||
+        volume > best.volume ||
+        (volume === best.volume &&
+          (imbalance < best.imbalance ||
+            (imbalance === best.imbalance &&
+              (Math.abs(p - ref) < Math.abs(best.price - ref) ||
+                (Math.abs(p - ref) === Math.abs(best.price - ref) && p < best.price)))))
+      ) {
+        best = { price: p, volume, imbalance };
+      }
+    }
+    return best === null ? null : { price: best.price, volume: best.volume };
+  }
+
+  /**
+   * End the auction (a journaled command: the host decides when, the book never reads a clock). Uncross: all
+   * crossing orders trade at the uncross price (see uncrossPrice), bids and asks each in price-time order; of two
+   * orders of one account, the newer is cancelled (reason stp) unless its STP mode is none. When such a cancel leaves
+   * the book still crossed, another round runs on what is left. Then continuous trading resumes (stops may trigger).
+   */
+  endAuction(): EndAuctionResult {
+    const a = this.auction;
+    if (a === null) {
+      const ev = this.rejected('end_auction', null, null, 'NOT_IN_AUCTION');
+      return { ok: false, rejectReason: 'NOT_IN_AUCTION', price: null, volume: 0, fills: [], events: [ev] };
+    }
+    const events: BookEvent[] = [];
+    const fills: TradeEvent[] = [];
+    let price: number | null = null;
+    let volume = 0;
+    for (;;) {
+      const u = this.uncrossPrice(a.referencePrice);
+      if (u === null) break;
+      const traded = this.uncrossAt(u.price, events, fills);
+      if (traded > 0) {
+        price = u.price;
+        volume += traded;
+      }
+    }
+    this.auction = null;
+    const ev: AuctionEndedEvent = {
+      seq: ++this._seq,
+      type: 'auction_ended',
+      market: this.market,
+      referencePrice: a.referencePrice,
+      price,
+      volume,
+    };
+    events.push(ev);
+    if (this.stopsById.size !== 0) this.processStops(events);
+    return { ok: true, rejectReason: null, price, volume, fills, events };
+  }
+
+  /** One uncross round at price p; returns the lots traded. Always trades or cancels at least once. */
+  private uncrossAt(p: number, events: BookEvent[], fills: TradeEvent[]): number {
+    let traded = 0;
+    for (;;) {
+      const bl = this.bids.best();
+      const al = this.asks.best();
+      if (bl === undefined || al === undefined || bl.price < p || al.price > p) return traded;
+      const b = bl.head!;
+      const s = al.head!;
+      const bNewer = b.prioritySeq > s.prioritySeq;
+      const taker = bNewer ? b : s;
+      const maker = bNewer ? s : b;
+      if (b.account === s.account && taker.stp !== 'none') {
+        this.cancelNode(taker, 'stp', events);
+        continue;
+      }
+      const bAvail = b.display === 0 ? b.remaining : b.visible;
+      const sAvail = s.display === 0 ? s.remaining : s.visible;
+      const qty = bAvail < sAvail ? bAvail : sAvail;
+      for (const n of [b, s]) {
+        n.remaining -= qty;
+        n.filled += qty;
+        n.level!.total -= qty;
+        if (n.display !== 0) n.visible -= qty;
+      }
+      traded += qty;
+      this._lastPrice = p;
+      const trade: TradeEvent = {
+        seq: ++this._seq,
+        type: 'trade',
+        market: this.market,
+        price: p,
+        quantity: qty,
+        takerOrderId: taker.id,
+        takerAccount: taker.account,
+        takerSide: taker.side,
+        makerOrderId: maker.id,
+        makerAccount: maker.account,
+        makerRemaining: maker.remaining,
+        takerRemaining: taker.remaining,
+        auction: true,
+      };
+      events.push(trade);
+      fills.push(trade);
+      for (const n of [b, s]) {
+        if (n.remaining === 0) this.removeNode(n);
+        else if (n.display !== 0 && n.visible === 0) this.refill(n, events);
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -462,6 +818,8 @@ export class OrderBook {
    */
   private processStops(events: BookEvent[]): void {
     for (let n = 0; n < this.maxStopTriggers; n++) {
+      // no trades during an auction: stops wait for the uncross (which runs this again)
+      if (this.auction !== null) return;
       const last = this._lastPrice;
       if (last === null) return;
       let pick: StopOrder | undefined;
@@ -495,30 +853,29 @@ export class OrderBook {
     const isMarket = s.type === 'market';
     const opposite = s.side === 'buy' ? this.asks : this.bids;
     const best = opposite.best();
-    let threshold: number;
-    let protectedByTicks = false;
-    if (!isMarket) {
-      threshold = opposite.sign * (s.price as number);
-    } else if (s.maxSlippageTicks !== null && best !== undefined) {
-      threshold =
-        opposite.sign * (s.side === 'buy' ? best.price + s.maxSlippageTicks : best.price - s.maxSlippageTicks);
-      protectedByTicks = true;
-    } else {
-      threshold = -Infinity;
-    }
+    const threshold = this.crossThreshold(opposite, s.side, isMarket, s.price, s.maxSlippageTicks, best);
+    const protectedByTicks = isMarket && s.maxSlippageTicks !== null && best !== undefined;
+    const band = this.bandBps === 0 ? -Infinity : this.bandKey(opposite);
+    const sweepThreshold = band > threshold ? band : threshold;
+    const reference = this._lastPrice;
+    const nearBreach = this.breachesNearEdge(opposite, best, threshold, band);
     let remaining = s.quantity;
     let filled = 0;
     let stop = STOP_NONE;
-    if (best !== undefined && best.key >= threshold) {
+    if (best !== undefined && best.key >= sweepThreshold && !nearBreach) {
       const budget = s.quoteBudget === null ? Infinity : s.quoteBudget;
-      this.sweep(opposite, threshold, s.id, s.account, s.side, s.price, s.stp, remaining, budget, events, []);
+      this.sweep(opposite, sweepThreshold, s.id, s.account, s.side, s.price, s.stp, remaining, budget, events, []);
       remaining = this.sweepRemaining;
       filled = this.sweepFilled;
       stop = this.sweepStop;
     }
+    if ((band > threshold || nearBreach) && remaining > 0 && stop === STOP_NONE) {
+      this.afterBandStop(opposite, threshold, reference as number, s.id, events);
+    }
     if (remaining === 0) return;
     let cancelReason: CancelReason | null = null;
     if (stop === STOP_STP) cancelReason = 'stp';
+    else if (this.auction !== null && (isMarket || s.timeInForce !== 'GTC')) cancelReason = 'auction';
     else if (isMarket) {
       if (stop === STOP_PROTECTION || (protectedByTicks && opposite.levels.length > 0)) cancelReason = 'protection';
       else cancelReason = 'market_no_liquidity';
@@ -608,6 +965,12 @@ export class OrderBook {
         need -= take;
         if (need === 0) return true;
         budgetLeft -= take * p;
+      } else if (level.hidden !== 0) {
+        const r = this.canFillIcebergLevel(level, account, stp, need, budgetLeft);
+        if (r === null) return false;
+        if (r.need === 0) return true;
+        need = r.need;
+        budgetLeft = r.budgetLeft;
       } else {
         for (let node = level.head; node !== null; node = node.next) {
           if (node.account === account) {
@@ -624,6 +987,45 @@ export class OrderBook {
       }
     }
     return false;
+  }
+
+  /**
+   * canFill for one level holding hidden iceberg quantity, with STP: refills reorder the level while it trades, so
+   * simulate the queue. null: the FOK cannot fill (STP stop or budget); else what is still needed after the level.
+   */
+  private canFillIcebergLevel(
+    level: PriceLevel,
+    account: string,
+    stp: StpMode,
+    need: number,
+    budget: number,
+  ): { need: number; budgetLeft: number } | null {
+    const queue: Array<{ own: boolean; rem: number; vis: number; display: number }> = [];
+    for (let node = level.head; node !== null; node = node.next) {
+      const vis = node.display === 0 ? node.remaining : node.visible;
+      queue.push({ own: node.account === account, rem: node.remaining, vis, display: node.display });
+    }
+    const p = level.price;
+    let budgetLeft = budget;
+    for (let i = 0; i < queue.length; i++) {
+      const e = queue[i]!;
+      if (e.own) {
+        if (stp === 'cancel_oldest') continue;
+        return null;
+      }
+      const take = e.vis < need ? e.vis : need;
+      if (floorDiv(budgetLeft, p) < take) return null;
+      need -= take;
+      if (need === 0) return { need, budgetLeft };
+      budgetLeft -= take * p;
+      e.rem -= take;
+      e.vis -= take;
+      if (e.rem > 0) {
+        e.vis = e.display < e.rem ? e.display : e.rem;
+        queue.push(e);
+      }
+    }
+    return { need, budgetLeft };
   }
 
   /**
@@ -714,7 +1116,9 @@ export class OrderBook {
           node = next;
           continue;
         }
-        let qty = node.remaining < remaining ? node.remaining : remaining;
+        // an iceberg trades its shown slice, then refills at the back of the level
+        const avail = node.display === 0 ? node.remaining : node.visible;
+        let qty = avail < remaining ? avail : remaining;
         if (budgetLeft !== Infinity) {
           const affordable = floorDiv(budgetLeft, price);
           if (affordable < qty) qty = affordable;
@@ -729,6 +1133,7 @@ export class OrderBook {
         node.remaining -= qty;
         node.filled += qty;
         level.total -= qty;
+        if (node.display !== 0) node.visible -= qty;
         const trade: TradeEvent = {
           seq: ++this._seq,
           type: 'trade',
@@ -751,6 +1156,10 @@ export class OrderBook {
         if (node.remaining === 0) {
           this.removeNode(node);
           node = next;
+        } else if (node.display !== 0 && node.visible === 0) {
+          // every node before it in the level is gone, so the level's head is next in line (maybe this node again)
+          this.refill(node, events);
+          node = level.head;
         }
       }
       // a level emptied by removeNode is already gone from the side; loop re-reads the best level
@@ -797,6 +1206,7 @@ export class OrderBook {
       level.price = node.price;
       level.key = bookSide.sign * node.price;
       level.total = 0;
+      level.hidden = 0;
       level.count = 0;
       level.head = null;
       level.tail = null;
@@ -809,6 +1219,7 @@ export class OrderBook {
     else level.tail.next = node;
     level.tail = node;
     level.total += node.remaining;
+    if (node.display !== 0) level.hidden += node.remaining - node.visible;
     level.count++;
   }
 
@@ -820,6 +1231,7 @@ export class OrderBook {
     if (node.next === null) level.tail = node.prev;
     else node.next.prev = node.prev;
     level.total -= node.remaining;
+    if (node.display !== 0) level.hidden -= node.remaining - node.visible;
     level.count--;
     node.prev = null;
     node.next = null;
@@ -838,6 +1250,8 @@ export class OrderBook {
     this.byId.delete(node.id);
     node.id = '';
     node.account = '';
+    node.display = 0;
+    node.visible = 0;
     if (this.nodePool.length < POOL_LIMIT) this.nodePool.push(node);
   }
 
@@ -858,9 +1272,8 @@ export class OrderBook {
   }
 
   private reduceNode(node: OrderNode, d: number, events: BookEvent[]): void {
-    node.remaining -= d;
+    this.setRemaining(node, node.remaining - d);
     node.quantity -= d;
-    node.level!.total -= d;
     const ev: ReducedEvent = {
       seq: ++this._seq,
       type: 'reduced',
@@ -938,7 +1351,8 @@ export class OrderBook {
     const bookSide = node.side === 'buy' ? this.bids : this.asks;
     const opposite = node.side === 'buy' ? this.asks : this.bids;
     const best = opposite.best();
-    if (best !== undefined && best.key >= opposite.sign * price) {
+    // during an auction nothing trades, so an amend may cross (the uncross settles it)
+    if (this.auction === null && best !== undefined && best.key >= opposite.sign * price) {
       return this.rejectAmend(orderId, node.account, 'AMEND_WOULD_TAKE');
     }
     const oldPrice = node.price;
@@ -946,8 +1360,7 @@ export class OrderBook {
     const priorityKept = price === oldPrice && quantity < oldRemaining;
     const seq = ++this._seq;
     if (priorityKept) {
-      node.level!.total -= oldRemaining - quantity;
-      node.remaining = quantity;
+      this.setRemaining(node, quantity);
       node.quantity = node.filled + quantity;
     } else {
       this.unlinkNode(node);
@@ -955,6 +1368,8 @@ export class OrderBook {
       node.remaining = quantity;
       node.quantity = node.filled + quantity;
       node.prioritySeq = seq;
+      // an iceberg moved to the back shows a fresh slice
+      if (node.display !== 0) node.visible = node.display < quantity ? node.display : quantity;
       this.appendNode(bookSide, node);
     }
     const ev: AmendedEvent = {
@@ -1043,7 +1458,7 @@ export class OrderBook {
 
   snapshot(): OrderBookSnapshot {
     return {
-      version: 2,
+      version: 3,
       market: this.market,
       defaultStp: this.defaultStp,
       maxPrice: this.maxPrice,
@@ -1054,11 +1469,17 @@ export class OrderBook {
       lastPrice: this._lastPrice,
       stops: this.stopOrders(),
       maxStopTriggers: this.maxStopTriggers,
+      bandBps: this.bandBps,
+      auction: this.auction === null ? null : { ...this.auction },
     };
   }
 
   static restore(snapshot: OrderBookSnapshot): OrderBook {
-    if (snapshot === null || typeof snapshot !== 'object' || (snapshot.version !== 1 && snapshot.version !== 2)) {
+    if (
+      snapshot === null ||
+      typeof snapshot !== 'object' ||
+      (snapshot.version !== 1 && snapshot.version !== 2 && snapshot.version !== 3)
+    ) {
       throw new TypeError('OrderBook.restore: unsupported snapshot');
     }
     const book = new OrderBook({
@@ -1067,7 +1488,20 @@ export class OrderBook {
       maxPrice: snapshot.maxPrice,
       maxQuantity: snapshot.maxQuantity,
       ...(snapshot.maxStopTriggers !== undefined ? { maxStopTriggers: snapshot.maxStopTriggers } : {}),
+      ...(snapshot.bandBps !== undefined ? { bandBps: snapshot.bandBps } : {}),
     });
+    const a = snapshot.auction ?? null;
+    if (a !== null) {
+      if (!isPositiveSafeInt(a.referencePrice) || !Number.isSafeInteger(a.startSeq)) {
+        throw new TypeError('OrderBook.restore: bad auction');
+      }
+      book.auction = {
+        referencePrice: a.referencePrice,
+        lowerPrice: a.lowerPrice,
+        upperPrice: a.upperPrice,
+        startSeq: a.startSeq,
+      };
+    }
     if (!Number.isSafeInteger(snapshot.seq) || snapshot.seq < 0) throw new TypeError('OrderBook.restore: bad seq');
     book._seq = snapshot.seq;
     for (const o of snapshot.bids) book.restoreOrder(o, 'buy');
@@ -1105,13 +1539,27 @@ export class OrderBook {
     node.postOnly = o.postOnly;
     node.stp = o.stp;
     node.prioritySeq = o.prioritySeq;
+    if (o.displayQuantity !== undefined) {
+      const v = o.visible;
+      if (!isPositiveSafeInt(o.displayQuantity) || !isPositiveSafeInt(v) || v > o.remaining || v > o.displayQuantity) {
+        throw new TypeError(`OrderBook.restore: invalid iceberg ${String(o.id)}`);
+      }
+      node.display = o.displayQuantity;
+      node.visible = v;
+    }
     this.byId.set(o.id, node);
     this.appendNode(bookSide, node);
   }
 }
 
+/** Band half-width in ticks: floor(ref * bps / 10000) without leaving safe integers, at least one tick. */
+function bandWidth(ref: number, bps: number): number {
+  const w = Math.floor(ref / 10_000) * bps + Math.floor(((ref % 10_000) * bps) / 10_000);
+  return w < 1 ? 1 : w;
+}
+
 function toResting(node: OrderNode): RestingOrder {
-  return {
+  const o: RestingOrder = {
     id: node.id,
     account: node.account,
     side: node.side,
@@ -1124,6 +1572,11 @@ function toResting(node: OrderNode): RestingOrder {
     stp: node.stp,
     prioritySeq: node.prioritySeq,
   };
+  if (node.display !== 0) {
+    o.displayQuantity = node.display;
+    o.visible = node.visible;
+  }
+  return o;
 }
 
 function* iterateSide(bookSide: BookSide): IterableIterator<RestingOrder> {
@@ -1138,7 +1591,8 @@ function depthOf(bookSide: BookSide, n: number): DepthLevel[] {
   const levels = bookSide.levels;
   for (let i = levels.length - 1; i >= 0 && out.length < n; i--) {
     const l = levels[i]!;
-    out.push({ price: l.price, quantity: l.total, orders: l.count });
+    // only what shows: an iceberg's hidden part never leaves the book through depth
+    out.push({ price: l.price, quantity: l.total - l.hidden, orders: l.count });
   }
   return out;
 }

@@ -37,6 +37,12 @@ export interface PlaceCommand {
    * post-only. Rejected STOP_WOULD_TRIGGER when the last trade price already meets it.
    */
   stopPrice?: number | undefined;
+  /**
+   * Iceberg order: only this many lots show in the book (depth) at a time; the rest is hidden but executable. When
+   * the shown slice is used up, the next slice (at most displayQuantity) shows at the back of its price level (new
+   * time priority, a `refilled` event). GTC limit orders only, not stops; 1 <= displayQuantity <= quantity.
+   */
+  displayQuantity?: number | undefined;
 }
 
 export interface AmendCommand {
@@ -69,14 +75,20 @@ export const REJECT_REASONS = [
   'AMEND_WOULD_TAKE',
   'INVALID_STOP_PRICE',
   'STOP_WOULD_TRIGGER',
+  'INVALID_DISPLAY_QUANTITY',
+  'MARKET_IN_AUCTION',
+  'NOT_IN_AUCTION',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Every reason a (part of an) accepted order can be cancelled for. */
-export const CANCEL_REASONS = ['user', 'ioc_remainder', 'stp', 'market_no_liquidity', 'protection'] as const;
+export const CANCEL_REASONS = ['user', 'ioc_remainder', 'stp', 'market_no_liquidity', 'protection', 'auction'] as const;
 export type CancelReason = (typeof CANCEL_REASONS)[number];
 
-export type CommandKind = 'place' | 'cancel' | 'amend';
+export type CommandKind = 'place' | 'cancel' | 'amend' | 'end_auction';
+
+/** `continuous`: orders match on arrival. `auction`: the volatility guard paused matching; orders are collected. */
+export type MarketPhase = 'continuous' | 'auction';
 
 export interface AcceptedEvent {
   seq: number;
@@ -96,6 +108,8 @@ export interface AcceptedEvent {
   quoteBudget: number | null;
   /** Only on stop orders (absent otherwise, so plain orders' events are unchanged): the trigger price. */
   stopPrice?: number;
+  /** Only on iceberg orders: the display quantity. */
+  displayQuantity?: number;
 }
 
 export interface RejectedEvent {
@@ -125,6 +139,11 @@ export interface TradeEvent {
   makerRemaining: number;
   /** Quantity the taker still wants after this trade. */
   takerRemaining: number;
+  /**
+   * Only on trades of an auction uncross (absent otherwise): every trade of the uncross prints at the auction price;
+   * the order that got its time priority later is the taker.
+   */
+  auction?: true;
 }
 
 export interface CancelledEvent {
@@ -187,8 +206,61 @@ export interface TriggeredEvent {
   lastPrice: number;
 }
 
+/**
+ * An iceberg's shown slice was used up and the next one shows: the order moved to the back of its price level with
+ * this event's seq as its new time priority. Internal (journal) only: public market data never carries it.
+ */
+export interface RefilledEvent {
+  seq: number;
+  type: 'refilled';
+  market: string;
+  orderId: string;
+  account: string;
+  side: Side;
+  price: number;
+  /** The new shown slice. */
+  visible: number;
+}
+
+/**
+ * The volatility guard stopped a trade outside [lowerPrice, upperPrice] (the band around referencePrice, the last
+ * trade price before the order that hit it): continuous matching is paused and orders are collected until the
+ * end_auction command uncrosses the book.
+ */
+export interface AuctionStartedEvent {
+  seq: number;
+  type: 'auction_started';
+  market: string;
+  referencePrice: number;
+  lowerPrice: number;
+  upperPrice: number;
+  /** The order whose next trade would have printed outside the band. */
+  orderId: string;
+}
+
+/** The auction ended: its trades (if any) precede this event; continuous trading resumes. */
+export interface AuctionEndedEvent {
+  seq: number;
+  type: 'auction_ended';
+  market: string;
+  referencePrice: number;
+  /** The uncross price (of the last round, see OrderBook.endAuction), or null when nothing traded. */
+  price: number | null;
+  /** Lots traded by the uncross. */
+  volume: number;
+}
+
 export type BookEvent =
-  AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | ReducedEvent | AmendedEvent | TriggeredEvent;
+  | AcceptedEvent
+  | RejectedEvent
+  | TradeEvent
+  | CancelledEvent
+  | ReducedEvent
+  | AmendedEvent
+  | TriggeredEvent
+  | RefilledEvent
+  | AuctionStartedEvent
+  | AuctionEndedEvent;
 
 /**
  * - `new`: resting, nothing filled yet
@@ -227,6 +299,29 @@ export interface CancelResult {
   events: BookEvent[];
 }
 
+export interface EndAuctionResult {
+  ok: boolean;
+  /** NOT_IN_AUCTION when the market was trading continuously. */
+  rejectReason: RejectReason | null;
+  price: number | null;
+  volume: number;
+  fills: TradeEvent[];
+  events: BookEvent[];
+}
+
+/** The state of a running auction and what its uncross would do now. */
+export interface AuctionState {
+  referencePrice: number;
+  lowerPrice: number;
+  upperPrice: number;
+  /** Seq of the auction_started event. */
+  startSeq: number;
+  /** Price the uncross would use now (first round), null when the book does not cross. */
+  indicativePrice: number | null;
+  /** Lots the first round would trade at indicativePrice. */
+  indicativeVolume: number;
+}
+
 export interface AmendResult {
   orderId: string | null;
   /** The order's account when it is resting, else the account given to amend (or null). */
@@ -254,6 +349,9 @@ export interface RestingOrder {
   stp: StpMode;
   /** Sequence number of the event that gave the order its current time priority. */
   prioritySeq: number;
+  /** Only on icebergs: the display quantity, and the slice shown now (the rest of `remaining` is hidden). */
+  displayQuantity?: number;
+  visible?: number;
 }
 
 /** A stop order waiting for its trigger (not on the book, not in depth). */
@@ -295,11 +393,19 @@ export interface OrderBookOptions {
   maxQuantity?: number | undefined;
   /** Most stop orders one place command may trigger (the cascade bound). Default 100. */
   maxStopTriggers?: number | undefined;
+  /**
+   * Volatility guard: half-width of the price band around the last trade price, in basis points (1..10000); a trade
+   * that would print outside it starts a call auction instead. 0 or absent: no guard.
+   */
+  bandBps?: number | undefined;
 }
 
 export interface OrderBookSnapshot {
-  /** 2 adds `lastPrice`, `stops`, `maxStopTriggers`; a version 1 snapshot restores with none of them. */
-  version: 1 | 2;
+  /**
+   * 2 adds `lastPrice`, `stops`, `maxStopTriggers`; 3 adds `bandBps`, `auction` and icebergs' displayQuantity and
+   * visible. Older versions restore with none of them.
+   */
+  version: 1 | 2 | 3;
   market: string;
   defaultStp: StpMode;
   maxPrice: number;
@@ -315,4 +421,7 @@ export interface OrderBookSnapshot {
   /** Waiting stop orders, in trigger order (accepted seq). */
   stops?: StopOrder[];
   maxStopTriggers?: number;
+  bandBps?: number;
+  /** The running auction, or null/absent in continuous trading. */
+  auction?: { referencePrice: number; lowerPrice: number; upperPrice: number; startSeq: number } | null;
 }

@@ -7,7 +7,8 @@ import type { ReferenceBook } from './reference-book.ts';
 export type Command =
   | { kind: 'place'; cmd: PlaceCommand }
   | { kind: 'cancel'; id: string; account?: string }
-  | { kind: 'amend'; cmd: AmendCommand };
+  | { kind: 'amend'; cmd: AmendCommand }
+  | { kind: 'endAuction' };
 
 const ids = fc.integer({ min: 0, max: 40 }).map((n) => `o${n}`);
 const accounts = fc.constantFrom('A', 'B', 'C');
@@ -62,6 +63,22 @@ const stopPriceOf = (c: { side: 'buy' | 'sell'; stopPrice: number }) =>
       ? 100 + c.stopPrice
       : 100 - c.stopPrice
     : c.stopPrice;
+
+// icebergs: mostly valid GTC limits with a small display; sometimes a display the engine must refuse
+const icebergCmd = fc.record({
+  id: ids,
+  account: accounts,
+  side: fc.constantFrom('buy' as const, 'sell' as const),
+  price: prices,
+  quantity: fc.integer({ min: 1, max: 20 }),
+  display: fc.oneof(
+    { weight: 10, arbitrary: fc.integer({ min: 1, max: 4 }) },
+    { weight: 1, arbitrary: fc.constantFrom(0, 25, 1.5) },
+  ),
+  tif: fc.constantFrom('GTC', 'GTC', 'GTC', 'GTC', 'IOC') as fc.Arbitrary<'GTC' | 'IOC'>,
+  postOnly: fc.constantFrom(undefined, undefined, true),
+  stp: stps,
+});
 
 const invalidPlace = fc.record({
   id: ids,
@@ -151,6 +168,26 @@ export const commandArb: fc.Arbitrary<Command> = fc.oneof(
       .map((c): Command => ({ kind: 'amend', cmd: { id: c.id, price: c.price, quantity: c.quantity } })),
   },
   {
+    weight: 3,
+    arbitrary: icebergCmd.map((c): Command => ({
+      kind: 'place',
+      cmd: {
+        id: c.id,
+        account: c.account,
+        side: c.side,
+        type: 'limit',
+        price: c.price,
+        quantity: c.quantity,
+        timeInForce: c.tif,
+        postOnly: c.postOnly,
+        stp: c.stp,
+        displayQuantity: c.display,
+      },
+    })),
+  },
+  // the host's journaled "end auction" (a no-op reject in continuous trading)
+  { weight: 1, arbitrary: fc.constant<Command>({ kind: 'endAuction' }) },
+  {
     weight: 1,
     arbitrary: invalidPlace.map((c): Command => ({
       kind: 'place',
@@ -173,12 +210,14 @@ export const commandsArb = fc.array(commandArb, { minLength: 1, maxLength: 120 }
 export function runOnEngine(book: OrderBook, c: Command): BookEvent[] {
   if (c.kind === 'place') return book.place(c.cmd).events;
   if (c.kind === 'cancel') return book.cancel(c.id, c.account).events;
+  if (c.kind === 'endAuction') return book.endAuction().events;
   return book.amend(c.cmd).events;
 }
 
 export function runOnReference(ref: ReferenceBook, c: Command): BookEvent[] {
   if (c.kind === 'place') return ref.place(c.cmd);
   if (c.kind === 'cancel') return ref.cancel(c.id, c.account);
+  if (c.kind === 'endAuction') return ref.endAuction();
   return ref.amend(c.cmd);
 }
 

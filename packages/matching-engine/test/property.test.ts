@@ -7,7 +7,7 @@ import { ReferenceBook } from './reference-book.ts';
 // Bounded so the package test run stays fast; raise with ME_PROPERTY_RUNS=5000 for a deeper search.
 const NUM_RUNS = Number(process.env.ME_PROPERTY_RUNS ?? 300);
 
-/** Book never crossed; levels sorted; FIFO (prioritySeq ascending) within a level; quantity = filled + remaining. */
+/** Book never crossed (except during an auction); levels sorted; FIFO (prioritySeq ascending) within a level; quantity = filled + remaining. */
 function checkStructure(book: OrderBook): void {
   const bids = [...book.orders('buy')];
   const asks = [...book.orders('sell')];
@@ -15,7 +15,7 @@ function checkStructure(book: OrderBook): void {
   const ba = book.bestAsk();
   expect(bb).toBe(bids[0]?.price ?? null);
   expect(ba).toBe(asks[0]?.price ?? null);
-  if (bb !== null && ba !== null) expect(bb).toBeLessThan(ba);
+  if (bb !== null && ba !== null && book.phase === 'continuous') expect(bb).toBeLessThan(ba);
   for (const [list, dir] of [
     [bids, -1],
     [asks, 1],
@@ -29,16 +29,21 @@ function checkStructure(book: OrderBook): void {
     for (const o of list) {
       expect(o.remaining).toBeGreaterThan(0);
       expect(o.quantity).toBe(o.filled + o.remaining);
+      if (o.displayQuantity !== undefined) {
+        // an iceberg always shows something, never more than its display quantity or what is left
+        expect(o.visible).toBeGreaterThan(0);
+        expect(o.visible).toBeLessThanOrEqual(Math.min(o.displayQuantity, o.remaining));
+      }
     }
   }
   expect(book.orderCount).toBe(bids.length + asks.length);
-  // aggregated depth agrees with the orders
+  // aggregated depth agrees with the orders' shown quantities (icebergs: only the slice)
   const depth = book.depth(1000);
   const agg = (list: typeof bids) => {
     const m = new Map<number, { quantity: number; orders: number }>();
     for (const o of list) {
       const l = m.get(o.price) ?? { quantity: 0, orders: 0 };
-      l.quantity += o.remaining;
+      l.quantity += o.visible ?? o.remaining;
       l.orders++;
       m.set(o.price, l);
     }
@@ -98,7 +103,13 @@ class Conservation {
           this.waiting.delete(e.orderId);
           expect(e.side === 'buy' ? e.lastPrice >= e.stopPrice : e.lastPrice <= e.stopPrice).toBe(true);
           break;
+        case 'refilled':
+          // the next slice of an iceberg: no quantity changes hands
+          expect(this.open.get(e.orderId)).toBeGreaterThanOrEqual(e.visible);
+          break;
         case 'rejected':
+        case 'auction_started':
+        case 'auction_ended':
           break;
       }
     }
@@ -112,6 +123,8 @@ class Conservation {
 }
 
 const stpArb = fc.constantFrom<StpMode>('cancel_newest', 'none', 'decrement');
+/** No guard, or a band of 2 to 5 ticks around ~100 so that auctions start often. */
+const bandArb = fc.constantFrom(0, 0, 200, 500);
 
 // Short sequences explore edge cases; long ones move the price enough for stops to trigger and cascade.
 const SEQUENCES = [
@@ -122,25 +135,39 @@ const SEQUENCES = [
 describe.each(SEQUENCES)('OrderBook vs naive reference (property, %s sequences)', (_name, arb, runs) => {
   it('produces the same events and the same resting book and stops for random command sequences', () => {
     fc.assert(
-      fc.property(arb, stpArb, fc.constantFrom(1, 2, 100), (commands, defaultStp, maxStopTriggers) => {
-        const book = new OrderBook({ market: 'T', defaultStp, maxStopTriggers });
-        const ref = new ReferenceBook('T', defaultStp, maxStopTriggers);
-        const cons = new Conservation();
-        for (const c of commands) {
-          const got = runOnEngine(book, c);
-          const want = runOnReference(ref, c);
-          expect(JSON.stringify(got)).toBe(JSON.stringify(want));
-          expect(JSON.parse(JSON.stringify(got))).toStrictEqual(got); // plain data only
-          cons.apply(got);
-          cons.check(book);
-          checkStructure(book);
-          const snap = book.snapshot();
-          expect(snap.bids).toEqual(ref.side('buy'));
-          expect(snap.asks).toEqual(ref.side('sell'));
-          expect(snap.stops).toEqual(ref.stops);
-          expect(snap.lastPrice).toBe(ref.lastPrice);
-        }
-      }),
+      fc.property(
+        arb,
+        stpArb,
+        fc.constantFrom(1, 2, 100),
+        bandArb,
+        (commands, defaultStp, maxStopTriggers, bandBps) => {
+          const book = new OrderBook({ market: 'T', defaultStp, maxStopTriggers, bandBps });
+          const ref = new ReferenceBook('T', defaultStp, maxStopTriggers, bandBps);
+          const cons = new Conservation();
+          for (const c of commands) {
+            const got = runOnEngine(book, c);
+            const want = runOnReference(ref, c);
+            expect(JSON.stringify(got)).toBe(JSON.stringify(want));
+            expect(JSON.parse(JSON.stringify(got))).toStrictEqual(got); // plain data only
+            cons.apply(got);
+            cons.check(book);
+            checkStructure(book);
+            const snap = book.snapshot();
+            expect(snap.bids).toEqual(ref.side('buy'));
+            expect(snap.asks).toEqual(ref.side('sell'));
+            expect(snap.stops).toEqual(ref.stops);
+            expect(snap.lastPrice).toBe(ref.lastPrice);
+            expect(snap.auction).toEqual(ref.auction);
+            if (ref.auction !== null) {
+              const u = ref.uncrossPrice();
+              expect(book.auctionState()).toMatchObject({
+                indicativePrice: u?.price ?? null,
+                indicativeVolume: u?.volume ?? 0,
+              });
+            }
+          }
+        },
+      ),
       { numRuns: runs },
     );
   });
@@ -148,7 +175,7 @@ describe.each(SEQUENCES)('OrderBook vs naive reference (property, %s sequences)'
   it('place results agree with their events', () => {
     fc.assert(
       fc.property(arb, (commands) => {
-        const book = new OrderBook({ market: 'T' });
+        const book = new OrderBook({ market: 'T', bandBps: 300 });
         for (const c of commands) {
           if (c.kind !== 'place') {
             runOnEngine(book, c);
@@ -195,7 +222,7 @@ describe.each(SEQUENCES)('snapshot + replay (property, %s sequences)', (_name, a
     fc.assert(
       fc.property(arb, fc.nat(), (commands, cut) => {
         const k = cut % (commands.length + 1);
-        const straight = new OrderBook({ market: 'T', defaultStp: 'decrement' });
+        const straight = new OrderBook({ market: 'T', defaultStp: 'decrement', bandBps: 300 });
         const straightEvents: string[] = [];
         let snap: string | undefined;
         commands.forEach((c, i) => {

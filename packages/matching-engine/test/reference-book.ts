@@ -24,20 +24,146 @@ export class ReferenceBook {
   stops: StopOrder[] = [];
   lastPrice: number | null = null;
   maxStopTriggers: number;
+  bandBps: number;
+  /** The running auction, null in continuous trading. */
+  auction: { referencePrice: number; lowerPrice: number; upperPrice: number; startSeq: number } | null = null;
 
-  constructor(market: string, defaultStp: StpMode = 'cancel_newest', maxStopTriggers = 100) {
+  constructor(market: string, defaultStp: StpMode = 'cancel_newest', maxStopTriggers = 100, bandBps = 0) {
     this.market = market;
     this.defaultStp = defaultStp;
     this.maxStopTriggers = maxStopTriggers;
+    this.bandBps = bandBps;
   }
 
   clone(): ReferenceBook {
-    const c = new ReferenceBook(this.market, this.defaultStp, this.maxStopTriggers);
+    const c = new ReferenceBook(this.market, this.defaultStp, this.maxStopTriggers, this.bandBps);
     c.seq = this.seq;
     c.resting = this.resting.map((o) => ({ ...o }));
     c.stops = this.stops.map((o) => ({ ...o }));
     c.lastPrice = this.lastPrice;
+    c.auction = this.auction && { ...this.auction };
     return c;
+  }
+
+  /** What an order can trade right now: an iceberg only its shown slice. */
+  private avail(o: RestingOrder): number {
+    return o.displayQuantity === undefined ? o.remaining : o.visible!;
+  }
+
+  /** After a trade: remove a filled order, or show an iceberg's next slice at the back (new priority). */
+  private afterTrade(o: RestingOrder, events: BookEvent[]): void {
+    if (o.remaining === 0) {
+      this.resting = this.resting.filter((x) => x !== o);
+    } else if (o.displayQuantity !== undefined && o.visible === 0) {
+      o.visible = Math.min(o.displayQuantity, o.remaining);
+      o.prioritySeq = ++this.seq;
+      events.push({
+        seq: o.prioritySeq,
+        type: 'refilled',
+        market: this.market,
+        orderId: o.id,
+        account: o.account,
+        side: o.side,
+        price: o.price,
+        visible: o.visible,
+      });
+    }
+  }
+
+  /** The band [lo, hi] around the last price, by plain BigInt arithmetic; null without guard or reference. */
+  private band(): { ref: number; lo: number; hi: number } | null {
+    const ref = this.lastPrice;
+    if (this.bandBps === 0 || ref === null) return null;
+    const w = Math.max(1, Number((BigInt(ref) * BigInt(this.bandBps)) / 10000n));
+    return { ref, lo: ref - w, hi: ref + w };
+  }
+
+  /** Naive uncross price: try every candidate, keep the best by (volume desc, imbalance asc, |p-ref| asc, p asc). */
+  uncrossPrice(): { price: number; volume: number } | null {
+    const ref = this.auction!.referencePrice;
+    const bids = this.side('buy');
+    const asks = this.side('sell');
+    if (!bids.length || !asks.length || bids[0]!.price < asks[0]!.price) return null;
+    const lo = asks[0]!.price;
+    const hi = bids[0]!.price;
+    const prices = new Set(this.resting.map((o) => o.price).filter((p) => p >= lo && p <= hi));
+    if (ref >= lo && ref <= hi) prices.add(ref);
+    const rows = [...prices].map((p) => {
+      const buy = bids.filter((o) => o.price >= p).reduce((a, o) => a + o.remaining, 0);
+      const sell = asks.filter((o) => o.price <= p).reduce((a, o) => a + o.remaining, 0);
+      return { p, volume: Math.min(buy, sell), imbalance: Math.abs(buy - sell), dist: Math.abs(p - ref) };
+    });
+    rows.sort((a, b) => b.volume - a.volume || a.imbalance - b.imbalance || a.dist - b.dist || a.p - b.p);
+    return { price: rows[0]!.p, volume: rows[0]!.volume };
+  }
+
+  endAuction(): BookEvent[] {
+    const a = this.auction;
+    if (a === null) return this.reject('end_auction', null, null, 'NOT_IN_AUCTION');
+    const events: BookEvent[] = [];
+    let price: number | null = null;
+    let volume = 0;
+    for (let u = this.uncrossPrice(); u !== null; u = this.uncrossPrice()) {
+      const p = u.price;
+      for (;;) {
+        const b = this.side('buy')[0];
+        const s = this.side('sell')[0];
+        if (!b || !s || b.price < p || s.price > p) break;
+        const [taker, maker] = b.prioritySeq > s.prioritySeq ? [b, s] : [s, b];
+        if (b.account === s.account && taker.stp !== 'none') {
+          this.resting = this.resting.filter((x) => x !== taker);
+          events.push({
+            seq: ++this.seq,
+            type: 'cancelled',
+            market: this.market,
+            orderId: taker.id,
+            account: taker.account,
+            side: taker.side,
+            price: taker.price,
+            quantity: taker.remaining,
+            reason: 'stp',
+          });
+          continue;
+        }
+        const qty = Math.min(this.avail(b), this.avail(s));
+        for (const o of [b, s]) {
+          o.remaining -= qty;
+          o.filled += qty;
+          if (o.displayQuantity !== undefined) o.visible! -= qty;
+        }
+        this.lastPrice = p;
+        price = p;
+        volume += qty;
+        events.push({
+          seq: ++this.seq,
+          type: 'trade',
+          market: this.market,
+          price: p,
+          quantity: qty,
+          takerOrderId: taker.id,
+          takerAccount: taker.account,
+          takerSide: taker.side,
+          makerOrderId: maker.id,
+          makerAccount: maker.account,
+          makerRemaining: maker.remaining,
+          takerRemaining: taker.remaining,
+          auction: true,
+        });
+        this.afterTrade(b, events);
+        this.afterTrade(s, events);
+      }
+    }
+    this.auction = null;
+    events.push({
+      seq: ++this.seq,
+      type: 'auction_ended',
+      market: this.market,
+      referencePrice: a.referencePrice,
+      price,
+      volume,
+    });
+    this.triggerStops(events);
+    return events;
   }
 
   /** Resting orders of a side in priority order. */
@@ -47,7 +173,12 @@ export class ReferenceBook {
       .sort((a, b) => (side === 'buy' ? b.price - a.price : a.price - b.price) || a.prioritySeq - b.prioritySeq);
   }
 
-  private reject(command: 'place' | 'cancel' | 'amend', orderId: unknown, account: unknown, reason: RejectReason) {
+  private reject(
+    command: 'place' | 'cancel' | 'amend' | 'end_auction',
+    orderId: unknown,
+    account: unknown,
+    reason: RejectReason,
+  ) {
     return [
       {
         seq: ++this.seq,
@@ -86,6 +217,13 @@ export class ReferenceBook {
       if (c.timeInForce === 'FOK') return 'INVALID_TIME_IN_FORCE';
       if (c.postOnly === true) return 'INVALID_POST_ONLY';
     }
+    const d = c.displayQuantity;
+    if (d !== undefined) {
+      if (!posInt(d) || d > c.quantity || c.type !== 'limit' || (c.timeInForce ?? 'GTC') !== 'GTC') {
+        return 'INVALID_DISPLAY_QUANTITY';
+      }
+      if (c.stopPrice !== undefined) return 'INVALID_DISPLAY_QUANTITY';
+    }
     if (this.resting.some((o) => o.id === c.id) || this.stops.some((o) => o.id === c.id)) return 'DUPLICATE_ORDER_ID';
     return null;
   }
@@ -93,6 +231,7 @@ export class ReferenceBook {
   /** Naive trigger loop: the first stop in accepted order that the last price reached, until none or the bound. */
   private triggerStops(events: BookEvent[]): void {
     for (let n = 0; n < this.maxStopTriggers; n++) {
+      if (this.auction !== null) return;
       const last = this.lastPrice;
       if (last === null) return;
       const s = this.stops.find((o) => (o.side === 'buy' ? last >= o.stopPrice : last <= o.stopPrice));
@@ -182,6 +321,48 @@ export class ReferenceBook {
       this.triggerStops(events);
       return events;
     }
+    if (this.auction !== null) {
+      if (c.type !== 'limit' || tif !== 'GTC') return this.reject('place', c.id, c.account, 'MARKET_IN_AUCTION');
+      // collected without matching
+      const seq = ++this.seq;
+      const o: RestingOrder = {
+        id: c.id,
+        account: c.account,
+        side: c.side,
+        price: c.price!,
+        quantity: c.quantity,
+        remaining: c.quantity,
+        filled: 0,
+        timeInForce: 'GTC',
+        postOnly: c.postOnly === true,
+        stp,
+        prioritySeq: seq,
+      };
+      if (c.displayQuantity !== undefined) {
+        o.displayQuantity = c.displayQuantity;
+        o.visible = Math.min(c.displayQuantity, c.quantity);
+      }
+      this.resting.push(o);
+      return [
+        {
+          seq,
+          type: 'accepted',
+          market: this.market,
+          orderId: c.id,
+          account: c.account,
+          side: c.side,
+          orderType: 'limit',
+          price: c.price!,
+          quantity: c.quantity,
+          timeInForce: 'GTC',
+          postOnly: c.postOnly === true,
+          stp,
+          maxSlippageTicks: null,
+          quoteBudget: null,
+          ...(c.displayQuantity !== undefined ? { displayQuantity: c.displayQuantity } : {}),
+        },
+      ];
+    }
     const { limit, bestOpp } = this.limitOf(c);
     const crosses = (p: number) => (c.side === 'buy' ? p <= limit : p >= limit);
 
@@ -224,7 +405,9 @@ export class ReferenceBook {
         stp,
         maxSlippageTicks: c.maxSlippageTicks ?? null,
         quoteBudget: c.quoteBudget ?? null,
+        ...(c.displayQuantity !== undefined ? { displayQuantity: c.displayQuantity } : {}),
       });
+    const band = this.band();
     let remaining = c.quantity;
     let filled = 0;
     let budget = c.quoteBudget ?? Infinity;
@@ -247,6 +430,20 @@ export class ReferenceBook {
       const maker = this.side(c.side === 'buy' ? 'sell' : 'buy')[0];
       if (!maker) break;
       if (!crosses(maker.price)) break;
+      if (band && (maker.price < band.lo || maker.price > band.hi)) {
+        // the volatility guard: this trade would print outside the band
+        this.auction = { referencePrice: band.ref, lowerPrice: band.lo, upperPrice: band.hi, startSeq: ++this.seq };
+        events.push({
+          seq: this.seq,
+          type: 'auction_started',
+          market: m,
+          referencePrice: band.ref,
+          lowerPrice: band.lo,
+          upperPrice: band.hi,
+          orderId: c.id,
+        });
+        break;
+      }
       if (maker.account === c.account && stp !== 'none') {
         if (stp === 'cancel_newest') {
           stopReason = 'stp';
@@ -265,6 +462,7 @@ export class ReferenceBook {
           } else {
             maker.remaining -= d;
             maker.quantity -= d;
+            if (maker.displayQuantity !== undefined) maker.visible = Math.min(maker.visible!, maker.remaining);
             events.push({
               seq: ++this.seq,
               type: 'reduced',
@@ -299,7 +497,7 @@ export class ReferenceBook {
         }
         continue;
       }
-      let qty = Math.min(maker.remaining, remaining);
+      let qty = Math.min(this.avail(maker), remaining);
       if (budget !== Infinity) {
         // largest q with q * price <= budget, by plain search from the top (small numbers in tests)
         let affordable = Math.min(qty, Math.floor(budget / maker.price));
@@ -315,6 +513,7 @@ export class ReferenceBook {
       filled += qty;
       maker.remaining -= qty;
       maker.filled += qty;
+      if (maker.displayQuantity !== undefined) maker.visible! -= qty;
       this.lastPrice = maker.price;
       events.push({
         seq: ++this.seq,
@@ -330,10 +529,11 @@ export class ReferenceBook {
         makerRemaining: maker.remaining,
         takerRemaining: remaining,
       });
-      if (maker.remaining === 0) removeResting(maker);
+      this.afterTrade(maker, events);
     }
     if (remaining > 0) {
       let reason = stopReason;
+      if (reason === null && this.auction !== null && (c.type === 'market' || tif !== 'GTC')) reason = 'auction';
       if (reason === null && c.type === 'market') {
         const anyLeft = this.side(c.side === 'buy' ? 'sell' : 'buy').length > 0;
         reason = c.maxSlippageTicks !== undefined && anyLeft ? 'protection' : 'market_no_liquidity';
@@ -352,6 +552,9 @@ export class ReferenceBook {
           postOnly: c.postOnly === true,
           stp,
           prioritySeq: accept ? events[0].seq : prioritySeq,
+          ...(c.displayQuantity !== undefined
+            ? { displayQuantity: c.displayQuantity, visible: Math.min(c.displayQuantity, remaining) }
+            : {}),
         });
       } else {
         events.push({
@@ -418,7 +621,7 @@ export class ReferenceBook {
     if (!posInt(quantity)) return this.reject('amend', c.id, o.account, 'INVALID_QUANTITY');
     if (price === o.price && quantity === o.remaining) return this.reject('amend', c.id, o.account, 'AMEND_NO_CHANGE');
     const bestOpp = this.side(o.side === 'buy' ? 'sell' : 'buy')[0];
-    if (bestOpp && (o.side === 'buy' ? bestOpp.price <= price : bestOpp.price >= price)) {
+    if (this.auction === null && bestOpp && (o.side === 'buy' ? bestOpp.price <= price : bestOpp.price >= price)) {
       return this.reject('amend', c.id, o.account, 'AMEND_WOULD_TAKE');
     }
     const seq = ++this.seq;
@@ -429,6 +632,9 @@ export class ReferenceBook {
     o.remaining = quantity;
     o.quantity = o.filled + quantity;
     if (!priorityKept) o.prioritySeq = seq;
+    if (o.displayQuantity !== undefined) {
+      o.visible = priorityKept ? Math.min(o.visible!, quantity) : Math.min(o.displayQuantity, quantity);
+    }
     return [
       {
         seq,

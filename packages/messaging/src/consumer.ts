@@ -50,6 +50,14 @@ export interface DeliveryContext {
 
 export type MessageHandler = (message: Envelope, client: pg.PoolClient, ctx: DeliveryContext) => Promise<void>;
 
+/** What a batch handler is told: the queue and the batch's consumer span. */
+export interface BatchContext {
+  queue: string;
+  span: Span;
+}
+
+export type BatchHandler = (messages: Envelope[], client: pg.PoolClient, ctx: BatchContext) => Promise<void>;
+
 export interface ConsumeOptions {
   queue: string;
   /** Unacked deliveries the broker may push ahead (default 10). */
@@ -82,6 +90,13 @@ export interface ConsumeOptions {
    * what a message does, only how many commits it shares. Handlers must keep all their effects in the transaction.
    */
   batch?: number;
+  /**
+   * With `batch` > 1: a batch's new messages (delivery order, each id once) go to this one call instead of to
+   * `handler` one at a time, so the handler can write the whole batch with set-based statements. Same transaction
+   * and rules: a throw rolls the batch back and its messages are then applied one by one through `handler`, so the
+   * two must have the same effect.
+   */
+  batchHandler?: BatchHandler;
   /**
    * Errors that say nothing about the message (the database or a dependency is unavailable, a timeout, a
    * serialization failure …): waited out with backoff (up to 5 s) for as long as they last, holding the message,
@@ -527,11 +542,21 @@ export class Consumer implements ConnectionResource {
                 client,
                 items.filter((it) => !fresh.has(it.envelope.id)).map((it) => it.envelope),
               );
+              // a message id twice in one batch (a redelivered copy next to the original) is applied once
               const applied = new Set<string>();
-              for (const it of items) {
-                // a message id twice in one batch (a redelivered copy next to the original) is applied once
-                if (!fresh.has(it.envelope.id) || applied.has(it.envelope.id)) continue;
+              const todo = items.filter((it) => {
+                if (!fresh.has(it.envelope.id) || applied.has(it.envelope.id)) return false;
                 applied.add(it.envelope.id);
+                return true;
+              });
+              if (this.opts.batchHandler && todo.length) {
+                await this.opts.batchHandler(
+                  todo.map((it) => it.envelope),
+                  client,
+                  { queue: this.queue, span },
+                );
+              }
+              for (const it of this.opts.batchHandler ? [] : todo) {
                 await this.opts.handler(it.envelope, client, {
                   queue: this.queue,
                   attempt: it.attempt,

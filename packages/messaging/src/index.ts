@@ -17,6 +17,8 @@ export {
   DEAD_LETTER_REASON_HEADER,
   ORIGINAL_QUEUE_HEADER,
   type ConsumeOptions,
+  type BatchContext,
+  type BatchHandler,
   type DeliveryContext,
   type MessageHandler,
 } from './consumer.ts';
@@ -74,3 +76,10 @@ export {
   type QueueSpec,
   type RetryPolicy,
 } from './topology.ts';
+export {
+  holdingQueueName,
+  queuesWithOtherDeliveryLimit,
+  recreateQueue,
+  type RecreateQueueOptions,
+  type RecreateQueueResult,
+} from './recreate-queue.ts';

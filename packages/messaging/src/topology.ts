@@ -115,9 +115,9 @@ export async function declareExchanges(ch: Channel): Promise<void> {
 
 /**
  * Declare a spec's queues. A main queue that exists with another `x-delivery-limit` (declared by an older version,
- * which used deliveryLimit + 1) is kept as it is (RabbitMQ cannot change a queue's arguments) with a warning: delete
- * and re-create it when empty to get the new backstop. Returns the channel to go on with (a refused declaration
- * closes the one it was made on).
+ * which used deliveryLimit + 1) is kept as it is (RabbitMQ cannot change a queue's arguments, and a policy can only
+ * lower the limit) with a warning: `pnpm queues:recreate` (recreate-queue.ts) moves it to the new backstop. Returns
+ * the channel to go on with (a refused declaration closes the one it was made on).
  */
 export async function declareQueueOn(
   ch: Channel,
@@ -135,7 +135,8 @@ export async function declareQueueOn(
       await ch.checkQueue(q.queue);
       warn?.(
         `queue ${q.queue} keeps its older x-delivery-limit (${msg.replace(/^.*received/, 'wanted')}); ` +
-          're-create it when empty to raise the broker backstop',
+          're-create it to raise the broker backstop: stop its consumers, then `pnpm queues:recreate ' +
+          `${q.queue}\` (docs/runbook.md#old-broker-delivery-limit)`,
       );
     }
   }

@@ -27,6 +27,11 @@ function start(env: Record<string, string> = {}, preload: string[] = []) {
   return { child, port, output: () => out };
 }
 
+/** Until the fixture says a /slow request is being handled. */
+async function inFlight(output: () => string) {
+  while (!output().includes('SLOW STARTED')) await new Promise((r) => setTimeout(r, 20));
+}
+
 async function exitOf(child: ChildProcess) {
   if (child.exitCode !== null) return child.exitCode;
   const [code] = await once(child, 'exit');
@@ -38,7 +43,7 @@ describe('graceful shutdown', () => {
     const { child, port, output } = start();
     const p = await port;
     const inflight = fetch(`http://127.0.0.1:${p}/slow`).then((r) => r.json());
-    await new Promise((r) => setTimeout(r, 150));
+    await inFlight(output);
     child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 100));
     // New connections are refused once the server stops listening.
@@ -51,10 +56,10 @@ describe('graceful shutdown', () => {
   });
 
   it('gives up after the shutdown timeout instead of hanging', async () => {
-    const { child, port } = start({ SLOW_MS: '20000', SHUTDOWN_TIMEOUT_MS: '500' });
+    const { child, port, output } = start({ SLOW_MS: '20000', SHUTDOWN_TIMEOUT_MS: '500' });
     const p = await port;
     void fetch(`http://127.0.0.1:${p}/slow`).catch(() => {});
-    await new Promise((r) => setTimeout(r, 150));
+    await inFlight(output);
     const t0 = Date.now();
     child.kill('SIGTERM');
     const code = await exitOf(child);

@@ -6,6 +6,7 @@
  *   exchange balances | deposit USD 1000 | withdraw BTC 0.1 <address>
  *   exchange order place BTC-USD buy 0.01 --price 30000 | order cancel <id> | order list [--market BTC-USD] [--open]
  *   exchange order place BTC-USD sell 0.01 --price 29000 --stop-price 29500   (stop-limit; without --price: stop-loss)
+ *   exchange order place BTC-USD sell 1 --price 30000 --display 0.1            (iceberg: shows 0.1 at a time)
  *   exchange order amend <id> [--price 30010] [--quantity 0.02] [--seq 1] | order amends <id>
  *   exchange book BTC-USD | trades BTC-USD | markets | watch book:BTC-USD trades:BTC-USD orders
  *
@@ -189,6 +190,7 @@ export function createProgram(io: CliIo): Command {
       '--stop-price <price>',
       'stop order: trigger on the last trade price (stop-limit with --price, else stop-loss)',
     )
+    .option('--display <quantity>', 'iceberg: the quantity shown in the book at a time (GTC limit orders)')
     .action(
       async (
         market: string,
@@ -202,6 +204,7 @@ export function createProgram(io: CliIo): Command {
           stp?: 'cancel_newest';
           clientOrderId?: string;
           stopPrice?: string;
+          display?: string;
         },
       ) => {
         if (side !== 'buy' && side !== 'sell') throw new Error('side is buy or sell');
@@ -220,6 +223,7 @@ export function createProgram(io: CliIo): Command {
             ...(o.stp ? { stp: o.stp } : {}),
             ...(o.clientOrderId ? { clientOrderId: o.clientOrderId } : {}),
             ...(o.stopPrice ? { stopPrice: o.stopPrice } : {}),
+            ...(o.display ? { displayQuantity: o.display } : {}),
           }),
         );
       },
@@ -253,6 +257,18 @@ export function createProgram(io: CliIo): Command {
     .argument('<id>')
     .action(async (id: string) => print(await (await client()).cancelOrder(id)));
   order
+    .command('cancel-all-after')
+    .description("dead-man's switch: cancel all your open orders unless this is run again within <seconds> (0 disarms)")
+    .argument('<seconds>', 'countdown in seconds, 0 disarms', (v) => Number(v))
+    .action(async (seconds: number) => {
+      if (!Number.isInteger(seconds) || seconds < 0) throw new Error('seconds is a whole number, 0 or more');
+      print(await (await client()).cancelAllAfter(seconds));
+    });
+  order
+    .command('dead-man')
+    .description("your dead-man's switch: armed or not, and when it fires")
+    .action(async () => print(await (await client()).deadManSwitch()));
+  order
     .command('list')
     .option('--market <market>')
     .option('--open', 'only open orders')
@@ -280,6 +296,25 @@ export function createProgram(io: CliIo): Command {
       );
     });
 
+  program
+    .command('fees')
+    .description('your fee tier per market: 30-day volume, rates (bps; negative maker = rebate), next tier')
+    .action(async () => {
+      const f = await (await client()).accountFees();
+      print(
+        f,
+        f.markets.map((m) => ({
+          market: m.market,
+          volume30d: `${m.volume30d} ${m.volumeAsset}`,
+          tier: m.tier.tier,
+          makerBps: m.tier.makerFeeBps,
+          takerBps: m.tier.takerFeeBps,
+          nextTierAt: m.nextTier ? m.nextTier.minVolume : '',
+          toNextTier: m.volumeToNextTier ?? '',
+        })),
+      );
+    });
+
   program.command('markets').action(async () => {
     const m = await (await client()).markets();
     print(
@@ -300,6 +335,13 @@ export function createProgram(io: CliIo): Command {
         ask: book.asks[i]?.[0] ?? '',
         askQty: book.asks[i]?.[1] ?? '',
       }));
+      if (book.auction && !program.opts().json) {
+        const a = book.auction;
+        io.err(
+          `${market} is in a call auction (reference ${a.referencePrice}): indicative ` +
+            (a.indicativePrice === null ? 'none' : `${a.indicativeQuantity} at ${a.indicativePrice}`),
+        );
+      }
       print(book, rows);
     });
 
@@ -320,11 +362,21 @@ export function createProgram(io: CliIo): Command {
     .description('stream channels (book:<market>, trades:<market>, orders) as JSON lines until interrupted')
     .argument('<channels...>')
     .option('--count <n>', 'exit after n data messages', (v) => Number(v))
-    .action(async (channels: string[], o: { count?: number }) => {
+    .option(
+      '--cancel-on-disconnect [market]',
+      'cancel your open orders (of [market], or all) when this stream drops, however it ends',
+    )
+    .action(async (channels: string[], o: { count?: number; cancelOnDisconnect?: boolean | string }) => {
       const c = await client();
+      const cod =
+        o.cancelOnDisconnect === undefined
+          ? {}
+          : {
+              cancelOnDisconnect: typeof o.cancelOnDisconnect === 'string' ? { market: o.cancelOnDisconnect } : true,
+            };
       let stream: Awaited<ReturnType<typeof c.openStream>>;
       try {
-        stream = await c.openStream({ channels });
+        stream = await c.openStream({ channels, ...cod });
       } catch (err) {
         // public channels still work; say why private ones will not
         if (!(err instanceof ExchangeApiError)) throw err;

@@ -332,6 +332,57 @@ test('CLI: login stores the session 0600, balances reads it, order place sends a
   expect(err.at(-1)).toBe('error 404 ORDER_NOT_FOUND: no such order (request req-404)');
 });
 
+test('CLI: fees prints the tier table; order cancel-all-after arms the switch', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'exchange-cli-'));
+  const tier = (n: number, v: string, m: number, t: number) => ({
+    tier: n,
+    minVolume: v,
+    makerFeeBps: m,
+    takerFeeBps: t,
+  });
+  handler = (r, res) => {
+    if (r.url === '/api/v1/account/fees')
+      return json(res, 200, {
+        windowDays: 30,
+        markets: [
+          {
+            market: 'BTC-USD',
+            volumeAsset: 'USD',
+            volume30d: '250.00',
+            tier: tier(0, '0.00', 10, 20),
+            nextTier: tier(1, '1000.00', -5, 10),
+            volumeToNextTier: '750.00',
+            tiers: [tier(0, '0.00', 10, 20), tier(1, '1000.00', -5, 10)],
+          },
+        ],
+      });
+    if (r.url === '/api/v1/orders/cancel-all-after')
+      return json(res, 200, {
+        armed: true,
+        timeoutSeconds: 30,
+        firesAt: '2026-01-01T00:00:30.000Z',
+        cancelledOnArm: 0,
+      });
+    json(res, 404, envelope('NOT_FOUND', 'x'));
+  };
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = {
+    out: (l: string) => void out.push(l),
+    err: (l: string) => void err.push(l),
+    env: { EXCHANGE_URL: base, EXCHANGE_API_KEY: 'k_1', EXCHANGE_API_SECRET: 's' },
+    sessionPath: join(dir, 'session.json'),
+    prompt: async () => '',
+  };
+  expect(await runCli(['fees'], io)).toBe(0);
+  expect(out.join('\n')).toMatch(/BTC-USD\s+250\.00 USD\s+0\s+10\s+20\s+1000\.00\s+750\.00/);
+  expect(await runCli(['--json', 'order', 'cancel-all-after', '30'], io)).toBe(0);
+  expect(received.at(-1)).toMatchObject({ method: 'POST', url: '/api/v1/orders/cancel-all-after' });
+  expect(JSON.parse(received.at(-1)!.body)).toEqual({ timeoutSeconds: 30 });
+  expect(received.at(-1)!.headers['x-api-key']).toBe('k_1'); // a bot's call, signed with its API key
+  expect(await runCli(['order', 'cancel-all-after', '-1'], io)).toBe(1);
+});
+
 test('login solves the proof of work an account asks for (client and CLI), and only then', async () => {
   // the auth service's side: a signed ALTCHA challenge bound to the account, one solution per login
   const secret = 'pow-test-secret';
@@ -423,6 +474,67 @@ test('stream: authenticates in the first message (never in the URL) and subscrib
     for (const c of wss.clients) c.terminate();
     await new Promise((r) => wss.close(r));
   }
+});
+
+test('stream: cancel-on-disconnect is asked for right after auth, for all markets or one', async () => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => wss.once('listening', r));
+  const port = (wss.address() as { port: number }).port;
+  const frames: unknown[][] = [];
+  wss.on('connection', (ws) => {
+    const mine: unknown[] = [];
+    frames.push(mine);
+    ws.on('message', (d: Buffer) => {
+      const m = JSON.parse(d.toString()) as { op: string };
+      mine.push(m);
+      if (m.op === 'subscribe') ws.send(JSON.stringify({ type: 'update', channel: 'orders', data: {} }));
+    });
+  });
+  try {
+    const client = new ExchangeClient({ baseUrl: `http://127.0.0.1:${port}`, session: { accessToken: 'tok-1' } });
+    for (const cancelOnDisconnect of [true, { market: 'BTC-USD' }]) {
+      const stream = client.stream({ channels: ['orders'], cancelOnDisconnect });
+      await new Promise((resolve) => stream.on('update', resolve));
+      stream.setCancelOnDisconnect(false);
+      stream.close();
+      await new Promise((r) => stream.once('close', r));
+    }
+    expect(frames).toEqual([
+      [
+        { op: 'auth', token: 'tok-1' },
+        { op: 'cancel_on_disconnect', enabled: true },
+        { op: 'subscribe', channels: ['orders'] },
+        { op: 'cancel_on_disconnect', enabled: false },
+      ],
+      [
+        { op: 'auth', token: 'tok-1' },
+        { op: 'cancel_on_disconnect', enabled: true, market: 'BTC-USD' },
+        { op: 'subscribe', channels: ['orders'] },
+        { op: 'cancel_on_disconnect', enabled: false },
+      ],
+    ]);
+  } finally {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+  }
+});
+
+test('fees and the dead-man switch: the paths and bodies the order service expects', async () => {
+  handler = (r, res) => {
+    if (r.url === '/api/v1/account/fees') return json(res, 200, { windowDays: 30, markets: [] });
+    if (r.url === '/api/v1/orders/cancel-all-after' && r.method === 'POST')
+      return json(res, 200, { armed: true, timeoutSeconds: 30, firesAt: '2026-01-01T00:00:30Z', cancelledOnArm: 0 });
+    return json(res, 200, { armed: false, timeoutSeconds: 0, firesAt: null });
+  };
+  const client = new ExchangeClient({ baseUrl: base, session: { accessToken: 'tok-1' } });
+  expect(await client.accountFees()).toEqual({ windowDays: 30, markets: [] });
+  expect(await client.cancelAllAfter(30)).toMatchObject({ armed: true, timeoutSeconds: 30 });
+  expect(await client.deadManSwitch()).toMatchObject({ armed: false });
+  expect(received.map((r) => [r.method, r.url, r.body, r.headers.authorization])).toEqual([
+    ['GET', '/api/v1/account/fees', '', 'Bearer tok-1'],
+    ['POST', '/api/v1/orders/cancel-all-after', '{"timeoutSeconds":30}', 'Bearer tok-1'],
+    ['GET', '/api/v1/orders/cancel-all-after', '', 'Bearer tok-1'],
+  ]);
 });
 
 test('openStream refreshes an expired session first, and re-authenticates the open stream before expiry', async () => {

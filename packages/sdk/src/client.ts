@@ -506,6 +506,23 @@ export class ExchangeClient {
     return this.get('/api/v1/fills', q, call);
   }
 
+  /** Your fee tier per market: 30-day volume, current rates, the next tier and how far it is. */
+  accountFees(call?: CallOptions): Promise<T.AccountFees> {
+    return this.get('/api/v1/account/fees', undefined, call);
+  }
+
+  /**
+   * Dead-man's switch: unless this is called again within `timeoutSeconds`, all your open orders are cancelled.
+   * Call it periodically (well within the timeout) to keep it armed; 0 disarms it.
+   */
+  cancelAllAfter(timeoutSeconds: number, call?: CallOptions): Promise<T.DeadManSwitch & { cancelledOnArm: number }> {
+    return this.post('/api/v1/orders/cancel-all-after', { timeoutSeconds }, call);
+  }
+
+  deadManSwitch(call?: CallOptions): Promise<T.DeadManSwitch> {
+    return this.get('/api/v1/orders/cancel-all-after', undefined, call);
+  }
+
   // ------------------------------------------------------------------ market data (public)
 
   async markets(call?: CallOptions): Promise<T.Market[]> {

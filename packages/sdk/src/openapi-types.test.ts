@@ -49,6 +49,10 @@ const PAIRS: Array<[string, string]> = [
   ['T.Order', "Ok<'/api/v1/orders/{id}', 'delete'>"],
   ['{ count: number; orders: T.Order[] }', "Ok<'/api/v1/orders', 'delete'>"],
   ['T.Page<T.Fill>', "Ok<'/api/v1/fills', 'get'>"],
+  ['T.AccountFees', "Ok<'/api/v1/account/fees', 'get'>"],
+  ['T.DeadManSwitch', "Ok<'/api/v1/orders/cancel-all-after', 'get'>"],
+  ['T.DeadManSwitch & { cancelledOnArm: number }', "Ok<'/api/v1/orders/cancel-all-after', 'post'>"],
+  ['{ timeoutSeconds: number }', "Body<'/api/v1/orders/cancel-all-after', 'post'>"],
   ['T.OrderStatus', "NonNullable<Query<'/api/v1/orders', 'get'>['status']>"],
   // market data
   ['{ markets: T.Market[] }', "Ok<'/api/v1/markets', 'get'>"],

@@ -2,8 +2,10 @@
  * The WebSocket stream (`/api/v1/stream`, protocol in services/order/src/stream.ts):
  *   → {op:"auth",token} {op:"subscribe",channels:[...]} {op:"unsubscribe",channels} {op:"ping"}
  *   ← {type:"authenticated"|"subscribed"|"unsubscribed"|"snapshot"|"update"|"error"|"pong", ...}
- * Channels: `book:<market>`, `trades:<market>`, `orders` (own order updates; needs the access token).
- * The token travels in the first message, never in the URL.
+ * Channels: `book:<market>`, `trades:<market>`, `orders` (own order updates and amend outcomes, told apart by
+ * `data.kind`: "order" / "amend"; needs the access token). The token travels in the first message, never in the URL.
+ * Cancel-on-disconnect: `{op:"cancel_on_disconnect",enabled,market?}` (after auth) makes the server cancel your open
+ * orders (of that market, or all) when this socket closes for any reason; confirmed by a `cancel_on_disconnect` frame.
  */
 import { EventEmitter, openSocket, type SocketLike } from '#platform';
 
@@ -12,6 +14,11 @@ export interface StreamOptions {
   /** Access token for private channels (the client fills it in from its session). */
   token?: string;
   headers?: Record<string, string>;
+  /**
+   * Ask the server to cancel your open orders when this socket drops (`true`: every market; `{ market }`: one).
+   * Needs the token; sent right after the auth message.
+   */
+  cancelOnDisconnect?: boolean | { market: string };
 }
 
 export interface StreamMessage {
@@ -43,6 +50,7 @@ export class ExchangeStream extends EventEmitter {
       this.socket.addEventListener('open', () => {
         opened = true;
         if (opts.token) this.send({ op: 'auth', token: opts.token });
+        if (opts.cancelOnDisconnect) this.setCancelOnDisconnect(opts.cancelOnDisconnect);
         if (opts.channels?.length) this.subscribe(opts.channels);
         this.emit('open');
         resolve();
@@ -75,6 +83,15 @@ export class ExchangeStream extends EventEmitter {
 
   subscribe(channels: string[]): void {
     this.send({ op: 'subscribe', channels });
+  }
+
+  /** Turn cancel-on-disconnect on (all markets, or one) or off for this socket. */
+  setCancelOnDisconnect(on: boolean | { market: string }): void {
+    this.send({
+      op: 'cancel_on_disconnect',
+      enabled: on !== false,
+      ...(typeof on === 'object' ? { market: on.market } : {}),
+    });
   }
 
   unsubscribe(channels: string[]): void {

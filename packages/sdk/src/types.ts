@@ -147,6 +147,11 @@ export interface PlaceOrderRequest {
    * limit (stop-limit) or market (stop-loss) order. Funds are held from placement.
    */
   stopPrice?: Decimal;
+  /**
+   * Iceberg order (GTC limit only): the quantity shown in the public book at a time, a multiple of the lot size and at
+   * most `quantity`. The rest is hidden but executable; each new slice goes to the back of its price level.
+   */
+  displayQuantity?: Decimal;
 }
 export interface Order {
   id: string;
@@ -173,9 +178,44 @@ export interface Order {
   stopPrice: Decimal | null;
   /** A stop order whose trigger price was reached. */
   stopTriggered: boolean;
+  /** Iceberg orders: the quantity shown at a time (null for other orders). */
+  displayQuantity: Decimal | null;
+  /** Fee rate (bps) of this order's fills as maker: your volume tier when it was accepted; negative is a rebate. */
+  makerFeeBps: number;
+  /** Fee rate (bps) of this order's fills as taker. */
+  takerFeeBps: number;
   reason: string | null;
   createdAt: string;
   updatedAt: string;
+}
+/** One volume tier of a market's fee schedule (tier 0: the base rates). */
+export interface FeeTier {
+  tier: number;
+  /** 30-day volume (quote asset) from which the tier applies. */
+  minVolume: Decimal;
+  /** Negative: a rebate. */
+  makerFeeBps: number;
+  takerFeeBps: number;
+}
+/** GET /api/v1/account/fees: your tier per market. */
+export interface AccountFees {
+  windowDays: number;
+  markets: Array<{
+    market: string;
+    volumeAsset: string;
+    volume30d: Decimal;
+    tier: FeeTier;
+    nextTier: FeeTier | null;
+    volumeToNextTier: Decimal | null;
+    tiers: FeeTier[];
+  }>;
+}
+/** The dead-man's switch (cancel-all-after). */
+export interface DeadManSwitch {
+  armed: boolean;
+  timeoutSeconds: number;
+  /** When your open orders are cancelled unless you call again first (null when disarmed). */
+  firesAt: string | null;
 }
 /** PATCH /api/v1/orders/:id: a new price and/or a new TOTAL quantity (filled + open). */
 export interface AmendOrderRequest {
@@ -233,10 +273,19 @@ export interface Market {
   halted: boolean;
   haltReason: string | null;
 }
+/** The volatility guard's call auction: what the uncross would do now, from the displayed book. */
+export interface AuctionState {
+  referencePrice: Decimal;
+  indicativePrice: Decimal | null;
+  indicativeQuantity: Decimal;
+}
 /** Price levels as [price, quantity]. */
 export interface OrderBook {
   market: string;
   seq: string;
+  /** `auction`: continuous trading is paused; orders are collected (the book may cross) until the uncross. */
+  phase: 'continuous' | 'auction';
+  auction: AuctionState | null;
   at: string | null;
   bids: Array<[Decimal, Decimal]>;
   asks: Array<[Decimal, Decimal]>;
@@ -389,6 +438,8 @@ export interface EngineMarket {
   loadedSeq: number | null;
   lastSnapshotSeq: number | null;
   restingOrders: number | null;
+  /** `auction`: the volatility guard's call auction runs in this replica's engine; null when not loaded. */
+  phase: 'continuous' | 'auction' | null;
   reloads: number;
   lastAppliedAt: string | null;
   lastDeliveryAt: string | null;

@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import jwt from 'jsonwebtoken';
 import { createTestDatabase } from '@exchange/db/testing';
 import { keyStoreFor } from './app.ts';
-import { parseRecipients } from './backups.ts';
-import { bearer, login, newAdmin, newUser, PASSWORD, startAuth, totpCode, type Harness } from './test-support.ts';
+import { parseRecipients } from './backups/service.ts';
+import { bearer, login, newAdmin, newUser, PASSWORD, startAuth, totpCode, type Harness } from './testing/index.ts';
 
 const run = promisify(execFile);
 let h: Harness;

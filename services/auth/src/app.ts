@@ -4,21 +4,22 @@ import { pingDatabase } from '@exchange/db';
 import { createApp, registerIdempotency, type App } from '@exchange/platform';
 import { parseInternalCallers, registerAuth } from '@exchange/auth-client';
 import { trustProxyOption, type Config } from './config.ts';
-import { backupMetrics } from './backups.ts';
-import { createAuthMetrics, type Ctx } from './context.ts';
+import { backupMetrics } from './backups/service.ts';
+import { createAuthMetrics, type AuthContext } from './context.ts';
 import { Sealer } from './crypto.ts';
-import { EmailTokens } from './email.ts';
-import { KeyStore } from './keys.ts';
-import { Passwords } from './passwords.ts';
-import { isSessionRevoked } from './sessions.ts';
-import { Throttle } from './throttle.ts';
-import { adminRoutes } from './routes/admin.ts';
-import { apiKeyRoutes } from './routes/apikeys.ts';
-import { internalRoutes } from './routes/internal.ts';
-import { mfaRoutes } from './routes/mfa.ts';
-import { publicRoutes } from './routes/public.ts';
-import { emailRoutes } from './routes/email.ts';
-import { sessionRoutes } from './routes/sessions.ts';
+import { EmailTokens } from './email/service.ts';
+import { KeyStore } from './signing-keys/service.ts';
+import { Passwords } from './users/passwords.ts';
+import { isSessionRevoked } from './sessions/service.ts';
+import { Throttle } from './login-security/throttle.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
+import { registerApiKeyRoutes } from './routes/apikeys.ts';
+import { registerInternalRoutes } from './routes/internal.ts';
+import { registerMfaRoutes } from './routes/mfa.ts';
+import { registerPublicRoutes } from './routes/public.ts';
+import { registerEmailRoutes } from './routes/email.ts';
+import { registerSessionRoutes } from './routes/sessions.ts';
+import { registerUserRoutes } from './routes/user.ts';
 
 export interface AuthDeps {
   pool: pg.Pool;
@@ -26,12 +27,6 @@ export interface AuthDeps {
   /** Defaults to a KeyStore over `pool`; call `keys.ensureKey()` before serving (main.ts does). */
   keys?: KeyStore;
   fastify?: Partial<FastifyServerOptions>;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    authContext: Ctx;
-  }
 }
 
 export function keyStoreFor(pool: pg.Pool, config: Config): KeyStore {
@@ -59,7 +54,7 @@ export async function buildApp(deps: AuthDeps): Promise<App> {
   });
   const keys = deps.keys ?? keyStoreFor(pool, config);
   backupMetrics(app.metrics.registry, pool);
-  const ctx: Ctx = {
+  const ctx: AuthContext = {
     pool,
     config,
     keys,
@@ -100,17 +95,19 @@ export async function buildApp(deps: AuthDeps): Promise<App> {
     isSessionRevoked: (sid) => isSessionRevoked(pool, sid),
   });
 
-  publicRoutes(app, ctx);
-  emailRoutes(app, ctx);
-  sessionRoutes(app, ctx);
-  mfaRoutes(app, ctx);
-  internalRoutes(app, ctx);
+  // routes by audience (public, user, admin, internal); the user's own resources each in their file
+  registerPublicRoutes(app, ctx);
+  registerUserRoutes(app, ctx);
+  registerEmailRoutes(app, ctx);
+  registerSessionRoutes(app, ctx);
+  registerMfaRoutes(app, ctx);
+  registerInternalRoutes(app, ctx);
   // Responses of login, refresh, 2FA and API-key creation carry tokens or secrets; the idempotency store keeps
   // response bodies in the database, so it is registered only around the admin writes, whose responses hold none.
-  apiKeyRoutes(app, ctx);
+  registerApiKeyRoutes(app, ctx);
   await app.register(async (scope) => {
     registerIdempotency(scope as unknown as App, { pool, schema: 'auth' });
-    adminRoutes(scope as unknown as App, ctx);
+    registerAdminRoutes(scope as unknown as App, ctx);
   });
   return app;
 }

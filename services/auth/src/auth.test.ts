@@ -1,6 +1,6 @@
 import { createHmac, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { bearer, login, newUser, PASSWORD, register, startAuth, type Harness } from './test-support.ts';
+import { bearer, login, newUser, PASSWORD, register, startAuth, type Harness } from './testing/index.ts';
 
 let h: Harness;
 beforeAll(async () => {

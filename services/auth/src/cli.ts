@@ -7,11 +7,11 @@
 import { parseArgs } from 'node:util';
 import { createPool } from '@exchange/db';
 import { baseEnv, databaseEnv, loadConfigOrExit, Type } from '@exchange/config';
-import { audit } from './audit.ts';
+import { audit } from './audit/repository.ts';
 import { ConfigSchema } from './config.ts';
 import { keyStoreFor } from './app.ts';
 import { runMigrations } from './migrate.ts';
-import { Passwords } from './passwords.ts';
+import { Passwords } from './users/passwords.ts';
 import { ensureAdmin } from './seed.ts';
 
 const CliEnv = Type.Object({

@@ -1,12 +1,12 @@
 import type pg from 'pg';
 import { promClient } from '@exchange/platform';
-import type { Role } from '@exchange/auth-client';
+import type { Principal, Role } from '@exchange/auth-client';
 import type { Config } from './config.ts';
 import type { Sealer } from './crypto.ts';
-import type { EmailTokens } from './email.ts';
-import type { KeyStore } from './keys.ts';
-import type { Passwords } from './passwords.ts';
-import type { Throttle, ThrottleLimits } from './throttle.ts';
+import type { EmailTokens } from './email/service.ts';
+import type { KeyStore } from './signing-keys/service.ts';
+import type { Passwords } from './users/passwords.ts';
+import type { Throttle, ThrottleLimits } from './login-security/throttle.ts';
 
 export interface AuthMetrics {
   loginFailures: promClient.Counter<'reason'>;
@@ -52,7 +52,7 @@ export function createAuthMetrics(registry: promClient.Registry): AuthMetrics {
   };
 }
 
-export interface Ctx {
+export interface AuthContext {
   pool: pg.Pool;
   config: Config;
   keys: KeyStore;
@@ -65,6 +65,15 @@ export interface Ctx {
   metrics: AuthMetrics;
   accountLimits: ThrottleLimits;
   ipLimits: ThrottleLimits;
+}
+
+/** Who calls a user's route: the user, and the session of their token (none for an API key). */
+export type Caller = Pick<Principal, 'id' | 'sessionId'>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authContext: AuthContext;
+  }
 }
 
 export interface UserRow {

@@ -1,5 +1,5 @@
 import { Sealer } from './crypto.ts';
-import { passwordProblems } from './passwords.ts';
+import { passwordProblems } from './users/passwords.ts';
 
 describe('Sealer (AES-256-GCM)', () => {
   const sealer = new Sealer(Buffer.alloc(32, 7).toString('base64'));

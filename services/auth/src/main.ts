@@ -5,6 +5,8 @@ import { buildApp, keyStoreFor } from './app.ts';
 import { loadConfig } from './config.ts';
 import { runMigrations } from './migrate.ts';
 import { ensureAdmin } from './seed.ts';
+import { deleteExpiredSignatures } from './api-keys/repository.ts';
+import { deleteStaleThrottles } from './login-security/repository.ts';
 
 const config = loadConfig();
 if (config.NODE_ENV !== 'production') await ensureDatabase(config.DATABASE_URL);
@@ -41,12 +43,8 @@ if (config.ADMIN_EMAIL && config.ADMIN_PASSWORD) {
 // Housekeeping: expired replay entries, stale throttle rows, old idempotency keys.
 const housekeeping = setInterval(() => {
   void (async () => {
-    await pool.query('DELETE FROM auth.api_key_signatures WHERE expires_at < now()');
-    await pool.query(
-      `DELETE FROM auth.login_throttle WHERE window_started_at < now() - make_interval(secs => $1 * 2)
-         AND (locked_until IS NULL OR locked_until < now())`,
-      [config.LOGIN_LOCK_SECONDS],
-    );
+    await deleteExpiredSignatures(pool);
+    await deleteStaleThrottles(pool, config.LOGIN_LOCK_SECONDS);
     await purgeIdempotencyKeys(pool, 'auth', 24);
   })().catch((err) => app.log.warn({ err }, 'housekeeping failed'));
 }, 60_000);

@@ -1,6 +1,6 @@
 // POST /api/v1/auth/password/forgot is limited per client IP as well as per email: one client cannot walk a list of
 // addresses (mail bombing, or probing which exist), while another client is not affected.
-import { startAuth, type Harness } from './test-support.ts';
+import { startAuth, type Harness } from './testing/index.ts';
 
 let h: Harness;
 

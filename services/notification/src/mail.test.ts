@@ -16,7 +16,7 @@ import { runMigrations } from './migrate.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 import { smtpTransport } from './sender.ts';
 import { plainAmount } from './templates/index.ts';
-import { startTestSmtp, type CaughtMail, type TestSmtp } from './testing.ts';
+import { startTestSmtp, type CaughtMail, type TestSmtp } from './testing/index.ts';
 
 const WEB = 'https://exchange.test';
 const UA = 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0';

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { promClient } from '@exchange/platform';
+import { oldestPendingSeconds, pendingCount } from './mails/repository.ts';
 
 export interface MailMetrics {
   sent: promClient.Counter<'template'>;
@@ -19,10 +20,7 @@ export function createMailMetrics(registry: promClient.Registry, pool: pg.Pool):
     help: 'Mails waiting to be sent (first attempt or retry)',
     registers: r,
     async collect() {
-      const { rows } = await pool.query<{ n: string }>(
-        `SELECT count(*)::text AS n FROM notification.mails WHERE status = 'pending'`,
-      );
-      this.set(Number(rows[0]?.n ?? 0));
+      this.set(await pendingCount(pool));
     },
   });
   new promClient.Gauge({
@@ -30,10 +28,7 @@ export function createMailMetrics(registry: promClient.Registry, pool: pg.Pool):
     help: 'Age of the oldest mail not sent yet (0 = none)',
     registers: r,
     async collect() {
-      const { rows } = await pool.query<{ s: string | null }>(
-        `SELECT extract(epoch FROM now() - min(created_at))::text AS s FROM notification.mails WHERE status = 'pending'`,
-      );
-      this.set(Number(rows[0]?.s ?? 0));
+      this.set(await oldestPendingSeconds(pool));
     },
   });
   return {

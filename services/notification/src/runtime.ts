@@ -1,5 +1,5 @@
 /**
- * Everything the service runs, wired: the mail consumer on `notification.mails` and the SMTP sender. main.ts and the
+ * Everything the service runs, wired: the mail consumer on `notification.mails` (messaging/) and the SMTP sender. main.ts and the
  * tests build it the same way (the tests with their own pool, vhost and SMTP server).
  */
 import type pg from 'pg';
@@ -7,8 +7,7 @@ import { createMessaging, type Consumer, type Logger, type Messaging, type Queue
 import type { promClient } from '@exchange/platform';
 import type { Contacts } from './contacts.ts';
 import { createMailMetrics } from './metrics.ts';
-import { mailHandler } from './messaging/handler.ts';
-import { MAIL_QUEUE } from './messaging/events.ts';
+import { startConsumers } from './messaging/queues.ts';
 import { MailSender, type Transport } from './sender.ts';
 import { NOTIFICATION_SCHEMA } from './db/schema.ts';
 
@@ -69,14 +68,11 @@ export function createRuntime(o: RuntimeOptions): Runtime {
     messaging,
     sender,
     async start() {
-      const queue = { ...MAIL_QUEUE, ...o.queueOverrides };
-      await messaging.declareQueue(queue);
-      rt.consumer = await messaging.consume({
-        queue: queue.name,
-        handler: mailHandler({ contacts: o.contacts, product: o.product, webUrl: o.webUrl, messageIdDomain: domain }),
-        concurrency: 4,
-        prefetch: 20,
-      });
+      rt.consumer = await startConsumers(
+        messaging,
+        { contacts: o.contacts, product: o.product, webUrl: o.webUrl, messageIdDomain: domain },
+        o.queueOverrides,
+      );
       await messaging.start({ waitForBroker: false });
       await sender.start();
     },

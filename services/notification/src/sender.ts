@@ -1,7 +1,7 @@
 import nodemailer from 'nodemailer';
 import type pg from 'pg';
 import type { MailMetrics } from './metrics.ts';
-import { MAIL_CHANNEL } from './messaging/handler.ts';
+import * as repo from './mails/repository.ts';
 
 export interface Transport {
   sendMail(mail: {
@@ -55,18 +55,6 @@ export interface SenderOptions {
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
-interface MailRow {
-  id: string;
-  template: string;
-  to_address: string;
-  subject: string;
-  text_body: string;
-  html_body: string;
-  message_id: string;
-  attempts: number;
-  event_id: string;
-}
-
 /**
  * Sends what notification.mails holds. Each worker claims one due row (FOR UPDATE SKIP LOCKED, so replicas and
  * workers never take the same mail), sends it, and in the same transaction marks it sent (bodies cleared) or
@@ -117,7 +105,7 @@ export class MailSender {
       if (this.listener === c) this.listener = undefined;
     });
     c.on('notification', () => this.wake());
-    await c.query(`LISTEN "${MAIL_CHANNEL}"`);
+    await repo.listenForMails(c);
     this.listener = c;
   }
 
@@ -148,13 +136,7 @@ export class MailSender {
     const c = await this.o.pool.connect();
     try {
       await c.query('BEGIN');
-      const { rows } = await c.query<MailRow>(
-        `SELECT id::text, template, to_address, subject, text_body, html_body, message_id, attempts, event_id
-           FROM notification.mails
-          WHERE status = 'pending' AND next_attempt_at <= now()
-          ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
-      );
-      const m = rows[0];
+      const m = await repo.claimDueMail(c);
       if (!m) {
         await c.query('COMMIT');
         return false;
@@ -169,11 +151,7 @@ export class MailSender {
           messageId: m.message_id,
           headers: { 'X-Exchange-Event-Id': m.event_id, 'X-Exchange-Template': m.template },
         });
-        await c.query(
-          `UPDATE notification.mails SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
-                  text_body = NULL, html_body = NULL WHERE id = $1`,
-          [m.id],
-        );
+        await repo.markSent(c, m.id);
         await c.query('COMMIT');
         this.o.metrics.sent.inc({ template: m.template });
       } catch (err) {
@@ -181,11 +159,7 @@ export class MailSender {
         const giveUp = attempts >= this.o.maxAttempts;
         const delay = Math.min(this.o.retryBaseMs * 2 ** (attempts - 1), this.o.retryMaxMs);
         const error = (err instanceof Error ? err.message : String(err)).slice(0, 1000);
-        await c.query(
-          `UPDATE notification.mails SET attempts = $2, last_error = $3, status = $4,
-                  next_attempt_at = now() + make_interval(secs => $5::double precision / 1000) WHERE id = $1`,
-          [m.id, attempts, error, giveUp ? 'failed' : 'pending', delay],
-        );
+        await repo.recordFailedAttempt(c, [m.id, attempts, error, giveUp ? 'failed' : 'pending', delay]);
         await c.query('COMMIT');
         this.o.metrics.failed.inc({ template: m.template });
         if (giveUp) this.o.metrics.givenUp.inc({ template: m.template });
@@ -208,10 +182,6 @@ export class MailSender {
   private async maybeCleanup(): Promise<void> {
     if (Date.now() - this.lastCleanup < 3_600_000) return;
     this.lastCleanup = Date.now();
-    await this.o.pool.query(
-      `DELETE FROM notification.mails WHERE status IN ('sent', 'failed')
-          AND created_at < now() - make_interval(days => $1)`,
-      [this.o.retentionDays ?? 30],
-    );
+    await repo.deleteOldMails(this.o.pool, this.o.retentionDays ?? 30);
   }
 }

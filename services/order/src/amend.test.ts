@@ -6,8 +6,6 @@
 import { randomUUID } from 'node:crypto';
 import { loadCatalog } from '@exchange/contracts/markets';
 import { OrderAmendedV1 } from '@exchange/contracts/trading';
-import { withTransaction } from '@exchange/db';
-import { createEventHandler } from './events.ts';
 import { topUpFor } from './orders/amend.ts';
 import { createHarness, type Harness } from './testing/harness.ts';
 
@@ -40,12 +38,7 @@ const patch = (id: string, payload: object, user = alice) =>
   h.app.inject({ method: 'PATCH', url: `/api/v1/orders/${id}`, headers: user.auth, payload });
 
 async function amendMessages(orderId: string) {
-  const { rows } = await h.db.pool.query<{ message: { id: string; payload: Record<string, unknown> } }>(
-    `SELECT message FROM orders.outbox WHERE type = 'engine.amend-order' AND message->'payload'->>'orderId' = $1
-      ORDER BY sequence`,
-    [orderId],
-  );
-  return rows.map((r) => r.message.payload);
+  return h.outboxPayloads('engine.amend-order', orderId);
 }
 
 /** The engine's answer as the payment-processor publishes it, applied by the event consumer. */
@@ -59,10 +52,6 @@ async function engineAnswers(p: {
   holdDelta: string;
   reason?: string;
 }) {
-  const handle = createEventHandler({
-    catalog: loadCatalog(undefined),
-    log: { debug() {}, info() {}, warn() {}, error() {} },
-  });
   const msg = OrderAmendedV1.create(
     {
       market: 'BTC-USD',
@@ -74,7 +63,7 @@ async function engineAnswers(p: {
     },
     { producer: 'payment-processor' },
   );
-  return withTransaction(h.db.pool, (c) => handle(msg, c));
+  return h.applyEvent(msg);
 }
 
 describe('PATCH /api/v1/orders/:id', () => {

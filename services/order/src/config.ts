@@ -1,27 +1,10 @@
-import {
-  amqpEnv,
-  baseEnv,
-  databaseEnv,
-  internalCallersEnv,
-  internalEnv,
-  jwtVerifyEnv,
-  loadConfigOrExit,
-  proxyEnv,
-  Type,
-  type Static,
-} from '@exchange/config';
+import { loadConfigOrExit, tradingServiceEnv, Type, type Static } from '@exchange/config';
 
 const Url = (description: string, def: string) =>
   Type.String({ pattern: '^[a-z][a-z0-9+.-]*://', description, default: def });
 
 export const ConfigSchema = Type.Object({
-  ...baseEnv(3003),
-  ...databaseEnv,
-  ...amqpEnv,
-  ...jwtVerifyEnv,
-  ...internalEnv,
-  ...internalCallersEnv,
-  ...proxyEnv,
+  ...tradingServiceEnv(3003),
   WALLET_URL: Url('Base URL of the wallet service (internal hold API)', 'http://127.0.0.1:3002'),
   WALLET_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000, description: 'Timeout of one wallet call' }),
   RABBITMQ_MANAGEMENT_URL: Url(
@@ -42,6 +25,22 @@ export const ConfigSchema = Type.Object({
       'New orders per second per account, per replica (in-process bucket: with N replicas a user gets up to N×; set the per-replica share)',
   }),
   ORDER_RATE_BURST: Type.Integer({ minimum: 1, default: 40, description: 'Bucket size of ORDER_RATE_PER_SECOND' }),
+  DEAD_MAN_POLL_MS: Type.Integer({
+    minimum: 50,
+    default: 1000,
+    description: "How often each replica fires due dead-man's switches (the latency past a switch's deadline)",
+  }),
+  COD_HEARTBEAT_MS: Type.Integer({
+    minimum: 100,
+    default: 5000,
+    description: 'How often a replica refreshes its cancel-on-disconnect sessions and sweeps stale ones',
+  }),
+  COD_STALE_MS: Type.Integer({
+    minimum: 1000,
+    default: 20000,
+    description:
+      'A cancel-on-disconnect session not refreshed for this long (its replica crashed) is ended and its orders cancelled; keep it well above COD_HEARTBEAT_MS',
+  }),
   MAX_OPEN_ORDERS_PER_USER: Type.Integer({
     minimum: 1,
     default: 500,

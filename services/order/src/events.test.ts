@@ -182,6 +182,17 @@ describe('engine events build the read models', () => {
     expect(bobFills.items[0]).toMatchObject({ side: 'sell', liquidity: 'taker', feeAsset: 'USD' });
     expect((await get(`/api/v1/fills?orderId=${orderB}`, alice.auth)).items).toEqual([]);
 
+    // the fee-tier roll-up counts each fill once (the duplicate trade above added nothing), per user and market
+    const volumes = await h.db.pool.query<{ user_id: string; v: string }>(
+      `SELECT user_id::text, sum(quote_volume)::text AS v FROM orders.volume_daily WHERE market = 'BTC-USD'
+        GROUP BY user_id`,
+    );
+    expect(Object.fromEntries(volumes.rows.map((r) => [r.user_id, r.v]))).toMatchObject({
+      [alice.id]: '3003000',
+      [bob.id]: '3302500',
+    });
+    expect(volumes.rows).toHaveLength(3); // and the third trade's maker
+
     const b = await get('/api/v1/markets/BTC-USD/book?depth=1');
     expect(b).toMatchObject({ seq: '12', bids: [['59900', '1.00']], asks: [['61000', '0.50']] });
 

@@ -3,18 +3,21 @@ import { trustProxyOption } from '@exchange/config';
 // Process entry: config → pool → migrate → broker → app → consumers/relay/sweeper → listen; graceful shutdown.
 import { createPool } from '@exchange/db';
 import { loadCatalog } from '@exchange/contracts/markets';
-import { createMessaging, EVENTS_EXCHANGE } from '@exchange/messaging';
+import { createMessaging } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { ORDERS_SCHEMA } from './db/schema.ts';
-import { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from './events.ts';
+import { orderEventsHandler } from './messaging/order-events.ts';
+import { eventsConsumer, eventsQueue } from './messaging/queues.ts';
 import { runMigrations } from './migrate.ts';
 import { startSweeper } from './orders/service.ts';
 import { startAmendSweeper } from './orders/amend.ts';
 import { StreamFeed, StreamHub } from './stream.ts';
+import { startCodHeartbeat } from './session/cancel-on-disconnect.ts';
+import { startDeadManScheduler } from './session/dead-man-switch.ts';
 import { vhostOf } from './trading-health.ts';
-import { createWalletClient } from './wallet-client.ts';
+import { createWalletClient } from './clients/wallet-client.ts';
 
 const cfg = loadConfig();
 const catalog = loadCatalog(cfg.MARKETS_FILE);
@@ -46,6 +49,7 @@ const app = await buildApp({
   },
   management: { managementUrl: cfg.RABBITMQ_MANAGEMENT_URL, vhost: vhostOf(cfg.AMQP_URL) },
   pendingTimeoutMs: cfg.PENDING_ORDER_TIMEOUT_S * 1000,
+  codStaleMs: cfg.COD_STALE_MS,
   orderLimits: {
     ordersPerSecond: cfg.ORDER_RATE_PER_SECOND,
     burst: cfg.ORDER_RATE_BURST,
@@ -72,24 +76,10 @@ const messaging = createMessaging({
   logger: app.log,
 });
 ref.messaging = messaging;
-await messaging.declareQueue({
-  name: EVENTS_QUEUE,
-  bindings: EVENT_BINDINGS.map((routingKey) => ({ exchange: EVENTS_EXCHANGE, routingKey })),
-  singleActiveConsumer: true,
-  retry: { attempts: 5, backoffMs: [1_000, 5_000, 30_000, 120_000, 600_000] },
-});
+await messaging.declareQueue(eventsQueue({ attempts: 5, backoffMs: [1_000, 5_000, 30_000, 120_000, 600_000] }));
 await messaging.connection.register(new StreamFeed(hub, catalog, app.log));
 await messaging.start();
-const handle = createEventHandler({ catalog, log: app.log });
-await messaging.consume({
-  queue: EVENTS_QUEUE,
-  // group commit of engine events; room for a full batch waiting behind the one in hand
-  batch: cfg.CONSUMER_BATCH_SIZE,
-  prefetch: Math.max(10, 2 * cfg.CONSUMER_BATCH_SIZE),
-  handler: async (message, client) => {
-    await handle(message, client);
-  },
-});
+await messaging.consume(eventsConsumer(orderEventsHandler({ catalog, log: app.log }), cfg.CONSUMER_BATCH_SIZE));
 const stopSweeper = startSweeper(app.orderService, cfg.SWEEP_INTERVAL_MS, app.log);
 const stopAmendSweeper = startAmendSweeper(
   app.orderAmends,
@@ -98,7 +88,24 @@ const stopAmendSweeper = startAmendSweeper(
   app.log,
 );
 
+const stopDeadMan = startDeadManScheduler(app.deadManSwitches, cfg.DEAD_MAN_POLL_MS, app.log, (r) => {
+  app.order.metrics.sessionCancels.inc({ trigger: 'dead_man_switch' }, r.length);
+  app.order.metrics.cancelRequests.inc(
+    { reason: 'dead_man_switch' },
+    r.reduce((n, f) => n + f.cancelled, 0),
+  );
+});
+const stopCod = startCodHeartbeat(app.cancelOnDisconnect, cfg.COD_HEARTBEAT_MS, app.log, (r) => {
+  app.order.metrics.sessionCancels.inc({ trigger: 'disconnect_stale' }, r.length);
+  app.order.metrics.cancelRequests.inc(
+    { reason: 'disconnect' },
+    r.reduce((n, e) => n + e.cancelled, 0),
+  );
+});
+
 app.addHook('preClose', async () => {
+  await stopDeadMan();
+  await stopCod();
   await stopSweeper();
   await stopAmendSweeper();
   await messaging.close();

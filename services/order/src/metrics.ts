@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { promClient } from '@exchange/platform';
-import { ORDERS_SCHEMA } from './db/schema.ts';
+import { countPending } from './orders/repository.ts';
 
 /** Order-service metrics (rejections by code are in http_errors_total). */
 export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
@@ -17,6 +17,14 @@ export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
       labelNames: ['reason'],
       registers: [registry],
     }),
+    sessionCancels: new promClient.Counter({
+      name: 'orders_session_cancel_triggers_total',
+      help:
+        "Dead-man's switches fired and cancel-on-disconnect sessions ended (trigger: dead_man_switch, disconnect, " +
+        'disconnect_stale: ended by the sweep after its replica stopped)',
+      labelNames: ['trigger'],
+      registers: [registry],
+    }),
     sweeper: new promClient.Counter({
       name: 'orders_recovery_resolved_total',
       help: 'Pending orders resolved by the recovery sweeper, by outcome (finished, released, removed)',
@@ -30,10 +38,7 @@ export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
       async collect() {
         // A database outage must not break the whole /metrics scrape: keep the last value.
         try {
-          const { rows } = await pool.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM "${ORDERS_SCHEMA}".orders WHERE status = 'pending'`,
-          );
-          this.set(rows[0]?.n ?? 0);
+          this.set(await countPending(pool));
         } catch {
           // stale value until the database answers again
         }

@@ -699,7 +699,7 @@ describe('reading and cancelling', () => {
         market: 'BTC-USDT',
         halted: true,
         reason: 'incident 42',
-        changedBy: admin.id,
+        changedBy: `user:${admin.id}`,
       });
       expect(res.json().cancelsSent).toBeGreaterThanOrEqual(2);
       const cancels = (await outboxRows()).filter(

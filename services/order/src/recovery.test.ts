@@ -175,6 +175,9 @@ describe('kill -9 between hold and commit (real processes)', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(child);
+    // Listen for the exit now: a kill -9 can end the process before the caller's failed fetch returns, and a later
+    // `once(child, 'exit')` would then wait for an event that already happened.
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     let output = '';
     child.stdout!.on('data', (d) => (output += String(d)));
     child.stderr!.on('data', (d) => (output += String(d)));
@@ -184,7 +187,7 @@ describe('kill -9 between hold and commit (real processes)', () => {
         throw new Error(`service did not become ready: ${String(err)}\n${output}`);
       },
     );
-    return { child, base, output: () => output };
+    return { child, base, exited, output: () => output };
   }
 
   it('the next instance’s sweeper finishes the order: one hold, one PlaceOrderV1 on the engine queue', async () => {
@@ -202,8 +205,8 @@ describe('kill -9 between hold and commit (real processes)', () => {
         body: JSON.stringify(body({ clientOrderId: 'crash-1' })),
       }).catch((err: unknown) => err);
       expect((res as { status?: number }).status).toBeUndefined(); // the connection died with the process
-      await once(first.child, 'exit');
-      expect(first.child.signalCode).toBe('SIGKILL');
+      const [, signal] = await first.exited;
+      expect(signal).toBe('SIGKILL');
       const [row] = (await h.db.pool.query(`SELECT * FROM orders.orders WHERE client_order_id = 'crash-1'`)).rows;
       expect(row.status).toBe('pending');
       expect((await h.wallet.holds()).filter((x) => x.holdId === row.id)).toHaveLength(1);
@@ -250,11 +253,11 @@ describe('kill -9 between hold and commit (real processes)', () => {
       expect(((await retry.json()) as { id: string; status: string }).id).toBe(row.id);
 
       second.child.kill('SIGTERM');
-      const [code] = (await once(second.child, 'exit')) as [number | null];
+      const [code] = await second.exited;
       expect(code).toBe(0);
     } finally {
       await ch.close().catch(() => {});
       await conn.close().catch(() => {});
     }
-  });
+  }, 90_000); // two real service processes start here: slow on a loaded CI machine
 });

@@ -3,10 +3,7 @@
  * and the trigger reported back (engine.order-updated with stopTriggered). The engine's trigger is tested in the
  * matching engine and the payment-processor; the whole path (another user's trade triggers it) in tools/e2e.
  */
-import { loadCatalog } from '@exchange/contracts/markets';
 import { OrderUpdatedV1 } from '@exchange/contracts/trading';
-import { withTransaction } from '@exchange/db';
-import { createEventHandler } from './events.ts';
 import { createHarness, type Harness } from './testing/harness.ts';
 
 let h: Harness;
@@ -29,11 +26,7 @@ const place = (payload: Record<string, unknown>) =>
   });
 
 async function placeMessage(orderId: string) {
-  const { rows } = await h.db.pool.query<{ message: { payload: Record<string, unknown> } }>(
-    `SELECT message FROM orders.outbox WHERE type = 'engine.place-order' AND message->'payload'->>'orderId' = $1`,
-    [orderId],
-  );
-  return rows[0]?.message.payload;
+  return (await h.outboxPayloads('engine.place-order', orderId))[0];
 }
 
 it('stop-limit and stop-loss: held from placement, sent with the stop price; bad stops are 400', async () => {
@@ -78,10 +71,6 @@ it('stop-limit and stop-loss: held from placement, sent with the stop price; bad
   expect(amend.json().error.code).toBe('ORDER_NOT_AMENDABLE');
 
   // the engine triggers it: the order says so
-  const handle = createEventHandler({
-    catalog: loadCatalog(undefined),
-    log: { debug() {}, info() {}, warn() {}, error() {} },
-  });
   const upd = OrderUpdatedV1.create(
     {
       orderId: r.json().id,
@@ -97,7 +86,7 @@ it('stop-limit and stop-loss: held from placement, sent with the stop price; bad
     },
     { producer: 'payment-processor' },
   );
-  await withTransaction(h.db.pool, (c) => handle(upd, c));
+  await h.applyEvent(upd);
   const o = (await h.app.inject({ url: `/api/v1/orders/${r.json().id}`, headers: alice.auth })).json();
   expect(o).toMatchObject({ stopTriggered: true, status: 'new' });
 });

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
+import { OrderAmendedV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import { createHarness, type Harness } from './testing/harness.ts';
 import { startBroker, type Broker } from './testing/broker.ts';
 import { createMessaging, silentLogger } from '@exchange/messaging';
 import { loadCatalog } from '@exchange/contracts/markets';
 import { buildApp } from './app.ts';
-import { createWalletClient } from './wallet-client.ts';
+import { createWalletClient } from './clients/wallet-client.ts';
 import { StreamFeed } from './stream.ts';
 import { ORDERS_SCHEMA } from './db/schema.ts';
 
@@ -194,6 +194,66 @@ describe('WebSocket stream', () => {
     expect(c.frames.filter((f) => f.type === 'update')).toEqual([]);
     expect(bobs.frames.filter((f) => f.type === 'update')).toEqual([]);
     expect(anon.frames.filter((f) => f.channel === 'orders')).toEqual([]);
+  });
+
+  it("an amend's outcome (applied or rejected) is pushed on the owner's orders channel", async () => {
+    const c = await connect();
+    c.send({ op: 'auth', token: alice.token });
+    await c.next((f) => f.type === 'authenticated');
+    c.send({ op: 'subscribe', channels: ['orders'] });
+    await c.next((f) => f.type === 'subscribed');
+    const amended = (userId: string, ok: boolean) =>
+      OrderAmendedV1.create(
+        {
+          amendId: randomUUID(),
+          orderId: randomUUID(),
+          userId,
+          market: 'BTC-USD',
+          seq: '7',
+          ok,
+          ...(ok
+            ? { priceTicks: '59000', quantityLots: '30', remainingLots: '20', priorityKept: false }
+            : { reason: 'AMEND_WOULD_TAKE', priorityKept: false }),
+          holdAsset: 'USD',
+          holdDelta: ok ? '-100000' : '0',
+          at: new Date().toISOString(),
+        },
+        { producer: 'payment-processor' },
+      );
+    const forBob = amended(bob.id, true);
+    const applied = amended(alice.id, true);
+    const rejected = amended(alice.id, false);
+    await broker.publish(forBob);
+    await broker.publish(applied);
+    await broker.publish(rejected);
+    expect((await c.next((f) => f.type === 'update')).data).toEqual({
+      kind: 'amend',
+      id: applied.payload.orderId,
+      amendId: applied.payload.amendId,
+      market: 'BTC-USD',
+      ok: true,
+      reason: null,
+      price: '59000',
+      quantity: '0.30',
+      remainingQuantity: '0.20',
+      priorityKept: false,
+      seq: '7',
+      at: applied.payload.at,
+    });
+    expect((await c.next((f) => f.type === 'update')).data).toMatchObject({
+      kind: 'amend',
+      id: rejected.payload.orderId,
+      ok: false,
+      reason: 'AMEND_WOULD_TAKE',
+      price: null,
+    });
+    // order updates say what they are too
+    await broker.publish(orderUpdate(alice.id, 9));
+    expect((await c.next((f) => f.type === 'update')).data).toMatchObject({
+      kind: 'order',
+      status: 'partially_filled',
+    });
+    expect(c.frames.filter((f) => f.type === 'update')).toEqual([]); // Bob's amend never reached Alice
   });
 
   it('the orders channel is dropped when the token expires', async () => {

@@ -5,10 +5,13 @@
  *   { "op": "auth", "token": "<access token>" }             (or Sec-WebSocket-Protocol: bearer, <token>)
  *   { "op": "subscribe", "channels": ["book:BTC-USD", "trades:BTC-USD", "orders"] }
  *   { "op": "unsubscribe", "channels": [...] }      { "op": "ping" }
+ *   { "op": "cancel_on_disconnect", "enabled": true, "market"?: "BTC-USD" }  (after auth; see session/cancel-on-disconnect.ts)
  * Server → client:
  *   { "type": "authenticated", "userId" } | { "type": "subscribed", "channels" } | { "type": "unsubscribed", ... }
  *   { "type": "snapshot", "channel": "book:BTC-USD", "data": Book }           (right after subscribing to a book)
  *   { "type": "update", "channel": "...", "data": ... }                      (book snapshot, trade, own order update)
+ *     on `orders`, `data.kind` tells an order update ("order") from an amend's outcome ("amend")
+ *   { "type": "cancel_on_disconnect", "enabled", "market" }                  (the session's COD setting took effect)
  *   { "type": "error", "code", "message" } | { "type": "pong" }
  * Tokens are never accepted in the URL (a query token is refused and the socket closed: URLs end up in logs).
  *
@@ -24,11 +27,13 @@ import type { MarketCatalog } from '@exchange/contracts/markets';
 import { formatFixed } from '@exchange/contracts/markets';
 import type { ConnectionResource } from '@exchange/messaging';
 import { EVENTS_EXCHANGE, declareExchanges } from '@exchange/messaging';
-import { BookSnapshotV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
-import { EVENT_BINDINGS } from './events.ts';
-import { getBook } from './market-data.ts';
+import { randomUUID } from 'node:crypto';
+import { BookSnapshotV1, OrderAmendedV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
+import { EVENT_BINDINGS } from './messaging/queues.ts';
+import { getBook } from './market-data/service.ts';
 import { averagePrice } from './orders/model.ts';
 import type { Logger } from '@exchange/messaging';
+import type { CancelOnDisconnect, CodEnded } from './session/cancel-on-disconnect.ts';
 
 const MAX_SUBSCRIPTIONS = 50;
 type ChannelModel = Parameters<ConnectionResource['open']>[0];
@@ -109,7 +114,15 @@ export class StreamHub {
       });
     } else if (BookSnapshotV1.is(env)) {
       const p = env.payload;
-      this.publish(`book:${p.market}`, { market: p.market, seq: p.seq, bids: p.bids, asks: p.asks, at: p.at });
+      this.publish(`book:${p.market}`, {
+        market: p.market,
+        seq: p.seq,
+        phase: p.auction ? 'auction' : 'continuous',
+        auction: p.auction ?? null,
+        bids: p.bids,
+        asks: p.asks,
+        at: p.at,
+      });
     } else if (OrderUpdatedV1.is(env)) {
       const p = env.payload;
       const m = catalog.market(p.market);
@@ -118,6 +131,7 @@ export class StreamHub {
       this.publish(
         'orders',
         {
+          kind: 'order',
           id: p.orderId,
           market: p.market,
           status: p.status,
@@ -126,6 +140,31 @@ export class StreamHub {
           averagePrice: averagePrice(m, BigInt(p.filledNotional), filled),
           filledNotional: formatFixed(BigInt(p.filledNotional), m.quote.precision),
           reason: p.reason ?? null,
+          seq: p.seq,
+          at: p.at,
+        },
+        p.userId,
+      );
+    } else if (OrderAmendedV1.is(env)) {
+      // the engine's answer to a PATCH: applied (new price / quantity, priority kept or not) or rejected with a reason
+      const p = env.payload;
+      const m = catalog.market(p.market);
+      if (!m) return;
+      const total = p.quantityLots !== undefined ? BigInt(p.quantityLots) : undefined;
+      const remaining = p.remainingLots !== undefined ? BigInt(p.remainingLots) : undefined;
+      this.publish(
+        'orders',
+        {
+          kind: 'amend',
+          id: p.orderId,
+          amendId: p.amendId,
+          market: p.market,
+          ok: p.ok,
+          reason: p.reason ?? null,
+          price: p.priceTicks !== undefined ? m.ticksToPrice(BigInt(p.priceTicks)) : null,
+          quantity: total !== undefined ? m.lotsToQuantity(total) : null,
+          remainingQuantity: remaining !== undefined ? m.lotsToQuantity(remaining) : null,
+          priorityKept: p.priorityKept,
           seq: p.seq,
           at: p.at,
         },
@@ -180,6 +219,11 @@ export interface StreamOptions {
    * interval): a logout, an account lock or a revoked session closes its private channels within about twice this.
    */
   recheckMs?: number;
+  /** Cancel-on-disconnect sessions (absent: the op is refused with COD_UNAVAILABLE). */
+  cod?: CancelOnDisconnect;
+  /** Called after a COD session ended by its socket closing (metrics, logs). */
+  onCodEnded?: (e: CodEnded) => void;
+  log?: Pick<Logger, 'error' | 'info'>;
 }
 
 const TOKEN_PARAMS = ['token', 'access_token', 'accessToken', 'jwt', 'auth'];
@@ -230,7 +274,6 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
       hub.add(client);
       socket.on('close', () => hub.remove(client));
       socket.on('error', () => hub.remove(client));
-
       let authing: Promise<void> = Promise.resolve();
       let expiry: NodeJS.Timeout | undefined;
       socket.on('close', () => clearTimeout(expiry));
@@ -288,9 +331,26 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
         queue = queue.then(() => onMessage(raw, isBinary)).catch(() => {});
       });
 
+      // cancel-on-disconnect: one id per socket; the session row is keyed by it
+      const sessionId = randomUUID();
+      let codEnabled = false;
+      socket.on('close', () => {
+        // after the messages already received (an enable in flight must land before its close is handled)
+        void queue.then(async () => {
+          if (!codEnabled || !opts.cod) return;
+          try {
+            const ended = await opts.cod.closed(sessionId);
+            if (ended) opts.onCodEnded?.(ended);
+          } catch (err) {
+            // the row stays; the stale sweep (any replica) cancels it after the grace period
+            opts.log?.error({ err, sessionId }, 'cancel-on-disconnect: cancel on close failed; left to the sweep');
+          }
+        });
+      });
+
       async function onMessage(raw: Buffer, isBinary: boolean): Promise<void> {
         await authing;
-        let msg: { op?: unknown; token?: unknown; channels?: unknown };
+        let msg: { op?: unknown; token?: unknown; channels?: unknown; enabled?: unknown; market?: unknown };
         try {
           if (isBinary) throw new Error('binary');
           msg = JSON.parse(raw.toString('utf8')) as typeof msg;
@@ -350,8 +410,27 @@ export function registerStream(app: FastifyInstance<any, any, any, any, any>, op
             }
             return;
           }
+          case 'cancel_on_disconnect': {
+            if (!client.userId)
+              return error('UNAUTHENTICATED', 'cancel_on_disconnect needs an access token (op "auth")');
+            if (!opts.cod) return error('COD_UNAVAILABLE', 'cancel-on-disconnect is not available');
+            if (typeof msg.enabled !== 'boolean') return error('BAD_MESSAGE', 'cancel_on_disconnect needs "enabled"');
+            if (msg.market !== undefined && (typeof msg.market !== 'string' || !catalog.market(msg.market))) {
+              return error('INVALID_MARKET', 'unknown "market"');
+            }
+            const market = typeof msg.market === 'string' ? msg.market : null;
+            try {
+              if (msg.enabled) await opts.cod.enable(sessionId, client.userId, market);
+              else await opts.cod.disable(sessionId);
+            } catch (err) {
+              opts.log?.error({ err, sessionId }, 'cancel-on-disconnect: could not record the session');
+              return error('COD_UNAVAILABLE', 'cancel-on-disconnect could not be set; retry');
+            }
+            codEnabled = msg.enabled;
+            return send({ type: 'cancel_on_disconnect', enabled: msg.enabled, market: msg.enabled ? market : null });
+          }
           default:
-            return error('BAD_MESSAGE', 'unknown op (auth, subscribe, unsubscribe, ping)');
+            return error('BAD_MESSAGE', 'unknown op (auth, subscribe, unsubscribe, ping, cancel_on_disconnect)');
         }
       }
     },

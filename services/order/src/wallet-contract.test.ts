@@ -15,7 +15,7 @@ import { buildApp as buildWalletApp } from '@exchange/wallet';
 import { assertLedgerInvariants, fundUser } from '@exchange/wallet/testing';
 import { buildApp } from './app.ts';
 import { runMigrations } from './migrate.ts';
-import { createWalletClient } from './wallet-client.ts';
+import { createWalletClient } from './clients/wallet-client.ts';
 
 let db: TestDatabase;
 let issuer: TestIssuer;

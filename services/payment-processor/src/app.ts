@@ -2,8 +2,10 @@ import { registerAuth, type AuthOptions } from '@exchange/auth-client';
 import { pingDatabase, type Pool } from '@exchange/db';
 import type { Messaging } from '@exchange/messaging';
 import { createApp, type App, type CreateAppOptions, promClient } from '@exchange/platform';
+import type { PaymentContext } from './context.ts';
 import type { EngineHost } from './engine/engine-host.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerInternalRoutes } from './routes/internal.ts';
 
 export interface AppDeps {
   pool: Pool;
@@ -18,7 +20,10 @@ export interface AppDeps {
   fastify?: CreateAppOptions['fastify'];
 }
 
-/** The HTTP app (no listening): health/ready/metrics from createApp, then the admin routes (routes/admin.ts). */
+/**
+ * The HTTP app (no listening): health/ready/metrics from createApp, then the admin routes (routes/admin.ts) and the
+ * internal routes for the wallet's reconciliation (routes/internal.ts).
+ */
 export async function buildApp(deps: AppDeps): Promise<App> {
   const app = await createApp({
     service: 'payment-processor',
@@ -42,8 +47,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       app.metrics.registry.registerMetric(metric as unknown as promClient.Metric);
     }
   }
+  const ctx: PaymentContext = { pool: deps.pool, engines: deps.engines, replicaId: deps.replicaId };
+  app.decorate('payment', ctx);
+
   registerAuth(app, deps.auth);
 
-  await registerAdminRoutes(app, deps);
+  await registerAdminRoutes(app, ctx);
+  registerInternalRoutes(app, ctx);
   return app;
 }

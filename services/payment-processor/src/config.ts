@@ -1,22 +1,7 @@
-import {
-  amqpEnv,
-  baseEnv,
-  databaseEnv,
-  internalEnv,
-  jwtVerifyEnv,
-  loadConfigOrExit,
-  proxyEnv,
-  Type,
-  type Static,
-} from '@exchange/config';
+import { loadConfigOrExit, tradingServiceEnv, Type, type Static } from '@exchange/config';
 
 export const ConfigSchema = Type.Object({
-  ...baseEnv(3004),
-  ...databaseEnv,
-  ...amqpEnv,
-  ...jwtVerifyEnv,
-  ...internalEnv,
-  ...proxyEnv,
+  ...tradingServiceEnv(3004),
   MARKETS: Type.String({
     default: '',
     pattern: '^([A-Z0-9]{2,10}-[A-Z0-9]{2,10}(,[A-Z0-9]{2,10}-[A-Z0-9]{2,10})*)?$',

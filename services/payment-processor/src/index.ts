@@ -1,8 +1,10 @@
 export { buildApp, type AppDeps } from './app.ts';
+export type { PaymentContext } from './context.ts';
 export { ConfigSchema, loadConfig, type Config } from './config.ts';
 export { MarketCore, type ApplyResult, type CoreSnapshot, type JournalCommand } from './engine/core.ts';
 export { EngineHost, type MarketStatus } from './engine/engine-host.ts';
 export { MarketEngine } from './engine/market-engine.ts';
+export { PostgresEngineStore, type EngineStore } from './engine/store.ts';
 export { runMigrations, MIGRATIONS_FOLDER } from './migrate.ts';
 export { openapiDocument } from './openapi.ts';
 export { railDecision } from './payouts/rail.ts';

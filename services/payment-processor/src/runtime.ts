@@ -2,6 +2,7 @@
  * Wiring shared by main.ts and the OpenAPI generator: build every component from the config without connecting.
  */
 import { hostname } from 'node:os';
+import { parseInternalCallers } from '@exchange/auth-client';
 import { loadCatalog, type Market } from '@exchange/contracts/markets';
 import '@exchange/contracts/trading';
 import { createPool, type Pool } from '@exchange/db';
@@ -114,6 +115,8 @@ export function authOptions(config: Config) {
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     internalToken: config.INTERNAL_API_TOKEN,
+    // who may call /internal/* (the wallet's reconciliation reads the rail's payout records)
+    internalCallers: parseInternalCallers(config.INTERNAL_CALLERS),
     mfaFreshSeconds: config.MFA_FRESH_SECONDS,
   };
 }

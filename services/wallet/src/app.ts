@@ -19,9 +19,6 @@ import { registerPayoutRoutes } from './routes/payouts.ts';
 import { registerUserRoutes } from './routes/user.ts';
 import { DEFAULT_SETTINGS, FLAG_DEFAULTS, type WalletContext, type WalletSettings } from './context.ts';
 
-// Routes import these from ./context.ts; re-exported for code written against app.ts before it existed.
-export { actorOf, DEFAULT_SETTINGS, FLAG_DEFAULTS, type WalletContext, type WalletSettings } from './context.ts';
-
 export interface WalletAppDeps {
   pool: Pool;
   auth: AuthOptions;
@@ -31,7 +28,10 @@ export interface WalletAppDeps {
   logLevel?: string;
   version?: string;
   fastify?: CreateAppOptions['fastify'];
-  /** The order service's internal API for reconciliation's order_holds check (left out without it). */
+  /**
+   * The order service's and payment-processor's internal APIs for reconciliation's order_holds, trades_unsettled and
+   * rail_payouts checks (each left out without its source).
+   */
   reconciliation?: ReconciliationSources;
 }
 

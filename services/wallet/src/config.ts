@@ -1,24 +1,7 @@
-import {
-  Type,
-  amqpEnv,
-  baseEnv,
-  databaseEnv,
-  internalCallersEnv,
-  internalEnv,
-  jwtVerifyEnv,
-  loadConfigOrExit,
-  proxyEnv,
-  type Static,
-} from '@exchange/config';
+import { loadConfigOrExit, tradingServiceEnv, Type, type Static } from '@exchange/config';
 
 export const ConfigSchema = Type.Object({
-  ...baseEnv(3002),
-  ...databaseEnv,
-  ...amqpEnv,
-  ...jwtVerifyEnv,
-  ...internalEnv,
-  ...internalCallersEnv,
-  ...proxyEnv,
+  ...tradingServiceEnv(3002),
   SANDBOX_DEPOSITS: Type.Boolean({
     default: false,
     description:
@@ -73,10 +56,16 @@ export const ConfigSchema = Type.Object({
     default: 'http://127.0.0.1:3003',
     description: 'Order service base URL: reconciliation compares order holds with its open orders (internal API)',
   }),
+  PAYMENT_PROCESSOR_URL: Type.String({
+    default: 'http://127.0.0.1:3004',
+    description:
+      "Payment-processor base URL: reconciliation compares booked withdrawals with the rail's payout records (internal API)",
+  }),
   RECONCILIATION_GRACE_S: Type.Integer({
     minimum: 0,
     default: 60,
-    description: 'Reconciliation skips order holds and orders that changed within this many seconds (in flight)',
+    description:
+      'Reconciliation skips order holds, orders, trades and rail payouts that changed within this many seconds (in flight)',
   }),
   MARKETS_FILE: Type.Optional(Type.String({ description: 'Asset/market catalog JSON (default: built-in catalog)' })),
 });

@@ -1,8 +1,7 @@
 /**
  * The wallet's service context: what the routes and jobs share (pool, assets, settings, limits, flags, metrics,
- * reconciliation sources), its Fastify decoration (`app.wallet`), and who is acting on a request.
+ * reconciliation sources) and its Fastify decoration (`app.wallet`). Who is acting: `actorOf` of @exchange/auth-client.
  */
-import type { FastifyRequest } from 'fastify';
 import type { Pool } from '@exchange/db';
 import type { FeatureFlags } from '@exchange/platform';
 import type { Assets } from './assets.ts';
@@ -54,7 +53,3 @@ declare module 'fastify' {
 }
 
 export const FLAG_DEFAULTS = { withdrawals: true, deposits: true };
-
-/** Who is acting, for audit rows and flag changes. */
-export const actorOf = (req: FastifyRequest): string =>
-  req.principal ? `user:${req.principal.id}` : req.url.startsWith('/internal/') ? 'service' : 'anonymous';

@@ -153,3 +153,27 @@ test('a batch skips an account another transaction holds locked, and that hold s
   expect(await held(busy, 'USD')).toBe(200n);
   await assertLedgerInvariants(db.pool);
 });
+
+test('a hold waiting for its locked account holds up no later batch, and gets its answer when the lock goes', async () => {
+  const busy = randomUUID();
+  const other = randomUUID();
+  await fundUser(db.pool, busy, 'USD', 1_000n);
+  await fundUser(db.pool, other, 'USD', 1_000n);
+  const locker = await pool.connect();
+  await locker.query('BEGIN');
+  await locker.query(`SELECT 1 FROM wallet.accounts WHERE user_id = $1 FOR UPDATE`, [busy]);
+  const batcher = createHoldBatcher(pool);
+  let waiting = true;
+  // alone in its batch: it finds the account busy and goes on waiting outside the batcher
+  const first = batcher.submit(hold(busy, 'USD', 300n)).finally(() => (waiting = false));
+  // the batches after it are applied while the lock is still held
+  for (let i = 0; i < 3; i++) expect((await batcher.submit(hold(other, 'USD', 10n))).created).toBe(true);
+  expect(waiting).toBe(true);
+  expect(await held(busy, 'USD')).toBe(0n);
+  await locker.query('COMMIT');
+  locker.release();
+  expect((await first).created).toBe(true);
+  expect(await held(busy, 'USD')).toBe(300n);
+  expect(await held(other, 'USD')).toBe(30n);
+  await assertLedgerInvariants(db.pool);
+});

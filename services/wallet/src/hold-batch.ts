@@ -29,15 +29,25 @@ export function createHoldBatcher(
     ...(opts.onBatchFailure ? { onBatchFailure: opts.onBatchFailure } : {}),
     ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
     run: async (items) => {
-      if (items.length === 1) return [await one(items[0]!)];
       const outcomes = await withTransaction(pool, async (c) => {
         const out = await createHolds(c, items, { skipLocked: true });
         await opts.beforeCommit?.(c, items);
         return out;
       });
-      // Holds whose account another transaction had locked: each on its own now (it waits for that one account
-      // only, so it cannot deadlock).
-      return Promise.all(outcomes.map((o, i) => ('busy' in o ? one(items[i]!) : o)));
+      // Holds whose account another transaction had locked (a settlement of that user's trade, typically): each on
+      // its own, waiting for that one account only (so it cannot deadlock), while the next batch goes ahead. Waiting
+      // here instead stalled every user's order entry behind one settlement's commit.
+      return outcomes.map((o, i) =>
+        'busy' in o
+          ? {
+              ok: 'later' as const,
+              value: one(items[i]!).then((r) => {
+                if (r.ok) return r.value;
+                throw r.error;
+              }),
+            }
+          : o,
+      );
     },
   });
 }

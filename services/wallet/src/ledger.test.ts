@@ -8,8 +8,15 @@ import { createHold, postEntry, releaseHold, userBalances } from './ledger.ts';
 import { runMigrations } from './migrate.ts';
 import { requestWithdrawal, DEFAULT_WITHDRAWAL_LIMITS, parseWithdrawalLimits, cancelWithdrawal } from './funding.ts';
 import { settleTrade, releaseOrderHold } from './settlement.ts';
-import { SettleTradeV1, ReleaseHoldV1 } from '@exchange/contracts/trading';
-import { assertLedgerInvariants, fundUser } from './testing.ts';
+import { ReleaseHoldV1 } from '@exchange/contracts/trading';
+import {
+  assertLedgerInvariants,
+  fundUser,
+  placeOrderHold,
+  settleTradeMessage,
+  tradeParties,
+  type TradeParties,
+} from './testing.ts';
 
 let db: TestDatabase;
 /** For the 100-way races: requests queue for a connection (as they would behind a busy service), never time out. */
@@ -174,59 +181,21 @@ test('velocity: concurrent withdrawals never exceed the daily limit together; ca
   await assertLedgerInvariants(db.pool);
 });
 
-function trade(o: {
-  buyer: string;
-  seller: string;
-  buyOrder: string;
-  sellOrder: string;
-  base: bigint;
-  quote: bigint;
-  tradeId?: string;
-}) {
-  return SettleTradeV1.create(
-    {
-      tradeId: o.tradeId ?? randomUUID(),
-      market: 'BTC-USD',
-      baseAsset: 'BTC',
-      quoteAsset: 'USD',
-      buyer: { userId: o.buyer, orderId: o.buyOrder },
-      seller: { userId: o.seller, orderId: o.sellOrder },
-      baseAmount: o.base.toString(),
-      quoteAmount: o.quote.toString(),
-      buyerFee: ((o.base * 20n + 9_999n) / 10_000n).toString(),
-      sellerFee: ((o.quote * 10n + 9_999n) / 10_000n).toString(),
-      executedAt: new Date().toISOString(),
-    },
-    { producer: 'payment-processor' },
-  );
+function trade(o: TradeParties & { base: bigint; quote: bigint }) {
+  return settleTradeMessage(o, {
+    base: o.base,
+    quote: o.quote,
+    buyerFee: (o.base * 20n + 9_999n) / 10_000n,
+    sellerFee: (o.quote * 10n + 9_999n) / 10_000n,
+  });
 }
 
 test('settlement: applied once however often it comes; a release overtaking it does not lose the capture', async () => {
-  const buyer = randomUUID();
-  const seller = randomUUID();
-  await fundUser(db.pool, buyer, 'USD', 1_000_000n); // $10,000
-  await fundUser(db.pool, seller, 'BTC', 100_000_000n); // 1 BTC
-  const buyOrder = randomUUID();
-  const sellOrder = randomUUID();
-  await withTransaction(db.pool, async (c) => {
-    await createHold(c, {
-      holdId: buyOrder,
-      userId: buyer,
-      asset: 'USD',
-      amount: 600_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: buyOrder,
-    });
-    await createHold(c, {
-      holdId: sellOrder,
-      userId: seller,
-      asset: 'BTC',
-      amount: 10_000_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: sellOrder,
-    });
+  const { buyer, seller, buyOrder, sellOrder } = await tradeParties(db.pool, {
+    buyerUsd: 1_000_000n, // $10,000
+    sellerBtc: 100_000_000n, // 1 BTC
+    buyHold: 600_000n,
+    sellHold: 10_000_000n,
   });
   // 0.1 BTC at $5,000 = $500.00
   const msg = trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 50_000n });
@@ -249,15 +218,7 @@ test('settlement: applied once however often it comes; a release overtaking it d
   );
   const sellOrder2 = randomUUID();
   await withTransaction(db.pool, (c) =>
-    createHold(c, {
-      holdId: sellOrder2,
-      userId: seller,
-      asset: 'BTC',
-      amount: 10_000_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: sellOrder2,
-    }),
+    placeOrderHold(c, { holdId: sellOrder2, userId: seller, asset: 'BTC', amount: 10_000_000n }),
   );
   const late = trade({ buyer, seller, buyOrder, sellOrder: sellOrder2, base: 10_000_000n, quote: 50_000n });
   expect(await withTransaction(db.pool, (c) => releaseOrderHold(c, release))).toBe(550_000n);
@@ -273,43 +234,17 @@ test('settlement: applied once however often it comes; a release overtaking it d
 });
 
 test('a settlement whose hold ended and whose funds are gone fails loudly and changes nothing', async () => {
-  const buyer = randomUUID();
-  const seller = randomUUID();
-  await fundUser(db.pool, buyer, 'USD', 50_000n);
-  await fundUser(db.pool, seller, 'BTC', 10_000_000n);
-  const buyOrder = randomUUID();
-  const sellOrder = randomUUID();
+  const { buyer, seller, buyOrder, sellOrder } = await tradeParties(db.pool, {
+    buyerUsd: 50_000n,
+    sellerBtc: 10_000_000n,
+    buyHold: 50_000n,
+    sellHold: 10_000_000n,
+  });
   await withTransaction(db.pool, async (c) => {
-    await createHold(c, {
-      holdId: buyOrder,
-      userId: buyer,
-      asset: 'USD',
-      amount: 50_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: buyOrder,
-    });
-    await createHold(c, {
-      holdId: sellOrder,
-      userId: seller,
-      asset: 'BTC',
-      amount: 10_000_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: sellOrder,
-    });
     await releaseHold(c, buyOrder, 'cancelled', 'order');
     // The buyer spends the released funds on another order.
     const other = randomUUID();
-    await createHold(c, {
-      holdId: other,
-      userId: buyer,
-      asset: 'USD',
-      amount: 50_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: other,
-    });
+    await placeOrderHold(c, { holdId: other, userId: buyer, asset: 'USD', amount: 50_000n });
   });
   const msg = trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 50_000n });
   expect(await errCode(withTransaction(db.pool, (c) => settleTrade(c, msg, assets)))).toBe('INSUFFICIENT_FUNDS');
@@ -332,31 +267,11 @@ test('postEntry refuses an unbalanced entry before touching anything', async () 
 });
 
 test('a capture beyond what a hold reserved is refused (HOLD_EXCEEDED); a trade cannot capture a withdrawal hold', async () => {
-  const buyer = randomUUID();
-  const seller = randomUUID();
-  await fundUser(db.pool, buyer, 'USD', 1_000_000n);
-  await fundUser(db.pool, seller, 'BTC', 100_000_000n);
-  const buyOrder = randomUUID();
-  const sellOrder = randomUUID();
-  await withTransaction(db.pool, async (c) => {
-    await createHold(c, {
-      holdId: buyOrder,
-      userId: buyer,
-      asset: 'USD',
-      amount: 50_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: buyOrder,
-    });
-    await createHold(c, {
-      holdId: sellOrder,
-      userId: seller,
-      asset: 'BTC',
-      amount: 50_000_000n,
-      reason: 'order',
-      refType: 'order',
-      refId: sellOrder,
-    });
+  const { buyer, seller, buyOrder, sellOrder } = await tradeParties(db.pool, {
+    buyerUsd: 1_000_000n,
+    sellerBtc: 100_000_000n,
+    buyHold: 50_000n,
+    sellHold: 50_000_000n,
   });
   // An active hold of $500 cannot pay $600, even though the buyer has the money elsewhere.
   const over = trade({ buyer, seller, buyOrder, sellOrder, base: 10_000_000n, quote: 60_000n });

@@ -233,7 +233,211 @@ export type PostEntryResult = { status: 'posted'; entryId: string } | { status: 
  * `held` never exceeds it.
  */
 export async function postEntry(client: PoolClient, input: PostEntryInput): Promise<PostEntryResult> {
-  // Programming errors, not user errors: an entry must balance per asset and have no zero legs.
+  return (await postEntries(client, [input]))[0]!;
+}
+
+/** A hold's state while the entries of one call are applied to it in memory. */
+interface HoldState {
+  row: HoldRow;
+  captured: bigint;
+  lateCaptured: bigint;
+  status: HoldRow['status'];
+  closes: boolean;
+}
+
+/**
+ * `postEntry` for several entries in one transaction, with the outcome of posting them one after the other: an entry
+ * sees the balances and holds the earlier ones left, an idempotency key already posted (before, or earlier in the
+ * list) is a `duplicate` that changes nothing, and the first entry that cannot be posted throws its error (the
+ * caller's transaction then rolls back whole, as it would after posting the earlier ones singly).
+ *
+ * Statements per call, not per entry: the entries, the accounts (found, then locked in id order), the holds (locked
+ * in id order), one update of the holds, one of the accounts, one insert of the postings. The settlement consumer
+ * posts a batch of trades this way; a trade posted singly took about fifteen statements.
+ */
+export async function postEntries(client: PoolClient, inputs: PostEntryInput[]): Promise<PostEntryResult[]> {
+  for (const input of inputs) checkBalanced(input);
+  if (inputs.length === 0) return [];
+
+  const { rows: inserted } = await client.query<{ id: string; idempotency_key: string }>(
+    `INSERT INTO ${TABLES.entries} (idempotency_key, reason, ref_type, ref_id, causation_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id::text, idempotency_key`,
+    [
+      inputs.map((i) => i.idempotencyKey),
+      inputs.map((i) => i.reason),
+      inputs.map((i) => i.refType),
+      inputs.map((i) => i.refId),
+      inputs.map((i) => i.causationId ?? null),
+    ],
+  );
+  // A key repeated in the list is inserted once, for its first occurrence (unnest order); the others are duplicates.
+  const fresh = new Map(inserted.map((r) => [r.idempotency_key, r.id]));
+  const posted = new Set<number>();
+  const seen = new Set<string>();
+  inputs.forEach((i, n) => {
+    if (fresh.has(i.idempotencyKey) && !seen.has(i.idempotencyKey)) posted.add(n);
+    seen.add(i.idempotencyKey);
+  });
+  const known = new Map(fresh);
+  const before = [...new Set(inputs.filter((i) => !fresh.has(i.idempotencyKey)).map((i) => i.idempotencyKey))];
+  if (before.length) {
+    const { rows } = await client.query<{ id: string; idempotency_key: string }>(
+      `SELECT id::text, idempotency_key FROM ${TABLES.entries} WHERE idempotency_key = ANY($1::text[])`,
+      [before],
+    );
+    for (const r of rows) known.set(r.idempotency_key, r.id);
+  }
+  const results: PostEntryResult[] = inputs.map((i, n) => ({
+    status: posted.has(n) ? 'posted' : 'duplicate',
+    entryId: known.get(i.idempotencyKey)!,
+  }));
+  const todo = inputs.filter((_, n) => posted.has(n));
+  if (todo.length === 0) return results;
+
+  const refs = todo.flatMap((i) => i.legs.map((l) => l.account));
+  let ids = await ensureAccounts(client, refs);
+  // Accounts first, then holds, each in id order (the order every ledger function locks in). A capture's hold must be
+  // of an account the entry debits, so the legs' accounts cover the holds' accounts too.
+  let accounts = await lockAccounts(client, [...ids.values()]);
+  if (!refs.every((r) => isAccountOf(accounts.get(ids.get(refKey(r))!), r))) {
+    // A cached system account id that is not that account in this database (it was restored, or the process talks
+    // to several): forget the cache and look the accounts up again.
+    systemAccountIds.clear();
+    ids = await ensureAccounts(client, refs);
+    accounts = await lockAccounts(client, [...ids.values()]);
+  }
+  const locked = await lockHolds(
+    client,
+    todo.flatMap((i) => (i.captures ?? []).map((c) => c.holdId)),
+  );
+
+  const balance = new Map<string, bigint>();
+  const held = new Map<string, bigint>();
+  for (const a of accounts.values()) {
+    balance.set(a.id, BigInt(a.balance));
+    held.set(a.id, BigInt(a.held));
+  }
+  const holds = new Map<string, HoldState>();
+  const postings: Array<{ entryId: string; accountId: string; leg: Leg; after: bigint }> = [];
+
+  for (const input of todo) {
+    const entryId = fresh.get(input.idempotencyKey)!;
+    const mine = new Set(input.legs.map((l) => ids.get(refKey(l.account))!));
+    const start = new Map([...mine].map((id) => [id, { balance: balance.get(id)!, held: held.get(id)! }]));
+    for (const c of input.captures ?? []) {
+      const row = locked.get(c.holdId);
+      if (!row) throw notFound('HOLD_NOT_FOUND', `hold ${c.holdId} does not exist`);
+      let h = holds.get(c.holdId);
+      if (!h) {
+        h = {
+          row,
+          captured: BigInt(row.captured),
+          lateCaptured: BigInt(row.late_captured),
+          status: row.status,
+          closes: false,
+        };
+        holds.set(c.holdId, h);
+      }
+      if (row.user_id !== c.userId || row.asset !== c.asset || row.ref_type !== c.refType) {
+        throw conflict(
+          'HOLD_MISMATCH',
+          `hold ${c.holdId} is a ${row.ref_type} hold of ${row.user_id}/${row.asset}, not a ${c.refType} hold of ${c.userId}/${c.asset}`,
+        );
+      }
+      if (!input.legs.some((l) => ids.get(refKey(l.account)) === row.account_id && l.amount < 0n)) {
+        throw new Error(`capture of hold ${c.holdId} without a debit of its account`);
+      }
+      const amount = BigInt(row.amount);
+      const released = BigInt(row.released);
+      const remaining = h.status === 'active' ? amount - h.captured - released : 0n;
+      const fromHold = c.amount < remaining ? c.amount : remaining;
+      const late = c.amount - fromHold;
+      if (late > 0n && late > released - h.lateCaptured) {
+        throw conflict(
+          'HOLD_EXCEEDED',
+          `capture of ${c.amount} exceeds what hold ${row.id} reserved (amount ${row.amount}, captured ${h.captured}, ` +
+            `released ${row.released}, captured late ${h.lateCaptured})`,
+        );
+      }
+      held.set(row.account_id, held.get(row.account_id)! - fromHold);
+      h.captured += fromHold;
+      h.lateCaptured += late;
+      if (h.status === 'active' && h.captured + released === amount) {
+        h.status = released === 0n ? 'captured' : 'released';
+        h.closes = true;
+      }
+    }
+    for (const l of input.legs) {
+      const id = ids.get(refKey(l.account))!;
+      const after = balance.get(id)! + l.amount;
+      balance.set(id, after);
+      postings.push({ entryId, accountId: id, leg: l, after });
+    }
+    for (const id of mine) {
+      const a = accounts.get(id)!;
+      const b = balance.get(id)!;
+      if (a.kind === 'user' && (b < 0n || held.get(id)! > b)) {
+        const was = start.get(id)!;
+        throw insufficientFunds(a.asset, was.balance - was.held, was.balance - b);
+      }
+    }
+  }
+
+  const changedHolds = [...holds.values()].filter(
+    (h) => h.captured !== BigInt(h.row.captured) || h.lateCaptured !== BigInt(h.row.late_captured) || h.closes,
+  );
+  if (changedHolds.length) {
+    await client.query(
+      `UPDATE ${TABLES.holds} h SET captured = d.captured, late_captured = d.late_captured, status = d.status,
+              closed_at = CASE WHEN d.closes THEN now() ELSE h.closed_at END
+         FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::text[], $5::boolean[])
+              AS d(id, captured, late_captured, status, closes)
+        WHERE h.id = d.id`,
+      [
+        changedHolds.map((h) => h.row.id),
+        changedHolds.map((h) => h.captured.toString()),
+        changedHolds.map((h) => h.lateCaptured.toString()),
+        changedHolds.map((h) => h.status),
+        changedHolds.map((h) => h.closes),
+      ],
+    );
+  }
+  const changedAccounts = [...accounts.values()].filter(
+    (a) => balance.get(a.id) !== BigInt(a.balance) || held.get(a.id) !== BigInt(a.held),
+  );
+  if (changedAccounts.length) {
+    await client.query(
+      `UPDATE ${TABLES.accounts} a SET balance = d.balance, held = d.held, updated_at = now()
+         FROM unnest($1::bigint[], $2::numeric[], $3::numeric[]) AS d(id, balance, held) WHERE a.id = d.id`,
+      [
+        changedAccounts.map((a) => a.id),
+        changedAccounts.map((a) => balance.get(a.id)!.toString()),
+        changedAccounts.map((a) => held.get(a.id)!.toString()),
+      ],
+    );
+  }
+  await client.query(
+    `INSERT INTO ${TABLES.postings} (entry_id, account_id, asset, amount, balance_after, memo)
+     SELECT e, a, s, m::numeric, b::numeric, t
+       FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(e, a, s, m, b, t)`,
+    [
+      postings.map((p) => p.entryId),
+      postings.map((p) => p.accountId),
+      postings.map((p) => p.leg.account.asset),
+      postings.map((p) => p.leg.amount.toString()),
+      postings.map((p) => p.after.toString()),
+      postings.map((p) => p.leg.memo),
+    ],
+  );
+  return results;
+}
+
+const isAccountOf = (a: AccountRow | undefined, r: AccountRef) =>
+  a !== undefined && a.kind === r.kind && a.asset === r.asset && (r.kind !== 'user' || a.user_id === r.userId);
+
+/** Programming errors, not user errors: an entry must balance per asset and have no zero legs. */
+function checkBalanced(input: PostEntryInput): void {
   const sums = new Map<string, bigint>();
   for (const l of input.legs) {
     if (l.amount === 0n) throw new Error(`journal entry ${input.idempotencyKey}: zero leg (${l.memo})`);
@@ -243,130 +447,6 @@ export async function postEntry(client: PoolClient, input: PostEntryInput): Prom
     if (s !== 0n) throw new Error(`journal entry ${input.idempotencyKey} does not balance in ${asset} (${s})`);
   }
   if (input.legs.length === 0) throw new Error(`journal entry ${input.idempotencyKey} has no legs`);
-
-  const inserted = await client.query<{ id: string }>(
-    `INSERT INTO ${TABLES.entries} (idempotency_key, reason, ref_type, ref_id, causation_id) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id::text`,
-    [input.idempotencyKey, input.reason, input.refType, input.refId, input.causationId ?? null],
-  );
-  if (inserted.rowCount === 0) {
-    const { rows } = await client.query<{ id: string }>(
-      `SELECT id::text FROM ${TABLES.entries} WHERE idempotency_key = $1`,
-      [input.idempotencyKey],
-    );
-    return { status: 'duplicate', entryId: rows[0]!.id };
-  }
-  const entryId = inserted.rows[0]!.id;
-
-  const captures = input.captures ?? [];
-  const ids = await ensureAccounts(
-    client,
-    input.legs.map((l) => l.account),
-  );
-  // Holds name their account; lock those together with the legs' accounts, in one ordered statement.
-  const holdAccounts = captures.length
-    ? (
-        await client.query<{ id: string; account_id: string }>(
-          `SELECT id::text, account_id::text FROM ${TABLES.holds} WHERE id = ANY($1::uuid[])`,
-          [captures.map((c) => c.holdId)],
-        )
-      ).rows
-    : [];
-  const holdAccount = new Map(holdAccounts.map((h) => [h.id, h.account_id]));
-  for (const c of captures) {
-    if (!holdAccount.has(c.holdId)) throw notFound('HOLD_NOT_FOUND', `hold ${c.holdId} does not exist`);
-  }
-  const accounts = await lockAccounts(client, [...ids.values(), ...holdAccount.values()]);
-  const holds = await lockHolds(
-    client,
-    captures.map((c) => c.holdId),
-  );
-
-  const held = new Map<string, bigint>();
-  const balance = new Map<string, bigint>();
-  for (const a of accounts.values()) {
-    held.set(a.id, BigInt(a.held));
-    balance.set(a.id, BigInt(a.balance));
-  }
-
-  for (const c of captures) {
-    const h = holds.get(c.holdId)!;
-    if (h.user_id !== c.userId || h.asset !== c.asset || h.ref_type !== c.refType) {
-      throw conflict(
-        'HOLD_MISMATCH',
-        `hold ${c.holdId} is a ${h.ref_type} hold of ${h.user_id}/${h.asset}, not a ${c.refType} hold of ${c.userId}/${c.asset}`,
-      );
-    }
-    if (!input.legs.some((l) => ids.get(refKey(l.account)) === h.account_id && l.amount < 0n)) {
-      throw new Error(`capture of hold ${c.holdId} without a debit of its account`);
-    }
-    const amount = BigInt(h.amount);
-    const captured = BigInt(h.captured);
-    const released = BigInt(h.released);
-    const remaining = h.status === 'active' ? amount - captured - released : 0n;
-    const fromHold = c.amount < remaining ? c.amount : remaining;
-    const late = c.amount - fromHold;
-    if (late > 0n && late > released - BigInt(h.late_captured)) {
-      throw conflict(
-        'HOLD_EXCEEDED',
-        `capture of ${c.amount} exceeds what hold ${h.id} reserved (amount ${h.amount}, captured ${h.captured}, ` +
-          `released ${h.released}, captured late ${h.late_captured})`,
-      );
-    }
-    held.set(h.account_id, held.get(h.account_id)! - fromHold);
-    const newCaptured = captured + fromHold;
-    const closes = h.status === 'active' && newCaptured + released === amount;
-    await client.query(
-      `UPDATE ${TABLES.holds} SET captured = $2, late_captured = late_captured + $3,
-              status = $4, closed_at = CASE WHEN $5::boolean THEN now() ELSE closed_at END
-        WHERE id = $1`,
-      [
-        h.id,
-        newCaptured.toString(),
-        late.toString(),
-        closes ? (released === 0n ? 'captured' : 'released') : h.status,
-        closes,
-      ],
-    );
-  }
-
-  const postings: Array<{ accountId: string; leg: Leg; after: bigint }> = [];
-  for (const l of input.legs) {
-    const id = ids.get(refKey(l.account))!;
-    const after = balance.get(id)! + l.amount;
-    balance.set(id, after);
-    postings.push({ accountId: id, leg: l, after });
-  }
-
-  for (const a of accounts.values()) {
-    const b = balance.get(a.id)!;
-    const h = held.get(a.id)!;
-    if (a.kind === 'user' && (b < 0n || h > b)) {
-      throw insufficientFunds(a.asset, BigInt(a.balance) - BigInt(a.held), BigInt(a.balance) - b);
-    }
-    if (b !== BigInt(a.balance) || h !== BigInt(a.held)) {
-      await client.query(`UPDATE ${TABLES.accounts} SET balance = $2, held = $3, updated_at = now() WHERE id = $1`, [
-        a.id,
-        b.toString(),
-        h.toString(),
-      ]);
-    }
-  }
-
-  await client.query(
-    `INSERT INTO ${TABLES.postings} (entry_id, account_id, asset, amount, balance_after, memo)
-     SELECT $1::bigint, a, s, m::numeric, b::numeric, t
-       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(a, s, m, b, t)`,
-    [
-      entryId,
-      postings.map((p) => p.accountId),
-      postings.map((p) => p.leg.account.asset),
-      postings.map((p) => p.leg.amount.toString()),
-      postings.map((p) => p.after.toString()),
-      postings.map((p) => p.leg.memo),
-    ],
-  );
-  return { status: 'posted', entryId };
 }
 
 export interface CreateHoldInput {
@@ -407,8 +487,8 @@ export type HoldBusy = { ok: false; busy: true };
  *
  * `skipLocked`: accounts another transaction holds locked are skipped (`FOR UPDATE SKIP LOCKED`) and their holds
  * answered `busy`, to be created afterwards on their own. A batch holding many account locks must never *wait* for
- * one: the settlement consumer's batch locks accounts trade by trade (not in one global order), so waiting could
- * deadlock with it.
+ * one: the settlement consumer's batch locks accounts in several steps (a run of trades, a release, the next run; not
+ * in one global order), so waiting could deadlock with it.
  */
 export async function createHolds(
   client: PoolClient,
@@ -563,27 +643,82 @@ export async function releaseHold(
   reason: string,
   refType: HoldRefType | readonly HoldRefType[],
 ): Promise<{ hold: HoldRow; released: bigint }> {
-  const peek = await getHold(client, holdId);
-  if (!peek) throw notFound('HOLD_NOT_FOUND', `hold ${holdId} does not exist`);
-  await lockAccounts(client, [peek.account_id]);
-  const h = (await getHold(client, holdId, true))!;
-  // Checked on the locked row: the type never changes, but the check belongs with what it guards.
-  const allowed: readonly string[] = typeof refType === 'string' ? [refType] : refType;
-  if (!allowed.includes(h.ref_type)) {
-    throw conflict('HOLD_MISMATCH', `hold ${holdId} is a ${h.ref_type} hold, not a ${allowed.join('/')} hold`);
-  }
-  if (h.status !== 'active') return { hold: h, released: 0n };
-  const remaining = BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released);
-  const { rows } = await client.query<HoldRow>(
-    `UPDATE ${TABLES.holds} SET released = released + $2, status = 'released', release_reason = $3, closed_at = now()
-      WHERE id = $1 RETURNING ${HOLD_COLUMNS}`,
-    [holdId, remaining.toString(), reason],
+  return (await releaseHolds(client, [{ holdId, reason, refType }]))[0]!;
+}
+
+export interface HoldRelease {
+  holdId: string;
+  reason: string;
+  refType: HoldRefType | readonly HoldRefType[];
+}
+
+/**
+ * `releaseHold` for a list, with the outcome of releasing them one after the other (a hold named twice releases
+ * nothing the second time; the first release that fails throws, and the caller's transaction rolls back whole) in
+ * four statements whatever its length. `check` sees each hold as it stands at its turn, after the list's earlier
+ * releases, before this release's own checks; it throws to refuse (undefined: no such hold).
+ */
+export async function releaseHolds(
+  client: PoolClient,
+  list: readonly HoldRelease[],
+  check?: (hold: HoldRow | undefined, index: number) => void,
+): Promise<Array<{ hold: HoldRow; released: bigint }>> {
+  if (list.length === 0) return [];
+  const ids = [...new Set(list.map((r) => r.holdId))];
+  // accounts first, in id order, like every other path (the holds' owners are never deadlocked against a settlement)
+  await client.query(
+    `SELECT id FROM ${TABLES.accounts}
+      WHERE id IN (SELECT account_id FROM ${TABLES.holds} WHERE id = ANY($1::uuid[])) ORDER BY id FOR UPDATE`,
+    [ids],
   );
-  await client.query(`UPDATE ${TABLES.accounts} SET held = held - $2, updated_at = now() WHERE id = $1`, [
-    h.account_id,
-    remaining.toString(),
-  ]);
-  return { hold: rows[0]!, released: remaining };
+  const holds = await lockHolds(client, ids);
+  const out: Array<{ hold: HoldRow; released: bigint }> = [];
+  const changed = new Map<string, HoldRow>();
+  const heldDown = new Map<string, bigint>();
+  list.forEach((r, i) => {
+    const h = holds.get(r.holdId);
+    check?.(h, i);
+    if (!h) throw notFound('HOLD_NOT_FOUND', `hold ${r.holdId} does not exist`);
+    // Checked on the locked row: the type never changes, but the check belongs with what it guards.
+    const allowed: readonly string[] = typeof r.refType === 'string' ? [r.refType] : r.refType;
+    if (!allowed.includes(h.ref_type)) {
+      throw conflict('HOLD_MISMATCH', `hold ${r.holdId} is a ${h.ref_type} hold, not a ${allowed.join('/')} hold`);
+    }
+    if (h.status !== 'active') {
+      out.push({ hold: { ...h }, released: 0n });
+      return;
+    }
+    const remaining = BigInt(h.amount) - BigInt(h.captured) - BigInt(h.released);
+    const after: HoldRow = {
+      ...h,
+      released: (BigInt(h.released) + remaining).toString(),
+      status: 'released',
+      release_reason: r.reason,
+    };
+    holds.set(h.id, after);
+    changed.set(h.id, after);
+    heldDown.set(h.account_id, (heldDown.get(h.account_id) ?? 0n) + remaining);
+    out.push({ hold: after, released: remaining });
+  });
+  if (changed.size) {
+    const rows = [...changed.values()];
+    const { rows: written } = await client.query<HoldRow>(
+      `UPDATE ${TABLES.holds} SET released = d.to_released, status = 'released', release_reason = d.why,
+              closed_at = now()
+         FROM unnest($1::uuid[], $2::numeric[], $3::text[]) AS d(hid, to_released, why)
+        WHERE id = d.hid RETURNING ${HOLD_COLUMNS}`,
+      [rows.map((h) => h.id), rows.map((h) => h.released), rows.map((h) => h.release_reason)],
+    );
+    const byId = new Map(written.map((h) => [h.id, h]));
+    // a hold named again after its release is that same ended row
+    for (const o of out) o.hold = byId.get(o.hold.id) ?? o.hold;
+    await client.query(
+      `UPDATE ${TABLES.accounts} a SET held = a.held - d.amount, updated_at = now()
+         FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount) WHERE a.id = d.id`,
+      [[...heldDown.keys()], [...heldDown.values()].map(String)],
+    );
+  }
+  return out;
 }
 
 /**

@@ -10,10 +10,11 @@ import { createMessaging, type Messaging } from '@exchange/messaging';
 import { runService } from '@exchange/platform';
 import { buildApp } from './app.ts';
 import { createOrderClient } from './clients/order-client.ts';
+import { createPaymentProcessorClient } from './clients/payment-processor-client.ts';
 import { loadConfig } from './config.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 import { runMigrations } from './migrate.ts';
-import { startConsumers } from './queues.ts';
+import { startConsumers } from './messaging/queues.ts';
 import { Scheduler } from './scheduler.ts';
 
 const config = loadConfig();
@@ -27,6 +28,10 @@ await runMigrations(pool);
 const broker: { messaging?: Messaging } = {};
 const reconciliation = {
   orders: createOrderClient({ baseUrl: config.ORDER_URL, internalToken: config.INTERNAL_API_TOKEN }),
+  rail: createPaymentProcessorClient({
+    baseUrl: config.PAYMENT_PROCESSOR_URL,
+    internalToken: config.INTERNAL_API_TOKEN,
+  }),
   orderGraceMs: config.RECONCILIATION_GRACE_S * 1000,
 };
 const app = await buildApp({

@@ -4,18 +4,20 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { OrderRef, TradeRef } from '@exchange/contracts/orders';
-import { PayoutCompletedV1, SettleTradeV1 } from '@exchange/contracts/trading';
+import { PayoutCompletedV1 } from '@exchange/contracts/trading';
 
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createHold, releaseHold } from './ledger.ts';
-import { settleTrade } from './settlement.ts';
+import { completePayout, settleTrade } from './settlement.ts';
 import { runMigrations } from './migrate.ts';
 import type { OrderClient } from './clients/order-client.ts';
+import type { PaymentProcessorClient } from './clients/payment-processor-client.ts';
+import type { PayoutRef } from '@exchange/contracts/payouts';
 import { runReconciliation } from './reconciliation.ts';
 import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
 import { Assets } from './assets.ts';
-import { fundUser } from './testing.ts';
+import { fundUser, settleTradeMessage, tradeParties } from './testing.ts';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -152,19 +154,11 @@ test('a payout requested from the rail long ago and never booked is a mismatch (
 });
 
 test('a trade on the tape without its settlement, older than the grace period, is a mismatch (trades_unsettled)', async () => {
-  const buyer = randomUUID();
-  const seller = randomUUID();
-  const buyOrder = randomUUID();
-  const sellOrder = randomUUID();
-  await fundUser(db.pool, buyer, 'USD', 1_000_000n);
-  await fundUser(db.pool, seller, 'BTC', 100_000_000n);
-  await withTransaction(db.pool, async (c) => {
-    for (const [holdId, userId, asset, amount] of [
-      [buyOrder, buyer, 'USD', 600_000n],
-      [sellOrder, seller, 'BTC', 50_000_000n],
-    ] as const) {
-      await createHold(c, { holdId, userId, asset, amount, reason: 'order', refType: 'order', refId: holdId });
-    }
+  const p = await tradeParties(db.pool, {
+    buyerUsd: 1_000_000n,
+    sellerBtc: 100_000_000n,
+    buyHold: 600_000n,
+    sellHold: 50_000_000n,
   });
   const trade = (at: string) => ({ tradeId: randomUUID(), market: 'BTC-USD', executedAt: at });
   const settled = trade(ago(HOUR));
@@ -174,22 +168,13 @@ test('a trade on the tape without its settlement, older than the grace period, i
   await withTransaction(db.pool, (c) =>
     settleTrade(
       c,
-      SettleTradeV1.create(
-        {
-          tradeId: settled.tradeId,
-          market: 'BTC-USD',
-          baseAsset: 'BTC',
-          quoteAsset: 'USD',
-          buyer: { userId: buyer, orderId: buyOrder },
-          seller: { userId: seller, orderId: sellOrder },
-          baseAmount: '10000000',
-          quoteAmount: '50000',
-          buyerFee: '0',
-          sellerFee: '50',
-          executedAt: settled.executedAt,
-        },
-        { producer: 'payment-processor' },
-      ),
+      settleTradeMessage(p, {
+        base: 10_000_000n,
+        quote: 50_000n,
+        sellerFee: 50n,
+        tradeId: settled.tradeId,
+        executedAt: settled.executedAt,
+      }),
       new Assets(),
     ),
   );
@@ -237,4 +222,114 @@ test('a payout the rail reported paid whose booking was dead-lettered is a misma
   await db.pool.query(`UPDATE wallet.dead_letters SET status = 'retried' WHERE message_id = $1`, [completed.id]);
   const after = await runReconciliation(db.pool, { trigger: 'manual' });
   expect(after.report.checks.find((c) => c.name === 'payouts_paid_unbooked')).toMatchObject({ mismatches: 0 });
+});
+
+/** The rail's records as the payment-processor serves them: pages of `pageSize`, by withdrawal id. */
+function rail(records: PayoutRef[], pageSize = 2): PaymentProcessorClient & { lookups: number } {
+  const sorted = [...records].sort((a, b) => (a.withdrawalId < b.withdrawalId ? -1 : 1));
+  const client = {
+    lookups: 0,
+    async *payouts() {
+      for (let i = 0; i < sorted.length; i += pageSize) yield sorted.slice(i, i + pageSize);
+    },
+    async lookup(ids: string[]) {
+      client.lookups++;
+      return sorted.filter((r) => ids.includes(r.withdrawalId));
+    },
+  };
+  return client;
+}
+
+test("booked withdrawals against the rail's payout records: unbooked, unknown, failed and different ones (rail_payouts)", async () => {
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 100_000_000_000n);
+  const assets = new Assets();
+  const withdraw = async (amount: string) => {
+    const w = await requestWithdrawal(
+      db.pool,
+      assets,
+      { limits: parseWithdrawalLimits(undefined, assets), dispatchDelayMs: 0 },
+      { userId: user, asset: 'USD', amount, address: 'DE89370400440532013000' },
+    );
+    while ((await dispatchNextWithdrawal(db.pool)) !== undefined);
+    return w.id;
+  };
+  const book = (id: string, railTxId: string) =>
+    withTransaction(db.pool, (c) =>
+      completePayout(
+        c,
+        PayoutCompletedV1.create(
+          { withdrawalId: id, railTxId, completedAt: new Date().toISOString() },
+          { producer: 'payment-processor' },
+        ),
+      ),
+    );
+  const record = (withdrawalId: string, status: 'completed' | 'failed', amount: string, ageMs = HOUR): PayoutRef => ({
+    withdrawalId,
+    status,
+    asset: 'USD',
+    amount,
+    railTxId: status === 'completed' ? `sim_${withdrawalId.slice(0, 8)}` : null,
+    processedAt: ago(ageMs),
+  });
+  const ok = await withdraw('10'); // paid and booked: clean
+  const paidNotBooked = await withdraw('11'); // the rail paid it; payout.completed never booked
+  const inFlight = await withdraw('12'); // paid a moment ago: its payout.completed is on its way
+  const bookedUnknown = await withdraw('13'); // booked as paid; the rail has no record of it
+  const bookedButFailed = await withdraw('14'); // booked as paid; the rail failed it
+  const differs = await withdraw('15'); // booked 15.00, the rail paid another amount
+  for (const [id, tx] of [
+    [ok, 'sim_ok'],
+    [bookedUnknown, 'sim_unknown'],
+    [bookedButFailed, 'sim_failed'],
+    [differs, 'sim_differs'],
+  ] as const)
+    await book(id, tx);
+  const { rows } = await db.pool.query<{ id: string; amount: string }>(
+    'SELECT id::text, amount::text FROM wallet.withdrawals',
+  );
+  const amount = new Map(rows.map((r) => [r.id, r.amount]));
+  const strangerId = randomUUID(); // a payout for a withdrawal the wallet never had
+  const records = rail([
+    record(ok, 'completed', amount.get(ok)!),
+    record(paidNotBooked, 'completed', amount.get(paidNotBooked)!),
+    record(inFlight, 'completed', amount.get(inFlight)!, 1_000),
+    record(bookedButFailed, 'failed', amount.get(bookedButFailed)!),
+    record(differs, 'completed', String(BigInt(amount.get(differs)!) + 1n)),
+    record(strangerId, 'completed', '500'),
+  ]);
+  const report = await runReconciliation(db.pool, { trigger: 'manual', rail: records, orderGraceMs: 60_000 });
+  const check = report.report.checks.find((c) => c.name === 'rail_payouts')!;
+  expect(check.error).toBeUndefined();
+  const found = check.items.map((i) => [i.withdrawalId, i.problem]);
+  expect(found.sort((a, b) => String(a[0]).localeCompare(String(b[0])))).toEqual(
+    [
+      [paidNotBooked, 'paid out by the rail, not booked as completed'],
+      [bookedUnknown, 'booked as paid out, unknown to the rail'],
+      [bookedButFailed, 'booked as paid out, but the rail failed it'],
+      [differs, 'booked amount differs from the rail payout'],
+      [strangerId, 'rail payout of a withdrawal the wallet does not know'],
+    ].sort((a, b) => a[0]!.localeCompare(b[0]!)),
+  );
+  expect(check.mismatches).toBe(5);
+  expect(report.status).toBe('mismatch');
+  expect(records.lookups).toBeGreaterThan(0);
+
+  // the payment-processor unreachable: the check carries the error and the report is never `ok`
+  const down: PaymentProcessorClient = {
+    async *payouts() {
+      throw new Error('payment-processor /internal/payouts: HTTP 503');
+    },
+    async lookup() {
+      throw new Error('payment-processor /internal/payouts/lookup: HTTP 503');
+    },
+  };
+  const unreachable = await runReconciliation(db.pool, { trigger: 'manual', rail: down });
+  expect(unreachable.report.checks.find((c) => c.name === 'rail_payouts')).toMatchObject({
+    mismatches: 0,
+    items: [],
+    error: expect.stringMatching(/HTTP 503/),
+  });
+  // (other tests of this file leave mismatches behind, so not `incomplete` here: never `ok` is what matters)
+  expect(unreachable.status).not.toBe('ok');
 });

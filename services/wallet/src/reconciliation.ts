@@ -8,6 +8,7 @@ import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import { FINAL_ORDER_STATUSES } from '@exchange/contracts/orders';
 import type { promClient } from '@exchange/platform';
 import type { OrderClient } from './clients/order-client.ts';
+import type { PaymentProcessorClient } from './clients/payment-processor-client.ts';
 
 /** Mismatches kept per check in a report (the count is always exact). */
 const MAX_ITEMS = 500;
@@ -197,8 +198,21 @@ const TRADES_SETTLED = {
     'its wallet settlement: a settle-trade lost or dead-lettered leaves fills unpaid',
 };
 
+const RAIL_PAYOUTS = {
+  name: 'rail_payouts',
+  description:
+    "Withdrawals against the rail's own payout records (payment-processor): no payout that left the rail without " +
+    'the withdrawal booked as completed, none booked as paid out that the rail does not know or failed, same asset ' +
+    'and amount (rail records younger than the grace period are not judged)',
+};
+
 /** Names of the checks (label values of reconciliation_mismatches_total). */
-export const CHECK_NAMES = (): string[] => [...CHECKS.map((c) => c.name), ORDER_HOLDS.name, TRADES_SETTLED.name];
+export const CHECK_NAMES = (): string[] => [
+  ...CHECKS.map((c) => c.name),
+  ORDER_HOLDS.name,
+  TRADES_SETTLED.name,
+  RAIL_PAYOUTS.name,
+];
 
 interface OrderHoldSnapshot {
   /** Active order holds older than the grace period. */
@@ -306,6 +320,86 @@ async function checkTradesSettled(
   return { ...TRADES_SETTLED, mismatches, items };
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The rail's payout records (read page by page through the payment-processor: its tables are not the wallet's to
+ * read) against the withdrawals, both ways, in bounded batches:
+ *   1. each rail record with its withdrawal: paid out but not booked, booked but failed by the rail, amounts differ;
+ *   2. each withdrawal booked as completed (by id, page by page) has a rail record.
+ * Read after the snapshot: a withdrawal is booked only after the rail recorded it, so (2) needs no grace; a rail
+ * record younger than `graceMs` may have its result still on the way to the wallet and is not judged in (1).
+ */
+async function checkRailPayouts(pool: Pool, rail: PaymentProcessorClient, graceMs: number): Promise<CheckResult> {
+  const cutoff = Date.now() - graceMs;
+  const items: Array<Record<string, unknown>> = [];
+  let mismatches = 0;
+  const add = (item: Record<string, unknown>) => {
+    mismatches++;
+    if (items.length < MAX_ITEMS) items.push(item);
+  };
+  type W = { id: string; status: string; asset: string; amount: string };
+  try {
+    for await (const page of rail.payouts()) {
+      const ids = page.map((p) => p.withdrawalId).filter((id) => UUID.test(id));
+      const { rows } = await pool.query<W>(
+        `SELECT id::text, status, asset, amount::text FROM wallet.withdrawals WHERE id = ANY($1::uuid[])
+         /* reconciliation: rail payouts */`,
+        [ids],
+      );
+      const booked = new Map(rows.map((w) => [w.id, w]));
+      for (const p of page) {
+        const w = booked.get(p.withdrawalId.toLowerCase());
+        const settled = Date.parse(p.processedAt) < cutoff;
+        const item = {
+          withdrawalId: p.withdrawalId,
+          railStatus: p.status,
+          railTxId: p.railTxId,
+          railAsset: p.asset,
+          railAmount: p.amount,
+          processedAt: p.processedAt,
+          ...(w ? { status: w.status, asset: w.asset, amount: w.amount } : {}),
+        };
+        if (!w) {
+          if (settled) add({ ...item, problem: 'rail payout of a withdrawal the wallet does not know' });
+        } else if (p.status === 'completed' && w.status !== 'completed') {
+          if (settled) add({ ...item, problem: 'paid out by the rail, not booked as completed' });
+        } else if (p.status === 'failed' && w.status === 'completed') {
+          add({ ...item, problem: 'booked as paid out, but the rail failed it' });
+        } else if (p.status === 'failed' && w.status === 'processing') {
+          if (settled) add({ ...item, problem: 'failed by the rail, not booked as failed' });
+        } else if (p.status === 'completed' && (w.asset !== p.asset || w.amount !== p.amount)) {
+          add({ ...item, problem: 'booked amount differs from the rail payout' });
+        }
+      }
+    }
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const { rows } = await pool.query<W>(
+        `SELECT id::text, status, asset, amount::text FROM wallet.withdrawals
+          WHERE status = 'completed' AND id > $1::uuid ORDER BY id LIMIT 1000 /* reconciliation: rail payouts */`,
+        [after],
+      );
+      if (rows.length === 0) break;
+      const known = new Set((await rail.lookup(rows.map((w) => w.id))).map((p) => p.withdrawalId.toLowerCase()));
+      for (const w of rows) {
+        if (!known.has(w.id))
+          add({
+            withdrawalId: w.id,
+            status: w.status,
+            asset: w.asset,
+            amount: w.amount,
+            problem: 'booked as paid out, unknown to the rail',
+          });
+      }
+      after = rows[rows.length - 1]!.id;
+    }
+  } catch (err) {
+    return { ...RAIL_PAYOUTS, mismatches: 0, items: [], error: (err as Error).message };
+  }
+  return { ...RAIL_PAYOUTS, mismatches, items };
+}
+
 /** Run every check on `client` (inside the caller's snapshot). */
 export async function runChecks(client: Pick<PoolClient, 'query'>): Promise<ReconciliationResult> {
   const checks: CheckResult[] = [];
@@ -369,10 +463,12 @@ export interface ReconciliationMetrics {
 export interface ReconciliationSources {
   /** Without it the order_holds check is left out. */
   orders?: OrderClient;
-  /** Changes younger than this are in flight and not judged by order_holds and trades_unsettled (default 60 s). */
+  /** Changes younger than this are in flight and not judged by order_holds, trades_unsettled, rail_payouts (60 s). */
   orderGraceMs?: number;
   /** How far back trades_unsettled looks (default 26 h: a day and the hourly runs around it). */
   tradeLookbackMs?: number;
+  /** The payment-processor's rail records; without it the rail_payouts check is left out. */
+  rail?: PaymentProcessorClient;
 }
 
 export type ReportStatus = 'ok' | 'mismatch' | 'incomplete';
@@ -429,6 +525,11 @@ export async function runReconciliation(
     const trades = await checkTradesSettled(pool, opts.orders, graceMs, opts.tradeLookbackMs ?? 26 * 3_600_000);
     result.checks.push(trades);
     result.mismatchCount += trades.mismatches;
+  }
+  if (opts.rail) {
+    const rail = await checkRailPayouts(pool, opts.rail, graceMs);
+    result.checks.push(rail);
+    result.mismatchCount += rail.mismatches;
   }
   const finishedAt = new Date();
   const id = randomUUID();

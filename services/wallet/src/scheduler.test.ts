@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { FeatureFlags, promClient } from '@exchange/platform';
-import { FLAG_DEFAULTS } from './app.ts';
+import { FLAG_DEFAULTS } from './context.ts';
 import { Assets } from './assets.ts';
 import { createDeposit, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
 import { userBalances } from './ledger.ts';

@@ -6,13 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import {
-  AdjustHoldV1,
-  PayoutCompletedV1,
-  PayoutFailedV1,
-  ReleaseHoldV1,
-  SettleTradeV1,
-} from '@exchange/contracts/trading';
+import { AdjustHoldV1, PayoutCompletedV1, PayoutFailedV1, ReleaseHoldV1 } from '@exchange/contracts/trading';
 import type { Envelope } from '@exchange/contracts';
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
@@ -22,11 +16,12 @@ import { promClient } from '@exchange/platform';
 import { Assets } from './assets.ts';
 import { createHold, userBalances } from './ledger.ts';
 import { runMigrations } from './migrate.ts';
-import { startConsumers } from './queues.ts';
-import { payoutHandler, settlementHandler } from './settlement.ts';
-import { PAYOUTS_QUEUE, SETTLEMENT_QUEUE } from './queues.ts';
+import { startConsumers } from './messaging/queues.ts';
+import { payoutsHandler } from './messaging/payouts.ts';
+import { settlementHandler } from './messaging/settlement.ts';
+import { PAYOUTS_QUEUE, SETTLEMENT_QUEUE } from './messaging/queues.ts';
 import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
-import { assertLedgerInvariants, fundUser } from './testing.ts';
+import { assertLedgerInvariants, fundUser, settleTradeMessage, tradeParties, type TradeParties } from './testing.ts';
 
 const WORKER = fileURLToPath(new URL('../test/fixtures/settlement-worker.ts', import.meta.url));
 const FAST_RETRY = { retry: { attempts: 2, backoffMs: [200] } };
@@ -99,54 +94,11 @@ const allApplied = (...messages: Envelope[]) =>
   );
 
 /** A buyer with $10,000 and a seller with 1 BTC, each with an order hold. */
-async function parties(buyHold = 600_000n, sellHold = 50_000_000n) {
-  const buyer = randomUUID();
-  const seller = randomUUID();
-  const buyOrder = randomUUID();
-  const sellOrder = randomUUID();
-  await fundUser(db.pool, buyer, 'USD', 1_000_000n);
-  await fundUser(db.pool, seller, 'BTC', 100_000_000n);
-  await withTransaction(db.pool, async (c) => {
-    await createHold(c, {
-      holdId: buyOrder,
-      userId: buyer,
-      asset: 'USD',
-      amount: buyHold,
-      reason: 'order',
-      refType: 'order',
-      refId: buyOrder,
-    });
-    await createHold(c, {
-      holdId: sellOrder,
-      userId: seller,
-      asset: 'BTC',
-      amount: sellHold,
-      reason: 'order',
-      refType: 'order',
-      refId: sellOrder,
-    });
-  });
-  return { buyer, seller, buyOrder, sellOrder };
-}
+const parties = (buyHold = 600_000n, sellHold = 50_000_000n) =>
+  tradeParties(db.pool, { buyerUsd: 1_000_000n, sellerBtc: 100_000_000n, buyHold, sellHold });
 
-function settle(p: Awaited<ReturnType<typeof parties>>, base: bigint, quote: bigint) {
-  return SettleTradeV1.create(
-    {
-      tradeId: randomUUID(),
-      market: 'BTC-USD',
-      baseAsset: 'BTC',
-      quoteAsset: 'USD',
-      buyer: { userId: p.buyer, orderId: p.buyOrder },
-      seller: { userId: p.seller, orderId: p.sellOrder },
-      baseAmount: base.toString(),
-      quoteAmount: quote.toString(),
-      buyerFee: '0',
-      sellerFee: ((quote * 10n + 9_999n) / 10_000n).toString(),
-      executedAt: new Date().toISOString(),
-    },
-    { producer: 'payment-processor' },
-  );
-}
+const settle = (p: TradeParties, base: bigint, quote: bigint) =>
+  settleTradeMessage(p, { base, quote, sellerFee: (quote * 10n + 9_999n) / 10_000n });
 
 test('kill -9 between the journal commit and the ack: the redelivery is skipped — nothing lost, nothing doubled', async () => {
   // The child subscribes first, so it is the single active consumer; the parent's consumer waits as standby.
@@ -476,7 +428,7 @@ test('startConsumers wires both queues (settlement and payouts)', async () => {
 
 test('payout results on wallet.payouts: completion captures once (amount to the rail, fee to fees), failure releases', async () => {
   await messaging.declareQueue({ ...PAYOUTS_QUEUE, ...FAST_RETRY });
-  await messaging.consume({ queue: 'wallet.payouts', handler: payoutHandler() });
+  await messaging.consume({ queue: 'wallet.payouts', handler: payoutsHandler() });
   const user = randomUUID();
   await fundUser(db.pool, user, 'ETH', 10n ** 19n); // 10 ETH
   const assets = new Assets();

@@ -1,10 +1,10 @@
 /**
- * Consumers of the trading flow and the payout rail. Each handler runs inside the inbox transaction of
- * @exchange/messaging (inbox row + effect commit together, ack after commit), and is idempotent on its own as well
- * (trade id / hold state / withdrawal state), so a redelivery under a new message id changes nothing either.
+ * What the wallet's consumers apply (their handlers are in messaging/): trades, hold releases and adjustments of the
+ * trading flow, payouts of the rail. Each runs inside the inbox transaction of @exchange/messaging (inbox row +
+ * effect commit together, ack after commit), and is idempotent on its own as well (trade id / hold state /
+ * withdrawal state), so a redelivery under a new message id changes nothing either.
  */
 import {
-  AdjustHoldV1,
   PayoutCompletedV1,
   PayoutFailedV1,
   ReleaseHoldV1,
@@ -13,10 +13,18 @@ import {
 } from '@exchange/contracts/trading';
 import type { Envelope, PayloadOf } from '@exchange/contracts';
 import type { PoolClient } from '@exchange/db';
-import { enqueue, EVENTS_EXCHANGE, type Logger } from '@exchange/messaging';
+import { EVENTS_EXCHANGE, enqueueMany, type Logger } from '@exchange/messaging';
 import { Assets } from './assets.ts';
 import { emitWithdrawalFailed, emitWithdrawalSent } from './funding.ts';
-import { adjustOrderHold, postEntry, releaseHold, type Leg } from './ledger.ts';
+import {
+  postEntries,
+  postEntry,
+  releaseHold,
+  releaseHolds,
+  type HoldRow,
+  type Leg,
+  type PostEntryInput,
+} from './ledger.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 
 export const PRODUCER = 'wallet';
@@ -24,7 +32,8 @@ export const PRODUCER = 'wallet';
 /** The part of the one `Logger` (@exchange/messaging) the handlers use. */
 export type HandlerLogger = Pick<Logger, 'info' | 'warn'>;
 
-const noLog: HandlerLogger = { warn() {}, info() {} };
+/** The handlers' default: no log lines. */
+export const noLog: HandlerLogger = { warn() {}, info() {} };
 
 /** A message this service cannot apply as it stands (goes through the retries to the dead letters, loudly). */
 export class SettlementError extends Error {
@@ -36,16 +45,84 @@ export class SettlementError extends Error {
 
 export type SettleResult = 'settled' | 'duplicate';
 
+type SettleTradeMessage = Envelope<PayloadOf<typeof SettleTradeV1>>;
+
 /**
  * Apply one trade: the buyer's quote hold pays quoteAmount, the seller's base hold pays baseAmount; the buyer
- * receives baseAmount - buyerFee, the seller quoteAmount - sellerFee, the fee accounts the fees. One journal entry,
+ * receives baseAmount - buyerFee, the seller quoteAmount - sellerFee, the fee accounts the fees (a rebate, a negative
+ * fee, is a negative fee-account leg: the entry still sums to zero per asset). One journal entry,
  * at most once per trade id. Publishes wallet.trade-settled through the outbox in the same transaction.
  */
 export async function settleTrade(
   client: PoolClient,
-  message: Envelope<PayloadOf<typeof SettleTradeV1>>,
+  message: SettleTradeMessage,
   assets: Assets,
 ): Promise<SettleResult> {
+  return (await settleTrades(client, [message], assets))[0]!;
+}
+
+/**
+ * `settleTrade` for several trades in one transaction, with the outcome of settling them one after the other (the
+ * settlement consumer's group commit): their journal entries are posted together (`postEntries`), then one insert
+ * of the settlement rows and one of the outbox messages. The first trade that cannot be settled throws, and the
+ * caller's transaction rolls back whole.
+ */
+export async function settleTrades(
+  client: PoolClient,
+  messages: SettleTradeMessage[],
+  assets: Assets,
+): Promise<SettleResult[]> {
+  // A trade that fails its checks fails the call only after the trades before it were posted, so an earlier trade
+  // that cannot be posted raises its own error first, as settling them one after the other does.
+  const entries: PostEntryInput[] = [];
+  let refused: unknown;
+  for (const m of messages) {
+    try {
+      entries.push(tradeEntry(m, assets));
+    } catch (err) {
+      refused = err;
+      break;
+    }
+  }
+  const results = await postEntries(client, entries);
+  if (refused !== undefined) throw refused;
+  const settled = messages.flatMap((m, i) =>
+    results[i]!.status === 'posted' ? [{ m, entryId: results[i]!.entryId }] : [],
+  );
+  if (settled.length) {
+    await client.query(
+      `INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[])`,
+      [
+        settled.map((s) => s.m.payload.tradeId),
+        settled.map((s) => s.m.payload.market),
+        settled.map((s) => s.entryId),
+        settled.map((s) => s.m.id),
+      ],
+    );
+    const settledAt = new Date().toISOString();
+    await enqueueMany(
+      client,
+      settled.map(({ m }) => ({
+        schema: WALLET_SCHEMA,
+        exchange: EVENTS_EXCHANGE,
+        routingKey: `${TradeSettledV1.type}.${m.payload.market}`,
+        message: TradeSettledV1.create(
+          { tradeId: m.payload.tradeId, market: m.payload.market, settledAt },
+          {
+            producer: PRODUCER,
+            causationId: m.id,
+            ...(m.correlationId ? { correlationId: m.correlationId } : {}),
+          },
+        ),
+      })),
+    );
+  }
+  return results.map((r) => (r.status === 'posted' ? 'settled' : 'duplicate'));
+}
+
+/** The journal entry of one trade, after the checks a trade must pass (SettlementError when it does not). */
+function tradeEntry(message: SettleTradeMessage, assets: Assets): PostEntryInput {
   const p = message.payload;
   if (!assets.has(p.baseAsset) || !assets.has(p.quoteAsset) || p.baseAsset === p.quoteAsset) {
     throw new SettlementError(`trade ${p.tradeId}: unknown or identical assets ${p.baseAsset}/${p.quoteAsset}`);
@@ -61,6 +138,15 @@ export async function settleTrade(
   if (base <= 0n || quote <= 0n || buyerFee > base || sellerFee > quote) {
     throw new SettlementError(`trade ${p.tradeId}: inconsistent amounts`);
   }
+  // A negative fee is a maker's rebate, paid from the fee account of the asset the maker receives. Only one side can
+  // be the maker, and its rebate may never be worth more than the taker's fee on this trade (valued at the trade's
+  // own price: base × quote / base), so no trade ever pays out more than it takes.
+  if (
+    (buyerFee < 0n && (sellerFee < 0n || -buyerFee * quote > sellerFee * base)) ||
+    (sellerFee < 0n && -sellerFee * base > buyerFee * quote)
+  ) {
+    throw new SettlementError(`trade ${p.tradeId}: a rebate larger than the taker's fee`);
+  }
   const buyer = (asset: string) => ({ kind: 'user' as const, userId: p.buyer.userId, asset });
   const seller = (asset: string) => ({ kind: 'user' as const, userId: p.seller.userId, asset });
   const legs: Leg[] = [
@@ -71,8 +157,7 @@ export async function settleTrade(
     { account: buyer(p.baseAsset), amount: base - buyerFee, memo: 'trade_receive' },
     { account: { kind: 'fees', asset: p.baseAsset }, amount: buyerFee, memo: 'trade_fee' },
   ].filter((l) => l.amount !== 0n) as Leg[];
-
-  const res = await postEntry(client, {
+  return {
     idempotencyKey: `trade:${p.tradeId}`,
     reason: 'trade',
     refType: 'trade',
@@ -83,26 +168,7 @@ export async function settleTrade(
       { holdId: p.buyer.orderId, amount: quote, userId: p.buyer.userId, asset: p.quoteAsset, refType: 'order' },
       { holdId: p.seller.orderId, amount: base, userId: p.seller.userId, asset: p.baseAsset, refType: 'order' },
     ],
-  });
-  if (res.status === 'duplicate') return 'duplicate';
-  await client.query(
-    `INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id) VALUES ($1, $2, $3, $4)`,
-    [p.tradeId, p.market, res.entryId, message.id],
-  );
-  await enqueue(client, {
-    schema: WALLET_SCHEMA,
-    exchange: EVENTS_EXCHANGE,
-    routingKey: `${TradeSettledV1.type}.${p.market}`,
-    message: TradeSettledV1.create(
-      { tradeId: p.tradeId, market: p.market, settledAt: new Date().toISOString() },
-      {
-        producer: PRODUCER,
-        causationId: message.id,
-        ...(message.correlationId ? { correlationId: message.correlationId } : {}),
-      },
-    ),
-  });
-  return 'settled';
+  };
 }
 
 /**
@@ -121,47 +187,48 @@ export class SettlementsPending extends Error {
  * the order's trades capture in all, the hold must have captured exactly that first: less means a settlement is
  * still on its way (retry later rather than hand back funds it needs), more means the two services disagree.
  */
-export async function releaseOrderHold(
-  client: PoolClient,
-  message: Envelope<PayloadOf<typeof ReleaseHoldV1>>,
-): Promise<bigint> {
-  const p = message.payload;
-  const peek = await client.query<{
-    user_id: string;
-    asset: string;
-    status: string;
-    captured: string;
-    late_captured: string;
-  }>(`SELECT user_id::text, asset, status, captured::text, late_captured::text FROM wallet.holds WHERE id = $1`, [
-    p.holdId,
-  ]);
-  const hold = peek.rows[0];
+export async function releaseOrderHold(client: PoolClient, message: ReleaseHoldMessage): Promise<bigint> {
+  return (await releaseOrderHolds(client, [message]))[0]!;
+}
+
+type ReleaseHoldMessage = Envelope<PayloadOf<typeof ReleaseHoldV1>>;
+
+/** `releaseOrderHold` for a list, with the outcome of applying them one after the other (`releaseHolds`). */
+export async function releaseOrderHolds(client: PoolClient, messages: ReleaseHoldMessage[]): Promise<bigint[]> {
+  const results = await releaseHolds(
+    client,
+    messages.map((m) => ({ holdId: m.payload.holdId, reason: m.payload.reason, refType: 'order' as const })),
+    (hold, i) => checkRelease(messages[i]!.payload, hold),
+  );
+  return results.map((r) => r.released);
+}
+
+function checkRelease(p: ReleaseHoldMessage['payload'], hold: HoldRow | undefined): void {
   if (!hold) throw new SettlementError(`release of unknown hold ${p.holdId}`);
   if (hold.user_id !== p.userId) throw new SettlementError(`hold ${p.holdId} does not belong to user ${p.userId}`);
   const { baseAsset, quoteAsset, filledBase, filledQuote } = p;
   if (
-    hold.status === 'active' &&
-    baseAsset !== undefined &&
-    quoteAsset !== undefined &&
-    filledBase !== undefined &&
-    filledQuote !== undefined
+    hold.status !== 'active' ||
+    baseAsset === undefined ||
+    quoteAsset === undefined ||
+    filledBase === undefined ||
+    filledQuote === undefined
   ) {
-    const expected =
-      hold.asset === baseAsset ? BigInt(filledBase) : hold.asset === quoteAsset ? BigInt(filledQuote) : undefined;
-    if (expected === undefined)
-      throw new SettlementError(`release of hold ${p.holdId}: a ${hold.asset} hold is not one of ${p.market ?? '?'}`);
-    const captured = BigInt(hold.captured) + BigInt(hold.late_captured);
-    if (captured < expected)
-      throw new SettlementsPending(
-        `release of hold ${p.holdId} waits for settlements: captured ${captured} of ${expected} ${hold.asset}`,
-      );
-    if (captured > expected)
-      throw new SettlementError(
-        `release of hold ${p.holdId}: captured ${captured} ${hold.asset}, but the order's trades total ${expected}`,
-      );
+    return;
   }
-  const { released } = await releaseHold(client, p.holdId, p.reason, 'order');
-  return released;
+  const expected =
+    hold.asset === baseAsset ? BigInt(filledBase) : hold.asset === quoteAsset ? BigInt(filledQuote) : undefined;
+  if (expected === undefined)
+    throw new SettlementError(`release of hold ${p.holdId}: a ${hold.asset} hold is not one of ${p.market ?? '?'}`);
+  const captured = BigInt(hold.captured) + BigInt(hold.late_captured);
+  if (captured < expected)
+    throw new SettlementsPending(
+      `release of hold ${p.holdId} waits for settlements: captured ${captured} of ${expected} ${hold.asset}`,
+    );
+  if (captured > expected)
+    throw new SettlementError(
+      `release of hold ${p.holdId}: captured ${captured} ${hold.asset}, but the order's trades total ${expected}`,
+    );
 }
 
 interface WithdrawalRow {
@@ -185,7 +252,7 @@ async function lockWithdrawal(client: PoolClient, id: string): Promise<Withdrawa
 /** The rail paid the withdrawal: capture its hold (amount to the withdrawal rail, fee to the fee account). */
 let catalogAssets: Assets | undefined;
 /** The built-in catalog, for callers that pass no Assets (formatting amounts of withdrawal events). */
-const defaultAssets = () => (catalogAssets ??= new Assets());
+export const defaultAssets = () => (catalogAssets ??= new Assets());
 
 export async function completePayout(
   client: PoolClient,
@@ -258,58 +325,4 @@ export async function failPayout(
   await emitWithdrawalFailed(client, assets, w.id);
   log.warn({ withdrawalId: w.id, reason: p.reason }, 'withdrawal payout failed; funds released');
   return 'failed';
-}
-
-/** Handler for queue `wallet.settlement`. */
-export function settlementHandler(
-  assets: Assets,
-  log: HandlerLogger = noLog,
-  /** Seconds from the engine's execution to this settlement (settlement_lag_seconds). */
-  observeLag: (seconds: number) => void = () => {},
-) {
-  return async (message: Envelope, client: PoolClient): Promise<void> => {
-    if (message.type === SettleTradeV1.type) {
-      const trade = SettleTradeV1.validate(message);
-      const r = await settleTrade(client, trade, assets);
-      if (r === 'duplicate') log.info({ tradeId: trade.payload.tradeId }, 'trade already settled');
-      else observeLag(Math.max(0, (Date.now() - Date.parse(trade.payload.executedAt)) / 1000));
-      return;
-    }
-    if (message.type === ReleaseHoldV1.type) {
-      await releaseOrderHold(client, ReleaseHoldV1.validate(message));
-      return;
-    }
-    if (message.type === AdjustHoldV1.type) {
-      const p = AdjustHoldV1.validate(message).payload;
-      const r = await adjustOrderHold(client, {
-        holdId: p.holdId,
-        userId: p.userId,
-        asset: p.asset,
-        delta: BigInt(p.delta),
-        ...(p.topUpHoldId ? { topUpHoldId: p.topUpHoldId } : {}),
-        reason: p.reason,
-      });
-      log.info(
-        { holdId: p.holdId, adjusted: String(r.adjusted), topUpReleased: String(r.toppedUpReleased) },
-        'order hold adjusted (amend)',
-      );
-      return;
-    }
-    throw new SettlementError(`unexpected message type ${message.type} on wallet.settlement`);
-  };
-}
-
-/** Handler for queue `wallet.payouts`. */
-export function payoutHandler(log: HandlerLogger = noLog, assets: Assets = defaultAssets()) {
-  return async (message: Envelope, client: PoolClient): Promise<void> => {
-    if (message.type === PayoutCompletedV1.type) {
-      await completePayout(client, PayoutCompletedV1.validate(message), log, assets);
-      return;
-    }
-    if (message.type === PayoutFailedV1.type) {
-      await failPayout(client, PayoutFailedV1.validate(message), log, assets);
-      return;
-    }
-    throw new SettlementError(`unexpected message type ${message.type} on wallet.payouts`);
-  };
 }

@@ -3,11 +3,14 @@
  * `assertLedgerInvariants(pool)` checks the design's ledger invariants 1–5 with SQL against the wallet schema of the
  * database behind `pool` (the same checks reconciliation runs), and throws with every violation listed.
  */
+import { randomUUID } from 'node:crypto';
 import type { AuthOptions } from '@exchange/auth-client';
-import type { Pool } from '@exchange/db';
+import { SettleTradeV1 } from '@exchange/contracts/trading';
+import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import type { Messaging } from '@exchange/messaging';
 import type { App } from '@exchange/platform';
-import type { WalletSettings } from './app.ts';
+import type { WalletSettings } from './context.ts';
+import { createHold } from './ledger.ts';
 import type { Scheduler } from './scheduler.ts';
 import { runChecks, type CheckResult } from './reconciliation.ts';
 
@@ -69,6 +72,66 @@ export async function fundUser(pool: Pool, userId: string, asset: string, units:
   return d.id;
 }
 
+/** An order's hold on `amount` of `asset`, the way order entry places it: the hold id is the order id. */
+export async function placeOrderHold(
+  c: PoolClient,
+  h: { holdId: string; userId: string; asset: string; amount: bigint },
+): Promise<void> {
+  await createHold(c, { ...h, reason: 'order', refType: 'order', refId: h.holdId });
+}
+
+/** The two sides of a BTC-USD trade: users and their orders (an order's id is its hold's id). */
+export interface TradeParties {
+  buyer: string;
+  seller: string;
+  buyOrder: string;
+  sellOrder: string;
+}
+
+/**
+ * A buyer and a seller for a settlement test, with new ids: the buyer funded with `buyerUsd` USD cents and the seller
+ * with `sellerBtc` satoshis (fundUser), then an order hold of each (`buyHold` USD, `sellHold` BTC) in one transaction.
+ */
+export async function tradeParties(
+  pool: Pool,
+  o: { buyerUsd: bigint; sellerBtc: bigint; buyHold: bigint; sellHold: bigint },
+): Promise<TradeParties> {
+  const p = { buyer: randomUUID(), seller: randomUUID(), buyOrder: randomUUID(), sellOrder: randomUUID() };
+  await fundUser(pool, p.buyer, 'USD', o.buyerUsd);
+  await fundUser(pool, p.seller, 'BTC', o.sellerBtc);
+  await withTransaction(pool, async (c) => {
+    await placeOrderHold(c, { holdId: p.buyOrder, userId: p.buyer, asset: 'USD', amount: o.buyHold });
+    await placeOrderHold(c, { holdId: p.sellOrder, userId: p.seller, asset: 'BTC', amount: o.sellHold });
+  });
+  return p;
+}
+
+/**
+ * The settle-trade message of one BTC-USD trade between `p` (base in satoshis, quote and fees in minor units; fees 0,
+ * a new trade id and now unless given).
+ */
+export function settleTradeMessage(
+  p: TradeParties,
+  t: { base: bigint; quote: bigint; buyerFee?: bigint; sellerFee?: bigint; tradeId?: string; executedAt?: string },
+) {
+  return SettleTradeV1.create(
+    {
+      tradeId: t.tradeId ?? randomUUID(),
+      market: 'BTC-USD',
+      baseAsset: 'BTC',
+      quoteAsset: 'USD',
+      buyer: { userId: p.buyer, orderId: p.buyOrder },
+      seller: { userId: p.seller, orderId: p.sellOrder },
+      baseAmount: t.base.toString(),
+      quoteAmount: t.quote.toString(),
+      buyerFee: (t.buyerFee ?? 0n).toString(),
+      sellerFee: (t.sellerFee ?? 0n).toString(),
+      executedAt: t.executedAt ?? new Date().toISOString(),
+    },
+    { producer: 'payment-processor' },
+  );
+}
+
 export { runMigrations } from './migrate.ts';
 
 export interface TestWallet {
@@ -97,7 +160,7 @@ export async function startTestWallet(opts: {
   const { buildApp } = await import('./app.ts');
   const { runMigrations } = await import('./migrate.ts');
   const { createMessaging, silentLogger } = await import('@exchange/messaging');
-  const { startConsumers } = await import('./queues.ts');
+  const { startConsumers } = await import('./messaging/queues.ts');
   const { Scheduler: SchedulerClass } = await import('./scheduler.ts');
   await runMigrations(opts.pool);
   const app = await buildApp({

@@ -30,11 +30,29 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '64' },
     'drain-timeout': { type: 'string', default: '60' },
     'admin-email': { type: 'string' },
+    secrets: { type: 'string' },
     'admin-password': { type: 'string' },
     label: { type: 'string', default: '' },
     seed: { type: 'string', default: '1' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+
+if (args.help) {
+  process.stdout
+    .write(`pnpm bench:e2e [options]: drive limit orders through a running stack's gateway (docs/benchmarks.md)
+  --url URL                 gateway (default http://127.0.0.1:18000)
+  --database-url URL        the stack's database, for seeding, outcomes and reconciliation
+  --secrets FILE            the stack's .stack/secrets.json (admin login), or --admin-email/--admin-password
+  --phases LIST             single,open,closed (default all three)
+  --rate N                  open model: orders/s offered (default 500)
+  --duration S              seconds per open/closed phase (default 20); --single-duration S (default 5)
+  --concurrency N           closed model: requests in flight (default 64)
+  --traders N               funded traders (default 100); --users N, --preload-orders N seed history first
+  --label TEXT              names the run in the table and the JSON line
+`);
+  process.exit(0);
+}
 
 const gateway = args.url!.replace(/\/$/, '');
 const gatewayPort = Number(new URL(gateway).port || 80);
@@ -74,7 +92,9 @@ interface Trader {
   n: number;
 }
 
-const secretsFile = join(process.cwd(), '.stack/secrets.json');
+// The stack's secrets (admin credentials, and the admin's TOTP secret once the bench enrolled it): another
+// checkout's stack is benchmarked from here with `--secrets <its .stack/secrets.json>`.
+const secretsFile = args.secrets ?? join(process.cwd(), '.stack/secrets.json');
 function adminCredentials(): { email: string; password: string; totpSecret?: string } {
   if (args['admin-email'] && args['admin-password']) {
     return { email: args['admin-email'], password: args['admin-password'] };
@@ -373,7 +393,12 @@ async function reconcile(): Promise<{ status: string; failedChecks: string[] }> 
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '10.250.0.1' },
   });
-  const r = (await res.json()) as unknown;
+  const r = (await res.json().catch(() => ({}))) as unknown;
+  if (!res.ok) {
+    // an answer without a report (gateway timeout, 5xx) is shown as such, never as a silent "undefined"
+    const err = (r as { error?: { code?: string } }).error?.code ?? '';
+    return { status: `http ${res.status}${err ? ` ${err}` : ''}`, failedChecks: [] };
+  }
   const rep = r as unknown as { status: string; report?: { checks?: Array<{ name: string; mismatches: number }> } };
   const failed = (rep.report?.checks ?? []).filter((c) => c.mismatches > 0).map((c) => `${c.name}: ${c.mismatches}`);
   return { status: rep.status, failedChecks: failed };

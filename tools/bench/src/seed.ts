@@ -120,6 +120,22 @@ export async function seedHistory(pool: pg.Pool, opts: { users: number; orders: 
          executed_at)
        SELECT gen_random_uuid(), market, -g, 60000, 1, 600, side, at FROM seed_orders WHERE g % 3 = 1`,
     );
+    // The wallet's record that each seeded trade was settled, as settlement writes it (its journal entry keyed by the
+    // trade id, then the settlement row): trades_unsettled and settlements_once check the tape against these. Seeded
+    // trades move no money (seeded accounts hold nothing), so their entries have no postings.
+    await timed(
+      pool,
+      'wallet.journal_entries + settlements',
+      `WITH t AS (
+         SELECT t.trade_id, t.market, t.executed_at FROM orders.trades t
+          WHERE t.seq < 0 AND NOT EXISTS (SELECT 1 FROM wallet.settlements s WHERE s.trade_id = t.trade_id)),
+       e AS (
+         INSERT INTO wallet.journal_entries (idempotency_key, reason, ref_type, ref_id, created_at)
+         SELECT 'trade:' || trade_id, 'trade', 'trade', trade_id::text, executed_at FROM t
+         RETURNING id, ref_id)
+       INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id, settled_at)
+       SELECT t.trade_id, t.market, e.id, gen_random_uuid()::text, t.executed_at FROM t JOIN e ON e.ref_id = t.trade_id::text`,
+    );
   }
   const t0 = Date.now();
   await pool.query('ANALYZE');

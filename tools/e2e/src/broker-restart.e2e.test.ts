@@ -5,7 +5,7 @@
  */
 import { assertTradingConsistency, assertWalletReconciliation, waitForQuiescence } from './consistency.ts';
 import { orderFlow } from './load.ts';
-import { newTrader, startPrivateBroker, startTestStack, type PrivateBroker, type TestStack } from './index.ts';
+import { startPrivateBroker, startTestStack, traderSessions, type PrivateBroker, type TestStack } from './index.ts';
 
 const ORDERS = Number(process.env.E2E_BROKER_ORDERS ?? 3000);
 let broker: PrivateBroker;
@@ -24,12 +24,11 @@ afterAll(async () => {
 }, 120_000);
 
 it(`a RabbitMQ restart during ${ORDERS} orders loses and doubles nothing`, async () => {
-  const sessions = [];
-  for (let i = 0; i < 3; i++) {
-    const c = t.client();
-    await newTrader(c, { USD: '50000000.00', BTC: '5000.00000000', ETH: '50000.000000000000000000' });
-    sessions.push(c.getSession()!);
-  }
+  const sessions = await traderSessions(t, 3, {
+    USD: '50000000.00',
+    BTC: '5000.00000000',
+    ETH: '50000.000000000000000000',
+  });
   let restarted = false;
   const stats = await orderFlow({
     orderUrl: t.url('order'),

@@ -127,7 +127,8 @@ async function main(): Promise<number> {
   const [pgCluster, broker] = await Promise.all([startPrivatePostgres(), startPrivateBroker()]);
   // The harness reads the admin URL when it is first imported: point it at the private cluster first.
   process.env.TEST_DATABASE_ADMIN_URL = pgCluster.adminUrl;
-  const { startTestStack, newTrader, ADMIN } = await import('./harness.ts');
+  const { startTestStack, ADMIN } = await import('./harness.ts');
+  const { newTrader } = await import('./fixtures/traders.ts');
   const { staffAccessToken } = await import('./admin-session.ts');
   const { waitForQuiescence } = await import('./consistency.ts');
   const { loadCatalog } = await import('@exchange/contracts/markets');
@@ -325,6 +326,8 @@ async function main(): Promise<number> {
         `SELECT user_id::text, asset, (amount + fee)::text AS out FROM wallet.withdrawals WHERE status = 'completed'`,
       ))
         add(w.user_id, w.asset, -BigInt(w.out));
+      // each fill at the rates its order and the counterpart's order were accepted with (fee tiers; null: base)
+      type Rate = number | null;
       for (const f of await q<{
         user_id: string;
         market: string;
@@ -332,10 +335,33 @@ async function main(): Promise<number> {
         liquidity: string;
         price_ticks: string;
         quantity_lots: string;
-      }>(`SELECT user_id::text, market, side, liquidity, price_ticks::text, quantity_lots::text FROM orders.fills`)) {
+        own_maker: Rate;
+        own_taker: Rate;
+        other_maker: Rate;
+        other_taker: Rate;
+      }>(
+        `SELECT f.user_id::text, f.market, f.side, f.liquidity, f.price_ticks::text, f.quantity_lots::text,
+                o.maker_fee_bps AS own_maker, o.taker_fee_bps AS own_taker,
+                x.maker_fee_bps AS other_maker, x.taker_fee_bps AS other_taker
+           FROM orders.fills f
+           LEFT JOIN orders.orders o ON o.id = f.order_id
+           LEFT JOIN orders.fills g ON g.trade_id = f.trade_id AND g.order_id <> f.order_id
+           LEFT JOIN orders.orders x ON x.id = g.order_id`,
+      )) {
         const m = catalog.market(f.market)!;
         const takerSide = f.liquidity === 'taker' ? f.side : f.side === 'buy' ? 'sell' : 'buy';
-        const a = m.fillAmounts(BigInt(f.price_ticks), BigInt(f.quantity_lots), takerSide as 'buy' | 'sell');
+        const rates = (maker: Rate, taker: Rate) =>
+          maker === null || taker === null ? undefined : { makerFeeBps: maker, takerFeeBps: taker };
+        const own = rates(f.own_maker, f.own_taker);
+        const other = rates(f.other_maker, f.other_taker);
+        const [makerRates, takerRates] = f.liquidity === 'maker' ? [own, other] : [other, own];
+        const a = m.fillAmounts(
+          BigInt(f.price_ticks),
+          BigInt(f.quantity_lots),
+          takerSide as 'buy' | 'sell',
+          makerRates,
+          takerRates,
+        );
         if (f.side === 'buy') {
           add(f.user_id, m.quote.symbol, -a.quoteAmount);
           add(f.user_id, m.base.symbol, a.baseAmount - a.buyerFee);

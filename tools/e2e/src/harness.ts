@@ -2,7 +2,7 @@
  * Cross-service test harness: the real services as child processes (tools/stack), on ports of their own, against a
  * database and a RabbitMQ vhost (or a private broker) of their own, so e2e files run in parallel and re-run cleanly.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
@@ -172,40 +172,4 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-}
-
-/** Register, log in and fund a new user through the public API; resolves once the deposits are credited. */
-export async function newTrader(
-  client: ExchangeClient,
-  funds: Record<string, string>,
-): Promise<{ email: string; userId: string }> {
-  const email = `trader-${randomUUID().slice(0, 8)}@e2e.test`;
-  const password = `Pw-${randomBytes(9).toString('base64url')}-x9`;
-  await client.register({ email, password });
-  const login = await client.login({ email, password });
-  for (const [asset, amount] of Object.entries(funds)) await client.deposit({ asset, amount });
-  await eventually(
-    async () => {
-      const balances = await client.balances();
-      return Object.entries(funds).every(
-        ([asset, amount]) => balances.find((b) => b.asset === asset)?.total === amount,
-      );
-    },
-    30_000,
-    `deposits of ${email}`,
-  );
-  return { email, userId: login.user.id };
-}
-
-/** Two new traders cross 0.1 BTC-USD at `price`; resolves with the (taker) buy order's id once it is filled. */
-export async function crossTrade(t: TestStack, price: string): Promise<string> {
-  const seller = t.client();
-  const buyer = t.client();
-  await newTrader(seller, { BTC: '1.00000000' });
-  await newTrader(buyer, { USD: '100000.00' });
-  const order = { market: 'BTC-USD', type: 'limit', price, quantity: '0.1', timeInForce: 'GTC' } as const;
-  await seller.placeOrder({ ...order, side: 'sell' });
-  const buy = await buyer.placeOrder({ ...order, side: 'buy' });
-  await eventually(async () => (await buyer.getOrder(buy.id)).status === 'filled', 30_000, 'buy filled');
-  return buy.id;
 }

@@ -5,21 +5,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ExchangeApiError } from '@exchange/sdk';
-import { eventually, newTrader, startTestStack, type TestStack } from './index.ts';
+import { balance, eventually, latestOutboxPayload, newTrader, orderReaches, trader, useTestStack } from './index.ts';
 
-let t: TestStack;
-beforeAll(async () => {
-  // debug: per-request log lines (which carry the request id checked below) are at debug level.
-  t = await startTestStack({ env: { WITHDRAWAL_DISPATCH_DELAY_MS: '200', LOG_LEVEL: 'debug' } });
-}, 180_000);
-afterAll(async () => t?.close(), 60_000);
+// debug: per-request log lines (which carry the request id checked below) are at debug level.
+const t = useTestStack({ env: { WITHDRAWAL_DISPATCH_DELAY_MS: '200', LOG_LEVEL: 'debug' } });
 
 const gw = () => t.url('gateway');
 
 it('register, login, deposit, trade, cancel and withdraw through the gateway', async () => {
-  const maker = t.client();
+  const maker = await trader(t, { BTC: '1.00000000' });
   const taker = t.client();
-  await newTrader(maker, { BTC: '1.00000000' });
   const { email: takerEmail } = await newTrader(taker, { USD: '50000.00' });
 
   const requestId = `journey-${randomUUID()}`;
@@ -36,16 +31,12 @@ it('register, login, deposit, trade, cancel and withdraw through the gateway', a
     quantity: '0.2',
     timeInForce: 'IOC',
   });
-  await eventually(async () => (await taker.getOrder(bid.id)).status === 'filled', 20_000, 'IOC filled');
+  await orderReaches(taker, bid.id, 'filled', 'IOC filled', 20_000);
   await maker.cancelOrder(ask.id);
-  await eventually(async () => (await maker.getOrder(ask.id)).status === 'cancelled', 20_000, 'cancelled');
+  await orderReaches(maker, ask.id, 'cancelled', 'cancelled', 20_000);
 
   // Taker: 0.2 BTC less 20 bps; paid 8000.00 USD.
-  await eventually(
-    async () => (await taker.balances()).find((b) => b.asset === 'BTC')?.total === '0.19960000',
-    20_000,
-    'taker settled',
-  );
+  await eventually(async () => (await balance(taker, 'BTC')).total === '0.19960000', 20_000, 'taker settled');
   // Maker: 8000 USD less 10 bps = 7992.00; 0.8 BTC left, nothing held after the cancel.
   await eventually(
     async () => {
@@ -60,17 +51,13 @@ it('register, login, deposit, trade, cancel and withdraw through the gateway', a
 
   // Withdrawals need a verified email: the link's token, as the notification service would mail it (no SMTP here),
   // comes from the registration event in auth's outbox; the link itself goes through the gateway.
-  const token = async (sql: string, param: string) =>
-    eventually(
-      async () => (await t.db.pool.query<{ token: string | null }>(sql, [param])).rows[0]?.token ?? undefined,
-      10_000,
-      'token in the outbox',
-    );
-  const verifyToken = await token(
-    `SELECT message->'payload'->>'verificationToken' AS token FROM auth.outbox
-      WHERE type = 'user.registered' AND message->'payload'->>'email' = $1 ORDER BY sequence DESC LIMIT 1`,
-    takerEmail,
-  );
+  const registered = await latestOutboxPayload(t.db, {
+    schema: 'auth',
+    type: 'user.registered',
+    field: 'email',
+    value: takerEmail,
+  });
+  const verifyToken = registered.verificationToken as string;
   expect(await taker.verifyEmail(verifyToken)).toEqual({ emailVerified: true });
 
   // Withdraw 0.1 BTC (fee 0.0001) to a valid address: above the email-confirmation threshold (0.02 BTC), it waits
@@ -81,12 +68,13 @@ it('register, login, deposit, trade, cancel and withdraw through the gateway', a
     address: 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq',
   });
   expect(requested.status).toBe('awaiting_confirmation');
-  const confirmToken = await token(
-    `SELECT message->'payload'->>'confirmationToken' AS token FROM wallet.outbox
-      WHERE type = 'withdrawal.confirmation_requested' AND message->'payload'->>'withdrawalId' = $1
-      ORDER BY sequence DESC LIMIT 1`,
-    requested.id,
-  );
+  const confirmation = await latestOutboxPayload(t.db, {
+    schema: 'wallet',
+    type: 'withdrawal.confirmation_requested',
+    field: 'withdrawalId',
+    value: requested.id,
+  });
+  const confirmToken = confirmation.confirmationToken as string;
   const w = await taker.confirmWithdrawal(confirmToken);
   expect(w.id).toBe(requested.id);
   const done = await eventually(
@@ -98,11 +86,7 @@ it('register, login, deposit, trade, cancel and withdraw through the gateway', a
     'withdrawal completed',
   );
   expect(done.amount).toBe('0.10000000');
-  await eventually(
-    async () => (await taker.balances()).find((b) => b.asset === 'BTC')?.total === '0.09950000',
-    20_000,
-    'withdrawal debited',
-  );
+  await eventually(async () => (await balance(taker, 'BTC')).total === '0.09950000', 20_000, 'withdrawal debited');
 
   // A bad withdrawal address is a 400 with a code, not a 500.
   await expect(taker.withdraw({ asset: 'BTC', amount: '0.01', address: 'not-an-address' })).rejects.toMatchObject({
@@ -117,8 +101,7 @@ it('register, login, deposit, trade, cancel and withdraw through the gateway', a
 it('401 on a missing, forged or alg-none token, at the gateway', async () => {
   const missing = await fetch(`${gw()}/api/v1/wallet/balances`);
   expect(missing.status).toBe(401);
-  const c = t.client();
-  await newTrader(c, {});
+  const c = await trader(t, {});
   const token = c.getSession()!.accessToken;
   const [h, p] = token.split('.');
   const forgedPayload = Buffer.from(

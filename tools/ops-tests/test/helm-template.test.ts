@@ -144,18 +144,18 @@ describe('rendered NetworkPolicies (defaults)', () => {
     expect(ingressFrom('notification').sort()).toEqual(['prometheus']);
     expect(ingressFrom('wallet').sort()).toEqual(['kong', 'order', 'prometheus']);
     expect(ingressFrom('order').sort()).toEqual(['kong', 'prometheus', 'wallet']);
-    expect(ingressFrom('payment-processor').sort()).toEqual(['kong', 'prometheus']);
+    expect(ingressFrom('payment-processor').sort()).toEqual(['kong', 'prometheus', 'wallet']);
     expect(ingressFrom('api-docs')).toEqual(['kong']);
     expect(ingressFrom('web')).toEqual(['kong']);
   });
 
-  test('egress to other services: JWKS for all, wallet <-> order for holds and reconciliation', () => {
+  test('egress to other services: JWKS for all, wallet <-> order, wallet -> payment-processor (reconciliation)', () => {
     const peers = (name: string) =>
       byName[name].spec.egress
         .flatMap((r: any) => r.to.map((t: any) => t.podSelector?.matchLabels?.['app.kubernetes.io/name']))
         .filter(Boolean)
         .sort();
-    expect(peers('wallet')).toEqual(['auth', 'order']);
+    expect(peers('wallet')).toEqual(['auth', 'order', 'payment-processor']);
     expect(peers('order')).toEqual(['auth', 'wallet']);
     expect(peers('payment-processor')).toEqual(['auth']);
     expect(peers('auth')).toEqual([]);
@@ -192,6 +192,7 @@ describe("rendered environment matches each service's own configuration schema",
     for (const k of [
       'WALLET_URL',
       'ORDER_URL',
+      'PAYMENT_PROCESSOR_URL',
       'RABBITMQ_MANAGEMENT_URL',
       'AUTH_JWKS_URL',
       'AMQP_URL',
@@ -204,7 +205,9 @@ describe("rendered environment matches each service's own configuration schema",
     for (const e of env) {
       if (
         /(URL|TOKEN|KEY|PASSWORD)$/.test(e.name) &&
-        !['AUTH_JWKS_URL', 'WALLET_URL', 'ORDER_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'].includes(e.name)
+        !['AUTH_JWKS_URL', 'WALLET_URL', 'ORDER_URL', 'PAYMENT_PROCESSOR_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'].includes(
+          e.name,
+        )
       ) {
         expect({ name, variable: e.name, fromSecret: Boolean(e.valueFrom?.secretKeyRef) }).toEqual({
           name,

@@ -161,6 +161,9 @@ beforeAll(async () => {
       ...(containerEnv.AUTH_JWKS_URL ? { AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json` } : {}),
       ...(containerEnv.WALLET_URL ? { WALLET_URL: `http://127.0.0.1:${ports.wallet}` } : {}),
       ...(containerEnv.ORDER_URL ? { ORDER_URL: `http://127.0.0.1:${ports.order}` } : {}),
+      ...(containerEnv.PAYMENT_PROCESSOR_URL
+        ? { PAYMENT_PROCESSOR_URL: `http://127.0.0.1:${ports['payment-processor']}` }
+        : {}),
       ...(containerEnv.BACKUP_DIR ? { BACKUP_DIR: join(dir, 'backups') } : {}),
       OTEL_EXPORTER_OTLP_ENDPOINT: '',
     };
@@ -308,6 +311,8 @@ test('the runbook admin procedures work against the product', async () => {
   expect((await call('GET', '/api/v1/admin/engine/markets')).markets.map((m: any) => m.market)).toContain(market);
   const resumed = await call('POST', `/api/v1/admin/engine/markets/${market}/resume`, undefined, [409]);
   expect(resumed.error.code).toBe('NOT_HALTED');
+  // a market's trading phase (continuous, or a volatility call auction with its indicative price)
+  expect(await call('GET', `/api/v1/markets/${market}/book`)).toMatchObject({ phase: 'continuous' });
 
   // dead letters: a well-formed envelope of a type the wallet does not handle is dead-lettered at once, listed,
   // and replayed through the admin API

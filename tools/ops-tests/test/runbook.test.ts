@@ -26,7 +26,8 @@ const SEED_ENDPOINTS = [
   '/metrics',
 ];
 
-// The public admin API of this product (method + path pattern), as the services register it.
+// The admin API of this product (method + path pattern), as the services register it, and the public book the
+// runbook reads for a market's trading phase.
 const ADMIN_API: [string, RegExp][] = [
   ['GET', /^\/api\/v1\/admin\/feature-flags$/],
   ['POST', /^\/api\/v1\/admin\/feature-flags\/(trading|withdrawals|maintenance|deposits)\/(enable|disable)$/],
@@ -48,6 +49,7 @@ const ADMIN_API: [string, RegExp][] = [
   ['POST', /^\/api\/v1\/auth\/2fa\/(setup|verify)$/], // a staff account's first login enrols 2FA
   ['GET', /^\/api\/health\/trading$/],
   ['GET', /^\/api\/v1\/admin\/engine\/markets$/],
+  ['GET', /^\/api\/v1\/markets\/[^/]+\/book$/],
   ['POST', /^\/api\/v1\/admin\/engine\/markets\/[^/]+\/resume$/],
 ];
 

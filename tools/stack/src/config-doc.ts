@@ -91,6 +91,12 @@ export function render(): string {
     '| `NO_COLOR`, `FORCE_COLOR` | colour on a terminal | turn colours off / on |',
     '| `NODE_ENV` | `development` | `production` turns the demo market maker off |',
     '',
+    '## every service (`@exchange/db`)',
+    '',
+    '| variable | default | meaning |',
+    '|---|---|---|',
+    '| `DB_PREPARED_STATEMENTS` | on | `off`: no server-side prepared statements (behind a pooler in transaction mode, or to compare in a benchmark); on: each pool prepares its repeated parameterised statements (packages/db/src/prepared.ts) |',
+    '',
   );
   return out.join('\n');
 }

@@ -119,6 +119,7 @@ export class Stack {
       auth: ['wallet', 'order', 'payment-processor', 'notification'],
       wallet: ['order', 'kyc'],
       order: ['wallet'],
+      'payment-processor': ['wallet'],
     };
     return callers[service]?.map((c) => `${c}:${this.internalTokenOf(c)}`).join(',');
   }

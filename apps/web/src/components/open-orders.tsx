@@ -1,14 +1,15 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import { client, isStaff, useAuth } from '../lib/api.tsx';
+import { client, isStaff, useAuth, useStream } from '../lib/api.tsx';
 import { jaegerOrderUrl } from '../lib/config.ts';
-import { Empty, ErrorBox, Head, Num, Time } from './ui.tsx';
+import { DataTable, Empty, ErrorBox, Num, Time } from './ui.tsx';
 
 /** Open orders (optionally of one market) with cancel and cancel-all. */
 export function OpenOrders({ market }: { market?: string }) {
   const qc = useQueryClient();
   const { user } = useAuth();
   const staff = isStaff(user);
+  const stream = useStream();
   const [error, setError] = useState<unknown>(null);
   const orders = useQuery({
     queryKey: ['orders', 'open', market ?? 'all'],
@@ -34,6 +35,18 @@ export function OpenOrders({ market }: { market?: string }) {
     <div data-testid="open-orders">
       <div className="row spread">
         <span className="muted small">{rows.length} open</span>
+        {user ? (
+          <label className="small" title="Your open orders are cancelled if this window closes or loses its connection">
+            <input
+              type="checkbox"
+              data-testid="cancel-on-disconnect"
+              data-armed={stream.cancelOnDisconnectArmed ? 'true' : 'false'}
+              checked={stream.cancelOnDisconnect}
+              onChange={(e) => stream.setCancelOnDisconnect(e.target.checked)}
+            />{' '}
+            Cancel my orders if this window disconnects
+          </label>
+        ) : null}
         <button type="button" disabled={rows.length === 0 || cancelAll.isPending} onClick={() => cancelAll.mutate()}>
           Cancel all
         </button>
@@ -42,58 +55,40 @@ export function OpenOrders({ market }: { market?: string }) {
       {rows.length === 0 ? (
         <Empty>No open orders.</Empty>
       ) : (
-        <div className="table-wrap" tabIndex={0}>
-          <table>
-            <Head
-              cols={[
-                'Market',
-                'Side',
-                ['Price', 'r'],
-                ['Quantity', 'r'],
-                ['Filled', 'r'],
-                'Status',
-                ['Placed', 'hide-sm'],
-                '',
-              ]}
-            />
-            <tbody>
-              {rows.map((o) => (
-                <tr key={o.id} data-order-id={o.id}>
-                  <td>{o.market}</td>
-                  <td className={o.side === 'buy' ? 'up' : 'down'}>{o.side}</td>
-                  <td className="r">
-                    <Num value={o.price} />
-                  </td>
-                  <td className="r">
-                    <Num value={o.quantity} />
-                  </td>
-                  <td className="r">
-                    <Num value={o.filledQuantity} />
-                  </td>
-                  <td>{o.cancelRequested ? 'cancelling' : o.status}</td>
-                  <td className="hide-sm">
-                    <Time iso={o.createdAt} />
-                  </td>
-                  <td>
-                    {staff ? (
-                      <a href={jaegerOrderUrl(o.id)} target="_blank" rel="noreferrer" className="small">
-                        Trace
-                      </a>
-                    ) : null}{' '}
-                    <button
-                      type="button"
-                      disabled={o.cancelRequested}
-                      onClick={() => cancel.mutate(o.id)}
-                      aria-label={`Cancel order ${o.side} ${o.quantity} at ${o.price ?? 'market'}`}
-                    >
-                      Cancel
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          rows={rows}
+          rowKey={(o) => o.id}
+          rowAttrs={(o) => ({ 'data-order-id': o.id })}
+          columns={[
+            { head: 'Market', cell: (o) => o.market },
+            { head: 'Side', className: (o) => (o.side === 'buy' ? 'up' : 'down'), cell: (o) => o.side },
+            { head: ['Price', 'r'], cell: (o) => <Num value={o.price} /> },
+            { head: ['Quantity', 'r'], cell: (o) => <Num value={o.quantity} /> },
+            { head: ['Filled', 'r'], cell: (o) => <Num value={o.filledQuantity} /> },
+            { head: 'Status', cell: (o) => (o.cancelRequested ? 'cancelling' : o.status) },
+            { head: ['Placed', 'hide-sm'], cell: (o) => <Time iso={o.createdAt} /> },
+            {
+              head: '',
+              cell: (o) => (
+                <>
+                  {staff ? (
+                    <a href={jaegerOrderUrl(o.id)} target="_blank" rel="noreferrer" className="small">
+                      Trace
+                    </a>
+                  ) : null}{' '}
+                  <button
+                    type="button"
+                    disabled={o.cancelRequested}
+                    onClick={() => cancel.mutate(o.id)}
+                    aria-label={`Cancel order ${o.side} ${o.quantity} at ${o.price ?? 'market'}`}
+                  >
+                    Cancel
+                  </button>
+                </>
+              ),
+            },
+          ]}
+        />
       )}
     </div>
   );

@@ -133,3 +133,37 @@ test('a halted market says so and the form cannot be sent', async () => {
   expect(f.sent).toEqual([]);
   expect((screen.getByRole('button', { name: /Buy BTC/ }) as HTMLButtonElement).disabled).toBe(true);
 });
+
+test.each([
+  ['0.6', 'display quantity must not exceed the quantity'],
+  ['0.015', 'display quantity must be a multiple of the lot size 0.01'],
+  ['0.001', 'display quantity must be a multiple of the lot size 0.01'],
+  ['1e-1', 'display quantity must be a plain decimal such as 0.01'],
+])('iceberg display %s is refused before sending: %s', async (display, message) => {
+  const f = setup();
+  f.type('price', '30000');
+  f.type('quantity', '0.5');
+  f.type('displayQuantity', display);
+  await f.submit();
+  expect(f.sent).toEqual([]);
+  expect(screen.getByTestId('display-error').textContent).toBe(message);
+});
+
+test('an iceberg is sent with its display quantity', async () => {
+  const f = setup();
+  f.type('price', '30000');
+  f.type('quantity', '0.5');
+  f.type('displayQuantity', '0.1');
+  await f.submit();
+  expect(f.sent).toEqual([
+    {
+      market: 'BTC-USD',
+      side: 'buy',
+      type: 'limit',
+      quantity: '0.5',
+      price: '30000',
+      timeInForce: 'GTC',
+      displayQuantity: '0.1',
+    },
+  ]);
+});

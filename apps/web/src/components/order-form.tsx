@@ -24,6 +24,7 @@ export function OrderForm({ market, place, onPlaced, initialPrice }: OrderFormPr
     quantity: '',
     timeInForce: 'GTC',
     postOnly: false,
+    displayQuantity: '',
   });
   const [touched, setTouched] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -52,6 +53,7 @@ export function OrderForm({ market, place, onPlaced, initialPrice }: OrderFormPr
         ...(draft.type === 'limit' ? { price: draft.price } : {}),
         timeInForce: draft.timeInForce,
         ...(draft.postOnly ? { postOnly: true } : {}),
+        ...(draft.type === 'limit' && draft.displayQuantity ? { displayQuantity: draft.displayQuantity } : {}),
       });
       setPlaced(order);
       setTouched(false);
@@ -172,6 +174,26 @@ export function OrderForm({ market, place, onPlaced, initialPrice }: OrderFormPr
         </label>
       ) : null}
       {show('postOnly') ? <p className="field-error">{show('postOnly')}</p> : null}
+      {draft.type === 'limit' ? (
+        <label>
+          Iceberg: show at a time ({market.base}, optional)
+          <input
+            name="displayQuantity"
+            inputMode="decimal"
+            autoComplete="off"
+            placeholder="whole quantity"
+            value={draft.displayQuantity ?? ''}
+            onChange={(e) => set({ displayQuantity: e.target.value.trim() })}
+            aria-invalid={Boolean(show('displayQuantity'))}
+            aria-describedby={describedBy('displayQuantity')}
+          />
+        </label>
+      ) : null}
+      {show('displayQuantity') ? (
+        <p className="field-error" id="displayQuantity-err" data-testid="display-error">
+          {show('displayQuantity')}
+        </p>
+      ) : null}
       <dl className="preview" aria-live="polite">
         <dt>Hold</dt>
         <dd data-testid="hold">

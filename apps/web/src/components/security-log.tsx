@@ -2,7 +2,7 @@
 import { useQuery } from '@tanstack/react-query';
 import type { SecurityEvent } from '@exchange/sdk';
 import { client } from '../lib/api.tsx';
-import { Empty, ErrorBox, Head, Loading, Panel, Time } from './ui.tsx';
+import { DataTable, Empty, ErrorBox, Loading, Panel, Time } from './ui.tsx';
 
 const LABELS: Record<string, string> = {
   'auth.register': 'Account created',
@@ -58,27 +58,27 @@ export function SecurityLog() {
       {log.isPending ? <Loading /> : null}
       {log.data && log.data.length === 0 ? <Empty>No events yet.</Empty> : null}
       {log.data?.length ? (
-        <div className="table-wrap" tabIndex={0} aria-label="Security log">
-          <table>
-            <Head cols={['When', 'What', 'IP', ['Device', 'hide-sm'], ['Details', 'hide-sm']]} />
-            <tbody>
-              {log.data.map((e, i) => (
-                <tr key={`${e.at}-${i}`} data-action={e.action}>
-                  <td>
-                    <Time iso={e.at} />
-                  </td>
-                  <td>
-                    {ALERT.test(e.action) ? <span className="badge warn">{LABELS[e.action] ?? e.action}</span> : null}
-                    {ALERT.test(e.action) ? null : (LABELS[e.action] ?? e.action)}
-                  </td>
-                  <td className="mono">{e.ip ?? '—'}</td>
-                  <td className="hide-sm small">{e.userAgent ?? '—'}</td>
-                  <td className="hide-sm small">{detailText(e) || '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          label="Security log"
+          rows={log.data}
+          rowKey={(e, i) => `${e.at}-${i}`}
+          rowAttrs={(e) => ({ 'data-action': e.action })}
+          columns={[
+            { head: 'When', cell: (e) => <Time iso={e.at} /> },
+            {
+              head: 'What',
+              cell: (e) => (
+                <>
+                  {ALERT.test(e.action) ? <span className="badge warn">{LABELS[e.action] ?? e.action}</span> : null}
+                  {ALERT.test(e.action) ? null : (LABELS[e.action] ?? e.action)}
+                </>
+              ),
+            },
+            { head: 'IP', className: 'mono', cell: (e) => e.ip ?? '—' },
+            { head: ['Device', 'hide-sm'], className: 'hide-sm small', cell: (e) => e.userAgent ?? '—' },
+            { head: ['Details', 'hide-sm'], className: 'hide-sm small', cell: (e) => detailText(e) || '—' },
+          ]}
+        />
       ) : null}
     </Panel>
   );

@@ -91,3 +91,54 @@ export function Head({ cols }: { cols: Col[] }) {
     </thead>
   );
 }
+
+/** A column of a DataTable: its heading, what a cell shows, and the cells' class (default: the heading's class). */
+export interface Column<T> {
+  head: Col;
+  cell: (row: T) => ReactNode;
+  className?: string | ((row: T) => string);
+}
+
+/**
+ * One table shape for every list (open orders, fills, payouts, security log…): the scrolling wrapper, the heading
+ * row, then one row per item. `rowAttrs` gives a row its data-* attributes (tests and the console find rows by them).
+ */
+export function DataTable<T>({
+  columns,
+  rows,
+  rowKey,
+  rowAttrs,
+  label,
+}: {
+  columns: Array<Column<T>>;
+  rows: readonly T[];
+  rowKey: (row: T, index: number) => string;
+  rowAttrs?: (row: T) => Record<`data-${string}`, string>;
+  label?: string;
+}) {
+  return (
+    <div className="table-wrap" tabIndex={0} aria-label={label}>
+      <table>
+        <Head cols={columns.map((c) => c.head)} />
+        <tbody>
+          {rows.map((row, i) => (
+            <tr key={rowKey(row, i)} {...rowAttrs?.(row)}>
+              {columns.map((c, j) => (
+                <td
+                  key={j}
+                  className={
+                    typeof c.className === 'function'
+                      ? c.className(row)
+                      : (c.className ?? (typeof c.head === 'string' ? undefined : c.head[1]))
+                  }
+                >
+                  {c.cell(row)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

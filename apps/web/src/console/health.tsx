@@ -68,12 +68,17 @@ export function HealthSection() {
           <p className="muted small">Replica {engine.data?.replica ?? '—'}</p>
           <div className="table-wrap" tabIndex={0}>
             <table>
-              <Head cols={['Market', 'Consumer', ['Last seq', 'r'], ['Resting orders', 'r'], 'Last applied']} />
+              <Head
+                cols={['Market', 'Consumer', 'Phase', ['Last seq', 'r'], ['Resting orders', 'r'], 'Last applied']}
+              />
               <tbody>
                 {(engine.data?.markets ?? []).map((m) => (
                   <tr key={m.market}>
                     <th scope="row">{m.market}</th>
                     <td>{m.consumer}</td>
+                    <td>
+                      {m.phase === 'auction' ? <span className="badge warn">call auction</span> : (m.phase ?? '—')}
+                    </td>
                     <td className="r num">{m.lastSeq}</td>
                     <td className="r num">{m.restingOrders ?? '—'}</td>
                     <td>

@@ -6,7 +6,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import type { PayoutState } from '@exchange/sdk';
 import { client, isAdmin, useAuth } from '../lib/api.tsx';
-import { Empty, ErrorBox, Head, Loading, Num, Panel, Time } from '../components/ui.tsx';
+import { DataTable, Empty, ErrorBox, Loading, Num, Panel, Time } from '../components/ui.tsx';
 
 const STATES: PayoutState[] = ['pending', 'completed', 'failed', 'cancelled'];
 
@@ -73,51 +73,36 @@ export function PayoutsSection() {
         ) : null}
         {p && p.payouts.length === 0 ? <Empty>No {p.status} payouts.</Empty> : null}
         {p && p.payouts.length ? (
-          <div className="table-wrap" tabIndex={0} aria-label={`${p.status} payouts`}>
-            <table>
-              <Head
-                cols={[
-                  'Requested',
-                  'Asset',
-                  ['Amount', 'r'],
-                  ['Fee', 'r hide-sm'],
-                  'Status',
-                  ['Due', 'hide-sm'],
-                  ['User', 'hide-sm'],
-                  ['Address / rail', 'hide-sm'],
-                ]}
-              />
-              <tbody>
-                {p.payouts.map((w) => (
-                  <tr key={w.withdrawalId} data-withdrawal={w.withdrawalId}>
-                    <td>
-                      <Time iso={w.createdAt} />
-                    </td>
-                    <td>{w.asset}</td>
-                    <td className="r">
-                      <Num value={w.amount} />
-                    </td>
-                    <td className="r hide-sm">
-                      <Num value={w.fee} />
-                    </td>
-                    <td>
-                      <span
-                        className={`badge ${w.status === 'failed' ? 'warn' : w.status === 'completed' ? 'ok' : ''}`}
-                      >
-                        {w.status}
-                      </span>
-                      {w.failureReason ? <span className="small"> {w.failureReason}</span> : null}
-                    </td>
-                    <td className="hide-sm">
-                      <Time iso={w.dueAt} />
-                    </td>
-                    <td className="hide-sm mono small">{w.userId}</td>
-                    <td className="hide-sm mono small">{w.railTxId ?? w.address}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            label={`${p.status} payouts`}
+            rows={p.payouts}
+            rowKey={(w) => w.withdrawalId}
+            rowAttrs={(w) => ({ 'data-withdrawal': w.withdrawalId })}
+            columns={[
+              { head: 'Requested', cell: (w) => <Time iso={w.createdAt} /> },
+              { head: 'Asset', cell: (w) => w.asset },
+              { head: ['Amount', 'r'], cell: (w) => <Num value={w.amount} /> },
+              { head: ['Fee', 'r hide-sm'], cell: (w) => <Num value={w.fee} /> },
+              {
+                head: 'Status',
+                cell: (w) => (
+                  <>
+                    <span className={`badge ${w.status === 'failed' ? 'warn' : w.status === 'completed' ? 'ok' : ''}`}>
+                      {w.status}
+                    </span>
+                    {w.failureReason ? <span className="small"> {w.failureReason}</span> : null}
+                  </>
+                ),
+              },
+              { head: ['Due', 'hide-sm'], cell: (w) => <Time iso={w.dueAt} /> },
+              { head: ['User', 'hide-sm'], className: 'hide-sm mono small', cell: (w) => w.userId },
+              {
+                head: ['Address / rail', 'hide-sm'],
+                className: 'hide-sm mono small',
+                cell: (w) => w.railTxId ?? w.address,
+              },
+            ]}
+          />
         ) : null}
       </Panel>
 
@@ -130,29 +115,34 @@ export function PayoutsSection() {
         {blocked.isPending ? <Loading /> : null}
         {blocked.data && blocked.data.length === 0 ? <Empty>No blocked withdrawals.</Empty> : null}
         {blocked.data?.length ? (
-          <div className="table-wrap" tabIndex={0} aria-label="Blocked withdrawals">
-            <table>
-              <Head cols={['When', 'Reason', 'Asked', ['User', 'hide-sm'], ['Request', 'hide-sm']]} />
-              <tbody>
-                {blocked.data.map((b, i) => (
-                  <tr key={`${b.at}-${i}`} data-reason={b.reason}>
-                    <td>
-                      <Time iso={b.at} />
-                    </td>
-                    <td>
-                      <span className="badge warn">{b.reason}</span> <span className="mono small">{b.code}</span>
-                    </td>
-                    <td>
-                      {b.amount ?? '—'} {b.asset ?? ''}
-                      {b.address ? <span className="hide-sm mono small"> → {b.address}</span> : null}
-                    </td>
-                    <td className="hide-sm mono small">{b.userId ?? '—'}</td>
-                    <td className="hide-sm mono small">{b.requestId ?? '—'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            label="Blocked withdrawals"
+            rows={blocked.data}
+            rowKey={(b, i) => `${b.at}-${i}`}
+            rowAttrs={(b) => ({ 'data-reason': b.reason })}
+            columns={[
+              { head: 'When', cell: (b) => <Time iso={b.at} /> },
+              {
+                head: 'Reason',
+                cell: (b) => (
+                  <>
+                    <span className="badge warn">{b.reason}</span> <span className="mono small">{b.code}</span>
+                  </>
+                ),
+              },
+              {
+                head: 'Asked',
+                cell: (b) => (
+                  <>
+                    {b.amount ?? '—'} {b.asset ?? ''}
+                    {b.address ? <span className="hide-sm mono small"> → {b.address}</span> : null}
+                  </>
+                ),
+              },
+              { head: ['User', 'hide-sm'], className: 'hide-sm mono small', cell: (b) => b.userId ?? '—' },
+              { head: ['Request', 'hide-sm'], className: 'hide-sm mono small', cell: (b) => b.requestId ?? '—' },
+            ]}
+          />
         ) : null}
       </Panel>
     </div>

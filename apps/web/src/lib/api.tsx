@@ -90,6 +90,11 @@ type Listener = (m: StreamMessage) => void;
 interface StreamState {
   connected: boolean;
   subscribe(channel: string, fn: Listener): () => void;
+  /** Asked for: cancel the user's open orders when this window's socket drops (re-sent on every reconnect). */
+  cancelOnDisconnect: boolean;
+  /** The server confirmed the current socket's cancel-on-disconnect setting. */
+  cancelOnDisconnectArmed: boolean;
+  setCancelOnDisconnect(on: boolean): void;
 }
 
 const StreamContext = createContext<StreamState | null>(null);
@@ -103,6 +108,9 @@ export function StreamProvider({ children }: { children: ReactNode }) {
   const listeners = useRef(new Map<string, Set<Listener>>());
   const stream = useRef<ExchangeStream | null>(null);
   const [connected, setConnected] = useState(false);
+  const cod = useRef(false);
+  const [codWanted, setCodWanted] = useState(false);
+  const [codArmed, setCodArmed] = useState(false);
 
   useEffect(() => {
     let stopped = false;
@@ -123,14 +131,21 @@ export function StreamProvider({ children }: { children: ReactNode }) {
         attempt = 0;
         const channels = [...listeners.current.keys()];
         if (channels.length) s.subscribe(channels);
+        // a new socket is a new session: the setting is asked for again (the old one's orders were cancelled)
+        if (cod.current) s.setCancelOnDisconnect(true);
         setConnected(true);
       });
       s.on('message', (m: StreamMessage) => {
+        if (m.type === 'cancel_on_disconnect') {
+          setCodArmed(m['enabled'] === true);
+          return;
+        }
         if (!m.channel) return;
         for (const fn of listeners.current.get(m.channel) ?? []) fn(m);
       });
       s.on('close', () => {
         setConnected(false);
+        setCodArmed(false);
         if (stream.current === s) stream.current = null;
         if (!stopped) timer = setTimeout(() => void connect(), Math.min(10_000, 500 * 2 ** attempt++));
       });
@@ -163,7 +178,23 @@ export function StreamProvider({ children }: { children: ReactNode }) {
     };
   }, []);
 
-  const value = useMemo(() => ({ connected, subscribe }), [connected, subscribe]);
+  const setCancelOnDisconnect = useCallback((on: boolean) => {
+    cod.current = on;
+    setCodWanted(on);
+    const s = stream.current;
+    if (s && s.socket.readyState === s.socket.OPEN) s.setCancelOnDisconnect(on);
+  }, []);
+
+  const value = useMemo(
+    () => ({
+      connected,
+      subscribe,
+      cancelOnDisconnect: codWanted,
+      cancelOnDisconnectArmed: codArmed,
+      setCancelOnDisconnect,
+    }),
+    [connected, subscribe, codWanted, codArmed, setCancelOnDisconnect],
+  );
   return <StreamContext.Provider value={value}>{children}</StreamContext.Provider>;
 }
 

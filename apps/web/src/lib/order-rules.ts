@@ -14,9 +14,11 @@ export interface OrderDraft {
   quantity: string;
   timeInForce: TimeInForce;
   postOnly: boolean;
+  /** Iceberg: the quantity shown at a time ('' for a plain order). */
+  displayQuantity?: string;
 }
 
-export type Field = 'price' | 'quantity' | 'timeInForce' | 'postOnly' | 'market';
+export type Field = 'price' | 'quantity' | 'timeInForce' | 'postOnly' | 'displayQuantity' | 'market';
 
 export interface OrderCheck {
   /** Field → message naming the market's rule. Empty when the order may be sent. */
@@ -61,6 +63,16 @@ export function checkOrder(market: Market, d: OrderDraft): OrderCheck {
   if (d.type === 'market' && d.timeInForce === 'GTC') errors.timeInForce = 'a market order is IOC or FOK';
   if (d.postOnly && (d.type !== 'limit' || d.timeInForce !== 'GTC'))
     errors.postOnly = 'post-only orders are GTC limit orders';
+  const display = d.displayQuantity?.trim() ?? '';
+  if (display !== '') {
+    if (d.type !== 'limit' || d.timeInForce !== 'GTC') errors.displayQuantity = 'icebergs are GTC limit orders';
+    else if (!isPlainDecimal(display)) errors.displayQuantity = 'display quantity must be a plain decimal such as 0.01';
+    else if (!isMultipleOf(display, market.lotSize))
+      errors.displayQuantity = `display quantity must be a multiple of the lot size ${market.lotSize}`;
+    else if (compare(display, market.minQuantity) < 0)
+      errors.displayQuantity = `display quantity must be at least ${market.minQuantity} ${market.base}`;
+    else if (qty && compare(display, qty) > 0) errors.displayQuantity = 'display quantity must not exceed the quantity';
+  }
 
   const reference = price ?? (d.type === 'market' ? market.lastPrice : null);
   const notional = reference && qty ? multiply(reference, qty) : null;
@@ -74,7 +86,8 @@ export function checkOrder(market: Market, d: OrderDraft): OrderCheck {
   if (qty && d.side === 'sell') hold = { amount: qty, asset: market.base };
   else if (qty && price) hold = { amount: multiply(price, qty), asset: market.quote };
 
-  const bps = d.postOnly ? market.makerFeeBps : market.takerFeeBps;
+  // a rebate (negative maker rate, fee tiers) means the most a post-only order can pay is nothing
+  const bps = Math.max(0, d.postOnly ? market.makerFeeBps : market.takerFeeBps);
   let fee: OrderCheck['fee'] = null;
   if (qty && d.side === 'buy') fee = { amount: bpsOf(qty, bps), asset: market.base, bps };
   else if (notional && d.side === 'sell') fee = { amount: bpsOf(notional, bps), asset: market.quote, bps };

@@ -49,6 +49,14 @@ export function MarketPage() {
   });
   const book = useQuery({ queryKey: ['book', symbol], queryFn: () => client.book(symbol, { depth: 15 }) });
   const trades = useQuery({ queryKey: ['trades', symbol], queryFn: () => client.trades(symbol, { limit: 30 }) });
+  // the order form previews fees at the rates of the user's volume tier, not the market's base rates
+  const fees = useQuery({
+    queryKey: ['account-fees'],
+    queryFn: () => client.accountFees(),
+    enabled: Boolean(user),
+    refetchInterval: 60_000,
+  });
+  const tier = fees.data?.markets.find((m) => m.market === symbol)?.tier;
 
   useChannel(`book:${symbol}`, (m) => {
     if (m.data) qc.setQueryData(['book', symbol], m.data as OrderBook);
@@ -104,6 +112,14 @@ export function MarketPage() {
             Halted{market.haltReason ? `: ${market.haltReason}` : ''}
           </span>
         ) : null}
+        {b?.auction ? (
+          <span className="badge warn" data-testid="auction-badge" title="Orders are collected, then uncrossed">
+            Call auction: indicative{' '}
+            {b.auction.indicativePrice === null
+              ? 'none'
+              : `${b.auction.indicativeQuantity} @ ${b.auction.indicativePrice}`}
+          </span>
+        ) : null}
       </section>
 
       <Panel title="Chart" id="chart">
@@ -130,7 +146,7 @@ export function MarketPage() {
         {user ? (
           <OrderForm
             key={`${symbol}-${pickedPrice ?? ''}`}
-            market={market}
+            market={tier ? { ...market, makerFeeBps: tier.makerFeeBps, takerFeeBps: tier.takerFeeBps } : market}
             {...(pickedPrice ? { initialPrice: pickedPrice } : {})}
             place={(req) => client.placeOrder(req)}
             onPlaced={() => {

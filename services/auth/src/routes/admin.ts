@@ -1,16 +1,12 @@
 import type { FastifyRequest } from 'fastify';
-import { AppError, conflict, errorResponses, forbidden, notFound, Type, type App } from '@exchange/platform';
-import { requireFreshMfa, requireRole, type Role as RoleT } from '@exchange/auth-client';
-import { withTransaction } from '@exchange/db';
-import { audit } from '../audit.ts';
-import { createBackup, listBackups, parseRecipients, recordBackupRun } from '../backups.ts';
-import { USER_COLUMNS, userView, type Ctx, type UserRow } from '../context.ts';
-import { resetAccountThrottles } from '../login-guard.ts';
-import { revokeUserSessions } from '../sessions.ts';
-import { revokeUserApiKeys } from './apikeys.ts';
+import { errorResponses, Type, type App } from '@exchange/platform';
+import { requireFreshMfa, requireRole } from '@exchange/auth-client';
+import { auditPage } from '../audit/repository.ts';
+import { listBackups, parseRecipients, runBackup } from '../backups/service.ts';
+import { userView, type AuthContext } from '../context.ts';
+import { revokeSigningKey } from '../signing-keys/service.ts';
+import { lockAccount, replaceRoles, searchUsers, unlockAccount } from '../users/service.ts';
 import { bearer, Role, UserView } from './schemas.ts';
-import { AccountLockedV1 } from '@exchange/contracts/auth';
-import { emit, requestContext } from '../email.ts';
 
 const tags = ['admin'];
 const UserId = Type.Object({ id: Type.String({ format: 'uuid' }) });
@@ -22,16 +18,11 @@ const UserId = Type.Object({ id: Type.String({ format: 'uuid' }) });
  *   signing keys (list, emergency revoke) → admin
  * Every write also needs a fresh 2FA check (when the caller has 2FA on) and is audited.
  */
-export function adminRoutes(app: App, ctx: Ctx): void {
+export function registerAdminRoutes(app: App, ctx: AuthContext): void {
   const staff = requireRole('admin', 'support');
   const admin = requireRole('admin');
   const fresh = requireFreshMfa(ctx.config.MFA_FRESH_SECONDS);
 
-  const target = async (id: string) => {
-    const { rows } = await ctx.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE id = $1`, [id]);
-    if (!rows[0]) throw notFound('USER_NOT_FOUND', 'no such user');
-    return rows[0];
-  };
   const actor = (req: FastifyRequest) => req.principal!.id;
 
   app.get(
@@ -49,17 +40,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
         response: { 200: Type.Object({ users: Type.Array(UserView) }), ...errorResponses(400, 401, 403) },
       },
     },
-    async (req) => {
-      const q = req.query.email.trim().toLowerCase();
-      const prefix = q.endsWith('*');
-      const pattern = prefix ? `${q.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`)}%` : q;
-      const { rows } = await ctx.pool.query<UserRow>(
-        `SELECT ${USER_COLUMNS} FROM auth.users WHERE ${prefix ? 'email LIKE $1' : 'email = $1'} ORDER BY email LIMIT $2`,
-        [pattern, req.query.limit],
-      );
-      await audit(ctx.pool, req, { action: 'admin.users_search', actorId: actor(req), details: { email: q } });
-      return { users: rows.map(userView) };
-    },
+    async (req) => ({ users: (await searchUsers(ctx, req, actor(req), req.query)).map(userView) }),
   );
 
   app.post(
@@ -79,34 +60,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
         response: { 200: UserView, ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (req) => {
-      if (req.params.id === actor(req)) throw conflict('CANNOT_LOCK_SELF', 'you cannot lock your own account');
-      const u = await target(req.params.id);
-      if (!req.principal!.roles.includes('admin') && u.roles.some((r) => r !== 'user')) {
-        throw forbidden('FORBIDDEN', 'support cannot lock staff accounts');
-      }
-      const reason = req.body.reason ?? null;
-      const updated = await withTransaction(ctx.pool, async (c) => {
-        const { rows } = await c.query<UserRow>(
-          `UPDATE auth.users SET locked_at = coalesce(locked_at, now()), locked_reason = $2, updated_at = now()
-            WHERE id = $1 RETURNING ${USER_COLUMNS}`,
-          [u.id, reason],
-        );
-        const revoked = await revokeUserSessions(c, u.id, 'account_locked');
-        const keys = await revokeUserApiKeys(c, u.id, 'account_locked');
-        await audit(c, req, {
-          action: 'admin.user_locked',
-          actorId: actor(req),
-          targetId: u.id,
-          details: { reason, sessionsRevoked: revoked, apiKeysRevoked: keys },
-        });
-        if (u.locked_at === null) {
-          await emit(c, AccountLockedV1, { userId: u.id, email: u.email, reason, context: requestContext(req) }, req);
-        }
-        return rows[0]!;
-      });
-      return userView(updated);
-    },
+    async (req) => userView(await lockAccount(ctx, req, req.principal!, req.params.id, req.body.reason ?? null)),
   );
 
   app.post(
@@ -121,19 +75,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
         response: { 200: UserView, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (req) => {
-      const u = await target(req.params.id);
-      const updated = await withTransaction(ctx.pool, async (c) => {
-        const { rows } = await c.query<UserRow>(
-          `UPDATE auth.users SET locked_at = NULL, locked_reason = NULL, updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}`,
-          [u.id],
-        );
-        await resetAccountThrottles(c, u.email, u.id);
-        await audit(c, req, { action: 'admin.user_unlocked', actorId: actor(req), targetId: u.id });
-        return rows[0]!;
-      });
-      return userView(updated);
-    },
+    async (req) => userView(await unlockAccount(ctx, req, actor(req), req.params.id)),
   );
 
   app.put(
@@ -153,27 +95,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
         response: { 200: UserView, ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (req) => {
-      if (req.params.id === actor(req))
-        throw conflict('CANNOT_CHANGE_OWN_ROLES', 'another admin must change your roles');
-      const u = await target(req.params.id);
-      const roles: RoleT[] = ['user', ...req.body.roles.filter((r) => r !== 'user')];
-      const updated = await withTransaction(ctx.pool, async (c) => {
-        const { rows } = await c.query<UserRow>(
-          `UPDATE auth.users SET roles = $2, updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}`,
-          [u.id, roles],
-        );
-        await revokeUserSessions(c, u.id, 'roles_changed');
-        await audit(c, req, {
-          action: 'admin.roles_changed',
-          actorId: actor(req),
-          targetId: u.id,
-          details: { from: u.roles, to: roles },
-        });
-        return rows[0]!;
-      });
-      return userView(updated);
-    },
+    async (req) => userView(await replaceRoles(ctx, req, actor(req), req.params.id, req.body.roles)),
   );
 
   const AuditItem = Type.Object({
@@ -210,32 +132,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
     },
     async (req) => {
       const q = req.query;
-      const where: string[] = [];
-      const args: unknown[] = [];
-      const add = (sql: string, v: unknown) => {
-        args.push(v);
-        where.push(sql.replace('?', `$${args.length}`));
-      };
-      if (q.before !== undefined) add('id < ?', q.before);
-      if (q.actorId) add('actor_id = ?', q.actorId);
-      if (q.targetId) add('target_id = ?', q.targetId);
-      if (q.action) add('action = ?', q.action);
-      args.push(q.limit + 1);
-      const { rows } = await ctx.pool.query<{
-        id: string;
-        at: Date;
-        actor_id: string | null;
-        target_id: string | null;
-        action: string;
-        ip: string | null;
-        user_agent: string | null;
-        request_id: string | null;
-        details: Record<string, unknown>;
-      }>(
-        `SELECT id, at, actor_id, target_id, action, host(ip) AS ip, user_agent, request_id, details FROM auth.audit_log
-          ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${args.length}`,
-        args,
-      );
+      const rows = await auditPage(ctx.pool, q);
       const page = rows.slice(0, q.limit);
       return {
         items: page.map((r) => ({
@@ -305,22 +202,7 @@ export function adminRoutes(app: App, ctx: Ctx): void {
         },
       },
     },
-    async (req) => {
-      let r;
-      try {
-        r = await ctx.keys.revoke(req.params.kid);
-      } catch (e) {
-        if ((e as Error).name === 'SigningKeyNotFoundError')
-          throw notFound('SIGNING_KEY_NOT_FOUND', 'no such signing key, or it is revoked already');
-        throw e;
-      }
-      await audit(ctx.pool, req, {
-        action: 'admin.signing_key_revoked',
-        actorId: actor(req),
-        details: { ...r, reason: req.body.reason },
-      });
-      return r;
-    },
+    async (req) => revokeSigningKey(ctx, req, actor(req), req.params.kid, req.body.reason),
   );
 
   const Backup = Type.Object({
@@ -358,52 +240,6 @@ export function adminRoutes(app: App, ctx: Ctx): void {
         response: { 201: Backup, ...errorResponses(401, 403, 503) },
       },
     },
-    async (req, reply) => {
-      let b;
-      const startedAt = new Date();
-      if (!recipients.length) {
-        await recordBackupRun(ctx.pool, {
-          startedAt,
-          status: 'failed',
-          file: '',
-          location: ctx.config.BACKUP_DIR,
-          error: 'BACKUP_AGE_RECIPIENTS is not set',
-        });
-        throw new AppError(
-          503,
-          'BACKUP_ENCRYPTION_NOT_CONFIGURED',
-          'backups are only written encrypted: set BACKUP_AGE_RECIPIENTS (age public keys) on the auth service',
-        );
-      }
-      try {
-        b = await createBackup({
-          dir: ctx.config.BACKUP_DIR,
-          databaseUrl: ctx.config.BACKUP_DATABASE_URL ?? ctx.config.DATABASE_URL,
-          recipients,
-          pgDump: ctx.config.PG_DUMP_PATH,
-          age: ctx.config.AGE_PATH,
-        });
-      } catch (e) {
-        req.log.error({ err: e }, 'backup failed');
-        await recordBackupRun(ctx.pool, {
-          startedAt,
-          status: 'failed',
-          file: '',
-          location: ctx.config.BACKUP_DIR,
-          error: (e as Error).message.slice(0, 500),
-        });
-        await audit(ctx.pool, req, { action: 'admin.backup_failed', actorId: actor(req) });
-        throw new AppError(503, 'BACKUP_FAILED', 'the backup could not be created; see the service log');
-      }
-      await recordBackupRun(ctx.pool, {
-        startedAt,
-        status: 'succeeded',
-        file: b.name,
-        location: `${ctx.config.BACKUP_DIR}/${b.name}`,
-        sizeBytes: b.sizeBytes,
-      });
-      await audit(ctx.pool, req, { action: 'admin.backup_created', actorId: actor(req), details: { ...b } });
-      return reply.status(201).send(b);
-    },
+    async (req, reply) => reply.status(201).send(await runBackup(ctx, req, actor(req), recipients)),
   );
 }

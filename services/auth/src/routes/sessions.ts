@@ -1,8 +1,8 @@
-import { errorResponses, notFound, Type, type App } from '@exchange/platform';
+import { errorResponses, Type, type App } from '@exchange/platform';
 import { requireAuth } from '@exchange/auth-client';
-import { audit } from '../audit.ts';
-import type { Ctx } from '../context.ts';
-import { isOwnSession, listActiveSessions, revokeSession } from '../sessions.ts';
+import type { AuthContext } from '../context.ts';
+import { listActiveSessions } from '../sessions/repository.ts';
+import { revokeOwnSession } from '../sessions/service.ts';
 import { bearer } from './schemas.ts';
 
 const Session = Type.Object({
@@ -17,7 +17,7 @@ const Session = Type.Object({
 });
 
 /** A user's own active sessions ("devices"), and revoking one of them. */
-export function sessionRoutes(app: App, ctx: Ctx): void {
+export function registerSessionRoutes(app: App, ctx: AuthContext): void {
   app.get(
     '/api/v1/auth/sessions',
     {
@@ -59,17 +59,7 @@ export function sessionRoutes(app: App, ctx: Ctx): void {
       },
     },
     async (req, reply) => {
-      const userId = req.principal!.id;
-      const owned = await isOwnSession(ctx.pool, req.params.id, userId);
-      if (!owned || !(await revokeSession(ctx.pool, req.params.id, 'revoked_by_user'))) {
-        throw notFound('SESSION_NOT_FOUND', 'no such active session');
-      }
-      await audit(ctx.pool, req, {
-        action: 'auth.session_revoked',
-        actorId: userId,
-        targetId: userId,
-        details: { sessionId: req.params.id },
-      });
+      await revokeOwnSession(ctx, req, req.principal!.id, req.params.id);
       return reply.status(204).send(null);
     },
   );

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigserial,
   boolean,
+  date,
   index,
   integer,
   jsonb,
@@ -63,6 +64,15 @@ export const orders = ordersSchema.table(
     stopPriceTicks: int('stop_price_ticks'),
     /** When the engine triggered the stop (null: waiting, or not a stop order). */
     stopTriggeredAt: timestamp('stop_triggered_at', { withTimezone: true }),
+    /** Iceberg orders: lots shown in the book at a time (null: not an iceberg). */
+    displayLots: int('display_lots'),
+    /**
+     * Fee rates of the user's volume tier when the order was accepted (30-day volume at that moment); carried in
+     * PlaceOrderV1 and journaled by the engine, so the order's fills are charged at them. Null: orders from before
+     * fee tiers (the market's base rates).
+     */
+    makerFeeBps: integer('maker_fee_bps'),
+    takerFeeBps: integer('taker_fee_bps'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
@@ -146,6 +156,58 @@ export const fills = ordersSchema.table(
   (t) => [uniqueIndex('fills_trade_order_idx').on(t.tradeId, t.orderId), index('fills_user_idx').on(t.userId, t.id)],
 );
 
+/**
+ * Dead-man's switches (POST /api/v1/orders/cancel-all-after): one per user, armed until `fires_at`. Any replica's
+ * scheduler fires a due switch (cancels the user's open orders and deletes the row in one transaction), so it
+ * survives restarts; calling the endpoint again moves `fires_at`, a timeout of 0 deletes the row.
+ */
+/**
+ * A user's traded volume per market per UTC day (quote minor units, every fill counted, maker and taker), kept by the
+ * trade projection in the same statement as the fills. Fee tiers read at most 30 rows of it per order instead of
+ * summing the user's fills, so order entry costs the same whatever a user's history.
+ */
+export const volumeDaily = ordersSchema.table(
+  'volume_daily',
+  {
+    userId: uuid('user_id').notNull(),
+    market: text('market').notNull(),
+    day: date('day').notNull(),
+    quoteVolume: int('quote_volume').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.market, t.day] })],
+);
+
+export const deadManSwitches = ordersSchema.table(
+  'dead_man_switches',
+  {
+    userId: uuid('user_id').primaryKey(),
+    timeoutSeconds: integer('timeout_seconds').notNull(),
+    firesAt: timestamp('fires_at', { withTimezone: true }).notNull(),
+    armedAt: timestamp('armed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('dead_man_switches_fires_at_idx').on(t.firesAt)],
+);
+
+/**
+ * Open WebSocket sessions that asked for cancel-on-disconnect. The replica holding the socket deletes its row and
+ * cancels the orders in one transaction when the socket closes, and refreshes `seen_at` of its rows while it runs;
+ * rows whose replica stopped refreshing them (it crashed) are swept by any replica after a grace period, which
+ * cancels their orders the same way. `market` null: every market.
+ */
+export const codSessions = ordersSchema.table(
+  'cod_sessions',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id').notNull(),
+    market: text('market'),
+    /** The order service process holding the socket (random per process start). */
+    instanceId: uuid('instance_id').notNull(),
+    openedAt: timestamp('opened_at', { withTimezone: true }).notNull().defaultNow(),
+    seenAt: timestamp('seen_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('cod_sessions_instance_idx').on(t.instanceId), index('cod_sessions_seen_at_idx').on(t.seenAt)],
+);
+
 /** Public trade tape per market. */
 export const trades = ordersSchema.table(
   'trades',
@@ -188,6 +250,8 @@ export const books = ordersSchema.table('books', {
   seq: int('seq').notNull(),
   bids: jsonb('bids').notNull(),
   asks: jsonb('asks').notNull(),
+  /** The volatility guard's call auction with its indicative uncross (null: continuous trading). */
+  auction: jsonb('auction'),
   at: timestamp('at', { withTimezone: true }).notNull(),
 });
 

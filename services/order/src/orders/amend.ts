@@ -8,7 +8,7 @@
  * The engine decides on the book as it is then: a lower quantity at the same price keeps time priority, anything else
  * loses it; it computes the exact hold change and rejects the amend when that needs more than the top-up
  * (AMEND_HOLD_EXCEEDED). The wallet applies the change and ends the top-up in one transaction (wallet.adjust-hold);
- * engine.order-amended updates the order and the amend here (events.ts).
+ * engine.order-amended updates the order and the amend here (messaging/order-events.ts).
  *
  * The top-up is the most the amend can need whatever fills happen before the engine sees it: the change
  * cost(P1, Qn - f) - cost(P0, Qo - f) is linear in the filled quantity f, so its maximum over the f still possible
@@ -27,38 +27,23 @@ import { AmendOrderV1, ROUTES } from '@exchange/contracts/trading';
 import { withTransaction } from '@exchange/db';
 import { enqueue, type Logger } from '@exchange/messaging';
 import { parseAmount } from '@exchange/money';
-import { AppError, badRequest, canonicalJson, conflict, notFound, serviceUnavailable } from '@exchange/platform';
+import { AppError, badRequest, canonicalJson, conflict, notFound } from '@exchange/platform';
 import { ORDERS_SCHEMA } from '../db/schema.ts';
-import { WalletUnavailableError, type WalletClient } from '../wallet-client.ts';
+import type { WalletClient } from '../clients/wallet-client.ts';
+import * as amendRepo from './amend-repository.ts';
+import type { AmendRow } from './amend-repository.ts';
+import { holdFunds } from './hold.ts';
 import type { OrderRow } from './model.ts';
+import { findOwnOrder, lockOwnOrder } from './repository.ts';
 import { checkMinNotional, decimal, priceBand } from './validate.ts';
 
-const ORDERS = `"${ORDERS_SCHEMA}"`;
+export type { AmendRow, AmendStatus } from './amend-repository.ts';
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export interface AmendOrderBody {
   price?: string;
   quantity?: string;
   amendSeq?: number;
-}
-
-export type AmendStatus = 'pending' | 'sent' | 'applied' | 'rejected' | 'expiring';
-
-export interface AmendRow {
-  id: string;
-  order_id: string;
-  user_id: string;
-  amend_seq: number;
-  request_hash: string;
-  price_ticks: string | null;
-  quantity_lots: string | null;
-  top_up_amount: string;
-  status: AmendStatus;
-  reason: string | null;
-  priority_kept: boolean | null;
-  hold_delta: string | null;
-  created_at: Date;
-  updated_at: Date;
 }
 
 export const AmendOrderBodySchema = Type.Object(
@@ -187,25 +172,18 @@ export class OrderAmends {
       throw badRequest('AMEND_NO_CHANGE', 'give a new price and/or a new quantity');
     }
     const first = await withTransaction(this.d.pool, async (c) => {
-      const { rows } = await c.query<OrderRow & { amend_seq: number }>(
-        `SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2 FOR UPDATE`,
-        [orderId, userId],
-      );
-      const o = rows[0];
+      const o = await lockOwnOrder<OrderRow & { amend_seq: number }>(c, userId, orderId);
       if (!o) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
       const m = this.d.catalog.market(o.market);
       if (!m) throw notFound('UNKNOWN_MARKET', `unknown market "${o.market}"`);
       const parsed = parseAmend(m, o, body);
       if (body.amendSeq !== undefined) {
-        const { rows: prev } = await c.query<AmendRow>(
-          `SELECT * FROM ${ORDERS}.order_amends WHERE order_id = $1 AND amend_seq = $2`,
-          [o.id, body.amendSeq],
-        );
-        if (prev[0]) {
-          if (prev[0].request_hash !== parsed.hash) {
+        const prev = await amendRepo.findAmendBySeq(c, o.id, body.amendSeq);
+        if (prev) {
+          if (prev.request_hash !== parsed.hash) {
             throw conflict('AMEND_SEQ_CONFLICT', `amend ${body.amendSeq} of this order was made with other values`);
           }
-          return { replay: prev[0], fresh: undefined, order: o };
+          return { replay: prev, fresh: undefined, order: o };
         }
         if (body.amendSeq !== o.amend_seq + 1) {
           throw new AppError(409, 'AMEND_SEQ_MISMATCH', `the next amend of this order is ${o.amend_seq + 1}`, {
@@ -224,11 +202,8 @@ export class OrderAmends {
         throw conflict('ORDER_NOT_AMENDABLE', 'a stop order waiting for its trigger cannot be amended (cancel it)');
       }
       if (o.cancel_requested_at) throw conflict('ORDER_NOT_OPEN', 'a cancel of this order is on its way');
-      const { rows: open } = await c.query(
-        `SELECT 1 FROM ${ORDERS}.order_amends WHERE order_id = $1 AND status IN ('pending', 'sent', 'expiring')`,
-        [o.id],
-      );
-      if (open.length) throw conflict('AMEND_IN_PROGRESS', 'an amend of this order is still on its way; retry shortly');
+      if (await amendRepo.hasOpenAmend(c, o.id))
+        throw conflict('AMEND_IN_PROGRESS', 'an amend of this order is still on its way; retry shortly');
       const refused = await this.d.gate(o.market);
       if (refused) throw refused;
       const filled = BigInt(o.filled_lots);
@@ -263,29 +238,20 @@ export class OrderAmends {
       if (p1 * qn > MAX_SAFE) throw badRequest('PRICE_OUT_OF_RANGE', 'price × quantity is too large');
       const topUp = topUpFor(m, o.side, p0, qo, p1, qn, filled);
       const seq = o.amend_seq + 1;
-      const { rows: ins } = await c.query<AmendRow>(
-        `INSERT INTO ${ORDERS}.order_amends (id, order_id, user_id, amend_seq, request_hash, price_ticks, quantity_lots,
-           top_up_amount, status)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending') RETURNING *`,
-        [
-          uuidv7(),
-          o.id,
-          userId,
-          seq,
-          parsed.hash,
-          parsed.priceTicks?.toString() ?? null,
-          parsed.lots?.toString() ?? null,
-          topUp.toString(),
-        ],
-      );
-      const { rows: upd } = await c.query<OrderRow>(
-        `UPDATE ${ORDERS}.orders SET amend_seq = $2 WHERE id = $1 RETURNING *`,
-        [o.id, seq],
-      );
-      let a = ins[0]!;
+      let a = await amendRepo.insertPendingAmend(c, [
+        uuidv7(),
+        o.id,
+        userId,
+        seq,
+        parsed.hash,
+        parsed.priceTicks?.toString() ?? null,
+        parsed.lots?.toString() ?? null,
+        topUp.toString(),
+      ]);
+      const upd = await amendRepo.setOrderAmendSeq<OrderRow>(c, o.id, seq);
       // nothing to reserve: straight to the engine, in this transaction
-      if (topUp === 0n) a = await this.send(c, upd[0]!, a);
-      return { replay: undefined, fresh: a, order: upd[0]! };
+      if (topUp === 0n) a = await this.send(c, upd, a);
+      return { replay: undefined, fresh: a, order: upd };
     });
     const row = (first.replay ?? first.fresh)!;
     const a = row.status === 'pending' ? await this.complete(first.order, row) : row;
@@ -294,9 +260,10 @@ export class OrderAmends {
 
   /** Reserve the top-up, then `pending` → `sent` + AmendOrderV1. Throws the client-facing error when it cannot. */
   private async complete(order: OrderRow, a: AmendRow): Promise<AmendRow> {
-    let res;
-    try {
-      res = await this.d.wallet.hold({
+    const res = await holdFunds(
+      this.d.wallet,
+      this.d.log,
+      {
         holdId: a.id,
         userId: a.user_id,
         asset: order.hold_asset,
@@ -304,24 +271,16 @@ export class OrderAmends {
         reason: 'order_amend',
         refType: 'order_amend',
         refId: order.id,
-      });
-    } catch (err) {
-      if (err instanceof WalletUnavailableError) {
-        this.d.log.warn({ err, amendId: a.id }, 'wallet unavailable; amend left pending');
-        throw serviceUnavailable(
-          'WALLET_UNAVAILABLE',
-          'funds for the amend could not be reserved right now; retry with the same amendSeq',
-        );
-      }
-      throw err;
-    }
+      },
+      {
+        logFields: { amendId: a.id },
+        logMessage: 'wallet unavailable; amend left pending',
+        clientMessage: 'funds for the amend could not be reserved right now; retry with the same amendSeq',
+      },
+    );
     if (res.outcome !== 'held') {
       const reason = res.outcome === 'insufficient_funds' ? 'INSUFFICIENT_FUNDS' : 'HOLD_REFUSED';
-      await this.d.pool.query(
-        `UPDATE ${ORDERS}.order_amends SET status = 'rejected', reason = $2, updated_at = now()
-          WHERE id = $1 AND status = 'pending'`,
-        [a.id, reason],
-      );
+      await amendRepo.rejectPendingAmend(this.d.pool, a.id, reason);
       if (reason === 'INSUFFICIENT_FUNDS') {
         throw badRequest('INSUFFICIENT_FUNDS', `insufficient ${order.hold_asset} available for this amend`);
       }
@@ -329,8 +288,7 @@ export class OrderAmends {
       throw badRequest('HOLD_REFUSED', 'the wallet refused to reserve the funds for the amend');
     }
     const sent = await withTransaction(this.d.pool, async (c) => {
-      const { rows } = await c.query<AmendRow>(`SELECT * FROM ${ORDERS}.order_amends WHERE id = $1 FOR UPDATE`, [a.id]);
-      const cur = rows[0]!;
+      const cur = (await amendRepo.lockAmend(c, a.id))!;
       return cur.status === 'pending' ? this.send(c, order, cur) : cur;
     });
     if (sent.status === 'expiring' || sent.status === 'rejected') {
@@ -340,10 +298,7 @@ export class OrderAmends {
   }
 
   private async send(c: pg.PoolClient, order: OrderRow, a: AmendRow): Promise<AmendRow> {
-    const { rows } = await c.query<AmendRow>(
-      `UPDATE ${ORDERS}.order_amends SET status = 'sent', updated_at = now() WHERE id = $1 RETURNING *`,
-      [a.id],
-    );
+    const sent = await amendRepo.markAmendSent(c, a.id);
     const topUp = BigInt(a.top_up_amount);
     const message = AmendOrderV1.create(
       {
@@ -365,20 +320,14 @@ export class OrderAmends {
       message,
       orderingKey: order.market,
     });
-    return rows[0]!;
+    return sent;
   }
 
   async list(userId: string, orderId: string): Promise<{ order: OrderRow; amends: AmendRow[] }> {
-    const { rows } = await this.d.pool.query<OrderRow>(
-      `SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2`,
-      [orderId, userId],
-    );
-    if (!rows[0]) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
-    const { rows: amends } = await this.d.pool.query<AmendRow>(
-      `SELECT * FROM ${ORDERS}.order_amends WHERE order_id = $1 ORDER BY amend_seq`,
-      [orderId],
-    );
-    return { order: rows[0], amends };
+    const order = await findOwnOrder(this.d.pool, userId, orderId);
+    if (!order) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
+    const amends = await amendRepo.amendsOfOrder(this.d.pool, orderId);
+    return { order, amends };
   }
 
   /**
@@ -386,14 +335,8 @@ export class OrderAmends {
    * `olderThanMs`: `pending` → `expiring`, release the top-up, → `rejected` PENDING_EXPIRED. Returns the amend ids.
    */
   async sweep(olderThanMs: number): Promise<string[]> {
-    await this.d.pool.query(
-      `UPDATE ${ORDERS}.order_amends SET status = 'expiring', updated_at = now()
-        WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1::double precision / 1000)`,
-      [olderThanMs],
-    );
-    const { rows } = await this.d.pool.query<AmendRow>(
-      `SELECT * FROM ${ORDERS}.order_amends WHERE status = 'expiring' ORDER BY created_at LIMIT 100`,
-    );
+    await amendRepo.expireStalePending(this.d.pool, olderThanMs);
+    const rows = await amendRepo.expiringAmends(this.d.pool);
     const done: string[] = [];
     for (const a of rows) {
       try {
@@ -402,11 +345,7 @@ export class OrderAmends {
         this.d.log.warn({ err, amendId: a.id }, 'amend sweeper: top-up release failed, will retry');
         continue;
       }
-      await this.d.pool.query(
-        `UPDATE ${ORDERS}.order_amends SET status = 'rejected', reason = 'PENDING_EXPIRED', updated_at = now()
-          WHERE id = $1 AND status = 'expiring'`,
-        [a.id],
-      );
+      await amendRepo.rejectExpired(this.d.pool, a.id);
       done.push(a.id);
     }
     return done;

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Market, MarketCatalog } from '@exchange/contracts/markets';
 import { formatFixed } from '@exchange/contracts/markets';
 import type { OrderStatus } from '@exchange/contracts/trading';
+import type { FillRow } from './repository.ts';
 
 /** A row of orders.orders as pg returns it (numeric → string). */
 export interface OrderRow {
@@ -30,7 +31,10 @@ export interface OrderRow {
   hold_release_pending: boolean;
   amend_seq: number;
   stop_price_ticks: string | null;
+  display_lots: string | null;
   stop_triggered_at: Date | null;
+  maker_fee_bps: number | null;
+  taker_fee_bps: number | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -73,7 +77,17 @@ export const OrderSchema = Type.Object(
     cancelRequested: Type.Boolean({ description: 'A cancel was sent to the engine and is not confirmed yet' }),
     amendSeq: Type.Integer({ description: 'Amends requested so far (PATCH); the next amend is amendSeq + 1' }),
     stopPrice: Nullable(Type.String({ description: 'Stop orders: the trigger price (null for other orders)' })),
+    displayQuantity: Nullable(
+      Type.String({
+        description: 'Iceberg orders: the quantity shown in the book at a time (null for other orders; owner only)',
+      }),
+    ),
     stopTriggered: Type.Boolean({ description: 'A stop order whose trigger price was reached (it is live now)' }),
+    makerFeeBps: Type.Integer({
+      description:
+        'Fee rate of the fills where this order is the maker (your volume tier when it was accepted); negative: a rebate',
+    }),
+    takerFeeBps: Type.Integer({ description: 'Fee rate of the fills where this order is the taker' }),
     reason: Nullable(Type.String()),
     createdAt: Type.String(),
     updatedAt: Type.String(),
@@ -128,9 +142,46 @@ export function toOrderDto(catalog: MarketCatalog, r: OrderRow): OrderDto {
     cancelRequested: r.cancel_requested_at !== null && (r.status === 'new' || r.status === 'partially_filled'),
     amendSeq: r.amend_seq ?? 0,
     stopPrice: r.stop_price_ticks == null ? null : m.ticksToPrice(BigInt(r.stop_price_ticks)),
+    displayQuantity: r.display_lots == null ? null : m.lotsToQuantity(BigInt(r.display_lots)),
     stopTriggered: r.stop_triggered_at != null,
+    makerFeeBps: r.maker_fee_bps ?? m.config.makerFeeBps,
+    takerFeeBps: r.taker_fee_bps ?? m.config.takerFeeBps,
     reason: r.reason,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
+  };
+}
+
+export const FillSchema = Type.Object({
+  id: Type.String(),
+  tradeId: Type.String(),
+  orderId: Type.String(),
+  market: Type.String(),
+  side: Type.Union([Type.Literal('buy'), Type.Literal('sell')]),
+  liquidity: Type.Union([Type.Literal('maker'), Type.Literal('taker')]),
+  price: Type.String(),
+  quantity: Type.String(),
+  quoteAmount: Type.String(),
+  fee: Type.String(),
+  feeAsset: Type.String(),
+  executedAt: Type.String(),
+});
+export type FillDto = Static<typeof FillSchema>;
+
+export function toFillDto(catalog: MarketCatalog, r: FillRow): FillDto {
+  const m = catalog.market(r.market)!;
+  return {
+    id: r.id,
+    tradeId: r.trade_id,
+    orderId: r.order_id,
+    market: r.market,
+    side: r.side,
+    liquidity: r.liquidity,
+    price: m.ticksToPrice(BigInt(r.price_ticks)),
+    quantity: m.lotsToQuantity(BigInt(r.quantity_lots)),
+    quoteAmount: formatFixed(BigInt(r.quote_amount), m.quote.precision),
+    fee: formatFixed(BigInt(r.fee), catalog.asset(r.fee_asset)?.precision ?? 0),
+    feeAsset: r.fee_asset,
+    executedAt: r.executed_at.toISOString(),
   };
 }

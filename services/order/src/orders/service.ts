@@ -14,12 +14,17 @@ import { enqueue, enqueueMany, type Logger } from '@exchange/messaging';
 import { uuidv7 } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
 import { CancelOrderV1, PlaceOrderV1, ROUTES } from '@exchange/contracts/trading';
-import type { OrderStatus } from '@exchange/contracts/trading';
+import type { CancelReason, OrderStatus } from '@exchange/contracts/trading';
 import { AppError, badRequest, conflict, notFound, serviceUnavailable, type FeatureFlags } from '@exchange/platform';
 import { ORDERS_SCHEMA } from '../db/schema.ts';
-import { WalletUnavailableError, type WalletClient } from '../wallet-client.ts';
+import type { WalletClient } from '../clients/wallet-client.ts';
+import { holdFunds } from './hold.ts';
 import { OPEN_STATUSES, type OrderRow } from './model.ts';
+import * as repo from './repository.ts';
+import type { MarketStateRow } from './repository.ts';
 import { parseOrder, priceChecks, type PlaceOrderBody } from './validate.ts';
+
+export type { MarketStateRow } from './repository.ts';
 
 export interface OrderServiceOptions {
   pool: pg.Pool;
@@ -63,22 +68,15 @@ function placeOrderMessage(o: OrderRow) {
       ...(o.quote_budget_tick_lots !== null ? { quoteBudgetTickLots: o.quote_budget_tick_lots } : {}),
       ...(o.protection_price_ticks !== null ? { protectionPriceTicks: o.protection_price_ticks } : {}),
       ...(o.stop_price_ticks !== null ? { stopPriceTicks: o.stop_price_ticks } : {}),
+      ...(o.display_lots !== null ? { displayQuantityLots: o.display_lots } : {}),
       holdAmount: o.hold_amount,
+      ...(o.maker_fee_bps != null && o.taker_fee_bps != null
+        ? { makerFeeBps: o.maker_fee_bps, takerFeeBps: o.taker_fee_bps }
+        : {}),
       acceptedAt: o.updated_at.toISOString(),
     },
     { producer: 'order', correlationId: o.id },
   );
-}
-
-export interface MarketStateRow {
-  market: string;
-  halted: boolean;
-  halt_reason: string | null;
-  halted_by: string | null;
-  halted_at: Date | null;
-  last_trade_ticks: string | null;
-  last_trade_seq: string | null;
-  last_trade_at: Date | null;
 }
 
 export interface SweepResult {
@@ -87,9 +85,6 @@ export interface SweepResult {
   removed: string[];
   unresolved: string[];
 }
-
-/** The orders schema, quoted for SQL text. */
-const ORDERS = `"${ORDERS_SCHEMA}"`;
 
 export class OrderService {
   readonly opts: OrderServiceOptions;
@@ -110,7 +105,7 @@ export class OrderService {
   }
 
   /** 429 ORDER_RATE_LIMITED or 409 TOO_MANY_OPEN_ORDERS; cancels are never limited. */
-  private async admit(userId: string): Promise<void> {
+  private async admit(userId: string, openOrders: number): Promise<void> {
     try {
       await this.rate.consume(userId);
     } catch (e) {
@@ -119,12 +114,7 @@ export class OrderService {
         headers: { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) },
       });
     }
-    const { rows } = await this.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM ${ORDERS}.orders
-        WHERE user_id = $1 AND status IN ('pending', 'new', 'partially_filled')`,
-      [userId],
-    );
-    if (rows[0]!.n >= this.limits.maxOpenOrders) {
+    if (openOrders >= this.limits.maxOpenOrders) {
       throw conflict(
         'TOO_MANY_OPEN_ORDERS',
         `at most ${this.limits.maxOpenOrders} open orders per account; cancel some first`,
@@ -132,19 +122,36 @@ export class OrderService {
     }
   }
 
+  /**
+   * What order entry reads before its insert, in one round trip (four statements before): an earlier order with this
+   * clientOrderId, the market's state (halt, last trade for the price bands), the user's open orders (limit) and
+   * 30-day volume in the market (fee tier). Round trips are what an order costs (docs/benchmarks.md).
+   */
+  private async entryContext(
+    userId: string,
+    market: string,
+    clientOrderId: string | undefined,
+  ): Promise<{ existingId?: string; state?: MarketStateRow; openOrders: number; volume: bigint }> {
+    const row = await repo.entryContext(this.pool, userId, clientOrderId ?? null, market);
+    const { entry_existing_id, entry_open_orders, entry_volume, ...state } = row;
+    return {
+      ...(entry_existing_id ? { existingId: entry_existing_id } : {}),
+      ...(state.market !== null ? { state: state as MarketStateRow } : {}),
+      openOrders: entry_open_orders,
+      volume: BigInt(entry_volume),
+    };
+  }
+
   private get pool() {
     return this.opts.pool;
   }
 
   async marketState(market: string): Promise<MarketStateRow | undefined> {
-    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${ORDERS}.market_state WHERE market = $1`, [
-      market,
-    ]);
-    return rows[0];
+    return repo.findMarketState(this.pool, market);
   }
 
   async allMarketStates(): Promise<Map<string, MarketStateRow>> {
-    const { rows } = await this.pool.query<MarketStateRow>(`SELECT * FROM ${ORDERS}.market_state`);
+    const rows = await repo.allMarketStates(this.pool);
     return new Map(rows.map((r) => [r.market, r]));
   }
 
@@ -155,6 +162,14 @@ export class OrderService {
 
   /** The gate and the market's state in one read (order entry needs both: halt, and the last trade for price bands). */
   private async admission(market: string): Promise<{ refused?: AppError; state?: MarketStateRow }> {
+    return this.admissionFrom(market, await this.marketState(market));
+  }
+
+  /** Why new orders are refused, given the market's state (flags are cached in memory). */
+  private async admissionFrom(
+    market: string,
+    st: MarketStateRow | undefined,
+  ): Promise<{ refused?: AppError; state?: MarketStateRow }> {
     if (await this.opts.flags.isEnabled('maintenance')) {
       return {
         refused: serviceUnavailable('MAINTENANCE', 'the exchange is in maintenance; new orders are not accepted'),
@@ -168,7 +183,6 @@ export class OrderService {
         ),
       };
     }
-    const st = await this.marketState(market);
     if (st?.halted) {
       return {
         refused: serviceUnavailable(
@@ -181,11 +195,7 @@ export class OrderService {
   }
 
   async findByClientOrderId(userId: string, clientOrderId: string): Promise<OrderRow | undefined> {
-    const { rows } = await this.pool.query<OrderRow>(
-      `SELECT * FROM ${ORDERS}.orders WHERE user_id = $1 AND client_order_id = $2`,
-      [userId, clientOrderId],
-    );
-    return rows[0];
+    return repo.findByClientOrderId(this.pool, userId, clientOrderId);
   }
 
   /** Place an order. `created` is false when an identical clientOrderId request was answered before. */
@@ -194,45 +204,42 @@ export class OrderService {
     if (!market) throw badRequest('UNKNOWN_MARKET', `unknown market "${body.market}"`);
     const parsed = parseOrder(market, body);
 
-    if (parsed.clientOrderId !== undefined) {
-      const existing = await this.findByClientOrderId(userId, parsed.clientOrderId);
+    const ctx = await this.entryContext(userId, market.symbol, parsed.clientOrderId);
+    if (ctx.existingId) {
+      const existing = await this.get(ctx.existingId);
       if (existing) return { order: await this.replay(existing, parsed.requestHash), created: false };
     }
 
-    const { refused, state: st } = await this.admission(market.symbol);
+    const { refused, state: st } = await this.admissionFrom(market.symbol, ctx.state);
     if (refused) throw refused;
-    await this.admit(userId);
+    await this.admit(userId, ctx.openOrders);
     const priced = priceChecks(parsed, st?.last_trade_ticks != null ? BigInt(st.last_trade_ticks) : undefined);
+    // the tier is fixed now and stored with the order: the sweeper's retry and the engine's replay use these rates
+    const tier = market.feeTierFor(ctx.volume);
 
     const id = uuidv7();
-    const ins = await this.pool.query<OrderRow>(
-      `INSERT INTO ${ORDERS}.orders (id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
-         quantity_lots, time_in_force, post_only, stp, hold_asset, hold_amount, quote_budget_tick_lots,
-         protection_price_ticks, stop_price_ticks, status)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'pending')
-       ON CONFLICT (user_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
-       RETURNING *`,
-      [
-        id,
-        userId,
-        parsed.clientOrderId ?? null,
-        parsed.requestHash,
-        market.symbol,
-        parsed.side,
-        parsed.type,
-        parsed.priceTicks?.toString() ?? null,
-        parsed.lots.toString(),
-        parsed.timeInForce,
-        parsed.postOnly,
-        parsed.stp ?? null,
-        priced.holdAsset,
-        priced.holdAmount.toString(),
-        priced.quoteBudgetTickLots?.toString() ?? null,
-        priced.protectionPriceTicks?.toString() ?? null,
-        parsed.stopTicks?.toString() ?? null,
-      ],
-    );
-    const row = ins.rows[0];
+    const row = await repo.insertPending(this.pool, [
+      id,
+      userId,
+      parsed.clientOrderId ?? null,
+      parsed.requestHash,
+      market.symbol,
+      parsed.side,
+      parsed.type,
+      parsed.priceTicks?.toString() ?? null,
+      parsed.lots.toString(),
+      parsed.timeInForce,
+      parsed.postOnly,
+      parsed.stp ?? null,
+      priced.holdAsset,
+      priced.holdAmount.toString(),
+      priced.quoteBudgetTickLots?.toString() ?? null,
+      priced.protectionPriceTicks?.toString() ?? null,
+      parsed.stopTicks?.toString() ?? null,
+      tier.makerFeeBps,
+      tier.takerFeeBps,
+      parsed.displayLots?.toString() ?? null,
+    ]);
     if (!row) {
       // A concurrent request with the same clientOrderId won the insert.
       const existing = await this.findByClientOrderId(userId, parsed.clientOrderId!);
@@ -261,9 +268,10 @@ export class OrderService {
 
   /** Hold the funds, then commit `new` + PlaceOrderV1. Throws the client-facing error when it cannot. */
   private async complete(row: OrderRow, via: 'request' | 'retry'): Promise<OrderRow> {
-    let res;
-    try {
-      res = await this.opts.wallet.hold({
+    const res = await holdFunds(
+      this.opts.wallet,
+      this.opts.log,
+      {
         holdId: row.id,
         userId: row.user_id,
         asset: row.hold_asset,
@@ -271,21 +279,17 @@ export class OrderService {
         reason: 'order',
         refType: 'order',
         refId: row.id,
-      });
-    } catch (err) {
-      if (err instanceof WalletUnavailableError) {
-        this.opts.log.warn({ err, orderId: row.id }, 'wallet unavailable; order left pending for the sweeper');
-        throw serviceUnavailable(
-          'WALLET_UNAVAILABLE',
-          'funds could not be reserved right now; retry with the same clientOrderId',
-        );
-      }
-      throw err;
-    }
+      },
+      {
+        logFields: { orderId: row.id },
+        logMessage: 'wallet unavailable; order left pending for the sweeper',
+        clientMessage: 'funds could not be reserved right now; retry with the same clientOrderId',
+      },
+    );
     if (res.outcome !== 'held') {
       // Definitive refusal: no hold exists, nothing was accepted. Remove the pending row (the clientOrderId can be
       // used again, e.g. after a deposit).
-      await this.pool.query(`DELETE FROM ${ORDERS}.orders WHERE id = $1 AND status = 'pending'`, [row.id]);
+      await repo.deletePending(this.pool, row.id);
       if (res.outcome === 'insufficient_funds') {
         throw badRequest('INSUFFICIENT_FUNDS', `insufficient ${row.hold_asset} available for this order`);
       }
@@ -323,11 +327,7 @@ export class OrderService {
   /** One transaction: the orders of `ids` still pending → `new`, their PlaceOrderV1 in the outbox in `ids` order. */
   private async finalizeMany(ids: string[]): Promise<Array<Outcome<OrderRow | undefined>>> {
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<OrderRow>(
-        `UPDATE ${ORDERS}.orders SET status = 'new', updated_at = now()
-          WHERE id = ANY($1::uuid[]) AND status = 'pending' RETURNING *`,
-        [ids],
-      );
+      const rows = await repo.markNew(c, ids);
       const byId = new Map(rows.map((o) => [o.id, o]));
       const done = ids.flatMap((id) => {
         const o = byId.get(id);
@@ -356,44 +356,21 @@ export class OrderService {
   }
 
   async get(orderId: string): Promise<OrderRow | undefined> {
-    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${ORDERS}.orders WHERE id = $1`, [orderId]);
-    return rows[0];
+    return repo.findOrder(this.pool, orderId);
   }
 
   /** The user's order, or 404 (also for another user's order: its existence is not revealed). */
   async getOwn(userId: string, orderId: string): Promise<OrderRow> {
-    const { rows } = await this.pool.query<OrderRow>(`SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2`, [
-      orderId,
-      userId,
-    ]);
-    if (!rows[0]) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
-    return rows[0];
+    const o = await repo.findOwnOrder(this.pool, userId, orderId);
+    if (!o) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
+    return o;
   }
 
   async list(
     userId: string,
     f: { market?: string; status?: OrderStatus; open?: boolean; cursor?: string; limit: number },
   ): Promise<{ items: OrderRow[]; nextCursor: string | null }> {
-    const where = ['user_id = $1'];
-    const values: unknown[] = [userId];
-    if (f.market) {
-      values.push(f.market);
-      where.push(`market = $${values.length}`);
-    }
-    if (f.status) {
-      values.push(f.status);
-      where.push(`status = $${values.length}`);
-    }
-    if (f.open) where.push(`status IN ('new','partially_filled')`);
-    if (f.cursor) {
-      values.push(f.cursor);
-      where.push(`id < $${values.length}::uuid`);
-    }
-    values.push(f.limit + 1);
-    const { rows } = await this.pool.query<OrderRow>(
-      `SELECT * FROM ${ORDERS}.orders WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`,
-      values,
-    );
+    const rows = await repo.ordersPage(this.pool, userId, f);
     const items = rows.slice(0, f.limit);
     return { items, nextCursor: rows.length > f.limit ? items[items.length - 1]!.id : null };
   }
@@ -404,17 +381,9 @@ export class OrderService {
    * (a new message for the same order id): a cancel that never reached the engine can always be re-sent, and the
    * engine applies one cancel per order id, so the repeats change nothing once one has arrived.
    */
-  async cancel(
-    userId: string,
-    orderId: string,
-    reason: 'user' | 'admin' | 'halt' | 'cancel_all' = 'user',
-  ): Promise<OrderRow> {
+  async cancel(userId: string, orderId: string, reason: CancelReason = 'user'): Promise<OrderRow> {
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<OrderRow>(
-        `SELECT * FROM ${ORDERS}.orders WHERE id = $1 AND user_id = $2 FOR UPDATE`,
-        [orderId, userId],
-      );
-      const o = rows[0];
+      const o = await repo.lockOwnOrder(c, userId, orderId);
       if (!o) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
       if (o.status === 'pending') {
         throw conflict('ORDER_PENDING', 'the order is still being accepted; retry the cancel in a moment');
@@ -426,47 +395,44 @@ export class OrderService {
         await this.enqueueCancel(c, o, reason);
         return o;
       }
-      const upd = await c.query<OrderRow>(
-        `UPDATE ${ORDERS}.orders SET cancel_requested_at = now(), updated_at = now() WHERE id = $1 RETURNING *`,
-        [orderId],
-      );
-      await this.enqueueCancel(c, upd.rows[0]!, reason);
-      return upd.rows[0]!;
+      const upd = await repo.markCancelRequested(c, orderId);
+      await this.enqueueCancel(c, upd, reason);
+      return upd;
     });
   }
 
   /** Cancel every open order of the user (optionally in one market). Returns the orders a cancel was sent for. */
   async cancelAll(userId: string, market: string | undefined): Promise<OrderRow[]> {
-    return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<OrderRow>(
-        `UPDATE ${ORDERS}.orders SET cancel_requested_at = now(), updated_at = now()
-          WHERE user_id = $1 AND status IN ('new','partially_filled') AND cancel_requested_at IS NULL
-            AND ($2::text IS NULL OR market = $2)
-          RETURNING *`,
-        [userId, market ?? null],
-      );
-      rows.sort((a, b) => (a.id < b.id ? -1 : 1));
-      for (const o of rows) await this.enqueueCancel(c, o, 'cancel_all');
-      return rows;
-    });
+    return withTransaction(this.pool, (c) => this.cancelAllIn(c, userId, market, 'cancel_all'));
+  }
+
+  /**
+   * cancelAll inside the caller's transaction, so a trigger (a dead-man's switch firing, a cancel-on-disconnect
+   * session ending) and its cancels commit together: a crash leaves either both or neither.
+   */
+  async cancelAllIn(
+    c: pg.PoolClient,
+    userId: string,
+    market: string | undefined | null,
+    reason: CancelReason,
+  ): Promise<OrderRow[]> {
+    const rows = await repo.markUserCancelsRequested(c, userId, market ?? null);
+    rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+    for (const o of rows) await this.enqueueCancel(c, o, reason);
+    return rows;
   }
 
   /** Cancel every open order of a market, whoever owns it (market halt). */
   async cancelMarket(market: string, reason: 'halt' | 'admin'): Promise<OrderRow[]> {
     return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<OrderRow>(
-        `UPDATE ${ORDERS}.orders SET cancel_requested_at = now(), updated_at = now()
-          WHERE market = $1 AND status IN ('new','partially_filled') AND cancel_requested_at IS NULL
-          RETURNING *`,
-        [market],
-      );
+      const rows = await repo.markMarketCancelsRequested(c, market);
       rows.sort((a, b) => (a.id < b.id ? -1 : 1));
       for (const o of rows) await this.enqueueCancel(c, o, reason);
       return rows;
     });
   }
 
-  private async enqueueCancel(c: pg.PoolClient, o: OrderRow, reason: 'user' | 'admin' | 'halt' | 'cancel_all') {
+  private async enqueueCancel(c: pg.PoolClient, o: OrderRow, reason: CancelReason) {
     const message = CancelOrderV1.create(
       { orderId: o.id, userId: o.user_id, market: o.market, reason, requestedAt: new Date().toISOString() },
       { producer: 'order', correlationId: o.id },
@@ -481,15 +447,7 @@ export class OrderService {
   }
 
   async setHalted(market: string, halted: boolean, actor: string, reason: string | undefined): Promise<MarketStateRow> {
-    const { rows } = await this.pool.query<MarketStateRow>(
-      `INSERT INTO ${ORDERS}.market_state (market, halted, halt_reason, halted_by, halted_at)
-       VALUES ($1, $2, $3, $4, now())
-       ON CONFLICT (market) DO UPDATE SET halted = EXCLUDED.halted, halt_reason = EXCLUDED.halt_reason,
-         halted_by = EXCLUDED.halted_by, halted_at = EXCLUDED.halted_at
-       RETURNING *`,
-      [market, halted, reason ?? null, actor],
-    );
-    return rows[0]!;
+    return repo.upsertHalt(this.pool, market, halted, reason ?? null, actor);
   }
 
   /**
@@ -502,27 +460,17 @@ export class OrderService {
     const out: SweepResult = { finished: [], released: [], removed: [], unresolved: [] };
     const lockClient = await this.pool.connect();
     try {
-      const { rows: lk } = await lockClient.query<{ ok: boolean }>(
-        `SELECT pg_try_advisory_lock(hashtextextended('orders:sweeper', 0)) AS ok`,
-      );
-      if (!lk[0]?.ok) return out;
+      if (!(await repo.tryLockSweeper(lockClient))) return out;
       try {
         const timeoutMs = this.opts.pendingTimeoutMs ?? 30_000;
-        const { rows } = await this.pool.query<OrderRow>(
-          `SELECT * FROM ${ORDERS}.orders WHERE status = 'pending'
-             AND created_at < now() - make_interval(secs => $1::double precision / 1000)
-           ORDER BY created_at LIMIT 100`,
-          [timeoutMs],
-        );
+        const rows = await repo.stalePending(this.pool, timeoutMs);
         for (const o of rows) await this.resolvePending(o, out);
-        const { rows: toRelease } = await this.pool.query<OrderRow>(
-          `SELECT * FROM ${ORDERS}.orders WHERE hold_release_pending ORDER BY created_at LIMIT 100`,
-        );
+        const toRelease = await repo.holdReleasesPending(this.pool);
         for (const o of toRelease) {
           if (!out.unresolved.includes(o.id)) await this.releaseHold(o, out); // one attempt per sweep
         }
       } finally {
-        await lockClient.query(`SELECT pg_advisory_unlock(hashtextextended('orders:sweeper', 0))`);
+        await repo.unlockSweeper(lockClient);
       }
     } finally {
       lockClient.release();
@@ -552,7 +500,7 @@ export class OrderService {
       return;
     }
     if (res.outcome !== 'held') {
-      await this.pool.query(`DELETE FROM ${ORDERS}.orders WHERE id = $1 AND status = 'pending'`, [o.id]);
+      await repo.deletePending(this.pool, o.id);
       out.removed.push(o.id);
       return;
     }
@@ -564,12 +512,8 @@ export class OrderService {
       return;
     }
     const reason = gate ? gate.code : 'PENDING_EXPIRED';
-    const { rows } = await this.pool.query<OrderRow>(
-      `UPDATE ${ORDERS}.orders SET status = 'rejected', reason = $2, hold_release_pending = true, updated_at = now()
-        WHERE id = $1 AND status = 'pending' RETURNING *`,
-      [o.id, reason],
-    );
-    if (rows[0]) await this.releaseHold(rows[0], out);
+    const rejected = await repo.rejectPending(this.pool, o.id, reason);
+    if (rejected) await this.releaseHold(rejected, out);
   }
 
   private async releaseHold(o: OrderRow, out: SweepResult): Promise<void> {
@@ -580,7 +524,7 @@ export class OrderService {
       out.unresolved.push(o.id);
       return;
     }
-    await this.pool.query(`UPDATE ${ORDERS}.orders SET hold_release_pending = false WHERE id = $1`, [o.id]);
+    await repo.clearHoldReleasePending(this.pool, o.id);
     out.released.push(o.id);
   }
 }

@@ -26,6 +26,8 @@ export interface PlaceOrderBody {
   clientOrderId?: string;
   /** Stop order: trigger price (the last trade reaches it: buy at or above, sell at or below). */
   stopPrice?: string;
+  /** Iceberg order: the quantity shown in the book at a time (GTC limit orders only). */
+  displayQuantity?: string;
 }
 
 export interface ParsedOrder {
@@ -39,6 +41,8 @@ export interface ParsedOrder {
   stp: Stp | undefined;
   clientOrderId: string | undefined;
   stopTicks: bigint | undefined;
+  /** Iceberg orders: lots shown at a time. */
+  displayLots: bigint | undefined;
   /** Same normalised order → same hash ("1.0" and "1" are the same price). */
   requestHash: string;
 }
@@ -123,6 +127,7 @@ export function parseOrder(market: Market, body: PlaceOrderBody): ParsedOrder {
     if (priceTicks * lots > MAX_SAFE) throw badRequest('PRICE_OUT_OF_RANGE', 'price × quantity is too large');
     checkMinNotional(market, priceTicks, lots);
   }
+  const displayLots = body.displayQuantity === undefined ? undefined : parseDisplay(market, body, lots, timeInForce);
   const normalised = {
     market: market.symbol,
     side: body.side,
@@ -134,6 +139,7 @@ export function parseOrder(market: Market, body: PlaceOrderBody): ParsedOrder {
     stp: body.stp ?? null,
     // only stop orders carry the key, so the hashes of other orders stay what they were
     ...(stopTicks !== undefined ? { stopPriceTicks: stopTicks.toString() } : {}),
+    ...(displayLots !== undefined ? { displayLots: displayLots.toString() } : {}),
   };
   return {
     market,
@@ -146,8 +152,46 @@ export function parseOrder(market: Market, body: PlaceOrderBody): ParsedOrder {
     stp: body.stp,
     clientOrderId: body.clientOrderId,
     stopTicks,
+    displayLots,
     requestHash: createHash('sha256').update(canonicalJson(normalised)).digest('hex'),
   };
+}
+
+/**
+ * An iceberg's display quantity: a GTC limit order (it must be able to rest) that is not a stop, showing at least the
+ * market's minimum quantity, a whole number of lots, and at most the order's quantity.
+ */
+function parseDisplay(market: Market, body: PlaceOrderBody, lots: bigint, timeInForce: TimeInForce): bigint {
+  const cfg = market.config;
+  const value = body.displayQuantity!;
+  if (body.type !== 'limit' || timeInForce !== 'GTC') {
+    throw badRequest('INVALID_DISPLAY_QUANTITY', 'displayQuantity needs a GTC limit order (an iceberg rests)');
+  }
+  if (body.stopPrice !== undefined) {
+    throw badRequest('INVALID_DISPLAY_QUANTITY', 'a stop order cannot be an iceberg');
+  }
+  if (!DECIMAL.test(value) || value.length > 40) {
+    throw badRequest('INVALID_DISPLAY_QUANTITY', 'displayQuantity must be a plain decimal string such as "0.1"', {
+      displayQuantity: value,
+    });
+  }
+  const display = market.quantityToLots(value);
+  if (display === undefined) {
+    throw badRequest('INVALID_LOT', `displayQuantity must be a multiple of the lot size ${cfg.lotSize}`, {
+      lotSize: cfg.lotSize,
+    });
+  }
+  if (display === 0n || market.baseUnits(display) < parseAmount(cfg.minQuantity, market.base.precision)) {
+    throw badRequest('INVALID_DISPLAY_QUANTITY', `displayQuantity must be at least ${cfg.minQuantity}`, {
+      minQuantity: cfg.minQuantity,
+    });
+  }
+  if (display > lots) {
+    throw badRequest('INVALID_DISPLAY_QUANTITY', 'displayQuantity must not exceed quantity', {
+      displayQuantity: value,
+    });
+  }
+  return display;
 }
 
 export function checkMinNotional(market: Market, ticks: bigint, lots: bigint): void {

@@ -15,7 +15,8 @@ import {
 } from '@exchange/messaging';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { ORDERS_SCHEMA } from '../db/schema.ts';
-import { createEventHandler, EVENT_BINDINGS, EVENTS_QUEUE } from '../events.ts';
+import { orderEventsHandler } from '../messaging/order-events.ts';
+import { eventsConsumer, eventsQueue } from '../messaging/queues.ts';
 import { StreamFeed } from '../stream.ts';
 import type { Harness } from './harness.ts';
 import type { App } from '@exchange/platform';
@@ -34,7 +35,7 @@ export interface Broker {
 export async function startBroker(
   app: App,
   pool: Harness['db']['pool'],
-  opts: { vhost?: TestVhost; markets?: string[]; engineStandIn?: boolean } = {},
+  opts: { vhost?: TestVhost; markets?: string[]; engineStandIn?: boolean; batch?: number } = {},
 ): Promise<Broker> {
   const vhost = opts.vhost ?? (await createTestVhost('order'));
   const catalog = loadCatalog(undefined);
@@ -46,16 +47,11 @@ export async function startBroker(
     logger: silentLogger,
     relay: { pollIntervalMs: 200 },
   });
-  await messaging.declareQueue({
-    name: EVENTS_QUEUE,
-    bindings: EVENT_BINDINGS.map((routingKey) => ({ exchange: EVENTS_EXCHANGE, routingKey })),
-    singleActiveConsumer: true,
-    retry: { attempts: 2, backoffMs: [200] },
-  });
+  await messaging.declareQueue(eventsQueue({ attempts: 2, backoffMs: [200] }));
   await messaging.connection.register(new StreamFeed(app.streamHub, catalog, silentLogger));
   await messaging.start();
-  const handle = createEventHandler({ catalog, log: silentLogger });
-  await messaging.consume({ queue: EVENTS_QUEUE, handler: async (m, c) => void (await handle(m, c)) });
+  // batches as in production (CONSUMER_BATCH_SIZE), so the tests run the batch form too
+  await messaging.consume(eventsConsumer(orderEventsHandler({ catalog, log: silentLogger }), opts.batch ?? 100));
 
   // Engine stand-in.
   const conn = await amqp.connect(vhost.url);

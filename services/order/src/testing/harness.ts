@@ -1,12 +1,15 @@
 /** Test harness: a fresh database (migrated), a test JWT issuer, the wallet stub and the app (not listening). */
 import { randomUUID } from 'node:crypto';
+import type { Envelope } from '@exchange/contracts';
+import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { loadCatalog } from '@exchange/contracts/markets';
 import { createTestIssuer, type TestIssuer } from '@exchange/auth-client/testing';
 import type { App } from '@exchange/platform';
 import { buildApp, type AppDeps } from '../app.ts';
 import { runMigrations } from '../migrate.ts';
-import { createWalletClient } from '../wallet-client.ts';
+import { createWalletClient } from '../clients/wallet-client.ts';
+import { orderEventsHandler, type Applied } from '../messaging/order-events.ts';
 import { createWalletStub, type WalletStub } from './wallet-stub.ts';
 
 export interface Harness {
@@ -19,6 +22,10 @@ export interface Harness {
     fund?: boolean;
     roles?: Array<'user' | 'admin' | 'support'>;
   }): Promise<{ id: string; token: string; auth: Record<string, string> }>;
+  /** Apply an engine event as the `order.events` consumer does, in one transaction. */
+  applyEvent(message: Envelope): Promise<Applied>;
+  /** The payloads of the outbox messages of `type` (e.g. `engine.place-order`) for the order, in outbox order. */
+  outboxPayloads(type: string, orderId: string): Promise<Array<Record<string, unknown>>>;
   close(): Promise<void>;
 }
 
@@ -37,6 +44,10 @@ export async function createHarness(overrides: Partial<AppDeps> = {}): Promise<H
     ...overrides,
   });
   await app.ready();
+  const handleEvent = orderEventsHandler({
+    catalog: loadCatalog(undefined),
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+  });
   return {
     db,
     issuer,
@@ -55,6 +66,16 @@ export async function createHarness(overrides: Partial<AppDeps> = {}): Promise<H
       const mfa = roles.some((r) => r !== 'user') ? { mfaAt: Math.floor(Date.now() / 1000) } : {};
       const token = issuer.sign({ sub: id, roles, ...mfa });
       return { id, token, auth: { authorization: `Bearer ${token}` } };
+    },
+    applyEvent(message) {
+      return withTransaction(db.pool, (c) => handleEvent(message, c));
+    },
+    async outboxPayloads(type, orderId) {
+      const { rows } = await db.pool.query<{ message: { payload: Record<string, unknown> } }>(
+        `SELECT message FROM orders.outbox WHERE type = $1 AND message->'payload'->>'orderId' = $2 ORDER BY sequence`,
+        [type, orderId],
+      );
+      return rows.map((r) => r.message.payload);
     },
     async close() {
       await app.close();

@@ -1,9 +1,9 @@
-import { loadCatalog } from '@exchange/contracts/markets';
+import { loadCatalog, Market } from '@exchange/contracts/markets';
 import { AmendOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import { generateCommands, orderId, userId } from '../testing/commands.ts';
 import { canonical, referenceRun } from '../testing/reference.ts';
 import { MarketCore, type AmendPayload, type JournalCommand, type PlacePayload } from './core.ts';
-import { messagesFor } from './messages.ts';
+import { bookSnapshotMessage, messagesFor } from './messages.ts';
 
 const market = loadCatalog().market('BTC-USD')!;
 const AT = '2026-01-01T00:00:00.000Z';
@@ -313,5 +313,156 @@ describe('MarketCore', () => {
     // message ids are derived, so a second run gives the same messages
     const again = referenceRun(market, envelopes);
     expect(again.messages.map((m) => m.message)).toEqual(ref.messages.map((m) => m.message));
+  });
+
+  it('charges each order the tier rates its place command carried, rebates clamped, and replays them exactly', () => {
+    const tiers = [
+      { makerFeeBps: 10, takerFeeBps: 20 },
+      { makerFeeBps: -1, takerFeeBps: 12 },
+      { makerFeeBps: 4, takerFeeBps: 15 },
+    ];
+    const core = new MarketCore(market);
+    // user 1 rests in the rebate tier, user 2 takes at 15 bps; user 3 carries no rates (the market's base rates)
+    core.apply(place(1, 1, { side: 'sell', priceTicks: '30000', quantityLots: '5', ...tiers[1] }));
+    core.apply(place(2, 3, { side: 'sell', priceTicks: '30001', quantityLots: '5' }));
+    const r = core.apply(place(3, 2, { side: 'buy', priceTicks: '30001', quantityLots: '12', ...tiers[2] }));
+    // 0.05 BTC at 30000 = 150_000 cents: buyer (taker, 15 bps of 5_000_000 sats) 7_500; seller rebate 1 bp = 15 cents
+    expect(r.fills.map((f) => [f.buyerFee, f.sellerFee])).toEqual([
+      [7_500n, -15n],
+      // 0.05 BTC at 30001 = 150_005 cents: buyer 7_500; the base-rate maker 10 bps = 150.005 → 151
+      [7_500n, 151n],
+    ]);
+    // an order's rates survive a snapshot (here the buyer's, still resting: it takes at 15 bps, rests at 4 bps)
+    const restored = new MarketCore(market, JSON.parse(JSON.stringify(core.snapshot())));
+    expect(restored.snapshot().feeRates).toEqual([[orderId(99, 3), 4, 15]]);
+    const t = restored.apply(place(4, 1, { side: 'sell', priceTicks: '30001', quantityLots: '2', ...tiers[1] }));
+    // 0.02 BTC at 30001 = 60_002 cents: the resting buyer is now the maker at 4 bps of 2_000_000 sats = 800; the
+    // seller takes at 12 bps of 60_002 cents = 72.0024 → 73
+    expect(t.fills.map((f) => [f.buyerFee, f.sellerFee])).toEqual([[800n, 73n]]);
+    // finished orders drop their rates
+    expect(restored.snapshot().feeRates).toBeUndefined();
+
+    // with every user in some tier, snapshot + replay anywhere gives the same fills (fees included) and messages
+    const envelopes = generateCommands(1200, { seed: 9, amends: true, stops: true, feeRates: tiers });
+    const ref = referenceRun(market, envelopes);
+    const fills = ref.results.flatMap((x) => x.fills);
+    expect(fills.filter((f) => f.buyerFee < 0n || f.sellerFee < 0n).length).toBeGreaterThan(10);
+    for (const f of fills) {
+      // no trade pays out more rebate than its taker pays (valued at the trade price)
+      if (f.buyerFee < 0n) expect(-f.buyerFee * f.quoteAmount).toBeLessThanOrEqual(f.sellerFee * f.baseAmount);
+      if (f.sellerFee < 0n) expect(-f.sellerFee * f.baseAmount).toBeLessThanOrEqual(f.buyerFee * f.quoteAmount);
+    }
+    for (const cut of [1, 333, 800]) {
+      const first = new MarketCore(market);
+      for (const c of ref.commands.slice(0, cut)) first.apply(c);
+      const resumed = new MarketCore(market, JSON.parse(JSON.stringify(first.snapshot())));
+      const rest = ref.commands.slice(cut).map((c) => resumed.apply(c));
+      expect(rest.map((x) => x.fills)).toEqual(ref.results.slice(cut).map((x) => x.fills));
+      expect(canonical(resumed.snapshot())).toBe(canonical(ref.core.snapshot()));
+    }
+    const again = referenceRun(market, envelopes);
+    expect(again.messages.map((m) => m.message)).toEqual(ref.messages.map((m) => m.message));
+  });
+});
+
+describe('MarketCore: icebergs and the volatility guard', () => {
+  const assets = new Map([
+    [market.base.symbol, market.base],
+    [market.quote.symbol, market.quote],
+  ]);
+  const guarded = new Market({ ...market.config, volatilityGuard: { bandBps: 100, auctionSeconds: 5 } }, assets);
+
+  it('publishes only the shown slice of an iceberg; fills and order updates count all of it', () => {
+    const core = new MarketCore(market);
+    core.apply(place(1, 1, { side: 'sell', priceTicks: '30000', quantityLots: '10', displayQuantityLots: '2' }));
+    const book = bookSnapshotMessage(market, core.orderBook, 10, AT, orderId(96, 1)).message.payload as {
+      asks: [string, string][];
+    };
+    expect(book.asks).toEqual([['30000', '0.02']]);
+    const r = core.apply(place(2, 2, { side: 'buy', priceTicks: '30000', quantityLots: '5' }));
+    expect(r.fills.map((f) => f.lots)).toEqual([2, 2, 1]);
+    const maker = r.orders.find((o) => o.orderId === orderId(99, 1))!;
+    expect([maker.status, maker.filledLots, maker.remainingLots]).toEqual(['partially_filled', 5, 5]);
+    // the public trade messages carry price and quantity per fill, nothing about the hidden rest
+    const trades = messagesFor(market, place(2, 2, {}), r, AT).filter(
+      (m) => m.message.type === 'engine.trade-executed',
+    );
+    for (const t of trades) expect(JSON.stringify(t.message.payload)).not.toContain('"remaining');
+  });
+
+  it('an auction started by the guard ends by the journaled end_auction command, identically on replay', () => {
+    const core = new MarketCore(guarded);
+    const cmds: JournalCommand[] = [
+      place(1, 1, { side: 'sell', priceTicks: '30000', quantityLots: '1' }),
+      place(2, 2, { side: 'buy', priceTicks: '30000', quantityLots: '1' }), // last 30000, band ±300
+      place(3, 1, { side: 'sell', priceTicks: '31000', quantityLots: '4' }),
+      place(4, 2, { side: 'buy', priceTicks: '31000', quantityLots: '3' }), // would print at 31000: auction
+      place(5, 3, { side: 'sell', priceTicks: '30500', quantityLots: '2' }), // collected
+    ];
+    const results = cmds.map((c) => core.apply(c));
+    expect(results[3]!.events.map((e) => e.type)).toEqual(['accepted', 'auction_started']);
+    expect(core.orderBook.phase).toBe('auction');
+    const book = bookSnapshotMessage(guarded, core.orderBook, 10, AT, orderId(96, 2)).message.payload;
+    // bids 31000 x3 against asks 30500 x2, 31000 x4: 3 lots trade at 31000, only 2 would at 30500
+    expect(book).toMatchObject({
+      auction: { referencePrice: '30000', indicativePrice: '31000', indicativeQuantity: '0.03' },
+    });
+    const startSeq = core.orderBook.auctionState()!.startSeq;
+    const snap = JSON.parse(JSON.stringify(core.snapshot()));
+
+    const stale = core.apply({ kind: 'end_auction', messageId: 'x', startSeq: startSeq + 1 });
+    expect(stale.events).toEqual([]); // a timer for another auction does nothing
+    const end = core.apply({ kind: 'end_auction', messageId: 'y', startSeq });
+    expect(end.fills.map((f) => [f.priceTicks, f.lots])).toEqual([
+      [31000, 2],
+      [31000, 1],
+    ]);
+    expect(end.events.at(-1)).toMatchObject({ type: 'auction_ended', price: 31000, volume: 3 });
+    expect(core.orderBook.phase).toBe('continuous');
+    const buyer = end.orders.find((o) => o.orderId === orderId(99, 4))!;
+    expect([buyer.status, buyer.filledLots]).toEqual(['filled', 3]);
+
+    const replayed = new MarketCore(guarded, snap);
+    replayed.apply({ kind: 'end_auction', messageId: 'x', startSeq: startSeq + 1 });
+    const again = replayed.apply({ kind: 'end_auction', messageId: 'y', startSeq });
+    expect(JSON.stringify(again.events)).toBe(JSON.stringify(end.events));
+    expect(JSON.stringify(replayed.snapshot())).toBe(JSON.stringify(core.snapshot()));
+  });
+
+  it('is deterministic with icebergs, auctions, amends and stops: snapshot + replay equals an uninterrupted run', () => {
+    // a band of 15 ticks around ~30000, so that the generated orders (mid ± 25) start auctions often; the host's
+    // end_auction commands interleaved where a timer could have fired: after every 5th command
+    const guarded = new Market({ ...market.config, volatilityGuard: { bandBps: 5, auctionSeconds: 5 } }, assets);
+    const envelopes = generateCommands(1500, { seed: 9, amends: true, stops: true, icebergs: true });
+    const plain = referenceRun(guarded, envelopes).commands; // dedupe and journal form of the envelopes
+    const straight = new MarketCore(guarded);
+    const journal: JournalCommand[] = [];
+    const results: ReturnType<MarketCore['apply']>[] = [];
+    plain.forEach((c, i) => {
+      journal.push(c);
+      results.push(straight.apply(c));
+      const a = straight.orderBook.auctionState();
+      if (a && i % 5 === 4) {
+        const end: JournalCommand = { kind: 'end_auction', messageId: `end:${i}`, startSeq: a.startSeq };
+        journal.push(end);
+        results.push(straight.apply(end));
+      }
+    });
+    const types = results.flatMap((r) => r.events.map((e) => e.type));
+    const count = (t: string) => types.filter((x) => x === t).length;
+    expect([count('refilled') > 20, count('auction_started') > 5, count('auction_ended') > 5]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    for (const cut of [1, 333, 808, 1250]) {
+      const first = new MarketCore(guarded);
+      for (const c of journal.slice(0, cut)) first.apply(c);
+      const resumed = new MarketCore(guarded, JSON.parse(JSON.stringify(first.snapshot())));
+      const rest = journal.slice(cut).map((c) => resumed.apply(c));
+      expect(canonical(rest.map((r) => r.events))).toBe(canonical(results.slice(cut).map((r) => r.events)));
+      expect(rest.map((r) => r.orders)).toEqual(results.slice(cut).map((r) => r.orders));
+      expect(canonical(resumed.snapshot())).toBe(canonical(straight.snapshot()));
+    }
   });
 });

@@ -13,7 +13,7 @@ import {
   type PlaceCommand,
 } from '@exchange/matching-engine';
 import type { PayloadOf } from '@exchange/contracts';
-import type { Market } from '@exchange/contracts/markets';
+import type { FeeRates, Market } from '@exchange/contracts/markets';
 import type { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import { uuidv5 } from '../uuid.ts';
 
@@ -38,15 +38,31 @@ export type JournalCommand = (
   | { kind: 'amend'; messageId: string; amend: AmendPayload }
   | {
       /**
+       * End the volatility guard's call auction that started at book seq `startSeq` (the engine host's timer sends
+       * it; the book never reads a clock). Uncrosses the book and resumes continuous trading.
+       */
+      kind: 'end_auction';
+      messageId: string;
+      startSeq: number;
+    }
+  | {
+      /**
        * A command the engine cannot apply because of its content (invalid payload, wrong market, one the book
        * refuses to process): journaled as what it was; an order it names is rejected (its hold released), a cancel
        * changes nothing (it can be sent again). Never skipped silently, never blocking the market.
        */
       kind: 'reject';
       messageId: string;
-      command: 'place' | 'cancel' | 'unknown';
+      /**
+       * `amend`: an amend the engine core threw on (journals from before it existed say `unknown`). The order stays
+       * as it is; the amend is answered as rejected and its top-up hold (when it has one) released.
+       */
+      command: 'place' | 'cancel' | 'amend' | 'unknown';
       orderId?: string;
       userId?: string;
+      /** For a rejected amend: its id and its top-up hold. */
+      amendId?: string;
+      topUpHoldId?: string;
       detail: string;
     }
 ) & { epoch?: string };
@@ -125,6 +141,11 @@ export interface CoreSnapshot {
   book: OrderBookSnapshot;
   /** Resting orders' cumulative fills: [orderId, filledLots, filledNotional (quote minor units)], sorted by id. */
   fills: Array<[string, number, string]>;
+  /**
+   * Fee rates carried by open orders' place commands: [orderId, makerFeeBps, takerFeeBps], sorted by id. Absent in
+   * snapshots taken before fee tiers (their orders trade at the market's base rates, as they were placed).
+   */
+  feeRates?: Array<[string, number, number]>;
 }
 
 interface Progress {
@@ -148,6 +169,8 @@ export class MarketCore {
   readonly market: Market;
   private book: OrderBook;
   private readonly progress = new Map<string, Progress>();
+  /** The tier rates each open order (resting or waiting stop) was placed with; absent: the market's base rates. */
+  private readonly rates = new Map<string, FeeRates>();
   private _seq = 0;
 
   constructor(market: Market, snapshot?: CoreSnapshot) {
@@ -162,11 +185,15 @@ export class MarketCore {
       this._seq = snapshot.seq;
       for (const [id, filled, notional] of snapshot.fills)
         this.progress.set(id, { filled, notional: BigInt(notional) });
+      for (const [id, makerFeeBps, takerFeeBps] of snapshot.feeRates ?? [])
+        this.rates.set(id, { makerFeeBps, takerFeeBps });
     } else {
       const maxLots = market.quantityToLots(market.config.maxQuantity);
       this.book = new OrderBook({
         market: market.symbol,
         defaultStp: 'cancel_newest',
+        // The band is part of the engine state from here on (snapshots carry it), so replay never depends on config.
+        ...(market.config.volatilityGuard ? { bandBps: market.config.volatilityGuard.bandBps } : {}),
         ...(maxLots !== undefined && maxLots <= BigInt(Number.MAX_SAFE_INTEGER)
           ? { maxQuantity: Number(maxLots) }
           : {}),
@@ -191,7 +218,17 @@ export class MarketCore {
     const fills: Array<[string, number, string]> = [...this.progress.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([id, p]) => [id, p.filled, p.notional.toString()]);
-    return { version: 1, market: this.market.symbol, seq: this._seq, book: this.book.snapshot(), fills };
+    const feeRates: Array<[string, number, number]> = [...this.rates.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([id, r]) => [id, r.makerFeeBps, r.takerFeeBps]);
+    return {
+      version: 1,
+      market: this.market.symbol,
+      seq: this._seq,
+      book: this.book.snapshot(),
+      fills,
+      ...(feeRates.length ? { feeRates } : {}),
+    };
   }
 
   /** Apply one command. Never throws for a bad order: the engine rejects it and that is the result. */
@@ -207,6 +244,19 @@ export class MarketCore {
 
     if (cmd.kind === 'reject') {
       events = [];
+      if (cmd.command === 'amend' && cmd.amendId && cmd.orderId && cmd.userId) {
+        // Answered like any rejected amend (order-amended ok: false, then adjust-hold with delta 0 ending the top-up),
+        // so the amend's extra reservation is released by this command's messages, exactly once.
+        amend = this.rejectedAmend(
+          {
+            amendId: cmd.amendId,
+            orderId: cmd.orderId,
+            userId: cmd.userId,
+            ...(cmd.topUpHoldId ? { topUpHoldId: cmd.topUpHoldId } : {}),
+          },
+          INVALID_COMMAND_REASON,
+        );
+      }
       if (cmd.command === 'place' && cmd.orderId && cmd.userId && !this.book.has(cmd.orderId)) {
         touched.set(cmd.orderId, {
           orderId: cmd.orderId,
@@ -231,6 +281,15 @@ export class MarketCore {
       });
       events = [];
     } else if (cmd.kind === 'place') {
+      // before the book sees it: the order may take (taker rate) in this very command
+      const { makerFeeBps, takerFeeBps } = cmd.order;
+      if (
+        makerFeeBps !== undefined &&
+        takerFeeBps !== undefined &&
+        !this.rates.has(cmd.order.orderId) &&
+        !this.book.has(cmd.order.orderId)
+      )
+        this.rates.set(cmd.order.orderId, { makerFeeBps, takerFeeBps });
       const { engine, converted } = this.toEngine(cmd.order);
       protectionIoc = converted;
       const r = this.book.place(engine);
@@ -240,6 +299,10 @@ export class MarketCore {
       const r = this.applyAmend(cmd.amend);
       events = r.events;
       amend = r.outcome;
+    } else if (cmd.kind === 'end_auction') {
+      // only the auction it was scheduled for: a late timer after another auction started must not end that one
+      const a = this.book.auctionState();
+      events = a !== null && a.startSeq === cmd.startSeq ? this.book.endAuction().events : [];
     } else {
       events = this.book.cancel(cmd.cancel.orderId, cmd.cancel.userId).events;
     }
@@ -289,7 +352,13 @@ export class MarketCore {
           }
           break;
         case 'trade': {
-          const amounts = this.market.fillAmounts(BigInt(ev.price), BigInt(ev.quantity), ev.takerSide);
+          const amounts = this.market.fillAmounts(
+            BigInt(ev.price),
+            BigInt(ev.quantity),
+            ev.takerSide,
+            this.rates.get(ev.makerOrderId),
+            this.rates.get(ev.takerOrderId),
+          );
           const maker = get(ev.makerOrderId, ev.makerAccount);
           maker.filledLots += ev.quantity;
           maker.filledNotional += amounts.quoteAmount;
@@ -359,6 +428,8 @@ export class MarketCore {
 
     const orders = [...touched.values()];
     for (const st of orders) {
+      // a waiting stop is not on the book but keeps its rates until it is finished
+      if (FINISHED.has(st.status)) this.rates.delete(st.orderId);
       if (FINISHED.has(st.status) || !this.book.has(st.orderId)) this.progress.delete(st.orderId);
       else this.progress.set(st.orderId, { filled: st.filledLots, notional: st.filledNotional });
     }
@@ -380,21 +451,37 @@ export class MarketCore {
    * A positive change larger than the command's top-up is rejected (AMEND_HOLD_EXCEEDED) before the book sees it
    * (no book event, like any decision taken from the book's state, it replays identically).
    */
+  /** The outcome of an amend refused as a whole: nothing changes but its top-up hold ends (holdDelta 0). */
+  private rejectedAmend(
+    a: Pick<AmendPayload, 'amendId' | 'orderId' | 'userId' | 'topUpHoldId'>,
+    reason: string,
+  ): AmendOutcome {
+    const resting = this.book.getOrder(a.orderId);
+    const owned = resting !== undefined && resting.account === a.userId;
+    return {
+      amendId: a.amendId,
+      orderId: a.orderId,
+      userId: a.userId,
+      holdAsset: owned && resting.side === 'sell' ? this.market.base.symbol : this.market.quote.symbol,
+      ...(a.topUpHoldId !== undefined ? { topUpHoldId: a.topUpHoldId } : {}),
+      ok: false,
+      reason,
+      priorityKept: false,
+      holdDelta: 0n,
+    };
+  }
+
   private applyAmend(a: AmendPayload): { events: BookEvent[]; outcome: AmendOutcome } {
     const resting = this.book.getOrder(a.orderId);
     const owned = resting !== undefined && resting.account === a.userId;
-    const holdAsset = owned && resting.side === 'sell' ? this.market.base.symbol : this.market.quote.symbol;
     const base = {
       amendId: a.amendId,
       orderId: a.orderId,
       userId: a.userId,
-      holdAsset,
+      holdAsset: owned && resting.side === 'sell' ? this.market.base.symbol : this.market.quote.symbol,
       ...(a.topUpHoldId !== undefined ? { topUpHoldId: a.topUpHoldId } : {}),
     };
-    const reject = (reason: string, events: BookEvent[]) => ({
-      events,
-      outcome: { ...base, ok: false, reason, priorityKept: false, holdDelta: 0n },
-    });
+    const reject = (reason: string, events: BookEvent[]) => ({ events, outcome: this.rejectedAmend(a, reason) });
     const price = a.priceTicks === undefined ? undefined : safeInt(a.priceTicks);
     const quantity = a.quantityLots === undefined || !owned ? undefined : safeInt(a.quantityLots) - resting.filled;
     if (owned && (price === undefined || (Number.isSafeInteger(price) && price > 0))) {
@@ -453,6 +540,7 @@ export class MarketCore {
       postOnly: o.postOnly,
       ...(o.stp ? { stp: o.stp } : {}),
       ...(o.stopPriceTicks !== undefined ? { stopPrice: safeInt(o.stopPriceTicks) } : {}),
+      ...(o.displayQuantityLots !== undefined ? { displayQuantity: safeInt(o.displayQuantityLots) } : {}),
     };
     if (o.type === 'limit') {
       return {

@@ -9,14 +9,14 @@ import type { Runtime } from '../runtime.ts';
 import { generateCommands } from '../testing/commands.ts';
 import {
   Bus,
-  createEnv,
+  type Env,
   journal,
   outboxMessages,
   sleep,
   startInProcess,
   stopInProcess,
+  useEngineEnv,
   waitFor,
-  type Env,
 } from '../testing/harness.ts';
 import { canonical, timeless } from '../testing/reference.ts';
 import { MarketCore, type JournalCommand } from './core.ts';
@@ -29,15 +29,12 @@ let env: Env;
 let bus: Bus;
 let rt: Runtime | undefined;
 
-beforeAll(async () => {
-  env = await createEnv('pp_dbfaults');
-  bus = await Bus.open(env.vhost.url);
-});
-
-afterAll(async () => {
-  if (rt) await stopInProcess(rt);
-  await bus.close();
-  await env.drop();
+useEngineEnv('pp_dbfaults', {
+  ready: (e, b) => {
+    env = e;
+    bus = b;
+  },
+  runtime: () => rt,
 });
 
 it('loses and doubles nothing when database and broker connections die mid-command', async () => {

@@ -6,23 +6,18 @@
 import type { Market } from '@exchange/contracts/markets';
 import { ROUTES } from '@exchange/contracts/trading';
 import type { Pool } from '@exchange/db';
-import type { Consumer, Logger, Messaging, RetryPolicy } from '@exchange/messaging';
+import type { Consumer, Logger, Messaging } from '@exchange/messaging';
 import type { PaymentMetrics } from '../metrics.ts';
-import { isTransientEngineError } from './errors.ts';
-import { EngineDivergenceError, MarketEngine, MarketHaltedError } from './market-engine.ts';
-
-/**
- * The retry policy the market queues are declared with (it names their retry queues; kept as it is so existing
- * queues still match). The engine retries in place: transient failures (database unreachable, timeouts, lock and
- * serialization failures, disk full, read-only after a failover) are waited out for as long as they last; a command
- * whose content the engine cannot apply is rejected as an engine outcome; any other failure is retried with this
- * backoff, `haltAfterFailures` times, and then the market is HALTED (never skipped): see EngineHost.
- */
-export const ORDERS_RETRY: RetryPolicy = { attempts: 5, backoffMs: [200, 1_000, 5_000, 15_000, 60_000] };
+import { ordersConsumer } from '../messaging/orders.ts';
+import { ordersQueue } from '../messaging/queues.ts';
+import { EngineDivergenceError, MarketEngine } from './market-engine.ts';
+import { PostgresEngineStore, type EngineStore } from './store.ts';
 
 export interface EngineHostOptions {
   markets: Market[];
   pool: Pool;
+  /** Where the engines keep their journal, positions and snapshots (default: PostgresEngineStore on `pool`). */
+  store?: EngineStore;
   messaging: Messaging;
   replicaId: string;
   snapshotEvery: number;
@@ -31,7 +26,10 @@ export interface EngineHostOptions {
   prefetch: number;
   /** Commands applied per transaction at most (group commit, see ConsumeOptions.batch); default 1. */
   batch?: number;
-  /** Unexplained failures of one command (retried with ORDERS_RETRY's backoff) before the market halts; default 5. */
+  /**
+   * Unexplained failures of one command (retried with ORDERS_RETRY's backoff, messaging/queues.ts) before the market
+   * halts; default 5.
+   */
   haltAfterFailures?: number;
   /** How often a halted replica looks for an admin's resume (ms); default 2000. */
   haltPollMs?: number;
@@ -54,6 +52,8 @@ export interface MarketStatus {
   loadedSeq: number | null;
   /** Resting orders in this replica's engine (current only when it is the active consumer). */
   restingOrders: number | null;
+  /** Trading phase in this replica's engine (auction: the volatility guard's call auction), null when not loaded. */
+  phase: 'continuous' | 'auction' | null;
   consumer: ConsumerStatus;
   lastDeliveryAt: string | null;
   lastAppliedAt: string | null;
@@ -67,18 +67,21 @@ export interface MarketStatus {
 export class EngineHost {
   readonly engines = new Map<string, MarketEngine>();
   private readonly opts: EngineHostOptions;
+  private readonly store: EngineStore;
   private readonly consumers = new Map<string, Consumer>();
   private started = false;
   private haltTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: EngineHostOptions) {
     this.opts = opts;
+    this.store = opts.store ?? new PostgresEngineStore(opts.pool);
     for (const market of opts.markets) {
       this.engines.set(
         market.symbol,
         new MarketEngine({
           market,
           pool: opts.pool,
+          store: this.store,
           replicaId: opts.replicaId,
           snapshotEvery: opts.snapshotEvery,
           bookSnapshotIntervalMs: opts.bookSnapshotIntervalMs,
@@ -98,13 +101,7 @@ export class EngineHost {
   async start(): Promise<void> {
     const persisted = await this.persistedHalts();
     for (const engine of this.engines.values()) {
-      const queue = ROUTES.ordersQueue(engine.symbol);
-      await this.opts.messaging.declareQueue({
-        name: queue,
-        bindings: [{ exchange: ROUTES.commandsExchange, routingKey: queue }],
-        singleActiveConsumer: true,
-        retry: ORDERS_RETRY,
-      });
+      await this.opts.messaging.declareQueue(ordersQueue(engine.symbol));
       try {
         await engine.restore();
       } catch (err) {
@@ -125,48 +122,27 @@ export class EngineHost {
   }
 
   private async startConsumer(engine: MarketEngine): Promise<void> {
-    const queue = ROUTES.ordersQueue(engine.symbol);
     let consumer: Consumer | undefined = undefined;
-    consumer = await this.opts.messaging.consume({
-      queue,
-      // room for a full batch waiting behind the one in hand
-      prefetch: Math.max(this.opts.prefetch, 2 * (this.opts.batch ?? 1)),
-      concurrency: 1,
-      batch: this.opts.batch ?? 1,
-      // Retry in place: a command that fails holds the queue instead of going to a retry queue, so no later command
-      // overtakes it and price-time priority is what clients submitted.
-      retryMode: 'inline',
-      retry: { attempts: Math.max(1, this.opts.haltAfterFailures ?? 5), backoffMs: ORDERS_RETRY.backoffMs },
-      transient: isTransientEngineError,
-      // never skip a command: past its retries (or when it keeps crashing the engine) the market halts
-      onExhausted: async ({ envelope, reason }) => {
-        await this.persistHalt(engine, `command ${envelope.id} (${envelope.type}) keeps failing: ${reason}`);
-      },
-      onInvalid: (parsed, reason, client) => engine.rejectInvalid(parsed, reason, client),
-      handler: async (message, client) => {
-        try {
-          await engine.handle(message, client);
-        } catch (err) {
-          if (err instanceof EngineDivergenceError || err instanceof MarketHaltedError) {
-            if (err instanceof EngineDivergenceError) this.halt(engine, err);
-            else this.markHalted(engine, err.message, true);
-            // Stop taking this market's commands; the one in hand is returned to the queue for whoever resumes it.
-            void consumer?.stop();
-            if (this.consumers.get(engine.symbol) === consumer) this.consumers.delete(engine.symbol);
-          }
-          throw err;
-        }
-      },
-    });
+    consumer = await this.opts.messaging.consume(
+      ordersConsumer(engine, {
+        prefetch: this.opts.prefetch,
+        batch: this.opts.batch ?? 1,
+        haltAfterFailures: this.opts.haltAfterFailures ?? 5,
+        onExhausted: (reason) => this.persistHalt(engine, reason),
+        onHalted: (err) => {
+          if (err instanceof EngineDivergenceError) this.halt(engine, err);
+          else this.markHalted(engine, err.message, true);
+          // Stop taking this market's commands; the one in hand is returned to the queue for whoever resumes it.
+          void consumer?.stop();
+          if (this.consumers.get(engine.symbol) === consumer) this.consumers.delete(engine.symbol);
+        },
+      }),
+    );
     this.consumers.set(engine.symbol, consumer);
   }
 
   private async persistedHalts(): Promise<Map<string, string>> {
-    const { rows } = await this.opts.pool.query<{ market: string; halted_reason: string }>(
-      'SELECT market, halted_reason FROM payment.engine_state WHERE market = ANY($1::text[]) AND halted_reason IS NOT NULL',
-      [[...this.engines.keys()]],
-    );
-    return new Map(rows.map((r) => [r.market, r.halted_reason]));
+    return this.store.persistedHalts([...this.engines.keys()]);
   }
 
   /**
@@ -176,15 +152,14 @@ export class EngineHost {
    */
   private async persistHalt(engine: MarketEngine, reason: string): Promise<void> {
     const text = reason.slice(0, 1000);
-    this.markHalted(engine, text, true);
+    // Not `persisted` until the row says so: pollResumes() takes a persisted halt missing from engine_state for one an
+    // admin lifted, and would resume the market in the window before recordHalt commits.
+    this.markHalted(engine, text, false);
     this.consumers.delete(engine.symbol);
     for (let wait = 500; ; wait = Math.min(wait * 2, 10_000)) {
       try {
-        await this.opts.pool.query(
-          `UPDATE payment.engine_state SET halted_reason = $2, halted_at = now()
-            WHERE market = $1 AND halted_reason IS NULL`,
-          [engine.symbol, text],
-        );
+        await this.store.recordHalt(engine.symbol, text);
+        engine.haltedPersisted = true;
         return;
       } catch (err) {
         if (!this.started) return;
@@ -209,12 +184,8 @@ export class EngineHost {
   async resume(market: string): Promise<'resumed' | 'not_halted' | 'unknown_market'> {
     const engine = this.engines.get(market);
     if (!engine) return 'unknown_market';
-    const { rowCount } = await this.opts.pool.query(
-      `UPDATE payment.engine_state SET halted_reason = NULL, halted_at = NULL
-        WHERE market = $1 AND halted_reason IS NOT NULL`,
-      [market],
-    );
-    if (!rowCount && !engine.haltedPersisted) return 'not_halted';
+    const cleared = await this.store.clearHalt(market);
+    if (!cleared && !engine.haltedPersisted) return 'not_halted';
     await this.pollResumes();
     return 'resumed';
   }
@@ -269,19 +240,7 @@ export class EngineHost {
   }
 
   async status(): Promise<MarketStatus[]> {
-    const { rows } = await this.opts.pool.query<{
-      market: string;
-      last_seq: string;
-      book_seq: string;
-      snap: string | null;
-      halted_reason: string | null;
-    }>(
-      `SELECT s.market, s.last_seq, s.book_seq, s.halted_reason,
-              (SELECT max(seq) FROM payment.engine_snapshots n WHERE n.market = s.market) AS snap
-         FROM payment.engine_state s WHERE s.market = ANY($1::text[])`,
-      [[...this.engines.keys()]],
-    );
-    const db = new Map(rows.map((r) => [r.market, r]));
+    const db = await this.store.status([...this.engines.keys()]);
     const consumers = await this.consumerStatuses();
     return [...this.engines.values()].map((e) => {
       const r = db.get(e.symbol);
@@ -289,11 +248,12 @@ export class EngineHost {
       return {
         market: e.symbol,
         queue: ROUTES.ordersQueue(e.symbol),
-        lastSeq: Number(r?.last_seq ?? 0),
-        bookSeq: Number(r?.book_seq ?? 0),
-        lastSnapshotSeq: r?.snap != null ? Number(r.snap) : null,
+        lastSeq: r?.lastSeq ?? 0,
+        bookSeq: r?.bookSeq ?? 0,
+        lastSnapshotSeq: r?.lastSnapshotSeq ?? null,
         loadedSeq: core ? core.seq : null,
         restingOrders: core ? core.orderBook.orderCount : null,
+        phase: core ? core.orderBook.phase : null,
         consumer:
           e.halted || !this.consumers.has(e.symbol)
             ? 'not_consuming'
@@ -301,7 +261,7 @@ export class EngineHost {
         lastDeliveryAt: e.lastDeliveryAt?.toISOString() ?? null,
         lastAppliedAt: e.lastAppliedAt?.toISOString() ?? null,
         reloads: e.reloads,
-        halted: e.halted ?? r?.halted_reason ?? null,
+        halted: e.halted ?? r?.haltedReason ?? null,
         epoch: e.epoch ?? null,
       };
     });

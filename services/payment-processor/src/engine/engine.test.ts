@@ -166,11 +166,12 @@ describe('engine through the broker', () => {
       { ...place, id: uuidv5('reissued-place') },
       { ...cancel, id: uuidv5('reissued-cancel') },
     ];
-    await bus.publish(QUEUE, [place, cancel, place, ...reissued]);
+    // counted before publishing: the consumer may apply them before a count taken afterwards
     const { rows } = await env.db.pool.query<{ n: string }>(
       `SELECT count(*) AS n FROM payment.inbox WHERE queue = $1`,
       [QUEUE],
     );
+    await bus.publish(QUEUE, [place, cancel, place, ...reissued]);
     await waitFor('duplicates consumed', async () => {
       const r = await env.db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM payment.inbox WHERE queue = $1`, [
         QUEUE,

@@ -7,14 +7,14 @@ import type { Runtime } from '../runtime.ts';
 import { generateCommands } from '../testing/commands.ts';
 import {
   Bus,
-  createEnv,
+  type Env,
   journal,
   lastSeq,
   outboxMessages,
   startInProcess,
   stopInProcess,
+  useEngineEnv,
   waitFor,
-  type Env,
 } from '../testing/harness.ts';
 import type { JournalCommand } from './core.ts';
 
@@ -24,15 +24,12 @@ let env: Env;
 let bus: Bus;
 let rt: Runtime | undefined;
 
-beforeAll(async () => {
-  env = await createEnv('pp_epoch');
-  bus = await Bus.open(env.vhost.url);
-});
-
-afterAll(async () => {
-  if (rt) await stopInProcess(rt);
-  await bus.close();
-  await env.drop();
+useEngineEnv('pp_epoch', {
+  ready: (e, b) => {
+    env = e;
+    bus = b;
+  },
+  runtime: () => rt,
 });
 
 async function runUntilConsumed(commands: ReturnType<typeof generateCommands>): Promise<void> {

@@ -4,19 +4,9 @@
 // reference run's: no gap, no duplicate, no reordering.
 import { loadCatalog } from '@exchange/contracts/markets';
 import { ROUTES } from '@exchange/contracts/trading';
-import { createTestIssuer, type TestIssuer } from '@exchange/auth-client/testing';
+import type { TestIssuer } from '@exchange/auth-client/testing';
 import { generateCommands } from '../testing/commands.ts';
-import {
-  Bus,
-  createEnv,
-  journal,
-  lastSeq,
-  sleep,
-  startProcess,
-  waitFor,
-  type Env,
-  type ServiceProcess,
-} from '../testing/harness.ts';
+import { Bus, journal, lastSeq, sleep, startProcess, useReplicaEnv, waitFor, type Env } from '../testing/harness.ts';
 import { canonical, referenceRun } from '../testing/reference.ts';
 
 const market = loadCatalog().market('BTC-USD')!;
@@ -25,22 +15,13 @@ const QUEUE = ROUTES.ordersQueue('BTC-USD');
 let env: Env;
 let bus: Bus;
 let issuer: TestIssuer;
-const procs: ServiceProcess[] = [];
-
-beforeAll(async () => {
-  env = await createEnv('pp_freeze');
-  bus = await Bus.open(env.vhost.url);
-  issuer = await createTestIssuer();
-});
-
-afterAll(async () => {
-  for (const p of procs) {
-    p.child.kill('SIGCONT');
-    await p.kill();
-  }
-  await bus.close();
-  await issuer.close();
-  await env.drop();
+const procs = useReplicaEnv('pp_freeze', {
+  ready: (e, b, i) => {
+    env = e;
+    bus = b;
+    issuer = i;
+  },
+  beforeKill: (p) => p.child.kill('SIGCONT'),
 });
 
 /** Sessions of this test's database left inside a transaction (a live process finishes its command in ms). */

@@ -5,22 +5,19 @@ import { loadCatalog } from '@exchange/contracts/markets';
 import type { Runtime } from '../runtime.ts';
 import { referenceRun } from '../testing/reference.ts';
 import { generateCommands } from '../testing/commands.ts';
-import { Bus, createEnv, lastSeq, startInProcess, stopInProcess, waitFor, type Env } from '../testing/harness.ts';
+import { Bus, type Env, lastSeq, startInProcess, stopInProcess, useEngineEnv, waitFor } from '../testing/harness.ts';
 
 let env: Env;
 let bus: Bus;
 let rt: Runtime | undefined;
 const catalog = loadCatalog();
 
-beforeAll(async () => {
-  env = await createEnv('pp_halt');
-  bus = await Bus.open(env.vhost.url);
-});
-
-afterAll(async () => {
-  if (rt) await stopInProcess(rt);
-  await bus.close();
-  await env.drop();
+useEngineEnv('pp_halt', {
+  ready: (e, b) => {
+    env = e;
+    bus = b;
+  },
+  runtime: () => rt,
 });
 
 it('halts only the market whose journal diverges', async () => {

@@ -8,13 +8,14 @@
  * The row lock makes the journal single-writer even if two replicas briefly both think they are active; comparing its
  * `last_seq` with the in-memory engine detects a takeover (another replica advanced the journal) and a commit that
  * failed after the in-memory book already moved: either way the engine is rebuilt from the database before applying.
+ * The journal, position, order-id claims and snapshots are read and written through the EngineStore (store.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Envelope } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
 import { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
-import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
+import type { Pool, PoolClient } from '@exchange/db';
 import { PermanentError, type Logger } from '@exchange/messaging';
 import type { PaymentMetrics } from '../metrics.ts';
 import { uuidv5 } from '../uuid.ts';
@@ -23,16 +24,17 @@ import {
   type AmendPayload,
   type ApplyResult,
   type CancelPayload,
-  type CoreSnapshot,
   type JournalCommand,
   type PlacePayload,
 } from './core.ts';
 import { bookSnapshotMessage, messagesFor, type OutgoingMessage } from './messages.ts';
-import { enqueueAll, OUTBOX_CHANNEL, outboxInsert } from './outbox.ts';
+import { PostgresEngineStore, type EngineStore } from './store.ts';
 
 export interface MarketEngineOptions {
   market: Market;
   pool: Pool;
+  /** Where the journal and snapshots live (default: PostgresEngineStore on `pool`). */
+  store?: EngineStore;
   replicaId: string;
   snapshotEvery: number;
   bookSnapshotIntervalMs: number;
@@ -52,6 +54,8 @@ export class MarketHaltedError extends Error {}
 class ContentError extends Error {}
 
 const REPLAY_BATCH = 1000;
+/** Retry delay when ending an auction failed (database down, market halted): the auction simply lasts longer. */
+const AUCTION_END_RETRY_MS = 5000;
 
 const rejectsAnOrder = (cmd: JournalCommand) =>
   cmd.kind === 'reject' && cmd.command === 'place' && cmd.orderId !== undefined && cmd.userId !== undefined;
@@ -60,12 +64,16 @@ export class MarketEngine {
   readonly market: Market;
   readonly symbol: string;
   private readonly opts: MarketEngineOptions;
+  private readonly store: EngineStore;
   private core: MarketCore | undefined;
   /** The in-memory engine may not match the journal (a command failed half-way): reload before the next one. */
   private dirty = true;
   private lastBookSnapshotAt = 0;
   private lastBookSnapshotSeq = -1;
   private bookTimer: NodeJS.Timeout | undefined;
+  /** Ends the running call auction (see scheduleAuctionEnd); for the auction that started at book seq auctionFor. */
+  private auctionTimer: NodeJS.Timeout | undefined;
+  private auctionFor = -1;
   private stopped = false;
   lastSnapshotSeq = 0;
   lastDeliveryAt: Date | undefined;
@@ -84,6 +92,7 @@ export class MarketEngine {
 
   constructor(opts: MarketEngineOptions) {
     this.opts = opts;
+    this.store = opts.store ?? new PostgresEngineStore(opts.pool);
     this.market = opts.market;
     this.symbol = opts.market.symbol;
   }
@@ -95,13 +104,8 @@ export class MarketEngine {
 
   /** Create the market's state row and load the engine (before consuming). */
   async restore(): Promise<void> {
-    await withTransaction(this.opts.pool, async (client) => {
-      await client.query('INSERT INTO payment.engine_state (market) VALUES ($1) ON CONFLICT DO NOTHING', [this.symbol]);
-      const { rows } = await client.query<{ last_seq: string }>(
-        'SELECT last_seq FROM payment.engine_state WHERE market = $1',
-        [this.symbol],
-      );
-      await this.load(client, Number(rows[0]!.last_seq), 'start');
+    await this.store.transaction(async (client) => {
+      await this.load(client, await this.store.init(client, this.symbol), 'start');
     });
   }
 
@@ -109,29 +113,20 @@ export class MarketEngine {
   private async load(client: PoolClient, lastSeq: number, reason: string): Promise<void> {
     const t0 = performance.now();
     this.dirty = true;
-    const snap = await client.query<{ seq: string; state: CoreSnapshot }>(
-      `SELECT seq, state FROM payment.engine_snapshots WHERE market = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1`,
-      [this.symbol, lastSeq],
-    );
+    const snap = await this.store.latestSnapshot(client, this.symbol, lastSeq);
     let core: MarketCore;
     try {
-      core = new MarketCore(this.market, snap.rows[0]?.state);
+      core = new MarketCore(this.market, snap?.state);
     } catch (err) {
-      throw new EngineDivergenceError(
-        `${this.symbol}: snapshot ${snap.rows[0]?.seq} cannot be restored: ${String(err)}`,
-      );
+      throw new EngineDivergenceError(`${this.symbol}: snapshot ${snap?.seq} cannot be restored: ${String(err)}`);
     }
-    this.lastSnapshotSeq = snap.rows[0] ? Number(snap.rows[0].seq) : 0;
+    this.lastSnapshotSeq = snap ? snap.seq : 0;
     let replayed = 0;
     while (core.seq < lastSeq) {
-      const { rows } = await client.query<{ seq: string; command: JournalCommand; events: unknown }>(
-        `SELECT seq, command, events FROM payment.engine_journal
-          WHERE market = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT ${REPLAY_BATCH}`,
-        [this.symbol, core.seq, lastSeq],
-      );
+      const rows = await this.store.readJournal(client, this.symbol, core.seq, lastSeq, REPLAY_BATCH);
       if (rows.length === 0) break;
       for (const row of rows) {
-        if (Number(row.seq) !== core.seq + 1) {
+        if (row.seq !== core.seq + 1) {
           throw new EngineDivergenceError(
             `${this.symbol}: journal gap: expected seq ${core.seq + 1}, found ${row.seq}`,
           );
@@ -156,6 +151,8 @@ export class MarketEngine {
     this.core = core;
     this.epoch = randomUUID();
     this.dirty = false;
+    // an auction running at load (restart, takeover) gets a full auction period from now
+    this.scheduleAuctionEnd();
     this.reloads++;
     this.opts.metrics?.engineReloads.inc({ market: this.symbol, reason });
     this.opts.logger.info(
@@ -221,15 +218,12 @@ export class MarketEngine {
 
   /** Lock the market's journal position and make the in-memory engine current (reload when it is not). */
   private async sync(client: PoolClient): Promise<void> {
-    const { rows } = await client.query<{ last_seq: string; halted_reason: string | null }>(
-      'SELECT last_seq, halted_reason FROM payment.engine_state WHERE market = $1 FOR UPDATE',
-      [this.symbol],
-    );
-    if (!rows[0]) throw new Error(`${this.symbol}: engine_state row missing (restore() not run)`);
-    if (rows[0].halted_reason !== null) {
-      throw new MarketHaltedError(`${this.symbol} is halted: ${rows[0].halted_reason}`);
+    const position = await this.store.lock(client, this.symbol);
+    if (!position) throw new Error(`${this.symbol}: engine_state row missing (restore() not run)`);
+    if (position.haltedReason !== null) {
+      throw new MarketHaltedError(`${this.symbol} is halted: ${position.haltedReason}`);
     }
-    const lastSeq = Number(rows[0].last_seq);
+    const { lastSeq } = position;
     if (this.dirty || !this.core || this.core.seq !== lastSeq) {
       // recovery: a command of this replica failed half-way; resync: the journal moved on without this engine (another
       // replica took over, or this replica's commit failed after the engine had applied the command)
@@ -245,14 +239,9 @@ export class MarketEngine {
   private async claim(client: PoolClient, cmd: JournalCommand): Promise<JournalCommand> {
     if (cmd.kind !== 'reject' || cmd.command !== 'place' || !cmd.orderId || !cmd.userId) return cmd;
     const seq = this.core!.seq + 1;
-    const { rows } = await client.query(
-      `INSERT INTO payment.engine_orders (order_id, market, user_id, placed_seq) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (order_id) DO UPDATE SET placed_seq = EXCLUDED.placed_seq
-         WHERE engine_orders.placed_seq IS NULL OR engine_orders.placed_seq = EXCLUDED.placed_seq
-       RETURNING order_id`,
-      [cmd.orderId, this.symbol, cmd.userId, seq],
-    );
-    if (rows[0]) return cmd;
+    if (await this.store.claimRejectedPlace(client, this.symbol, { orderId: cmd.orderId, userId: cmd.userId }, seq)) {
+      return cmd;
+    }
     return {
       kind: 'reject',
       messageId: cmd.messageId,
@@ -266,12 +255,22 @@ export class MarketEngine {
     const str = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 100 ? v : undefined);
     const orderId = str(p.orderId);
     const userId = str(p.userId);
+    const amendId = type === AmendOrderV1.type ? str(p.amendId) : undefined;
+    const topUpHoldId = amendId ? str(p.topUpHoldId) : undefined;
     return {
       kind: 'reject',
       messageId,
-      command: type === PlaceOrderV1.type ? 'place' : type === CancelOrderV1.type ? 'cancel' : 'unknown',
+      command:
+        type === PlaceOrderV1.type
+          ? 'place'
+          : type === CancelOrderV1.type
+            ? 'cancel'
+            : amendId && orderId && userId
+              ? 'amend'
+              : 'unknown',
       ...(orderId ? { orderId } : {}),
       ...(userId ? { userId } : {}),
+      ...(amendId && orderId && userId ? { amendId, ...(topUpHoldId ? { topUpHoldId } : {}) } : {}),
       detail: detail.slice(0, 500),
     };
   }
@@ -305,8 +304,11 @@ export class MarketEngine {
             ? cmd.cancel
             : cmd.kind === 'amend'
               ? cmd.amend
-              : { orderId: cmd.orderId, userId: cmd.userId };
-      // an amend the book cannot apply is journaled as an unknown-command rejection: the order itself stays as it is
+              : cmd.kind === 'end_auction'
+                ? {}
+                : { orderId: cmd.orderId, userId: cmd.userId };
+      // an amend the book cannot apply is journaled as a rejected amend: the order itself stays as it is, the amend is
+      // answered as rejected and its top-up hold released (core.ts, messages.ts)
       const type =
         cmd.kind === 'place'
           ? PlaceOrderV1.type
@@ -323,32 +325,24 @@ export class MarketEngine {
     const core = this.core!;
     const at = new Date();
     const atIso = at.toISOString();
+    this.scheduleAuctionEnd();
     const messages = messagesFor(this.market, cmd, r, atIso, envelope.correlationId);
     const book = this.bookSnapshotDue(r.seq, atIso);
     if (book) messages.push(book);
-    // journal row, journal position and the outbox messages in one round trip (NOTIFY is delivered on commit)
-    const params: unknown[] = [
+    await this.store.append(
+      client,
       this.symbol,
-      r.seq,
-      envelope.id,
-      JSON.stringify(cmd),
-      JSON.stringify(r.events),
-      r.bookSeq,
-      this.opts.replicaId,
-      at,
-      OUTBOX_CHANNEL,
-      this.epoch,
-    ];
-    const outbox = messages.length ? `, o AS (${outboxInsert(messages, params)})` : '';
-    await client.query(
-      `WITH j AS (
-         INSERT INTO payment.engine_journal (market, seq, message_id, command, events, book_seq, applied_by, applied_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-       ), s AS (
-         UPDATE payment.engine_state SET last_seq = $2, book_seq = $6, epoch = $10, updated_at = now() WHERE market = $1
-       )${outbox}
-       SELECT ${messages.length ? `pg_notify($9, '') WHERE EXISTS (SELECT 1 FROM o)` : `$9::text`}`,
-      params,
+      {
+        seq: r.seq,
+        messageId: envelope.id,
+        command: cmd,
+        events: r.events,
+        bookSeq: r.bookSeq,
+        appliedBy: this.opts.replicaId,
+        at,
+        epoch: this.epoch!,
+      },
+      messages,
     );
     if (r.seq % this.opts.snapshotEvery === 0) await this.storeSnapshot(client, core);
 
@@ -364,9 +358,11 @@ export class MarketEngine {
             ? r.amend?.ok
               ? 'amend_applied'
               : 'amend_rejected'
-            : r.orders.some((o) => o.orderId === cmd.cancel.orderId)
-              ? 'cancel_applied'
-              : 'cancel_unknown';
+            : cmd.kind === 'end_auction'
+              ? 'auction_ended'
+              : r.orders.some((o) => o.orderId === cmd.cancel.orderId)
+                ? 'cancel_applied'
+                : 'cancel_unknown';
     this.opts.metrics?.engineOrders.inc({ market: this.symbol, result });
     if (r.fills.length) this.opts.metrics?.trades.inc({ market: this.symbol }, r.fills.length);
   }
@@ -384,32 +380,20 @@ export class MarketEngine {
     if (envelope.type === PlaceOrderV1.type) {
       const order = envelope.payload as PlacePayload;
       this.checkMarket(order.market);
-      // new order id: inserted (cancel_seq null); a cancel came first: updated (cancel_seq set); placed before: no row
-      const { rows } = await client.query<{ cancel_seq: string | null }>(
-        `INSERT INTO payment.engine_orders (order_id, market, user_id, placed_seq) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (order_id) DO UPDATE SET placed_seq = EXCLUDED.placed_seq WHERE engine_orders.placed_seq IS NULL
-         RETURNING cancel_seq`,
-        [order.orderId, this.symbol, order.userId, seq],
-      );
-      if (!rows[0]) return undefined;
+      const claim = await this.store.claimPlace(client, this.symbol, order, seq);
+      if (!claim) return undefined; // placed before: a duplicate
       return {
         kind: 'place',
         messageId: envelope.id,
         order,
-        ...(rows[0].cancel_seq !== null ? { preCancelled: true } : {}),
+        ...(claim.preCancelled ? { preCancelled: true } : {}),
       };
     }
     if (envelope.type === CancelOrderV1.type) {
       const cancel = envelope.payload as CancelPayload;
       this.checkMarket(cancel.market);
       // A cancel of an order id already cancelled once (a re-sent cancel) is a duplicate: nothing to do again.
-      const { rows } = await client.query(
-        `INSERT INTO payment.engine_orders (order_id, market, user_id, cancel_seq) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (order_id) DO UPDATE SET cancel_seq = EXCLUDED.cancel_seq WHERE engine_orders.cancel_seq IS NULL
-         RETURNING order_id`,
-        [cancel.orderId, this.symbol, cancel.userId, seq],
-      );
-      if (!rows[0]) return undefined;
+      if (!(await this.store.claimCancel(client, this.symbol, cancel, seq))) return undefined;
       return { kind: 'cancel', messageId: envelope.id, cancel };
     }
     if (envelope.type === AmendOrderV1.type) {
@@ -422,6 +406,43 @@ export class MarketEngine {
     throw new ContentError(`orders.${this.symbol}: unexpected message type ${envelope.type}`);
   }
 
+  /**
+   * The volatility guard paused the market into a call auction: after the market's auctionSeconds, journal an
+   * end_auction command (the only way an auction ends, so replay ends it at the same journal position). Runs on
+   * whichever replica applied or loaded the auction; the engine_state row lock and the startSeq check make a second
+   * timer (another replica, a late retry) a no-op.
+   */
+  private scheduleAuctionEnd(delayMs?: number): void {
+    const a = this.core?.orderBook.auctionState();
+    if (this.stopped || !a) return;
+    if (this.auctionTimer && this.auctionFor === a.startSeq && delayMs === undefined) return;
+    if (this.auctionTimer) clearTimeout(this.auctionTimer);
+    const startSeq = a.startSeq;
+    this.auctionFor = startSeq;
+    const ms = delayMs ?? (this.market.config.volatilityGuard?.auctionSeconds ?? 30) * 1000;
+    this.auctionTimer = setTimeout(() => {
+      this.auctionTimer = undefined;
+      this.endAuction(startSeq).catch((err: unknown) => {
+        this.opts.logger.warn({ err, market: this.symbol, startSeq }, 'engine: ending the auction failed; retrying');
+        this.scheduleAuctionEnd(AUCTION_END_RETRY_MS);
+      });
+    }, ms);
+    this.auctionTimer.unref();
+  }
+
+  /** Journal and apply end_auction for the auction that started at `startSeq`; false when it is no longer running. */
+  async endAuction(startSeq: number): Promise<boolean> {
+    return this.store.transaction(async (client) => {
+      await this.sync(client);
+      const a = this.core!.orderBook.auctionState();
+      if (!a || a.startSeq !== startSeq) return false;
+      const messageId = uuidv5(`${this.symbol}:${this.epoch ?? ''}:end-auction:${startSeq}`);
+      await this.applyAndWrite({ kind: 'end_auction', messageId, startSeq }, { id: messageId }, client);
+      this.opts.logger.info({ market: this.symbol, startSeq }, 'engine: call auction ended');
+      return true;
+    });
+  }
+
   private checkMarket(market: string): void {
     if (market !== this.symbol) {
       throw new ContentError(`orders.${this.symbol}: command for market ${market} on the wrong queue`);
@@ -429,15 +450,11 @@ export class MarketEngine {
   }
 
   private async storeSnapshot(client: PoolClient, core: MarketCore): Promise<void> {
-    await client.query(
-      `INSERT INTO payment.engine_snapshots (market, seq, book_seq, state) VALUES ($1, $2, $3, $4)
-       ON CONFLICT DO NOTHING`,
-      [this.symbol, core.seq, core.bookSeq, JSON.stringify(core.snapshot())],
-    );
-    await client.query(
-      `DELETE FROM payment.engine_snapshots WHERE market = $1 AND seq < ALL (
-         SELECT seq FROM payment.engine_snapshots WHERE market = $1 ORDER BY seq DESC LIMIT $2)`,
-      [this.symbol, this.opts.keepSnapshots ?? 3],
+    await this.store.saveSnapshot(
+      client,
+      this.symbol,
+      { seq: core.seq, bookSeq: core.bookSeq, state: core.snapshot() },
+      this.opts.keepSnapshots ?? 3,
     );
     this.lastSnapshotSeq = core.seq;
   }
@@ -471,17 +488,13 @@ export class MarketEngine {
 
   private async flushBookSnapshot(): Promise<void> {
     if (this.stopped) return;
-    await withTransaction(this.opts.pool, async (client) => {
-      const { rows } = await client.query<{ last_seq: string }>(
-        'SELECT last_seq FROM payment.engine_state WHERE market = $1 FOR UPDATE',
-        [this.symbol],
-      );
-      const seq = Number(rows[0]?.last_seq ?? -1);
+    await this.store.transaction(async (client) => {
+      const seq = (await this.store.lock(client, this.symbol))?.lastSeq ?? -1;
       // Only the replica whose engine is current publishes (a standby's book is stale).
       if (this.dirty || !this.core || this.core.seq !== seq || seq === this.lastBookSnapshotSeq) return;
       this.lastBookSnapshotAt = Date.now();
       this.lastBookSnapshotSeq = seq;
-      await enqueueAll(client, [
+      await this.store.enqueue(client, [
         bookSnapshotMessage(
           this.market,
           this.core.orderBook,
@@ -495,18 +508,10 @@ export class MarketEngine {
 
   /** Store a snapshot of the current state if it is current and newer than the last one (graceful shutdown). */
   async checkpoint(): Promise<boolean> {
-    return withTransaction(this.opts.pool, async (client) => {
-      const { rows } = await client.query<{ last_seq: string }>(
-        'SELECT last_seq FROM payment.engine_state WHERE market = $1 FOR UPDATE',
-        [this.symbol],
-      );
-      const seq = Number(rows[0]?.last_seq ?? -1);
+    return this.store.transaction(async (client) => {
+      const seq = (await this.store.lock(client, this.symbol))?.lastSeq ?? -1;
       if (this.dirty || !this.core || this.core.seq !== seq || seq === 0) return false;
-      const { rows: have } = await client.query(
-        'SELECT 1 FROM payment.engine_snapshots WHERE market = $1 AND seq = $2',
-        [this.symbol, seq],
-      );
-      if (have.length) return false;
+      if (await this.store.hasSnapshot(client, this.symbol, seq)) return false;
       await this.storeSnapshot(client, this.core);
       return true;
     });
@@ -516,5 +521,7 @@ export class MarketEngine {
     this.stopped = true;
     if (this.bookTimer) clearTimeout(this.bookTimer);
     this.bookTimer = undefined;
+    if (this.auctionTimer) clearTimeout(this.auctionTimer);
+    this.auctionTimer = undefined;
   }
 }

@@ -203,8 +203,26 @@ export function bookSnapshotMessage(
     market.ticksToPrice(BigInt(l.price)),
     market.lotsToQuantity(BigInt(l.quantity)),
   ];
+  // depth() and the indicative uncross only ever count icebergs' displayed slices: nothing public shows hidden quantity
+  const a = book.auctionState(true);
+  const auction = a
+    ? {
+        auction: {
+          referencePrice: market.ticksToPrice(BigInt(a.referencePrice)),
+          indicativePrice: a.indicativePrice === null ? null : market.ticksToPrice(BigInt(a.indicativePrice)),
+          indicativeQuantity: market.lotsToQuantity(BigInt(a.indicativeVolume)),
+        },
+      }
+    : {};
   const message = BookSnapshotV1.create(
-    { market: market.symbol, seq: String(book.seq), bids: d.bids.map(level), asks: d.asks.map(level), at },
+    {
+      market: market.symbol,
+      seq: String(book.seq),
+      bids: d.bids.map(level),
+      asks: d.asks.map(level),
+      ...auction,
+      at,
+    },
     { producer: PRODUCER, id, occurredAt: at },
   );
   return {

@@ -8,17 +8,7 @@ import type { Envelope } from '@exchange/contracts';
 import { CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
 import type { Runtime } from '../runtime.ts';
 import { generateCommands, orderId, userId } from '../testing/commands.ts';
-import {
-  Bus,
-  createEnv,
-  journal,
-  lastSeq,
-  sleep,
-  startInProcess,
-  stopInProcess,
-  waitFor,
-  type Env,
-} from '../testing/harness.ts';
+import { Bus, type Env, journal, lastSeq, sleep, startInProcess, useEngineEnv, waitFor } from '../testing/harness.ts';
 import type { JournalCommand } from './core.ts';
 import { referenceRun } from '../testing/reference.ts';
 import { loadCatalog } from '@exchange/contracts/markets';
@@ -28,15 +18,12 @@ let env: Env;
 let bus: Bus;
 let rt: Runtime | undefined;
 
-beforeAll(async () => {
-  env = await createEnv('pp_neverskip');
-  bus = await Bus.open(env.vhost.url);
-});
-
-afterAll(async () => {
-  if (rt) await stopInProcess(rt);
-  await bus.close();
-  await env.drop();
+useEngineEnv('pp_neverskip', {
+  ready: (e, b) => {
+    env = e;
+    bus = b;
+  },
+  runtime: () => rt,
 });
 
 async function failOn(messageId: string, sqlstate: string): Promise<void> {

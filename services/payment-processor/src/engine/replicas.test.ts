@@ -2,15 +2,15 @@
 // and continues the journal from where it ended, with no gap and no duplicate sequence number.
 import { loadCatalog } from '@exchange/contracts/markets';
 import { ROUTES } from '@exchange/contracts/trading';
-import { createTestIssuer, type TestIssuer } from '@exchange/auth-client/testing';
+import type { TestIssuer } from '@exchange/auth-client/testing';
 import { generateCommands } from '../testing/commands.ts';
 import {
   Bus,
-  createEnv,
   journal,
   lastSeq,
   MGMT_URL,
   startProcess,
+  useReplicaEnv,
   waitFor,
   type Env,
   type ServiceProcess,
@@ -24,19 +24,12 @@ const QUEUE = ROUTES.ordersQueue('BTC-USD');
 let env: Env;
 let bus: Bus;
 let issuer: TestIssuer;
-const procs: ServiceProcess[] = [];
-
-beforeAll(async () => {
-  env = await createEnv('pp_replicas');
-  bus = await Bus.open(env.vhost.url);
-  issuer = await createTestIssuer();
-});
-
-afterAll(async () => {
-  for (const p of procs) await p.kill();
-  await bus.close();
-  await issuer.close();
-  await env.drop();
+const procs = useReplicaEnv('pp_replicas', {
+  ready: (e, b, i) => {
+    env = e;
+    bus = b;
+    issuer = i;
+  },
 });
 
 interface Status {

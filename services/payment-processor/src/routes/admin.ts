@@ -5,9 +5,8 @@
 import { requireFreshMfaOnWrites, requireRole } from '@exchange/auth-client';
 import { deadLetterRoutes } from '@exchange/messaging';
 import { conflict, errorResponses, notFound, Type, type App } from '@exchange/platform';
-import type { Pool } from '@exchange/db';
+import type { PaymentContext } from '../context.ts';
 import { PAYMENT_SCHEMA } from '../db/schema.ts';
-import type { EngineHost } from '../engine/engine-host.ts';
 
 const MarketStatus = Type.Object({
   market: Type.String(),
@@ -17,6 +16,9 @@ const MarketStatus = Type.Object({
   lastSnapshotSeq: Type.Union([Type.Integer(), Type.Null()]),
   loadedSeq: Type.Union([Type.Integer(), Type.Null()], { description: "This replica's in-memory engine position" }),
   restingOrders: Type.Union([Type.Integer(), Type.Null()]),
+  phase: Type.Union([Type.Literal('continuous'), Type.Literal('auction'), Type.Null()], {
+    description: "auction: the volatility guard's call auction runs (ends by a journaled command); null: not loaded",
+  }),
   consumer: Type.Union(
     [Type.Literal('active'), Type.Literal('standby'), Type.Literal('not_consuming'), Type.Literal('unknown')],
     { description: "This replica's single-active-consumer state on the market queue" },
@@ -34,16 +36,13 @@ const MarketStatus = Type.Object({
   }),
 });
 
-export async function registerAdminRoutes(
-  app: App,
-  deps: { pool: Pool; engines: EngineHost; replicaId: string },
-): Promise<void> {
+export async function registerAdminRoutes(app: App, ctx: PaymentContext): Promise<void> {
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireRole('admin'));
     admin.addHook('onRequest', requireFreshMfaOnWrites);
     await admin.register(deadLetterRoutes, {
       prefix: '/api/v1/admin/dead-letters/payment-processor',
-      pool: deps.pool,
+      pool: ctx.pool,
       schema: PAYMENT_SCHEMA,
     });
     admin.get(
@@ -59,7 +58,7 @@ export async function registerAdminRoutes(
           },
         },
       },
-      async () => ({ replica: deps.replicaId, markets: await deps.engines.status() }),
+      async () => ({ replica: ctx.replicaId, markets: await ctx.engines.status() }),
     );
     admin.post(
       '/api/v1/admin/engine/markets/:market/resume',
@@ -80,7 +79,7 @@ export async function registerAdminRoutes(
       },
       async (req) => {
         const { market } = req.params as { market: string };
-        const r = await deps.engines.resume(market);
+        const r = await ctx.engines.resume(market);
         if (r === 'unknown_market') {
           throw notFound('UNKNOWN_MARKET', `this deployment runs no engine for ${market}`);
         }

@@ -30,6 +30,14 @@ export interface GenerateOptions {
   amends?: boolean;
   /** Also stop orders (about 10% of commands): stop-limits and stop-losses (the order service's IOC-limit form). */
   stops?: boolean;
+  /** Some GTC limit orders are icebergs (displayQuantityLots). Off by default, so existing seeds keep their streams. */
+  icebergs?: boolean;
+  /**
+   * Fee tiers: every place of user k carries `feeRates[k % length]` (as the order service resolves them), so
+   * makers and takers of different tiers meet, rebates included. Off by default; it draws no random numbers, so a
+   * seed gives the same orders with or without it.
+   */
+  feeRates?: ReadonlyArray<{ makerFeeBps: number; takerFeeBps: number }>;
 }
 
 export const AT = '2026-01-01T00:00:00.000Z';
@@ -40,6 +48,50 @@ export function userId(seed: number, i: number): string {
 
 export function orderId(seed: number, i: number): string {
   return uuidv5(`order:${seed}:${i}`);
+}
+
+type Side = 'buy' | 'sell';
+const STP_MODES = ['cancel_newest', 'cancel_oldest', 'cancel_both', 'decrement'] as const;
+type Stp = (typeof STP_MODES)[number];
+
+/** What the order service holds for an order: the quote it may spend (a buy) or the base it may sell. */
+const holdAmount = (side: Side, priceTicks: number, qty: number) =>
+  String(side === 'buy' ? priceTicks * qty : qty * 1_000_000);
+
+/** A limit order's place-order command. */
+function placeLimit(
+  o: {
+    orderId: string;
+    userId: string;
+    market: string;
+    side: Side;
+    price: number;
+    qty: number;
+    timeInForce: 'GTC' | 'IOC' | 'FOK';
+    postOnly: boolean;
+    stp?: Stp;
+    display?: number;
+  },
+  meta: { producer: string; id: string; occurredAt: string },
+): Envelope {
+  return PlaceOrderV1.create(
+    {
+      orderId: o.orderId,
+      userId: o.userId,
+      market: o.market,
+      side: o.side,
+      type: 'limit',
+      priceTicks: String(o.price),
+      quantityLots: String(o.qty),
+      timeInForce: o.timeInForce,
+      postOnly: o.postOnly,
+      ...(o.stp !== undefined ? { stp: o.stp } : {}),
+      ...(o.display !== undefined ? { displayQuantityLots: String(o.display) } : {}),
+      holdAmount: holdAmount(o.side, o.price, o.qty),
+      acceptedAt: AT,
+    },
+    meta,
+  );
 }
 
 export function generateCommands(n: number, opts: GenerateOptions = {}): Envelope[] {
@@ -111,7 +163,7 @@ export function generateCommands(n: number, opts: GenerateOptions = {}): Envelop
             timeInForce: loss ? 'IOC' : pick(['GTC', 'GTC', 'IOC'] as const),
             postOnly: false,
             stopPriceTicks: String(stop),
-            holdAmount: String(side === 'buy' ? limit * qty : qty * 1_000_000),
+            holdAmount: holdAmount(side, limit, qty),
             acceptedAt: AT,
           },
           meta,
@@ -141,20 +193,8 @@ export function generateCommands(n: number, opts: GenerateOptions = {}): Envelop
       nextOrder++;
       placed.push({ orderId: id, userId: u });
       out.push(
-        PlaceOrderV1.create(
-          {
-            orderId: id,
-            userId: u,
-            market,
-            side,
-            type: 'limit',
-            priceTicks: String(price),
-            quantityLots: String(qty),
-            timeInForce: 'GTC',
-            postOnly: false,
-            holdAmount: String(side === 'buy' ? price * qty : qty * 1_000_000),
-            acceptedAt: AT,
-          },
+        placeLimit(
+          { orderId: id, userId: u, market, side, price, qty, timeInForce: 'GTC', postOnly: false },
           { ...meta, id: uuidv5(`cmd:${seed}:${i}:place`) },
         ),
       );
@@ -180,8 +220,8 @@ export function generateCommands(n: number, opts: GenerateOptions = {}): Envelop
             postOnly: false,
             protectionPriceTicks: String(protection),
             ...(side === 'buy' ? { quoteBudgetTickLots: String(protection * qty) } : {}),
-            stp: pick(['cancel_newest', 'cancel_oldest', 'cancel_both', 'decrement'] as const),
-            holdAmount: String(side === 'buy' ? protection * qty : qty * 1_000_000),
+            stp: pick(STP_MODES),
+            holdAmount: holdAmount(side, protection, qty),
             acceptedAt: AT,
           },
           meta,
@@ -195,25 +235,22 @@ export function generateCommands(n: number, opts: GenerateOptions = {}): Envelop
         ? mid + int(aggressive ? 0 : -25, aggressive ? 15 : 0)
         : mid + int(aggressive ? -15 : 0, aggressive ? 0 : 25);
     const tif = pick(['GTC', 'GTC', 'GTC', 'GTC', 'IOC', 'FOK'] as const);
+    // drawn only when asked for, so that streams without icebergs stay what they were
+    const display = opts.icebergs && tif === 'GTC' && rnd() < 0.35 ? int(1, Math.min(qty, 8)) : undefined;
+    const postOnly = tif === 'GTC' && rnd() < 0.1;
+    const stp = pick(STP_MODES);
     out.push(
-      PlaceOrderV1.create(
-        {
-          orderId: id,
-          userId: u,
-          market,
-          side,
-          type: 'limit',
-          priceTicks: String(price),
-          quantityLots: String(qty),
-          timeInForce: tif,
-          postOnly: tif === 'GTC' && rnd() < 0.1,
-          stp: pick(['cancel_newest', 'cancel_oldest', 'cancel_both', 'decrement'] as const),
-          holdAmount: String(side === 'buy' ? price * qty : qty * 1_000_000),
-          acceptedAt: AT,
-        },
-        meta,
-      ),
+      placeLimit({ orderId: id, userId: u, market, side, price, qty, timeInForce: tif, postOnly, stp, display }, meta),
     );
+  }
+  const rates = opts.feeRates;
+  if (rates?.length) {
+    const byUser = new Map(Array.from({ length: users + 1 }, (_, k) => [userId(seed, k), rates[k % rates.length]!]));
+    for (const e of out) {
+      if (e.type !== PlaceOrderV1.type) continue;
+      const p = e.payload as { userId: string; makerFeeBps?: number; takerFeeBps?: number };
+      Object.assign(p, byUser.get(p.userId));
+    }
   }
   return out;
 }

@@ -11,6 +11,7 @@ import { ROUTES } from '@exchange/contracts/trading';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { declareExchanges, silentLogger } from '@exchange/messaging';
+import { createTestIssuer, type TestIssuer } from '@exchange/auth-client/testing';
 import { loadConfig } from '@exchange/config';
 import { ConfigSchema, type Config } from '../config.ts';
 import { runMigrations } from '../migrate.ts';
@@ -250,4 +251,67 @@ export async function outboxMessages(
     'SELECT routing_key, message, sent_at FROM payment.outbox ORDER BY sequence',
   );
   return rows.map((r) => ({ routingKey: r.routing_key, message: r.message, sent: r.sent_at !== null }));
+}
+
+/**
+ * The set-up every engine test file repeated: before the file, its own database and vhost (`createEnv(prefix)`) and a
+ * Bus on the vhost, handed to `ready`; after it, `beforeTeardown`, the in-process service `runtime()` returns (when
+ * one is still running) stopped, the bus closed, the database and vhost dropped.
+ */
+export function useEngineEnv(
+  prefix: string,
+  o: {
+    ready: (env: Env, bus: Bus) => void;
+    runtime?: () => Runtime | undefined;
+    beforeTeardown?: () => void | Promise<void>;
+  },
+): void {
+  let env: Env | undefined;
+  let bus: Bus | undefined;
+  beforeAll(async () => {
+    env = await createEnv(prefix);
+    bus = await Bus.open(env.vhost.url);
+    o.ready(env, bus);
+  });
+  afterAll(async () => {
+    await o.beforeTeardown?.();
+    const rt = o.runtime?.();
+    if (rt) await stopInProcess(rt);
+    await bus?.close();
+    await env?.drop();
+  });
+}
+
+/**
+ * useEngineEnv for the tests that run replicas as child processes with their admin API: a token issuer too (its
+ * `jwksUrl` and `internalToken` for the replicas' AUTH_JWKS_URL and INTERNAL_API_TOKEN), handed to `ready` with the
+ * rest. Returns the list the test adds its processes to; after the file each is killed (`beforeKill` first, e.g.
+ * SIGCONT for a stopped one), then the issuer closed, then what useEngineEnv tears down.
+ */
+export function useReplicaEnv(
+  prefix: string,
+  o: { ready: (env: Env, bus: Bus, issuer: TestIssuer) => void; beforeKill?: (p: ServiceProcess) => void },
+): ServiceProcess[] {
+  const procs: ServiceProcess[] = [];
+  let env: Env | undefined;
+  let bus: Bus | undefined;
+  let issuer: TestIssuer | undefined;
+  useEngineEnv(prefix, {
+    ready: (e, b) => {
+      env = e;
+      bus = b;
+    },
+    beforeTeardown: async () => {
+      for (const p of procs) {
+        o.beforeKill?.(p);
+        await p.kill();
+      }
+      await issuer?.close();
+    },
+  });
+  beforeAll(async () => {
+    issuer = await createTestIssuer();
+    o.ready(env!, bus!, issuer);
+  });
+  return procs;
 }

@@ -3,6 +3,7 @@
  * reconciliation to compare order holds with open orders, and the trade tape with the settlements.
  */
 import { ORDER_LOOKUP_MAX, type OrderRef, type TradeRef } from '@exchange/contracts/orders';
+import { internalJsonCaller } from './internal-http.ts';
 
 export interface OrderClient {
   /** The states of the named orders that exist (any number of ids; batched). */
@@ -14,21 +15,7 @@ export interface OrderClient {
 }
 
 export function createOrderClient(opts: { baseUrl: string; internalToken: string; timeoutMs?: number }): OrderClient {
-  const base = opts.baseUrl.replace(/\/$/, '');
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  async function call<T>(path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${base}${path}`, {
-      method: body === undefined ? 'GET' : 'POST',
-      headers: {
-        'x-internal-token': opts.internalToken,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    if (res.status !== 200) throw new Error(`order service ${path}: HTTP ${res.status}`);
-    return (await res.json()) as T;
-  }
+  const call = internalJsonCaller({ service: 'order service', ...opts });
   return {
     async lookup(ids) {
       const out: OrderRef[] = [];

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
-import { allOf, requireFreshMfa, requireFreshMfaOnWrites, requireRole } from '@exchange/auth-client';
+import { actorOf, allOf, requireFreshMfa, requireFreshMfaOnWrites, requireRole } from '@exchange/auth-client';
 import { deadLetterRoutes } from '@exchange/messaging';
 import { errorResponses, notFound, registerFeatureFlagRoutes, Type, type App, type Static } from '@exchange/platform';
-import { actorOf, type WalletContext } from '../context.ts';
+import type { WalletContext } from '../context.ts';
 import { audit } from '../audit.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
 import { getReport, listReports, runReconciliation, type ReportRow } from '../reconciliation.ts';

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { requireAuth, requireFreshMfa, requireScope, requireVerifiedEmail } from '@exchange/auth-client';
+import { actorOf, requireAuth, requireFreshMfa, requireScope, requireVerifiedEmail } from '@exchange/auth-client';
 import {
   AppError,
   badRequest,
@@ -12,7 +12,7 @@ import {
   type App,
   type Static,
 } from '@exchange/platform';
-import { actorOf, type WalletContext } from '../context.ts';
+import type { WalletContext } from '../context.ts';
 import { audit } from '../audit.ts';
 import {
   cancelWithdrawal,

@@ -1,0 +1,312 @@
+/**
+ * Where a market's engine keeps its state: the journal (every command with the events it produced), the journal
+ * position and halt (engine_state), the order-id claims that dedupe commands (engine_orders), and snapshots.
+ * MarketEngine and EngineHost only orchestrate; every statement they need is here.
+ *
+ * Methods that take a `tx` run in the caller's transaction: a command is applied in the broker consumer's
+ * transaction, whose inbox row dedupes the message, so its journal row, position and outbox messages commit (or roll
+ * back) with that row.
+ */
+import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
+import { PAYMENT_SCHEMA } from '../db/schema.ts';
+import type { CoreSnapshot, JournalCommand } from './core.ts';
+import type { OutgoingMessage } from './messages.ts';
+import { enqueueAll, OUTBOX_CHANNEL, outboxInsert } from './outbox.ts';
+
+export interface EnginePosition {
+  lastSeq: number;
+  /** Why the market is halted (set by a replica, cleared by an admin resume), null when it is not. */
+  haltedReason: string | null;
+}
+
+export interface JournalEntry {
+  seq: number;
+  command: JournalCommand;
+  events: unknown;
+}
+
+export interface SnapshotEntry {
+  seq: number;
+  bookSeq: number;
+  state: CoreSnapshot;
+}
+
+/** One applied command: its journal row and the position it moves the market to. */
+export interface AppliedCommand {
+  seq: number;
+  messageId: string;
+  command: JournalCommand;
+  events: unknown;
+  bookSeq: number;
+  appliedBy: string;
+  at: Date;
+  epoch: string;
+}
+
+export interface MarketStoreStatus {
+  lastSeq: number;
+  bookSeq: number;
+  lastSnapshotSeq: number | null;
+  haltedReason: string | null;
+}
+
+export interface EngineStore {
+  /** Run `fn` in a transaction of its own (start-up, trailing book snapshots, shutdown checkpoints). */
+  transaction<T>(fn: (tx: PoolClient) => Promise<T>): Promise<T>;
+  /** Create the market's position row when it is missing; its journal position. */
+  init(tx: PoolClient, market: string): Promise<number>;
+  /** Lock the market's position for the rest of the transaction (single writer); undefined when it has no row. */
+  lock(tx: PoolClient, market: string): Promise<EnginePosition | undefined>;
+  /** The newest snapshot at or before `seq`. */
+  latestSnapshot(tx: PoolClient, market: string, seq: number): Promise<SnapshotEntry | undefined>;
+  /** Journal entries after `after` up to `upTo`, in order, at most `limit`. */
+  readJournal(tx: PoolClient, market: string, after: number, upTo: number, limit: number): Promise<JournalEntry[]>;
+  /**
+   * Claim an order id for a place at `seq`: undefined when the order was placed before (a duplicate), else whether a
+   * cancel for it arrived first.
+   */
+  claimPlace(
+    tx: PoolClient,
+    market: string,
+    order: { orderId: string; userId: string },
+    seq: number,
+  ): Promise<{ preCancelled: boolean } | undefined>;
+  /** Claim an order id for a cancel at `seq`: false when it was cancelled once already (a re-sent cancel). */
+  claimCancel(
+    tx: PoolClient,
+    market: string,
+    order: { orderId: string; userId: string },
+    seq: number,
+  ): Promise<boolean>;
+  /**
+   * Claim an order id for a rejected place at `seq`: false when the id is known to the engine from another command
+   * (an invalid copy must never turn a known order into a rejected one).
+   */
+  claimRejectedPlace(
+    tx: PoolClient,
+    market: string,
+    order: { orderId: string; userId: string },
+    seq: number,
+  ): Promise<boolean>;
+  /** Journal row, new position and the command's outbox messages, written together. */
+  append(tx: PoolClient, market: string, applied: AppliedCommand, messages: OutgoingMessage[]): Promise<void>;
+  /** Store a snapshot and keep only the newest `keep` of the market's. */
+  saveSnapshot(tx: PoolClient, market: string, snapshot: SnapshotEntry, keep: number): Promise<void>;
+  hasSnapshot(tx: PoolClient, market: string, seq: number): Promise<boolean>;
+  /** Messages outside a command (trailing book snapshots), in the caller's transaction. */
+  enqueue(tx: PoolClient, messages: OutgoingMessage[]): Promise<void>;
+  /** Markets of `markets` with a recorded halt, and its reason. */
+  persistedHalts(markets: string[]): Promise<Map<string, string>>;
+  /** Record a halt (kept when one is recorded already). */
+  recordHalt(market: string, reason: string): Promise<void>;
+  /** Clear a recorded halt; false when there was none. */
+  clearHalt(market: string): Promise<boolean>;
+  status(markets: string[]): Promise<Map<string, MarketStoreStatus>>;
+}
+
+/** The engine's tables in the payment schema. */
+const P = `"${PAYMENT_SCHEMA}"`;
+
+export class PostgresEngineStore implements EngineStore {
+  private readonly pool: Pool;
+
+  constructor(pool: Pool) {
+    this.pool = pool;
+  }
+
+  transaction<T>(fn: (tx: PoolClient) => Promise<T>): Promise<T> {
+    return withTransaction(this.pool, fn);
+  }
+
+  async init(tx: PoolClient, market: string): Promise<number> {
+    await tx.query(`INSERT INTO ${P}.engine_state (market) VALUES ($1) ON CONFLICT DO NOTHING`, [market]);
+    const { rows } = await tx.query<{ last_seq: string }>(`SELECT last_seq FROM ${P}.engine_state WHERE market = $1`, [
+      market,
+    ]);
+    return Number(rows[0]!.last_seq);
+  }
+
+  async lock(tx: PoolClient, market: string): Promise<EnginePosition | undefined> {
+    const { rows } = await tx.query<{ last_seq: string; halted_reason: string | null }>(
+      `SELECT last_seq, halted_reason FROM ${P}.engine_state WHERE market = $1 FOR UPDATE`,
+      [market],
+    );
+    const r = rows[0];
+    return r ? { lastSeq: Number(r.last_seq), haltedReason: r.halted_reason } : undefined;
+  }
+
+  async latestSnapshot(tx: PoolClient, market: string, seq: number): Promise<SnapshotEntry | undefined> {
+    const { rows } = await tx.query<{ seq: string; book_seq: string; state: CoreSnapshot }>(
+      `SELECT seq, book_seq, state FROM ${P}.engine_snapshots WHERE market = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1`,
+      [market, seq],
+    );
+    const r = rows[0];
+    return r ? { seq: Number(r.seq), bookSeq: Number(r.book_seq), state: r.state } : undefined;
+  }
+
+  async readJournal(
+    tx: PoolClient,
+    market: string,
+    after: number,
+    upTo: number,
+    limit: number,
+  ): Promise<JournalEntry[]> {
+    const { rows } = await tx.query<{ seq: string; command: JournalCommand; events: unknown }>(
+      `SELECT seq, command, events FROM ${P}.engine_journal
+        WHERE market = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+      [market, after, upTo, limit],
+    );
+    return rows.map((r) => ({ seq: Number(r.seq), command: r.command, events: r.events }));
+  }
+
+  async claimPlace(
+    tx: PoolClient,
+    market: string,
+    order: { orderId: string; userId: string },
+    seq: number,
+  ): Promise<{ preCancelled: boolean } | undefined> {
+    // new order id: inserted (cancel_seq null); a cancel came first: updated (cancel_seq set); placed before: no row
+    const { rows } = await tx.query<{ cancel_seq: string | null }>(
+      `INSERT INTO ${P}.engine_orders (order_id, market, user_id, placed_seq) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (order_id) DO UPDATE SET placed_seq = EXCLUDED.placed_seq WHERE engine_orders.placed_seq IS NULL
+       RETURNING cancel_seq`,
+      [order.orderId, market, order.userId, seq],
+    );
+    return rows[0] ? { preCancelled: rows[0].cancel_seq !== null } : undefined;
+  }
+
+  async claimCancel(
+    tx: PoolClient,
+    market: string,
+    order: { orderId: string; userId: string },
+    seq: number,
+  ): Promise<boolean> {
+    const { rows } = await tx.query(
+      `INSERT INTO ${P}.engine_orders (order_id, market, user_id, cancel_seq) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (order_id) DO UPDATE SET cancel_seq = EXCLUDED.cancel_seq WHERE engine_orders.cancel_seq IS NULL
+       RETURNING order_id`,
+      [order.orderId, market, order.userId, seq],
+    );
+    return rows.length > 0;
+  }
+
+  async claimRejectedPlace(
+    tx: PoolClient,
+    market: string,
+    order: { orderId: string; userId: string },
+    seq: number,
+  ): Promise<boolean> {
+    // new to the engine, or claimed at this very seq (the same command, re-run after a reload)
+    const { rows } = await tx.query(
+      `INSERT INTO ${P}.engine_orders (order_id, market, user_id, placed_seq) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (order_id) DO UPDATE SET placed_seq = EXCLUDED.placed_seq
+         WHERE engine_orders.placed_seq IS NULL OR engine_orders.placed_seq = EXCLUDED.placed_seq
+       RETURNING order_id`,
+      [order.orderId, market, order.userId, seq],
+    );
+    return rows.length > 0;
+  }
+
+  async append(tx: PoolClient, market: string, a: AppliedCommand, messages: OutgoingMessage[]): Promise<void> {
+    // journal row, journal position and the outbox messages in one round trip (NOTIFY is delivered on commit)
+    const params: unknown[] = [
+      market,
+      a.seq,
+      a.messageId,
+      JSON.stringify(a.command),
+      JSON.stringify(a.events),
+      a.bookSeq,
+      a.appliedBy,
+      a.at,
+      OUTBOX_CHANNEL,
+      a.epoch,
+    ];
+    const outbox = messages.length ? `, o AS (${outboxInsert(messages, params)})` : '';
+    await tx.query(
+      `WITH j AS (
+         INSERT INTO ${P}.engine_journal (market, seq, message_id, command, events, book_seq, applied_by, applied_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ), s AS (
+         UPDATE ${P}.engine_state SET last_seq = $2, book_seq = $6, epoch = $10, updated_at = now() WHERE market = $1
+       )${outbox}
+       SELECT ${messages.length ? `pg_notify($9, '') WHERE EXISTS (SELECT 1 FROM o)` : `$9::text`}`,
+      params,
+    );
+  }
+
+  async saveSnapshot(tx: PoolClient, market: string, s: SnapshotEntry, keep: number): Promise<void> {
+    await tx.query(
+      `INSERT INTO ${P}.engine_snapshots (market, seq, book_seq, state) VALUES ($1, $2, $3, $4)
+       ON CONFLICT DO NOTHING`,
+      [market, s.seq, s.bookSeq, JSON.stringify(s.state)],
+    );
+    await tx.query(
+      `DELETE FROM ${P}.engine_snapshots WHERE market = $1 AND seq < ALL (
+         SELECT seq FROM ${P}.engine_snapshots WHERE market = $1 ORDER BY seq DESC LIMIT $2)`,
+      [market, keep],
+    );
+  }
+
+  async hasSnapshot(tx: PoolClient, market: string, seq: number): Promise<boolean> {
+    const { rows } = await tx.query(`SELECT 1 FROM ${P}.engine_snapshots WHERE market = $1 AND seq = $2`, [
+      market,
+      seq,
+    ]);
+    return rows.length > 0;
+  }
+
+  enqueue(tx: PoolClient, messages: OutgoingMessage[]): Promise<void> {
+    return enqueueAll(tx, messages);
+  }
+
+  async persistedHalts(markets: string[]): Promise<Map<string, string>> {
+    const { rows } = await this.pool.query<{ market: string; halted_reason: string }>(
+      `SELECT market, halted_reason FROM ${P}.engine_state WHERE market = ANY($1::text[]) AND halted_reason IS NOT NULL`,
+      [markets],
+    );
+    return new Map(rows.map((r) => [r.market, r.halted_reason]));
+  }
+
+  async recordHalt(market: string, reason: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${P}.engine_state SET halted_reason = $2, halted_at = now()
+        WHERE market = $1 AND halted_reason IS NULL`,
+      [market, reason],
+    );
+  }
+
+  async clearHalt(market: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `UPDATE ${P}.engine_state SET halted_reason = NULL, halted_at = NULL
+        WHERE market = $1 AND halted_reason IS NOT NULL`,
+      [market],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  async status(markets: string[]): Promise<Map<string, MarketStoreStatus>> {
+    const { rows } = await this.pool.query<{
+      market: string;
+      last_seq: string;
+      book_seq: string;
+      snap: string | null;
+      halted_reason: string | null;
+    }>(
+      `SELECT s.market, s.last_seq, s.book_seq, s.halted_reason,
+              (SELECT max(seq) FROM ${P}.engine_snapshots n WHERE n.market = s.market) AS snap
+         FROM ${P}.engine_state s WHERE s.market = ANY($1::text[])`,
+      [markets],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.market,
+        {
+          lastSeq: Number(r.last_seq),
+          bookSeq: Number(r.book_seq),
+          lastSnapshotSeq: r.snap != null ? Number(r.snap) : null,
+          haltedReason: r.halted_reason,
+        },
+      ]),
+    );
+  }
+}
