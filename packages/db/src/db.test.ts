@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase } from './testing.ts';
 import { isRetryableTxError, withTransaction } from './index.ts';
 
@@ -62,5 +65,27 @@ describe('withTransaction', () => {
     ).rejects.toThrow('boom');
     const { rows } = await db.pool.query<{ n: string }>('SELECT n FROM counter WHERE id = 1');
     expect(rows[0]!.n).not.toBe('-1');
+  });
+});
+
+describe('createPool', () => {
+  it('a checked-out client losing its connection fails its queries, never the process', async () => {
+    const fixture = fileURLToPath(new URL('../test/fixtures/checked-out-client.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', fixture], {
+      env: { ...process.env, DATABASE_URL: db.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const exited = once(child, 'exit');
+    while (!/PID (\d+)/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(/PID (\d+)/.exec(out)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    // what PostgreSQL does to every session on a restart (administrator command, then the socket closes)
+    await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+    const [code] = await exited;
+    expect(out).toContain('the dead client failed; the pool answered 1');
+    expect(code).toBe(0);
   });
 });

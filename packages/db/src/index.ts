@@ -59,6 +59,10 @@ export function createPool(opts: PoolOptions): pg.Pool {
   });
   // An idle client losing its connection (DB restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // Neither may a checked-out one: pg emits 'error' on the client itself when its connection ends, and the pool
+  // listens only while the client is idle. A job holding a client across a restart (a lock holder, the scheduled
+  // reconciliation) would otherwise die of an unhandled 'error' event; its queries reject, and `release(err)` drops it.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -19,6 +19,8 @@ const { values: args } = parseArgs({
   options: { profile: { type: 'string', default: 'full' }, json: { type: 'string' } },
 });
 const SHORT = args.profile === 'short';
+/** How long a fault may take to heal and the stack to take orders again before the run fails. */
+const RECOVERY_LIMIT_MS = 180_000;
 
 // ------------------------------------------------------------------------------------------------------------ load
 
@@ -47,10 +49,13 @@ class Load {
     this.workers = Array.from({ length: this.concurrency }, (_, w) => this.worker(w));
   }
 
-  /** Stop taking new orders; resolves once the ones in flight are answered. */
-  async pause(): Promise<void> {
+  /**
+   * Stop taking new orders; resolves once the ones in flight are answered. A request is retried while the stack
+   * answers 5xx, so a service that never comes back would hold this forever: it fails after `limitMs` instead.
+   */
+  async pause(limitMs = 180_000): Promise<void> {
     this.running = false;
-    await Promise.all(this.workers);
+    await within(limitMs, Promise.all(this.workers), 'the load did not stop: requests still get 5xx or no answer');
   }
 
   private async worker(w: number): Promise<void> {
@@ -119,6 +124,19 @@ interface Row {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `work`, or an error naming what did not happen once `ms` have passed (the harness then prints the logs). */
+async function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} (after ${ms / 1000} s)`)), ms);
+  });
+  try {
+    return await Promise.race([work, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const fail = (detail: string): Check => ({ ok: false, detail });
 const pass = (detail: string): Check => ({ ok: true, detail });
 
@@ -218,7 +236,10 @@ async function main(): Promise<number> {
     const killService = (s: ServiceName) => async () =>
       restart(s === 'payment-processor' ? await activeEngine() : stack.stack.processes.find((p) => p.service === s)!);
 
-    /** Seconds from `t0` until a new order placed through the gateway has its engine outcome. */
+    /**
+     * Seconds from `t0` until a new order placed through the gateway has its engine outcome; a stack that has not
+     * recovered after `RECOVERY_LIMIT_MS` fails the run (with its logs) rather than hold it.
+     */
     const recovered = async (t0: number, clientOrderId: string): Promise<number> => {
       const body = {
         market: 'BTC-USD',
@@ -229,8 +250,13 @@ async function main(): Promise<number> {
         timeInForce: 'IOC' as const,
         clientOrderId,
       };
+      const late = () => {
+        if (Date.now() - t0 > RECOVERY_LIMIT_MS)
+          throw new Error(`no new order had its engine outcome ${RECOVERY_LIMIT_MS / 1000} s after the fault`);
+      };
       let id: string | undefined;
       while (!id) {
+        late();
         id = await probe.placeOrder(body).then(
           (o) => o.id,
           () => undefined,
@@ -242,6 +268,7 @@ async function main(): Promise<number> {
           .query<{ done: boolean }>(`SELECT last_seq IS NOT NULL AS done FROM orders.orders WHERE id = $1`, [id])
           .catch(() => ({ rows: [] as Array<{ done: boolean }> }));
         if (r[0]?.done) return (Date.now() - t0) / 1000;
+        late();
         await sleep(200);
       }
     };
@@ -502,7 +529,7 @@ async function main(): Promise<number> {
       const { t0, healed } = await f.run();
       healed.catch(() => {}); // awaited below; a failure to heal must not go unhandled meanwhile
       const recoverS = await recovered(t0, `probe-${probeN++}`);
-      await healed;
+      await within(RECOVERY_LIMIT_MS, healed, `${f.name}: the fault did not heal`);
       await sleep(SHORT ? 1_000 : 5_000);
       await load.pause();
       await waitForQuiescence(pool, 300_000).catch((e: unknown) =>

@@ -226,7 +226,11 @@ export class Stack {
     }
     // A command that cannot be spawned (ENOENT) emits 'error' and no 'exit'.
     const exited = new Promise<number | null>((done) => {
-      child.once('exit', (code) => done(code));
+      child.once('exit', (code, signal) => {
+        // a process that dies says so in the log it leaves (a stack's log is often all that is left of a failure)
+        onLine(p.label, `process exited (${signal ? `signal ${signal}` : `code ${code}`})`, 'stderr');
+        done(code);
+      });
       child.once('error', (err) => {
         onLine(p.label, `cannot start ${p.command[0]}: ${err.message}`, 'stderr');
         done(-1);
