@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { withTransaction } from '@exchange/db';
-import { COMMANDS_EXCHANGE, createMessaging, silentLogger, type Messaging } from './index.ts';
+import { COMMANDS_EXCHANGE, createMessaging, silentLogger, type Logger, type Messaging } from './index.ts';
 import { SCHEMA, TestItem, count, setupEnv, waitFor, type TestEnv } from '../test/helpers.ts';
 
 let env: TestEnv;
@@ -20,14 +20,23 @@ afterAll(async () => {
   await env?.drop();
 });
 
-async function messaging(queue: string): Promise<Messaging> {
+/** What the package logged (warnings and errors), shown when a wait times out. */
+const logged: string[] = [];
+const recordingLogger: Logger = {
+  debug() {},
+  info: (obj, msg) => void logged.push(`${new Date().toISOString()} info ${msg} ${JSON.stringify(obj)}`),
+  warn: (obj, msg) => void logged.push(`${new Date().toISOString()} warn ${msg} ${JSON.stringify(obj)}`),
+  error: (obj, msg) => void logged.push(`${new Date().toISOString()} error ${msg} ${JSON.stringify(obj)}`),
+};
+
+async function messaging(queue: string, logger: Logger = silentLogger): Promise<Messaging> {
   const m = createMessaging({
     url: env.vhost.url,
     service: 'svc',
     connectionName: `batch-${queue}`,
     pool: env.pool,
     schema: SCHEMA,
-    logger: silentLogger,
+    logger,
     relay: { pollIntervalMs: 100, batchSize: 500 },
   });
   await m.declareQueue({
@@ -131,9 +140,15 @@ it('keeps queue order across batch boundaries, a failing batch and a lost connec
   const queue = 'orders.BATCH-ORDER';
   const N = 600;
   const base = 1000; // seqs of its own in the shared effects table
-  const m = await messaging(queue);
+  const m = await messaging(queue, recordingLogger);
   const committedOrder: number[] = [];
+  const committedAt: number[] = [];
   let failures = 0;
+  // the cut comes while the middle message is in hand (its effect written, not yet committed nor acked), so it
+  // lands mid-stream whatever the machine's speed: deliveries before and after it are redelivered
+  let atGate = false;
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
   await m.consume({
     queue,
     prefetch: 50,
@@ -150,14 +165,38 @@ it('keeps queue order across batch boundaries, a failing batch and a lost connec
       }
       // slow enough that deliveries pile up behind the one in hand
       if ((seq - base) % 50 === 0) await new Promise((r) => setTimeout(r, 20));
+      if (seq - base === N / 2 && !atGate) {
+        atGate = true;
+        await gate;
+      }
     },
-    hooks: { afterCommit: (msg) => void committedOrder.push((msg.payload as { seq: number }).seq - base) },
+    hooks: {
+      afterCommit: (msg) => {
+        committedOrder.push((msg.payload as { seq: number }).seq - base);
+        committedAt.push(Date.now());
+      },
+    },
   });
   for (let from = base; from < base + N; from += 100) await publish(m, queue, from, from + 100);
   // the broker drops the connection mid-stream: unacked deliveries (committed or not) come again
-  await waitFor(() => committedOrder.length >= N / 2, { what: 'half of the messages' });
+  await waitFor(() => atGate, { what: 'the middle message in hand' });
+  const cutAt = Date.now();
   await env.vhost.closeConnections({ namePrefix: `batch-${queue}` });
-  await waitFor(() => committedOrder.length >= N, { timeoutMs: 45_000, what: `all ${N} messages` });
+  expect(committedOrder.length).toBeLessThan(N);
+  openGate();
+  // a bound on a hang, not a speed check (alone this takes 1-5 s); a timeout says where the flow stood
+  await waitFor(() => committedOrder.length >= N, { timeoutMs: 90_000, what: `all ${N} messages` }).catch(
+    async (err: Error) => {
+      const unsent = await count(env.pool, `SELECT count(*) FROM svc.outbox WHERE sent_at IS NULL`);
+      const gaps = committedAt.slice(1).map((t, i) => ({ ms: t - committedAt[i]!, after: committedOrder[i] }));
+      const longest = gaps.sort((a, b) => b.ms - a.ms).slice(0, 3);
+      throw new Error(
+        `${err.message}: ${committedOrder.length} committed (last seq ${committedOrder.at(-1)}), ${unsent} outbox ` +
+          `rows unsent, cut at +${cutAt - (committedAt[0] ?? cutAt)} ms, longest gaps ${JSON.stringify(longest)}\n` +
+          logged.slice(-40).join('\n'),
+      );
+    },
+  );
 
   expect(committedOrder).toEqual(Array.from({ length: N }, (_, i) => i));
   const rows = await effectsOf(base, base + N);
