@@ -9,9 +9,9 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import type { App } from '@exchange/platform';
 import { buildApp } from './app.ts';
 import { runMigrations } from './migrate.ts';
-import { Scheduler } from './scheduler.ts';
-import { completePayout, failPayout } from './settlement.ts';
-import { assertLedgerInvariants, fundUser } from './testing.ts';
+import { Scheduler } from './jobs/scheduler.ts';
+import { completePayout, failPayout } from './settlement/service.ts';
+import { assertLedgerInvariants, fundUser } from './testing/index.ts';
 
 let db: TestDatabase;
 /** The app's pool: requests wait for a connection as long as it takes (the 100-way race queues on it). */

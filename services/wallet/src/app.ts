@@ -10,9 +10,9 @@ import {
 } from '@exchange/platform';
 import { Assets } from './assets.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
-import { parseEmailConfirmThresholds, parseWithdrawalLimits } from './funding.ts';
+import { parseEmailConfirmThresholds, parseWithdrawalLimits } from './funding/service.ts';
 import { createWalletMetrics } from './metrics.ts';
-import type { ReconciliationSources } from './reconciliation.ts';
+import type { ReconciliationSources } from './reconciliation/service.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerInternalRoutes } from './routes/internal.ts';
 import { registerPayoutRoutes } from './routes/payouts.ts';

@@ -5,9 +5,9 @@
 import type { Pool } from '@exchange/db';
 import type { FeatureFlags } from '@exchange/platform';
 import type { Assets } from './assets.ts';
-import type { parseWithdrawalLimits } from './funding.ts';
+import type { parseWithdrawalLimits } from './funding/service.ts';
 import type { WalletMetrics } from './metrics.ts';
-import type { ReconciliationSources } from './reconciliation.ts';
+import type { ReconciliationSources } from './reconciliation/service.ts';
 
 export interface WalletSettings {
   /** Self-credited deposits (sandbox deployments only). */

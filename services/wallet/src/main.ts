@@ -15,7 +15,7 @@ import { loadConfig } from './config.ts';
 import { WALLET_SCHEMA } from './db/schema.ts';
 import { runMigrations } from './migrate.ts';
 import { startConsumers } from './messaging/queues.ts';
-import { Scheduler } from './scheduler.ts';
+import { Scheduler } from './jobs/scheduler.ts';
 
 const config = loadConfig();
 const pool = createPool({

@@ -1,5 +1,5 @@
 import { promClient } from '@exchange/platform';
-import { CHECK_NAMES, type ReconciliationMetrics } from './reconciliation.ts';
+import { CHECK_NAMES, type ReconciliationMetrics } from './reconciliation/service.ts';
 
 /** Label values of withdrawals_blocked_total. */
 export const BLOCK_REASONS = ['kill_switch', 'mfa', 'scope', 'velocity', 'limits', 'address', 'insufficient_funds'];

@@ -9,7 +9,7 @@ import {
   noLog,
   SettlementError,
   type HandlerLogger,
-} from '../settlement.ts';
+} from '../settlement/service.ts';
 
 /** Handler for queue `wallet.payouts`. */
 export function payoutsHandler(log: HandlerLogger = noLog, assets: Assets = defaultAssets()) {

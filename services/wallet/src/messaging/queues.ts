@@ -1,7 +1,7 @@
 import { WALLET_QUEUES } from '@exchange/contracts/wallet';
 import type { Messaging, QueueSpec } from '@exchange/messaging';
 import type { Assets } from '../assets.ts';
-import type { HandlerLogger } from '../settlement.ts';
+import type { HandlerLogger } from '../settlement/service.ts';
 import { payoutsHandler } from './payouts.ts';
 import { settlementHandler } from './settlement.ts';
 

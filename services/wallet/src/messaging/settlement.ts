@@ -2,7 +2,7 @@ import { AdjustHoldV1, ReleaseHoldV1, SettleTradeV1 } from '@exchange/contracts/
 import type { Envelope, PayloadOf } from '@exchange/contracts';
 import type { PoolClient } from '@exchange/db';
 import type { Assets } from '../assets.ts';
-import { adjustOrderHold } from '../ledger.ts';
+import { adjustOrderHold } from '../ledger/service.ts';
 import {
   noLog,
   releaseOrderHold,
@@ -10,7 +10,7 @@ import {
   SettlementError,
   settleTrades,
   type HandlerLogger,
-} from '../settlement.ts';
+} from '../settlement/service.ts';
 
 type TradeMessage = Envelope<PayloadOf<typeof SettleTradeV1>>;
 

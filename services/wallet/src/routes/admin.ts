@@ -3,9 +3,9 @@ import { actorOf, allOf, requireFreshMfa, requireFreshMfaOnWrites, requireRole }
 import { deadLetterRoutes } from '@exchange/messaging';
 import { errorResponses, notFound, registerFeatureFlagRoutes, Type, type App, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
-import { audit } from '../audit.ts';
+import { audit } from '../audit/service.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
-import { getReport, listReports, runReconciliation, type ReportRow } from '../reconciliation.ts';
+import { getReport, listReports, runReconciliation, type ReportRow } from '../reconciliation/service.ts';
 import { balancesOf, BalancesResponse, ledgerPage, LedgerQuery, LedgerResponse } from './statements.ts';
 
 const Check = Type.Object({

@@ -4,10 +4,10 @@ import { withTransaction } from '@exchange/db';
 import { errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
 import { parseMinorUnits } from '../assets.ts';
-import { audit } from '../audit.ts';
-import { setKycTier } from '../funding.ts';
-import { createHoldBatcher } from '../hold-batch.ts';
-import { getHold, releaseHold, type HoldRow } from '../ledger.ts';
+import { audit } from '../audit/service.ts';
+import { setKycTier } from '../funding/service.ts';
+import { createHoldBatcher } from '../ledger/hold-batch.ts';
+import { getHold, releaseHold, type HoldRow } from '../ledger/service.ts';
 
 export const holdOut = (h: HoldRow) => ({
   holdId: h.id,

@@ -4,7 +4,7 @@
  */
 import { badRequest, Type, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
-import { userBalances } from '../ledger.ts';
+import { userBalances } from '../ledger/service.ts';
 
 const AssetSymbol = Type.String({ pattern: '^[A-Z0-9]{2,10}$', description: 'Asset symbol, e.g. BTC' });
 

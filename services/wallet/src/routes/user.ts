@@ -13,7 +13,7 @@ import {
   type Static,
 } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
-import { audit } from '../audit.ts';
+import { audit } from '../audit/service.ts';
 import {
   cancelWithdrawal,
   confirmWithdrawal,
@@ -26,7 +26,7 @@ import {
   WithdrawalBlocked,
   type DepositRow,
   type WithdrawalRow,
-} from '../funding.ts';
+} from '../funding/service.ts';
 import { balancesOf, BalancesResponse, ledgerPage, LedgerQuery, LedgerResponse } from './statements.ts';
 
 const AssetSymbol = Type.String({ pattern: '^[A-Z0-9]{2,10}$', description: 'Asset symbol, e.g. BTC' });

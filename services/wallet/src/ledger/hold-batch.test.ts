@@ -8,9 +8,9 @@ import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { createHoldBatcher } from './hold-batch.ts';
-import { createHold, createHolds, userBalances, type CreateHoldInput } from './ledger.ts';
-import { runMigrations } from './migrate.ts';
-import { assertLedgerInvariants, fundUser } from './testing.ts';
+import { createHold, createHolds, userBalances, type CreateHoldInput } from './service.ts';
+import { runMigrations } from '../migrate.ts';
+import { assertLedgerInvariants, fundUser } from '../testing/index.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;

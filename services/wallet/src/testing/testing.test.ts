@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createTestIssuer } from '@exchange/auth-client/testing';
 import { createTestDatabase } from '@exchange/db/testing';
 import { createTestVhost } from '@exchange/messaging/testing';
-import { assertLedgerInvariants, fundUser, startTestWallet } from './testing.ts';
+import { assertLedgerInvariants, fundUser, startTestWallet } from './index.ts';
 
 test('startTestWallet: a listening wallet other services can hold funds with', async () => {
   const db = await createTestDatabase('wallet_testing');

@@ -12,7 +12,7 @@ import { PayoutCompletedV1, PayoutFailedV1, SettleTradeV1 } from '@exchange/cont
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
-import { Assets } from './assets.ts';
+import { Assets } from '../assets.ts';
 import {
   cancelWithdrawal,
   confirmNextDeposit,
@@ -20,11 +20,11 @@ import {
   dispatchNextWithdrawal,
   parseWithdrawalLimits,
   requestWithdrawal,
-} from './funding.ts';
-import { createHold, releaseHold } from './ledger.ts';
-import { runMigrations } from './migrate.ts';
-import { completePayout, failPayout, settleTrade } from './settlement.ts';
-import { assertLedgerInvariants } from './testing.ts';
+} from '../funding/service.ts';
+import { createHold, releaseHold } from './service.ts';
+import { runMigrations } from '../migrate.ts';
+import { completePayout, failPayout, settleTrade } from '../settlement/service.ts';
+import { assertLedgerInvariants } from '../testing/index.ts';
 
 let db: TestDatabase;
 const assets = new Assets();

@@ -9,10 +9,10 @@ import { SettleTradeV1 } from '@exchange/contracts/trading';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import type { Messaging } from '@exchange/messaging';
 import type { App } from '@exchange/platform';
-import type { WalletSettings } from './context.ts';
-import { createHold } from './ledger.ts';
-import type { Scheduler } from './scheduler.ts';
-import { runChecks, type CheckResult } from './reconciliation.ts';
+import type { WalletSettings } from '../context.ts';
+import { createHold } from '../ledger/service.ts';
+import type { Scheduler } from '../jobs/scheduler.ts';
+import { runChecks, type CheckResult } from '../reconciliation/service.ts';
 
 export class LedgerInvariantError extends Error {
   readonly violations: CheckResult[];
@@ -66,7 +66,7 @@ export { runChecks };
  * way other services' tests fund accounts before trading. Needs the wallet schema migrated in that database.
  */
 export async function fundUser(pool: Pool, userId: string, asset: string, units: bigint): Promise<string> {
-  const { createDeposit, confirmDeposit } = await import('./funding.ts');
+  const { createDeposit, confirmDeposit } = await import('../funding/service.ts');
   const d = await createDeposit(pool, { userId, asset, amount: units, confirmationMs: 0 });
   await confirmDeposit(pool, d.id);
   return d.id;
@@ -132,7 +132,7 @@ export function settleTradeMessage(
   );
 }
 
-export { runMigrations } from './migrate.ts';
+export { runMigrations } from '../migrate.ts';
 
 export interface TestWallet {
   app: App;
@@ -157,11 +157,11 @@ export async function startTestWallet(opts: {
 }): Promise<TestWallet> {
   // One after another: concurrent dynamic imports of overlapping module graphs race in Jest's ESM linker
   // ("… can not be resolved on module … that is not linked").
-  const { buildApp } = await import('./app.ts');
-  const { runMigrations } = await import('./migrate.ts');
+  const { buildApp } = await import('../app.ts');
+  const { runMigrations } = await import('../migrate.ts');
   const { createMessaging, silentLogger } = await import('@exchange/messaging');
-  const { startConsumers } = await import('./messaging/queues.ts');
-  const { Scheduler: SchedulerClass } = await import('./scheduler.ts');
+  const { startConsumers } = await import('../messaging/queues.ts');
+  const { Scheduler: SchedulerClass } = await import('../jobs/scheduler.ts');
   await runMigrations(opts.pool);
   const app = await buildApp({
     pool: opts.pool,

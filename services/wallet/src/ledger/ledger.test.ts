@@ -3,11 +3,16 @@ import pg from 'pg';
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
-import { Assets } from './assets.ts';
-import { createHold, postEntry, releaseHold, userBalances } from './ledger.ts';
-import { runMigrations } from './migrate.ts';
-import { requestWithdrawal, DEFAULT_WITHDRAWAL_LIMITS, parseWithdrawalLimits, cancelWithdrawal } from './funding.ts';
-import { settleTrade, releaseOrderHold } from './settlement.ts';
+import { Assets } from '../assets.ts';
+import { createHold, postEntry, releaseHold, userBalances } from './service.ts';
+import { runMigrations } from '../migrate.ts';
+import {
+  requestWithdrawal,
+  DEFAULT_WITHDRAWAL_LIMITS,
+  parseWithdrawalLimits,
+  cancelWithdrawal,
+} from '../funding/service.ts';
+import { settleTrade, releaseOrderHold } from '../settlement/service.ts';
 import { ReleaseHoldV1 } from '@exchange/contracts/trading';
 import {
   assertLedgerInvariants,
@@ -16,7 +21,7 @@ import {
   settleTradeMessage,
   tradeParties,
   type TradeParties,
-} from './testing.ts';
+} from '../testing/index.ts';
 
 let db: TestDatabase;
 /** For the 100-way races: requests queue for a connection (as they would behind a busy service), never time out. */

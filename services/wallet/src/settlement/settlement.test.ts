@@ -13,17 +13,23 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { COMMANDS_EXCHANGE, createMessaging, silentLogger, type Messaging } from '@exchange/messaging';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { promClient } from '@exchange/platform';
-import { Assets } from './assets.ts';
-import { createHold, userBalances } from './ledger.ts';
-import { runMigrations } from './migrate.ts';
-import { startConsumers } from './messaging/queues.ts';
-import { payoutsHandler } from './messaging/payouts.ts';
-import { settlementHandler } from './messaging/settlement.ts';
-import { PAYOUTS_QUEUE, SETTLEMENT_QUEUE } from './messaging/queues.ts';
-import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
-import { assertLedgerInvariants, fundUser, settleTradeMessage, tradeParties, type TradeParties } from './testing.ts';
+import { Assets } from '../assets.ts';
+import { createHold, userBalances } from '../ledger/service.ts';
+import { runMigrations } from '../migrate.ts';
+import { startConsumers } from '../messaging/queues.ts';
+import { payoutsHandler } from '../messaging/payouts.ts';
+import { settlementHandler } from '../messaging/settlement.ts';
+import { PAYOUTS_QUEUE, SETTLEMENT_QUEUE } from '../messaging/queues.ts';
+import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from '../funding/service.ts';
+import {
+  assertLedgerInvariants,
+  fundUser,
+  settleTradeMessage,
+  tradeParties,
+  type TradeParties,
+} from '../testing/index.ts';
 
-const WORKER = fileURLToPath(new URL('../test/fixtures/settlement-worker.ts', import.meta.url));
+const WORKER = fileURLToPath(new URL('../../test/fixtures/settlement-worker.ts', import.meta.url));
 const FAST_RETRY = { retry: { attempts: 2, backoffMs: [200] } };
 
 let db: TestDatabase;

@@ -14,8 +14,8 @@ import {
 import type { Envelope, PayloadOf } from '@exchange/contracts';
 import type { PoolClient } from '@exchange/db';
 import { EVENTS_EXCHANGE, enqueueMany, type Logger } from '@exchange/messaging';
-import { Assets } from './assets.ts';
-import { emitWithdrawalFailed, emitWithdrawalSent } from './funding.ts';
+import { Assets } from '../assets.ts';
+import { emitWithdrawalFailed, emitWithdrawalSent } from '../funding/service.ts';
 import {
   postEntries,
   postEntry,
@@ -24,8 +24,8 @@ import {
   type HoldRow,
   type Leg,
   type PostEntryInput,
-} from './ledger.ts';
-import { WALLET_SCHEMA } from './db/schema.ts';
+} from '../ledger/service.ts';
+import { WALLET_SCHEMA } from '../db/schema.ts';
 
 export const PRODUCER = 'wallet';
 

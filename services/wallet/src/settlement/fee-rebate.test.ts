@@ -6,11 +6,17 @@
 import { buildCatalog, DEFAULT_ASSETS, DEFAULT_MARKETS } from '@exchange/contracts/markets';
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
-import { Assets } from './assets.ts';
-import { userBalances } from './ledger.ts';
-import { runMigrations } from './migrate.ts';
-import { SettlementError, settleTrade } from './settlement.ts';
-import { assertLedgerInvariants, runChecks, settleTradeMessage, tradeParties, type TradeParties } from './testing.ts';
+import { Assets } from '../assets.ts';
+import { userBalances } from '../ledger/service.ts';
+import { runMigrations } from '../migrate.ts';
+import { SettlementError, settleTrade } from './service.ts';
+import {
+  assertLedgerInvariants,
+  runChecks,
+  settleTradeMessage,
+  tradeParties,
+  type TradeParties,
+} from '../testing/index.ts';
 
 let db: TestDatabase;
 const assets = new Assets();

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import { FINAL_ORDER_STATUSES } from '@exchange/contracts/orders';
 import type { promClient } from '@exchange/platform';
-import type { OrderClient } from './clients/order-client.ts';
-import type { PaymentProcessorClient } from './clients/payment-processor-client.ts';
+import type { OrderClient } from '../clients/order-client.ts';
+import type { PaymentProcessorClient } from '../clients/payment-processor-client.ts';
 
 /** Mismatches kept per check in a report (the count is always exact). */
 const MAX_ITEMS = 500;

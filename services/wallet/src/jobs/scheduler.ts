@@ -6,9 +6,13 @@
  */
 import type { Pool } from '@exchange/db';
 import { purgeIdempotencyKeys } from '@exchange/platform';
-import type { Assets } from './assets.ts';
-import { confirmNextDeposit, dispatchNextWithdrawal, expireNextUnconfirmedWithdrawal } from './funding.ts';
-import { runReconciliation, type ReconciliationMetrics, type ReconciliationSources } from './reconciliation.ts';
+import type { Assets } from '../assets.ts';
+import { confirmNextDeposit, dispatchNextWithdrawal, expireNextUnconfirmedWithdrawal } from '../funding/service.ts';
+import {
+  runReconciliation,
+  type ReconciliationMetrics,
+  type ReconciliationSources,
+} from '../reconciliation/service.ts';
 
 export interface SchedulerLogger {
   info(obj: object, msg?: string): void;
@@ -80,7 +84,7 @@ export class Scheduler {
     purgedKeys: number;
   }> {
     const batch = this.opts.batch ?? 100;
-    this.assets ??= this.opts.assets ?? new (await import('./assets.ts')).Assets();
+    this.assets ??= this.opts.assets ?? new (await import('../assets.ts')).Assets();
     let expired = 0;
     while (expired < batch && !this.halting && (await expireNextUnconfirmedWithdrawal(this.opts.pool, this.assets))) {
       expired++;

@@ -8,16 +8,16 @@ import { PayoutCompletedV1 } from '@exchange/contracts/trading';
 
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
-import { createHold, releaseHold } from './ledger.ts';
-import { completePayout, settleTrade } from './settlement.ts';
-import { runMigrations } from './migrate.ts';
-import type { OrderClient } from './clients/order-client.ts';
-import type { PaymentProcessorClient } from './clients/payment-processor-client.ts';
+import { createHold, releaseHold } from '../ledger/service.ts';
+import { completePayout, settleTrade } from '../settlement/service.ts';
+import { runMigrations } from '../migrate.ts';
+import type { OrderClient } from '../clients/order-client.ts';
+import type { PaymentProcessorClient } from '../clients/payment-processor-client.ts';
 import type { PayoutRef } from '@exchange/contracts/payouts';
-import { runReconciliation } from './reconciliation.ts';
-import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
-import { Assets } from './assets.ts';
-import { fundUser, settleTradeMessage, tradeParties } from './testing.ts';
+import { runReconciliation } from './service.ts';
+import { dispatchNextWithdrawal, parseWithdrawalLimits, requestWithdrawal } from '../funding/service.ts';
+import { Assets } from '../assets.ts';
+import { fundUser, settleTradeMessage, tradeParties } from '../testing/index.ts';
 
 let db: TestDatabase;
 beforeAll(async () => {

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { FeatureFlags, promClient } from '@exchange/platform';
-import { FLAG_DEFAULTS } from './context.ts';
-import { Assets } from './assets.ts';
-import { createDeposit, parseWithdrawalLimits, requestWithdrawal } from './funding.ts';
-import { userBalances } from './ledger.ts';
-import { createWalletMetrics } from './metrics.ts';
-import { runMigrations } from './migrate.ts';
+import { FLAG_DEFAULTS } from '../context.ts';
+import { Assets } from '../assets.ts';
+import { createDeposit, parseWithdrawalLimits, requestWithdrawal } from '../funding/service.ts';
+import { userBalances } from '../ledger/service.ts';
+import { createWalletMetrics } from '../metrics.ts';
+import { runMigrations } from '../migrate.ts';
 import { Scheduler } from './scheduler.ts';
-import { assertLedgerInvariants, fundUser } from './testing.ts';
+import { assertLedgerInvariants, fundUser } from '../testing/index.ts';
 
 let db: TestDatabase;
 const log = { info() {}, error() {} };

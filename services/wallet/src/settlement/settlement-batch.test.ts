@@ -14,13 +14,19 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { COMMANDS_EXCHANGE, createMessaging, silentLogger, type Messaging } from '@exchange/messaging';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { AppError, promClient } from '@exchange/platform';
-import { Assets } from './assets.ts';
-import { releaseHold, userBalances } from './ledger.ts';
-import { runMigrations } from './migrate.ts';
-import { SETTLEMENT_QUEUE, startConsumers } from './messaging/queues.ts';
-import { settleTrade, settleTrades } from './settlement.ts';
-import { settlementHandler } from './messaging/settlement.ts';
-import { assertLedgerInvariants, fundUser, placeOrderHold, settleTradeMessage, tradeParties } from './testing.ts';
+import { Assets } from '../assets.ts';
+import { releaseHold, userBalances } from '../ledger/service.ts';
+import { runMigrations } from '../migrate.ts';
+import { SETTLEMENT_QUEUE, startConsumers } from '../messaging/queues.ts';
+import { settleTrade, settleTrades } from './service.ts';
+import { settlementHandler } from '../messaging/settlement.ts';
+import {
+  assertLedgerInvariants,
+  fundUser,
+  placeOrderHold,
+  settleTradeMessage,
+  tradeParties,
+} from '../testing/index.ts';
 
 const assets = new Assets();
 let one: TestDatabase;

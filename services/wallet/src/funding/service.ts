@@ -16,10 +16,10 @@ import { ROUTES } from '@exchange/contracts/trading';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import { COMMANDS_EXCHANGE, enqueue, EVENTS_EXCHANGE } from '@exchange/messaging';
 import { AppError, badRequest, conflict, notFound } from '@exchange/platform';
-import type { Assets } from './assets.ts';
-import { WALLET_SCHEMA } from './db/schema.ts';
-import { createHold, ensureAccounts, lockAccounts, postEntry, releaseHold } from './ledger.ts';
-import { PRODUCER } from './settlement.ts';
+import type { Assets } from '../assets.ts';
+import { WALLET_SCHEMA } from '../db/schema.ts';
+import { createHold, ensureAccounts, lockAccounts, postEntry, releaseHold } from '../ledger/service.ts';
+import { PRODUCER } from '../settlement/service.ts';
 
 // ------------------------------------------------------------------------------------------------------------
 // Deposits
