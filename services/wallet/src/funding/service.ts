@@ -18,7 +18,9 @@ import { COMMANDS_EXCHANGE, enqueue, EVENTS_EXCHANGE } from '@exchange/messaging
 import { AppError, badRequest, conflict, notFound } from '@exchange/platform';
 import type { Assets } from '../assets.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
-import { createHold, ensureAccounts, lockAccounts, postEntry, releaseHold } from '../ledger/service.ts';
+import { createHold, releaseHold } from '../ledger/holds.ts';
+import { lockAccounts } from '../ledger/repository.ts';
+import { ensureAccounts, postEntry } from '../ledger/service.ts';
 import { PRODUCER } from '../settlement/service.ts';
 
 // ------------------------------------------------------------------------------------------------------------

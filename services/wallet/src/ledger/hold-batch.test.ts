@@ -8,7 +8,8 @@ import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { createHoldBatcher } from './hold-batch.ts';
-import { createHold, createHolds, userBalances, type CreateHoldInput } from './service.ts';
+import { createHold, createHolds, type CreateHoldInput } from './holds.ts';
+import { userBalances } from './service.ts';
 import { runMigrations } from '../migrate.ts';
 import { assertLedgerInvariants, fundUser } from '../testing/index.ts';
 

@@ -4,7 +4,8 @@
  * batch and `GroupCommit` for batching, ordering and the retry of a failed batch one hold at a time.
  */
 import { GroupCommit, withTransaction, type Pool, type PoolClient } from '@exchange/db';
-import { createHolds, type CreateHoldInput, type HoldOutcome, type HoldRow } from './service.ts';
+import { createHolds, type CreateHoldInput, type HoldOutcome } from './holds.ts';
+import type { HoldRow } from './model.ts';
 
 export type HoldBatcher = GroupCommit<CreateHoldInput, { hold: HoldRow; created: boolean }>;
 

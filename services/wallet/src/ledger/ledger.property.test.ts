@@ -21,7 +21,7 @@ import {
   parseWithdrawalLimits,
   requestWithdrawal,
 } from '../funding/service.ts';
-import { createHold, releaseHold } from './service.ts';
+import { createHold, releaseHold } from './holds.ts';
 import { runMigrations } from '../migrate.ts';
 import { completePayout, failPayout, settleTrade } from '../settlement/service.ts';
 import { assertLedgerInvariants } from '../testing/index.ts';

@@ -4,7 +4,8 @@ import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { Assets } from '../assets.ts';
-import { createHold, postEntry, releaseHold, userBalances } from './service.ts';
+import { createHold, releaseHold } from './holds.ts';
+import { postEntry, userBalances } from './service.ts';
 import { runMigrations } from '../migrate.ts';
 import {
   requestWithdrawal,

@@ -2,7 +2,7 @@ import { AdjustHoldV1, ReleaseHoldV1, SettleTradeV1 } from '@exchange/contracts/
 import type { Envelope, PayloadOf } from '@exchange/contracts';
 import type { PoolClient } from '@exchange/db';
 import type { Assets } from '../assets.ts';
-import { adjustOrderHold } from '../ledger/service.ts';
+import { adjustOrderHold } from '../ledger/holds.ts';
 import {
   noLog,
   releaseOrderHold,

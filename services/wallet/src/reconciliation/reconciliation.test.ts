@@ -8,7 +8,7 @@ import { PayoutCompletedV1 } from '@exchange/contracts/trading';
 
 import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
-import { createHold, releaseHold } from '../ledger/service.ts';
+import { createHold, releaseHold } from '../ledger/holds.ts';
 import { completePayout, settleTrade } from '../settlement/service.ts';
 import { runMigrations } from '../migrate.ts';
 import type { OrderClient } from '../clients/order-client.ts';

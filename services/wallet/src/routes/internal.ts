@@ -7,7 +7,9 @@ import { parseMinorUnits } from '../assets.ts';
 import { audit } from '../audit/service.ts';
 import { setKycTier } from '../funding/service.ts';
 import { createHoldBatcher } from '../ledger/hold-batch.ts';
-import { getHold, releaseHold, type HoldRow } from '../ledger/service.ts';
+import { releaseHold } from '../ledger/holds.ts';
+import type { HoldRow } from '../ledger/model.ts';
+import { getHold } from '../ledger/repository.ts';
 
 export const holdOut = (h: HoldRow) => ({
   holdId: h.id,

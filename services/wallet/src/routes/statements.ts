@@ -4,6 +4,7 @@
  */
 import { badRequest, Type, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
+import { userPostings } from '../ledger/repository.ts';
 import { userBalances } from '../ledger/service.ts';
 
 const AssetSymbol = Type.String({ pattern: '^[A-Z0-9]{2,10}$', description: 'Asset symbol, e.g. BTC' });
@@ -75,38 +76,8 @@ export async function ledgerPage(
       throw badRequest('INVALID_CURSOR', 'cursor is not one this API returned');
     }
   }
-  const values: unknown[] = [userId];
-  let where = `a.kind = 'user' AND a.user_id = $1`;
-  if (q.asset) {
-    values.push(q.asset);
-    where += ` AND a.asset = $${values.length}`;
-  }
-  if (before) {
-    values.push(before);
-    where += ` AND p.id < $${values.length}::bigint`;
-  }
-  values.push(q.limit + 1);
-  const { rows } = await ctx.pool.query<{
-    id: string;
-    entry_id: string;
-    asset: string;
-    amount: string;
-    balance_after: string;
-    memo: string;
-    reason: string;
-    ref_type: string;
-    ref_id: string;
-    created_at: Date;
-  }>(
-    `SELECT p.id::text, p.entry_id::text, p.asset, p.amount::text, p.balance_after::text, p.memo, e.reason,
-            e.ref_type, e.ref_id, p.created_at
-       FROM wallet.postings p
-       JOIN wallet.accounts a ON a.id = p.account_id
-       JOIN wallet.journal_entries e ON e.id = p.entry_id
-      WHERE ${where}
-      ORDER BY p.id DESC LIMIT $${values.length}`,
-    values,
-  );
+  // one row more than the page: whether there is a next page
+  const rows = await userPostings(ctx.pool, userId, { asset: q.asset, before, limit: q.limit + 1 });
   const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
   return {

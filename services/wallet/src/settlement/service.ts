@@ -16,15 +16,9 @@ import type { PoolClient } from '@exchange/db';
 import { EVENTS_EXCHANGE, enqueueMany, type Logger } from '@exchange/messaging';
 import { Assets } from '../assets.ts';
 import { emitWithdrawalFailed, emitWithdrawalSent } from '../funding/service.ts';
-import {
-  postEntries,
-  postEntry,
-  releaseHold,
-  releaseHolds,
-  type HoldRow,
-  type Leg,
-  type PostEntryInput,
-} from '../ledger/service.ts';
+import { releaseHold, releaseHolds } from '../ledger/holds.ts';
+import type { HoldRow, Leg } from '../ledger/model.ts';
+import { postEntries, postEntry, type PostEntryInput } from '../ledger/service.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
 
 export const PRODUCER = 'wallet';

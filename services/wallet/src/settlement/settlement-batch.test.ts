@@ -15,7 +15,8 @@ import { COMMANDS_EXCHANGE, createMessaging, silentLogger, type Messaging } from
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { AppError, promClient } from '@exchange/platform';
 import { Assets } from '../assets.ts';
-import { releaseHold, userBalances } from '../ledger/service.ts';
+import { releaseHold } from '../ledger/holds.ts';
+import { userBalances } from '../ledger/service.ts';
 import { runMigrations } from '../migrate.ts';
 import { SETTLEMENT_QUEUE, startConsumers } from '../messaging/queues.ts';
 import { settleTrade, settleTrades } from './service.ts';

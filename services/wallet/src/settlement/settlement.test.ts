@@ -14,7 +14,8 @@ import { COMMANDS_EXCHANGE, createMessaging, silentLogger, type Messaging } from
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { promClient } from '@exchange/platform';
 import { Assets } from '../assets.ts';
-import { createHold, userBalances } from '../ledger/service.ts';
+import { createHold } from '../ledger/holds.ts';
+import { userBalances } from '../ledger/service.ts';
 import { runMigrations } from '../migrate.ts';
 import { startConsumers } from '../messaging/queues.ts';
 import { payoutsHandler } from '../messaging/payouts.ts';

@@ -10,7 +10,7 @@ import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import type { Messaging } from '@exchange/messaging';
 import type { App } from '@exchange/platform';
 import type { WalletSettings } from '../context.ts';
-import { createHold } from '../ledger/service.ts';
+import { createHold } from '../ledger/holds.ts';
 import type { Scheduler } from '../jobs/scheduler.ts';
 import { runChecks, type CheckResult } from '../reconciliation/service.ts';
 

@@ -1,0 +1,390 @@
+/**
+ * The SQL of the ledger: accounts, journal entries, postings and holds. The transactions, the locking order and the
+ * rules around these statements are in service.ts (accounts, entries) and holds.ts (holds). Each function sends one
+ * statement, its text unchanged from where it was written (the prepared-statement cache keys on the text).
+ */
+import type { PoolClient } from '@exchange/db';
+import { SYSTEM_KINDS, type AccountRow, type HoldRow, type SystemKind } from './model.ts';
+
+type Db = Pick<PoolClient, 'query'>;
+
+/** The ledger tables, schema-qualified for SQL text. */
+const TABLES = {
+  accounts: 'wallet.accounts',
+  entries: 'wallet.journal_entries',
+  postings: 'wallet.postings',
+  holds: 'wallet.holds',
+};
+
+export const HOLD_COLUMNS = `id::text, user_id::text, account_id::text, asset, amount::text, captured::text,
+  released::text, late_captured::text, status, reason, ref_type, ref_id, release_reason, created_at, closed_at`;
+
+// ------------------------------------------------------------------------------------------------------------
+// Accounts
+// ------------------------------------------------------------------------------------------------------------
+
+/** The statement that finds a system account by kind with the kind written as a literal (see ensureAccounts). */
+function systemAccountSql(kind: SystemKind, withInsert: boolean): string {
+  if (!SYSTEM_KINDS.includes(kind)) throw new Error(`unknown system account kind ${String(kind)}`);
+  // `kind = $1` cannot use the partial index `WHERE kind <> 'user'` under a generic plan (the planner cannot prove a
+  // parameter differs from 'user'), and pg switches to a generic plan after five executions: every lookup then
+  // scanned all accounts, O(users) per settlement. A literal kind lets the planner prove the index predicate.
+  const select = `SELECT id::text FROM ${TABLES.accounts} WHERE kind = '${kind}' AND asset = $1`;
+  if (!withInsert) return select;
+  return `WITH ins AS (
+            INSERT INTO ${TABLES.accounts} (kind, asset) VALUES ('${kind}', $1)
+            ON CONFLICT (kind, asset) WHERE kind <> 'user' DO NOTHING RETURNING id)
+          SELECT id::text FROM ins UNION ALL ${select}`;
+}
+
+/** The ids of existing user accounts, one per (userId, asset) in input order (undefined where there is none). */
+export async function findUserAccounts(
+  client: PoolClient,
+  refs: Array<{ userId: string; asset: string }>,
+): Promise<Array<string | undefined>> {
+  const { rows } = await client.query<{ id: string; n: string }>(
+    `SELECT a.id::text, p.n::text FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS p(user_id, asset, n)
+       JOIN ${TABLES.accounts} a ON a.kind = 'user' AND a.user_id = p.user_id AND a.asset = p.asset`,
+    [refs.map((r) => r.userId), refs.map((r) => r.asset)],
+  );
+  const out: Array<string | undefined> = refs.map(() => undefined);
+  for (const r of rows) out[Number(r.n) - 1] = r.id;
+  return out;
+}
+
+/** Create a user's account unless it exists: its id, or no row when a concurrent transaction is creating it. */
+export async function createUserAccount(
+  client: PoolClient,
+  userId: string,
+  asset: string,
+): Promise<Array<{ id: string }>> {
+  const { rows } = await client.query<{ id: string }>(
+    `WITH ins AS (
+               INSERT INTO ${TABLES.accounts} (kind, user_id, asset) VALUES ('user', $1, $2)
+               ON CONFLICT (user_id, asset) WHERE kind = 'user' DO NOTHING RETURNING id)
+             SELECT id::text FROM ins UNION ALL
+             SELECT id::text FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
+    [userId, asset],
+  );
+  return rows;
+}
+
+/** Create a system account unless it exists: its id, or no row when a concurrent transaction is creating it. */
+export async function createSystemAccount(
+  client: PoolClient,
+  kind: SystemKind,
+  asset: string,
+): Promise<Array<{ id: string }>> {
+  const { rows } = await client.query<{ id: string }>(systemAccountSql(kind, true), [asset]);
+  return rows;
+}
+
+/** A user's account (a new statement: it sees a row committed while an insert waited on ON CONFLICT). */
+export async function findUserAccount(
+  client: PoolClient,
+  userId: string,
+  asset: string,
+): Promise<Array<{ id: string }>> {
+  const { rows } = await client.query<{ id: string }>(
+    `SELECT id::text FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $1 AND asset = $2`,
+    [userId, asset],
+  );
+  return rows;
+}
+
+/** A system account (a new statement: it sees a row committed while an insert waited on ON CONFLICT). */
+export async function findSystemAccount(
+  client: PoolClient,
+  kind: SystemKind,
+  asset: string,
+): Promise<Array<{ id: string }>> {
+  const { rows } = await client.query<{ id: string }>(systemAccountSql(kind, false), [asset]);
+  return rows;
+}
+
+/** Whether the account row `id` was written by the caller's own (uncommitted) transaction. */
+export async function insertedHere(client: PoolClient, id: string): Promise<boolean> {
+  const { rows } = await client.query<{ mine: boolean }>(
+    `SELECT xmin::text::bigint = txid_current() % 4294967296 AS mine FROM ${TABLES.accounts} WHERE id = $1`,
+    [id],
+  );
+  return rows[0]?.mine ?? true;
+}
+
+/** Lock accounts by id, always in ascending id order. */
+export async function lockAccounts(
+  client: PoolClient,
+  ids: string[],
+  skipLocked = false,
+): Promise<Map<string, AccountRow>> {
+  const { rows } = await client.query<AccountRow>(
+    `SELECT id::text, kind, user_id, asset, balance::text, held::text FROM ${TABLES.accounts}
+      WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
+    [[...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+/** Lock the accounts of the given holds, in id order (their rows are not returned). */
+export async function lockHoldAccounts(client: PoolClient, holdIds: string[]): Promise<void> {
+  await client.query(
+    `SELECT id FROM ${TABLES.accounts}
+      WHERE id IN (SELECT account_id FROM ${TABLES.holds} WHERE id = ANY($1::uuid[])) ORDER BY id FOR UPDATE`,
+    [holdIds],
+  );
+}
+
+/** Set the balance and the held amount of accounts. */
+export async function updateAccountBalances(
+  client: PoolClient,
+  accounts: Array<{ id: string; balance: bigint; held: bigint }>,
+): Promise<void> {
+  await client.query(
+    `UPDATE ${TABLES.accounts} a SET balance = d.balance, held = d.held, updated_at = now()
+         FROM unnest($1::bigint[], $2::numeric[], $3::numeric[]) AS d(id, balance, held) WHERE a.id = d.id`,
+    [accounts.map((a) => a.id), accounts.map((a) => a.balance.toString()), accounts.map((a) => a.held.toString())],
+  );
+}
+
+/** Add to the held amount of accounts (account id → amount). */
+export async function addHeld(client: PoolClient, held: Map<string, bigint>): Promise<void> {
+  await client.query(
+    `UPDATE ${TABLES.accounts} a SET held = a.held + d.amount, updated_at = now()
+           FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount) WHERE a.id = d.id`,
+    [[...held.keys()], [...held.values()].map(String)],
+  );
+}
+
+/** Take from the held amount of accounts (account id → amount). */
+export async function subtractHeld(client: PoolClient, heldDown: Map<string, bigint>): Promise<void> {
+  await client.query(
+    `UPDATE ${TABLES.accounts} a SET held = a.held - d.amount, updated_at = now()
+         FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount) WHERE a.id = d.id`,
+    [[...heldDown.keys()], [...heldDown.values()].map(String)],
+  );
+}
+
+/** Change one account's held amount by a signed delta. */
+export async function addToHeld(client: PoolClient, accountId: string, delta: bigint): Promise<void> {
+  await client.query(`UPDATE ${TABLES.accounts} SET held = held + $2, updated_at = now() WHERE id = $1`, [
+    accountId,
+    delta.toString(),
+  ]);
+}
+
+/** A user's accounts (only assets with an account). */
+export async function userAccountBalances(
+  db: Db,
+  userId: string,
+): Promise<Array<{ asset: string; balance: string; held: string }>> {
+  const { rows } = await db.query<{ asset: string; balance: string; held: string }>(
+    `SELECT asset, balance::text, held::text FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $1`,
+    [userId],
+  );
+  return rows;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Journal entries and postings
+// ------------------------------------------------------------------------------------------------------------
+
+/**
+ * Insert journal entries; a key already posted (or repeated in the list, after its first occurrence) is skipped.
+ * Returns the rows inserted.
+ */
+export async function insertEntries(
+  client: PoolClient,
+  entries: Array<{ idempotencyKey: string; reason: string; refType: string; refId: string; causationId?: string }>,
+): Promise<Array<{ id: string; idempotency_key: string }>> {
+  const { rows } = await client.query<{ id: string; idempotency_key: string }>(
+    `INSERT INTO ${TABLES.entries} (idempotency_key, reason, ref_type, ref_id, causation_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id::text, idempotency_key`,
+    [
+      entries.map((i) => i.idempotencyKey),
+      entries.map((i) => i.reason),
+      entries.map((i) => i.refType),
+      entries.map((i) => i.refId),
+      entries.map((i) => i.causationId ?? null),
+    ],
+  );
+  return rows;
+}
+
+/** The journal entries with these idempotency keys. */
+export async function entriesByKey(
+  client: PoolClient,
+  keys: string[],
+): Promise<Array<{ id: string; idempotency_key: string }>> {
+  const { rows } = await client.query<{ id: string; idempotency_key: string }>(
+    `SELECT id::text, idempotency_key FROM ${TABLES.entries} WHERE idempotency_key = ANY($1::text[])`,
+    [keys],
+  );
+  return rows;
+}
+
+/** Insert postings (one row per leg, with the account's balance after it). */
+export async function insertPostings(
+  client: PoolClient,
+  postings: Array<{ entryId: string; accountId: string; asset: string; amount: bigint; after: bigint; memo: string }>,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO ${TABLES.postings} (entry_id, account_id, asset, amount, balance_after, memo)
+     SELECT e, a, s, m::numeric, b::numeric, t
+       FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(e, a, s, m, b, t)`,
+    [
+      postings.map((p) => p.entryId),
+      postings.map((p) => p.accountId),
+      postings.map((p) => p.asset),
+      postings.map((p) => p.amount.toString()),
+      postings.map((p) => p.after.toString()),
+      postings.map((p) => p.memo),
+    ],
+  );
+}
+
+export interface PostingRow {
+  id: string;
+  entry_id: string;
+  asset: string;
+  amount: string;
+  balance_after: string;
+  memo: string;
+  reason: string;
+  ref_type: string;
+  ref_id: string;
+  created_at: Date;
+}
+
+/**
+ * Postings on a user's accounts with their entries, newest first: of one asset if given, below posting id `before` if
+ * given, at most `limit` rows.
+ */
+export async function userPostings(
+  db: Db,
+  userId: string,
+  q: { asset?: string | undefined; before?: string | undefined; limit: number },
+): Promise<PostingRow[]> {
+  const values: unknown[] = [userId];
+  let where = `a.kind = 'user' AND a.user_id = $1`;
+  if (q.asset) {
+    values.push(q.asset);
+    where += ` AND a.asset = $${values.length}`;
+  }
+  if (q.before) {
+    values.push(q.before);
+    where += ` AND p.id < $${values.length}::bigint`;
+  }
+  values.push(q.limit);
+  const { rows } = await db.query<PostingRow>(
+    `SELECT p.id::text, p.entry_id::text, p.asset, p.amount::text, p.balance_after::text, p.memo, e.reason,
+            e.ref_type, e.ref_id, p.created_at
+       FROM wallet.postings p
+       JOIN wallet.accounts a ON a.id = p.account_id
+       JOIN wallet.journal_entries e ON e.id = p.entry_id
+      WHERE ${where}
+      ORDER BY p.id DESC LIMIT $${values.length}`,
+    values,
+  );
+  return rows;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Holds
+// ------------------------------------------------------------------------------------------------------------
+
+export async function getHold(client: PoolClient, holdId: string, forUpdate = false): Promise<HoldRow | undefined> {
+  const { rows } = await client.query<HoldRow>(
+    `SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    [holdId],
+  );
+  return rows[0];
+}
+
+/** Lock holds by id, in id order (no statement for none). */
+export async function lockHolds(client: PoolClient, ids: string[]): Promise<Map<string, HoldRow>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await client.query<HoldRow>(
+    `SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+    [[...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+/** The owner, account and asset of holds, unlocked. */
+export async function peekHolds(
+  client: PoolClient,
+  ids: string[],
+): Promise<Array<{ id: string; account_id: string; user_id: string; asset: string }>> {
+  const { rows } = await client.query<{ id: string; account_id: string; user_id: string; asset: string }>(
+    `SELECT id::text, account_id::text, user_id::text, asset FROM ${TABLES.holds} WHERE id = ANY($1::uuid[])`,
+    [ids],
+  );
+  return rows;
+}
+
+/** Insert holds; an id that exists is skipped. Returns the rows inserted. */
+export async function insertHolds(
+  client: PoolClient,
+  holds: Array<{
+    holdId: string;
+    userId: string;
+    accountId: string;
+    asset: string;
+    amount: bigint;
+    reason: string;
+    refType: string;
+    refId: string;
+  }>,
+): Promise<HoldRow[]> {
+  const values: unknown[] = [];
+  const tuples = holds.map((i) => {
+    const b = values.length;
+    values.push(i.holdId, i.userId, i.accountId, i.asset, i.amount.toString(), i.reason, i.refType, i.refId);
+    return `($${b + 1}::uuid, $${b + 2}::uuid, $${b + 3}::bigint, $${b + 4}, $${b + 5}::numeric, $${b + 6}, $${b + 7}, $${b + 8})`;
+  });
+  const { rows } = await client.query<HoldRow>(
+    `INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
+       VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
+    values,
+  );
+  return rows;
+}
+
+/** Write what captures left of holds: captured, captured late, status, and closed_at for those that end. */
+export async function updateHoldCaptures(
+  client: PoolClient,
+  holds: Array<{ id: string; captured: bigint; lateCaptured: bigint; status: string; closes: boolean }>,
+): Promise<void> {
+  await client.query(
+    `UPDATE ${TABLES.holds} h SET captured = d.captured, late_captured = d.late_captured, status = d.status,
+              closed_at = CASE WHEN d.closes THEN now() ELSE h.closed_at END
+         FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::text[], $5::boolean[])
+              AS d(id, captured, late_captured, status, closes)
+        WHERE h.id = d.id`,
+    [
+      holds.map((h) => h.id),
+      holds.map((h) => h.captured.toString()),
+      holds.map((h) => h.lateCaptured.toString()),
+      holds.map((h) => h.status),
+      holds.map((h) => h.closes),
+    ],
+  );
+}
+
+/** End holds as released (`released` and `release_reason` as given); returns the rows written. */
+export async function markHoldsReleased(client: PoolClient, holds: HoldRow[]): Promise<HoldRow[]> {
+  const { rows } = await client.query<HoldRow>(
+    `UPDATE ${TABLES.holds} SET released = d.to_released, status = 'released', release_reason = d.why,
+              closed_at = now()
+         FROM unnest($1::uuid[], $2::numeric[], $3::text[]) AS d(hid, to_released, why)
+        WHERE id = d.hid RETURNING ${HOLD_COLUMNS}`,
+    [holds.map((h) => h.id), holds.map((h) => h.released), holds.map((h) => h.release_reason)],
+  );
+  return rows;
+}
+
+/** Set a hold's amount. */
+export async function setHoldAmount(client: PoolClient, holdId: string, amount: bigint): Promise<void> {
+  await client.query(`UPDATE ${TABLES.holds} SET amount = $2 WHERE id = $1`, [holdId, amount.toString()]);
+}
