@@ -22,23 +22,12 @@ import { createHold, releaseHold } from '../ledger/holds.ts';
 import { lockAccounts } from '../ledger/repository.ts';
 import { ensureAccounts, postEntry } from '../ledger/service.ts';
 import { PRODUCER } from '../settlement/service.ts';
+import * as repo from './repository.ts';
+import type { DepositRow, WithdrawalRow } from './repository.ts';
 
 // ------------------------------------------------------------------------------------------------------------
 // Deposits
 // ------------------------------------------------------------------------------------------------------------
-
-export interface DepositRow {
-  id: string;
-  user_id: string;
-  asset: string;
-  amount: string;
-  status: 'pending' | 'confirmed';
-  confirm_at: Date;
-  confirmed_at: Date | null;
-  created_at: Date;
-}
-
-const DEPOSIT_COLUMNS = 'id::text, user_id::text, asset, amount::text, status, confirm_at, confirmed_at, created_at';
 
 export async function createDeposit(
   pool: Pool,
@@ -47,30 +36,10 @@ export async function createDeposit(
   onCreated?: (client: PoolClient, d: DepositRow) => Promise<void>,
 ): Promise<DepositRow> {
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<DepositRow>(
-      `INSERT INTO wallet.deposits (id, user_id, asset, amount, confirm_at)
-       VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::double precision / 1000)) RETURNING ${DEPOSIT_COLUMNS}`,
-      [randomUUID(), input.userId, input.asset, input.amount.toString(), input.confirmationMs],
-    );
-    await onCreated?.(client, rows[0]!);
-    return rows[0]!;
+    const d = await repo.insertDeposit(client, { id: randomUUID(), ...input });
+    await onCreated?.(client, d);
+    return d;
   });
-}
-
-export async function getDeposit(pool: Pool, userId: string, id: string): Promise<DepositRow | undefined> {
-  const { rows } = await pool.query<DepositRow>(
-    `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE id = $1 AND user_id = $2`,
-    [id, userId],
-  );
-  return rows[0];
-}
-
-export async function listDeposits(pool: Pool, userId: string, limit: number): Promise<DepositRow[]> {
-  const { rows } = await pool.query<DepositRow>(
-    `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`,
-    [userId, limit],
-  );
-  return rows;
 }
 
 /**
@@ -89,16 +58,7 @@ export async function confirmDeposit(pool: Pool, id: string): Promise<string | u
 
 async function confirmDueDeposit(pool: Pool, id?: string): Promise<string | undefined> {
   return withTransaction(pool, async (client) => {
-    const { rows } = id
-      ? await client.query<DepositRow>(
-          `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE id = $1 AND status = 'pending' FOR UPDATE`,
-          [id],
-        )
-      : await client.query<DepositRow>(
-          `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE status = 'pending' AND confirm_at <= now()
-            ORDER BY confirm_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
-        );
-    const d = rows[0];
+    const d = id ? await repo.lockPendingDeposit(client, id) : await repo.claimDueDeposit(client);
     if (!d) return undefined;
     const amount = BigInt(d.amount);
     const res = await postEntry(client, {
@@ -111,15 +71,8 @@ async function confirmDueDeposit(pool: Pool, id?: string): Promise<string | unde
         { account: { kind: 'user', userId: d.user_id, asset: d.asset }, amount, memo: 'deposit' },
       ],
     });
-    await client.query(
-      `INSERT INTO wallet.rail_transactions (direction, asset, amount, deposit_id, rail_tx_id)
-       VALUES ('in', $1, $2, $3, $4)`,
-      [d.asset, d.amount, d.id, `sandbox-in-${d.id}`],
-    );
-    await client.query(
-      `UPDATE wallet.deposits SET status = 'confirmed', confirmed_at = now(), entry_id = $2 WHERE id = $1`,
-      [d.id, res.entryId],
-    );
+    await repo.insertDepositRailRecord(client, d);
+    await repo.markDepositConfirmed(client, d.id, res.entryId);
     return d.id;
   });
 }
@@ -164,43 +117,6 @@ export function dailyLimit(limits: Map<number, Map<string, bigint>>, tier: numbe
   }
   return 0n;
 }
-
-export async function kycTier(client: Pick<PoolClient, 'query'>, userId: string): Promise<number> {
-  const { rows } = await client.query<{ kyc_tier: number }>(
-    `SELECT kyc_tier FROM wallet.user_profiles WHERE user_id = $1`,
-    [userId],
-  );
-  return rows[0]?.kyc_tier ?? 0;
-}
-
-export async function setKycTier(pool: Pool, userId: string, tier: number, actor: string): Promise<void> {
-  await pool.query(
-    `INSERT INTO wallet.user_profiles (user_id, kyc_tier, updated_by, updated_at) VALUES ($1, $2, $3, now())
-     ON CONFLICT (user_id) DO UPDATE SET kyc_tier = EXCLUDED.kyc_tier, updated_by = EXCLUDED.updated_by,
-       updated_at = now()`,
-    [userId, tier, actor],
-  );
-}
-
-export interface WithdrawalRow {
-  id: string;
-  user_id: string;
-  asset: string;
-  amount: string;
-  fee: string;
-  address: string;
-  status: 'awaiting_confirmation' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
-  dispatch_at: Date;
-  rail_tx_id: string | null;
-  failure_reason: string | null;
-  /** While awaiting_confirmation: when the emailed link stops working. */
-  confirm_expires_at: Date | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const WITHDRAWAL_COLUMNS = `id::text, user_id::text, asset, amount::text, fee::text, address, status, dispatch_at,
-  rail_tx_id, failure_reason, confirm_expires_at, created_at, updated_at`;
 
 /** A withdrawal refused by policy; `reason` labels withdrawals_blocked_total. */
 export class WithdrawalBlocked extends AppError {
@@ -282,24 +198,16 @@ export async function emitWalletEvent<T extends TSchema>(
 }
 
 export async function emitWithdrawalSent(client: PoolClient, assets: Assets, id: string): Promise<void> {
-  const w = await withdrawalById(client, id);
+  const w = await repo.withdrawalById(client, id);
   await emitWalletEvent(client, WithdrawalSentV1, { ...withdrawalFacts(assets, w), railTxId: w.rail_tx_id ?? '' });
 }
 
 export async function emitWithdrawalFailed(client: PoolClient, assets: Assets, id: string): Promise<void> {
-  const w = await withdrawalById(client, id);
+  const w = await repo.withdrawalById(client, id);
   await emitWalletEvent(client, WithdrawalFailedV1, {
     ...withdrawalFacts(assets, w),
     reason: (w.failure_reason ?? 'failed').slice(0, 200),
   });
-}
-
-async function withdrawalById(client: Pick<PoolClient, 'query'>, id: string): Promise<WithdrawalRow> {
-  const { rows } = await client.query<WithdrawalRow>(
-    `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE id = $1`,
-    [id],
-  );
-  return rows[0]!;
 }
 
 /**
@@ -337,15 +245,9 @@ export async function requestWithdrawal(
   return withTransaction(pool, async (client) => {
     const ids = await ensureAccounts(client, [{ kind: 'user', userId: input.userId, asset: asset.symbol }]);
     await lockAccounts(client, [...ids.values()]);
-    const tier = await kycTier(client, input.userId);
+    const tier = await repo.kycTier(client, input.userId);
     const limit = dailyLimit(policy.limits, tier, asset.symbol);
-    const { rows } = await client.query<{ used: string }>(
-      `SELECT COALESCE(SUM(amount), 0)::text AS used FROM wallet.withdrawals
-        WHERE user_id = $1 AND asset = $2 AND status NOT IN ('failed', 'cancelled')
-          AND created_at > now() - interval '24 hours'`,
-      [input.userId, asset.symbol],
-    );
-    const used = BigInt(rows[0]!.used);
+    const used = BigInt(await repo.withdrawnInLastDay(client, input.userId, asset.symbol));
     if (used + amount > limit) {
       throw new WithdrawalBlocked(
         'velocity',
@@ -380,26 +282,18 @@ export async function requestWithdrawal(
     const confirm = threshold !== undefined && amount >= threshold;
     const token = confirm ? randomBytes(32).toString('base64url') : undefined;
     const ttlS = policy.emailConfirmTtlS ?? 1800;
-    const ins = await client.query<WithdrawalRow>(
-      `INSERT INTO wallet.withdrawals (id, user_id, asset, amount, fee, address, dispatch_at, status,
-                                       confirm_token_hash, confirm_expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::double precision / 1000), $8, $9,
-               CASE WHEN $9::text IS NULL THEN NULL ELSE now() + make_interval(secs => $10) END)
-       RETURNING ${WITHDRAWAL_COLUMNS}`,
-      [
-        id,
-        input.userId,
-        asset.symbol,
-        amount.toString(),
-        fee.toString(),
-        input.address,
-        policy.dispatchDelayMs,
-        confirm ? 'awaiting_confirmation' : 'pending',
-        token ? sha256hex(token) : null,
-        ttlS,
-      ],
-    );
-    const w = ins.rows[0]!;
+    const w = await repo.insertWithdrawal(client, {
+      id,
+      userId: input.userId,
+      asset: asset.symbol,
+      amount,
+      fee,
+      address: input.address,
+      dispatchDelayMs: policy.dispatchDelayMs,
+      status: confirm ? 'awaiting_confirmation' : 'pending',
+      tokenHash: token ? sha256hex(token) : null,
+      ttlS,
+    });
     await emitWalletEvent(client, WithdrawalRequestedV1, {
       ...withdrawalFacts(assets, w),
       awaitingConfirmation: confirm,
@@ -416,23 +310,6 @@ export async function requestWithdrawal(
   });
 }
 
-export async function getWithdrawal(pool: Pool, userId: string, id: string): Promise<WithdrawalRow | undefined> {
-  const { rows } = await pool.query<WithdrawalRow>(
-    `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE id = $1 AND user_id = $2`,
-    [id, userId],
-  );
-  return rows[0];
-}
-
-export async function listWithdrawals(pool: Pool, userId: string, limit: number): Promise<WithdrawalRow[]> {
-  const { rows } = await pool.query<WithdrawalRow>(
-    `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE user_id = $1
-      ORDER BY created_at DESC, id DESC LIMIT $2`,
-    [userId, limit],
-  );
-  return rows;
-}
-
 /**
  * Confirm a withdrawal by its emailed link: awaiting_confirmation → pending (the usual cancellation window follows).
  * The token is single use (its hash is cleared); a used, unknown or altered token is 400 INVALID_TOKEN, an expired
@@ -440,21 +317,10 @@ export async function listWithdrawals(pool: Pool, userId: string, limit: number)
  */
 export async function confirmWithdrawal(pool: Pool, token: string, dispatchDelayMs: number): Promise<WithdrawalRow> {
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<WithdrawalRow & { expired: boolean }>(
-      `SELECT ${WITHDRAWAL_COLUMNS}, confirm_expires_at <= now() AS expired FROM wallet.withdrawals
-        WHERE confirm_token_hash = $1 AND status = 'awaiting_confirmation' FOR UPDATE`,
-      [sha256hex(token)],
-    );
-    const w = rows[0];
+    const w = await repo.lockWithdrawalByTokenHash(client, sha256hex(token));
     if (!w) throw badRequest('INVALID_TOKEN', 'this link is not valid or was already used');
     if (w.expired) throw badRequest('TOKEN_EXPIRED', 'this link has expired; the withdrawal is cancelled');
-    const upd = await client.query<WithdrawalRow>(
-      `UPDATE wallet.withdrawals SET status = 'pending', confirm_token_hash = NULL, confirmed_at = now(),
-              dispatch_at = now() + make_interval(secs => $2::double precision / 1000), updated_at = now()
-        WHERE id = $1 RETURNING ${WITHDRAWAL_COLUMNS}`,
-      [w.id, dispatchDelayMs],
-    );
-    return upd.rows[0]!;
+    return repo.markWithdrawalConfirmed(client, w.id, dispatchDelayMs);
   });
 }
 
@@ -464,19 +330,10 @@ export async function confirmWithdrawal(pool: Pool, token: string, dispatchDelay
  */
 export async function expireNextUnconfirmedWithdrawal(pool: Pool, assets: Assets): Promise<string | undefined> {
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<WithdrawalRow>(
-      `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals
-        WHERE status = 'awaiting_confirmation' AND confirm_expires_at <= now()
-        ORDER BY confirm_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
-    );
-    const w = rows[0];
+    const w = await repo.claimExpiredUnconfirmedWithdrawal(client);
     if (!w) return undefined;
     await releaseHold(client, w.id, 'withdrawal_unconfirmed', 'withdrawal');
-    await client.query(
-      `UPDATE wallet.withdrawals SET status = 'cancelled', confirm_token_hash = NULL,
-              failure_reason = 'confirmation_expired', updated_at = now() WHERE id = $1`,
-      [w.id],
-    );
+    await repo.markWithdrawalConfirmationExpired(client, w.id);
     await emitWithdrawalFailed(client, assets, w.id);
     return w.id;
   });
@@ -485,11 +342,7 @@ export async function expireNextUnconfirmedWithdrawal(pool: Pool, assets: Assets
 /** Cancel a withdrawal that is still pending (before its payout was requested): its hold is released. */
 export async function cancelWithdrawal(pool: Pool, userId: string, id: string): Promise<WithdrawalRow> {
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<WithdrawalRow>(
-      `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE id = $1 AND user_id = $2 FOR UPDATE`,
-      [id, userId],
-    );
-    const w = rows[0];
+    const w = await repo.lockUserWithdrawal(client, userId, id);
     if (!w) throw notFound('WITHDRAWAL_NOT_FOUND', `withdrawal ${id} not found`);
     if (w.status === 'cancelled') return w;
     if (w.status !== 'pending' && w.status !== 'awaiting_confirmation') {
@@ -499,12 +352,7 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
       );
     }
     await releaseHold(client, id, 'withdrawal_cancelled', 'withdrawal');
-    const upd = await client.query<WithdrawalRow>(
-      `UPDATE wallet.withdrawals SET status = 'cancelled', confirm_token_hash = NULL, updated_at = now() WHERE id = $1
-       RETURNING ${WITHDRAWAL_COLUMNS}`,
-      [id],
-    );
-    return upd.rows[0]!;
+    return repo.markWithdrawalCancelled(client, id);
   });
 }
 
@@ -518,17 +366,10 @@ export async function cancelWithdrawal(pool: Pool, userId: string, id: string): 
  */
 export async function dispatchNextWithdrawal(pool: Pool): Promise<string | undefined> {
   return withTransaction(pool, async (client) => {
-    const flag = await client.query<{ enabled: boolean }>(
-      `SELECT enabled FROM wallet.feature_flags WHERE name = 'withdrawals' FOR SHARE`,
-    );
-    if (flag.rows[0]?.enabled === false) return undefined;
-    const { rows } = await client.query<WithdrawalRow>(
-      `SELECT ${WITHDRAWAL_COLUMNS} FROM wallet.withdrawals WHERE status = 'pending' AND dispatch_at <= now()
-        ORDER BY dispatch_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
-    );
-    const w = rows[0];
+    if ((await repo.withdrawalsFlagForShare(client)) === false) return undefined;
+    const w = await repo.claimDueWithdrawal(client);
     if (!w) return undefined;
-    await client.query(`UPDATE wallet.withdrawals SET status = 'processing', updated_at = now() WHERE id = $1`, [w.id]);
+    await repo.markWithdrawalProcessing(client, w.id);
     await enqueue(client, {
       schema: WALLET_SCHEMA,
       exchange: COMMANDS_EXCHANGE,

@@ -5,7 +5,7 @@ import { errorResponses, notFound, Type, type App, type Static } from '@exchange
 import type { WalletContext } from '../context.ts';
 import { parseMinorUnits } from '../assets.ts';
 import { audit } from '../audit/service.ts';
-import { setKycTier } from '../funding/service.ts';
+import { setKycTier } from '../funding/repository.ts';
 import { createHoldBatcher } from '../ledger/hold-batch.ts';
 import { releaseHold } from '../ledger/holds.ts';
 import type { HoldRow } from '../ledger/model.ts';

@@ -6,6 +6,7 @@
 import { requireRole } from '@exchange/auth-client';
 import { errorResponses, Type, type App, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
+import { listPayouts, payoutTotals } from '../funding/repository.ts';
 
 const PayoutState = Type.Union(
   [Type.Literal('pending'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled')],
@@ -78,21 +79,6 @@ const STATES: Record<Static<typeof PayoutState>, string[]> = {
   cancelled: ['cancelled'],
 };
 
-interface PayoutRow {
-  id: string;
-  user_id: string;
-  asset: string;
-  amount: string;
-  fee: string;
-  address: string;
-  status: string;
-  dispatch_at: Date;
-  rail_tx_id: string | null;
-  failure_reason: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
 export function registerPayoutRoutes(app: App, ctx: WalletContext): void {
@@ -119,22 +105,8 @@ export function registerPayoutRoutes(app: App, ctx: WalletContext): void {
       const statuses = STATES[state];
       const asset = q.asset ?? null;
       const order = state === 'pending' ? 'ASC' : 'DESC';
-      const { rows } = await pool.query<PayoutRow>(
-        `SELECT id::text, user_id::text, asset, amount::text, fee::text, address, status, dispatch_at, rail_tx_id,
-                failure_reason, created_at, updated_at
-           FROM wallet.withdrawals
-          WHERE status = ANY($1::text[]) AND ($2::text IS NULL OR asset = $2)
-          ORDER BY created_at ${order}, id ${order}
-          LIMIT $3`,
-        [statuses, asset, q.limit],
-      );
-      const totals = await pool.query<{ asset: string; count: number; amount: string }>(
-        `SELECT asset, count(*)::int AS count, sum(amount)::text AS amount
-           FROM wallet.withdrawals
-          WHERE status = ANY($1::text[]) AND ($2::text IS NULL OR asset = $2)
-          GROUP BY asset ORDER BY asset`,
-        [statuses, asset],
-      );
+      const rows = await listPayouts(pool, statuses, asset, order, q.limit);
+      const totals = await payoutTotals(pool, statuses, asset);
       return {
         status: state,
         payouts: rows.map((w) => ({
@@ -151,7 +123,7 @@ export function registerPayoutRoutes(app: App, ctx: WalletContext): void {
           createdAt: w.created_at.toISOString(),
           updatedAt: w.updated_at.toISOString(),
         })),
-        totals: totals.rows.map((t) => ({ asset: t.asset, count: t.count, amount: assets.format(t.asset, t.amount) })),
+        totals: totals.map((t) => ({ asset: t.asset, count: t.count, amount: assets.format(t.asset, t.amount) })),
       };
     },
   );

@@ -15,17 +15,19 @@ import {
 import type { WalletContext } from '../context.ts';
 import { audit } from '../audit/service.ts';
 import {
-  cancelWithdrawal,
-  confirmWithdrawal,
-  createDeposit,
   getDeposit,
   getWithdrawal,
   listDeposits,
   listWithdrawals,
-  requestWithdrawal,
-  WithdrawalBlocked,
   type DepositRow,
   type WithdrawalRow,
+} from '../funding/repository.ts';
+import {
+  cancelWithdrawal,
+  confirmWithdrawal,
+  createDeposit,
+  requestWithdrawal,
+  WithdrawalBlocked,
 } from '../funding/service.ts';
 import { balancesOf, BalancesResponse, ledgerPage, LedgerQuery, LedgerResponse } from './statements.ts';
 
