@@ -20,6 +20,7 @@ import { releaseHold, releaseHolds } from '../ledger/holds.ts';
 import type { HoldRow, Leg } from '../ledger/model.ts';
 import { postEntries, postEntry, type PostEntryInput } from '../ledger/service.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
+import * as repo from './repository.ts';
 
 export const PRODUCER = 'wallet';
 
@@ -84,15 +85,14 @@ export async function settleTrades(
     results[i]!.status === 'posted' ? [{ m, entryId: results[i]!.entryId }] : [],
   );
   if (settled.length) {
-    await client.query(
-      `INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[])`,
-      [
-        settled.map((s) => s.m.payload.tradeId),
-        settled.map((s) => s.m.payload.market),
-        settled.map((s) => s.entryId),
-        settled.map((s) => s.m.id),
-      ],
+    await repo.insertSettlements(
+      client,
+      settled.map((s) => ({
+        tradeId: s.m.payload.tradeId,
+        market: s.m.payload.market,
+        entryId: s.entryId,
+        messageId: s.m.id,
+      })),
     );
     const settledAt = new Date().toISOString();
     await enqueueMany(
@@ -225,24 +225,6 @@ function checkRelease(p: ReleaseHoldMessage['payload'], hold: HoldRow | undefine
     );
 }
 
-interface WithdrawalRow {
-  id: string;
-  user_id: string;
-  asset: string;
-  amount: string;
-  fee: string;
-  status: string;
-}
-
-async function lockWithdrawal(client: PoolClient, id: string): Promise<WithdrawalRow | undefined> {
-  const { rows } = await client.query<WithdrawalRow>(
-    `SELECT id::text, user_id::text, asset, amount::text, fee::text, status FROM wallet.withdrawals
-      WHERE id = $1 FOR UPDATE`,
-    [id],
-  );
-  return rows[0];
-}
-
 /** The rail paid the withdrawal: capture its hold (amount to the withdrawal rail, fee to the fee account). */
 let catalogAssets: Assets | undefined;
 /** The built-in catalog, for callers that pass no Assets (formatting amounts of withdrawal events). */
@@ -255,7 +237,7 @@ export async function completePayout(
   assets: Assets = defaultAssets(),
 ): Promise<'completed' | 'duplicate'> {
   const p = message.payload;
-  const w = await lockWithdrawal(client, p.withdrawalId);
+  const w = await repo.lockWithdrawal(client, p.withdrawalId);
   if (!w) throw new SettlementError(`payout.completed for unknown withdrawal ${p.withdrawalId}`);
   if (w.status === 'completed') return 'duplicate';
   if (w.status !== 'processing') {
@@ -282,16 +264,8 @@ export async function completePayout(
     legs,
     captures: [{ holdId: w.id, amount: amount + fee, userId: w.user_id, asset: w.asset, refType: 'withdrawal' }],
   });
-  await client.query(
-    `INSERT INTO wallet.rail_transactions (direction, asset, amount, withdrawal_id, rail_tx_id)
-     VALUES ('out', $1, $2, $3, $4)`,
-    [w.asset, w.amount, w.id, p.railTxId],
-  );
-  await client.query(
-    `UPDATE wallet.withdrawals SET status = 'completed', rail_tx_id = $2, entry_id = $3, updated_at = now()
-      WHERE id = $1`,
-    [w.id, p.railTxId, res.entryId],
-  );
+  await repo.insertPayoutRailRecord(client, w, p.railTxId);
+  await repo.markWithdrawalCompleted(client, w.id, p.railTxId, res.entryId);
   await emitWithdrawalSent(client, assets, w.id);
   log.info({ withdrawalId: w.id, railTxId: p.railTxId }, 'withdrawal completed');
   return 'completed';
@@ -305,17 +279,14 @@ export async function failPayout(
   assets: Assets = defaultAssets(),
 ): Promise<'failed' | 'duplicate'> {
   const p = message.payload;
-  const w = await lockWithdrawal(client, p.withdrawalId);
+  const w = await repo.lockWithdrawal(client, p.withdrawalId);
   if (!w) throw new SettlementError(`payout.failed for unknown withdrawal ${p.withdrawalId}`);
   if (w.status === 'failed') return 'duplicate';
   if (w.status !== 'processing') {
     throw new SettlementError(`payout.failed for withdrawal ${w.id} in status ${w.status}`);
   }
   await releaseHold(client, w.id, 'payout_failed', 'withdrawal');
-  await client.query(
-    `UPDATE wallet.withdrawals SET status = 'failed', failure_reason = $2, updated_at = now() WHERE id = $1`,
-    [w.id, p.reason],
-  );
+  await repo.markWithdrawalFailed(client, w.id, p.reason);
   await emitWithdrawalFailed(client, assets, w.id);
   log.warn({ withdrawalId: w.id, reason: p.reason }, 'withdrawal payout failed; funds released');
   return 'failed';

@@ -1,0 +1,76 @@
+/**
+ * The SQL of what the wallet's consumers apply: the settlement rows of trades, and the withdrawals a payout result
+ * completes or fails with the rail's record of it. The transactions and rules around these statements are in
+ * service.ts. Each function sends one statement, its text unchanged from where it was written (the
+ * prepared-statement cache keys on the text).
+ */
+import type { PoolClient } from '@exchange/db';
+
+/** One row per settled trade, naming its journal entry and the message that settled it. */
+export async function insertSettlements(
+  client: PoolClient,
+  settled: Array<{ tradeId: string; market: string; entryId: string; messageId: string }>,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[])`,
+    [
+      settled.map((s) => s.tradeId),
+      settled.map((s) => s.market),
+      settled.map((s) => s.entryId),
+      settled.map((s) => s.messageId),
+    ],
+  );
+}
+
+export interface PayoutWithdrawalRow {
+  id: string;
+  user_id: string;
+  asset: string;
+  amount: string;
+  fee: string;
+  status: string;
+}
+
+/** Lock a withdrawal a payout result names. */
+export async function lockWithdrawal(client: PoolClient, id: string): Promise<PayoutWithdrawalRow | undefined> {
+  const { rows } = await client.query<PayoutWithdrawalRow>(
+    `SELECT id::text, user_id::text, asset, amount::text, fee::text, status FROM wallet.withdrawals
+      WHERE id = $1 FOR UPDATE`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** What the rail paid out for a withdrawal. */
+export async function insertPayoutRailRecord(
+  client: PoolClient,
+  w: PayoutWithdrawalRow,
+  railTxId: string,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO wallet.rail_transactions (direction, asset, amount, withdrawal_id, rail_tx_id)
+     VALUES ('out', $1, $2, $3, $4)`,
+    [w.asset, w.amount, w.id, railTxId],
+  );
+}
+
+export async function markWithdrawalCompleted(
+  client: PoolClient,
+  id: string,
+  railTxId: string,
+  entryId: string,
+): Promise<void> {
+  await client.query(
+    `UPDATE wallet.withdrawals SET status = 'completed', rail_tx_id = $2, entry_id = $3, updated_at = now()
+      WHERE id = $1`,
+    [id, railTxId, entryId],
+  );
+}
+
+export async function markWithdrawalFailed(client: PoolClient, id: string, reason: string): Promise<void> {
+  await client.query(
+    `UPDATE wallet.withdrawals SET status = 'failed', failure_reason = $2, updated_at = now() WHERE id = $1`,
+    [id, reason],
+  );
+}
