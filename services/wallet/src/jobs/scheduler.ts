@@ -13,6 +13,7 @@ import {
   type ReconciliationMetrics,
   type ReconciliationSources,
 } from '../reconciliation/service.ts';
+import * as repo from './repository.ts';
 
 export interface SchedulerLogger {
   info(obj: object, msg?: string): void;
@@ -113,17 +114,9 @@ export class Scheduler {
     if (interval <= 0) return false;
     const client = await this.opts.pool.connect();
     try {
-      const { rows } = await client.query<{ ok: boolean }>(
-        `SELECT pg_try_advisory_lock(hashtext('wallet:scheduled-reconciliation')) AS ok`,
-      );
-      if (!rows[0]?.ok) return false;
+      if (!(await repo.tryLockScheduledReconciliation(client))) return false;
       try {
-        const last = await client.query<{ due: boolean }>(
-          `SELECT COALESCE(max(started_at) < now() - make_interval(secs => $1::double precision / 1000), true) AS due
-             FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'`,
-          [interval],
-        );
-        if (!last.rows[0]?.due) return false;
+        if (!(await repo.scheduledReconciliationDue(client, interval))) return false;
         const report = await runReconciliation(this.opts.pool, {
           ...this.opts.reconciliation,
           trigger: 'scheduled',
@@ -133,7 +126,7 @@ export class Scheduler {
         log.call(this.opts.log, { reportId: report.id, mismatches: report.mismatchCount }, 'scheduled reconciliation');
         return true;
       } finally {
-        await client.query(`SELECT pg_advisory_unlock(hashtext('wallet:scheduled-reconciliation'))`);
+        await repo.unlockScheduledReconciliation(client);
       }
     } finally {
       client.release();
