@@ -1,4 +1,5 @@
 import type { Pool } from '@exchange/db';
+import { insertAuditEvent } from './repository.ts';
 
 export interface AuditEvent {
   actor: string;
@@ -13,19 +14,7 @@ export interface AuditEvent {
 /** Append to the wallet's audit trail (append-only table). Never throws: auditing must not break the request. */
 export async function audit(pool: Pool, e: AuditEvent, log?: { error(o: object, m?: string): void }): Promise<void> {
   try {
-    await pool.query(
-      `INSERT INTO wallet.audit_events (actor, action, outcome, subject_type, subject_id, details, request_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [
-        e.actor,
-        e.action,
-        e.outcome,
-        e.subjectType ?? null,
-        e.subjectId ?? null,
-        JSON.stringify(e.details ?? {}),
-        e.requestId ?? null,
-      ],
-    );
+    await insertAuditEvent(pool, e);
   } catch (err) {
     log?.error({ err, action: e.action }, 'audit write failed');
   }

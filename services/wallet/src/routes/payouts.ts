@@ -5,6 +5,7 @@
  */
 import { requireRole } from '@exchange/auth-client';
 import { errorResponses, Type, type App, type Static } from '@exchange/platform';
+import { blockedWithdrawalRequests } from '../audit/repository.ts';
 import type { WalletContext } from '../context.ts';
 import { listPayouts, payoutTotals } from '../funding/repository.ts';
 
@@ -142,17 +143,7 @@ export function registerPayoutRoutes(app: App, ctx: WalletContext): void {
     },
     async (req) => {
       const { limit } = req.query as Static<typeof BlockedQuery>;
-      const { rows } = await pool.query<{
-        at: Date;
-        actor: string;
-        details: { reason?: unknown; code?: unknown; body?: unknown };
-        request_id: string | null;
-      }>(
-        `SELECT at, actor, details, request_id FROM wallet.audit_events
-          WHERE action = 'withdrawal.request' AND outcome = 'blocked'
-          ORDER BY id DESC LIMIT $1`,
-        [limit],
-      );
+      const rows = await blockedWithdrawalRequests(pool, limit);
       return {
         blocked: rows.map((r) => {
           // the refused request body as the caller sent it: show only its string fields
