@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const fixture = fileURLToPath(new URL('../test/fixtures/slow-server.ts', import.meta.url));
@@ -45,9 +46,24 @@ describe('graceful shutdown', () => {
     const inflight = fetch(`http://127.0.0.1:${p}/slow`).then((r) => r.json());
     await inFlight(output);
     child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 100));
-    // New connections are refused once the server stops listening.
-    await expect(fetch(`http://127.0.0.1:${p}/health`)).rejects.toThrow();
+    // New connections are refused once the server stops listening, which follows SIGTERM by a moment (a fixed
+    // 100 ms raced under load): ask until refused, for at most 5 s.
+    // A new TCP connection each time (fetch would reuse its kept-alive one).
+    const refusedNow = () =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect(p, '127.0.0.1');
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(false);
+        });
+        socket.once('error', () => resolve(true));
+      });
+    let refused = false;
+    for (const until = Date.now() + 5_000; !refused && Date.now() < until;) {
+      refused = await refusedNow();
+      if (!refused) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(refused).toBe(true);
     expect(await inflight).toEqual({ done: true });
     expect(await exitOf(child)).toBe(0);
     const out = output();
