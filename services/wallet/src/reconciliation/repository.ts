@@ -200,25 +200,22 @@ export async function oldestActiveHolds(
   return rows;
 }
 
+/**
+ * One asset's balances of users, fee and rail accounts, and what is held (minor units). A type, not an interface:
+ * reports carry it where any record fits, which needs the implicit index signature.
+ */
+export type AssetTotal = {
+  asset: string;
+  users: string;
+  held: string;
+  fees: string;
+  depositRail: string;
+  withdrawalRail: string;
+};
+
 /** Per asset, the balances of users, fee and rail accounts, and what is held. */
-export async function assetTotals(client: Db): Promise<
-  Array<{
-    asset: string;
-    users: string;
-    held: string;
-    fees: string;
-    depositRail: string;
-    withdrawalRail: string;
-  }>
-> {
-  const { rows } = await client.query<{
-    asset: string;
-    users: string;
-    held: string;
-    fees: string;
-    depositRail: string;
-    withdrawalRail: string;
-  }>(
+export async function assetTotals(client: Db): Promise<AssetTotal[]> {
+  const { rows } = await client.query<AssetTotal>(
     `SELECT asset,
             SUM(CASE WHEN kind = 'user' THEN balance ELSE 0 END)::text AS users,
             SUM(held)::text AS held,

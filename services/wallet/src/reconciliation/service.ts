@@ -32,14 +32,7 @@ export interface ReconciliationResult {
     byRefType: Array<{ refType: string; asset: string; count: number; remaining: string; oldest: string }>;
     items: Array<{ holdId: string; userId: string; asset: string; remaining: string; refType: string; refId: string }>;
   };
-  totals: Array<{
-    asset: string;
-    users: string;
-    held: string;
-    fees: string;
-    depositRail: string;
-    withdrawalRail: string;
-  }>;
+  totals: repo.AssetTotal[];
 }
 
 const ORDER_HOLDS = {
