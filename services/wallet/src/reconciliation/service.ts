@@ -87,18 +87,33 @@ async function orderHoldSnapshot(client: Pick<PoolClient, 'query'>, graceMs: num
 }
 
 /**
+ * A check that reads another service: counts every mismatch it reports, keeps the first MAX_ITEMS, and when the
+ * other service cannot be read carries the error instead of a count (the report is then incomplete, never ok).
+ */
+async function remoteCheck(
+  meta: { name: string; description: string },
+  run: (add: (item: Record<string, unknown>) => void) => Promise<void>,
+): Promise<CheckResult> {
+  const items: Array<Record<string, unknown>> = [];
+  let mismatches = 0;
+  try {
+    await run((item) => {
+      mismatches++;
+      if (items.length < MAX_ITEMS) items.push(item);
+    });
+  } catch (err) {
+    return { ...meta, mismatches: 0, items: [], error: (err as Error).message };
+  }
+  return { ...meta, mismatches, items };
+}
+
+/**
  * Compare the order holds of the snapshot with the order service's view. Orders are read after the snapshot, so
  * anything that changed within `graceMs` is in flight (a hold being created, a release being delivered): skipped.
  */
 async function checkOrderHolds(snap: OrderHoldSnapshot, orders: OrderClient, graceMs: number): Promise<CheckResult> {
   const cutoff = Date.now() - graceMs;
-  const items: Array<Record<string, unknown>> = [];
-  let mismatches = 0;
-  const add = (item: Record<string, unknown>) => {
-    mismatches++;
-    if (items.length < MAX_ITEMS) items.push(item);
-  };
-  try {
+  return remoteCheck(ORDER_HOLDS, async (add) => {
     const states = new Map((await orders.lookup(snap.settled.map((h) => h.holdId))).map((o) => [o.id, o]));
     for (const h of snap.settled) {
       const o = states.get(h.holdId);
@@ -110,10 +125,7 @@ async function checkOrderHolds(snap: OrderHoldSnapshot, orders: OrderClient, gra
       if (Date.parse(o.createdAt) >= cutoff || snap.active.has(o.id) || snap.recentlyClosed.has(o.id)) continue;
       add({ orderId: o.id, orderStatus: o.status, problem: 'open order without an active hold' });
     }
-  } catch (err) {
-    return { ...ORDER_HOLDS, mismatches: 0, items: [], error: (err as Error).message };
-  }
-  return { ...ORDER_HOLDS, mismatches, items };
+  });
 }
 
 /**
@@ -126,11 +138,9 @@ async function checkTradesSettled(
   graceMs: number,
   lookbackMs: number,
 ): Promise<CheckResult> {
-  const items: Array<Record<string, unknown>> = [];
-  let mismatches = 0;
   const to = new Date(Date.now() - graceMs);
   const from = new Date(Date.now() - lookbackMs);
-  try {
+  return remoteCheck(TRADES_SETTLED, async (add) => {
     let batch: Array<{ tradeId: string; market: string; executedAt: string }> = [];
     const flush = async () => {
       if (batch.length === 0) return;
@@ -140,9 +150,7 @@ async function checkTradesSettled(
       );
       const settled = new Set(rows.map((r) => r.trade_id));
       for (const t of batch) {
-        if (settled.has(t.tradeId)) continue;
-        mismatches++;
-        if (items.length < MAX_ITEMS) items.push({ ...t, problem: 'trade executed but never settled' });
+        if (!settled.has(t.tradeId)) add({ ...t, problem: 'trade executed but never settled' });
       }
       batch = [];
     };
@@ -151,10 +159,7 @@ async function checkTradesSettled(
       if (batch.length >= 1000) await flush();
     }
     await flush();
-  } catch (err) {
-    return { ...TRADES_SETTLED, mismatches: 0, items: [], error: (err as Error).message };
-  }
-  return { ...TRADES_SETTLED, mismatches, items };
+  });
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -169,13 +174,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 async function checkRailPayouts(pool: Pool, rail: PaymentProcessorClient, graceMs: number): Promise<CheckResult> {
   const cutoff = Date.now() - graceMs;
-  const items: Array<Record<string, unknown>> = [];
-  let mismatches = 0;
-  const add = (item: Record<string, unknown>) => {
-    mismatches++;
-    if (items.length < MAX_ITEMS) items.push(item);
-  };
-  try {
+  return remoteCheck(RAIL_PAYOUTS, async (add) => {
     for await (const page of rail.payouts()) {
       const ids = page.map((p) => p.withdrawalId).filter((id) => UUID.test(id));
       const rows = await repo.withdrawalsById(pool, ids);
@@ -222,10 +221,7 @@ async function checkRailPayouts(pool: Pool, rail: PaymentProcessorClient, graceM
       }
       after = rows[rows.length - 1]!.id;
     }
-  } catch (err) {
-    return { ...RAIL_PAYOUTS, mismatches: 0, items: [], error: (err as Error).message };
-  }
-  return { ...RAIL_PAYOUTS, mismatches, items };
+  });
 }
 
 /** Run every check on `client` (inside the caller's snapshot). */
