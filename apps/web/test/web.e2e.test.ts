@@ -424,7 +424,7 @@ test(
     await checkPage(carol, 'login with forgot password (phone, dark)', [MFA_PROMPT_401]);
     await screenshot(c, 'login-forgot-phone-dark');
     await login(c, email, password, secret);
-    await c.getByRole('link', { name: 'Account' }).click();
+    await c.getByRole('link', { name: 'Account', exact: true }).click();
     await c.getByTestId('mfa-on').waitFor({ timeout: 60_000 });
     // the security log tells the story: signed up, 2FA on, a login that needed the code, then logged in
     const log = c.locator('[data-testid="security-log"] tbody tr');
