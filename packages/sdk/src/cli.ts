@@ -3,7 +3,7 @@
  * `exchange` — command line client of the exchange API.
  *
  *   exchange login --email me@example.com [--totp 123456]      (password: --password, $EXCHANGE_PASSWORD or prompt)
- *   exchange balances | deposit USD 1000 | withdraw BTC 0.1 <address>
+ *   exchange balances | deposit USD 1000 (returns once credited; --no-wait) | deposits | withdraw BTC 0.1 <address>
  *   exchange order place BTC-USD buy 0.01 --price 30000 | order cancel <id> | order list [--market BTC-USD] [--open]
  *   exchange order place BTC-USD sell 0.01 --price 29000 --stop-price 29500   (stop-limit; without --price: stop-loss)
  *   exchange order place BTC-USD sell 1 --price 30000 --display 0.1            (iceberg: shows 0.1 at a time)
@@ -15,9 +15,10 @@
  * $EXCHANGE_API_SECRET every request is signed with that API key instead.
  */
 import { createInterface } from 'node:readline/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ExchangeClient, type Session } from './client.ts';
 import { ExchangeApiError, ExchangeNetworkError } from './errors.ts';
 import { FileSessionStore } from './session-store.ts';
@@ -45,6 +46,12 @@ async function ttyPrompt(question: string): Promise<string> {
   }
 }
 
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number, at least 1');
+  return n;
+}
+
 export function createProgram(io: CliIo): Command {
   const store = new FileSessionStore(io.sessionPath);
   const program = new Command('exchange')
@@ -52,6 +59,8 @@ export function createProgram(io: CliIo): Command {
     .addOption(new Option('--url <url>', 'gateway base URL'))
     .option('--json', 'print raw JSON')
     .showHelpAfterError()
+    // commander's own messages (usage errors, help) go through io like everything else the CLI says
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .exitOverride();
 
   const print = (value: unknown, rows?: Array<Record<string, unknown>>) => {
@@ -140,16 +149,38 @@ export function createProgram(io: CliIo): Command {
 
   program
     .command('deposit')
-    .description('deposit from the sandbox rail (credited after confirmation)')
+    .description('deposit from the sandbox rail; waits until it is credited (--no-wait returns at once)')
     .argument('<asset>')
     .argument('<amount>')
     .option('--idempotency-key <key>')
-    .action(async (asset: string, amount: string, o: { idempotencyKey?: string }) => {
-      print(
-        await (
-          await client()
-        ).deposit({ asset, amount }, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : undefined),
-      );
+    .option('--no-wait', 'print the pending deposit without waiting for its confirmation')
+    .option('--timeout <seconds>', 'how long to wait for the confirmation', seconds, 120)
+    .action(async (asset: string, amount: string, o: { idempotencyKey?: string; wait: boolean; timeout: number }) => {
+      const c = await client();
+      let d = await c.deposit({ asset, amount }, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : undefined);
+      // `deposit … && order place …` is the first thing a newcomer types: a pending deposit would make the order
+      // fail with INSUFFICIENT_FUNDS, so the command ends when the funds can be used.
+      const deadline = Date.now() + o.timeout * 1000;
+      while (o.wait && d.status === 'pending' && Date.now() < deadline) {
+        const untilConfirm = Date.parse(d.confirmAt) - Date.now();
+        await sleep(Math.min(Math.max(untilConfirm, 250), 1000, Math.max(deadline - Date.now(), 0)));
+        d = await c.getDeposit(d.id);
+      }
+      print(d);
+      if (o.wait && d.status === 'pending') {
+        throw new Error(
+          `deposit ${d.id} is still pending after ${o.timeout} s; \`exchange deposits\` shows when it is credited`,
+        );
+      }
+    });
+
+  program
+    .command('deposits')
+    .description('your latest deposits, pending and credited')
+    .option('--limit <n>', 'how many', seconds)
+    .action(async (o: { limit?: number }) => {
+      const list = await (await client()).deposits(o.limit ? { limit: o.limit } : {});
+      print(list, list as unknown as Array<Record<string, unknown>>);
     });
 
   program

@@ -332,6 +332,56 @@ test('CLI: login stores the session 0600, balances reads it, order place sends a
   expect(err.at(-1)).toBe('error 404 ORDER_NOT_FOUND: no such order (request req-404)');
 });
 
+test('CLI: deposit returns once the deposit is credited, so `deposit && order place` works; --no-wait does not wait', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'exchange-cli-'));
+  const sessionPath = join(dir, 'exchange', 'session.json');
+  const deposit = (status: 'pending' | 'confirmed') => ({
+    id: 'd1',
+    asset: 'USD',
+    amount: '5000',
+    status,
+    confirmAt: new Date(Date.now() + 200).toISOString(),
+    confirmedAt: status === 'confirmed' ? new Date().toISOString() : null,
+    createdAt: new Date().toISOString(),
+  });
+  let reads = 0;
+  let confirmAfter = 2; // the third read sees it credited
+  handler = (r, res) => {
+    if (r.url === '/api/v1/auth/login') return json(res, 200, { ...pair(1), user });
+    if (r.method === 'POST' && r.url === '/api/v1/wallet/deposits') return json(res, 201, deposit('pending'));
+    if (r.method === 'GET' && r.url === '/api/v1/wallet/deposits/d1')
+      return json(res, 200, deposit(++reads > confirmAfter ? 'confirmed' : 'pending'));
+    json(res, 404, envelope('NOT_FOUND', 'x'));
+  };
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = {
+    out: (l: string) => void out.push(l),
+    err: (l: string) => void err.push(l),
+    env: { EXCHANGE_URL: base, EXCHANGE_PASSWORD: 'pw' },
+    sessionPath,
+  };
+  expect(await runCli(['login', '--email', 'a@example.com'], io)).toBe(0);
+
+  expect(await runCli(['deposit', 'USD', '5000'], io)).toBe(0);
+  expect(reads).toBe(3);
+  expect(JSON.parse(out.at(-1) ?? '{}')).toMatchObject({ id: 'd1', status: 'confirmed' });
+
+  reads = 0;
+  expect(await runCli(['deposit', 'USD', '5000', '--no-wait'], io)).toBe(0);
+  expect(reads).toBe(0);
+  expect(JSON.parse(out.at(-1) ?? '{}')).toMatchObject({ id: 'd1', status: 'pending' });
+
+  confirmAfter = Number.POSITIVE_INFINITY; // never credited: the command gives up and says so
+  expect(await runCli(['deposit', 'USD', '5000', '--timeout', '1'], io)).toBe(1);
+  expect(reads).toBeGreaterThan(0);
+  expect(JSON.parse(out.at(-1) ?? '{}')).toMatchObject({ status: 'pending' });
+  expect(err.at(-1)).toBe('deposit d1 is still pending after 1 s; `exchange deposits` shows when it is credited');
+
+  expect(await runCli(['deposit', 'USD', '5000', '--timeout', 'soon'], io)).toBe(1);
+  expect(err.join('\n')).toMatch(/a whole number, at least 1/);
+});
+
 test('CLI: fees prints the tier table; order cancel-all-after arms the switch', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'exchange-cli-'));
   const tier = (n: number, v: string, m: number, t: number) => ({

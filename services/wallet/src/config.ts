@@ -52,6 +52,12 @@ export const ConfigSchema = Type.Object({
     default: 3_600_000,
     description: 'Run a reconciliation this often (0 = only on demand)',
   }),
+  RECONCILIATION_START_DELAY_MS: Type.Integer({
+    minimum: 0,
+    default: 60_000,
+    description:
+      'No scheduled reconciliation this soon after start-up: the order service and the payment-processor it asks may still be starting, and a run without them is incomplete (RECONCILIATION_INCOMPLETE pages)',
+  }),
   ORDER_URL: Type.String({
     default: 'http://127.0.0.1:3003',
     description: 'Order service base URL: reconciliation compares order holds with its open orders (internal API)',

@@ -92,6 +92,7 @@ const scheduler = new Scheduler({
   assets: app.wallet.assets,
   pollMs: config.SCHEDULER_POLL_MS,
   reconciliationIntervalMs: config.RECONCILIATION_INTERVAL_MS,
+  reconciliationStartDelayMs: config.RECONCILIATION_START_DELAY_MS,
   metrics: app.wallet.metrics,
   reconciliation,
   log: app.log,

@@ -68,6 +68,22 @@ test('scheduled reconciliation runs once per interval across replicas and counts
   expect(text).toMatch(/reconciliation_mismatches_total\{check="balance_vs_journal"\} 0/);
 });
 
+test('no scheduled reconciliation in the start-up delay (the services it asks may still be starting), one after it', async () => {
+  await db.pool.query(`DELETE FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'`);
+  const scheduler = new Scheduler({
+    pool: db.pool,
+    pollMs: 1000,
+    reconciliationIntervalMs: 3_600_000,
+    reconciliationStartDelayMs: 500,
+    log,
+  });
+  expect((await scheduler.tick()).reconciled).toBe(false);
+  const { rows } = await db.pool.query(`SELECT 1 FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'`);
+  expect(rows).toHaveLength(0);
+  await new Promise((r) => setTimeout(r, 500));
+  expect((await scheduler.tick()).reconciled).toBe(true);
+});
+
 test('the withdrawals kill switch also stops payouts already requested; they go out once it is lifted', async () => {
   const assets = new Assets();
   const user = randomUUID();

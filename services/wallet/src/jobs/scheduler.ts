@@ -27,6 +27,11 @@ export interface SchedulerOptions {
   pollMs: number;
   /** 0 = no scheduled reconciliation. */
   reconciliationIntervalMs: number;
+  /**
+   * No scheduled reconciliation this soon after the scheduler is created (default 0). At start-up the services the
+   * run asks (order, payment-processor) may not be up yet: a run then is `incomplete`, which pages.
+   */
+  reconciliationStartDelayMs?: number;
   metrics?: ReconciliationMetrics;
   /** The order service's view for the order_holds check (left out without it). */
   reconciliation?: ReconciliationSources;
@@ -44,6 +49,7 @@ export class Scheduler {
   private halting = false;
   private lastPurge = 0;
   private assets: Assets | undefined;
+  private readonly createdAt = Date.now();
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
@@ -112,6 +118,7 @@ export class Scheduler {
   private async maybeReconcile(): Promise<boolean> {
     const interval = this.opts.reconciliationIntervalMs;
     if (interval <= 0) return false;
+    if (Date.now() - this.createdAt < (this.opts.reconciliationStartDelayMs ?? 0)) return false;
     const client = await this.opts.pool.connect();
     try {
       if (!(await repo.tryLockScheduledReconciliation(client))) return false;
