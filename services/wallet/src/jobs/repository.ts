@@ -17,12 +17,22 @@ export async function unlockScheduledReconciliation(client: PoolClient): Promise
   await client.query(`SELECT pg_advisory_unlock(hashtext('wallet:scheduled-reconciliation'))`);
 }
 
-/** Whether the last scheduled reconciliation report started more than `intervalMs` ago (or there is none). */
-export async function scheduledReconciliationDue(client: PoolClient, intervalMs: number): Promise<boolean> {
+/**
+ * Whether the last scheduled reconciliation report started more than `intervalMs` ago (or there is none). An
+ * `incomplete` one (a service it asks was unreachable) is retried after `retryMs` instead, so that one unlucky run
+ * does not leave the ledger unverified for a whole interval.
+ */
+export async function scheduledReconciliationDue(
+  client: PoolClient,
+  intervalMs: number,
+  retryMs: number,
+): Promise<boolean> {
   const last = await client.query<{ due: boolean }>(
-    `SELECT COALESCE(max(started_at) < now() - make_interval(secs => $1::double precision / 1000), true) AS due
-             FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'`,
-    [intervalMs],
+    `SELECT COALESCE((SELECT started_at < now() - make_interval(secs => (CASE WHEN status = 'incomplete'
+                     THEN least($1::double precision, $2::double precision) ELSE $1::double precision END) / 1000)
+                        FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'
+                       ORDER BY started_at DESC LIMIT 1), true) AS due`,
+    [intervalMs, retryMs],
   );
   return last.rows[0]?.due ?? false;
 }

@@ -84,6 +84,27 @@ test('no scheduled reconciliation in the start-up delay (the services it asks ma
   expect((await scheduler.tick()).reconciled).toBe(true);
 });
 
+test('an incomplete scheduled reconciliation is retried after 5 minutes, a complete one only after the interval', async () => {
+  const scheduled = async (status: string, minutesAgo: number) => {
+    await db.pool.query(`DELETE FROM wallet.reconciliation_reports WHERE trigger = 'scheduled'`);
+    await db.pool.query(
+      `INSERT INTO wallet.reconciliation_reports (id, trigger, status, mismatch_count, started_at, finished_at, report)
+       VALUES ($1, 'scheduled', $2, 0, now() - make_interval(mins => $3), now() - make_interval(mins => $3), '{}')`,
+      [randomUUID(), status, minutesAgo],
+    );
+  };
+  const scheduler = new Scheduler({ pool: db.pool, pollMs: 1000, reconciliationIntervalMs: 3_600_000, log });
+  await scheduled('incomplete', 4);
+  expect((await scheduler.tick()).reconciled).toBe(false);
+  await scheduled('ok', 6);
+  expect((await scheduler.tick()).reconciled).toBe(false);
+  await scheduled('mismatch', 6);
+  expect((await scheduler.tick()).reconciled).toBe(false);
+  await scheduled('incomplete', 6);
+  expect((await scheduler.tick()).reconciled).toBe(true);
+  expect((await scheduler.tick()).reconciled).toBe(false); // the retry itself counts as the last run
+});
+
 test('the withdrawals kill switch also stops payouts already requested; they go out once it is lifted', async () => {
   const assets = new Assets();
   const user = randomUUID();

@@ -15,6 +15,9 @@ import {
 } from '../reconciliation/service.ts';
 import * as repo from './repository.ts';
 
+/** An incomplete scheduled reconciliation is run again this soon (or after the interval, if that is shorter). */
+const RETRY_INCOMPLETE_MS = 5 * 60_000;
+
 export interface SchedulerLogger {
   info(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
@@ -123,7 +126,7 @@ export class Scheduler {
     try {
       if (!(await repo.tryLockScheduledReconciliation(client))) return false;
       try {
-        if (!(await repo.scheduledReconciliationDue(client, interval))) return false;
+        if (!(await repo.scheduledReconciliationDue(client, interval, RETRY_INCOMPLETE_MS))) return false;
         const report = await runReconciliation(this.opts.pool, {
           ...this.opts.reconciliation,
           trigger: 'scheduled',
