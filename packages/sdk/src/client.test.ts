@@ -9,7 +9,7 @@ import { WebSocketServer } from 'ws';
 import { createChallenge, verifySolution, type Payload } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/sha';
 import { apiKeySignature } from '@exchange/auth-client';
-import { runCli } from './cli.ts';
+import { runCli, type CliIo } from './cli.ts';
 import { ExchangeClient, type Session } from './client.ts';
 import { ExchangeApiError } from './errors.ts';
 
@@ -78,6 +78,13 @@ beforeEach(() => {
 });
 
 const fastRetries = { minBackoffMs: 10, maxBackoffMs: 20 };
+
+/** The CLI's io, recording what it prints; `env` and the rest are the test's. */
+function recordingIo(extra: Omit<CliIo, 'out' | 'err'>) {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { out: (l: string) => void out.push(l), err: (l: string) => void err.push(l), ...extra } };
+}
 
 test('login keeps the session, sends the TOTP code, and authenticates later calls with the access token', async () => {
   handler = (r, res) => {
@@ -298,15 +305,11 @@ test('CLI: login stores the session 0600, balances reads it, order place sends a
     if (r.url === '/api/v1/orders') return json(res, 200, { id: 'o9', status: 'new' });
     json(res, 404, envelope('NOT_FOUND', 'x'));
   };
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = {
-    out: (l: string) => void out.push(l),
-    err: (l: string) => void err.push(l),
+  const { out, err, io } = recordingIo({
     env: { EXCHANGE_URL: base, EXCHANGE_PASSWORD: 'pw' },
     sessionPath,
     prompt: async () => '654321',
-  };
+  });
   expect(await runCli(['login', '--email', 'a@example.com'], io)).toBe(0);
   expect(out.at(-1)).toBe('logged in as a@example.com (user)');
   expect(JSON.parse(received.at(-1)?.body ?? '{}')).toMatchObject({ totpCode: '654321' });
@@ -353,14 +356,7 @@ test('CLI: deposit returns once the deposit is credited, so `deposit && order pl
       return json(res, 200, deposit(++reads > confirmAfter ? 'confirmed' : 'pending'));
     json(res, 404, envelope('NOT_FOUND', 'x'));
   };
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = {
-    out: (l: string) => void out.push(l),
-    err: (l: string) => void err.push(l),
-    env: { EXCHANGE_URL: base, EXCHANGE_PASSWORD: 'pw' },
-    sessionPath,
-  };
+  const { out, err, io } = recordingIo({ env: { EXCHANGE_URL: base, EXCHANGE_PASSWORD: 'pw' }, sessionPath });
   expect(await runCli(['login', '--email', 'a@example.com'], io)).toBe(0);
 
   expect(await runCli(['deposit', 'USD', '5000'], io)).toBe(0);
@@ -415,15 +411,11 @@ test('CLI: fees prints the tier table; order cancel-all-after arms the switch', 
       });
     json(res, 404, envelope('NOT_FOUND', 'x'));
   };
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = {
-    out: (l: string) => void out.push(l),
-    err: (l: string) => void err.push(l),
+  const { out, io } = recordingIo({
     env: { EXCHANGE_URL: base, EXCHANGE_API_KEY: 'k_1', EXCHANGE_API_SECRET: 's' },
     sessionPath: join(dir, 'session.json'),
     prompt: async () => '',
-  };
+  });
   expect(await runCli(['fees'], io)).toBe(0);
   expect(out.join('\n')).toMatch(/BTC-USD\s+250\.00 USD\s+0\s+10\s+20\s+1000\.00\s+750\.00/);
   expect(await runCli(['--json', 'order', 'cancel-all-after', '30'], io)).toBe(0);
