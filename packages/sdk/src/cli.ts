@@ -46,7 +46,7 @@ async function ttyPrompt(question: string): Promise<string> {
   }
 }
 
-function seconds(value: string): number {
+function wholeNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number, at least 1');
   return n;
@@ -154,7 +154,7 @@ export function createProgram(io: CliIo): Command {
     .argument('<amount>')
     .option('--idempotency-key <key>')
     .option('--no-wait', 'print the pending deposit without waiting for its confirmation')
-    .option('--timeout <seconds>', 'how long to wait for the confirmation', seconds, 120)
+    .option('--timeout <seconds>', 'how long to wait for the confirmation', wholeNumber, 120)
     .action(async (asset: string, amount: string, o: { idempotencyKey?: string; wait: boolean; timeout: number }) => {
       const c = await client();
       let d = await c.deposit({ asset, amount }, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : undefined);
@@ -177,7 +177,7 @@ export function createProgram(io: CliIo): Command {
   program
     .command('deposits')
     .description('your latest deposits, pending and credited')
-    .option('--limit <n>', 'how many', seconds)
+    .option('--limit <n>', 'how many', wholeNumber)
     .action(async (o: { limit?: number }) => {
       const list = await (await client()).deposits(o.limit ? { limit: o.limit } : {});
       print(list, list as unknown as Array<Record<string, unknown>>);
@@ -265,7 +265,7 @@ export function createProgram(io: CliIo): Command {
     .argument('<id>')
     .option('--price <price>')
     .option('--quantity <quantity>', 'new total quantity (filled + open)')
-    .option('--seq <n>', 'amend number (order amendSeq + 1): resending it replays the amend', (v) => Number(v))
+    .option('--seq <n>', 'amend number (order amendSeq + 1): resending it replays the amend', wholeNumber)
     .action(async (id: string, o: { price?: string; quantity?: string; seq?: number }) => {
       if (o.price === undefined && o.quantity === undefined) throw new Error('give --price and/or --quantity');
       print(
@@ -303,7 +303,7 @@ export function createProgram(io: CliIo): Command {
     .command('list')
     .option('--market <market>')
     .option('--open', 'only open orders')
-    .option('--limit <n>', 'page size', (v) => Number(v))
+    .option('--limit <n>', 'page size', wholeNumber)
     .action(async (o: { market?: string; open?: boolean; limit?: number }) => {
       const page = await (
         await client()
@@ -323,6 +323,14 @@ export function createProgram(io: CliIo): Command {
           quantity: x.quantity,
           filled: x.filledQuantity,
           status: x.status,
+          // what the other columns do not say: a stop not yet triggered rests nowhere, an iceberg shows a slice
+          details: [
+            x.stopPrice ? `stop ${x.stopPrice}${x.stopTriggered ? ' (triggered)' : ''}` : '',
+            x.displayQuantity ? `shows ${x.displayQuantity}` : '',
+            x.cancelRequested && x.status !== 'cancelled' ? 'cancel requested' : '',
+          ]
+            .filter(Boolean)
+            .join(', '),
         })),
       );
     });
@@ -357,7 +365,7 @@ export function createProgram(io: CliIo): Command {
   program
     .command('book')
     .argument('<market>')
-    .option('--depth <n>', 'levels per side', (v) => Number(v))
+    .option('--depth <n>', 'levels per side', wholeNumber)
     .action(async (market: string, o: { depth?: number }) => {
       const book = await (await client()).book(market, o.depth ? { depth: o.depth } : {});
       const rows = Array.from({ length: Math.max(book.bids.length, book.asks.length) }, (_, i) => ({
@@ -379,7 +387,7 @@ export function createProgram(io: CliIo): Command {
   program
     .command('trades')
     .argument('<market>')
-    .option('--limit <n>', 'how many', (v) => Number(v))
+    .option('--limit <n>', 'how many', wholeNumber)
     .action(async (market: string, o: { limit?: number }) => {
       const t = await (await client()).trades(market, o.limit ? { limit: o.limit } : {});
       print(
@@ -392,7 +400,7 @@ export function createProgram(io: CliIo): Command {
     .command('watch')
     .description('stream channels (book:<market>, trades:<market>, orders) as JSON lines until interrupted')
     .argument('<channels...>')
-    .option('--count <n>', 'exit after n data messages', (v) => Number(v))
+    .option('--count <n>', 'exit after n data messages', wholeNumber)
     .option(
       '--cancel-on-disconnect [market]',
       'cancel your open orders (of [market], or all) when this stream drops, however it ends',

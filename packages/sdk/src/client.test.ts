@@ -378,6 +378,53 @@ test('CLI: deposit returns once the deposit is credited, so `deposit && order pl
   expect(err.join('\n')).toMatch(/a whole number, at least 1/);
 });
 
+test('CLI: order list says what a stop, an iceberg or a pending cancel is; --limit takes whole numbers only', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'exchange-cli-'));
+  const order = (id: string, extra: Record<string, unknown>) => ({
+    id,
+    market: 'BTC-USD',
+    side: 'sell',
+    type: 'limit',
+    price: '58900',
+    quantity: '0.10',
+    filledQuantity: '0.00',
+    status: 'new',
+    stopPrice: null,
+    stopTriggered: false,
+    displayQuantity: null,
+    cancelRequested: false,
+    ...extra,
+  });
+  handler = (r, res) => {
+    if (r.url.startsWith('/api/v1/orders'))
+      return json(res, 200, {
+        items: [
+          order('o1', { stopPrice: '59000' }),
+          order('o2', { stopPrice: '59000', stopTriggered: true, displayQuantity: '0.02' }),
+          order('o3', { cancelRequested: true }),
+          order('o4', {}),
+        ],
+        nextCursor: null,
+      });
+    json(res, 404, envelope('NOT_FOUND', 'x'));
+  };
+  const { out, err, io } = recordingIo({
+    env: { EXCHANGE_URL: base, EXCHANGE_API_KEY: 'k_1', EXCHANGE_API_SECRET: 's' },
+    sessionPath: join(dir, 'session.json'),
+  });
+  expect(await runCli(['order', 'list', '--open', '--limit', '4'], io)).toBe(0);
+  expect(received.at(-1)?.url).toBe('/api/v1/orders?open=true&limit=4');
+  const details = out.slice(-4).map((l) =>
+    l
+      .split(/\s{2,}/)
+      .slice(8)
+      .join(' '),
+  );
+  expect(details).toEqual(['stop 59000', 'stop 59000 (triggered), shows 0.02', 'cancel requested', '']);
+  expect(await runCli(['order', 'list', '--limit', '0'], io)).toBe(1);
+  expect(err.join('\n')).toMatch(/a whole number, at least 1/);
+});
+
 test('CLI: fees prints the tier table; order cancel-all-after arms the switch', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'exchange-cli-'));
   const tier = (n: number, v: string, m: number, t: number) => ({
