@@ -46,10 +46,13 @@ async function ttyPrompt(question: string): Promise<string> {
   }
 }
 
-function wholeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number, at least 1');
-  return n;
+/** A commander argument parser: a whole number of at least `min`, else a usage error naming the argument. */
+function wholeNumber(min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`a whole number, at least ${min}`);
+    return n;
+  };
 }
 
 export function createProgram(io: CliIo): Command {
@@ -154,7 +157,7 @@ export function createProgram(io: CliIo): Command {
     .argument('<amount>')
     .option('--idempotency-key <key>')
     .option('--no-wait', 'print the pending deposit without waiting for its confirmation')
-    .option('--timeout <seconds>', 'how long to wait for the confirmation', wholeNumber, 120)
+    .option('--timeout <seconds>', 'how long to wait for the confirmation', wholeNumber(1), 120)
     .action(async (asset: string, amount: string, o: { idempotencyKey?: string; wait: boolean; timeout: number }) => {
       const c = await client();
       let d = await c.deposit({ asset, amount }, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : undefined);
@@ -177,7 +180,7 @@ export function createProgram(io: CliIo): Command {
   program
     .command('deposits')
     .description('your latest deposits, pending and credited')
-    .option('--limit <n>', 'how many', wholeNumber)
+    .option('--limit <n>', 'how many', wholeNumber(1))
     .action(async (o: { limit?: number }) => {
       const list = await (await client()).deposits(o.limit ? { limit: o.limit } : {});
       print(list, list as unknown as Array<Record<string, unknown>>);
@@ -265,7 +268,7 @@ export function createProgram(io: CliIo): Command {
     .argument('<id>')
     .option('--price <price>')
     .option('--quantity <quantity>', 'new total quantity (filled + open)')
-    .option('--seq <n>', 'amend number (order amendSeq + 1): resending it replays the amend', wholeNumber)
+    .option('--seq <n>', 'amend number (order amendSeq + 1): resending it replays the amend', wholeNumber(1))
     .action(async (id: string, o: { price?: string; quantity?: string; seq?: number }) => {
       if (o.price === undefined && o.quantity === undefined) throw new Error('give --price and/or --quantity');
       print(
@@ -290,11 +293,8 @@ export function createProgram(io: CliIo): Command {
   order
     .command('cancel-all-after')
     .description("dead-man's switch: cancel all your open orders unless this is run again within <seconds> (0 disarms)")
-    .argument('<seconds>', 'countdown in seconds, 0 disarms', (v) => Number(v))
-    .action(async (seconds: number) => {
-      if (!Number.isInteger(seconds) || seconds < 0) throw new Error('seconds is a whole number, 0 or more');
-      print(await (await client()).cancelAllAfter(seconds));
-    });
+    .argument('<seconds>', 'countdown in seconds, 0 disarms', wholeNumber(0))
+    .action(async (seconds: number) => print(await (await client()).cancelAllAfter(seconds)));
   order
     .command('dead-man')
     .description("your dead-man's switch: armed or not, and when it fires")
@@ -303,7 +303,7 @@ export function createProgram(io: CliIo): Command {
     .command('list')
     .option('--market <market>')
     .option('--open', 'only open orders')
-    .option('--limit <n>', 'page size', wholeNumber)
+    .option('--limit <n>', 'page size', wholeNumber(1))
     .action(async (o: { market?: string; open?: boolean; limit?: number }) => {
       const page = await (
         await client()
@@ -365,7 +365,7 @@ export function createProgram(io: CliIo): Command {
   program
     .command('book')
     .argument('<market>')
-    .option('--depth <n>', 'levels per side', wholeNumber)
+    .option('--depth <n>', 'levels per side', wholeNumber(1))
     .action(async (market: string, o: { depth?: number }) => {
       const book = await (await client()).book(market, o.depth ? { depth: o.depth } : {});
       const rows = Array.from({ length: Math.max(book.bids.length, book.asks.length) }, (_, i) => ({
@@ -387,7 +387,7 @@ export function createProgram(io: CliIo): Command {
   program
     .command('trades')
     .argument('<market>')
-    .option('--limit <n>', 'how many', wholeNumber)
+    .option('--limit <n>', 'how many', wholeNumber(1))
     .action(async (market: string, o: { limit?: number }) => {
       const t = await (await client()).trades(market, o.limit ? { limit: o.limit } : {});
       print(
@@ -400,7 +400,7 @@ export function createProgram(io: CliIo): Command {
     .command('watch')
     .description('stream channels (book:<market>, trades:<market>, orders) as JSON lines until interrupted')
     .argument('<channels...>')
-    .option('--count <n>', 'exit after n data messages', wholeNumber)
+    .option('--count <n>', 'exit after n data messages', wholeNumber(1))
     .option(
       '--cancel-on-disconnect [market]',
       'cancel your open orders (of [market], or all) when this stream drops, however it ends',
