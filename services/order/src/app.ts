@@ -69,6 +69,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     ...(deps.afterHold ? { afterHold: deps.afterHold } : {}),
     ...(deps.beforeFinalizeCommit ? { beforeFinalizeCommit: deps.beforeFinalizeCommit } : {}),
     ...(deps.orderLimits ? { limits: deps.orderLimits } : {}),
+    onEntryBatch: (stage, size) => metrics.entryBatch.observe({ stage }, size),
     onSweep: (r) => {
       for (const outcome of ['finished', 'released', 'removed'] as const) {
         if (r[outcome].length) metrics.sweeper.inc({ outcome }, r[outcome].length);

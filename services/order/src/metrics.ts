@@ -31,6 +31,15 @@ export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    entryBatch: new promClient.Histogram({
+      name: 'orders_entry_batch_size',
+      help:
+        'Order entries sharing one statement, by stage (context: the reads before the insert; insert: the pending ' +
+        'rows; finalize: pending to new with the engine commands). Mostly 1 means little concurrency, not a fault',
+      labelNames: ['stage'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 100],
+      registers: [registry],
+    }),
     pending: new promClient.Gauge({
       name: 'orders_pending',
       help: 'Orders in `pending` (hold not yet confirmed); a steady non-zero value means the wallet is failing',

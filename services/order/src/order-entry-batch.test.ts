@@ -94,3 +94,107 @@ it('a batch that fails half-way rolls back whole; its orders are retried one by 
   const holds = (await h.wallet.holds()).filter((x) => ids.includes(x.holdId));
   expect(holds).toHaveLength(30);
 });
+
+/** Batches and orders of one stage so far, from `orders_entry_batch_size` on /metrics. */
+async function entryBatches(stage: 'context' | 'insert' | 'finalize') {
+  const text = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const value = (suffix: string) =>
+    Number(
+      text.match(new RegExp(`^orders_entry_batch_size_${suffix}\\{[^}]*stage="${stage}"[^}]*\\} (\\d+)`, 'm'))?.[1] ??
+        0,
+    );
+  return { batches: value('count'), orders: value('sum') };
+}
+
+it('concurrent entries share their context read and their pending insert', async () => {
+  const before = { context: await entryBatches('context'), insert: await entryBatches('insert') };
+  await placeConcurrently(40);
+  for (const stage of ['context', 'insert'] as const) {
+    const now = await entryBatches(stage);
+    expect(now.orders - before[stage].orders).toBe(40);
+    // fewer statements than orders: some entries shared one
+    expect(now.batches - before[stage].batches).toBeLessThan(40);
+  }
+});
+
+it('one clientOrderId twice in one batch: one order; the same body is replayed, another body is refused', async () => {
+  const u = await h.user();
+  const same = body(1, { clientOrderId: `dup-${Math.random()}` });
+  const clash = body(3, { clientOrderId: `clash-${Math.random()}` });
+  const send = (payload: Record<string, unknown>) =>
+    h.app.inject({ method: 'POST', url: '/api/v1/orders', headers: u.auth, payload });
+  const res = await Promise.all([
+    send(same),
+    send(same),
+    send(clash),
+    send({ ...clash, quantity: '0.02' }),
+    ...Array.from({ length: 6 }, (_, i) => send(body(10 + i))),
+  ]);
+  const [a, b, c, d] = res;
+  expect([a!.statusCode, b!.statusCode].sort()).toEqual([200, 201]);
+  expect(a!.json().id).toBe(b!.json().id);
+  expect([c!.statusCode, d!.statusCode].sort()).toEqual([201, 409]);
+  expect([c, d].find((r) => r!.statusCode === 409)!.json().error.code).toBe('CLIENT_ORDER_ID_CONFLICT');
+  for (const r of res.slice(4)) expect(r.statusCode).toBe(201);
+  const { rows } = await h.db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM orders.orders WHERE user_id = $1 AND client_order_id = ANY($2::text[])`,
+    [u.id, [same.clientOrderId, clash.clientOrderId]],
+  );
+  expect(rows[0]!.n).toBe(2);
+  expect(await h.outboxPayloads('engine.place-order', a!.json().id)).toHaveLength(1);
+});
+
+it('a pending-insert batch that fails is rolled back whole and retried order by order: only the bad one fails', async () => {
+  // A real failure inside the multi-row INSERT: a trigger (this test file's own database) refuses one row; a
+  // sequence, which a rollback does not undo, counts every row the INSERTs attempted.
+  await h.db.pool.query(`
+    CREATE SEQUENCE orders.test_insert_attempts;
+    CREATE FUNCTION orders.test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM nextval('orders.test_insert_attempts');
+      IF NEW.client_order_id LIKE 'poison-%' THEN RAISE EXCEPTION 'injected insert fault'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER test_poison BEFORE INSERT ON orders.orders FOR EACH ROW EXECUTE FUNCTION orders.test_poison();`);
+  // Hold the inserts back until every request is queued at the insert stage, so that the poisoned order shares a
+  // batch with others: SHARE ROW EXCLUSIVE blocks INSERT but not the reads before it.
+  const lock = await h.db.pool.connect();
+  try {
+    await lock.query('BEGIN');
+    await lock.query('LOCK TABLE orders.orders IN SHARE ROW EXCLUSIVE MODE');
+    const users = await Promise.all(Array.from({ length: 4 }, () => h.user()));
+    const before = await placeCommands();
+    const contextsBefore = (await entryBatches('context')).orders;
+    const pending = Array.from({ length: 20 }, (_, i) =>
+      h.app.inject({
+        method: 'POST',
+        url: '/api/v1/orders',
+        headers: users[i % 4]!.auth,
+        payload: body(i, i === 12 ? { clientOrderId: `poison-${Math.random()}` } : {}),
+      }),
+    );
+    for (let i = 0; i < 100 && (await entryBatches('context')).orders - contextsBefore < 20; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await lock.query('COMMIT');
+    const res = await Promise.all(pending);
+    expect(res.map((r) => r.statusCode)).toEqual(res.map((_, i) => (i === 12 ? 500 : 201)));
+    const ids = res.filter((r) => r.statusCode === 201).map((r) => (r.json() as { id: string }).id);
+    // every good order once, with one command; nothing of the bad one
+    const commands = (await placeCommands()).slice(before.length);
+    expect([...commands].sort()).toEqual([...ids].sort());
+    const { rows } = await h.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM orders.orders WHERE client_order_id LIKE 'poison-%'`,
+    );
+    expect(rows[0]!.n).toBe(0);
+    // the failed batch's rows before the bad one were attempted twice: once in the batch, once alone
+    const attempts = await h.db.pool.query<{ n: string }>(
+      `SELECT last_value::text AS n FROM orders.test_insert_attempts`,
+    );
+    expect(Number(attempts.rows[0]!.n)).toBeGreaterThan(21);
+  } finally {
+    lock.release();
+    await h.db.pool.query(`DROP TRIGGER test_poison ON orders.orders; DROP FUNCTION orders.test_poison();
+      DROP SEQUENCE orders.test_insert_attempts`);
+  }
+});

@@ -50,25 +50,39 @@ export interface MarketStateRow {
   last_trade_at: Date | null;
 }
 
-/** What order entry reads before its insert, in one statement (see OrderService.entryContext). */
-export async function entryContext(
-  db: Db,
-  userId: string,
-  clientOrderId: string | null,
-  market: string,
-): Promise<MarketStateRow & { entry_existing_id: string | null; entry_open_orders: number; entry_volume: string }> {
-  const { rows } = await db.query<
-    MarketStateRow & { entry_existing_id: string | null; entry_open_orders: number; entry_volume: string }
-  >(
-    `SELECT (SELECT o.id FROM ${ORDERS}.orders o WHERE o.user_id = $1 AND o.client_order_id = $2) AS entry_existing_id,
-              (SELECT count(*)::int FROM ${ORDERS}.orders o
-                WHERE o.user_id = $1 AND o.status IN ('pending', 'new', 'partially_filled')) AS entry_open_orders,
-              ${volumeInWindowSql('$1', '$3')} AS entry_volume,
-              s.*
-         FROM (SELECT 1) AS one LEFT JOIN ${ORDERS}.market_state s ON s.market = $3`,
-    [userId, clientOrderId, market],
+/** One order entry's key for its context read. */
+export interface EntryKey {
+  userId: string;
+  clientOrderId: string | null;
+  market: string;
+}
+
+export type EntryContextRow = MarketStateRow & {
+  entry_existing_id: string | null;
+  entry_open_orders: number;
+  entry_volume: string;
+};
+
+/**
+ * What order entry reads before its insert (see OrderService.entryContext), for a batch of entries in one statement:
+ * one row per key, in the keys' order. Concurrent order entries share this round trip (a batch of one when idle).
+ */
+export async function entryContexts(db: Db, keys: EntryKey[]): Promise<EntryContextRow[]> {
+  const { rows } = await db.query<EntryContextRow & { entry_n: string }>(
+    `SELECT k.n AS entry_n,
+            (SELECT o.id FROM ${ORDERS}.orders o WHERE o.user_id = k.user_id AND o.client_order_id = k.client_order_id)
+              AS entry_existing_id,
+            (SELECT count(*)::int FROM ${ORDERS}.orders o
+              WHERE o.user_id = k.user_id AND o.status IN ('pending', 'new', 'partially_filled')) AS entry_open_orders,
+            ${volumeInWindowSql('k.user_id', 'k.market')} AS entry_volume,
+            s.*
+       FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS k(user_id, client_order_id, market, n)
+       LEFT JOIN ${ORDERS}.market_state s ON s.market = k.market
+      ORDER BY k.n`,
+    [keys.map((k) => k.userId), keys.map((k) => k.clientOrderId), keys.map((k) => k.market)],
   );
-  return rows[0]!;
+  if (rows.length !== keys.length) throw new Error(`entry context: ${rows.length} rows for ${keys.length} keys`);
+  return rows.map(({ entry_n: _n, ...row }) => row);
 }
 
 export async function findMarketState(db: Db, market: string): Promise<MarketStateRow | undefined> {
@@ -136,18 +150,24 @@ export type PendingOrderValues = [
   displayLots: string | null,
 ];
 
-/** Insert the order as `pending`; undefined when the user's clientOrderId is taken (a concurrent duplicate). */
-export async function insertPending(db: Db, values: PendingOrderValues): Promise<OrderRow | undefined> {
+/**
+ * Insert a batch of orders as `pending`, in one statement (one commit for the batch). Returns the rows inserted; an
+ * order missing from them lost its clientOrderId to an existing order, or to an earlier one of the same batch.
+ */
+export async function insertPendings(db: Db, batch: PendingOrderValues[]): Promise<OrderRow[]> {
+  const col = <T>(i: number) => batch.map((v) => v[i] as T);
   const ins = await db.query<OrderRow>(
     `INSERT INTO ${ORDERS}.orders (id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
          quantity_lots, time_in_force, post_only, stp, hold_asset, hold_amount, quote_budget_tick_lots,
          protection_price_ticks, stop_price_ticks, maker_fee_bps, taker_fee_bps, display_lots, status)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,'pending')
+       SELECT *, 'pending' FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+         $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::boolean[], $12::text[], $13::text[],
+         $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[], $18::integer[], $19::integer[], $20::numeric[])
        ON CONFLICT (user_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
        RETURNING *`,
-    values,
+    Array.from({ length: 20 }, (_, i) => col(i)),
   );
-  return ins.rows[0];
+  return ins.rows;
 }
 
 /** Remove an order that is still `pending` (its hold was refused). */

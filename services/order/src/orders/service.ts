@@ -49,6 +49,10 @@ export interface OrderServiceOptions {
   beforeFinalizeCommit?: (orderIds: string[]) => Promise<void>;
   /** Most orders of one market committed `new` in one transaction (group commit; default 100). */
   finalizeBatchSize?: number;
+  /** Most order entries whose context reads, and whose `pending` inserts, share one statement (default 100). */
+  entryBatchSize?: number;
+  /** Called with the size of every order entry batch, by stage (metrics). */
+  onEntryBatch?: (stage: 'context' | 'insert' | 'finalize', size: number) => void;
 }
 
 /** The engine command for an order that has just become `new`. */
@@ -95,8 +99,30 @@ export class OrderService {
    */
   private readonly rate: RateLimiterMemory;
   private readonly finalizers = new Map<string, GroupCommit<string, OrderRow | undefined>>();
+  private readonly contextReads: GroupCommit<repo.EntryKey, repo.EntryContextRow>;
+  /**
+   * The `pending` inserts of concurrent entries in one statement and one commit. A batch that fails is retried order
+   * by order (GroupCommit), so one bad row fails only its own request; the statement commits whole or not at all.
+   */
+  private readonly pendingInserts: GroupCommit<repo.PendingOrderValues, OrderRow | undefined>;
   constructor(opts: OrderServiceOptions) {
     this.opts = opts;
+    const maxBatch = opts.entryBatchSize ?? 100;
+    this.contextReads = new GroupCommit({
+      run: async (keys) => (await repo.entryContexts(opts.pool, keys)).map((value) => ({ ok: true, value })),
+      maxBatch,
+      onBatch: (size) => opts.onEntryBatch?.('context', size),
+    });
+    this.pendingInserts = new GroupCommit({
+      run: async (batch) => {
+        const inserted = new Map((await repo.insertPendings(opts.pool, batch)).map((o) => [o.id, o]));
+        return batch.map(([id]) => ({ ok: true, value: inserted.get(id) }));
+      },
+      maxBatch,
+      onBatch: (size) => opts.onEntryBatch?.('insert', size),
+      onBatchFailure: (err, size) =>
+        opts.log.warn({ err, size }, 'pending order insert batch failed; retrying its orders one by one'),
+    });
     this.limits = opts.limits ?? { ordersPerSecond: 20, burst: 40, maxOpenOrders: 500 };
     this.rate = new RateLimiterMemory({
       points: this.limits.burst,
@@ -125,14 +151,15 @@ export class OrderService {
   /**
    * What order entry reads before its insert, in one round trip (four statements before): an earlier order with this
    * clientOrderId, the market's state (halt, last trade for the price bands), the user's open orders (limit) and
-   * 30-day volume in the market (fee tier). Round trips are what an order costs (docs/benchmarks.md).
+   * 30-day volume in the market (fee tier). Round trips are what an order costs (docs/benchmarks.md), so concurrent
+   * entries share one: the reads waiting while one is in flight go together in the next.
    */
   private async entryContext(
     userId: string,
     market: string,
     clientOrderId: string | undefined,
   ): Promise<{ existingId?: string; state?: MarketStateRow; openOrders: number; volume: bigint }> {
-    const row = await repo.entryContext(this.pool, userId, clientOrderId ?? null, market);
+    const row = await this.contextReads.submit({ userId, clientOrderId: clientOrderId ?? null, market });
     const { entry_existing_id, entry_open_orders, entry_volume, ...state } = row;
     return {
       ...(entry_existing_id ? { existingId: entry_existing_id } : {}),
@@ -218,7 +245,7 @@ export class OrderService {
     const tier = market.feeTierFor(ctx.volume);
 
     const id = uuidv7();
-    const row = await repo.insertPending(this.pool, [
+    const row = await this.pendingInserts.submit([
       id,
       userId,
       parsed.clientOrderId ?? null,
@@ -316,6 +343,7 @@ export class OrderService {
       gc = new GroupCommit<string, OrderRow | undefined>({
         run: (ids) => this.finalizeMany(ids),
         maxBatch: this.opts.finalizeBatchSize ?? 100,
+        onBatch: (size) => this.opts.onEntryBatch?.('finalize', size),
         onBatchFailure: (err, size) =>
           this.opts.log.warn({ err, market, size }, 'order entry batch failed; retrying its orders one by one'),
       });
