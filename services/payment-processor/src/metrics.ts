@@ -4,6 +4,7 @@ export interface PaymentMetrics {
   engineOrders: promClient.Counter<'market' | 'result'>;
   trades: promClient.Counter<'market'>;
   commandDuration: promClient.Histogram<'market'>;
+  engineBatch: promClient.Histogram<'market'>;
   engineReloads: promClient.Counter<'market' | 'reason'>;
   payouts: promClient.Counter<'result'>;
   engineHalted: promClient.Gauge<'market'>;
@@ -30,6 +31,13 @@ export function createPaymentMetrics(registry: promClient.Registry): PaymentMetr
       help: 'Time to apply one engine command (lock, match, journal, outbox), excluding the commit',
       labelNames: ['market'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    engineBatch: new promClient.Histogram({
+      name: 'engine_batch_commands',
+      help: 'Engine commands applied in one transaction (group commit; 1 when the queue had nothing else waiting)',
+      labelNames: ['market'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 100],
       registers,
     }),
     engineReloads: new promClient.Counter({

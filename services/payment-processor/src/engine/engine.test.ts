@@ -74,6 +74,21 @@ describe('engine through the broker', () => {
     );
   });
 
+  it('applied the commands in group-commit batches, none of them split (the batched path is what matched above)', async () => {
+    const consumed = (await rt.registry.getSingleMetric('messages_consumed_total')!.get()).values.filter(
+      (v) => v.labels.queue === QUEUE,
+    );
+    const count = (outcome: string) => consumed.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    expect(count('ok')).toBe(commands.length);
+    expect(count('batch_split')).toBe(0);
+    // published at once, so batches of more than one command formed: fewer transactions than commands
+    const sizes = (await rt.registry.getSingleMetric('engine_batch_commands')!.get()).values;
+    const total = (suffix: string) =>
+      sizes.find((v) => (v as { metricName?: string }).metricName === `engine_batch_commands_${suffix}`)!.value;
+    expect(total('sum')).toBe(commands.length);
+    expect(total('count')).toBeLessThan(commands.length);
+  });
+
   it('sends settle-trade with the amounts of Market.fillAmounts, and release-hold after the last settle of an order', async () => {
     const wallet = bus.wallet.map((c) => c.message);
     const want = ref.messages

@@ -171,9 +171,27 @@ export class MarketEngine {
 
   /** The consumer handler for `orders.<MARKET>`: runs inside the consumer's transaction. */
   async handle(envelope: Envelope, client: PoolClient): Promise<void> {
+    await this.sync(client);
+    await this.handleSynced(envelope, client);
+    this.opts.metrics?.engineBatch.observe({ market: this.symbol }, 1);
+  }
+
+  /**
+   * The consumer's batch handler: the commands of one group-commit transaction, in delivery order. The market's
+   * position is locked and checked once for the batch rather than once per command: the row stays locked by this
+   * transaction until it commits, and each command below moves the in-memory engine and the journal position
+   * together, so a check between two commands could only find what the one before wrote. A command that throws
+   * rolls the whole batch back (the consumer then goes one by one through `handle`, which reloads a dirty engine).
+   */
+  async handleBatch(envelopes: Envelope[], client: PoolClient): Promise<void> {
+    await this.sync(client);
+    for (const envelope of envelopes) await this.handleSynced(envelope, client);
+    this.opts.metrics?.engineBatch.observe({ market: this.symbol }, envelopes.length);
+  }
+
+  private async handleSynced(envelope: Envelope, client: PoolClient): Promise<void> {
     this.lastDeliveryAt = new Date();
     const end = this.opts.metrics?.commandDuration.startTimer({ market: this.symbol });
-    await this.sync(client);
     const core = this.core!;
 
     let cmd: JournalCommand | undefined;

@@ -3,7 +3,7 @@
  * (MarketEngine.handle). EngineHost starts one consumer per market with ordersConsumer() and stops it when the
  * market halts.
  */
-import type { ConsumeOptions, MessageHandler } from '@exchange/messaging';
+import type { BatchHandler, ConsumeOptions, MessageHandler } from '@exchange/messaging';
 import { isTransientEngineError } from '../engine/errors.ts';
 import { EngineDivergenceError, MarketHaltedError, type MarketEngine } from '../engine/market-engine.ts';
 import { ORDERS_RETRY, ordersQueue } from './queues.ts';
@@ -13,14 +13,27 @@ export function ordersHandler(
   engine: MarketEngine,
   onHalted: (err: EngineDivergenceError | MarketHaltedError) => void,
 ): MessageHandler {
-  return async (message, client) => {
-    try {
-      await engine.handle(message, client);
-    } catch (err) {
-      if (err instanceof EngineDivergenceError || err instanceof MarketHaltedError) onHalted(err);
-      throw err;
-    }
-  };
+  return (message, client) => haltingOn(onHalted, () => engine.handle(message, client));
+}
+
+/** The same for a group-commit batch of the queue (MarketEngine.handleBatch: one position lock per batch). */
+export function ordersBatchHandler(
+  engine: MarketEngine,
+  onHalted: (err: EngineDivergenceError | MarketHaltedError) => void,
+): BatchHandler {
+  return (messages, client) => haltingOn(onHalted, () => engine.handleBatch(messages, client));
+}
+
+async function haltingOn(
+  onHalted: (err: EngineDivergenceError | MarketHaltedError) => void,
+  apply: () => Promise<void>,
+): Promise<void> {
+  try {
+    await apply();
+  } catch (err) {
+    if (err instanceof EngineDivergenceError || err instanceof MarketHaltedError) onHalted(err);
+    throw err;
+  }
 }
 
 export interface OrdersConsumerOptions {
@@ -54,5 +67,6 @@ export function ordersConsumer(engine: MarketEngine, o: OrdersConsumerOptions): 
     },
     onInvalid: (parsed, reason, client) => engine.rejectInvalid(parsed, reason, client),
     handler: ordersHandler(engine, o.onHalted),
+    batchHandler: ordersBatchHandler(engine, o.onHalted),
   };
 }
