@@ -28,7 +28,13 @@ import {
   type PlacePayload,
 } from './core.ts';
 import { bookSnapshotMessage, messagesFor, type OutgoingMessage } from './messages.ts';
-import { PostgresEngineStore, type EngineStore } from './store.ts';
+import { PostgresEngineStore, type AppliedCommand, type EngineStore } from './store.ts';
+
+/** What a batch's commands write at its end, in order (MarketEngine.handleBatch). */
+interface BatchWrites {
+  applied: AppliedCommand[];
+  messages: OutgoingMessage[];
+}
 
 export interface MarketEngineOptions {
   market: Market;
@@ -185,11 +191,17 @@ export class MarketEngine {
    */
   async handleBatch(envelopes: Envelope[], client: PoolClient): Promise<void> {
     await this.sync(client);
-    for (const envelope of envelopes) await this.handleSynced(envelope, client);
+    // The batch's journal rows and outbox messages are written by one statement at the end. Until then the engine in
+    // memory is ahead of the database: it stays dirty, so a failure anywhere below has it reloaded.
+    const writes: BatchWrites = { applied: [], messages: [] };
+    for (const envelope of envelopes) await this.handleSynced(envelope, client, writes);
+    this.dirty = true;
+    await this.store.append(client, this.symbol, writes.applied, writes.messages);
+    this.dirty = false;
     this.opts.metrics?.engineBatch.observe({ market: this.symbol }, envelopes.length);
   }
 
-  private async handleSynced(envelope: Envelope, client: PoolClient): Promise<void> {
+  private async handleSynced(envelope: Envelope, client: PoolClient, writes?: BatchWrites): Promise<void> {
     this.lastDeliveryAt = new Date();
     const end = this.opts.metrics?.commandDuration.startTimer({ market: this.symbol });
     const core = this.core!;
@@ -205,12 +217,12 @@ export class MarketEngine {
       cmd = await this.claim(client, reject);
     }
     if (!cmd) {
-      this.dirty = false;
+      if (!writes?.applied.length) this.dirty = false; // (a batch's earlier commands are not written yet)
       this.opts.metrics?.engineOrders.inc({ market: this.symbol, result: 'duplicate' });
       end?.();
       return;
     }
-    await this.applyAndWrite(cmd, envelope, client);
+    await this.applyAndWrite(cmd, envelope, client, writes);
     end?.();
   }
 
@@ -302,6 +314,7 @@ export class MarketEngine {
     journaled: JournalCommand,
     envelope: Pick<Envelope, 'id' | 'correlationId'>,
     client: PoolClient,
+    writes?: BatchWrites,
   ): Promise<void> {
     let cmd: JournalCommand = { ...journaled, epoch: this.epoch! };
     this.dirty = true; // until the command is fully written; a throw below leaves the engine to be reloaded
@@ -309,6 +322,9 @@ export class MarketEngine {
     try {
       r = this.core!.apply(cmd);
     } catch (err) {
+      // In a batch the reload below would read a journal without the batch's unwritten rows: fail the batch instead
+      // (rolled back whole; the consumer applies its commands one by one, and this one is rejected there).
+      if (writes) throw err;
       const seq = this.core!.seq;
       this.opts.logger.error(
         { err, market: this.symbol, messageId: envelope.id },
@@ -347,24 +363,25 @@ export class MarketEngine {
     const messages = messagesFor(this.market, cmd, r, atIso, envelope.correlationId);
     const book = this.bookSnapshotDue(r.seq, atIso);
     if (book) messages.push(book);
-    await this.store.append(
-      client,
-      this.symbol,
-      {
-        seq: r.seq,
-        messageId: envelope.id,
-        command: cmd,
-        events: r.events,
-        bookSeq: r.bookSeq,
-        appliedBy: this.opts.replicaId,
-        at,
-        epoch: this.epoch!,
-      },
-      messages,
-    );
+    const applied: AppliedCommand = {
+      seq: r.seq,
+      messageId: envelope.id,
+      command: cmd,
+      events: r.events,
+      bookSeq: r.bookSeq,
+      appliedBy: this.opts.replicaId,
+      at,
+      epoch: this.epoch!,
+    };
+    if (writes) {
+      writes.applied.push(applied);
+      writes.messages.push(...messages);
+    } else {
+      await this.store.append(client, this.symbol, [applied], messages);
+    }
     if (r.seq % this.opts.snapshotEvery === 0) await this.storeSnapshot(client, core);
 
-    this.dirty = false;
+    this.dirty = writes !== undefined; // a batch's commands are written at its end
     this.lastAppliedAt = at;
     const taker = cmd.kind === 'place' ? r.orders.find((o) => o.orderId === cmd.order.orderId) : undefined;
     const result =

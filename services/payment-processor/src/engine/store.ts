@@ -89,8 +89,11 @@ export interface EngineStore {
     order: { orderId: string; userId: string },
     seq: number,
   ): Promise<boolean>;
-  /** Journal row, new position and the command's outbox messages, written together. */
-  append(tx: PoolClient, market: string, applied: AppliedCommand, messages: OutgoingMessage[]): Promise<void>;
+  /**
+   * Journal rows of consecutive commands (in seq order), the position after the last, and their outbox messages in
+   * order, written together.
+   */
+  append(tx: PoolClient, market: string, applied: AppliedCommand[], messages: OutgoingMessage[]): Promise<void>;
   /** Store a snapshot and keep only the newest `keep` of the market's. */
   saveSnapshot(tx: PoolClient, market: string, snapshot: SnapshotEntry, keep: number): Promise<void>;
   hasSnapshot(tx: PoolClient, market: string, seq: number): Promise<boolean>;
@@ -235,29 +238,25 @@ export class PostgresEngineStore implements EngineStore {
     return rows.length > 0;
   }
 
-  async append(tx: PoolClient, market: string, a: AppliedCommand, messages: OutgoingMessage[]): Promise<void> {
-    // journal row, journal position and the outbox messages in one round trip (NOTIFY is delivered on commit)
-    const params: unknown[] = [
-      market,
-      a.seq,
-      a.messageId,
-      JSON.stringify(a.command),
-      JSON.stringify(a.events),
-      a.bookSeq,
-      a.appliedBy,
-      a.at,
-      OUTBOX_CHANNEL,
-      a.epoch,
-    ];
+  async append(tx: PoolClient, market: string, applied: AppliedCommand[], messages: OutgoingMessage[]): Promise<void> {
+    // journal rows, journal position and the outbox messages in one round trip (NOTIFY is delivered on commit)
+    const last = applied[applied.length - 1];
+    if (!last) return;
+    const params: unknown[] = [market, last.seq, last.bookSeq, last.epoch, OUTBOX_CHANNEL, last.appliedBy];
+    const rows = applied.map((a) => {
+      const b = params.length;
+      params.push(a.seq, a.messageId, JSON.stringify(a.command), JSON.stringify(a.events), a.bookSeq, a.at);
+      return `($1, $${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $6, $${b + 6})`;
+    });
     const outbox = messages.length ? `, o AS (${outboxInsert(messages, params)})` : '';
     await tx.query(
       `WITH j AS (
          INSERT INTO ${P}.engine_journal (market, seq, message_id, command, events, book_seq, applied_by, applied_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         VALUES ${rows.join(', ')}
        ), s AS (
-         UPDATE ${P}.engine_state SET last_seq = $2, book_seq = $6, epoch = $10, updated_at = now() WHERE market = $1
+         UPDATE ${P}.engine_state SET last_seq = $2, book_seq = $3, epoch = $4, updated_at = now() WHERE market = $1
        )${outbox}
-       SELECT ${messages.length ? `pg_notify($9, '') WHERE EXISTS (SELECT 1 FROM o)` : `$9::text`}`,
+       SELECT ${messages.length ? `pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM o)` : `$5::text`}`,
       params,
     );
   }
