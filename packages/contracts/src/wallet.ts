@@ -5,6 +5,8 @@
  *
  *   POST /internal/holds                 HoldRequest → 201 Hold (created) | 200 Hold (identical replay)
  *                                        | 409 HOLD_CONFLICT | 400 INSUFFICIENT_FUNDS / UNKNOWN_ASSET / AMOUNT_ZERO …
+ *   POST /internal/holds/batch           HoldBatchRequest → 200 HoldBatchResult: the holds of several orders in one call,
+ *                                        each answered as the single call would (its status, its Hold or error)
  *   GET  /internal/holds/:id             → 200 Hold | 404 HOLD_NOT_FOUND
  *   POST /internal/holds/:id/release     ReleaseRequest → 200 ReleaseResult (idempotent: released "0" the 2nd time)
  *   PUT  /internal/users/:userId/kyc-tier  { tier } → 200 { userId, kycTier }
@@ -48,6 +50,29 @@ export const Hold = Type.Object({
   closedAt: Type.Union([Type.String(), Type.Null()]),
 });
 export type Hold = Static<typeof Hold>;
+
+/** At most this many holds per batch call. */
+export const MAX_HOLD_BATCH = 100;
+
+export const HoldBatchRequest = Type.Object(
+  { holds: Type.Array(HoldRequest, { minItems: 1, maxItems: MAX_HOLD_BATCH }) },
+  { additionalProperties: false },
+);
+export type HoldBatchRequest = Static<typeof HoldBatchRequest>;
+
+/** One hold's answer in a batch: the status and body `POST /internal/holds` would have answered it with. */
+export const HoldBatchItem = Type.Object({
+  status: Type.Integer({ description: '201 created, 200 identical replay, 4xx refused, 5xx not decided' }),
+  hold: Type.Optional(Hold),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+});
+export type HoldBatchItem = Static<typeof HoldBatchItem>;
+
+export const HoldBatchResult = Type.Object({
+  /** One per requested hold, in request order. */
+  results: Type.Array(HoldBatchItem),
+});
+export type HoldBatchResult = Static<typeof HoldBatchResult>;
 
 export const ReleaseRequest = Type.Object(
   { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 60 })) },

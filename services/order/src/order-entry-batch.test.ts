@@ -198,3 +198,23 @@ it('a pending-insert batch that fails is rolled back whole and retried order by 
       DROP SEQUENCE orders.test_insert_attempts`);
   }
 });
+
+it('holds of concurrent entries go to the wallet in one call; a wallet without that route gets them one by one', async () => {
+  const paths = (from: number) => h.wallet.calls.slice(from).map((c) => `${c.path} ${c.status}`);
+  let from = h.wallet.calls.length;
+  await placeConcurrently(20);
+  expect(paths(from)).toContain('/internal/holds/batch 200');
+  from = h.wallet.calls.length;
+  h.wallet.setBatchRoute(false);
+  try {
+    const ids = await placeConcurrently(20);
+    const calls = paths(from);
+    expect(calls).toContain('/internal/holds/batch 404');
+    // every hold then made alone, once
+    expect(calls.filter((c) => c === '/internal/holds 201')).toHaveLength(20);
+    const holds = (await h.wallet.holds()).filter((x) => ids.includes(x.holdId));
+    expect(holds).toHaveLength(20);
+  } finally {
+    h.wallet.setBatchRoute(true);
+  }
+});

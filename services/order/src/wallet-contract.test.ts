@@ -141,3 +141,43 @@ test('concurrent orders never hold more than the balance; every accepted order h
   expect(msgs[0].n).toBe(accepted.length);
   await assertLedgerInvariants(db.pool);
 });
+
+test('concurrent orders reach the wallet in batch calls, answered per hold', async () => {
+  const users = await Promise.all(
+    Array.from({ length: 4 }, async (_, i) => {
+      const id = randomUUID();
+      // the last user can pay for one order only
+      await fundUser(db.pool, id, 'USD', i === 3 ? 150_000n : 1_000_000n);
+      return { id, auth: { authorization: `Bearer ${issuer.sign({ sub: id })}` } };
+    }),
+  );
+  const batchCalls = async () => {
+    const text = (await wallet.inject({ method: 'GET', url: '/metrics' })).body;
+    return [...text.matchAll(/^http_requests_total\{[^}]*route="\/internal\/holds\/batch"[^}]*\} (\d+)/gm)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
+  };
+  const before = await batchCalls();
+  const results = await Promise.all(
+    Array.from({ length: 24 }, (_, i) =>
+      app.inject({
+        method: 'POST',
+        url: '/api/v1/orders',
+        headers: users[i % 4]!.auth,
+        payload: { market: 'BTC-USD', side: 'buy', type: 'limit', price: '50000', quantity: '0.02' }, // 1,000 USD
+      }),
+    ),
+  );
+  expect(await batchCalls()).toBeGreaterThan(before);
+  const poor = results.filter((_, i) => i % 4 === 3);
+  expect(poor.filter((r) => r.statusCode === 201)).toHaveLength(1);
+  for (const r of poor.filter((x) => x.statusCode !== 201)) {
+    expect([r.statusCode, r.json().error.code]).toEqual([400, 'INSUFFICIENT_FUNDS']);
+  }
+  for (const r of results.filter((_, i) => i % 4 !== 3)) expect(r.statusCode).toBe(201);
+  for (const r of results.filter((x) => x.statusCode === 201)) {
+    expect(await holdOf(r.json().id)).toMatchObject({ status: 'active', amount: '100000' });
+  }
+  await assertLedgerInvariants(db.pool);
+});

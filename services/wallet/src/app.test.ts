@@ -625,6 +625,79 @@ describe('internal hold API', () => {
     await assertLedgerInvariants(db.pool);
   });
 
+  test('batch: each hold answered as the single call would, in request order; one refusal does not affect the rest', async () => {
+    const user = randomUUID();
+    await fundUser(db.pool, user, 'USD', 10_000n);
+    const hold = (amount: string, id = randomUUID(), asset = 'USD') => ({
+      holdId: id,
+      userId: user,
+      asset,
+      amount,
+      reason: 'order',
+      refType: 'order',
+      refId: id,
+    });
+    const first = hold('3000');
+    const single = await app.inject({ method: 'POST', url: '/internal/holds', headers: internal(), payload: first });
+    expect(single.statusCode).toBe(201);
+    const holds = [
+      hold('2000'), // created
+      first, // identical replay
+      { ...first, amount: '2999' }, // same id, other amount
+      hold('6000'), // 10,000 − 3,000 − 2,000 = 5,000 left: refused
+      hold('4000'), // fits after the refusal
+      hold('0'),
+      hold('10', randomUUID(), 'XYZ'),
+      hold('1000'), // 0 left now
+    ];
+    expect((await app.inject({ method: 'POST', url: '/internal/holds/batch', payload: { holds } })).statusCode).toBe(
+      401,
+    );
+    const res = await app.inject({
+      method: 'POST',
+      url: '/internal/holds/batch',
+      headers: internal(),
+      payload: { holds },
+    });
+    expect(res.statusCode).toBe(200);
+    const results = res.json().results as Array<{
+      status: number;
+      hold?: { holdId: string };
+      error?: { code: string };
+    }>;
+    expect(results.map((r) => [r.status, r.error?.code ?? r.hold?.holdId])).toEqual([
+      [201, holds[0]!.holdId],
+      [200, first.holdId],
+      [409, 'HOLD_CONFLICT'],
+      [400, 'INSUFFICIENT_FUNDS'],
+      [201, holds[4]!.holdId],
+      [400, 'AMOUNT_ZERO'],
+      [400, 'UNKNOWN_ASSET'],
+      [201, holds[7]!.holdId],
+    ]);
+    const { rows } = await db.pool.query<{ held: string; balance: string }>(
+      `SELECT held::text, balance::text FROM wallet.accounts WHERE user_id = $1 AND asset = 'USD'`,
+      [user],
+    );
+    expect(rows).toEqual([{ held: '10000', balance: '10000' }]);
+    // a request the schema refuses whole: 400, nothing held
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/internal/holds/batch',
+      headers: internal(),
+      payload: { holds: [hold('1'), { ...hold('1'), refId: '' }] },
+    });
+    expect(bad.statusCode).toBe(400);
+    const empty = await app.inject({
+      method: 'POST',
+      url: '/internal/holds/batch',
+      headers: internal(),
+      payload: { holds: [] },
+    });
+    expect(empty.statusCode).toBe(400);
+    await assertLedgerInvariants(db.pool);
+  });
+
   test('the hold API cannot release a withdrawal hold (409 HOLD_MISMATCH, nothing changes)', async () => {
     const user = randomUUID();
     await fundUser(db.pool, user, 'USD', 100_000n);

@@ -1,11 +1,12 @@
 /**
  * Typed client for the wallet's internal hold API (synchronous, idempotent by hold id = order id).
  *   POST /internal/holds               → 201 created, 200 identical replay, 409 conflicting reuse, 400 INSUFFICIENT_FUNDS
+ *   POST /internal/holds/batch         → the same answer per hold, for the holds asked for in the same turn
  *   POST /internal/holds/:id/release   → releases what is left of the hold (idempotent)
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Hold, HoldRequest } from '@exchange/contracts/wallet';
+import { MAX_HOLD_BATCH, type Hold, type HoldBatchResult, type HoldRequest } from '@exchange/contracts/wallet';
 
 export type { HoldRequest };
 
@@ -90,20 +91,73 @@ export function createWalletClient(opts: { baseUrl: string; internalToken: strin
       message: typeof e.message === 'string' ? e.message : '',
     };
   };
-  return {
-    async hold(req) {
-      const { status, json } = await call('/internal/holds', req);
-      if (status === 201 || status === 200)
-        return { outcome: 'held', replayed: status === 200, hold: json as unknown as Hold };
-      const e = errorOf(json);
-      if (status === 400 && e.code === 'INSUFFICIENT_FUNDS')
-        return { outcome: 'insufficient_funds', message: e.message };
-      if (status === 409) return { outcome: 'conflict', message: e.message };
-      if (status === 401 || status === 403 || status === 404 || status === 429) {
-        // Misconfiguration (token, URL) or throttling: not an answer about this hold.
-        throw new WalletUnavailableError(`wallet /internal/holds: HTTP ${status} ${e.code}`);
+  /** A hold's answer, judged by the status and body the wallet gave it (alone or as an item of a batch). */
+  const judge = (status: number, json: Record<string, unknown>): HoldResult => {
+    if (status === 201 || status === 200)
+      return { outcome: 'held', replayed: status === 200, hold: json as unknown as Hold };
+    const e = errorOf(json);
+    if (status >= 500) throw new WalletUnavailableError(`wallet /internal/holds: HTTP ${status} ${e.code}`);
+    if (status === 400 && e.code === 'INSUFFICIENT_FUNDS') return { outcome: 'insufficient_funds', message: e.message };
+    if (status === 409) return { outcome: 'conflict', message: e.message };
+    if (status === 401 || status === 403 || status === 404 || status === 429) {
+      // Misconfiguration (token, URL) or throttling: not an answer about this hold.
+      throw new WalletUnavailableError(`wallet /internal/holds: HTTP ${status} ${e.code}`);
+    }
+    return { outcome: 'rejected', status, code: e.code, message: e.message };
+  };
+  const holdOne = async (req: HoldRequest): Promise<HoldResult> => {
+    const { status, json } = await call('/internal/holds', req);
+    return judge(status, json);
+  };
+
+  // Holds asked for in the same turn of the event loop go in one call: order entry's pending inserts are batched, so
+  // the orders of one insert batch reach their hold together. Nothing waits for more: an idle service sends each hold
+  // alone (the single route), as before.
+  type Waiter = { req: HoldRequest; resolve(r: HoldResult): void; reject(e: unknown): void };
+  let queued: Waiter[] = [];
+  const one = (w: Waiter) => holdOne(w.req).then(w.resolve, w.reject);
+  async function send(batch: Waiter[]): Promise<void> {
+    if (batch.length === 1) return one(batch[0]!);
+    let res: { status: number; json: Record<string, unknown> };
+    try {
+      res = await call('/internal/holds/batch', { holds: batch.map((w) => w.req) });
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    const results = (res.json as Partial<HoldBatchResult>).results;
+    if (res.status !== 200 || !Array.isArray(results) || results.length !== batch.length) {
+      // A wallet without the batch route (404, during a rolling deploy) or one request it refuses whole (400: a hold
+      // its schema rejects): every hold alone, each getting the answer the single route gives it.
+      if (res.status === 404 || res.status === 400) {
+        await Promise.all(batch.map(one));
+        return;
       }
-      return { outcome: 'rejected', status, code: e.code, message: e.message };
+      const err = new WalletUnavailableError(`wallet /internal/holds/batch: HTTP ${res.status}`);
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const r = results[i]!;
+      try {
+        w.resolve(judge(r.status, (r.hold ?? { error: r.error }) as Record<string, unknown>));
+      } catch (err) {
+        w.reject(err);
+      }
+    });
+  }
+  function flush(): void {
+    const all = queued;
+    queued = [];
+    for (let i = 0; i < all.length; i += MAX_HOLD_BATCH) void send(all.slice(i, i + MAX_HOLD_BATCH));
+  }
+
+  return {
+    hold(req) {
+      return new Promise<HoldResult>((resolve, reject) => {
+        if (queued.length === 0) setImmediate(flush);
+        queued.push({ req, resolve, reject });
+      });
     },
     async release(holdId, reason) {
       const { status, json } = await call(`/internal/holds/${encodeURIComponent(holdId)}/release`, { reason });

@@ -18,6 +18,8 @@ export interface WalletStub {
   holds(): Promise<Array<{ holdId: string; userId: string; asset: string; amount: bigint; status: string }>>;
   /** While set, every call answers 503 (the wallet is down). */
   setDown(down: boolean): void;
+  /** While unset, `POST /internal/holds/batch` answers 404 (a wallet from before the batch route). */
+  setBatchRoute(enabled: boolean): void;
   calls: Array<{ path: string; status: number }>;
   close(): Promise<void>;
 }
@@ -29,6 +31,7 @@ export async function createWalletStub(pool: pg.Pool, internalToken: string): Pr
     CREATE TABLE IF NOT EXISTS wallet_stub.holds (hold_id uuid PRIMARY KEY, user_id uuid NOT NULL, asset text NOT NULL,
       amount numeric(38,0) NOT NULL, status text NOT NULL)`);
   let down = false;
+  let batchRoute = true;
   const calls: WalletStub['calls'] = [];
 
   const server: Server = createServer((req, res) => {
@@ -46,6 +49,37 @@ export async function createWalletStub(pool: pg.Pool, internalToken: string): Pr
     );
   });
 
+  function hold(body: Record<string, string>): Promise<{ status: number; body: unknown }> {
+    return withTransaction(pool, async (c) => {
+      const amount = BigInt(body.amount!);
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`hold:${body.holdId}`]);
+      const existing = await c.query<{ user_id: string; asset: string; amount: string }>(
+        'SELECT user_id, asset, amount FROM wallet_stub.holds WHERE hold_id = $1 FOR UPDATE',
+        [body.holdId],
+      );
+      const e = existing.rows[0];
+      if (e) {
+        const same = e.user_id === body.userId && e.asset === body.asset && BigInt(e.amount) === amount;
+        return same
+          ? { status: 200, body: { holdId: body.holdId, amount: amount.toString(), status: 'active' } }
+          : { status: 409, body: { error: { code: 'HOLD_CONFLICT', message: 'hold id reused' } } };
+      }
+      const upd = await c.query(
+        `UPDATE wallet_stub.balances SET available = available - $3, held = held + $3
+          WHERE user_id = $1 AND asset = $2 AND available >= $3`,
+        [body.userId, body.asset, amount.toString()],
+      );
+      if (upd.rowCount !== 1) {
+        return { status: 400, body: { error: { code: 'INSUFFICIENT_FUNDS', message: 'insufficient funds' } } };
+      }
+      await c.query(
+        `INSERT INTO wallet_stub.holds (hold_id, user_id, asset, amount, status) VALUES ($1,$2,$3,$4,'held')`,
+        [body.holdId, body.userId, body.asset, amount.toString()],
+      );
+      return { status: 201, body: { holdId: body.holdId, amount: amount.toString(), status: 'active' } };
+    });
+  }
+
   async function handle(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
     if (down) return { status: 503, body: { error: { code: 'UNAVAILABLE', message: 'down' } } };
     if (req.headers['x-internal-token'] !== internalToken) {
@@ -55,35 +89,16 @@ export async function createWalletStub(pool: pg.Pool, internalToken: string): Pr
     for await (const c of req) chunks.push(c as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, string>;
     const url = req.url ?? '';
-    if (req.method === 'POST' && url === '/internal/holds') {
-      return withTransaction(pool, async (c) => {
-        const amount = BigInt(body.amount!);
-        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`hold:${body.holdId}`]);
-        const existing = await c.query<{ user_id: string; asset: string; amount: string }>(
-          'SELECT user_id, asset, amount FROM wallet_stub.holds WHERE hold_id = $1 FOR UPDATE',
-          [body.holdId],
-        );
-        const e = existing.rows[0];
-        if (e) {
-          const same = e.user_id === body.userId && e.asset === body.asset && BigInt(e.amount) === amount;
-          return same
-            ? { status: 200, body: { holdId: body.holdId, amount: amount.toString(), status: 'active' } }
-            : { status: 409, body: { error: { code: 'HOLD_CONFLICT', message: 'hold id reused' } } };
-        }
-        const upd = await c.query(
-          `UPDATE wallet_stub.balances SET available = available - $3, held = held + $3
-            WHERE user_id = $1 AND asset = $2 AND available >= $3`,
-          [body.userId, body.asset, amount.toString()],
-        );
-        if (upd.rowCount !== 1) {
-          return { status: 400, body: { error: { code: 'INSUFFICIENT_FUNDS', message: 'insufficient funds' } } };
-        }
-        await c.query(
-          `INSERT INTO wallet_stub.holds (hold_id, user_id, asset, amount, status) VALUES ($1,$2,$3,$4,'held')`,
-          [body.holdId, body.userId, body.asset, amount.toString()],
-        );
-        return { status: 201, body: { holdId: body.holdId, amount: amount.toString(), status: 'active' } };
-      });
+    if (req.method === 'POST' && url === '/internal/holds') return hold(body);
+    if (req.method === 'POST' && url === '/internal/holds/batch' && batchRoute) {
+      const items = (body as unknown as { holds: Array<Record<string, string>> }).holds;
+      const results = await Promise.all(
+        items.map(async (b) => {
+          const r = await hold(b);
+          return r.status < 300 ? { status: r.status, hold: r.body } : { status: r.status, ...(r.body as object) };
+        }),
+      );
+      return { status: 200, body: { results } };
     }
     const m = /^\/internal\/holds\/([0-9a-f-]{36})\/release$/.exec(url);
     if (req.method === 'POST' && m) {
@@ -119,6 +134,9 @@ export async function createWalletStub(pool: pg.Pool, internalToken: string): Pr
     calls,
     setDown: (d) => {
       down = d;
+    },
+    setBatchRoute: (enabled) => {
+      batchRoute = enabled;
     },
     async credit(userId, asset, amount) {
       await pool.query(

@@ -1,7 +1,15 @@
 import { requireInternalCaller } from '@exchange/auth-client';
-import { Hold, HoldRequest, ReleaseRequest, ReleaseResult } from '@exchange/contracts/wallet';
+import {
+  Hold,
+  HoldBatchRequest,
+  HoldBatchResult,
+  HoldRequest,
+  ReleaseRequest,
+  ReleaseResult,
+  type HoldBatchItem,
+} from '@exchange/contracts/wallet';
 import { withTransaction } from '@exchange/db';
-import { errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
+import { AppError, errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
 import { parseMinorUnits } from '../assets.ts';
 import { audit } from '../audit/service.ts';
@@ -44,6 +52,21 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
     onBatchFailure: (err, size) => app.log.warn({ err, size }, 'hold batch failed; retrying its holds one by one'),
   });
 
+  /** One hold request through the batcher: its hold and whether this call created it, or the AppError it earns. */
+  const hold = async (b: Static<typeof HoldRequest>) => {
+    assets.get(b.asset);
+    const amount = parseMinorUnits(b.amount);
+    return holds.submit({
+      holdId: b.holdId,
+      userId: b.userId,
+      asset: b.asset,
+      amount,
+      reason: b.reason,
+      refType: b.refType,
+      refId: b.refId,
+    });
+  };
+
   app.post(
     '/internal/holds',
     {
@@ -56,19 +79,42 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
       },
     },
     async (req, reply) => {
-      const b = req.body as Static<typeof HoldRequest>;
-      assets.get(b.asset);
-      const amount = parseMinorUnits(b.amount);
-      const { hold, created } = await holds.submit({
-        holdId: b.holdId,
-        userId: b.userId,
-        asset: b.asset,
-        amount,
-        reason: b.reason,
-        refType: b.refType,
-        refId: b.refId,
-      });
-      return reply.status(created ? 201 : 200).send(holdOut(hold));
+      const { hold: h, created } = await hold(req.body as Static<typeof HoldRequest>);
+      return reply.status(created ? 201 : 200).send(holdOut(h));
+    },
+  );
+
+  app.post(
+    '/internal/holds/batch',
+    {
+      onRequest: fromOrderService,
+      schema: {
+        tags,
+        summary: 'Reserve funds for several orders in one call (each hold as POST /internal/holds would answer it)',
+        description:
+          'Order entry sends the holds of the orders that reach this step together in one call. Each result has the ' +
+          'status and body the single call would have had, in request order; one hold refused does not affect the ' +
+          'others. A result with a 5xx status was not decided (retry that hold).',
+        body: HoldBatchRequest,
+        response: { 200: HoldBatchResult, ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => {
+      const results = await Promise.all(
+        (req.body as Static<typeof HoldBatchRequest>).holds.map(async (b): Promise<HoldBatchItem> => {
+          try {
+            const { hold: h, created } = await hold(b);
+            return { status: created ? 201 : 200, hold: holdOut(h) };
+          } catch (err) {
+            if (err instanceof AppError) {
+              return { status: err.statusCode, error: { code: err.code, message: err.message } };
+            }
+            req.log.error({ err, holdId: b.holdId }, 'hold in a batch failed');
+            return { status: 500, error: { code: 'INTERNAL_ERROR', message: 'the hold could not be decided' } };
+          }
+        }),
+      );
+      return { results };
     },
   );
 
