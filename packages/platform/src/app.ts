@@ -97,7 +97,43 @@ declare module 'fastify' {
     metrics: HttpMetrics;
     serviceName: string;
     recentErrors: RecentErrors;
+    /**
+     * What the client is told about `err`, recorded as the error handler records a failed request (log, error
+     * metric by code, recent errors). For a route that answers several items in one response, each with its own
+     * outcome (e.g. a batch of holds): each item's error is then seen like a request's.
+     */
+    recordError(req: FastifyRequest, err: unknown): ErrorOutcome;
   }
+}
+
+/** What a client is told about an error: the status, a stable code and a message. */
+export interface ErrorOutcome {
+  status: number;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** The one mapping of errors to client answers: AppError as thrown, validation 400, fastify 4xx, anything else 500. */
+function errorOutcome(err: unknown): ErrorOutcome {
+  if (err instanceof AppError) {
+    return {
+      status: err.statusCode,
+      code: err.code,
+      message: err.message,
+      ...(err.details ? { details: err.details } : {}),
+    };
+  }
+  const f = err as FastifyError;
+  if (f.validation) return { status: 400, code: 'VALIDATION_ERROR', message: f.message };
+  if (typeof f.statusCode === 'number' && f.statusCode < 500) {
+    return {
+      status: f.statusCode,
+      code: mapFastifyCode(f, f.statusCode),
+      message: f.statusCode === 413 ? 'request body too large' : f.message,
+    };
+  }
+  return { status: 500, code: 'INTERNAL_ERROR', message: 'internal error' };
 }
 
 /** Ring buffer of the latest errors, served at /errors (the runbooks' "recent errors" view). */
@@ -199,30 +235,9 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
     return payload;
   });
 
-  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    let status: number;
-    let code: string;
-    let message: string;
-    let details: Record<string, unknown> | undefined;
-    if (err instanceof AppError) {
-      status = err.statusCode;
-      code = err.code;
-      message = err.message;
-      details = err.details;
-      if (err.headers) reply.headers(err.headers);
-    } else if ((err as FastifyError).validation) {
-      status = 400;
-      code = 'VALIDATION_ERROR';
-      message = err.message;
-    } else if (typeof (err as FastifyError).statusCode === 'number' && (err as FastifyError).statusCode! < 500) {
-      status = (err as FastifyError).statusCode!;
-      code = mapFastifyCode(err as FastifyError, status);
-      message = status === 413 ? 'request body too large' : err.message;
-    } else {
-      status = 500;
-      code = 'INTERNAL_ERROR';
-      message = 'internal error';
-    }
+  app.decorate('recordError', (req: FastifyRequest, err: unknown): ErrorOutcome => {
+    const outcome = errorOutcome(err);
+    const { status, code, message } = outcome;
     if (status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code, status }, 'request rejected');
     const route = req.routeOptions.url ?? 'unmatched';
@@ -234,8 +249,14 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
       route,
       status,
       code,
-      message: status >= 500 ? String(err.message).slice(0, 500) : message,
+      message: status >= 500 ? String((err as Error | undefined)?.message).slice(0, 500) : message,
     });
+    return outcome;
+  });
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    if (err instanceof AppError && err.headers) reply.headers(err.headers);
+    const { status, code, message, details } = app.recordError(req, err);
     return reply.status(status).send({ error: { code, message, requestId: req.id, ...(details ? { details } : {}) } });
   });
 

@@ -680,6 +680,21 @@ describe('internal hold API', () => {
       [user],
     );
     expect(rows).toEqual([{ held: '10000', balance: '10000' }]);
+    // each refused hold is counted by its code, as a refusal of the single route is
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    for (const [status, code] of [
+      ['409', 'HOLD_CONFLICT'],
+      ['400', 'INSUFFICIENT_FUNDS'],
+      ['400', 'AMOUNT_ZERO'],
+      ['400', 'UNKNOWN_ASSET'],
+    ]) {
+      expect(metrics).toMatch(
+        new RegExp(
+          `^http_errors_total\\{[^}]*route="/internal/holds/batch",status="${status}",code="${code}"\\} 1$`,
+          'm',
+        ),
+      );
+    }
     // a request the schema refuses whole: 400, nothing held
     const bad = await app.inject({
       method: 'POST',

@@ -9,7 +9,7 @@ import {
   type HoldBatchItem,
 } from '@exchange/contracts/wallet';
 import { withTransaction } from '@exchange/db';
-import { AppError, errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
+import { errorResponses, notFound, Type, type App, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
 import { parseMinorUnits } from '../assets.ts';
 import { audit } from '../audit/service.ts';
@@ -106,11 +106,9 @@ export function registerInternalRoutes(app: App, ctx: WalletContext): void {
             const { hold: h, created } = await hold(b);
             return { status: created ? 201 : 200, hold: holdOut(h) };
           } catch (err) {
-            if (err instanceof AppError) {
-              return { status: err.statusCode, error: { code: err.code, message: err.message } };
-            }
-            req.log.error({ err, holdId: b.holdId }, 'hold in a batch failed');
-            return { status: 500, error: { code: 'INTERNAL_ERROR', message: 'the hold could not be decided' } };
+            // each refused hold is logged and counted (http_errors_total by code) as the single route's would be
+            const { status, code, message } = app.recordError(req, err);
+            return { status, error: { code, message } };
           }
         }),
       );
