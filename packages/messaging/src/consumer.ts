@@ -16,6 +16,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
 import type { ConnectionResource, RabbitConnection } from './connection.ts';
+import { unpack } from './pack.ts';
 import type { ConfirmPublisher } from './publisher.ts';
 import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
 import type { MessagingMetrics } from './metrics.ts';
@@ -193,6 +194,15 @@ interface Delivery {
   gen: number;
   /** Its handling start after a redelivery is recorded in `message_attempts` (delete the row with its effect). */
   counted?: boolean;
+  /** The AMQP message it came in when it came in a pack (`msg` is then its own part). */
+  pack?: Pack;
+}
+
+/** A pack in hand: acked once each message in it is settled, requeued whole if one of them must be. */
+interface Pack {
+  msg: ConsumeMessage;
+  open: number;
+  settled: boolean;
 }
 
 const tracer = () => trace.getTracer('@exchange/messaging');
@@ -301,7 +311,12 @@ export class Consumer implements ConnectionResource {
           return;
         }
         if (this.stopped) return; // shutting down: it goes back to the queue when the channel closes
-        this.backlog.push({ msg, ch, gen });
+        const messages = unpack(msg);
+        if (messages.length === 1 && messages[0] === msg) this.backlog.push({ msg, ch, gen });
+        else {
+          const pack: Pack = { msg, open: messages.length, settled: false };
+          for (const m of messages) this.backlog.push({ msg: m, ch, gen, pack });
+        }
         this.pump();
       },
       { noAck: false },
@@ -377,8 +392,13 @@ export class Consumer implements ConnectionResource {
 
   private ack(d: Delivery): void {
     if (d.gen !== this.gen) return; // its channel is gone; the broker redelivers it and the inbox dedupes
+    const pack = d.pack;
+    if (pack) {
+      if (pack.settled || --pack.open > 0) return;
+      pack.settled = true;
+    }
     try {
-      d.ch.ack(d.msg);
+      d.ch.ack(pack ? pack.msg : d.msg);
     } catch (err) {
       this.logger.warn({ err, queue: this.queue }, 'consumer: ack failed (channel closed); it will be redelivered');
     }
@@ -386,8 +406,13 @@ export class Consumer implements ConnectionResource {
 
   private nackRequeue(d: Delivery): void {
     if (d.gen !== this.gen) return;
+    // A pack comes back whole: the messages of it already applied are then duplicates for the inbox.
+    if (d.pack) {
+      if (d.pack.settled) return;
+      d.pack.settled = true;
+    }
     try {
-      d.ch.nack(d.msg, false, true);
+      d.ch.nack(d.pack ? d.pack.msg : d.msg, false, true);
     } catch {
       // channel closed: redelivered anyway
     }

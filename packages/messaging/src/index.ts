@@ -45,6 +45,7 @@ export {
   type OutboxRow,
   type Queryable,
 } from './outbox.ts';
+export { PACK_CONTENT_TYPE, encodePack, envelopesOf, unpack, type PackedMessage } from './pack.ts';
 export { ConfirmPublisher, type PublishOptions, type PublishResult } from './publisher.ts';
 export {
   DEAD_LETTER_TABLE,

@@ -12,6 +12,7 @@ export interface MessagingMetrics {
   deadLetters: client.Counter<'queue'>;
   consumed: client.Counter<'queue' | 'outcome'>;
   published: client.Counter<'service'>;
+  packSize: client.Histogram<'service'>;
   unroutable: client.Counter<'service' | 'exchange'>;
   idConflicts: client.Counter<'queue'>;
   sources: Set<GaugeSource>;
@@ -45,6 +46,13 @@ export function messagingMetrics(registry: client.Registry = new client.Registry
       name: 'outbox_published_total',
       help: 'Outbox rows published and confirmed by the broker',
       labelNames: ['service'],
+      registers: [registry],
+    }),
+    packSize: new client.Histogram({
+      name: 'outbox_pack_messages',
+      help: 'Outbox rows per AMQP message the relay published (1 = a plain message; more = a pack for one destination)',
+      labelNames: ['service'],
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers: [registry],
     }),
     unroutable: new client.Counter({

@@ -1,8 +1,9 @@
-import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Span } from '@opentelemetry/api';
 import { validateMessage, type Envelope } from '@exchange/contracts';
 import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
-import type { ConfirmPublisher, PublishOptions } from './publisher.ts';
+import { PACK_CONTENT_TYPE, encodePack } from './pack.ts';
+import type { ConfirmPublisher, PublishOptions, PublishResult } from './publisher.ts';
 import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
 import { messagingMetrics, type GaugeSource, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
 import { INBOX_TABLE, MESSAGE_ATTEMPTS_TABLE, OUTBOX_TABLE, outboxChannel, qualify, schemaName } from './tables.ts';
@@ -124,6 +125,14 @@ export interface OutboxRow {
   publish_attempts: number;
 }
 
+/** Most messages per AMQP message by default (OutboxRelayOptions.pack). */
+export const DEFAULT_PACK = 64;
+
+/** The AMQP headers a row's message carries: its own (trace context) plus its type and version. */
+function messageHeaders(r: OutboxRow): Record<string, unknown> {
+  return { ...r.headers, 'x-message-type': r.message.type, 'x-message-version': r.message.version };
+}
+
 export interface OutboxRelayOptions {
   pool: pg.Pool;
   schema: string | PgSchema;
@@ -145,6 +154,11 @@ export interface OutboxRelayOptions {
    * again, so keep it far above any redelivery window (broker outage, dead-letter replay).
    */
   inboxRetentionMs?: number;
+  /**
+   * Most messages per AMQP message (default 64): rows of one batch for the same exchange and routing key travel as
+   * one pack (pack.ts), which the inbox consumer takes apart again. 1 publishes every row as a message of its own.
+   */
+  pack?: number;
   /** Test hook, run after the broker confirmed a batch and before it is marked sent. */
   hooks?: { afterConfirm?(rows: OutboxRow[]): void | Promise<void> };
 }
@@ -286,6 +300,99 @@ export class OutboxRelay {
     }
   }
 
+  /**
+   * Publish the rows, one result per row. Rows for the same exchange and routing key go out as packs of up to `pack`
+   * (sequence order within each, so order per key holds); a pack's result is each of its rows' result. A row alone
+   * goes out as a plain message.
+   */
+  private async publishRows(rows: OutboxRow[], now: number): Promise<Array<PublishResult | Error>> {
+    const max = Math.max(1, this.opts.pack ?? DEFAULT_PACK);
+    const groups = new Map<string, OutboxRow[][]>();
+    for (const r of rows) {
+      const key = `${r.exchange}\u0000${r.routing_key}`;
+      const chunks = groups.get(key) ?? [];
+      const last = chunks[chunks.length - 1];
+      if (last && last.length < max) last.push(r);
+      else chunks.push([r]);
+      groups.set(key, chunks);
+    }
+    const units = [...groups.values()].flat();
+    // The broker publish span hangs off a pack's first row only; each row of a pack gets a producer span in its own
+    // trace, so every order's trace still shows the hop.
+    const rowSpans: Array<[OutboxRow, Span]> = [];
+    for (const unit of units) {
+      if (unit.length === 1) continue;
+      for (const r of unit) {
+        const span = trace.getTracer('@exchange/messaging').startSpan(
+          `publish ${r.exchange || '<default>'}`,
+          {
+            kind: SpanKind.PRODUCER,
+            attributes: {
+              'messaging.system': 'rabbitmq',
+              'messaging.destination.name': r.exchange,
+              'messaging.rabbitmq.destination.routing_key': r.routing_key,
+              'messaging.message.id': r.message.id,
+              'messaging.batch.message_count': unit.length,
+            },
+          },
+          propagation.extract(ROOT_CONTEXT, r.headers ?? {}),
+        );
+        rowSpans.push([r, span]);
+      }
+    }
+    const published = await this.opts.publisher.publishMany(
+      units.map((unit) => {
+        const first = unit[0]!;
+        const env = first.message;
+        const timestamp = Math.floor(Date.parse(env.occurredAt) / 1000) || Math.floor(now / 1000);
+        const parent = propagation.extract(ROOT_CONTEXT, first.headers ?? {});
+        if (unit.length === 1) {
+          const options: PublishOptions = {
+            messageId: env.id,
+            type: env.type,
+            persistent: true,
+            contentType: 'application/json',
+            timestamp,
+            appId: env.producer,
+            headers: messageHeaders(first),
+            ...(env.correlationId ? { correlationId: env.correlationId } : {}),
+          };
+          return {
+            exchange: first.exchange,
+            routingKey: first.routing_key,
+            content: Buffer.from(JSON.stringify(env)),
+            options,
+            parent,
+          };
+        }
+        const options: PublishOptions = {
+          // unique among the relay's publishes in flight (returns are matched by it); never an inbox key
+          messageId: `pack:${env.id}:${unit.length}`,
+          type: 'pack',
+          persistent: true,
+          contentType: PACK_CONTENT_TYPE,
+          timestamp,
+          appId: env.producer,
+          headers: { 'x-pack-size': unit.length },
+        };
+        const content = encodePack(unit.map((r) => ({ headers: messageHeaders(r), message: r.message })));
+        return { exchange: first.exchange, routingKey: first.routing_key, content, options, parent };
+      }),
+    );
+    const byRow = new Map<OutboxRow, PublishResult | Error>();
+    units.forEach((unit, i) => {
+      this.metrics.packSize.observe({ service: this.opts.service }, unit.length);
+      for (const r of unit) byRow.set(r, published[i]!);
+    });
+    for (const [r, span] of rowSpans) {
+      const res = byRow.get(r)!;
+      if (res instanceof Error) span.setStatus({ code: SpanStatusCode.ERROR, message: res.message });
+      else if (res.returned) span.setStatus({ code: SpanStatusCode.ERROR, message: 'unroutable' });
+      span.end();
+    }
+    return rows.map((r) => byRow.get(r)!);
+  }
+
   private async publishBatch(c: pg.PoolClient): Promise<{ published: number; full: boolean }> {
     const batchSize = this.opts.batchSize ?? 200;
     const table = qualify(this.opts.schema, OUTBOX_TABLE);
@@ -310,28 +417,7 @@ export class OutboxRelay {
     const now = Date.now();
     const batch = rows;
 
-    const results = await this.opts.publisher.publishMany(
-      batch.map((r) => {
-        const env = r.message;
-        const options: PublishOptions = {
-          messageId: env.id,
-          type: env.type,
-          persistent: true,
-          contentType: 'application/json',
-          timestamp: Math.floor(Date.parse(env.occurredAt) / 1000) || Math.floor(now / 1000),
-          appId: env.producer,
-          headers: { ...r.headers, 'x-message-type': env.type, 'x-message-version': env.version },
-          ...(env.correlationId ? { correlationId: env.correlationId } : {}),
-        };
-        return {
-          exchange: r.exchange,
-          routingKey: r.routing_key,
-          content: Buffer.from(JSON.stringify(env)),
-          options,
-          parent: propagation.extract(ROOT_CONTEXT, r.headers ?? {}),
-        };
-      }),
-    );
+    const results = await this.publishRows(batch, now);
     const sent: OutboxRow[] = [];
     const failed: Array<{ row: OutboxRow; error: string }> = [];
     results.forEach((res, i) => {

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
-import { COMMANDS_EXCHANGE, declareExchanges } from '@exchange/messaging';
+import { COMMANDS_EXCHANGE, declareExchanges, envelopesOf } from '@exchange/messaging';
 import { createHarness, type Harness } from './testing/harness.ts';
 import { eventually } from './testing/broker.ts';
 
@@ -222,7 +222,7 @@ describe('kill -9 between hold and commit (real processes)', () => {
           m;
           m = await ch.get('orders.BTC-USD', { noAck: true })
         ) {
-          cmds.push(JSON.parse(m.content.toString()) as (typeof cmds)[number]);
+          cmds.push(...(envelopesOf(m) as unknown as typeof cmds));
         }
         return cmds.some((c) => c.payload.orderId === row.id);
       }, 15_000);
@@ -232,7 +232,7 @@ describe('kill -9 between hold and commit (real processes)', () => {
         m;
         m = await ch.get('orders.BTC-USD', { noAck: true })
       ) {
-        cmds.push(JSON.parse(m.content.toString()) as (typeof cmds)[number]);
+        cmds.push(...(envelopesOf(m) as unknown as typeof cmds));
       }
       const ours = cmds.filter((c) => c.payload.orderId === row.id);
       expect(ours).toEqual([

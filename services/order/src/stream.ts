@@ -26,7 +26,7 @@ import type { Envelope } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
 import { formatFixed } from '@exchange/contracts/markets';
 import type { ConnectionResource } from '@exchange/messaging';
-import { EVENTS_EXCHANGE, declareExchanges } from '@exchange/messaging';
+import { EVENTS_EXCHANGE, declareExchanges, envelopesOf } from '@exchange/messaging';
 import { randomUUID } from 'node:crypto';
 import { BookSnapshotV1, OrderAmendedV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import { EVENT_BINDINGS } from './messaging/queues.ts';
@@ -196,7 +196,7 @@ export class StreamFeed implements ConnectionResource {
       (msg) => {
         if (!msg) return;
         try {
-          this.hub.dispatch(this.catalog, JSON.parse(msg.content.toString('utf8')) as Envelope);
+          for (const e of envelopesOf(msg)) this.hub.dispatch(this.catalog, e);
         } catch (err) {
           this.log.warn({ err }, 'stream feed: unreadable message skipped');
         }

@@ -6,6 +6,7 @@
 import amqp from 'amqplib';
 import type { Envelope } from '@exchange/contracts';
 import {
+  envelopesOf,
   createMessaging,
   declareExchanges,
   EVENTS_EXCHANGE,
@@ -78,7 +79,7 @@ export async function startBroker(
       for (;;) {
         const msg = await ch.get(`orders.${market}`, { noAck: true });
         if (!msg) return out;
-        out.push(JSON.parse(msg.content.toString()) as Envelope);
+        out.push(...envelopesOf(msg));
       }
     },
     async close() {

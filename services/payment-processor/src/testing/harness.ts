@@ -10,7 +10,7 @@ import type { Envelope } from '@exchange/contracts';
 import { ROUTES } from '@exchange/contracts/trading';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
-import { declareExchanges, silentLogger } from '@exchange/messaging';
+import { declareExchanges, envelopesOf, silentLogger } from '@exchange/messaging';
 import { createTestIssuer, type TestIssuer } from '@exchange/auth-client/testing';
 import { loadConfig } from '@exchange/config';
 import { ConfigSchema, type Config } from '../config.ts';
@@ -192,7 +192,7 @@ export class Bus {
       await ch.bindQueue(queue, exchange, key);
       await ch.consume(queue, (msg) => {
         if (!msg) return;
-        into.push({ routingKey: msg.fields.routingKey, message: JSON.parse(msg.content.toString()) as Envelope });
+        for (const message of envelopesOf(msg)) into.push({ routingKey: msg.fields.routingKey, message });
         ch.ack(msg);
       });
     };
