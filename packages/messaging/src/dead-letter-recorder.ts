@@ -5,6 +5,7 @@ import type { PgSchema } from 'drizzle-orm/pg-core';
 import type { ConnectionResource } from './connection.ts';
 import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, ORIGINAL_QUEUE_HEADER } from './consumer.ts';
 import { errorMessage, sleep, type Logger } from './logger.ts';
+import { unpack } from './pack.ts';
 import type { MessagingMetrics } from './metrics.ts';
 import { DEAD_LETTER_TABLE, qualify } from './tables.ts';
 import { deadLetterQueueName } from './topology.ts';
@@ -55,7 +56,45 @@ export class DeadLetterRecorder implements ConnectionResource {
     this.channel = undefined;
   }
 
+  /**
+   * Record what the broker dead-lettered: a pack (pack.ts) as one row per message in it, so each can be listed and
+   * replayed by its own id (the inbox skips those the consumer had already applied).
+   */
   private async record(ch: Channel, msg: ConsumeMessage): Promise<void> {
+    const rows = unpack(msg).map((part) => this.row(part));
+    for (;;) {
+      try {
+        for (const r of rows) {
+          const { rowCount } = await this.deps.pool.query(
+            `INSERT INTO ${qualify(this.deps.schema, DEAD_LETTER_TABLE)}
+               (queue, message_id, type, message, body, headers, reason, attempts, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'dead')
+             ON CONFLICT (queue, message_id) DO NOTHING`,
+            r.values,
+          );
+          if (rowCount) {
+            this.deps.metrics.deadLetters.inc({ queue: r.queue });
+            this.deps.logger.error(
+              { queue: r.queue, messageId: r.messageId, reason: r.reason },
+              'messaging: dead letter recorded from the DLQ',
+            );
+          }
+        }
+        if (this.channel === ch) ch.ack(msg);
+        return;
+      } catch (err) {
+        // Database away: keep the message (unacked) and try again; a lost channel requeues it by itself.
+        this.deps.logger.warn(
+          { err: errorMessage(err), queue: this.queue },
+          'messaging: could not record a dead letter, retrying',
+        );
+        if (this.channel !== ch) return;
+        await sleep(1_000);
+      }
+    }
+  }
+
+  private row(msg: ConsumeMessage): { queue: string; messageId: string; reason: string; values: unknown[] } {
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
     const death = (Array.isArray(headers['x-death']) ? headers['x-death'][0] : undefined) as XDeath | undefined;
     const body = msg.content.toString('utf8');
@@ -75,36 +114,20 @@ export class DeadLetterRecorder implements ConnectionResource {
       (headers[DEAD_LETTER_REASON_HEADER] as string | undefined) ??
       `dead-lettered by the broker (${death?.reason ?? 'unknown reason'})`;
     const attempts = Number(headers[ATTEMPT_HEADER] ?? headers['x-delivery-count'] ?? death?.count ?? 0) || 0;
-    for (;;) {
-      try {
-        const { rowCount } = await this.deps.pool.query(
-          `INSERT INTO ${qualify(this.deps.schema, DEAD_LETTER_TABLE)}
-             (queue, message_id, type, message, body, headers, reason, attempts, status)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'dead')
-           ON CONFLICT (queue, message_id) DO NOTHING`,
-          [
-            queue,
-            messageId,
-            typeof env?.type === 'string' ? env.type : null,
-            env ? JSON.stringify(env) : null,
-            env ? null : body,
-            JSON.stringify(headers),
-            reason.slice(0, 1000),
-            attempts,
-          ],
-        );
-        if (rowCount) {
-          this.deps.metrics.deadLetters.inc({ queue });
-          this.deps.logger.error({ queue, messageId, reason }, 'messaging: dead letter recorded from the DLQ');
-        }
-        if (this.channel === ch) ch.ack(msg);
-        return;
-      } catch (err) {
-        // Database away: keep the message (unacked) and try again; a lost channel requeues it by itself.
-        this.deps.logger.warn({ err: errorMessage(err), queue }, 'messaging: could not record a dead letter, retrying');
-        if (this.channel !== ch) return;
-        await sleep(1_000);
-      }
-    }
+    return {
+      queue,
+      messageId,
+      reason,
+      values: [
+        queue,
+        messageId,
+        typeof env?.type === 'string' ? env.type : null,
+        env ? JSON.stringify(env) : null,
+        env ? null : body,
+        JSON.stringify(headers),
+        reason.slice(0, 1000),
+        attempts,
+      ],
+    };
   }
 }

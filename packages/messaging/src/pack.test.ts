@@ -10,6 +10,7 @@ import { withTransaction } from '@exchange/db';
 import {
   COMMANDS_EXCHANGE,
   PACK_CONTENT_TYPE,
+  encodePack,
   createMessaging,
   envelopesOf,
   silentLogger,
@@ -233,4 +234,32 @@ it('an undecodable pack is dead-lettered whole, not dropped', async () => {
   );
   expect(dl.reason).toMatch(/^invalid message/);
   expect(dl.message).toEqual({ pack: 1, messages: 'nope' });
+});
+
+it('a pack the broker dead-letters itself is recorded as one dead letter per message, each replayable by its id', async () => {
+  const queue = 'pack.broker-dlq';
+  const m = await messaging([queue]);
+  await m.consume({ queue, handler: async () => {} });
+  const items = [0, 1, 2].map((seq) => TestItem.create({ seq, key: queue }, { producer: 'svc' }));
+  // as RabbitMQ moves a message past its delivery limit: the whole AMQP message lands in the DLQ
+  await m.publisher.publish('', `${queue}.dlq`, encodePack(items.map((message) => ({ headers: {}, message }))), {
+    messageId: `pack:${items[0]!.id}:3`,
+    persistent: true,
+    contentType: PACK_CONTENT_TYPE,
+    headers: { 'x-death': [{ queue, reason: 'delivery_limit', count: 1000 }] },
+  });
+  const rows = await waitFor(
+    async () => {
+      const { rows } = await env.pool.query<{ message_id: string; type: string; reason: string }>(
+        'SELECT message_id, type, reason FROM svc.dead_letters WHERE queue = $1 ORDER BY id',
+        [queue],
+      );
+      return rows.length === 3 && rows;
+    },
+    { what: 'three dead letters' },
+  );
+  expect(rows.map((r) => r.message_id)).toEqual(items.map((i) => i.id));
+  expect(rows.every((r) => r.type === 'test.item' && r.reason === 'dead-lettered by the broker (delivery_limit)')).toBe(
+    true,
+  );
 });
