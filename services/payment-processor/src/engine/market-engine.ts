@@ -28,12 +28,67 @@ import {
   type PlacePayload,
 } from './core.ts';
 import { bookSnapshotMessage, messagesFor, type OutgoingMessage } from './messages.ts';
-import { PostgresEngineStore, type AppliedCommand, type EngineStore } from './store.ts';
+import { PostgresEngineStore, type AppliedCommand, type EngineStore, type OrderClaim } from './store.ts';
 
 /** What a batch's commands write at its end, in order (MarketEngine.handleBatch). */
 interface BatchWrites {
   applied: AppliedCommand[];
   messages: OutgoingMessage[];
+}
+
+/**
+ * A batch's order-id claims (engine_orders): read once for the batch, decided in memory command by command exactly as
+ * `claimPlace` and `claimCancel` decide them in the database, and written once at the end (`writeClaims`). The
+ * market's position lock, held by the batch's transaction, keeps any other writer of the market's claims out.
+ */
+class BatchClaims {
+  private readonly known: Map<string, OrderClaim>;
+  private readonly claimed = new Map<string, OrderClaim>();
+
+  constructor(known: Map<string, OrderClaim>) {
+    this.known = known;
+  }
+
+  /** The order ids the batch's places and cancels name. */
+  static orderIds(envelopes: Envelope[]): string[] {
+    const ids = new Set<string>();
+    for (const e of envelopes) {
+      if (e.type !== PlaceOrderV1.type && e.type !== CancelOrderV1.type) continue;
+      const id = (e.payload as { orderId?: unknown } | undefined)?.orderId;
+      if (typeof id === 'string') ids.add(id);
+    }
+    return [...ids];
+  }
+
+  /** As `claimPlace`: undefined when placed before, else whether a cancel came first. */
+  place(order: { orderId: string; userId: string }, seq: number): { preCancelled: boolean } | undefined {
+    const row = this.known.get(order.orderId);
+    if (row && row.placedSeq !== null) return undefined;
+    const next = row ?? { userId: order.userId, placedSeq: null, cancelSeq: null };
+    this.known.set(order.orderId, { ...next, placedSeq: seq });
+    this.claim(order, { placedSeq: seq });
+    return { preCancelled: next.cancelSeq !== null };
+  }
+
+  /** As `claimCancel`: false when cancelled once already. */
+  cancel(order: { orderId: string; userId: string }, seq: number): boolean {
+    const row = this.known.get(order.orderId);
+    if (row && row.cancelSeq !== null) return false;
+    const next = row ?? { userId: order.userId, placedSeq: null, cancelSeq: null };
+    this.known.set(order.orderId, { ...next, cancelSeq: seq });
+    this.claim(order, { cancelSeq: seq });
+    return true;
+  }
+
+  /** One row per order id: the seqs this batch claimed (null where it claimed none). */
+  changes(): Array<OrderClaim & { orderId: string }> {
+    return [...this.claimed].map(([orderId, c]) => ({ orderId, ...c }));
+  }
+
+  private claim(order: { orderId: string; userId: string }, seqs: Partial<OrderClaim>): void {
+    const c = this.claimed.get(order.orderId) ?? { userId: order.userId, placedSeq: null, cancelSeq: null };
+    this.claimed.set(order.orderId, { ...c, ...seqs });
+  }
 }
 
 export interface MarketEngineOptions {
@@ -191,26 +246,38 @@ export class MarketEngine {
    */
   async handleBatch(envelopes: Envelope[], client: PoolClient): Promise<void> {
     await this.sync(client);
-    // The batch's journal rows and outbox messages are written by one statement at the end. Until then the engine in
-    // memory is ahead of the database: it stays dirty, so a failure anywhere below has it reloaded.
+    // The batch's order-id claims are read once and decided in memory in command order, and they, the journal rows
+    // and the outbox messages are written at the end. Until then the engine in memory is ahead of the database: it
+    // stays dirty, so a failure anywhere below has it reloaded.
+    const claims = new BatchClaims(await this.store.readClaims(client, BatchClaims.orderIds(envelopes)));
     const writes: BatchWrites = { applied: [], messages: [] };
-    for (const envelope of envelopes) await this.handleSynced(envelope, client, writes);
+    for (const envelope of envelopes) await this.handleSynced(envelope, client, writes, claims);
     this.dirty = true;
+    if (!(await this.store.writeClaims(client, this.symbol, claims.changes()))) {
+      throw new Error(`${this.symbol}: order-id claims changed under the batch; applying its commands one by one`);
+    }
     await this.store.append(client, this.symbol, writes.applied, writes.messages);
     this.dirty = false;
     this.opts.metrics?.engineBatch.observe({ market: this.symbol }, envelopes.length);
   }
 
-  private async handleSynced(envelope: Envelope, client: PoolClient, writes?: BatchWrites): Promise<void> {
+  private async handleSynced(
+    envelope: Envelope,
+    client: PoolClient,
+    writes?: BatchWrites,
+    claims?: BatchClaims,
+  ): Promise<void> {
     this.lastDeliveryAt = new Date();
     const end = this.opts.metrics?.commandDuration.startTimer({ market: this.symbol });
     const core = this.core!;
 
     let cmd: JournalCommand | undefined;
     try {
-      cmd = await this.journalCommand(envelope, client, core.seq + 1);
+      cmd = await this.journalCommand(envelope, client, core.seq + 1, claims);
     } catch (err) {
       if (!(err instanceof ContentError)) throw err;
+      // a rejection claims its order id on its own (claimRejectedPlace): left to the one-by-one path
+      if (claims) throw new Error(`${this.symbol}: a command to reject in the batch; applying it one by one`);
       const reject = this.rejectCommand(envelope.id, envelope.type, envelope.payload, err.message);
       // nothing to reject (a cancel on the wrong queue, an unknown type): not a command of this market
       if (!rejectsAnOrder(reject)) throw new PermanentError(err.message);
@@ -411,11 +478,12 @@ export class MarketEngine {
     envelope: Envelope,
     client: PoolClient,
     seq: number,
+    claims?: BatchClaims,
   ): Promise<JournalCommand | undefined> {
     if (envelope.type === PlaceOrderV1.type) {
       const order = envelope.payload as PlacePayload;
       this.checkMarket(order.market);
-      const claim = await this.store.claimPlace(client, this.symbol, order, seq);
+      const claim = claims ? claims.place(order, seq) : await this.store.claimPlace(client, this.symbol, order, seq);
       if (!claim) return undefined; // placed before: a duplicate
       return {
         kind: 'place',
@@ -428,7 +496,10 @@ export class MarketEngine {
       const cancel = envelope.payload as CancelPayload;
       this.checkMarket(cancel.market);
       // A cancel of an order id already cancelled once (a re-sent cancel) is a duplicate: nothing to do again.
-      if (!(await this.store.claimCancel(client, this.symbol, cancel, seq))) return undefined;
+      const claimed = claims
+        ? claims.cancel(cancel, seq)
+        : await this.store.claimCancel(client, this.symbol, cancel, seq);
+      if (!claimed) return undefined;
       return { kind: 'cancel', messageId: envelope.id, cancel };
     }
     if (envelope.type === AmendOrderV1.type) {

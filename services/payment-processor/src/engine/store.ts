@@ -51,6 +51,13 @@ export interface MarketStoreStatus {
   haltedReason: string | null;
 }
 
+/** An order id as the engine knows it: the journal seqs of its place and of its cancel, when they came. */
+export interface OrderClaim {
+  userId: string;
+  placedSeq: number | null;
+  cancelSeq: number | null;
+}
+
 export interface EngineStore {
   /** Run `fn` in a transaction of its own (start-up, trailing book snapshots, shutdown checkpoints). */
   transaction<T>(fn: (tx: PoolClient) => Promise<T>): Promise<T>;
@@ -89,6 +96,14 @@ export interface EngineStore {
     order: { orderId: string; userId: string },
     seq: number,
   ): Promise<boolean>;
+  /** The claims recorded for these order ids (a batch reads them once, then decides each command in memory). */
+  readClaims(tx: PoolClient, orderIds: string[]): Promise<Map<string, OrderClaim>>;
+  /**
+   * Write a batch's claims (one row per order id, merged in command order). Only fills a seq that is still empty;
+   * false when any row found its seq taken already (the batch read something another transaction has since changed:
+   * the caller rolls back and goes one command at a time).
+   */
+  writeClaims(tx: PoolClient, market: string, claims: Array<OrderClaim & { orderId: string }>): Promise<boolean>;
   /**
    * Journal rows of consecutive commands (in seq order), the position after the last, and their outbox messages in
    * order, written together.
@@ -204,6 +219,49 @@ export class PostgresEngineStore implements EngineStore {
       [order.orderId, market, order.userId, seq],
     );
     return rows[0] ? { preCancelled: rows[0].cancel_seq !== null } : undefined;
+  }
+
+  async readClaims(tx: PoolClient, orderIds: string[]): Promise<Map<string, OrderClaim>> {
+    if (orderIds.length === 0) return new Map();
+    const { rows } = await tx.query<{
+      order_id: string;
+      user_id: string;
+      placed_seq: string | null;
+      cancel_seq: string | null;
+    }>(`SELECT order_id, user_id, placed_seq, cancel_seq FROM ${P}.engine_orders WHERE order_id = ANY($1::text[])`, [
+      orderIds,
+    ]);
+    return new Map(
+      rows.map((r) => [
+        r.order_id,
+        {
+          userId: r.user_id,
+          placedSeq: r.placed_seq === null ? null : Number(r.placed_seq),
+          cancelSeq: r.cancel_seq === null ? null : Number(r.cancel_seq),
+        },
+      ]),
+    );
+  }
+
+  async writeClaims(tx: PoolClient, market: string, claims: Array<OrderClaim & { orderId: string }>): Promise<boolean> {
+    if (claims.length === 0) return true;
+    const { rowCount } = await tx.query(
+      `INSERT INTO ${P}.engine_orders AS o (order_id, market, user_id, placed_seq, cancel_seq)
+       SELECT id, $1, u, p, c FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(id, u, p, c)
+       ON CONFLICT (order_id) DO UPDATE
+          SET placed_seq = COALESCE(o.placed_seq, EXCLUDED.placed_seq),
+              cancel_seq = COALESCE(o.cancel_seq, EXCLUDED.cancel_seq)
+        WHERE (o.placed_seq IS NULL OR EXCLUDED.placed_seq IS NULL)
+          AND (o.cancel_seq IS NULL OR EXCLUDED.cancel_seq IS NULL)`,
+      [
+        market,
+        claims.map((c) => c.orderId),
+        claims.map((c) => c.userId),
+        claims.map((c) => c.placedSeq),
+        claims.map((c) => c.cancelSeq),
+      ],
+    );
+    return rowCount === claims.length;
   }
 
   async claimCancel(

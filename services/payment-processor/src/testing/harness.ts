@@ -10,7 +10,7 @@ import type { Envelope } from '@exchange/contracts';
 import { ROUTES } from '@exchange/contracts/trading';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
-import { declareExchanges, envelopesOf, silentLogger } from '@exchange/messaging';
+import { PACK_CONTENT_TYPE, declareExchanges, encodePack, envelopesOf, silentLogger } from '@exchange/messaging';
 import { createTestIssuer, type TestIssuer } from '@exchange/auth-client/testing';
 import { loadConfig } from '@exchange/config';
 import { ConfigSchema, type Config } from '../config.ts';
@@ -212,6 +212,17 @@ export class Bus {
         mandatory: true,
       });
     }
+    await this.pub.waitForConfirms();
+  }
+
+  /** The messages as one pack (as the order service's outbox relay sends a batch): the consumer gets them at once. */
+  async publishPack(routingKey: string, messages: Envelope[]): Promise<void> {
+    this.pub.publish(
+      ROUTES.commandsExchange,
+      routingKey,
+      encodePack(messages.map((message) => ({ headers: {}, message }))),
+      { messageId: `pack:${messages[0]!.id}`, persistent: true, contentType: PACK_CONTENT_TYPE, mandatory: true },
+    );
     await this.pub.waitForConfirms();
   }
 
