@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ExchangeClient } from '@exchange/sdk';
-import { staffAccessToken, staffTotpSecret } from '@exchange/e2e';
+import { forgetStaffEnrolment, staffAccessToken, staffTotpSecret } from '@exchange/e2e';
 import { BENCH_APP, cpuBetween, discover, refreshBackends, sample, type ProcGroup } from './procs.ts';
 import { seedHistory } from './seed.ts';
 
@@ -381,18 +381,36 @@ async function runPhase(
 }
 
 async function reconcile(): Promise<{ status: string; failedChecks: string[] }> {
-  const creds = adminCredentials();
-  // staff routes need 2FA: the first run enrols the host-mode admin and keeps its TOTP secret with the other secrets
-  const token = await staffAccessToken(gateway, creds);
-  const secret = staffTotpSecret(gateway, creds.email);
-  if (!creds.totpSecret && secret && !args['admin-email']) {
-    const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, string>;
-    writeFileSync(secretsFile, JSON.stringify({ ...s, ADMIN_TOTP_SECRET: secret }, null, 2), { mode: 0o600 });
+  let creds = adminCredentials();
+  const run = async () => {
+    // staff routes need 2FA: the first run enrols the host-mode admin and keeps its TOTP secret with the other secrets
+    const token = await staffAccessToken(gateway, creds);
+    const secret = staffTotpSecret(gateway, creds.email);
+    if (!creds.totpSecret && secret && !args['admin-email']) {
+      const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, string>;
+      writeFileSync(secretsFile, JSON.stringify({ ...s, ADMIN_TOTP_SECRET: secret }, null, 2), { mode: 0o600 });
+    }
+    return fetch(`${gateway}/api/v1/admin/reconciliation/run`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '10.250.0.1' },
+    });
+  };
+  let res = await run();
+  if (res.status === 403 && creds.totpSecret) {
+    const code = (
+      (await res
+        .clone()
+        .json()
+        .catch(() => ({}))) as { error?: { code?: string } }
+    ).error?.code;
+    if (code === 'MFA_ENROLMENT_REQUIRED') {
+      // the kept secret belongs to an earlier database (the stack was reset): enrol this admin again
+      forgetStaffEnrolment(gateway, creds.email);
+      const { totpSecret: _stale, ...fresh } = creds;
+      creds = fresh;
+      res = await run();
+    }
   }
-  const res = await fetch(`${gateway}/api/v1/admin/reconciliation/run`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '10.250.0.1' },
-  });
   const r = (await res.json().catch(() => ({}))) as unknown;
   if (!res.ok) {
     // an answer without a report (gateway timeout, 5xx) is shown as such, never as a silent "undefined"

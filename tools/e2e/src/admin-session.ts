@@ -79,6 +79,14 @@ export async function staffTotpCode(authUrl: string, email: string): Promise<str
   return freshCode(e);
 }
 
+/**
+ * Forget what this helper holds for an account (its TOTP secret and token): the next staffAccessToken enrols it
+ * again. For a secret kept from an earlier run that the account no longer has (its database was recreated).
+ */
+export function forgetStaffEnrolment(authUrl: string, email: string): void {
+  enrolled.delete(`${authUrl}|${email}`);
+}
+
 /** The TOTP secret this helper holds for an account (to keep it for a later run), if any. */
 export function staffTotpSecret(authUrl: string, email: string): string | undefined {
   return enrolled.get(`${authUrl}|${email}`)?.secret;

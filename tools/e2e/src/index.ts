@@ -3,4 +3,4 @@ export { ADMIN, eventually, startTestStack, type TestStack, type TestStackOption
 export { balance, crossTrade, newTrader, orderReaches, trader, traderSessions } from './fixtures/traders.ts';
 export { latestOutboxPayload } from './fixtures/outbox.ts';
 export { useTestStack } from './fixtures/stack.ts';
-export { staffAccessToken, staffTotpCode, staffTotpSecret } from './admin-session.ts';
+export { forgetStaffEnrolment, staffAccessToken, staffTotpCode, staffTotpSecret } from './admin-session.ts';
