@@ -16,7 +16,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
 import type { ConnectionResource, RabbitConnection } from './connection.ts';
-import { unpack } from './pack.ts';
+import { isBrokerHeader, unpack } from './pack.ts';
 import type { ConfirmPublisher } from './publisher.ts';
 import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
 import type { MessagingMetrics } from './metrics.ts';
@@ -222,9 +222,7 @@ function extractContext(headers: Record<string, unknown> | undefined) {
 function cleanHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
-    if (k === 'x-death' || k === 'x-delivery-count' || k.startsWith('x-first-death') || k.startsWith('x-last-death'))
-      continue;
-    out[k] = v;
+    if (!isBrokerHeader(k)) out[k] = v;
   }
   return out;
 }

@@ -36,7 +36,6 @@ export function unpack<M extends Message>(msg: M): M[] {
     return [msg];
   }
   return items.map((i) => {
-    const headers = { ...(i.headers ?? {}) };
     const id = typeof i.message.id === 'string' ? i.message.id : undefined;
     const type = typeof i.message.type === 'string' ? i.message.type : undefined;
     return {
@@ -49,19 +48,21 @@ export function unpack<M extends Message>(msg: M): M[] {
         type,
         correlationId: i.message.correlationId,
         // what the broker added to the pack (x-delivery-count, x-death) holds for each message in it
-        headers: { ...pickBrokerHeaders(msg.properties.headers), ...headers },
+        headers: { ...brokerHeaders(msg.properties.headers), ...i.headers },
       },
     } as M;
   });
 }
 
-function pickBrokerHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) {
-    if (k === 'x-delivery-count' || k === 'x-death' || k.startsWith('x-first-death') || k.startsWith('x-last-death'))
-      out[k] = v;
-  }
-  return out;
+/** Headers the broker adds to a message it delivers again or dead-letters (its bookkeeping, not the producer's). */
+export function isBrokerHeader(key: string): boolean {
+  return (
+    key === 'x-death' || key === 'x-delivery-count' || key.startsWith('x-first-death') || key.startsWith('x-last-death')
+  );
+}
+
+function brokerHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(headers ?? {}).filter(([k]) => isBrokerHeader(k)));
 }
 
 /** The envelopes of a delivery (a pack's in order), for consumers that read the bus without the inbox consumer. */
