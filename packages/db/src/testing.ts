@@ -86,3 +86,5 @@ export async function createTestDatabase(
     },
   };
 }
+
+export { freePortBlock } from './test-ports.ts';

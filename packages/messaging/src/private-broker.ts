@@ -8,6 +8,7 @@ import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePortBlock } from '@exchange/db/testing';
 
 const run = promisify(execFile);
 
@@ -41,7 +42,8 @@ function uid(name: string): { uid: number; gid: number } | undefined {
 }
 
 export async function startPrivateBroker(): Promise<PrivateBroker> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  // below the ephemeral range, so the port is still free when the node starts its app again after stop_app
+  const port = await freePortBlock(2);
   const distPort = port + 1;
   const node = `e2e${port}@localhost`;
   const dir = mkdtempSync(join(tmpdir(), 'rmq-'));

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import jwt from 'jsonwebtoken';
-import { createTestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, freePortBlock } from '@exchange/db/testing';
 import { keyStoreFor } from './app.ts';
 import { parseRecipients } from './backups/service.ts';
 import { bearer, login, newAdmin, newUser, PASSWORD, startAuth, totpCode, type Harness } from './testing/index.ts';
@@ -370,7 +370,7 @@ describe('admin seeding', () => {
 
   test('ADMIN_EMAIL/ADMIN_PASSWORD at start (main.ts) seeds the admin', async () => {
     const db = await createTestDatabase('auth_main');
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePortBlock(1);
     const child = spawn(process.execPath, [fileURLToPath(new URL('./main.ts', import.meta.url))], {
       env: {
         ...process.env,

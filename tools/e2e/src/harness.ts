@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, freePortBlock, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { startPrivateBroker, type PrivateBroker } from '@exchange/messaging/private-broker';
 import { ExchangeClient } from '@exchange/sdk';
@@ -46,8 +46,6 @@ export interface TestStack {
 /** The first admin every e2e stack seeds. */
 export const ADMIN = { email: 'root@e2e.test', password: 'Vault-door-1234-open' };
 
-let portCursor = 20_000 + Math.floor(Math.random() * 30_000);
-
 /**
  * Start the stack on random ports; a port another test run took meanwhile (EADDRINUSE) is retried on new ports, so
  * parallel runs on one machine do not fail each other by chance.
@@ -75,7 +73,8 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
         await dropDb();
         throw err;
       });
-  const base = (portCursor += 10 + Math.floor(Math.random() * 500));
+  // below the ephemeral range: a crash test starts a killed service again on its port
+  const base = await freePortBlock(6);
   const logs: string[] = [];
   // admin backups are encrypted to a key pair of this stack's (identity in /tmp/e2e-age-<db>.txt)
   const backupIdentityFile = `/tmp/e2e-age-${db.name}.txt`;

@@ -8,6 +8,7 @@ import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePortBlock } from '@exchange/db/testing';
 
 const run = promisify(execFile);
 
@@ -37,7 +38,8 @@ function postgresUser(): { uid: number; gid: number } | undefined {
 }
 
 export async function startPrivatePostgres(opts: { maxConnections?: number } = {}): Promise<PrivatePostgres> {
-  const port = 40000 + Math.floor(Math.random() * 20000);
+  // below the ephemeral range, so the port is still free when restart() starts the server again
+  const port = await freePortBlock(1);
   const dir = mkdtempSync(join(tmpdir(), 'pg-'));
   const data = join(dir, 'data');
   const asRoot = process.getuid?.() === 0;
