@@ -128,30 +128,78 @@ export async function tradeRefs(
   return rows;
 }
 
+/** One trade as `projectTrades` writes it: the tape row, its two fills and the candle buckets it falls in. */
+export interface TradeProjection {
+  tradeId: string;
+  market: string;
+  seq: string;
+  priceTicks: string;
+  quantityLots: string;
+  quoteAmount: string;
+  baseAmount: string;
+  takerSide: 'buy' | 'sell';
+  at: string;
+  /** Taker first, then maker. */
+  fills: Array<{
+    orderId: string;
+    userId: string;
+    side: 'buy' | 'sell';
+    liquidity: 'taker' | 'maker';
+    fee: string;
+    feeAsset: string;
+  }>;
+  candles: Array<{ interval: CandleInterval; openTime: Date }>;
+}
+
 /**
- * A trade's projections in one statement (the tape, both fills, the candles, the fee-tier volume, the last-trade
- * reference), written only when the tape row is new; true when it was. `values` are the statement's 17 parameters.
+ * The projections of a list of trades in one statement (the tape, the fills, the candles, the fee-tier volume, the
+ * last-trade reference); returns the ids of the trades whose tape row is new. A trade already on the tape writes
+ * nothing, so a redelivered trade changes nothing. The result is the one applying the trades one after the other in
+ * list order gives: a candle, a user's daily volume and the market's last trade are aggregated over the new trades
+ * first (ON CONFLICT DO UPDATE may touch a row once per statement), with ties in `seq` broken by list order, as the
+ * one-at-a-time comparisons (strictly older open, strictly newer close and last trade) break them. Fills get their
+ * ids in list order. `list` must not name a trade id twice.
  */
-export async function projectTrade(c: Db, values: unknown[]): Promise<boolean> {
-  const { rows } = await c.query<{ applied: boolean }>(
-    `WITH t AS (
+export async function projectTrades(c: Db, list: TradeProjection[]): Promise<Set<string>> {
+  if (list.length === 0) return new Set();
+  const fills = list.flatMap((t, n) => t.fills.map((f) => ({ n: n + 1, ...f })));
+  const buckets = list.flatMap((t, n) => t.candles.map((k) => ({ n: n + 1, ...k })));
+  const { rows } = await c.query<{ trade_id: string }>(
+    `WITH x AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
+                            $7::text[], $8::timestamptz[], $9::numeric[])
+         WITH ORDINALITY AS x(trade_id, market, seq, price_ticks, quantity_lots, quote_amount, taker_side, executed_at,
+                              base_amount, n)),
+     t AS (
        INSERT INTO ${ORDERS}.trades (trade_id, market, seq, price_ticks, quantity_lots, quote_amount, taker_side, executed_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (trade_id) DO NOTHING
+       SELECT trade_id, market, seq, price_ticks, quantity_lots, quote_amount, taker_side, executed_at FROM x ORDER BY n
+       ON CONFLICT (trade_id) DO NOTHING
        RETURNING trade_id),
+     new AS (SELECT x.* FROM x JOIN t USING (trade_id)),
+     y AS (
+       SELECT * FROM unnest($10::int[], $11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::numeric[], $16::text[])
+         WITH ORDINALITY AS y(n, order_id, user_id, side, liquidity, fee, fee_asset, ord)),
      f AS (
        INSERT INTO ${ORDERS}.fills (trade_id, order_id, user_id, market, side, liquidity, price_ticks, quantity_lots,
          base_amount, quote_amount, fee, fee_asset, executed_at)
-       SELECT $1, x.order_id, x.user_id, $2, x.side, x.liquidity, $4, $5, $9, $6, x.fee, x.fee_asset, $8
-         FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::numeric[], $15::text[])
-              AS x(order_id, user_id, side, liquidity, fee, fee_asset)
-        WHERE EXISTS (SELECT 1 FROM t)
+       SELECT new.trade_id, y.order_id, y.user_id, new.market, y.side, y.liquidity, new.price_ticks, new.quantity_lots,
+              new.base_amount, new.quote_amount, y.fee, y.fee_asset, new.executed_at
+         FROM y JOIN new ON new.n = y.n
+        ORDER BY y.ord
        ON CONFLICT (trade_id, order_id) DO NOTHING),
+     b AS (
+       SELECT new.market, i.interval, i.open_time,
+              (array_agg(new.price_ticks ORDER BY new.seq, new.n))[1] AS open_ticks, min(new.seq) AS open_seq,
+              max(new.price_ticks) AS high_ticks, min(new.price_ticks) AS low_ticks,
+              (array_agg(new.price_ticks ORDER BY new.seq DESC, new.n))[1] AS close_ticks, max(new.seq) AS close_seq,
+              sum(new.quantity_lots) AS volume_lots, sum(new.quote_amount) AS quote_volume, count(*)::int AS trades
+         FROM unnest($17::int[], $18::text[], $19::timestamptz[]) AS i(n, interval, open_time)
+         JOIN new ON new.n = i.n
+        GROUP BY new.market, i.interval, i.open_time),
      k AS (
        INSERT INTO ${ORDERS}.candles AS k (market, interval, open_time, open_ticks, open_seq, high_ticks, low_ticks,
          close_ticks, close_seq, volume_lots, quote_volume, trades)
-       SELECT $2, i.interval, i.open_time, $4, $3, $4, $4, $4, $3, $5, $6, 1
-         FROM unnest($16::text[], $17::timestamptz[]) AS i(interval, open_time)
-        WHERE EXISTS (SELECT 1 FROM t)
+       SELECT * FROM b
        ON CONFLICT (market, interval, open_time) DO UPDATE SET
          open_ticks = CASE WHEN EXCLUDED.open_seq < k.open_seq THEN EXCLUDED.open_ticks ELSE k.open_ticks END,
          open_seq = LEAST(k.open_seq, EXCLUDED.open_seq),
@@ -161,24 +209,43 @@ export async function projectTrade(c: Db, values: unknown[]): Promise<boolean> {
          low_ticks = LEAST(k.low_ticks, EXCLUDED.low_ticks),
          volume_lots = k.volume_lots + EXCLUDED.volume_lots,
          quote_volume = k.quote_volume + EXCLUDED.quote_volume,
-         trades = k.trades + 1),
+         trades = k.trades + EXCLUDED.trades),
      v AS (
        INSERT INTO ${ORDERS}.volume_daily AS v (user_id, market, day, quote_volume)
-       SELECT x.user_id, $2, ($8::timestamptz AT TIME ZONE 'UTC')::date, $6::numeric * count(*)
-         FROM unnest($11::uuid[]) AS x(user_id)
-        WHERE EXISTS (SELECT 1 FROM t)
-        GROUP BY x.user_id
+       SELECT y.user_id, new.market, (new.executed_at AT TIME ZONE 'UTC')::date, sum(new.quote_amount)
+         FROM y JOIN new ON new.n = y.n
+        GROUP BY 1, 2, 3
        ON CONFLICT (user_id, market, day) DO UPDATE SET quote_volume = v.quote_volume + EXCLUDED.quote_volume),
      s AS (
        INSERT INTO ${ORDERS}.market_state AS s (market, last_trade_ticks, last_trade_seq, last_trade_at)
-       SELECT $2, $4, $3, $8 WHERE EXISTS (SELECT 1 FROM t)
+       SELECT DISTINCT ON (market) market, price_ticks, seq, executed_at FROM new ORDER BY market, seq DESC, n
        ON CONFLICT (market) DO UPDATE SET last_trade_ticks = EXCLUDED.last_trade_ticks,
          last_trade_seq = EXCLUDED.last_trade_seq, last_trade_at = EXCLUDED.last_trade_at
        WHERE s.last_trade_seq IS NULL OR s.last_trade_seq < EXCLUDED.last_trade_seq)
-     SELECT EXISTS (SELECT 1 FROM t) AS applied`,
-    values,
+     SELECT trade_id::text FROM t`,
+    [
+      list.map((t) => t.tradeId),
+      list.map((t) => t.market),
+      list.map((t) => t.seq),
+      list.map((t) => t.priceTicks),
+      list.map((t) => t.quantityLots),
+      list.map((t) => t.quoteAmount),
+      list.map((t) => t.takerSide),
+      list.map((t) => t.at),
+      list.map((t) => t.baseAmount),
+      fills.map((f) => f.n),
+      fills.map((f) => f.orderId),
+      fills.map((f) => f.userId),
+      fills.map((f) => f.side),
+      fills.map((f) => f.liquidity),
+      fills.map((f) => f.fee),
+      fills.map((f) => f.feeAsset),
+      buckets.map((k) => k.n),
+      buckets.map((k) => k.interval),
+      buckets.map((k) => k.openTime),
+    ],
   );
-  return rows[0]?.applied === true;
+  return new Set(rows.map((r) => r.trade_id));
 }
 
 /** The market's L2 book, replaced when `seq` is newer than the stored one; true when it was. */

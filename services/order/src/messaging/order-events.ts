@@ -12,7 +12,7 @@ import type { PayloadOf } from '@exchange/contracts';
 import { BookSnapshotV1, OrderAmendedV1, OrderUpdatedV1, TradeExecutedV1 } from '@exchange/contracts/trading';
 import type { Logger } from '@exchange/messaging';
 import { CANDLE_INTERVALS } from '../market-data/candles.ts';
-import { projectTrade, upsertBook } from '../market-data/repository.ts';
+import { projectTrades, upsertBook, type TradeProjection } from '../market-data/repository.ts';
 import { amendExists, recordAmendOutcome } from '../orders/amend-repository.ts';
 import { applyAmendToOrder, applyEngineUpdate, applyEngineUpdates, existingOrders } from '../orders/repository.ts';
 
@@ -45,17 +45,21 @@ export function orderEventsHandler(opts: { catalog: MarketCatalog; log: Logger }
     return { kind: 'ignored' };
   };
   /**
-   * A batch, with the outcome of handling its messages one after the other: the other events one at a time in
-   * delivery order, then every order update in one statement (`applyEngineUpdates` keeps delivery order among them).
-   * Moving the updates behind the rest changes nothing: no other event reads or writes what an update writes (an
-   * amend's outcome sets price, quantity and hold; trades and books have tables of their own).
+   * A batch, with the outcome of handling its messages one after the other: the books and amends one at a time in
+   * delivery order, then every trade in one statement and every order update in one statement (`applyTrades` and
+   * `applyEngineUpdates` keep delivery order among their own). Moving trades and updates behind the rest changes
+   * nothing: none of these events reads or writes what another kind writes (an amend's outcome sets price, quantity
+   * and hold; an update sets status and fills; trades and books have tables of their own).
    */
   const batch = async (messages: Envelope[], client: pg.PoolClient): Promise<void> => {
     const updates: OrderUpdated[] = [];
+    const trades: TradeExecuted[] = [];
     for (const m of messages) {
       if (OrderUpdatedV1.is(m)) updates.push(m.payload);
+      else if (TradeExecutedV1.is(m)) trades.push(m.payload);
       else await handle(m, client);
     }
+    await applyTrades(client, opts.catalog, trades, opts.log);
     await applyOrderUpdates(client, updates, opts.log);
   };
   return Object.assign(handle, { batch });
@@ -103,39 +107,63 @@ export async function applyTrade(
   p: TradeExecuted,
   log: Logger,
 ): Promise<boolean> {
-  const m = catalog.market(p.market);
-  if (!m) {
-    log.warn({ market: p.market, tradeId: p.tradeId }, 'trade for an unknown market ignored');
-    return false;
-  }
-  // One statement per trade instead of nine (the tape, both fills, four candles, the fee-tier volume, the last-trade
-  // reference): the projections are written only when the tape row is new, so a redelivered trade changes nothing.
-  // Round trips, not execution, are what a trade costs here (docs/benchmarks.md).
-  const makerSide = p.takerSide === 'buy' ? 'sell' : 'buy';
-  const at = new Date(p.at);
-  const intervals = Object.entries(CANDLE_INTERVALS);
-  const openTimes = intervals.map(
-    ([, seconds]) => new Date(Math.floor(at.getTime() / 1000 / seconds) * seconds * 1000),
-  );
-  return projectTrade(c, [
-    p.tradeId,
-    p.market,
-    p.seq,
-    p.priceTicks,
-    p.quantityLots,
-    p.quoteAmount,
-    p.takerSide,
-    p.at,
-    p.baseAmount,
-    [p.takerOrderId, p.makerOrderId],
-    [p.takerUserId, p.makerUserId],
-    [p.takerSide, makerSide],
-    ['taker', 'maker'],
-    [p.takerSide, makerSide].map((side) => (side === 'buy' ? p.buyerFee : p.sellerFee)),
-    [p.takerSide, makerSide].map((side) => (side === 'buy' ? m.base.symbol : m.quote.symbol)),
-    intervals.map(([interval]) => interval),
-    openTimes,
-  ]);
+  return (await applyTrades(c, catalog, [p], log))[0]!;
+}
+
+/**
+ * Trades' projections in one statement for the whole list (`projectTrades`), with the outcome of each in list order:
+ * true when its tape row is new. A trade id named twice counts once, as the second one applied after the first would.
+ * Round trips, not execution, are what a trade costs here (docs/benchmarks.md).
+ */
+export async function applyTrades(
+  c: pg.PoolClient,
+  catalog: MarketCatalog,
+  list: TradeExecuted[],
+  log: Logger,
+): Promise<boolean[]> {
+  const intervals = Object.entries(CANDLE_INTERVALS) as Array<[keyof typeof CANDLE_INTERVALS, number]>;
+  const first = new Map<string, number>();
+  const projections: TradeProjection[] = [];
+  list.forEach((p, i) => {
+    const m = catalog.market(p.market);
+    if (!m) {
+      log.warn({ market: p.market, tradeId: p.tradeId }, 'trade for an unknown market ignored');
+      return;
+    }
+    if (first.has(p.tradeId)) return;
+    first.set(p.tradeId, i);
+    const makerSide = p.takerSide === 'buy' ? 'sell' : 'buy';
+    const at = new Date(p.at).getTime();
+    const fill = (side: 'buy' | 'sell', liquidity: 'taker' | 'maker', orderId: string, userId: string) => ({
+      orderId,
+      userId,
+      side,
+      liquidity,
+      fee: side === 'buy' ? p.buyerFee : p.sellerFee,
+      feeAsset: side === 'buy' ? m.base.symbol : m.quote.symbol,
+    });
+    projections.push({
+      tradeId: p.tradeId,
+      market: p.market,
+      seq: p.seq,
+      priceTicks: p.priceTicks,
+      quantityLots: p.quantityLots,
+      quoteAmount: p.quoteAmount,
+      baseAmount: p.baseAmount,
+      takerSide: p.takerSide,
+      at: p.at,
+      fills: [
+        fill(p.takerSide, 'taker', p.takerOrderId, p.takerUserId),
+        fill(makerSide, 'maker', p.makerOrderId, p.makerUserId),
+      ],
+      candles: intervals.map(([interval, seconds]) => ({
+        interval,
+        openTime: new Date(Math.floor(at / 1000 / seconds) * seconds * 1000),
+      })),
+    });
+  });
+  const applied = await projectTrades(c, projections);
+  return list.map((p, i) => first.get(p.tradeId) === i && applied.has(p.tradeId));
 }
 
 export async function applyBook(c: pg.PoolClient, p: BookSnapshot): Promise<boolean> {
