@@ -1,8 +1,8 @@
 /**
  * The wallet's Postgres schema. Money columns are numeric(38,0) minor units (read back as strings, converted with
  * BigInt). CHECK constraints here are the last line of defence for invariant 2; the append-only triggers and the
- * "every journal entry balances per asset" constraint trigger live in the custom migration
- * (drizzle/0001_ledger_triggers.sql).
+ * "every journal entry balances per asset" trigger live in the custom migrations
+ * (drizzle/0001_ledger_triggers.sql, drizzle/0006_ledger_balance_per_statement.sql).
  */
 import { sql } from 'drizzle-orm';
 import {

@@ -64,7 +64,7 @@ test('the journal is append-only and entries must balance (database-enforced)', 
   expect(await errCode(db.pool.query(`UPDATE wallet.postings SET amount = amount + 1`))).toBe('23000');
   expect(await errCode(db.pool.query(`DELETE FROM wallet.journal_entries`))).toBe('23000');
   expect(await errCode(db.pool.query(`TRUNCATE wallet.postings CASCADE`))).toBe('23000');
-  // An unbalanced entry written behind the code's back is rejected at commit by the constraint trigger.
+  // An unbalanced entry written behind the code's back is rejected by the statement-level trigger.
   const unbalanced = withTransaction(db.pool, async (c) => {
     const { rows } = await c.query<{ id: string }>(
       `INSERT INTO wallet.journal_entries (idempotency_key, reason, ref_type, ref_id) VALUES ($1, 'x', 'x', 'x')
@@ -78,6 +78,46 @@ test('the journal is append-only and entries must balance (database-enforced)', 
     );
   });
   expect(await errCode(unbalanced)).toBe('23514');
+  // The check runs per statement: legs of one entry in one statement pass; a leg in another asset than its account,
+  // a leg added later to a balanced entry, or an entry's legs split over two statements are refused.
+  const acct = (await db.pool.query<{ id: string }>(`SELECT id::text FROM wallet.accounts WHERE user_id = $1`, [u]))
+    .rows[0]!.id;
+  const fee = (
+    await db.pool.query<{ id: string }>(
+      `SELECT id::text FROM wallet.accounts WHERE kind <> 'user' AND asset = 'USD' ORDER BY id LIMIT 1`,
+    )
+  ).rows[0]!.id;
+  const entry = async (c: { query: typeof db.pool.query }) =>
+    (
+      await c.query<{ id: string }>(
+        `INSERT INTO wallet.journal_entries (idempotency_key, reason, ref_type, ref_id) VALUES ($1, 'x', 'x', 'x')
+         RETURNING id::text`,
+        [randomUUID()],
+      )
+    ).rows[0]!.id;
+  const legs = `INSERT INTO wallet.postings (entry_id, account_id, asset, amount, balance_after, memo)
+                SELECT $1, a, s, m, 0, 'x' FROM unnest($2::bigint[], $3::text[], $4::numeric[]) AS l(a, s, m)`;
+  const balancedThenMore = (more: boolean) =>
+    withTransaction(db.pool, async (c) => {
+      const id = await entry(c);
+      await c.query(legs, [id, [acct, fee], ['USD', 'USD'], [-1, 1]]);
+      if (more) await c.query(legs, [id, [acct], ['USD'], [3]]);
+      // rolled back either way: these legs move no balance, so committing them would break reconciliation
+      throw new Error('rolled back on purpose');
+    });
+  expect(await errCode(balancedThenMore(false))).toBe('Error: rolled back on purpose');
+  expect(await errCode(balancedThenMore(true))).toBe('23514');
+  const wrongAsset = withTransaction(db.pool, async (c) => {
+    const id = await entry(c);
+    await c.query(legs, [id, [acct, acct], ['BTC', 'BTC'], [-1, 1]]);
+  });
+  expect(await errCode(wrongAsset)).toBe('23514');
+  const split = withTransaction(db.pool, async (c) => {
+    const id = await entry(c);
+    await c.query(legs, [id, [acct], ['USD'], [-1]]);
+    await c.query(legs, [id, [fee], ['USD'], [1]]);
+  });
+  expect(await errCode(split)).toBe('23514');
   // CHECK constraints: no negative user balance, held never above total.
   expect(await errCode(db.pool.query(`UPDATE wallet.accounts SET balance = -1 WHERE user_id = $1`, [u]))).toBe('23514');
   expect(await errCode(db.pool.query(`UPDATE wallet.accounts SET held = balance + 1 WHERE user_id = $1`, [u]))).toBe(
