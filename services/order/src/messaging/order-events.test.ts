@@ -140,8 +140,9 @@ const events = (w: World, specs: EventSpec[]) => {
     const meta = { producer: 'payment-processor' };
     if (s.kind === 'trade-again' && trades.length > 0) {
       // the same trade again under a new message id (a replay): its projections must not count twice
-      const again = trades[s.other % trades.length]!;
-      return TradeExecutedV1.create(again.payload as PayloadOf<typeof TradeExecutedV1>, meta);
+      const again = trades[s.other % trades.length]!.payload as PayloadOf<typeof TradeExecutedV1>;
+      // sometimes with its id in capitals: still the same uuid
+      return TradeExecutedV1.create(s.stop ? { ...again, tradeId: again.tradeId.toUpperCase() } : again, meta);
     }
     if (s.kind === 'trade' || s.kind === 'trade-again') {
       const maker = w.orders[s.other % w.orders.length]!;

@@ -49,7 +49,7 @@ export function orderEventsHandler(opts: { catalog: MarketCatalog; log: Logger }
    * delivery order, then every trade in one statement and every order update in one statement (`applyTrades` and
    * `applyEngineUpdates` keep delivery order among their own). Moving trades and updates behind the rest changes
    * nothing: none of these events reads or writes what another kind writes (an amend's outcome sets price, quantity
-   * and hold; an update sets status and fills; trades and books have tables of their own).
+   * and hold; an update sets status and filled quantities; trades and books have tables of their own).
    */
   const batch = async (messages: Envelope[], client: pg.PoolClient): Promise<void> => {
     const updates: OrderUpdated[] = [];
@@ -130,8 +130,9 @@ export async function applyTrades(
       log.warn({ market: p.market, tradeId: p.tradeId }, 'trade for an unknown market ignored');
       return;
     }
-    if (first.has(p.tradeId)) return;
-    first.set(p.tradeId, i);
+    const id = p.tradeId.toLowerCase(); // a uuid's canonical form: the database compares them so
+    if (first.has(id)) return;
+    first.set(id, i);
     const makerSide = p.takerSide === 'buy' ? 'sell' : 'buy';
     const at = new Date(p.at).getTime();
     const fill = (side: 'buy' | 'sell', liquidity: 'taker' | 'maker', orderId: string, userId: string) => ({
@@ -163,7 +164,10 @@ export async function applyTrades(
     });
   });
   const applied = await projectTrades(c, projections);
-  return list.map((p, i) => first.get(p.tradeId) === i && applied.has(p.tradeId));
+  return list.map((p, i) => {
+    const id = p.tradeId.toLowerCase();
+    return first.get(id) === i && applied.has(id);
+  });
 }
 
 export async function applyBook(c: pg.PoolClient, p: BookSnapshot): Promise<boolean> {
