@@ -103,6 +103,8 @@ async function startOnce(opts: TestStackOptions): Promise<TestStack> {
       PAYOUT_DELAY_MS: '50',
       PAYOUT_FAILURE_RATE: '0',
       TRUST_PROXY: 'true',
+      // the machine's one Redis holds every stack's rate-limit counters: a file's limits must not count another's
+      RATE_LIMIT_KEY_PREFIX: `local-gateway:rl:${db.name}`,
       BACKUP_DIR: `/tmp/e2e-backups-${db.name}`,
       ...(backupRecipient ? { BACKUP_AGE_RECIPIENTS: backupRecipient } : {}),
       ...opts.env,

@@ -4,7 +4,8 @@ import { trustProxyOption } from '@exchange/config';
  *   PORT (8000), HOST (0.0.0.0), KONG_CONFIG (kong/kong.yml), AUTH_URL, WALLET_URL, ORDER_URL, PAYMENT_PROCESSOR_URL
  *   (default http://127.0.0.1:3001..3004),
  *   AUTH_JWKS_URL (default `${AUTH_URL}/.well-known/jwks.json`), REDIS_URL (rate-limit counters
- *   for `policy: redis`; memory without it), TRUST_PROXY (like Kong's trusted_ips: false, true = one hop, a hop
+ *   for `policy: redis`; memory without it), RATE_LIMIT_KEY_PREFIX (their Redis keys; default `local-gateway:rl`),
+ *   TRUST_PROXY (like Kong's trusted_ips: false, true = one hop, a hop
  *   count, or the CIDRs of the load balancer in front),
  *   PER_USER_LIMIT_SECOND / PER_USER_LIMIT_MINUTE (per verified `sub`; 0 disables), LOG_LEVEL,
  *   WEB_ROOT (the built web app served for Kong's `web` routes; default apps/web/dist; WEB_URL proxies to a web
@@ -36,7 +37,7 @@ if (!env.WEB_URL) {
 opts.authJwksUrl = env.AUTH_JWKS_URL ?? `${upstreams.auth.replace(/\/$/, '')}/.well-known/jwks.json`;
 if (env.REDIS_URL) {
   opts.redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  opts.redisKeyPrefix = 'local-gateway:rl';
+  opts.redisKeyPrefix = env.RATE_LIMIT_KEY_PREFIX || 'local-gateway:rl';
 }
 const second = Number(env.PER_USER_LIMIT_SECOND ?? 20);
 const minute = Number(env.PER_USER_LIMIT_MINUTE ?? 600);

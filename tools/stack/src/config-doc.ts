@@ -68,6 +68,7 @@ export function render(): string {
     '| `AUTH_URL`, `WALLET_URL`, `ORDER_URL`, `PAYMENT_PROCESSOR_URL` | `http://127.0.0.1:3001..3004` | upstreams |',
     '| `AUTH_JWKS_URL` | `${AUTH_URL}/.well-known/jwks.json` | signing keys for the jwt plugin |',
     '| `REDIS_URL` | unset (memory) | rate-limit counters for `policy: redis` |',
+    '| `RATE_LIMIT_KEY_PREFIX` | `local-gateway:rl` | prefix of those counters in Redis (gateways sharing one Redis share counters under one prefix) |',
     '| `TRUST_PROXY` | `false` | take the client IP from `X-Forwarded-For` |',
     '| `PER_USER_LIMIT_SECOND`, `PER_USER_LIMIT_MINUTE` | `20`, `600` | per verified `sub`; `0` disables |',
     "| `WEB_ROOT` | `apps/web/dist` | the built web app it serves for Kong's `web` routes |",
