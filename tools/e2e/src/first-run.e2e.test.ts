@@ -7,11 +7,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dropRoles } from '@exchange/db';
-import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, freePortBlock, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { ExchangeClient } from '@exchange/sdk';
 import { ROOT } from '@exchange/stack';
@@ -76,23 +75,6 @@ function processesUnder(dir: string): number[] {
     .filter((pid) => pid !== process.pid);
 }
 
-async function freeBase(): Promise<number> {
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const free = await Promise.all(
-      [0, 1, 2, 3, 4].map(
-        (i) =>
-          new Promise<boolean>((resolve) => {
-            const s = createServer()
-              .once('error', () => resolve(false))
-              .listen(base + i, '127.0.0.1', () => s.close(() => resolve(true)));
-          }),
-      ),
-    );
-    if (free.every(Boolean)) return base;
-  }
-}
-
 interface Run {
   child: ChildProcess;
   exited: Promise<number | null>;
@@ -132,7 +114,7 @@ function exchange(args: string[], base: number): Run {
  */
 async function startUntilUp(): Promise<Run> {
   for (let attempt = 1; ; attempt++) {
-    const run = exchange(['start', '--no-demo'], await freeBase());
+    const run = exchange(['start', '--no-demo'], await freePortBlock(5));
     child = run.child;
     const deadline = Date.now() + 12 * 60_000;
     while (Date.now() < deadline && run.child.exitCode === null) {

@@ -5,9 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePortBlock } from '@exchange/db/testing';
 import { ROOT } from './stack.ts';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'preflight-'));
@@ -19,26 +20,6 @@ async function closedPort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-/** Five consecutive free ports for the stack (gateway = base). */
-async function freeBase(): Promise<number> {
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const servers: Server[] = [];
-    try {
-      for (let i = 0; i < 8; i++) {
-        const s = createServer();
-        await new Promise<void>((ok, fail) => s.once('error', fail).listen(base + i, '127.0.0.1', ok));
-        servers.push(s);
-      }
-      return base;
-    } catch {
-      /* taken; try another */
-    } finally {
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-    }
-  }
 }
 
 function run(
@@ -74,7 +55,7 @@ function expectFailure(r: { code: number | null; stderr: string }, ...patterns: 
 
 let base: number;
 beforeAll(async () => {
-  base = await freeBase();
+  base = await freePortBlock(8);
 });
 
 test('with everything reachable every check passes', async () => {
