@@ -62,22 +62,13 @@ class BatchClaims {
 
   /** As `claimPlace`: undefined when placed before, else whether a cancel came first. */
   place(order: { orderId: string; userId: string }, seq: number): { preCancelled: boolean } | undefined {
-    const row = this.known.get(order.orderId);
-    if (row && row.placedSeq !== null) return undefined;
-    const next = row ?? { userId: order.userId, placedSeq: null, cancelSeq: null };
-    this.known.set(order.orderId, { ...next, placedSeq: seq });
-    this.claim(order, { placedSeq: seq });
-    return { preCancelled: next.cancelSeq !== null };
+    const before = this.take(order, 'placedSeq', seq);
+    return before && { preCancelled: before.cancelSeq !== null };
   }
 
   /** As `claimCancel`: false when cancelled once already. */
   cancel(order: { orderId: string; userId: string }, seq: number): boolean {
-    const row = this.known.get(order.orderId);
-    if (row && row.cancelSeq !== null) return false;
-    const next = row ?? { userId: order.userId, placedSeq: null, cancelSeq: null };
-    this.known.set(order.orderId, { ...next, cancelSeq: seq });
-    this.claim(order, { cancelSeq: seq });
-    return true;
+    return this.take(order, 'cancelSeq', seq) !== undefined;
   }
 
   /** One row per order id: the seqs this batch claimed (null where it claimed none). */
@@ -85,9 +76,18 @@ class BatchClaims {
     return [...this.claimed].map(([orderId, c]) => ({ orderId, ...c }));
   }
 
-  private claim(order: { orderId: string; userId: string }, seqs: Partial<OrderClaim>): void {
-    const c = this.claimed.get(order.orderId) ?? { userId: order.userId, placedSeq: null, cancelSeq: null };
-    this.claimed.set(order.orderId, { ...c, ...seqs });
+  /** Claim the order id's place or cancel seq unless it is taken: the claim as it stood before, or undefined. */
+  private take(
+    order: { orderId: string; userId: string },
+    field: 'placedSeq' | 'cancelSeq',
+    seq: number,
+  ): OrderClaim | undefined {
+    const empty = { userId: order.userId, placedSeq: null, cancelSeq: null };
+    const before = this.known.get(order.orderId) ?? empty;
+    if (before[field] !== null) return undefined;
+    this.known.set(order.orderId, { ...before, [field]: seq });
+    this.claimed.set(order.orderId, { ...(this.claimed.get(order.orderId) ?? empty), [field]: seq });
+    return before;
   }
 }
 
