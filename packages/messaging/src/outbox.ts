@@ -38,20 +38,24 @@ export interface EnqueueOptions {
  * (throws ContractValidationError). The relay is woken by NOTIFY on commit.
  */
 export async function enqueue(client: Queryable, opts: EnqueueOptions): Promise<{ sequence: string }> {
-  const message = opts.skipValidation ? opts.message : validateMessage(opts.message);
-  const headers: Record<string, string> = { ...opts.headers };
-  propagation.inject(context.active(), headers);
-  if (opts.orderingKey) {
-    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-      `outbox:${schemaName(opts.schema)}:${opts.orderingKey}`,
-    ]);
-  }
-  const { rows } = await client.query<{ sequence: string }>(
-    withNotify(
-      `INSERT INTO ${qualify(opts.schema, OUTBOX_TABLE)} (message_id, type, exchange, routing_key, message, headers)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING sequence`,
-      7,
-    ),
+  return (await enqueueMany(client, [opts]))[0]!;
+}
+
+/**
+ * `enqueue` for several messages of one schema in one transaction, in the given order: one advisory lock per distinct
+ * ordering key (taken in sorted order, so two batches never deadlock on each other), the rows (sequences follow the
+ * list order) and the relay's NOTIFY, all in one statement. Same guarantees as calling `enqueue` for each in turn.
+ */
+export async function enqueueMany(client: Queryable, items: EnqueueOptions[]): Promise<Array<{ sequence: string }>> {
+  if (items.length === 0) return [];
+  const schema = schemaName(items[0]!.schema);
+  if (items.some((i) => schemaName(i.schema) !== schema)) throw new Error('enqueueMany: one schema per call');
+  const keys = [...new Set(items.flatMap((i) => (i.orderingKey ? [`outbox:${schema}:${i.orderingKey}`] : [])))].sort();
+  const columns: string[][] = [[], [], [], [], [], []];
+  for (const opts of items) {
+    const message = opts.skipValidation ? opts.message : validateMessage(opts.message);
+    const headers: Record<string, string> = { ...opts.headers };
+    propagation.inject(context.active(), headers);
     [
       message.id,
       message.type,
@@ -59,59 +63,34 @@ export async function enqueue(client: Queryable, opts: EnqueueOptions): Promise<
       opts.routingKey,
       JSON.stringify(message),
       JSON.stringify(headers),
-      outboxChannel(opts.schema),
-    ],
-  );
-  return { sequence: rows[0]!.sequence };
-}
-
-/**
- * The outbox insert and the relay's wake-up NOTIFY (channel in parameter `$channelParam`) as one statement: a round
- * trip less per transaction that publishes. The NOTIFY is delivered at commit, like one sent by its own statement.
- */
-function withNotify(insert: string, channelParam: number): string {
-  return `WITH ins AS (${insert})
-          SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify($${channelParam}, '')) AS notified`;
-}
-
-/**
- * `enqueue` for several messages of one schema in one transaction, in the given order: one advisory lock per distinct
- * ordering key (taken in sorted order, so two batches never deadlock on each other), one multi-row insert (sequences
- * follow the list order), one NOTIFY. Same guarantees as calling `enqueue` for each in turn, in fewer statements.
- */
-export async function enqueueMany(client: Queryable, items: EnqueueOptions[]): Promise<Array<{ sequence: string }>> {
-  if (items.length === 0) return [];
-  const schema = schemaName(items[0]!.schema);
-  if (items.some((i) => schemaName(i.schema) !== schema)) throw new Error('enqueueMany: one schema per call');
-  const keys = [...new Set(items.flatMap((i) => (i.orderingKey ? [`outbox:${schema}:${i.orderingKey}`] : [])))].sort();
-  for (const key of keys) await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
-  const values: unknown[] = [];
-  const tuples: string[] = [];
-  for (const opts of items) {
-    const message = opts.skipValidation ? opts.message : validateMessage(opts.message);
-    const headers: Record<string, string> = { ...opts.headers };
-    propagation.inject(context.active(), headers);
-    const n = values.length;
-    tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6})`);
-    values.push(
-      message.id,
-      message.type,
-      opts.exchange,
-      opts.routingKey,
-      JSON.stringify(message),
-      JSON.stringify(headers),
-    );
+    ].forEach((v, i) => columns[i]!.push(v));
   }
-  values.push(outboxChannel(schema));
-  const { rows } = await client.query<{ sequence: string }>(
-    withNotify(
-      `INSERT INTO ${qualify(schema, OUTBOX_TABLE)} (message_id, type, exchange, routing_key, message, headers)
-       VALUES ${tuples.join(', ')} RETURNING sequence`,
-      values.length,
-    ),
-    values,
-  );
+  const { rows } = await client.query<{ sequence: string }>(outboxInsertSql(schema), [
+    ...columns,
+    keys,
+    outboxChannel(schema),
+  ]);
   return rows.map((r) => ({ sequence: r.sequence })).sort((a, b) => (BigInt(a.sequence) < BigInt(b.sequence) ? -1 : 1));
+}
+
+/**
+ * One statement, one round trip, whatever the batch: the ordering keys' advisory locks (`locked`, in array order:
+ * sorted by the caller), then the rows, then the relay's wake-up NOTIFY (delivered at commit, like one sent by its own
+ * statement). The rows wait for the locks: the insert's gating condition counts `locked`, which runs every lock call
+ * before the first row (and its sequence number) is produced. Sequences follow the arrays' order.
+ */
+function outboxInsertSql(schema: string): string {
+  return `WITH locked AS MATERIALIZED (
+            SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($7::text[]) AS k),
+          ins AS (
+            INSERT INTO ${qualify(schema, OUTBOX_TABLE)} (message_id, type, exchange, routing_key, message, headers)
+            SELECT m.message_id, m.type, m.exchange, m.routing_key, m.message, m.headers
+              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY
+                   AS m(message_id, type, exchange, routing_key, message, headers, n)
+             WHERE (SELECT count(*) FROM locked) >= 0
+             ORDER BY m.n
+            RETURNING sequence)
+          SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify($8, '')) AS notified`;
 }
 
 export interface OutboxRow {

@@ -47,6 +47,7 @@ test('one batch: each hold decided as if alone and in order (funds, replays, con
   await withTransaction(db.pool, (c) => createHold(c, earlier));
 
   const first = hold(a, 'USD', 600n);
+  const noAccount = randomUUID();
   const items = [
     first, // 900 available: ok
     hold(a, 'USD', 301n), // 300 left after `first`: refused
@@ -57,7 +58,7 @@ test('one batch: each hold decided as if alone and in order (funds, replays, con
     { ...earlier, amount: 1n }, // conflicting reuse of a committed id
     hold(a, 'USD', 0n), // zero
     hold(a, 'USD', 300n), // exactly what is left: ok
-    hold(randomUUID(), 'USD', 1n), // a user without an account: created empty, refused
+    hold(noAccount, 'USD', 1n), // a user without an account: refused, and no account is made for it
   ];
   const out = await withTransaction(db.pool, (c) => createHolds(c, items));
   const summary = out.map((o) =>
@@ -77,6 +78,7 @@ test('one batch: each hold decided as if alone and in order (funds, replays, con
   ]);
   expect(await held(a, 'USD')).toBe(1_000n);
   expect(await held(b, 'USD')).toBe(500n);
+  expect((await userBalances(db.pool, noAccount)).size).toBe(0);
   await assertLedgerInvariants(db.pool);
 });
 

@@ -5,9 +5,9 @@
  */
 import { AppError, badRequest, conflict, notFound } from '@exchange/platform';
 import type { PoolClient } from '@exchange/db';
-import type { HoldRow } from './model.ts';
+import type { AccountRow, HoldRow } from './model.ts';
 import * as repo from './repository.ts';
-import { ensureAccounts, insufficientFunds } from './service.ts';
+import { insufficientFunds } from './service.ts';
 
 export interface CreateHoldInput {
   holdId: string;
@@ -43,7 +43,8 @@ export type HoldBusy = { ok: false; busy: true };
  * batch reserved, a hold id repeated in the batch is a replay (or a conflict) of its first occurrence. A refused hold
  * (zero amount, insufficient funds, conflicting reuse of an id) is that item's error and writes nothing; the others
  * go ahead. Accounts are locked in one statement in id order (as every ledger function does), holds after accounts.
- * Statements per batch, not per hold: find the accounts, lock them, lock existing holds, one insert, one update.
+ * Statements per batch, not per hold: one that finds and locks the accounts and the existing holds, one that inserts
+ * the holds and adds them to the accounts' held amounts.
  *
  * `skipLocked`: accounts another transaction holds locked are skipped (`FOR UPDATE SKIP LOCKED`) and their holds
  * answered `busy`, to be created afterwards on their own. A batch holding many account locks must never *wait* for
@@ -63,27 +64,20 @@ export async function createHolds(
   const live = inputs.flatMap((i, n) => (out[n] ? [] : [{ input: i, n }]));
   if (live.length === 0) return out as HoldOutcome[];
 
-  // The users' accounts: found in one statement; the (rare) missing ones created the usual way.
+  // The users' accounts and the holds that already exist, locked in one statement. A user without an account in the
+  // asset has nothing to hold (insufficient funds), so none is created for a hold.
   const key = (userId: string, asset: string) => `${userId}:${asset}`;
   const pairs = [...new Map(live.map(({ input: i }) => [key(i.userId, i.asset), i])).values()];
-  const found = await repo.findUserAccounts(client, pairs);
-  const accountOf = new Map<string, string>();
+  const { accounts: found, holds: existing } = await repo.lockForNewHolds(
+    client,
+    pairs,
+    live.map(({ input: i }) => i.holdId),
+    opts.skipLocked,
+  );
+  const accountOf = new Map<string, { id: string; locked: AccountRow | undefined }>();
   pairs.forEach((p, i) => {
     if (found[i]) accountOf.set(key(p.userId, p.asset), found[i]);
   });
-  const missing = pairs.filter((p) => !accountOf.has(key(p.userId, p.asset)));
-  if (missing.length) {
-    const created = await ensureAccounts(
-      client,
-      missing.map((p) => ({ kind: 'user' as const, userId: p.userId, asset: p.asset })),
-    );
-    for (const p of missing) accountOf.set(key(p.userId, p.asset), created.get(`user:${p.userId}:${p.asset}`)!);
-  }
-  const accounts = await repo.lockAccounts(client, [...accountOf.values()], opts.skipLocked);
-  const existing = await repo.lockHolds(
-    client,
-    live.map(({ input: i }) => i.holdId),
-  );
 
   // Decide in input order, with the funds each earlier hold of the batch reserved.
   const reserved = new Map<string, bigint>();
@@ -101,8 +95,12 @@ export async function createHolds(
       replays.push({ input: i, n }); // answered from the row the first occurrence inserts
       continue;
     }
-    const accountId = accountOf.get(key(i.userId, i.asset))!;
-    const account = accounts.get(accountId);
+    const found = accountOf.get(key(i.userId, i.asset));
+    if (!found) {
+      out[n] = { ok: false, error: insufficientFunds(i.asset, 0n, i.amount) };
+      continue;
+    }
+    const { id: accountId, locked: account } = found;
     if (!account) {
       out[n] = { ok: false, busy: true }; // skipLocked: its account is busy
       continue;
@@ -123,20 +121,15 @@ export async function createHolds(
       toInsert.map(({ input: i, accountId }) => ({ ...i, accountId })),
     );
     const byId = new Map(inserted.map((h) => [h.id, h]));
-    const held = new Map<string, bigint>();
-    for (const { input: i, n, accountId } of toInsert) {
+    for (const { input: i, n } of toInsert) {
       const h = byId.get(i.holdId);
       if (h) {
         out[n] = { ok: true, value: { hold: h, created: true } };
-        held.set(accountId, (held.get(accountId) ?? 0n) + i.amount);
         continue;
       }
       // Created concurrently (committed while we waited on ON CONFLICT): compare with what is there.
       const other = await repo.getHold(client, i.holdId, false);
       out[n] = attempt(() => ({ hold: sameHold(other!, i), created: false }));
-    }
-    if (held.size) {
-      await repo.addHeld(client, held);
     }
   }
   for (const { input: i, n } of replays) {

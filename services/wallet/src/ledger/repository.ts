@@ -111,6 +111,79 @@ export async function insertedHere(client: PoolClient, id: string): Promise<bool
   return rows[0]?.mine ?? true;
 }
 
+/**
+ * What a batch of new holds needs, in one statement (one round trip instead of three): the users' accounts, found by
+ * (user, asset) and locked in id order (`skipLocked`: those another transaction holds are found but not locked), then
+ * the holds of `holdIds` that already exist, locked in id order. Accounts before holds, as every ledger function does:
+ * the holds' lock waits behind the accounts' (`locked` is read by the holds' gating condition, so it is complete
+ * before the first hold row is fetched).
+ */
+export async function lockForNewHolds(
+  client: PoolClient,
+  refs: Array<{ userId: string; asset: string }>,
+  holdIds: string[],
+  skipLocked = false,
+): Promise<{
+  accounts: Array<{ id: string; locked: AccountRow | undefined } | undefined>;
+  holds: Map<string, HoldRow>;
+}> {
+  type Row = Omit<AccountRow, 'user_id'> &
+    Omit<HoldRow, 'id' | 'asset'> & { row_kind: 'account' | 'hold'; n: string; locked: boolean };
+  const { rows } = await client.query<Row>(
+    `WITH p AS (SELECT * FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS p(user_id, asset, n)),
+          found AS MATERIALIZED (
+            SELECT a.id, p.n FROM p JOIN ${TABLES.accounts} a
+                ON a.kind = 'user' AND a.user_id = p.user_id AND a.asset = p.asset),
+          locked AS MATERIALIZED (
+            SELECT id, kind, user_id, asset, balance, held FROM ${TABLES.accounts}
+             WHERE id IN (SELECT id FROM found) ORDER BY id FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}),
+          h AS MATERIALIZED (
+            SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds}
+             WHERE id = ANY($3::uuid[]) AND (SELECT count(*) FROM locked) >= 0 ORDER BY id FOR UPDATE)
+     SELECT 'account' AS row_kind, f.n::text AS n, f.id::text AS id, l.id IS NOT NULL AS locked, l.kind,
+            l.user_id::text AS user_id, l.asset, l.balance::text AS balance, l.held::text AS held,
+            NULL AS account_id, NULL AS amount, NULL AS captured, NULL AS released, NULL AS late_captured,
+            NULL AS status, NULL AS reason, NULL AS ref_type, NULL AS ref_id, NULL AS release_reason,
+            NULL::timestamptz AS created_at, NULL::timestamptz AS closed_at
+       FROM found f LEFT JOIN locked l ON l.id = f.id
+     UNION ALL
+     SELECT 'hold', NULL, h.id, NULL, NULL, h.user_id, h.asset, NULL, NULL, h.account_id, h.amount, h.captured,
+            h.released, h.late_captured, h.status, h.reason, h.ref_type, h.ref_id, h.release_reason, h.created_at,
+            h.closed_at
+       FROM h`,
+    [refs.map((r) => r.userId), refs.map((r) => r.asset), [...new Set(holdIds)]],
+  );
+  const accounts: Array<{ id: string; locked: AccountRow | undefined } | undefined> = refs.map(() => undefined);
+  const holds = new Map<string, HoldRow>();
+  for (const r of rows) {
+    if (r.row_kind === 'account') {
+      const locked: AccountRow | undefined = r.locked
+        ? { id: r.id, kind: r.kind, user_id: r.user_id, asset: r.asset, balance: r.balance, held: r.held }
+        : undefined;
+      accounts[Number(r.n) - 1] = { id: r.id, locked };
+    } else {
+      holds.set(r.id, {
+        id: r.id,
+        user_id: r.user_id,
+        account_id: r.account_id,
+        asset: r.asset,
+        amount: r.amount,
+        captured: r.captured,
+        released: r.released,
+        late_captured: r.late_captured,
+        status: r.status,
+        reason: r.reason,
+        ref_type: r.ref_type,
+        ref_id: r.ref_id,
+        release_reason: r.release_reason,
+        created_at: r.created_at,
+        closed_at: r.closed_at,
+      });
+    }
+  }
+  return { accounts, holds };
+}
+
 /** Lock accounts by id, always in ascending id order. */
 export async function lockAccounts(
   client: PoolClient,
@@ -143,15 +216,6 @@ export async function updateAccountBalances(
     `UPDATE ${TABLES.accounts} a SET balance = d.balance, held = d.held, updated_at = now()
          FROM unnest($1::bigint[], $2::numeric[], $3::numeric[]) AS d(id, balance, held) WHERE a.id = d.id`,
     [accounts.map((a) => a.id), accounts.map((a) => a.balance.toString()), accounts.map((a) => a.held.toString())],
-  );
-}
-
-/** Add to the held amount of accounts (account id → amount). */
-export async function addHeld(client: PoolClient, held: Map<string, bigint>): Promise<void> {
-  await client.query(
-    `UPDATE ${TABLES.accounts} a SET held = a.held + d.amount, updated_at = now()
-           FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount) WHERE a.id = d.id`,
-    [[...held.keys()], [...held.values()].map(String)],
   );
 }
 
@@ -323,7 +387,7 @@ export async function peekHolds(
   return rows;
 }
 
-/** Insert holds; an id that exists is skipped. Returns the rows inserted. */
+/** Insert holds and add them to their accounts' held; an id that exists is skipped. Returns the rows inserted. */
 export async function insertHolds(
   client: PoolClient,
   holds: Array<{
@@ -343,9 +407,16 @@ export async function insertHolds(
     values.push(i.holdId, i.userId, i.accountId, i.asset, i.amount.toString(), i.reason, i.refType, i.refId);
     return `($${b + 1}::uuid, $${b + 2}::uuid, $${b + 3}::bigint, $${b + 4}, $${b + 5}::numeric, $${b + 6}, $${b + 7}, $${b + 8})`;
   });
+  // The held amounts follow from the rows actually inserted (RETURNING), so an id skipped here adds nothing.
   const { rows } = await client.query<HoldRow>(
-    `INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
-       VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
+    `WITH ins AS (
+       INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
+       VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING
+       RETURNING ${HOLD_COLUMNS}, account_id AS account, amount AS held),
+     held AS (
+       UPDATE ${TABLES.accounts} a SET held = a.held + d.held, updated_at = now()
+         FROM (SELECT account, sum(held) AS held FROM ins GROUP BY account) d WHERE a.id = d.account)
+     SELECT ${HOLD_COLUMNS.replace(/::text/g, '')} FROM ins`,
     values,
   );
   return rows;
