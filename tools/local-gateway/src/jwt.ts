@@ -113,6 +113,24 @@ export class CredentialStore {
     return this.inflight;
   }
 
+  /**
+   * Tokens whose signature a credential verified: a token is the same bytes, signature included, on every request
+   * of a session, so RSA verification (most of the gateway's CPU for an order) is done once per token and
+   * credential. Only the signature is remembered; expiry and the other claims are checked on every request. An entry
+   * counts only for the very credential object that verified it (a JWKS refresh makes new ones). Oldest out first.
+   */
+  private readonly verified = new Map<string, Credential>();
+  static readonly VERIFIED_MAX = 10_000;
+
+  signatureVerified(token: string, credential: Credential): boolean {
+    return this.verified.get(token) === credential;
+  }
+
+  rememberSignature(token: string, credential: Credential): void {
+    if (this.verified.size >= CredentialStore.VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, credential);
+  }
+
   async get(key: string): Promise<Credential | undefined> {
     const known = this.fromKong.get(key) ?? this.fromJwks.get(key);
     if (known || !this.jwksUrl) return known;
@@ -187,15 +205,18 @@ export async function verifyKongJwt(
   const credential = await store.get(key);
   if (!credential) return unauthorized({ message: `No credentials found for given '${keyClaim}'` });
   if (header.alg !== credential.algorithm) return unauthorized({ message: 'Invalid algorithm' });
-  try {
-    // Signature only: Kong checks registered claims separately, and only those in claims_to_verify.
-    jwt.verify(token, credential.publicKey, {
-      algorithms: [credential.algorithm as jwt.Algorithm],
-      ignoreExpiration: true,
-      ignoreNotBefore: true,
-    });
-  } catch {
-    return unauthorized({ message: 'Invalid signature' });
+  if (!store.signatureVerified(token, credential)) {
+    try {
+      // Signature only: Kong checks registered claims separately, and only those in claims_to_verify.
+      jwt.verify(token, credential.publicKey, {
+        algorithms: [credential.algorithm as jwt.Algorithm],
+        ignoreExpiration: true,
+        ignoreNotBefore: true,
+      });
+    } catch {
+      return unauthorized({ message: 'Invalid signature' });
+    }
+    store.rememberSignature(token, credential);
   }
 
   const errors: Record<string, string> = {};
