@@ -95,12 +95,12 @@ export async function createHolds(
       replays.push({ input: i, n }); // answered from the row the first occurrence inserts
       continue;
     }
-    const found = accountOf.get(key(i.userId, i.asset));
-    if (!found) {
+    const ref = accountOf.get(key(i.userId, i.asset));
+    if (!ref) {
       out[n] = { ok: false, error: insufficientFunds(i.asset, 0n, i.amount) };
       continue;
     }
-    const { id: accountId, locked: account } = found;
+    const { id: accountId, locked: account } = ref;
     if (!account) {
       out[n] = { ok: false, busy: true }; // skipLocked: its account is busy
       continue;

@@ -162,23 +162,9 @@ export async function lockForNewHolds(
         : undefined;
       accounts[Number(r.n) - 1] = { id: r.id, locked };
     } else {
-      holds.set(r.id, {
-        id: r.id,
-        user_id: r.user_id,
-        account_id: r.account_id,
-        asset: r.asset,
-        amount: r.amount,
-        captured: r.captured,
-        released: r.released,
-        late_captured: r.late_captured,
-        status: r.status,
-        reason: r.reason,
-        ref_type: r.ref_type,
-        ref_id: r.ref_id,
-        release_reason: r.release_reason,
-        created_at: r.created_at,
-        closed_at: r.closed_at,
-      });
+      // what is left after the union's own columns and the account columns is the hold row
+      const { row_kind: _kind, n: _n, locked: _locked, kind: _k, balance: _b, held: _h, ...hold } = r;
+      holds.set(r.id, hold);
     }
   }
   return { accounts, holds };
@@ -412,11 +398,12 @@ export async function insertHolds(
     `WITH ins AS (
        INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
        VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING
-       RETURNING ${HOLD_COLUMNS}, account_id AS account, amount AS held),
+       RETURNING ${HOLD_COLUMNS}),
      held AS (
        UPDATE ${TABLES.accounts} a SET held = a.held + d.held, updated_at = now()
-         FROM (SELECT account, sum(held) AS held FROM ins GROUP BY account) d WHERE a.id = d.account)
-     SELECT ${HOLD_COLUMNS.replace(/::text/g, '')} FROM ins`,
+         FROM (SELECT account_id::bigint AS account, sum(amount::numeric) AS held FROM ins GROUP BY 1) d
+        WHERE a.id = d.account)
+     SELECT * FROM ins`,
     values,
   );
   return rows;
