@@ -11,7 +11,8 @@ export const ConfigSchema = Type.Object({
   SNAPSHOT_EVERY: Type.Integer({
     minimum: 1,
     default: 500,
-    description: 'Store an engine snapshot every N commands per market (bounds the journal replayed on recovery)',
+    description:
+      'Store an engine snapshot every N commands per market, or every as many commands as the last snapshot held resting orders, up to 10 × N (bounds the journal replayed on recovery)',
   }),
   BOOK_SNAPSHOT_INTERVAL_MS: Type.Integer({
     minimum: 0,

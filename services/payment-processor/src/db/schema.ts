@@ -61,7 +61,8 @@ export const engineSnapshots = paymentSchema.table(
     market: text('market').notNull(),
     seq: bigint('seq', { mode: 'number' }).notNull(),
     bookSeq: bigint('book_seq', { mode: 'number' }).notNull(),
-    state: jsonb('state').notNull(),
+    /** `CoreSnapshot` as JSON text (lz4-compressed where the server supports it): written and read whole, never queried. */
+    state: text('state').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.market, t.seq] })],

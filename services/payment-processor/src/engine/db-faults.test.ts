@@ -128,7 +128,7 @@ it('loses and doubles nothing when database and broker connections die mid-comma
   await stopInProcess(rt); // graceful: writes the final snapshot
   rt = undefined;
   const { rows: snap } = await env.db.pool.query<{ state: unknown }>(
-    `SELECT state FROM payment.engine_snapshots WHERE market = 'BTC-USD' ORDER BY seq DESC LIMIT 1`,
+    `SELECT state::jsonb AS state FROM payment.engine_snapshots WHERE market = 'BTC-USD' ORDER BY seq DESC LIMIT 1`,
   );
   expect(canonical(snap[0]!.state)).toBe(canonical(clean.snapshot()));
 }, 180_000);

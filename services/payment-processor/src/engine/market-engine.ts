@@ -28,6 +28,7 @@ import {
   type PlacePayload,
 } from './core.ts';
 import { bookSnapshotMessage, messagesFor, type OutgoingMessage } from './messages.ts';
+import { SnapshotSchedule } from './snapshot-schedule.ts';
 import { PostgresEngineStore, type AppliedCommand, type EngineStore, type OrderClaim } from './store.ts';
 
 /** What a batch's commands write at its end, in order (MarketEngine.handleBatch). */
@@ -97,6 +98,7 @@ export interface MarketEngineOptions {
   /** Where the journal and snapshots live (default: PostgresEngineStore on `pool`). */
   store?: EngineStore;
   replicaId: string;
+  /** Commands between snapshots while the book is small (see SnapshotSchedule for a large one). */
   snapshotEvery: number;
   bookSnapshotIntervalMs: number;
   bookSnapshotDepth: number;
@@ -137,6 +139,7 @@ export class MarketEngine {
   private auctionFor = -1;
   private stopped = false;
   lastSnapshotSeq = 0;
+  private readonly snapshots: SnapshotSchedule;
   lastDeliveryAt: Date | undefined;
   lastAppliedAt: Date | undefined;
   reloads = 0;
@@ -156,6 +159,7 @@ export class MarketEngine {
     this.store = opts.store ?? new PostgresEngineStore(opts.pool);
     this.market = opts.market;
     this.symbol = opts.market.symbol;
+    this.snapshots = new SnapshotSchedule(opts.snapshotEvery);
   }
 
   /** Loaded engine state (for status and tests); undefined before the first load. */
@@ -210,6 +214,7 @@ export class MarketEngine {
       throw new EngineDivergenceError(`${this.symbol}: journal ends at ${core.seq}, engine_state says ${lastSeq}`);
     }
     this.core = core;
+    this.snapshots.taken(this.lastSnapshotSeq, core.orderBook.orderCount);
     this.epoch = randomUUID();
     this.dirty = false;
     // an auction running at load (restart, takeover) gets a full auction period from now
@@ -446,7 +451,7 @@ export class MarketEngine {
     } else {
       await this.store.append(client, this.symbol, [applied], messages);
     }
-    if (r.seq % this.opts.snapshotEvery === 0) await this.storeSnapshot(client, core);
+    if (this.snapshots.due(r.seq)) await this.storeSnapshot(client, core);
 
     this.dirty = writes !== undefined; // a batch's commands are written at its end
     this.lastAppliedAt = at;
@@ -563,6 +568,7 @@ export class MarketEngine {
       this.opts.keepSnapshots ?? 3,
     );
     this.lastSnapshotSeq = core.seq;
+    this.snapshots.taken(core.seq, core.orderBook.orderCount);
   }
 
   /** Throttled `market.book-snapshot`: at most one per interval, and a trailing one after the last change. */

@@ -104,7 +104,7 @@ it('recovers exactly after kill -9 (twice) mid-stream', async () => {
 
   // the book: the final snapshot written on shutdown equals the reference engine's
   const { rows: snaps } = await env.db.pool.query<{ seq: string; state: unknown }>(
-    `SELECT seq, state FROM payment.engine_snapshots WHERE market = 'BTC-USD' ORDER BY seq DESC LIMIT 1`,
+    `SELECT seq, state::jsonb AS state FROM payment.engine_snapshots WHERE market = 'BTC-USD' ORDER BY seq DESC LIMIT 1`,
   );
   expect(Number(snaps[0]!.seq)).toBe(ref.commands.length);
   expect(canonical(snaps[0]!.state)).toBe(canonical(ref.core.snapshot()));

@@ -182,12 +182,14 @@ export class PostgresEngineStore implements EngineStore {
   }
 
   async latestSnapshot(tx: PoolClient, market: string, seq: number): Promise<SnapshotEntry | undefined> {
-    const { rows } = await tx.query<{ seq: string; book_seq: string; state: CoreSnapshot }>(
+    const { rows } = await tx.query<{ seq: string; book_seq: string; state: string }>(
       `SELECT seq, book_seq, state FROM ${P}.engine_snapshots WHERE market = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1`,
       [market, seq],
     );
     const r = rows[0];
-    return r ? { seq: Number(r.seq), bookSeq: Number(r.book_seq), state: r.state } : undefined;
+    return r
+      ? { seq: Number(r.seq), bookSeq: Number(r.book_seq), state: JSON.parse(r.state) as CoreSnapshot }
+      : undefined;
   }
 
   async readJournal(
