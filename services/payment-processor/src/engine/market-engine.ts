@@ -138,7 +138,7 @@ export class MarketEngine {
   private auctionTimer: NodeJS.Timeout | undefined;
   private auctionFor = -1;
   private stopped = false;
-  lastSnapshotSeq = 0;
+  /** When the next snapshot is due (it remembers the last one's seq). */
   private readonly snapshots: SnapshotSchedule;
   lastDeliveryAt: Date | undefined;
   lastAppliedAt: Date | undefined;
@@ -185,7 +185,7 @@ export class MarketEngine {
     } catch (err) {
       throw new EngineDivergenceError(`${this.symbol}: snapshot ${snap?.seq} cannot be restored: ${String(err)}`);
     }
-    this.lastSnapshotSeq = snap ? snap.seq : 0;
+    const snapshotSeq = snap ? snap.seq : 0;
     let replayed = 0;
     while (core.seq < lastSeq) {
       const rows = await this.store.readJournal(client, this.symbol, core.seq, lastSeq, REPLAY_BATCH);
@@ -214,7 +214,8 @@ export class MarketEngine {
       throw new EngineDivergenceError(`${this.symbol}: journal ends at ${core.seq}, engine_state says ${lastSeq}`);
     }
     this.core = core;
-    this.snapshots.taken(this.lastSnapshotSeq, core.orderBook.orderCount);
+    // the book as loaded stands in for the snapshot's own: the cadence only needs its order of magnitude
+    this.snapshots.taken(snapshotSeq, core.orderBook.orderCount);
     this.epoch = randomUUID();
     this.dirty = false;
     // an auction running at load (restart, takeover) gets a full auction period from now
@@ -226,7 +227,7 @@ export class MarketEngine {
         market: this.symbol,
         reason,
         seq: lastSeq,
-        snapshotSeq: this.lastSnapshotSeq,
+        snapshotSeq,
         replayed,
         restingOrders: core.orderBook.orderCount,
         ms: Math.round(performance.now() - t0),
@@ -567,7 +568,6 @@ export class MarketEngine {
       { seq: core.seq, bookSeq: core.bookSeq, state: core.snapshot() },
       this.opts.keepSnapshots ?? 3,
     );
-    this.lastSnapshotSeq = core.seq;
     this.snapshots.taken(core.seq, core.orderBook.orderCount);
   }
 
