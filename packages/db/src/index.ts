@@ -120,14 +120,35 @@ export async function withTransaction<T>(
         }
       }
       if (!broken && isRetryableTxError(err) && attempt < retries) {
-        const delay = Math.min(200, 2 ** attempt) * (0.5 + Math.random());
-        await new Promise((r) => setTimeout(r, delay));
+        await retryPause(attempt);
         continue;
       }
       throw err;
     } finally {
       client.removeListener('error', onError);
       client.release(broken);
+    }
+  }
+}
+
+/** Jittered exponential backoff before retry `attempt` + 1 of a transaction that failed with a retryable error. */
+function retryPause(attempt: number): Promise<void> {
+  const delay = Math.min(200, 2 ** attempt) * (0.5 + Math.random());
+  return new Promise((r) => setTimeout(r, delay));
+}
+
+/**
+ * `withTransaction`'s retries for a transaction that is one statement sent outside a transaction (PostgreSQL's
+ * implicit transaction): one round trip instead of `BEGIN`, the statement and `COMMIT`. `run` sends that statement.
+ */
+export async function withStatementRetries<T>(run: () => Promise<T>, opts: { retries?: number } = {}): Promise<T> {
+  const retries = opts.retries ?? 10;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isRetryableTxError(err) || attempt >= retries) throw err;
+      await retryPause(attempt);
     }
   }
 }

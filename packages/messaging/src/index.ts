@@ -38,9 +38,11 @@ export { createMessaging, Messaging, type MessagingEnqueueOptions, type Messagin
 export { messagingMetrics, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
 export {
   enqueue,
+  enqueueGuarded,
   enqueueMany,
   OutboxRelay,
   type EnqueueOptions,
+  type OutboxGuard,
   type OutboxRelayOptions,
   type OutboxRow,
   type Queryable,

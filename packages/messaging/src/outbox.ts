@@ -30,6 +30,12 @@ export interface EnqueueOptions {
   orderingKey?: string;
   /** Skip contract validation (dead-letter replays of messages that were already published once). */
   skipValidation?: boolean;
+  /**
+   * A JSON path in the message (e.g. `['payload', 'acceptedAt']`) that the insert sets to the transaction's timestamp,
+   * for a message that tells when its state change happened by the database's clock. The message is validated with
+   * the value it was given, which must be a valid timestamp too.
+   */
+  stampTransactionTime?: string[];
 }
 
 /**
@@ -48,10 +54,50 @@ export async function enqueue(client: Queryable, opts: EnqueueOptions): Promise<
  */
 export async function enqueueMany(client: Queryable, items: EnqueueOptions[]): Promise<Array<{ sequence: string }>> {
   if (items.length === 0) return [];
+  const rows = outboxRows(items);
+  const { rows: out } = await client.query<{ sequence: string }>(outboxInsertSql(rows.schema, 0), rows.values);
+  return out.map((r) => ({ sequence: r.sequence })).sort((a, b) => (BigInt(a.sequence) < BigInt(b.sequence) ? -1 : 1));
+}
+
+/** A state change of the caller's (`UPDATE … RETURNING *`, say) that decides which of `enqueueGuarded`'s rows exist. */
+export interface OutboxGuard {
+  /** The data-modifying statement, with its own parameters `$1…$n`. It must return a column `id`. */
+  sql: string;
+  values: unknown[];
+  /** Per item, the `id` the guard must return for the item's row to be written. */
+  dependsOn: string[];
+}
+
+/**
+ * A state change and its messages in one statement, so one round trip instead of four (`BEGIN`, the change, the
+ * outbox insert, `COMMIT`) when the client is outside a transaction: the statement is its own transaction. The guard
+ * runs first, then the ordering keys' locks are taken (so the lock order is the same as that of a transaction making
+ * the change and then calling `enqueueMany`), then item i's row is written if the guard returned `dependsOn[i]`, in
+ * list order, and the relay is woken. Returns the guard's rows.
+ */
+export async function enqueueGuarded<R extends pg.QueryResultRow>(
+  client: Queryable,
+  items: EnqueueOptions[],
+  guard: OutboxGuard,
+): Promise<R[]> {
+  if (items.length === 0) throw new Error('enqueueGuarded: no items');
+  if (guard.dependsOn.length !== items.length) throw new Error('enqueueGuarded: one dependsOn per item');
+  const rows = outboxRows(items);
+  const n = guard.values.length;
+  const { rows: out } = await client.query<R>(outboxInsertSql(rows.schema, n, guard.sql), [
+    ...guard.values,
+    ...rows.values,
+    guard.dependsOn,
+  ]);
+  return out;
+}
+
+/** The statement's parameters for `items`: the rows' columns, the sorted ordering-key locks, the NOTIFY channel. */
+function outboxRows(items: EnqueueOptions[]): { schema: string; values: unknown[] } {
   const schema = schemaName(items[0]!.schema);
   if (items.some((i) => schemaName(i.schema) !== schema)) throw new Error('enqueueMany: one schema per call');
   const keys = [...new Set(items.flatMap((i) => (i.orderingKey ? [`outbox:${schema}:${i.orderingKey}`] : [])))].sort();
-  const columns: string[][] = [[], [], [], [], [], []];
+  const columns: Array<Array<string | null>> = [[], [], [], [], [], [], []];
   for (const opts of items) {
     const message = opts.skipValidation ? opts.message : validateMessage(opts.message);
     const headers: Record<string, string> = { ...opts.headers };
@@ -63,14 +109,10 @@ export async function enqueueMany(client: Queryable, items: EnqueueOptions[]): P
       opts.routingKey,
       JSON.stringify(message),
       JSON.stringify(headers),
+      opts.stampTransactionTime ? `{${opts.stampTransactionTime.join(',')}}` : null,
     ].forEach((v, i) => columns[i]!.push(v));
   }
-  const { rows } = await client.query<{ sequence: string }>(outboxInsertSql(schema), [
-    ...columns,
-    keys,
-    outboxChannel(schema),
-  ]);
-  return rows.map((r) => ({ sequence: r.sequence })).sort((a, b) => (BigInt(a.sequence) < BigInt(b.sequence) ? -1 : 1));
+  return { schema, values: [...columns, keys, outboxChannel(schema)] };
 }
 
 /**
@@ -78,19 +120,37 @@ export async function enqueueMany(client: Queryable, items: EnqueueOptions[]): P
  * sorted by the caller), then the rows, then the relay's wake-up NOTIFY (delivered at commit, like one sent by its own
  * statement). The rows wait for the locks: the insert's gating condition counts `locked`, which runs every lock call
  * before the first row (and its sequence number) is produced. Sequences follow the arrays' order.
+ *
+ * With a `guard` (parameters `$1…$base`), the guard runs before the locks (their gate counts its rows), a row is
+ * written only if the guard returned its `dependsOn` id (the last parameter), and the statement returns the guard's
+ * rows. A stamped message gets the transaction's timestamp (`now()`, the same the guard's `now()` wrote) at its path,
+ * in the ISO form with milliseconds that `Date.prototype.toISOString` gives.
  */
-function outboxInsertSql(schema: string): string {
-  return `WITH locked AS MATERIALIZED (
-            SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($7::text[]) AS k),
+function outboxInsertSql(schema: string, base: number, guard?: string): string {
+  const $ = (i: number) => `$${base + i}`;
+  return `WITH ${guard ? `guard AS (${guard}),` : ''}
+          locked AS MATERIALIZED (
+            SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${$(8)}::text[]) AS k
+             ${guard ? 'WHERE (SELECT count(*) FROM guard) >= 0' : ''}),
           ins AS (
             INSERT INTO ${qualify(schema, OUTBOX_TABLE)} (message_id, type, exchange, routing_key, message, headers)
-            SELECT m.message_id, m.type, m.exchange, m.routing_key, m.message, m.headers
-              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY
-                   AS m(message_id, type, exchange, routing_key, message, headers, n)
+            SELECT m.message_id, m.type, m.exchange, m.routing_key,
+                   CASE WHEN m.stamp IS NULL THEN m.message
+                        ELSE jsonb_set(m.message, m.stamp::text[],
+                               to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) END,
+                   m.headers
+              FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::jsonb[],
+                          ${$(6)}::jsonb[], ${$(7)}::text[]${guard ? `, ${$(10)}::text[]` : ''}) WITH ORDINALITY
+                   AS m(message_id, type, exchange, routing_key, message, headers, stamp${guard ? ', dep' : ''}, n)
              WHERE (SELECT count(*) FROM locked) >= 0
+                   ${guard ? 'AND m.dep IN (SELECT g.id::text FROM guard g)' : ''}
              ORDER BY m.n
             RETURNING sequence)
-          SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify($8, '')) AS notified`;
+          ${
+            guard
+              ? `SELECT guard.* FROM guard CROSS JOIN (SELECT pg_notify(${$(9)}, '') WHERE (SELECT count(*) FROM ins) >= 0) AS notified`
+              : `SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify(${$(9)}, '')) AS notified`
+          }`;
 }
 
 export interface OutboxRow {

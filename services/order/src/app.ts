@@ -41,7 +41,7 @@ export interface AppDeps {
   /** Test hook (see OrderService). */
   afterHold?: (orderId: string) => Promise<void>;
   /** Test hook (see OrderService). */
-  beforeFinalizeCommit?: (orderIds: string[]) => Promise<void>;
+  beforeFinalize?: (orderIds: string[]) => Promise<void>;
   /** A cancel-on-disconnect session whose replica stopped refreshing it is ended after this (COD_STALE_MS). */
   codStaleMs?: number;
 }
@@ -67,7 +67,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log: app.log,
     ...(deps.pendingTimeoutMs !== undefined ? { pendingTimeoutMs: deps.pendingTimeoutMs } : {}),
     ...(deps.afterHold ? { afterHold: deps.afterHold } : {}),
-    ...(deps.beforeFinalizeCommit ? { beforeFinalizeCommit: deps.beforeFinalizeCommit } : {}),
+    ...(deps.beforeFinalize ? { beforeFinalize: deps.beforeFinalize } : {}),
     ...(deps.orderLimits ? { limits: deps.orderLimits } : {}),
     onEntryBatch: (stage, size) => metrics.entryBatch.observe({ stage }, size),
     onSweep: (r) => {

@@ -1,5 +1,5 @@
 /**
- * Order entry's group commit: the `pending` → `new` + PlaceOrderV1 transactions of one market are batched. Every
+ * Order entry's group commit: the `pending` → `new` + PlaceOrderV1 statements of one market are batched. Every
  * order is still accepted exactly once, in an order the outbox keeps, and a batch that fails half-way is rolled back
  * whole and retried order by order without doubling a command.
  */
@@ -7,16 +7,11 @@ import { createHarness, type Harness } from './testing/harness.ts';
 
 let h: Harness;
 const batches: string[][] = [];
-let failNextBatch = false;
 
 beforeAll(async () => {
   h = await createHarness({
-    beforeFinalizeCommit: async (ids) => {
+    beforeFinalize: async (ids) => {
       batches.push(ids);
-      if (failNextBatch && ids.length > 1) {
-        failNextBatch = false;
-        throw new Error('injected fault inside the batch, after its UPDATE');
-      }
     },
   });
 });
@@ -78,21 +73,54 @@ it('orders placed one after the other keep their order in the outbox', async () 
 });
 
 it('a batch that fails half-way rolls back whole; its orders are retried one by one, none doubled', async () => {
-  batches.length = 0;
-  failNextBatch = true;
-  const before = await placeCommands();
-  const ids = await placeConcurrently(30);
-  expect(failNextBatch).toBe(false); // the fault fired
-  const failed = batches.find((b) => b.length > 1)!;
-  // its orders were applied again, each alone
-  for (const id of failed) expect(batches.filter((b) => b.length === 1 && b[0] === id)).toHaveLength(1);
-  const commands = (await placeCommands()).slice(before.length);
-  expect([...commands].sort()).toEqual([...ids].sort());
-  const { rows } = await h.db.pool.query(`SELECT DISTINCT status FROM orders.orders WHERE id = ANY($1::uuid[])`, [ids]);
-  expect(rows).toEqual([{ status: 'new' }]);
-  // one hold per order in the wallet
-  const holds = (await h.wallet.holds()).filter((x) => ids.includes(x.holdId));
-  expect(holds).toHaveLength(30);
+  // A real failure inside the batch's statement, after its UPDATE and its outbox rows: a trigger (this test file's own
+  // database) refuses the first insert of more than one command. Sequences, which a rollback does not undo, make it
+  // fire once and record how many of the batch's orders the failed statement had already made `new`.
+  await h.db.pool.query(`
+    CREATE SEQUENCE orders.test_batch_faults;
+    CREATE SEQUENCE orders.test_batch_marked MINVALUE 0;
+    CREATE FUNCTION orders.test_batch_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF (SELECT count(*) FROM new_rows WHERE type = 'engine.place-order') > 1
+         AND nextval('orders.test_batch_faults') = 1 THEN
+        PERFORM setval('orders.test_batch_marked', (
+          SELECT count(*) FROM orders.orders o JOIN new_rows r ON o.id = (r.message->'payload'->>'orderId')::uuid
+           WHERE o.status = 'new'), true);
+        RAISE EXCEPTION 'injected fault inside the batch, after its UPDATE';
+      END IF;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER test_batch_fault AFTER INSERT ON orders.outbox REFERENCING NEW TABLE AS new_rows
+      FOR EACH STATEMENT EXECUTE FUNCTION orders.test_batch_fault();`);
+  try {
+    batches.length = 0;
+    const before = await placeCommands();
+    const ids = await placeConcurrently(30);
+    const seq = async (name: string) =>
+      (
+        await h.db.pool.query<{ v: string; called: boolean }>(
+          `SELECT last_value::text AS v, is_called AS called FROM ${name}`,
+        )
+      ).rows[0]!;
+    expect((await seq('orders.test_batch_faults')).called).toBe(true); // the fault fired
+    const failed = batches.find((b) => b.length > 1)!;
+    // the failed statement had made all of its orders `new` before it failed: half-way, then rolled back
+    expect(Number((await seq('orders.test_batch_marked')).v)).toBe(failed.length);
+    // its orders were applied again, each alone
+    for (const id of failed) expect(batches.filter((b) => b.length === 1 && b[0] === id)).toHaveLength(1);
+    const commands = (await placeCommands()).slice(before.length);
+    expect([...commands].sort()).toEqual([...ids].sort());
+    const { rows } = await h.db.pool.query(`SELECT DISTINCT status FROM orders.orders WHERE id = ANY($1::uuid[])`, [
+      ids,
+    ]);
+    expect(rows).toEqual([{ status: 'new' }]);
+    // one hold per order in the wallet
+    const holds = (await h.wallet.holds()).filter((x) => ids.includes(x.holdId));
+    expect(holds).toHaveLength(30);
+  } finally {
+    await h.db.pool.query(`DROP TRIGGER test_batch_fault ON orders.outbox; DROP FUNCTION orders.test_batch_fault();
+      DROP SEQUENCE orders.test_batch_faults; DROP SEQUENCE orders.test_batch_marked`);
+  }
 });
 
 /** Batches and orders of one stage so far, from `orders_entry_batch_size` on /metrics. */

@@ -6,6 +6,7 @@
  * where it was written (the prepared-statement cache and the query-plan test key on the text).
  */
 import type pg from 'pg';
+import { enqueueGuarded, type EnqueueOptions } from '@exchange/messaging';
 import { ORDERS_SCHEMA } from '../db/schema.ts';
 import type { PayloadOf } from '@exchange/contracts';
 import type { OrderStatus, OrderUpdatedV1 } from '@exchange/contracts/trading';
@@ -176,13 +177,18 @@ export async function deletePending(db: Db, orderId: string): Promise<void> {
 }
 
 /** The orders of `ids` still pending → `new`. */
-export async function markNew(c: Db, ids: string[]): Promise<OrderRow[]> {
-  const { rows } = await c.query<OrderRow>(
-    `UPDATE ${ORDERS}.orders SET status = 'new', updated_at = now()
-          WHERE id = ANY($1::uuid[]) AND status = 'pending' RETURNING *`,
-    [ids],
-  );
-  return rows;
+/**
+ * The still-pending orders of `orders` → `new` and the commands of `items` (item i is order i's) in the outbox, in one
+ * statement (see `enqueueGuarded`): a command is written only for an order this statement changed. Returns those.
+ */
+export async function markNewWithCommands(db: Db, items: EnqueueOptions[], orders: OrderRow[]): Promise<OrderRow[]> {
+  const ids = orders.map((o) => o.id);
+  return enqueueGuarded<OrderRow>(db, items, {
+    sql: `UPDATE ${ORDERS}.orders SET status = 'new', updated_at = now()
+           WHERE id = ANY($1::uuid[]) AND status = 'pending' RETURNING *`,
+    values: [ids],
+    dependsOn: ids,
+  });
 }
 
 export async function findOwnOrder(db: Db, userId: string, orderId: string): Promise<OrderRow | undefined> {

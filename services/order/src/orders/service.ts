@@ -2,15 +2,15 @@
  * Order entry without two-phase commit:
  *   1. insert the order as `pending` (idempotent by clientOrderId per user),
  *   2. hold the funds in the wallet (idempotent by hold id = order id),
- *   3. in one transaction: `pending` → `new` and PlaceOrderV1 into the outbox.
+ *   3. in one statement (its own transaction): `pending` → `new` and PlaceOrderV1 into the outbox.
  * A crash between 2 and 3 leaves a `pending` row; the recovery sweeper re-calls the hold (learning the truth) and
  * finishes the order, or rejects it and releases the hold. The finishing update is conditional on `status =
  * 'pending'`, so the request, a client retry and the sweeper can race without doubling anything.
  */
 import type pg from 'pg';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { GroupCommit, withTransaction, type Outcome } from '@exchange/db';
-import { enqueue, enqueueMany, type Logger } from '@exchange/messaging';
+import { GroupCommit, withStatementRetries, withTransaction, type Outcome } from '@exchange/db';
+import { enqueue, type EnqueueOptions, type Logger } from '@exchange/messaging';
 import { uuidv7 } from '@exchange/contracts';
 import type { MarketCatalog } from '@exchange/contracts/markets';
 import { CancelOrderV1, PlaceOrderV1, ROUTES } from '@exchange/contracts/trading';
@@ -45,8 +45,8 @@ export interface OrderServiceOptions {
   limits?: { ordersPerSecond: number; burst: number; maxOpenOrders: number };
   /** Test hook: runs after the wallet confirmed the hold and before the order is committed as `new`. */
   afterHold?: (orderId: string) => Promise<void>;
-  /** Test hook: runs inside an order entry batch's transaction, before its outbox insert (ids in batch order). */
-  beforeFinalizeCommit?: (orderIds: string[]) => Promise<void>;
+  /** Test hook: runs before an order entry batch's statement (ids in batch order); throwing fails the batch. */
+  beforeFinalize?: (orderIds: string[]) => Promise<void>;
   /** Most orders of one market committed `new` in one transaction (group commit; default 100). */
   finalizeBatchSize?: number;
   /** Most order entries whose context reads, and whose `pending` inserts, share one statement (default 100). */
@@ -98,7 +98,7 @@ export class OrderService {
    * user is at most replicas × ORDER_RATE_PER_SECOND; set it to the per-replica share. No shared store on the hot path.
    */
   private readonly rate: RateLimiterMemory;
-  private readonly finalizers = new Map<string, GroupCommit<string, OrderRow | undefined>>();
+  private readonly finalizers = new Map<string, GroupCommit<OrderRow, OrderRow | undefined>>();
   private readonly contextReads: GroupCommit<repo.EntryKey, repo.EntryContextRow>;
   /**
    * The `pending` inserts of concurrent entries in one statement and one commit. A batch that fails is retried order
@@ -327,21 +327,22 @@ export class OrderService {
       );
     }
     await this.opts.afterHold?.(row.id);
-    return (await this.finalize(row.id, row.market)) ?? (await this.get(row.id))!;
+    return (await this.finalize(row)) ?? (await this.get(row.id))!;
   }
 
   /**
-   * `pending` → `new` and PlaceOrderV1 in the outbox, in one transaction. Undefined if it was not pending.
-   * Group commit per market: finalizations that arrive while one of the market's transactions is in flight are
-   * applied together in the next (one UPDATE, one multi-row outbox insert, one commit), each caller answered with
-   * its own order. The market's outbox ordering lock is then taken once per batch instead of once per order, which
+   * `pending` → `new` and PlaceOrderV1 in the outbox, in one statement. Undefined if it was not pending.
+   * Group commit per market: finalizations that arrive while one of the market's statements is in flight are
+   * applied together in the next (one UPDATE and one multi-row outbox insert in one statement), each caller answered
+   * with its own order. The market's outbox ordering lock is then taken once per batch instead of once per order, which
    * had serialised every order of a market behind the previous one's commit (fsync).
    */
-  private finalize(orderId: string, market: string): Promise<OrderRow | undefined> {
-    let gc = this.finalizers.get(market);
+  private finalize(pending: OrderRow): Promise<OrderRow | undefined> {
+    let gc = this.finalizers.get(pending.market);
     if (!gc) {
-      gc = new GroupCommit<string, OrderRow | undefined>({
-        run: (ids) => this.finalizeMany(ids),
+      const market = pending.market;
+      gc = new GroupCommit<OrderRow, OrderRow | undefined>({
+        run: (rows) => this.finalizeMany(rows),
         maxBatch: this.opts.finalizeBatchSize ?? 100,
         onBatch: (size) => this.opts.onEntryBatch?.('finalize', size),
         onBatchFailure: (err, size) =>
@@ -349,37 +350,34 @@ export class OrderService {
       });
       this.finalizers.set(market, gc);
     }
-    return gc.submit(orderId);
+    return gc.submit(pending);
   }
 
-  /** One transaction: the orders of `ids` still pending → `new`, their PlaceOrderV1 in the outbox in `ids` order. */
-  private async finalizeMany(ids: string[]): Promise<Array<Outcome<OrderRow | undefined>>> {
-    return withTransaction(this.pool, async (c) => {
-      const rows = await repo.markNew(c, ids);
-      const byId = new Map(rows.map((o) => [o.id, o]));
-      const done = ids.flatMap((id) => {
-        const o = byId.get(id);
-        if (!o) return [];
-        byId.delete(id); // the same id twice in a batch: only its first finalization sends the command
-        return [o];
-      });
-      await this.opts.beforeFinalizeCommit?.(done.map((o) => o.id));
-      await enqueueMany(
-        c,
-        done.map((o) => ({
-          schema: ORDERS_SCHEMA,
-          exchange: ROUTES.commandsExchange,
-          routingKey: ROUTES.ordersQueue(o.market),
-          message: placeOrderMessage(o),
-          orderingKey: o.market,
-        })),
-      );
-      const finished = new Map(done.map((o) => [o.id, o]));
-      return ids.map((id) => {
-        const o = finished.get(id);
-        finished.delete(id);
-        return { ok: true as const, value: o };
-      });
+  /**
+   * One statement: the orders of `pending` still pending → `new`, their PlaceOrderV1 in the outbox in list order,
+   * written only for the rows the UPDATE changed. Sent outside a transaction, it is its own: one round trip where
+   * `BEGIN`, the UPDATE, the insert and `COMMIT` took four. The commands are built from the `pending` rows, which
+   * entry never changes but for the status; their `acceptedAt` is the statement's `now()`, the rows' `updated_at`.
+   */
+  private async finalizeMany(pending: OrderRow[]): Promise<Array<Outcome<OrderRow | undefined>>> {
+    const first = new Map<string, OrderRow>();
+    for (const o of pending) if (!first.has(o.id)) first.set(o.id, o); // the same order twice: one command
+    const unique = [...first.values()];
+    await this.opts.beforeFinalize?.(unique.map((o) => o.id));
+    const items: EnqueueOptions[] = unique.map((o) => ({
+      schema: ORDERS_SCHEMA,
+      exchange: ROUTES.commandsExchange,
+      routingKey: ROUTES.ordersQueue(o.market),
+      message: placeOrderMessage(o),
+      orderingKey: o.market,
+      stampTransactionTime: ['payload', 'acceptedAt'],
+    }));
+    const rows = await withStatementRetries(() => repo.markNewWithCommands(this.pool, items, unique));
+    const finished = new Map(rows.map((o) => [o.id, o]));
+    return pending.map((o) => {
+      const row = finished.get(o.id);
+      finished.delete(o.id);
+      return { ok: true as const, value: row };
     });
   }
 
@@ -535,7 +533,7 @@ export class OrderService {
     const gate = await this.gate(o.market);
     const tooOld = Date.now() - o.created_at.getTime() > (this.opts.maxFinishAgeMs ?? 300_000);
     if (!gate && !tooOld) {
-      const done = await this.finalize(o.id, o.market);
+      const done = await this.finalize(o);
       if (done) out.finished.push(o.id);
       return;
     }
