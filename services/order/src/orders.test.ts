@@ -632,8 +632,14 @@ describe('reading and cancelling', () => {
     await adminPost('/api/v1/admin/feature-flags/trading/disable');
     await adminPost('/api/v1/admin/markets/BTC-USD/halt');
     try {
+      const requestedAt = async () =>
+        (await h.db.pool.query(`SELECT cancel_requested_at, updated_at FROM orders.orders WHERE id = $1`, [o.id]))
+          .rows[0];
       const c1 = await h.app.inject({ method: 'DELETE', url: `/api/v1/orders/${o.id}`, headers: alice.auth });
+      const first = await requestedAt();
       const c2 = await h.app.inject({ method: 'DELETE', url: `/api/v1/orders/${o.id}`, headers: alice.auth });
+      expect(await requestedAt()).toEqual(first); // the repeat keeps the first request's time
+      expect(first.cancel_requested_at).toBeInstanceOf(Date);
       expect(c1.statusCode).toBe(202);
       expect(c1.json()).toMatchObject({ id: o.id, status: 'new', cancelRequested: true });
       expect(c2.statusCode).toBe(202);
@@ -660,6 +666,40 @@ describe('reading and cancelling', () => {
     const c = await h.app.inject({ method: 'DELETE', url: `/api/v1/orders/${o.id}`, headers: alice.auth });
     expect(c.statusCode).toBe(409);
     expect(c.json().error.code).toBe('ORDER_NOT_OPEN');
+  });
+
+  it("an order filled between the cancel's read and its write → 409 ORDER_NOT_OPEN, no command sent", async () => {
+    const o = (await place(limitBuy({ quantity: '0.08' }))).json();
+    // The engine's fill holds the order's row while the cancel reads it (a plain read, not blocked) and then tries
+    // to mark it: the cancel's statement waits for the row, finds it filled, writes nothing and reads it again.
+    const fill = await h.db.pool.connect();
+    try {
+      await fill.query('BEGIN');
+      await fill.query(`SELECT 1 FROM orders.orders WHERE id = $1 FOR UPDATE`, [o.id]);
+      const cancel = h.app.inject({ method: 'DELETE', url: `/api/v1/orders/${o.id}`, headers: alice.auth });
+      let waiting = false;
+      for (let i = 0; i < 300 && !waiting; i++) {
+        const { rows } = await h.db.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cancel_requested_at%'`,
+        );
+        waiting = rows.length > 0;
+        if (!waiting) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(waiting).toBe(true);
+      await fill.query(`UPDATE orders.orders SET status = 'filled' WHERE id = $1`, [o.id]);
+      await fill.query('COMMIT');
+      const c = await cancel;
+      expect(c.statusCode).toBe(409);
+      expect(c.json().error.code).toBe('ORDER_NOT_OPEN');
+    } finally {
+      fill.release();
+    }
+    const cancels = (await outboxRows()).filter(
+      (m) => m.type === 'engine.cancel-order' && m.message.payload.orderId === o.id,
+    );
+    expect(cancels).toEqual([]);
+    const { rows } = await h.db.pool.query(`SELECT cancel_requested_at FROM orders.orders WHERE id = $1`, [o.id]);
+    expect(rows[0].cancel_requested_at).toBeNull();
   });
 
   it('cancel-all sends one cancel per open order of the user in the market', async () => {

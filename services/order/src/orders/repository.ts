@@ -241,12 +241,20 @@ export async function ordersPage(
   return rows;
 }
 
-export async function markCancelRequested(c: Db, orderId: string): Promise<OrderRow> {
-  const upd = await c.query<OrderRow>(
-    `UPDATE ${ORDERS}.orders SET cancel_requested_at = now(), updated_at = now() WHERE id = $1 RETURNING *`,
-    [orderId],
-  );
-  return upd.rows[0]!;
+/**
+ * The user's order `o`, if still open: marked cancel-requested (a repeated request keeps the first one's time and
+ * `updated_at`) and its cancel command `item` in the outbox, in one statement (see `enqueueGuarded`). Returns the
+ * order, or nothing (and writes nothing) if it is no longer open.
+ */
+export async function markCancelRequestedWithCommand(db: Db, o: OrderRow, item: EnqueueOptions): Promise<OrderRow[]> {
+  return enqueueGuarded<OrderRow>(db, [item], {
+    sql: `UPDATE ${ORDERS}.orders
+             SET cancel_requested_at = COALESCE(cancel_requested_at, now()),
+                 updated_at = CASE WHEN cancel_requested_at IS NULL THEN now() ELSE updated_at END
+           WHERE id = $1 AND user_id = $2 AND status IN ('new','partially_filled') RETURNING *`,
+    values: [o.id, o.user_id],
+    dependsOn: [o.id],
+  });
 }
 
 /** Mark every open order of the user (optionally of one market) not yet being cancelled; unordered. */

@@ -408,8 +408,13 @@ export class OrderService {
    * engine applies one cancel per order id, so the repeats change nothing once one has arrived.
    */
   async cancel(userId: string, orderId: string, reason: CancelReason = 'user'): Promise<OrderRow> {
-    return withTransaction(this.pool, async (c) => {
-      const o = await repo.lockOwnOrder(c, userId, orderId);
+    // The command's queue and ordering key are the order's market, known once the order is read: a plain read, then
+    // one statement (its own transaction) that marks the cancel requested and writes the command, only if the order is
+    // still open (two round trips where BEGIN, a locking read, the UPDATE, the insert and COMMIT took five). An order
+    // that stopped being open in between is read again for the answer; a repeated cancel sends the command again
+    // (the engine ignores a second one) and keeps the first request's time.
+    for (;;) {
+      const o = await repo.findOwnOrder(this.pool, userId, orderId);
       if (!o) throw notFound('ORDER_NOT_FOUND', `order ${orderId} not found`);
       if (o.status === 'pending') {
         throw conflict('ORDER_PENDING', 'the order is still being accepted; retry the cancel in a moment');
@@ -417,14 +422,11 @@ export class OrderService {
       if (!OPEN_STATUSES.includes(o.status)) {
         throw conflict('ORDER_NOT_OPEN', `the order is ${o.status} and cannot be cancelled`);
       }
-      if (o.cancel_requested_at) {
-        await this.enqueueCancel(c, o, reason);
-        return o;
-      }
-      const upd = await repo.markCancelRequested(c, orderId);
-      await this.enqueueCancel(c, upd, reason);
-      return upd;
-    });
+      const [upd] = await withStatementRetries(() =>
+        repo.markCancelRequestedWithCommand(this.pool, o, this.cancelCommand(o, reason)),
+      );
+      if (upd) return upd;
+    }
   }
 
   /** Cancel every open order of the user (optionally in one market). Returns the orders a cancel was sent for. */
@@ -459,17 +461,21 @@ export class OrderService {
   }
 
   private async enqueueCancel(c: pg.PoolClient, o: OrderRow, reason: CancelReason) {
-    const message = CancelOrderV1.create(
-      { orderId: o.id, userId: o.user_id, market: o.market, reason, requestedAt: new Date().toISOString() },
-      { producer: 'order', correlationId: o.id },
-    );
-    await enqueue(c, {
+    await enqueue(c, this.cancelCommand(o, reason));
+  }
+
+  /** The engine command that cancels `o`, for the outbox (ordering key: the market, like the order's placement). */
+  private cancelCommand(o: OrderRow, reason: CancelReason): EnqueueOptions {
+    return {
       schema: ORDERS_SCHEMA,
       exchange: ROUTES.commandsExchange,
       routingKey: ROUTES.ordersQueue(o.market),
-      message,
+      message: CancelOrderV1.create(
+        { orderId: o.id, userId: o.user_id, market: o.market, reason, requestedAt: new Date().toISOString() },
+        { producer: 'order', correlationId: o.id },
+      ),
       orderingKey: o.market,
-    });
+    };
   }
 
   async setHalted(market: string, halted: boolean, actor: string, reason: string | undefined): Promise<MarketStateRow> {
