@@ -1,6 +1,7 @@
 /**
  * The hold API's group commit (createHolds + createHoldBatcher): every hold of a batch gets the answer it would have
- * got alone, a failed batch is retried hold by hold without doubling, a busy account never makes a batch wait.
+ * got alone, a failed batch is retried hold by hold without doubling, a busy account never makes a batch wait; a
+ * batch of one is one statement (createHoldAlone) with the same answers.
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -8,7 +9,7 @@ import { withTransaction } from '@exchange/db';
 import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { createHoldBatcher } from './hold-batch.ts';
-import { createHold, createHolds, type CreateHoldInput } from './holds.ts';
+import { createHold, createHoldAlone, createHolds, type CreateHoldInput } from './holds.ts';
 import { userBalances } from './service.ts';
 import { runMigrations } from '../migrate.ts';
 import { assertLedgerInvariants, fundUser } from '../testing/index.ts';
@@ -179,4 +180,68 @@ test('a hold waiting for its locked account holds up no later batch, and gets it
   expect(await held(busy, 'USD')).toBe(300n);
   expect(await held(other, 'USD')).toBe(30n);
   await assertLedgerInvariants(db.pool);
+});
+
+describe('a hold alone: one statement, its own transaction (createHoldAlone)', () => {
+  const outcome = async (i: CreateHoldInput, skipLocked = false) => createHoldAlone(pool, i, { skipLocked });
+  const errorOf = (o: Awaited<ReturnType<typeof outcome>>) =>
+    !o.ok && 'error' in o ? { code: o.error.code, message: o.error.message } : o;
+
+  test('the same answers as in a transaction: created, replayed, conflicting, refused', async () => {
+    const u = randomUUID();
+    await fundUser(db.pool, u, 'BTC', 1_000n);
+    const first = hold(u, 'BTC', 600n);
+    const created = await outcome(first);
+    expect(created.ok && created.value.created).toBe(true);
+    expect(await held(u, 'BTC')).toBe(600n);
+    // a replay answers the same hold and adds nothing
+    const replay = await outcome(first);
+    expect(replay.ok && !replay.value.created && replay.value.hold.id).toBe(first.holdId);
+    expect(await held(u, 'BTC')).toBe(600n);
+    // the same id with other terms, a zero amount, too much, an asset without an account
+    expect(errorOf(await outcome({ ...first, amount: 601n }))).toMatchObject({ code: 'HOLD_CONFLICT' });
+    expect(errorOf(await outcome(hold(u, 'BTC', 0n)))).toMatchObject({ code: 'AMOUNT_ZERO' });
+    const tooMuch = hold(u, 'BTC', 401n);
+    const inTransaction = await withTransaction(pool, (c) => createHolds(c, [tooMuch])).then(([o]) => errorOf(o!));
+    expect(errorOf(await outcome(tooMuch))).toEqual(inTransaction);
+    expect(inTransaction).toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    expect(errorOf(await outcome(hold(u, 'ETH', 1n)))).toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    expect((await outcome(hold(u, 'BTC', 400n))).ok).toBe(true); // exactly what is left
+    expect(await held(u, 'BTC')).toBe(1_000n);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM wallet.holds WHERE user_id = $1', [u]);
+    expect(rows[0].n).toBe(2);
+    await assertLedgerInvariants(db.pool);
+  });
+
+  test('a locked account: busy with skipLocked (nothing written), else it waits for the lock', async () => {
+    const u = randomUUID();
+    await fundUser(db.pool, u, 'USD', 100n);
+    const locker = await pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM wallet.accounts WHERE user_id = $1 FOR UPDATE`, [u]);
+      const i = hold(u, 'USD', 70n);
+      expect(await outcome(i, true)).toEqual({ ok: false, busy: true });
+      const waiting = outcome(i);
+      await new Promise((r) => setTimeout(r, 100));
+      await locker.query(`UPDATE wallet.accounts SET held = held + 50 WHERE user_id = $1`, [u]);
+      await locker.query('ROLLBACK');
+      expect((await waiting).ok).toBe(true);
+      expect(await held(u, 'USD')).toBe(70n);
+    } finally {
+      locker.release();
+    }
+  });
+
+  test('the same hold from two connections at once: created once, the other a replay', async () => {
+    const u = randomUUID();
+    await fundUser(db.pool, u, 'ETH', 1_000n);
+    for (let round = 0; round < 10; round++) {
+      const i = hold(u, 'ETH', 10n);
+      const both = await Promise.all([outcome(i), outcome(i)]);
+      expect(both.map((o) => o.ok && o.value.created).sort()).toEqual([false, true]);
+    }
+    expect(await held(u, 'ETH')).toBe(100n);
+    await assertLedgerInvariants(db.pool);
+  });
 });

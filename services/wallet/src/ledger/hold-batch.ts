@@ -3,8 +3,8 @@
  * (one commit for all), each request answered with its own hold or error. See `createHolds` for the semantics of a
  * batch and `GroupCommit` for batching, ordering and the retry of a failed batch one hold at a time.
  */
-import { GroupCommit, withTransaction, type Pool, type PoolClient } from '@exchange/db';
-import { createHolds, type CreateHoldInput, type HoldOutcome } from './holds.ts';
+import { GroupCommit, withStatementRetries, withTransaction, type Pool, type PoolClient } from '@exchange/db';
+import { createHoldAlone, createHolds, type CreateHoldInput, type HoldOutcome } from './holds.ts';
 import type { HoldRow } from './model.ts';
 
 export type HoldBatcher = GroupCommit<CreateHoldInput, { hold: HoldRow; created: boolean }>;
@@ -30,11 +30,15 @@ export function createHoldBatcher(
     ...(opts.onBatchFailure ? { onBatchFailure: opts.onBatchFailure } : {}),
     ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
     run: async (items) => {
-      const outcomes = await withTransaction(pool, async (c) => {
-        const out = await createHolds(c, items, { skipLocked: true });
-        await opts.beforeCommit?.(c, items);
-        return out;
-      });
+      // A batch of one (an idle system's every hold) is one statement, its own transaction: one round trip.
+      const outcomes =
+        items.length === 1 && !opts.beforeCommit
+          ? [await withStatementRetries(() => createHoldAlone(pool, items[0]!, { skipLocked: true }))]
+          : await withTransaction(pool, async (c) => {
+              const out = await createHolds(c, items, { skipLocked: true });
+              await opts.beforeCommit?.(c, items);
+              return out;
+            });
       // Holds whose account another transaction had locked (a settlement of that user's trade, typically): each on
       // its own, waiting for that one account only (so it cannot deadlock), while the next batch goes ahead. Waiting
       // here instead stalled every user's order entry behind one settlement's commit.

@@ -143,6 +143,29 @@ export async function createHolds(
   return out as Array<HoldOutcome | HoldBusy>;
 }
 
+/**
+ * `createHolds` for one hold outside a transaction, in one statement that is its own (`repo.holdAlone`): one round
+ * trip where `BEGIN`, the lock, the insert and `COMMIT` took four. The same decisions in the same order: a zero
+ * amount, a replay or conflicting reuse of the id, no account, a busy account (`skipLocked`), the funds.
+ */
+export async function createHoldAlone(
+  db: Pick<PoolClient, 'query'>,
+  i: CreateHoldInput,
+  opts: { skipLocked?: boolean } = {},
+): Promise<HoldOutcome | HoldBusy> {
+  if (i.amount <= 0n) return { ok: false, error: badRequest('AMOUNT_ZERO', 'hold amount must be greater than zero') };
+  const { account, existing, inserted } = await repo.holdAlone(db, i, opts.skipLocked ?? false);
+  if (existing) return attempt(() => ({ hold: sameHold(existing, i), created: false }));
+  if (!account) return { ok: false, error: insufficientFunds(i.asset, 0n, i.amount) };
+  if (!account.locked) return { ok: false, busy: true };
+  if (inserted) return { ok: true, value: { hold: inserted, created: true } };
+  const available = BigInt(account.locked.balance) - BigInt(account.locked.held);
+  if (available < i.amount) return { ok: false, error: insufficientFunds(i.asset, available, i.amount) };
+  // The funds were there but the insert found the id taken: created concurrently (committed while we waited on it).
+  const other = await repo.getHold(db, i.holdId, false);
+  return attempt(() => ({ hold: sameHold(other!, i), created: false }));
+}
+
 function attempt(fn: () => { hold: HoldRow; created: boolean }): HoldOutcome {
   try {
     return { ok: true, value: fn() };

@@ -170,6 +170,75 @@ export async function lockForNewHolds(
   return { accounts, holds };
 }
 
+/**
+ * One hold, decided and written in one statement (its own transaction when `db` is outside one): the user's account
+ * in the asset locked (`SKIP LOCKED` if asked), then the hold with this id if it exists, locked; the new hold is
+ * inserted and added to the account's held amount only if none exists and the locked account has the funds. Returns
+ * what was found (the account with its balances as locked, before this hold; an existing hold) and what was written.
+ */
+export async function holdAlone(
+  db: Pick<PoolClient, 'query'>,
+  i: { holdId: string; userId: string; asset: string; amount: bigint; reason: string; refType: string; refId: string },
+  skipLocked: boolean,
+): Promise<{
+  account: { id: string; locked: AccountRow | undefined } | undefined;
+  existing: HoldRow | undefined;
+  inserted: HoldRow | undefined;
+}> {
+  type Row = Omit<AccountRow, 'user_id'> &
+    Omit<HoldRow, 'id' | 'asset'> & { row_kind: 'account' | 'hold' | 'new'; locked: boolean };
+  const { rows } = await db.query<Row>(
+    `WITH acct AS MATERIALIZED (
+            SELECT id FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $2 AND asset = $3),
+          locked AS MATERIALIZED (
+            SELECT id, kind, user_id, asset, balance, held FROM ${TABLES.accounts}
+             WHERE id IN (SELECT id FROM acct) FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}),
+          h AS MATERIALIZED (
+            SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds}
+             WHERE id = $1 AND (SELECT count(*) FROM locked) >= 0 FOR UPDATE),
+          ins AS (
+            INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
+            SELECT $1::uuid, $2::uuid, l.id, $3, $4::numeric, $5, $6, $7 FROM locked l
+             WHERE NOT EXISTS (SELECT 1 FROM h) AND l.balance - l.held >= $4::numeric
+            ON CONFLICT (id) DO NOTHING
+            RETURNING ${HOLD_COLUMNS}),
+          held AS (
+            UPDATE ${TABLES.accounts} a SET held = a.held + $4::numeric, updated_at = now()
+              FROM ins WHERE a.id = ins.account_id::bigint)
+     SELECT 'account' AS row_kind, a.id::text AS id, l.id IS NOT NULL AS locked, l.kind, l.user_id::text AS user_id,
+            l.asset, l.balance::text AS balance, l.held::text AS held,
+            NULL AS account_id, NULL AS amount, NULL AS captured, NULL AS released, NULL AS late_captured,
+            NULL AS status, NULL AS reason, NULL AS ref_type, NULL AS ref_id, NULL AS release_reason,
+            NULL::timestamptz AS created_at, NULL::timestamptz AS closed_at
+       FROM acct a LEFT JOIN locked l ON l.id = a.id
+     UNION ALL
+     SELECT 'hold', h.id, NULL, NULL, h.user_id, h.asset, NULL, NULL, h.account_id, h.amount, h.captured,
+            h.released, h.late_captured, h.status, h.reason, h.ref_type, h.ref_id, h.release_reason, h.created_at,
+            h.closed_at
+       FROM h
+     UNION ALL
+     SELECT 'new', n.id, NULL, NULL, n.user_id, n.asset, NULL, NULL, n.account_id, n.amount, n.captured,
+            n.released, n.late_captured, n.status, n.reason, n.ref_type, n.ref_id, n.release_reason, n.created_at,
+            n.closed_at
+       FROM ins n`,
+    [i.holdId, i.userId, i.asset, i.amount.toString(), i.reason, i.refType, i.refId],
+  );
+  const out: Awaited<ReturnType<typeof holdAlone>> = { account: undefined, existing: undefined, inserted: undefined };
+  for (const r of rows) {
+    if (r.row_kind === 'account') {
+      const locked: AccountRow | undefined = r.locked
+        ? { id: r.id, kind: r.kind, user_id: r.user_id, asset: r.asset, balance: r.balance, held: r.held }
+        : undefined;
+      out.account = { id: r.id, locked };
+    } else {
+      const { row_kind: kind, locked: _locked, kind: _k, balance: _b, held: _h, ...hold } = r;
+      if (kind === 'hold') out.existing = hold;
+      else out.inserted = hold;
+    }
+  }
+  return out;
+}
+
 /** Lock accounts by id, always in ascending id order. */
 export async function lockAccounts(
   client: PoolClient,
@@ -343,7 +412,11 @@ export async function userPostings(
 // Holds
 // ------------------------------------------------------------------------------------------------------------
 
-export async function getHold(client: PoolClient, holdId: string, forUpdate = false): Promise<HoldRow | undefined> {
+export async function getHold(
+  client: Pick<PoolClient, 'query'>,
+  holdId: string,
+  forUpdate = false,
+): Promise<HoldRow | undefined> {
   const { rows } = await client.query<HoldRow>(
     `SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
     [holdId],
