@@ -209,6 +209,40 @@ export interface OutboxRelayOptions {
  * Unroutable (returned) messages stay pending with backoff and are counted in `outbox_unroutable_total`; later rows
  * with the same exchange + routing key wait behind them so per-key order holds.
  */
+/**
+ * The relay session's planner settings. Marking a row sent leaves its entry in the partial index of pending rows until
+ * vacuum, and sent rows are kept for `retentionMs`, so autovacuum (at a fraction of the table's rows) comes later the
+ * larger the table is. A plain index scan marks an entry dead when it finds the row gone, so the next poll skips it; a
+ * bitmap scan never does, and each of its polls visits every row sent since the last vacuum again. The planner picks a
+ * bitmap scan whenever the statistics expect many pending rows (taken during a burst, say), so the session rules
+ * it out, and keeps index scans on whatever the database's defaults are. `pending-index.test.ts`.
+ */
+export async function prepareRelaySession(c: Queryable): Promise<void> {
+  await c.query('SET enable_bitmapscan = off');
+  await c.query('SET enable_indexscan = on');
+}
+
+/**
+ * The relay's poll: the next pending rows in sequence order. Rows of a key whose head is waiting for a retry
+ * (unroutable) are left out, so they neither overtake it nor fill the batch and starve the other keys.
+ */
+export function pendingBatchSql(schema: string | PgSchema, batchSize: number): string {
+  const table = qualify(schema, OUTBOX_TABLE);
+  return `WITH blocked AS (
+         SELECT exchange, routing_key, min(sequence) AS from_seq
+           FROM ${table}
+          WHERE sent_at IS NULL AND next_attempt_at > now()
+          GROUP BY exchange, routing_key)
+       SELECT o.sequence::text AS sequence, o.message_id, o.exchange, o.routing_key, o.message, o.headers,
+              o.next_attempt_at, o.publish_attempts
+         FROM ${table} o
+        WHERE o.sent_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM blocked b
+                           WHERE b.exchange = o.exchange AND b.routing_key = o.routing_key AND o.sequence >= b.from_seq)
+        ORDER BY o.sequence
+        LIMIT ${batchSize}`;
+}
+
 export class OutboxRelay {
   private readonly opts: OutboxRelayOptions;
   private readonly logger: Logger;
@@ -296,6 +330,7 @@ export class OutboxRelay {
         // freezes (its socket stays open), the server ends the session and a standby gets the lock.
         const idleLimitMs = Math.max(15_000, 3 * (this.opts.pollIntervalMs ?? 1_000));
         await c.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${idleLimitMs}ms`]);
+        await prepareRelaySession(c);
         this.leader = true;
         this.logger.info({ service: this.opts.service }, 'outbox relay: active');
         let notified = false;
@@ -434,24 +469,7 @@ export class OutboxRelay {
 
   private async publishBatch(c: pg.PoolClient): Promise<{ published: number; full: boolean }> {
     const batchSize = this.opts.batchSize ?? 200;
-    const table = qualify(this.opts.schema, OUTBOX_TABLE);
-    // Rows of a key whose head is waiting for a retry (unroutable) are left out, so they neither overtake it nor
-    // fill the batch and starve the other keys.
-    const { rows } = await c.query<OutboxRow>(
-      `WITH blocked AS (
-         SELECT exchange, routing_key, min(sequence) AS from_seq
-           FROM ${table}
-          WHERE sent_at IS NULL AND next_attempt_at > now()
-          GROUP BY exchange, routing_key)
-       SELECT o.sequence::text AS sequence, o.message_id, o.exchange, o.routing_key, o.message, o.headers,
-              o.next_attempt_at, o.publish_attempts
-         FROM ${table} o
-        WHERE o.sent_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM blocked b
-                           WHERE b.exchange = o.exchange AND b.routing_key = o.routing_key AND o.sequence >= b.from_seq)
-        ORDER BY o.sequence
-        LIMIT ${batchSize}`,
-    );
+    const { rows } = await c.query<OutboxRow>(pendingBatchSql(this.opts.schema, batchSize));
     if (rows.length === 0) return { published: 0, full: false };
     const now = Date.now();
     const batch = rows;
