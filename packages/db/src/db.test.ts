@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './testing.ts';
 import { isRetryableTxError, withTransaction } from './index.ts';
 
@@ -65,6 +66,50 @@ describe('withTransaction', () => {
     ).rejects.toThrow('boom');
     const { rows } = await db.pool.query<{ n: string }>('SELECT n FROM counter WHERE id = 1');
     expect(rows[0]!.n).not.toBe('-1');
+  });
+});
+
+describe('withTransaction with an opening statement (sent with BEGIN)', () => {
+  it('runs it first, inside the transaction, and hands its result over', async () => {
+    await db.pool.query('UPDATE counter SET n = 0 WHERE id = 1');
+    const odd = `it's a \\ "quoted" value`;
+    const seen = await withTransaction(
+      db.pool,
+      async (client, opening) => {
+        const { rows } = await client.query<{ x: string; iso: string }>(
+          `SELECT txid_current()::text AS x, current_setting('transaction_isolation') AS iso`,
+        );
+        return { opening: opening!.rows[0] as { n: string; x: string; v: string }, now: rows[0]! };
+      },
+      {
+        isolation: 'repeatable read',
+        opening: `UPDATE counter SET n = 7 WHERE id = 1
+                   RETURNING n::text, txid_current()::text AS x, ${pg.escapeLiteral(odd)} AS v`,
+      },
+    );
+    expect(seen.opening.n).toBe('7');
+    expect(seen.opening.x).toBe(seen.now.x); // one transaction
+    expect(seen.now.iso).toBe('repeatable read');
+    expect(seen.opening.v).toBe(odd); // an inlined literal comes back as it went in
+  });
+
+  it('rolls it back with the rest, and rolls back when it fails itself', async () => {
+    await db.pool.query('UPDATE counter SET n = 0 WHERE id = 1');
+    await expect(
+      withTransaction(db.pool, async () => Promise.reject(new Error('boom')), {
+        opening: 'UPDATE counter SET n = 8 WHERE id = 1',
+      }),
+    ).rejects.toThrow('boom');
+    await expect(withTransaction(db.pool, async () => 'not reached', { opening: 'SELECT 1 / 0' })).rejects.toThrow(
+      /division by zero/,
+    );
+    const { rows } = await db.pool.query<{ n: string }>('SELECT n FROM counter WHERE id = 1');
+    expect(rows[0]!.n).toBe('0');
+    // no connection was returned to the pool inside a transaction
+    const { rows: open } = await db.pool.query(
+      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+    );
+    expect(open).toEqual([]);
   });
 });
 

@@ -76,6 +76,11 @@ export interface TransactionOptions {
   isolation?: Isolation;
   /** How many times to retry on serialization failure (40001) or deadlock (40P01). Default 10. */
   retries?: number;
+  /**
+   * The transaction's first statement, sent in the same round trip as `BEGIN` (one simple-protocol message, so it
+   * takes no parameters: its values must be inlined with `pg.escapeLiteral`). Its result is `fn`'s second argument.
+   */
+  opening?: string;
 }
 
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -95,7 +100,7 @@ export function isRetryableTxError(err: unknown): boolean {
  */
 export async function withTransaction<T>(
   pool: pg.Pool,
-  fn: (client: pg.PoolClient) => Promise<T>,
+  fn: (client: pg.PoolClient, opening: pg.QueryResult | undefined) => Promise<T>,
   opts: TransactionOptions = {},
 ): Promise<T> {
   const retries = opts.retries ?? 10;
@@ -107,8 +112,16 @@ export async function withTransaction<T>(
     };
     client.on('error', onError);
     try {
-      await client.query(opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN');
-      const result = await fn(client);
+      const begin = opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN';
+      let opening: pg.QueryResult | undefined;
+      if (opts.opening) {
+        // a simple query of two statements answers with one result each
+        const results = (await client.query(`${begin}; ${opts.opening}`)) as unknown as pg.QueryResult[];
+        opening = results[1];
+      } else {
+        await client.query(begin);
+      }
+      const result = await fn(client, opening);
       await client.query('COMMIT');
       return result;
     } catch (err) {

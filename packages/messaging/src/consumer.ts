@@ -13,7 +13,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import type { Isolation } from '@exchange/db';
 import { withTransaction } from '@exchange/db';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import type pg from 'pg';
+import pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
 import type { ConnectionResource, RabbitConnection } from './connection.ts';
 import { isBrokerHeader, unpack } from './pack.ts';
@@ -526,6 +526,20 @@ export class Consumer implements ConnectionResource {
     }
   }
 
+  /**
+   * The inbox rows of a batch, as the opening statement of its transaction: sent with `BEGIN`, one round trip less
+   * per batch. Without parameters, so the values are inlined as escaped literals.
+   */
+  private inboxInsert(items: Array<{ envelope: Envelope }>): string {
+    const queue = pg.escapeLiteral(this.queue);
+    const values = items.map(
+      ({ envelope: e }) =>
+        `(${queue}, ${pg.escapeLiteral(e.id)}, ${pg.escapeLiteral(e.type)}, ${pg.escapeLiteral(messageDigest(e))})`,
+    );
+    return `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type, digest)
+              VALUES ${values.join(', ')} ON CONFLICT DO NOTHING RETURNING message_id`;
+  }
+
   /** The batch's transaction; the ids it applied, or undefined when it rolled back (the caller goes one by one). */
   private async applyBatch(
     items: Array<{ d: Delivery; envelope: Envelope; attempt: number; deliveryCount: number }>,
@@ -549,18 +563,8 @@ export class Consumer implements ConnectionResource {
         try {
           return await withTransaction(
             this.deps.pool,
-            async (client) => {
-              const params: string[] = [this.queue];
-              const values = items.map((it) => {
-                params.push(it.envelope.id, it.envelope.type, messageDigest(it.envelope));
-                return `($1, $${params.length - 2}, $${params.length - 1}, $${params.length})`;
-              });
-              const ins = await client.query<{ message_id: string }>(
-                `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type, digest)
-                   VALUES ${values.join(', ')} ON CONFLICT DO NOTHING RETURNING message_id`,
-                params,
-              );
-              const fresh = new Set(ins.rows.map((r) => r.message_id));
+            async (client, ins) => {
+              const fresh = new Set(ins!.rows.map((r: { message_id: string }) => r.message_id));
               await this.checkDuplicates(
                 client,
                 items.filter((it) => !fresh.has(it.envelope.id)).map((it) => it.envelope),
@@ -595,7 +599,7 @@ export class Consumer implements ConnectionResource {
               );
               return applied;
             },
-            this.opts.isolation ? { isolation: this.opts.isolation } : {},
+            { ...(this.opts.isolation ? { isolation: this.opts.isolation } : {}), opening: this.inboxInsert(items) },
           );
         } catch (err) {
           if (this.isTransient(err) && items[0]!.d.gen === this.gen && !this.stopped) {
@@ -833,13 +837,8 @@ export class Consumer implements ConnectionResource {
     const { span } = x;
     return withTransaction(
       this.deps.pool,
-      async (client) => {
-        const ins = await client.query(
-          `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type, digest)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-          [this.queue, envelope.id, envelope.type, messageDigest(envelope)],
-        );
-        if (ins.rowCount === 0) {
+      async (client, ins) => {
+        if (ins!.rowCount === 0) {
           await this.checkDuplicates(client, [envelope]);
           return 'duplicate' as const;
         }
@@ -854,7 +853,7 @@ export class Consumer implements ConnectionResource {
         if (d.counted) await this.clearStarts(client, [envelope.id]);
         return 'ok' as const;
       },
-      this.opts.isolation ? { isolation: this.opts.isolation } : {},
+      { ...(this.opts.isolation ? { isolation: this.opts.isolation } : {}), opening: this.inboxInsert([{ envelope }]) },
     );
   }
 
