@@ -203,13 +203,6 @@ export interface OutboxRelayOptions {
 }
 
 /**
- * Publishes outbox rows in `sequence` order with publisher confirms and `mandatory`, marking them sent only after the
- * broker confirmed them. One active relay per schema across replicas (session advisory lock); the others stand by.
- * At-least-once: a crash between confirm and mark-sent republishes; consumers dedupe by message id (inbox).
- * Unroutable (returned) messages stay pending with backoff and are counted in `outbox_unroutable_total`; later rows
- * with the same exchange + routing key wait behind them so per-key order holds.
- */
-/**
  * The relay session's planner settings. Marking a row sent leaves its entry in the partial index of pending rows until
  * vacuum, and sent rows are kept for `retentionMs`, so autovacuum (at a fraction of the table's rows) comes later the
  * larger the table is. A plain index scan marks an entry dead when it finds the row gone, so the next poll skips it; a
@@ -243,6 +236,13 @@ export function pendingBatchSql(schema: string | PgSchema, batchSize: number): s
         LIMIT ${batchSize}`;
 }
 
+/**
+ * Publishes outbox rows in `sequence` order with publisher confirms and `mandatory`, marking them sent only after the
+ * broker confirmed them. One active relay per schema across replicas (session advisory lock); the others stand by.
+ * At-least-once: a crash between confirm and mark-sent republishes; consumers dedupe by message id (inbox).
+ * Unroutable (returned) messages stay pending with backoff and are counted in `outbox_unroutable_total`; later rows
+ * with the same exchange + routing key wait behind them so per-key order holds.
+ */
 export class OutboxRelay {
   private readonly opts: OutboxRelayOptions;
   private readonly logger: Logger;
