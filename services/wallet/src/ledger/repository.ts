@@ -112,6 +112,36 @@ export async function insertedHere(client: PoolClient, id: string): Promise<bool
 }
 
 /**
+ * `lockForNewHolds` and `holdAlone` answer accounts and holds in one result: a `UNION ALL` of account rows (as found,
+ * with their balances when this statement locked them) and hold rows, told apart by `row_kind`. These are its columns
+ * after `row_kind` (and the caller's own), in order, and the parsing of its rows.
+ */
+const accountUnionColumns = (found: string, locked: string) =>
+  `${found}.id::text AS id, ${locked}.id IS NOT NULL AS locked, ${locked}.kind, ${locked}.user_id::text AS user_id,
+   ${locked}.asset, ${locked}.balance::text AS balance, ${locked}.held::text AS held,
+   NULL AS account_id, NULL AS amount, NULL AS captured, NULL AS released, NULL AS late_captured,
+   NULL AS status, NULL AS reason, NULL AS ref_type, NULL AS ref_id, NULL AS release_reason,
+   NULL::timestamptz AS created_at, NULL::timestamptz AS closed_at`;
+const holdUnionColumns = (h: string) =>
+  `${h}.id, NULL, NULL, ${h}.user_id, ${h}.asset, NULL, NULL, ${h}.account_id, ${h}.amount, ${h}.captured,
+   ${h}.released, ${h}.late_captured, ${h}.status, ${h}.reason, ${h}.ref_type, ${h}.ref_id, ${h}.release_reason,
+   ${h}.created_at, ${h}.closed_at`;
+type AccountOrHoldRow = Omit<AccountRow, 'user_id'> & Omit<HoldRow, 'id' | 'asset'> & { locked: boolean };
+
+function accountOfRow(r: AccountOrHoldRow): { id: string; locked: AccountRow | undefined } {
+  const locked: AccountRow | undefined = r.locked
+    ? { id: r.id, kind: r.kind, user_id: r.user_id, asset: r.asset, balance: r.balance, held: r.held }
+    : undefined;
+  return { id: r.id, locked };
+}
+
+/** What is left after the account columns (and the union's own, removed by the caller) is the hold row. */
+function holdOfRow(r: AccountOrHoldRow): HoldRow {
+  const { locked: _locked, kind: _k, balance: _b, held: _h, ...hold } = r;
+  return hold;
+}
+
+/**
  * What a batch of new holds needs, in one statement (one round trip instead of three): the users' accounts, found by
  * (user, asset) and locked in id order (`skipLocked`: those another transaction holds are found but not locked), then
  * the holds of `holdIds` that already exist, locked in id order. Accounts before holds, as every ledger function does:
@@ -127,8 +157,7 @@ export async function lockForNewHolds(
   accounts: Array<{ id: string; locked: AccountRow | undefined } | undefined>;
   holds: Map<string, HoldRow>;
 }> {
-  type Row = Omit<AccountRow, 'user_id'> &
-    Omit<HoldRow, 'id' | 'asset'> & { row_kind: 'account' | 'hold'; n: string; locked: boolean };
+  type Row = AccountOrHoldRow & { row_kind: 'account' | 'hold'; n: string };
   const { rows } = await client.query<Row>(
     `WITH p AS (SELECT * FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS p(user_id, asset, n)),
           found AS MATERIALIZED (
@@ -140,39 +169,26 @@ export async function lockForNewHolds(
           h AS MATERIALIZED (
             SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds}
              WHERE id = ANY($3::uuid[]) AND (SELECT count(*) FROM locked) >= 0 ORDER BY id FOR UPDATE)
-     SELECT 'account' AS row_kind, f.n::text AS n, f.id::text AS id, l.id IS NOT NULL AS locked, l.kind,
-            l.user_id::text AS user_id, l.asset, l.balance::text AS balance, l.held::text AS held,
-            NULL AS account_id, NULL AS amount, NULL AS captured, NULL AS released, NULL AS late_captured,
-            NULL AS status, NULL AS reason, NULL AS ref_type, NULL AS ref_id, NULL AS release_reason,
-            NULL::timestamptz AS created_at, NULL::timestamptz AS closed_at
+     SELECT 'account' AS row_kind, f.n::text AS n, ${accountUnionColumns('f', 'l')}
        FROM found f LEFT JOIN locked l ON l.id = f.id
      UNION ALL
-     SELECT 'hold', NULL, h.id, NULL, NULL, h.user_id, h.asset, NULL, NULL, h.account_id, h.amount, h.captured,
-            h.released, h.late_captured, h.status, h.reason, h.ref_type, h.ref_id, h.release_reason, h.created_at,
-            h.closed_at
-       FROM h`,
+     SELECT 'hold', NULL, ${holdUnionColumns('h')} FROM h`,
     [refs.map((r) => r.userId), refs.map((r) => r.asset), [...new Set(holdIds)]],
   );
   const accounts: Array<{ id: string; locked: AccountRow | undefined } | undefined> = refs.map(() => undefined);
   const holds = new Map<string, HoldRow>();
   for (const r of rows) {
-    if (r.row_kind === 'account') {
-      const locked: AccountRow | undefined = r.locked
-        ? { id: r.id, kind: r.kind, user_id: r.user_id, asset: r.asset, balance: r.balance, held: r.held }
-        : undefined;
-      accounts[Number(r.n) - 1] = { id: r.id, locked };
-    } else {
-      // what is left after the union's own columns and the account columns is the hold row
-      const { row_kind: _kind, n: _n, locked: _locked, kind: _k, balance: _b, held: _h, ...hold } = r;
-      holds.set(r.id, hold);
-    }
+    const { row_kind: kind, n, ...row } = r;
+    if (kind === 'account') accounts[Number(n) - 1] = accountOfRow(row);
+    else holds.set(r.id, holdOfRow(row));
   }
   return { accounts, holds };
 }
 
 /**
  * One hold, decided and written in one statement (its own transaction when `db` is outside one): the user's account
- * in the asset locked (`SKIP LOCKED` if asked), then the hold with this id if it exists, locked; the new hold is
+ * in the asset locked (`SKIP LOCKED` if asked), then the hold with this id if it exists, locked (after the account, as
+ * in `lockForNewHolds`: the hold's gating condition reads `locked`); the new hold is
  * inserted and added to the account's held amount only if none exists and the locked account has the funds. Returns
  * what was found (the account with its balances as locked, before this hold; an existing hold) and what was written.
  */
@@ -185,8 +201,7 @@ export async function holdAlone(
   existing: HoldRow | undefined;
   inserted: HoldRow | undefined;
 }> {
-  type Row = Omit<AccountRow, 'user_id'> &
-    Omit<HoldRow, 'id' | 'asset'> & { row_kind: 'account' | 'hold' | 'new'; locked: boolean };
+  type Row = AccountOrHoldRow & { row_kind: 'account' | 'hold' | 'new' };
   const { rows } = await db.query<Row>(
     `WITH acct AS MATERIALIZED (
             SELECT id FROM ${TABLES.accounts} WHERE kind = 'user' AND user_id = $2 AND asset = $3),
@@ -205,36 +220,19 @@ export async function holdAlone(
           held AS (
             UPDATE ${TABLES.accounts} a SET held = a.held + $4::numeric, updated_at = now()
               FROM ins WHERE a.id = ins.account_id::bigint)
-     SELECT 'account' AS row_kind, a.id::text AS id, l.id IS NOT NULL AS locked, l.kind, l.user_id::text AS user_id,
-            l.asset, l.balance::text AS balance, l.held::text AS held,
-            NULL AS account_id, NULL AS amount, NULL AS captured, NULL AS released, NULL AS late_captured,
-            NULL AS status, NULL AS reason, NULL AS ref_type, NULL AS ref_id, NULL AS release_reason,
-            NULL::timestamptz AS created_at, NULL::timestamptz AS closed_at
+     SELECT 'account' AS row_kind, ${accountUnionColumns('a', 'l')}
        FROM acct a LEFT JOIN locked l ON l.id = a.id
      UNION ALL
-     SELECT 'hold', h.id, NULL, NULL, h.user_id, h.asset, NULL, NULL, h.account_id, h.amount, h.captured,
-            h.released, h.late_captured, h.status, h.reason, h.ref_type, h.ref_id, h.release_reason, h.created_at,
-            h.closed_at
-       FROM h
+     SELECT 'hold', ${holdUnionColumns('h')} FROM h
      UNION ALL
-     SELECT 'new', n.id, NULL, NULL, n.user_id, n.asset, NULL, NULL, n.account_id, n.amount, n.captured,
-            n.released, n.late_captured, n.status, n.reason, n.ref_type, n.ref_id, n.release_reason, n.created_at,
-            n.closed_at
-       FROM ins n`,
+     SELECT 'new', ${holdUnionColumns('n')} FROM ins n`,
     [i.holdId, i.userId, i.asset, i.amount.toString(), i.reason, i.refType, i.refId],
   );
   const out: Awaited<ReturnType<typeof holdAlone>> = { account: undefined, existing: undefined, inserted: undefined };
-  for (const r of rows) {
-    if (r.row_kind === 'account') {
-      const locked: AccountRow | undefined = r.locked
-        ? { id: r.id, kind: r.kind, user_id: r.user_id, asset: r.asset, balance: r.balance, held: r.held }
-        : undefined;
-      out.account = { id: r.id, locked };
-    } else {
-      const { row_kind: kind, locked: _locked, kind: _k, balance: _b, held: _h, ...hold } = r;
-      if (kind === 'hold') out.existing = hold;
-      else out.inserted = hold;
-    }
+  for (const { row_kind: kind, ...row } of rows) {
+    if (kind === 'account') out.account = accountOfRow(row);
+    else if (kind === 'hold') out.existing = holdOfRow(row);
+    else out.inserted = holdOfRow(row);
   }
   return out;
 }
