@@ -18,6 +18,8 @@ const { values: args } = parseArgs({
     url: { type: 'string', default: 'http://127.0.0.1:18000' },
     'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/bench' },
     'amqp-port': { type: 'string', default: '5672' },
+    /** The gateway's rate-limit counters live in Redis (Kong's `policy: redis`): its CPU is the stack's too. */
+    'redis-port': { type: 'string', default: '6379' },
     /** Ports of auth, wallet, order, payment-processor; default: gateway port + 1..4 (EXCHANGE_PORT_BASE layout). */
     ports: { type: 'string' },
     traders: { type: 'string', default: '100' },
@@ -44,6 +46,7 @@ if (args.help) {
   --url URL                 gateway (default http://127.0.0.1:18000)
   --database-url URL        the stack's database, for seeding, outcomes and reconciliation
   --secrets FILE            the stack's .stack/secrets.json (admin login), or --admin-email/--admin-password
+  --amqp-port N, --redis-port N  RabbitMQ's and Redis's ports, to count their CPU (default 5672, 6379)
   --phases LIST             single,open,closed (default all three)
   --rate N                  open model: orders/s offered (default 500)
   --duration S              seconds per open/closed phase (default 20); --single-duration S (default 5)
@@ -432,6 +435,7 @@ async function main() {
   const groups = await discover({
     ports: { gateway: gatewayPort, ...servicePorts },
     amqpPort: Number(args['amqp-port']),
+    redisPort: Number(args['redis-port']),
     pool,
     database,
   });

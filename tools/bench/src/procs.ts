@@ -1,7 +1,8 @@
 /**
  * CPU time of the stack's processes, read from /proc/<pid>/stat (utime + stime), so the bench can say how many
  * milliseconds of CPU each order costs in each process. The processes are found from outside, the way an operator
- * would: the services and the gateway by the TCP port they listen on (`ss -ltnp`), RabbitMQ by its AMQP port, and
+ * would: the services and the gateway by the TCP port they listen on (`ss -ltnp`), RabbitMQ by its AMQP port, Redis
+ * (the gateway's rate-limit counters) by its port, and
  * PostgreSQL's backends by `pg_stat_activity` of the stack's database plus the server's shared background writers.
  */
 import { execFileSync } from 'node:child_process';
@@ -48,6 +49,7 @@ export function listeners(): Map<number, number> {
 export async function discover(opts: {
   ports: Record<string, number>;
   amqpPort: number;
+  redisPort?: number;
   pool: pg.Pool;
   database: string;
 }): Promise<ProcGroup[]> {
@@ -75,6 +77,8 @@ export async function discover(opts: {
   });
   const beam = l.get(opts.amqpPort);
   if (beam) groups.push({ name: 'rabbitmq', pids: [beam], shared: true });
+  const redis = opts.redisPort ? l.get(opts.redisPort) : undefined;
+  if (redis) groups.push({ name: 'redis', pids: [redis], shared: true });
   return groups;
 }
 
