@@ -47,8 +47,14 @@ export function createWalletClient(opts: { baseUrl: string; internalToken: strin
   ): Promise<{ status: number; json: Record<string, unknown> }> {
     const payload = JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const fail = (err: Error) => reject(new WalletUnavailableError(`wallet ${path}: ${err.message}`, { cause: err }));
-      const req = transport.request(
+      // A timer cleared on the answer, not AbortSignal.timeout(): that one's timer stays armed after the answer and,
+      // when it fires, builds an AbortError with its stack for a signal nobody listens to any more, once per order.
+      const settle = () => clearTimeout(timer);
+      const fail = (err: Error) => {
+        settle();
+        reject(new WalletUnavailableError(`wallet ${path}: ${err.message}`, { cause: err }));
+      };
+      const req: http.ClientRequest = transport.request(
         new URL(`${base.pathname.replace(/\/$/, '')}${path}`, base),
         {
           method: 'POST',
@@ -58,13 +64,13 @@ export function createWalletClient(opts: { baseUrl: string; internalToken: strin
             'content-length': Buffer.byteLength(payload),
             'x-internal-token': opts.internalToken,
           },
-          signal: AbortSignal.timeout(timeoutMs),
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', fail);
           res.on('end', () => {
+            settle();
             const status = res.statusCode ?? 0;
             if (status >= 500) return reject(new WalletUnavailableError(`wallet ${path}: HTTP ${status}`));
             let json: Record<string, unknown> = {};
@@ -77,9 +83,13 @@ export function createWalletClient(opts: { baseUrl: string; internalToken: strin
           });
         },
       );
+      // declared after the request, read only by its callbacks, which run on later turns
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (!retried && req.reusedSocket && err.code === 'ECONNRESET') call(path, body, true).then(resolve, reject);
-        else fail(err);
+        if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
+          settle();
+          call(path, body, true).then(resolve, reject);
+        } else fail(err);
       });
       req.end(payload);
     });
