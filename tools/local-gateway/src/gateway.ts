@@ -270,7 +270,8 @@ export class GatewayCore {
       }
     }
 
-    let outcome: RateLimitOutcome | null = null;
+    // The route's counters and the per-user ones are counted together (both always are): one Redis round trip.
+    let routeHit: Promise<RateLimitOutcome> | undefined;
     const rl = match.plugins.get('rate-limiting');
     if (rl) {
       const c = rl.config ?? {};
@@ -282,16 +283,19 @@ export class GatewayCore {
       else if (by === 'path') id = req.path;
       else if (by === 'service') id = match.service.name;
       id ??= req.ip; // Kong falls back to the client IP when the identifier is missing
-      outcome = await this.limiter.hit(`${match.route.name}:${by}`, id, limitsFromConfig(c), {
+      routeHit = this.limiter.hit(`${match.route.name}:${by}`, id, limitsFromConfig(c), {
         useRedis: this.useRedis && c.policy === 'redis',
         faultTolerant: c.fault_tolerant !== false,
         hideClientHeaders: c.hide_client_headers === true,
       });
     }
-    if (jwtPlugin && sub && this.perUserLimits) {
-      const perUser = await this.limiter.hit('per-user', sub, this.perUserLimits, { useRedis: this.useRedis });
-      outcome = outcome ? mergeOutcomes(outcome, perUser) : perUser;
-    }
+    const userHit =
+      jwtPlugin && sub && this.perUserLimits
+        ? this.limiter.hit('per-user', sub, this.perUserLimits, { useRedis: this.useRedis })
+        : undefined;
+    const [routeOutcome, perUser] = await Promise.all([routeHit, userHit]);
+    let outcome: RateLimitOutcome | null = routeOutcome ?? null;
+    if (perUser) outcome = outcome ? mergeOutcomes(outcome, perUser) : perUser;
     if (outcome) {
       responseHeaders = { ...responseHeaders, ...outcome.headers };
       if (outcome.exceeded) {

@@ -36,7 +36,12 @@ if (!env.WEB_URL) {
 } else opts.upstreams = { ...opts.upstreams, web: env.WEB_URL };
 opts.authJwksUrl = env.AUTH_JWKS_URL ?? `${upstreams.auth.replace(/\/$/, '')}/.well-known/jwks.json`;
 if (env.REDIS_URL) {
-  opts.redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  // Auto-pipelining: the counters of one request (every period, the per-user limit) go out in one write.
+  opts.redis = new Redis(env.REDIS_URL, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+  });
   opts.redisKeyPrefix = env.RATE_LIMIT_KEY_PREFIX || 'local-gateway:rl';
 }
 const second = Number(env.PER_USER_LIMIT_SECOND ?? 20);

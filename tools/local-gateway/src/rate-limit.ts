@@ -80,22 +80,26 @@ export class RateLimiter {
     const headers: Record<string, string> = {};
     let exceeded = false;
     let tightest: { limit: number; remaining: number; reset: number } | null = null;
-    for (const [period, limit] of Object.entries(limits) as Array<[Period, number]>) {
+    // Every period is counted, exceeded or not (as Kong does), so the counters are sent together: with the Redis
+    // client's auto-pipelining they share one write and one round trip instead of one each.
+    const periods = Object.entries(limits) as Array<[Period, number]>;
+    const consumed = await Promise.allSettled(
+      periods.map(([period, limit]) =>
+        this.limiter(scope, period, limit, opts.useRedis ?? false, opts.faultTolerant ?? true).consume(identifier),
+      ),
+    );
+    for (const [i, [period, limit]] of periods.entries()) {
+      const settled = consumed[i]!;
       let res: RateLimiterRes;
       let over = false;
-      try {
-        res = await this.limiter(scope, period, limit, opts.useRedis ?? false, opts.faultTolerant ?? true).consume(
-          identifier,
-        );
-      } catch (err) {
-        if (err instanceof RateLimiterRes) {
-          res = err;
-          over = true;
-        } else if (opts.faultTolerant ?? true) {
-          continue;
-        } else {
-          throw err;
-        }
+      if (settled.status === 'fulfilled') res = settled.value;
+      else if (settled.reason instanceof RateLimiterRes) {
+        res = settled.reason;
+        over = true;
+      } else if (opts.faultTolerant ?? true) {
+        continue;
+      } else {
+        throw settled.reason;
       }
       const remaining = Math.max(0, over ? 0 : res.remainingPoints);
       const reset = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
