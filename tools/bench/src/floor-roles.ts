@@ -21,7 +21,10 @@ import pg from 'pg';
 const [role, portText, upstream, databaseUrl] = process.argv.slice(2);
 const port = Number(portText);
 const app = Fastify({ logger: false });
-const pool = databaseUrl && databaseUrl !== '-' ? new pg.Pool({ connectionString: databaseUrl, max: 8 }) : undefined;
+const pool =
+  databaseUrl && databaseUrl !== '-'
+    ? new pg.Pool({ connectionString: databaseUrl, max: 8, idleTimeoutMillis: 0 })
+    : undefined;
 
 const orderBody = {
   type: 'object',

@@ -158,9 +158,10 @@ async function measure(
     ['single', 1],
     ['closed', concurrency],
   ] as const) {
-    const pids = await backends(pool);
-    const before = new Map<string, number>();
-    const read = () => {
+    // Backends seen at the start count from there; one a pool opened during the phase counts from 0.
+    const startPids = await backends(pool);
+    const pgStart = new Map(startPids.map((pid) => [pid, cpuSeconds(pid) ?? 0]));
+    const read = (pids: number[]) => {
       const m = new Map<string, number>();
       for (const p of procs) m.set(p.name, cpuSeconds(p.child.pid!) ?? NaN);
       m.set(
@@ -170,11 +171,16 @@ async function measure(
       if (brokerPid) m.set('rabbitmq', cpuSeconds(brokerPid) ?? NaN);
       return m;
     };
-    for (const [k, v] of read()) before.set(k, v);
+    const before = read(startPids);
     const t0 = performance.now();
     const { latencies, errors } = await closedLoop(url, inFlight, durationMs);
     const seconds = (performance.now() - t0) / 1000;
-    const after = read();
+    const endPids = await backends(pool);
+    const after = read(endPids);
+    before.set(
+      'postgres',
+      endPids.reduce((s, pid) => s + (pgStart.get(pid) ?? 0), 0),
+    );
     const cpu: Record<string, number> = {};
     for (const [k, v] of after) if (k !== 'postgres' || pool) cpu[k] = ((v - before.get(k)!) * 1000) / latencies.length;
     rows.push({
