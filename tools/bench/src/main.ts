@@ -169,6 +169,8 @@ interface Outcome {
   latencyMs: number;
   status: number;
   id?: string;
+  /** Why a request got no answer (status 0): the error's code, e.g. ECONNRESET or UND_ERR_SOCKET. */
+  error?: string;
 }
 
 async function placeOne(t: Trader, runTag: string, scheduledAt: number): Promise<Outcome> {
@@ -180,8 +182,10 @@ async function placeOne(t: Trader, runTag: string, scheduledAt: number): Promise
     });
     const body = (await r.json()) as { id?: string; order?: { id?: string } };
     return { latencyMs: performance.now() - scheduledAt, status: r.status, id: body.id ?? body.order?.id };
-  } catch {
-    return { latencyMs: performance.now() - scheduledAt, status: 0 };
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const error = e.cause?.code ?? e.cause?.message ?? e.message;
+    return { latencyMs: performance.now() - scheduledAt, status: 0, error };
   }
 }
 
@@ -379,7 +383,7 @@ async function runPhase(
     cpuMsPerOrder: perOrder,
     cpuMsPerOrderStack: total,
     cpuMsPerOrderStackExShared: exShared,
-    errors: [...new Set(errs.map((o) => String(o.status)))].slice(0, 5),
+    errors: [...new Set(errs.map((o) => (o.status === 0 ? `no answer: ${o.error}` : String(o.status))))].slice(0, 5),
   };
 }
 
