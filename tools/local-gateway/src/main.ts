@@ -57,4 +57,8 @@ const close = async () => {
 };
 process.on('SIGINT', () => void close());
 process.on('SIGTERM', () => void close());
-await app.listen({ port: Number(env.PORT ?? 8000), host: env.HOST ?? '0.0.0.0' });
+// Kong's default proxy_listen has `backlog=16384`; Node's default (511) overflows the accept queue when clients open
+// connections faster than the gateway accepts them, and the kernel then resets them (ECONNRESET at 500 orders/s offered
+// in docs/benchmarks.md). The kernel caps it at net.core.somaxconn.
+const LISTEN_BACKLOG = 16_384;
+await app.listen({ port: Number(env.PORT ?? 8000), host: env.HOST ?? '0.0.0.0', backlog: LISTEN_BACKLOG });
