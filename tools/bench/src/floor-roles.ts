@@ -57,6 +57,30 @@ const orderReply = {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
+/** `POST /api/v1/orders` as the order skeletons serve it: the order validated, `work` done, the order answered. */
+function orderRoute(work: (id: string, body: Record<string, string>, user: string) => Promise<void>): void {
+  app.post<{ Body: Record<string, string> }>(
+    '/api/v1/orders',
+    { schema: { body: orderBody, response: { 201: orderReply } } },
+    async (req, reply) => {
+      const id = randomUUID();
+      await work(id, req.body, String(req.headers['x-forwarded-for'] ?? 'anon'));
+      return reply.code(201).send({ id, status: 'new', ...req.body, createdAt: new Date().toISOString() });
+    },
+  );
+}
+
+/** The broker roles' connection and their quorum queue (`spec` is `<AMQP URL>#<queue>`). */
+async function openQueue(spec: string): Promise<{ conn: amqp.ChannelModel; queue: string }> {
+  const at = spec.lastIndexOf('#');
+  const queue = spec.slice(at + 1);
+  const conn = await amqp.connect(spec.slice(0, at), { noDelay: true });
+  const ch = await conn.createChannel();
+  await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await ch.close();
+  return { conn, queue };
+}
+
 function hold(body: string): Promise<void> {
   const url = new URL('/internal/holds', upstream);
   return new Promise((resolve, reject) => {
@@ -89,36 +113,29 @@ if (role === 'gateway') {
       `CREATE TABLE IF NOT EXISTS floor_outbox (sequence bigserial PRIMARY KEY, message jsonb NOT NULL)`,
     );
   }
-  app.post<{ Body: Record<string, string> }>(
-    '/api/v1/orders',
-    { schema: { body: orderBody, response: { 201: orderReply } } },
-    async (req, reply) => {
-      const id = randomUUID();
-      const user = String(req.headers['x-forwarded-for'] ?? 'anon');
-      if (pool) {
-        await pool.query({
-          name: 'entry',
-          text: 'SELECT id FROM floor_orders WHERE user_id = $1 AND client_order_id = $2',
-          values: [user, req.body.clientOrderId],
-        });
-        await pool.query({
-          name: 'pending',
-          text: `INSERT INTO floor_orders (id, user_id, client_order_id, body, status) VALUES ($1, $2, $3, $4, 'pending')`,
-          values: [id, user, req.body.clientOrderId, req.body],
-        });
-      }
-      if (upstream) await hold(JSON.stringify({ orderId: id, userId: user, asset: 'USD', amount: '600.00' }));
-      if (pool) {
-        await pool.query({
-          name: 'finalize',
-          text: `WITH u AS (UPDATE floor_orders SET status = 'new' WHERE id = $1 RETURNING id, body)
-                 INSERT INTO floor_outbox (message) SELECT jsonb_build_object('id', id, 'order', body) FROM u`,
-          values: [id],
-        });
-      }
-      return reply.code(201).send({ id, status: 'new', ...req.body, createdAt: new Date().toISOString() });
-    },
-  );
+  orderRoute(async (id, body, user) => {
+    if (pool) {
+      await pool.query({
+        name: 'entry',
+        text: 'SELECT id FROM floor_orders WHERE user_id = $1 AND client_order_id = $2',
+        values: [user, body.clientOrderId],
+      });
+      await pool.query({
+        name: 'pending',
+        text: `INSERT INTO floor_orders (id, user_id, client_order_id, body, status) VALUES ($1, $2, $3, $4, 'pending')`,
+        values: [id, user, body.clientOrderId, body],
+      });
+    }
+    if (upstream) await hold(JSON.stringify({ orderId: id, userId: user, asset: 'USD', amount: '600.00' }));
+    if (pool) {
+      await pool.query({
+        name: 'finalize',
+        text: `WITH u AS (UPDATE floor_orders SET status = 'new' WHERE id = $1 RETURNING id, body)
+               INSERT INTO floor_outbox (message) SELECT jsonb_build_object('id', id, 'order', body) FROM u`,
+        values: [id],
+      });
+    }
+  });
 } else if (role === 'wallet') {
   if (pool) {
     await pool.query(`CREATE TABLE IF NOT EXISTS floor_holds (
@@ -153,30 +170,24 @@ if (role === 'gateway') {
     },
   );
 } else if (role === 'publisher') {
-  const { url, queue } = broker(upstream!);
-  const conn = await amqp.connect(url, { noDelay: true });
+  const { conn, queue } = await openQueue(upstream!);
   const channel = await conn.createConfirmChannel();
-  await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-  app.post<{ Body: Record<string, string> }>(
-    '/api/v1/orders',
-    { schema: { body: orderBody, response: { 201: orderReply } } },
-    async (req, reply) => {
-      const id = randomUUID();
-      const message = Buffer.from(JSON.stringify({ type: 'PlaceOrderV1', orderId: id, ...req.body }));
-      await new Promise<void>((resolve, reject) =>
-        channel.publish('', queue, message, { persistent: true, messageId: id }, (err) =>
-          err ? reject(err) : resolve(),
+  orderRoute(
+    (id, body) =>
+      new Promise<void>((resolve, reject) =>
+        channel.publish(
+          '',
+          queue,
+          Buffer.from(JSON.stringify({ type: 'PlaceOrderV1', orderId: id, ...body })),
+          { persistent: true, messageId: id },
+          (err) => (err ? reject(err) : resolve()),
         ),
-      );
-      return reply.code(201).send({ id, status: 'new', ...req.body, createdAt: new Date().toISOString() });
-    },
+      ),
   );
   app.addHook('onClose', () => conn.close());
 } else if (role === 'engine') {
-  const { url, queue } = broker(upstream!);
-  const conn = await amqp.connect(url, { noDelay: true });
+  const { conn, queue } = await openQueue(upstream!);
   const channel = await conn.createChannel();
-  await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await channel.prefetch(256);
   await channel.consume(queue, (m) => {
     if (m) channel.ack(m);
@@ -189,11 +200,6 @@ if (role === 'gateway') {
   });
 } else {
   throw new Error(`unknown role ${role}`);
-}
-
-function broker(spec: string): { url: string; queue: string } {
-  const at = spec.lastIndexOf('#');
-  return { url: spec.slice(0, at), queue: spec.slice(at + 1) };
 }
 
 await app.listen({ host: '127.0.0.1', port });

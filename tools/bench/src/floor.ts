@@ -17,7 +17,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { cpuSeconds, listeners } from './procs.ts';
+import { cpuBetween, listeners, sample, type ProcGroup } from './procs.ts';
+import { pct } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -120,9 +121,6 @@ async function closedLoop(url: string, inFlight: number, ms: number): Promise<{ 
   return { latencies: latencies.sort((a, b) => a - b), errors };
 }
 
-const pct = (s: number[], p: number) =>
-  s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-
 async function backends(pool: pg.Pool | undefined): Promise<number[]> {
   if (!pool) return [];
   const { rows } = await pool.query<{ pid: number }>(
@@ -153,36 +151,25 @@ async function measure(
   brokerPid: number | undefined,
 ): Promise<Row[]> {
   const rows: Row[] = [];
+  const groups: ProcGroup[] = procs.map((p) => ({ name: p.name, pids: [p.child.pid!] }));
+  const backendGroup: ProcGroup = { name: 'postgres', pids: [], postgres: true };
+  if (pool) groups.push(backendGroup);
+  if (brokerPid) groups.push({ name: 'rabbitmq', pids: [brokerPid], shared: true });
   await closedLoop(url, concurrency, 1500); // warm up: JIT, connections, the pools' backends
   for (const [phase, inFlight] of [
     ['single', 1],
     ['closed', concurrency],
   ] as const) {
-    // Backends seen at the start count from there; one a pool opened during the phase counts from 0.
-    const startPids = await backends(pool);
-    const pgStart = new Map(startPids.map((pid) => [pid, cpuSeconds(pid) ?? 0]));
-    const read = (pids: number[]) => {
-      const m = new Map<string, number>();
-      for (const p of procs) m.set(p.name, cpuSeconds(p.child.pid!) ?? NaN);
-      m.set(
-        'postgres',
-        pids.reduce((s, pid) => s + (cpuSeconds(pid) ?? 0), 0),
-      );
-      if (brokerPid) m.set('rabbitmq', cpuSeconds(brokerPid) ?? NaN);
-      return m;
-    };
-    const before = read(startPids);
+    backendGroup.pids = await backends(pool);
+    const before = sample(groups);
     const t0 = performance.now();
     const { latencies, errors } = await closedLoop(url, inFlight, durationMs);
     const seconds = (performance.now() - t0) / 1000;
-    const endPids = await backends(pool);
-    const after = read(endPids);
-    before.set(
-      'postgres',
-      endPids.reduce((s, pid) => s + (pgStart.get(pid) ?? 0), 0),
-    );
+    // a backend a pool opened during the phase counts from 0 (cpuBetween)
+    backendGroup.pids = [...new Set([...backendGroup.pids, ...(await backends(pool))])];
+    const used = cpuBetween(groups, before, sample(groups));
     const cpu: Record<string, number> = {};
-    for (const [k, v] of after) if (k !== 'postgres' || pool) cpu[k] = ((v - before.get(k)!) * 1000) / latencies.length;
+    for (const [k, v] of Object.entries(used)) cpu[k] = (v * 1000) / latencies.length;
     rows.push({
       scenario,
       phase,

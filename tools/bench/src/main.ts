@@ -12,6 +12,7 @@ import { ExchangeClient } from '@exchange/sdk';
 import { forgetStaffEnrolment, staffAccessToken, staffTotpSecret } from '@exchange/e2e';
 import { BENCH_APP, cpuBetween, discover, refreshBackends, sample, type ProcGroup } from './procs.ts';
 import { seedHistory } from './seed.ts';
+import { pct } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -187,11 +188,6 @@ async function placeOne(t: Trader, runTag: string, scheduledAt: number): Promise
     const error = e.cause?.code ?? e.cause?.message ?? e.message;
     return { latencyMs: performance.now() - scheduledAt, status: 0, error };
   }
-}
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 interface PhaseResult {
