@@ -198,6 +198,13 @@ export interface OutboxRelayOptions {
    * one pack (pack.ts), which the inbox consumer takes apart again. 1 publishes every row as a message of its own.
    */
   pack?: number;
+  /**
+   * How long rows the broker confirmed may wait to be marked sent by the next poll (default 50 ms): when work keeps
+   * coming, the mark rides on the poll that follows it (`pendingBatchSql`); when none comes within this time, the
+   * rows are marked alone. A crash before the mark republishes them, as a crash between confirm and mark always
+   * could; consumers dedupe by message id. 0 marks every batch at once.
+   */
+  markDelayMs?: number;
   /** Test hook, run after the broker confirmed a batch and before it is marked sent. */
   hooks?: { afterConfirm?(rows: OutboxRow[]): void | Promise<void> };
 }
@@ -218,10 +225,21 @@ export async function prepareRelaySession(c: Queryable): Promise<void> {
 /**
  * The relay's poll: the next pending rows in sequence order. Rows of a key whose head is waiting for a retry
  * (unroutable) are left out, so they neither overtake it nor fill the batch and starve the other keys.
+ *
+ * With `markSent`, the same statement first marks the rows the broker confirmed since the last poll as sent (`$1`, their
+ * sequences): one round trip and one commit where a mark and a poll took two each. The poll reads the snapshot from
+ * before the mark, so it leaves those rows out itself.
  */
-export function pendingBatchSql(schema: string | PgSchema, batchSize: number): string {
+export function pendingBatchSql(schema: string | PgSchema, batchSize: number, markSent = false): string {
   const table = qualify(schema, OUTBOX_TABLE);
-  return `WITH blocked AS (
+  return `WITH ${
+    markSent
+      ? `marked AS (
+         UPDATE ${table} SET sent_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
+          WHERE sequence = ANY($1::bigint[]) AND sent_at IS NULL),
+       `
+      : ''
+  }blocked AS (
          SELECT exchange, routing_key, min(sequence) AS from_seq
            FROM ${table}
           WHERE sent_at IS NULL AND next_attempt_at > now()
@@ -229,7 +247,12 @@ export function pendingBatchSql(schema: string | PgSchema, batchSize: number): s
        SELECT o.sequence::text AS sequence, o.message_id, o.exchange, o.routing_key, o.message, o.headers,
               o.next_attempt_at, o.publish_attempts
          FROM ${table} o
-        WHERE o.sent_at IS NULL
+        WHERE o.sent_at IS NULL${
+          markSent
+            ? `
+          AND o.sequence <> ALL($1::bigint[])`
+            : ''
+        }
           AND NOT EXISTS (SELECT 1 FROM blocked b
                            WHERE b.exchange = o.exchange AND b.routing_key = o.routing_key AND o.sequence >= b.from_seq)
         ORDER BY o.sequence
@@ -255,6 +278,8 @@ export class OutboxRelay {
   private leader = false;
   /** When the last cleanup pass finished everything it found (see maybeCleanup). */
   private lastCleanup = 0;
+  /** Sequences of rows the broker confirmed that are not marked sent yet (markDelayMs). */
+  private unmarked: string[] = [];
 
   constructor(opts: OutboxRelayOptions) {
     this.opts = opts;
@@ -341,21 +366,19 @@ export class OutboxRelay {
         await c.query(`LISTEN "${outboxChannel(this.opts.schema)}"`);
         while (!this.stopped && !broken) {
           notified = false;
-          const { published, full } = await this.publishBatch(c);
+          const { full } = await this.publishBatch(c);
           failures = 0;
           await this.maybeCleanup(c);
-          if (full || (published > 0 && notified)) continue;
-          if (notified) continue;
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(done, this.opts.pollIntervalMs ?? 1_000);
-            function done() {
-              clearTimeout(t);
-              resolve();
-            }
-            this.wake = done;
-          });
-          this.wake = undefined;
+          if (full || notified) continue;
+          if (this.unmarked.length > 0) {
+            // Confirmed rows wait a moment for the next poll to mark them; with no more work coming, alone.
+            if (await this.sleep(this.opts.markDelayMs ?? 50)) continue;
+            await this.markSent(c);
+            if (notified) continue;
+          }
+          await this.sleep(this.opts.pollIntervalMs ?? 1_000);
         }
+        if (!broken) await this.markSent(c);
       } catch (err) {
         broken = true;
         failures++;
@@ -366,6 +389,8 @@ export class OutboxRelay {
       } finally {
         this.leader = false;
         this.wake = undefined;
+        // Rows confirmed but not marked on a session that is gone are published again by the next leader.
+        this.unmarked = [];
         if (client) {
           // Destroy the session rather than unlock: it drops LISTEN and the advisory lock in one go.
           client.release(true);
@@ -467,9 +492,41 @@ export class OutboxRelay {
     return rows.map((r) => byRow.get(r)!);
   }
 
+  /** Waits `ms` or until woken (a notification, stop, drained); true when woken. */
+  private async sleep(ms: number): Promise<boolean> {
+    let woken = false;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        woken = true;
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+    return woken;
+  }
+
+  /** Marks the confirmed rows not marked yet as sent, alone (no poll follows right away). */
+  private async markSent(c: pg.PoolClient): Promise<void> {
+    if (this.unmarked.length === 0) return;
+    await c.query(
+      `UPDATE ${qualify(this.opts.schema, OUTBOX_TABLE)}
+          SET sent_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
+        WHERE sequence = ANY($1::bigint[]) AND sent_at IS NULL`,
+      [this.unmarked],
+    );
+    this.unmarked = [];
+  }
+
   private async publishBatch(c: pg.PoolClient): Promise<{ published: number; full: boolean }> {
     const batchSize = this.opts.batchSize ?? 200;
-    const { rows } = await c.query<OutboxRow>(pendingBatchSql(this.opts.schema, batchSize));
+    const marks = this.unmarked;
+    const { rows } = await c.query<OutboxRow>(
+      pendingBatchSql(this.opts.schema, batchSize, marks.length > 0),
+      marks.length > 0 ? [marks] : [],
+    );
+    this.unmarked = [];
     if (rows.length === 0) return { published: 0, full: false };
     const now = Date.now();
     const batch = rows;
@@ -499,13 +556,9 @@ export class OutboxRelay {
     });
     if (sent.length > 0) {
       await this.opts.hooks?.afterConfirm?.(sent);
-      await c.query(
-        `UPDATE ${qualify(this.opts.schema, OUTBOX_TABLE)}
-            SET sent_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
-          WHERE sequence = ANY($1::bigint[])`,
-        [sent.map((r) => r.sequence)],
-      );
+      this.unmarked.push(...sent.map((r) => r.sequence));
       this.metrics.published.inc({ service: this.opts.service }, sent.length);
+      if ((this.opts.markDelayMs ?? 50) <= 0) await this.markSent(c);
     }
     for (const f of failed) {
       // Unroutable rows and rows naming a missing exchange wait with their own backoff (other keys go on);
@@ -529,7 +582,9 @@ export class OutboxRelay {
     }
     const channelFailure = failed.find((f) => !f.error.startsWith('unroutable') && !f.error.includes('NOT_FOUND'));
     if (channelFailure) {
-      // Connection/channel trouble: surface it so the loop backs off (the rows stay pending).
+      // Connection/channel trouble: surface it so the loop backs off (the rows stay pending); what the broker did
+      // confirm is marked first, while the session still can.
+      await this.markSent(c);
       throw new Error(`publish failed: ${channelFailure.error}`);
     }
     return { published: sent.length, full: rows.length === batchSize };
