@@ -31,6 +31,11 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '20' },
     'single-duration': { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '64' },
+    /**
+     * Seconds of closed-loop load before the first measured phase, not counted: a stack that just started runs its
+     * code in V8's baseline tiers, and a production service is warm (docs/benchmarks.md, fourteenth round).
+     */
+    warmup: { type: 'string', default: '10' },
     'drain-timeout': { type: 'string', default: '60' },
     'admin-email': { type: 'string' },
     secrets: { type: 'string' },
@@ -52,6 +57,7 @@ if (args.help) {
   --rate N                  open model: orders/s offered (default 500)
   --duration S              seconds per open/closed phase (default 20); --single-duration S (default 5)
   --concurrency N           closed model: requests in flight (default 64)
+  --warmup S                seconds of closed-loop load before the first phase, not counted (default 10; 0: none)
   --traders N               funded traders (default 100); --users N, --preload-orders N seed history first
   --label TEXT              names the run in the table and the JSON line
 `);
@@ -301,8 +307,8 @@ async function runPhase(
   traders: Trader[],
   groups: ProcGroup[],
   runTag: string,
+  durationS = phase === 'single' ? Number(args['single-duration']) : Number(args.duration),
 ): Promise<PhaseResult> {
-  const durationS = phase === 'single' ? Number(args['single-duration']) : Number(args.duration);
   const rate = Number(args.rate);
   const fromSeq = await outboxHead();
   await refreshBackends(groups, pool, database);
@@ -445,6 +451,14 @@ async function main() {
   const t0 = Date.now();
   const traders = await createTraders(Number(args.traders), runTag);
   log(`${traders.length} traders funded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const warmupS = Number(args.warmup);
+  let warmup: { orders: number; seconds: number } | null = null;
+  if (warmupS > 0) {
+    log(`warm-up (${warmupS} s, not counted)…`);
+    const w = await runPhase('closed', traders, groups, runTag, warmupS);
+    warmup = { orders: w.processed, seconds: warmupS };
+    log(`warm-up: ${w.processed} orders processed`);
+  }
   const sizes = await pool.query<{ users: string; orders: string; accounts: string }>(
     `SELECT (SELECT count(*) FROM auth.users)::text AS users, (SELECT count(*) FROM orders.orders)::text AS orders,
             (SELECT count(*) FROM wallet.accounts)::text AS accounts`,
@@ -492,7 +506,7 @@ async function main() {
   ]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const out = [
-    `${args.label ? `${args.label}: ` : ''}${sizes.rows[0]!.users} users, ${sizes.rows[0]!.accounts} accounts, ${sizes.rows[0]!.orders} orders in the database before the load; ${traders.length} traders; load average ${load.map((x) => x.toFixed(1)).join(' ')}`,
+    `${args.label ? `${args.label}: ` : ''}${sizes.rows[0]!.users} users, ${sizes.rows[0]!.accounts} accounts, ${sizes.rows[0]!.orders} orders in the database before the load; ${traders.length} traders; ${warmup ? `warm-up ${warmup.seconds} s (${warmup.orders} orders, not counted)` : 'no warm-up'}; load average ${load.map((x) => x.toFixed(1)).join(' ')}`,
     line(header),
     line(header.map(() => '---')),
     ...rows.map(line),
@@ -509,6 +523,7 @@ async function main() {
         orders: Number(sizes.rows[0]!.orders),
       },
       traders: traders.length,
+      warmup,
       loadAverage: load,
       phases: results,
       reconciliation: recon,
