@@ -96,22 +96,15 @@ it('marks a confirmed batch in the statement of the next poll when more work fol
   expect(seen).toEqual([a, b]);
 });
 
-it('marks a confirmed batch alone once no more work came within markDelayMs', async () => {
-  const queue = 'svc.mark-alone';
-  const { m, seen } = await start(queue, 50);
+it.each([
+  [50, 'alone once no more work came within markDelayMs'],
+  [0, 'at once with markDelayMs 0'],
+])('markDelayMs %i: marks a confirmed batch %s', async (markDelayMs) => {
+  const queue = `svc.mark-alone-${markDelayMs}`;
+  const { m, seen } = await start(queue, markDelayMs);
   const a = await enqueueTo(m, queue, 1);
   await waitFor(() => seen.includes(a), { what: 'the message' });
   await waitFor(async () => (await sentAt(a)) !== null, { timeoutMs: 5_000, what: 'the row marked alone' });
-  expect(alone()).toBe(1);
-  expect(folded()).toBe(0);
-});
-
-it('markDelayMs 0 marks every batch as soon as the broker confirmed it', async () => {
-  const queue = 'svc.mark-at-once';
-  const { m, seen } = await start(queue, 0);
-  const a = await enqueueTo(m, queue, 1);
-  await waitFor(() => seen.includes(a), { what: 'the message' });
-  await waitFor(async () => (await sentAt(a)) !== null, { timeoutMs: 5_000, what: 'the row marked' });
   expect(alone()).toBe(1);
   expect(folded()).toBe(0);
 });
