@@ -79,7 +79,6 @@ export interface TransactionOptions {
   /**
    * The transaction's first statement, sent in the same round trip as `BEGIN` (one simple-protocol message, so it
    * takes no parameters: its values must be inlined with `pg.escapeLiteral`). Its result is `fn`'s second argument.
-   * It may be several statements separated by `;`: `fn`'s third argument has every one's result, in order.
    */
   opening?: string;
 }
@@ -101,7 +100,7 @@ export function isRetryableTxError(err: unknown): boolean {
  */
 export async function withTransaction<T>(
   pool: pg.Pool,
-  fn: (client: pg.PoolClient, opening: pg.QueryResult | undefined, openings: pg.QueryResult[]) => Promise<T>,
+  fn: (client: pg.PoolClient, opening: pg.QueryResult | undefined) => Promise<T>,
   opts: TransactionOptions = {},
 ): Promise<T> {
   const retries = opts.retries ?? 10;
@@ -114,15 +113,15 @@ export async function withTransaction<T>(
     client.on('error', onError);
     try {
       const begin = opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : 'BEGIN';
-      let openings: pg.QueryResult[] = [];
+      let opening: pg.QueryResult | undefined;
       if (opts.opening) {
-        // a simple query of several statements answers with one result each
+        // a simple query of two statements answers with one result each
         const results = (await client.query(`${begin}; ${opts.opening}`)) as unknown as pg.QueryResult[];
-        openings = results.slice(1);
+        opening = results[1];
       } else {
         await client.query(begin);
       }
-      const result = await fn(client, openings[0], openings);
+      const result = await fn(client, opening);
       await client.query('COMMIT');
       return result;
     } catch (err) {

@@ -47,8 +47,6 @@ export interface DeliveryContext {
   headers: Record<string, unknown>;
   /** The consumer span (child of the producer's trace). */
   span: Span;
-  /** The result of ConsumeOptions.opening in this transaction, when the consumer has one. */
-  opening?: pg.QueryResult;
 }
 
 export type MessageHandler = (message: Envelope, client: pg.PoolClient, ctx: DeliveryContext) => Promise<void>;
@@ -57,8 +55,6 @@ export type MessageHandler = (message: Envelope, client: pg.PoolClient, ctx: Del
 export interface BatchContext {
   queue: string;
   span: Span;
-  /** The result of ConsumeOptions.opening in this transaction, when the consumer has one. */
-  opening?: pg.QueryResult;
 }
 
 export type BatchHandler = (messages: Envelope[], client: pg.PoolClient, ctx: BatchContext) => Promise<void>;
@@ -70,13 +66,6 @@ export interface ConsumeOptions {
   /** Handlers running at once (default 1: strictly in delivery order, required for per-market queues). */
   concurrency?: number;
   handler: MessageHandler;
-  /**
-   * A statement every transaction of this consumer runs first, sent with `BEGIN` and the inbox insert in the same
-   * round trip (so without parameters: inline its values with `pg.escapeLiteral`). Its result is the handlers'
-   * `ctx.opening`. It runs whether or not the messages turn out to be duplicates. E.g. the engine's lock of its market's
-   * journal position, which every batch takes first anyway.
-   */
-  opening?: string;
   /** Defaults to the policy the queue was declared with (or DEFAULT_RETRY). */
   retry?: RetryPolicy;
   /**
@@ -539,8 +528,7 @@ export class Consumer implements ConnectionResource {
 
   /**
    * The inbox rows of a batch, as the opening statement of its transaction: sent with `BEGIN`, one round trip less
-   * per batch. Without parameters, so the values are inlined as escaped literals. The consumer's own `opening`
-   * follows in the same message.
+   * per batch. Without parameters, so the values are inlined as escaped literals.
    */
   private inboxInsert(items: Array<{ envelope: Envelope }>): string {
     const queue = pg.escapeLiteral(this.queue);
@@ -548,9 +536,8 @@ export class Consumer implements ConnectionResource {
       ({ envelope: e }) =>
         `(${queue}, ${pg.escapeLiteral(e.id)}, ${pg.escapeLiteral(e.type)}, ${pg.escapeLiteral(messageDigest(e))})`,
     );
-    const insert = `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type, digest)
+    return `INSERT INTO ${qualify(this.deps.schema, INBOX_TABLE)} (queue, message_id, type, digest)
               VALUES ${values.join(', ')} ON CONFLICT DO NOTHING RETURNING message_id`;
-    return this.opts.opening ? `${insert}; ${this.opts.opening}` : insert;
   }
 
   /** The batch's transaction; the ids it applied, or undefined when it rolled back (the caller goes one by one). */
@@ -576,8 +563,7 @@ export class Consumer implements ConnectionResource {
         try {
           return await withTransaction(
             this.deps.pool,
-            async (client, ins, openings) => {
-              const opening = this.opts.opening ? { opening: openings[1]! } : {};
+            async (client, ins) => {
               const fresh = new Set(ins!.rows.map((r: { message_id: string }) => r.message_id));
               await this.checkDuplicates(
                 client,
@@ -594,7 +580,7 @@ export class Consumer implements ConnectionResource {
                 await this.opts.batchHandler(
                   todo.map((it) => it.envelope),
                   client,
-                  { queue: this.queue, span, ...opening },
+                  { queue: this.queue, span },
                 );
               }
               for (const it of this.opts.batchHandler ? [] : todo) {
@@ -605,7 +591,6 @@ export class Consumer implements ConnectionResource {
                   redelivered: it.d.msg.fields.redelivered,
                   headers: (it.d.msg.properties.headers ?? {}) as Record<string, unknown>,
                   span,
-                  ...opening,
                 });
               }
               await this.clearStarts(
@@ -852,7 +837,7 @@ export class Consumer implements ConnectionResource {
     const { span } = x;
     return withTransaction(
       this.deps.pool,
-      async (client, ins, openings) => {
+      async (client, ins) => {
         if (ins!.rowCount === 0) {
           await this.checkDuplicates(client, [envelope]);
           return 'duplicate' as const;
@@ -864,7 +849,6 @@ export class Consumer implements ConnectionResource {
           redelivered: d.msg.fields.redelivered,
           headers: x.headers,
           span,
-          ...(this.opts.opening ? { opening: openings[1]! } : {}),
         });
         if (d.counted) await this.clearStarts(client, [envelope.id]);
         return 'ok' as const;

@@ -29,13 +29,7 @@ import {
 } from './core.ts';
 import { bookSnapshotMessage, messagesFor, type OutgoingMessage } from './messages.ts';
 import { SnapshotSchedule } from './snapshot-schedule.ts';
-import {
-  PostgresEngineStore,
-  type AppliedCommand,
-  type EnginePosition,
-  type EngineStore,
-  type OrderClaim,
-} from './store.ts';
+import { PostgresEngineStore, type AppliedCommand, type EngineStore, type OrderClaim } from './store.ts';
 
 /** What a batch's commands write at its end, in order (MarketEngine.handleBatch). */
 interface BatchWrites {
@@ -115,11 +109,6 @@ export interface MarketEngineOptions {
 }
 
 export class EngineDivergenceError extends Error {}
-
-/** The market's position as the current transaction locked it (undefined: the market has no row). */
-export interface LockedPosition {
-  position: EnginePosition | undefined;
-}
 
 /** The market is halted (engine_state.halted_reason is set): no replica applies its commands until it is resumed. */
 export class MarketHaltedError extends Error {}
@@ -247,12 +236,9 @@ export class MarketEngine {
     );
   }
 
-  /**
-   * The consumer handler for `orders.<MARKET>`: runs inside the consumer's transaction. `locked`: the position the
-   * transaction already locked (the consumer's opening, `lockPositionSql`), else it is locked here.
-   */
-  async handle(envelope: Envelope, client: PoolClient, locked?: LockedPosition): Promise<void> {
-    await this.sync(client, locked);
+  /** The consumer handler for `orders.<MARKET>`: runs inside the consumer's transaction. */
+  async handle(envelope: Envelope, client: PoolClient): Promise<void> {
+    await this.sync(client);
     await this.handleSynced(envelope, client);
     this.opts.metrics?.engineBatch.observe({ market: this.symbol }, 1);
   }
@@ -264,8 +250,8 @@ export class MarketEngine {
    * together, so a check between two commands could only find what the one before wrote. A command that throws
    * rolls the whole batch back (the consumer then goes one by one through `handle`, which reloads a dirty engine).
    */
-  async handleBatch(envelopes: Envelope[], client: PoolClient, locked?: LockedPosition): Promise<void> {
-    await this.sync(client, locked);
+  async handleBatch(envelopes: Envelope[], client: PoolClient): Promise<void> {
+    await this.sync(client);
     // The batch's order-id claims are read once and decided in memory in command order, and they, the journal rows
     // and the outbox messages are written at the end. Until then the engine in memory is ahead of the database: it
     // stays dirty, so a failure anywhere below has it reloaded.
@@ -334,8 +320,8 @@ export class MarketEngine {
   }
 
   /** Lock the market's journal position and make the in-memory engine current (reload when it is not). */
-  private async sync(client: PoolClient, locked?: LockedPosition): Promise<void> {
-    const position = locked ? locked.position : await this.store.lock(client, this.symbol);
+  private async sync(client: PoolClient): Promise<void> {
+    const position = await this.store.lock(client, this.symbol);
     if (!position) throw new Error(`${this.symbol}: engine_state row missing (restore() not run)`);
     if (position.haltedReason !== null) {
       throw new MarketHaltedError(`${this.symbol} is halted: ${position.haltedReason}`);

@@ -8,7 +8,6 @@
  * back) with that row.
  */
 import { context, propagation } from '@opentelemetry/api';
-import pg from 'pg';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
 import { OUTBOX_TABLE, outboxChannel } from '@exchange/messaging';
 import { PAYMENT_SCHEMA } from '../db/schema.ts';
@@ -154,20 +153,6 @@ function outboxInsert(messages: OutgoingMessage[], params: unknown[]): string {
           VALUES ${rows.join(', ')} RETURNING 1`;
 }
 
-/**
- * The lock of a market's journal position, as a statement without parameters: the market's consumer sends it with
- * `BEGIN` and the inbox insert (ConsumeOptions.opening), one round trip where it took its own. `positionOf` reads it.
- */
-export function lockPositionSql(market: string): string {
-  return `SELECT last_seq, halted_reason FROM ${P}.engine_state WHERE market = ${pg.escapeLiteral(market)} FOR UPDATE`;
-}
-
-/** The position in the result of `lockPositionSql` (or of `lock`); undefined when the market has no row. */
-export function positionOf(result: { rows: Array<Record<string, unknown>> }): EnginePosition | undefined {
-  const r = result.rows[0] as { last_seq: string; halted_reason: string | null } | undefined;
-  return r ? { lastSeq: Number(r.last_seq), haltedReason: r.halted_reason } : undefined;
-}
-
 export class PostgresEngineStore implements EngineStore {
   private readonly pool: Pool;
 
@@ -188,9 +173,12 @@ export class PostgresEngineStore implements EngineStore {
   }
 
   async lock(tx: PoolClient, market: string): Promise<EnginePosition | undefined> {
-    return positionOf(
-      await tx.query(`SELECT last_seq, halted_reason FROM ${P}.engine_state WHERE market = $1 FOR UPDATE`, [market]),
+    const { rows } = await tx.query<{ last_seq: string; halted_reason: string | null }>(
+      `SELECT last_seq, halted_reason FROM ${P}.engine_state WHERE market = $1 FOR UPDATE`,
+      [market],
     );
+    const r = rows[0];
+    return r ? { lastSeq: Number(r.last_seq), haltedReason: r.halted_reason } : undefined;
   }
 
   async latestSnapshot(tx: PoolClient, market: string, seq: number): Promise<SnapshotEntry | undefined> {

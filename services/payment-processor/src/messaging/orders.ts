@@ -3,16 +3,9 @@
  * (MarketEngine.handle). EngineHost starts one consumer per market with ordersConsumer() and stops it when the
  * market halts.
  */
-import type pg from 'pg';
 import type { BatchHandler, ConsumeOptions, MessageHandler } from '@exchange/messaging';
 import { isTransientEngineError } from '../engine/errors.ts';
-import {
-  EngineDivergenceError,
-  MarketHaltedError,
-  type LockedPosition,
-  type MarketEngine,
-} from '../engine/market-engine.ts';
-import { lockPositionSql, positionOf } from '../engine/store.ts';
+import { EngineDivergenceError, MarketHaltedError, type MarketEngine } from '../engine/market-engine.ts';
 import { ORDERS_RETRY, ordersQueue } from './queues.ts';
 
 /** Handler for queue `orders.<MARKET>`; `onHalted` runs (then the error is rethrown) when the market must stop. */
@@ -20,12 +13,7 @@ export function ordersHandler(
   engine: MarketEngine,
   onHalted: (err: EngineDivergenceError | MarketHaltedError) => void,
 ): MessageHandler {
-  return (message, client, ctx) => haltingOn(onHalted, () => engine.handle(message, client, locked(ctx.opening)));
-}
-
-/** The position the consumer's opening (`lockPositionSql`) locked, when it ran. */
-function locked(opening: pg.QueryResult | undefined): LockedPosition | undefined {
-  return opening ? { position: positionOf(opening) } : undefined;
+  return (message, client) => haltingOn(onHalted, () => engine.handle(message, client));
 }
 
 /** The same for a group-commit batch of the queue (MarketEngine.handleBatch: one position lock per batch). */
@@ -33,8 +21,7 @@ export function ordersBatchHandler(
   engine: MarketEngine,
   onHalted: (err: EngineDivergenceError | MarketHaltedError) => void,
 ): BatchHandler {
-  return (messages, client, ctx) =>
-    haltingOn(onHalted, () => engine.handleBatch(messages, client, locked(ctx.opening)));
+  return (messages, client) => haltingOn(onHalted, () => engine.handleBatch(messages, client));
 }
 
 async function haltingOn(
@@ -79,8 +66,6 @@ export function ordersConsumer(engine: MarketEngine, o: OrdersConsumerOptions): 
       await o.onExhausted(`command ${envelope.id} (${envelope.type}) keeps failing: ${reason}`);
     },
     onInvalid: (parsed, reason, client) => engine.rejectInvalid(parsed, reason, client),
-    // every transaction locks the market's position first: sent with BEGIN and the inbox insert
-    opening: lockPositionSql(engine.symbol),
     handler: ordersHandler(engine, o.onHalted),
     batchHandler: ordersBatchHandler(engine, o.onHalted),
   };
