@@ -222,21 +222,28 @@ export async function prepareRelaySession(c: Queryable): Promise<void> {
   await c.query('SET enable_indexscan = on');
 }
 
+/** Default OutboxRelayOptions.markDelayMs. */
+const DEFAULT_MARK_DELAY_MS = 50;
+
+/** Marks the rows whose sequences are `$1` sent; a row some other session marked already is left as it is. */
+function markSentSql(table: string): string {
+  return `UPDATE ${table} SET sent_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
+          WHERE sequence = ANY($1::bigint[]) AND sent_at IS NULL`;
+}
+
 /**
  * The relay's poll: the next pending rows in sequence order. Rows of a key whose head is waiting for a retry
  * (unroutable) are left out, so they neither overtake it nor fill the batch and starve the other keys.
  *
- * With `markSent`, the same statement first marks the rows the broker confirmed since the last poll as sent (`$1`, their
- * sequences): one round trip and one commit where a mark and a poll took two each. The poll reads the snapshot from
- * before the mark, so it leaves those rows out itself.
+ * With `markSent`, the same statement first marks the rows the broker confirmed since the last poll as sent (`$1`,
+ * their sequences): one round trip and one commit where a mark and a poll took two each. The poll reads the snapshot
+ * from before the mark, so it leaves those rows out itself.
  */
 export function pendingBatchSql(schema: string | PgSchema, batchSize: number, markSent = false): string {
   const table = qualify(schema, OUTBOX_TABLE);
   return `WITH ${
     markSent
-      ? `marked AS (
-         UPDATE ${table} SET sent_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
-          WHERE sequence = ANY($1::bigint[]) AND sent_at IS NULL),
+      ? `marked AS (${markSentSql(table)}),
        `
       : ''
   }blocked AS (
@@ -372,7 +379,7 @@ export class OutboxRelay {
           if (full || notified) continue;
           if (this.unmarked.length > 0) {
             // Confirmed rows wait a moment for the next poll to mark them; with no more work coming, alone.
-            if (await this.sleep(this.opts.markDelayMs ?? 50)) continue;
+            if (await this.sleep(this.markDelayMs)) continue;
             await this.markSent(c);
             if (notified) continue;
           }
@@ -492,6 +499,10 @@ export class OutboxRelay {
     return rows.map((r) => byRow.get(r)!);
   }
 
+  private get markDelayMs(): number {
+    return this.opts.markDelayMs ?? DEFAULT_MARK_DELAY_MS;
+  }
+
   /** Waits `ms` or until woken (a notification, stop, drained); true when woken. */
   private async sleep(ms: number): Promise<boolean> {
     let woken = false;
@@ -510,16 +521,12 @@ export class OutboxRelay {
   /** Marks the confirmed rows not marked yet as sent, alone (no poll follows right away). */
   private async markSent(c: pg.PoolClient): Promise<void> {
     if (this.unmarked.length === 0) return;
-    await c.query(
-      `UPDATE ${qualify(this.opts.schema, OUTBOX_TABLE)}
-          SET sent_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
-        WHERE sequence = ANY($1::bigint[]) AND sent_at IS NULL`,
-      [this.unmarked],
-    );
+    await c.query(markSentSql(qualify(this.opts.schema, OUTBOX_TABLE)), [this.unmarked]);
     this.unmarked = [];
   }
 
-  private async publishBatch(c: pg.PoolClient): Promise<{ published: number; full: boolean }> {
+  /** One poll and its publishes; `full` when the poll returned a whole batch (more may be waiting). */
+  private async publishBatch(c: pg.PoolClient): Promise<{ full: boolean }> {
     const batchSize = this.opts.batchSize ?? 200;
     const marks = this.unmarked;
     const { rows } = await c.query<OutboxRow>(
@@ -527,7 +534,7 @@ export class OutboxRelay {
       marks.length > 0 ? [marks] : [],
     );
     this.unmarked = [];
-    if (rows.length === 0) return { published: 0, full: false };
+    if (rows.length === 0) return { full: false };
     const now = Date.now();
     const batch = rows;
 
@@ -558,7 +565,7 @@ export class OutboxRelay {
       await this.opts.hooks?.afterConfirm?.(sent);
       this.unmarked.push(...sent.map((r) => r.sequence));
       this.metrics.published.inc({ service: this.opts.service }, sent.length);
-      if ((this.opts.markDelayMs ?? 50) <= 0) await this.markSent(c);
+      if (this.markDelayMs <= 0) await this.markSent(c);
     }
     for (const f of failed) {
       // Unroutable rows and rows naming a missing exchange wait with their own backoff (other keys go on);
@@ -587,7 +594,7 @@ export class OutboxRelay {
       await this.markSent(c);
       throw new Error(`publish failed: ${channelFailure.error}`);
     }
-    return { published: sent.length, full: rows.length === batchSize };
+    return { full: rows.length === batchSize };
   }
 
   /**
