@@ -8,7 +8,7 @@ import { withTransaction } from '@exchange/db';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { EVENTS_EXCHANGE, createMessaging, silentLogger, type Messaging } from './index.ts';
-import { pendingBatchSql, prepareRelaySession } from './outbox.ts';
+import { enqueueMany, pendingBatchSql, prepareRelaySession } from './outbox.ts';
 import { SCHEMA, TestItem, count, setupEnv, waitFor, type TestEnv } from '../test/helpers.ts';
 
 let env: TestEnv;
@@ -27,6 +27,10 @@ afterAll(async () => {
 
 interface PlanNode {
   'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Operation?: string;
+  'Actual Rows': number;
   'Shared Hit Blocks': number;
   'Shared Read Blocks': number;
   Plans?: PlanNode[];
@@ -84,5 +88,66 @@ it(`after sending ${SENT} rows one at a time, a poll reads none of them again`, 
     expect(plan['Shared Hit Blocks'] + plan['Shared Read Blocks']).toBeLessThanOrEqual(4);
   } finally {
     c.release(true);
+  }
+}, 120_000);
+
+it('the poll that also marks confirmed rows sent finds them through an index, and leaves them out', async () => {
+  // the relay of the test above would publish the rows below
+  await messaging?.close();
+  messaging = undefined;
+  const PENDING = 2_000;
+  const key = randomBytes(300).toString('base64'); // ~0.5 kB rows: the table spans pages enough to make a scan cost
+  const items = Array.from({ length: PENDING }, (_, seq) => ({
+    schema: SCHEMA,
+    exchange: EVENTS_EXCHANGE,
+    routingKey: 'test.item',
+    message: TestItem.create({ seq, key }, { producer: 'svc' }),
+  }));
+  const sequences = (await enqueueMany(env.pool, items)).map((r) => r.sequence);
+  await env.pool.query(`ANALYZE ${SCHEMA}.outbox`);
+  // what the broker confirmed since the last poll: a stretch from the middle of the pending rows
+  const marks = sequences.slice(1_000, 1_020);
+  const BATCH = 200;
+
+  for (const planCache of ['auto', 'force_generic_plan']) {
+    const c = await env.pool.connect();
+    try {
+      await prepareRelaySession(c);
+      await c.query('BEGIN'); // EXPLAIN ANALYZE runs the mark: rolled back below
+      await c.query(`SET LOCAL plan_cache_mode = ${planCache}`);
+      const { rows } = await c.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${pendingBatchSql(SCHEMA, BATCH, true)}`,
+        [marks],
+      );
+      const all = nodes(rows[0]!['QUERY PLAN'][0]!.Plan);
+      const update = all.find((n) => n['Node Type'] === 'ModifyTable' && n.Operation === 'Update');
+      expect(update).toBeDefined();
+      // the mark reaches the rows it names by index, not by a scan of the outbox
+      const scan = update!.Plans!.map((p) => p['Node Type']);
+      expect({ planCache, scan }).toEqual({ planCache, scan: ['Index Scan'] });
+      expect(['outbox_pkey', 'outbox_pending_idx']).toContain(update!.Plans![0]!['Index Name']);
+      expect(update!.Plans![0]!['Actual Rows']).toBe(marks.length);
+      const outboxScans = all.filter((n) => n['Relation Name'] === 'outbox').map((n) => n['Node Type']);
+      expect({ planCache, outboxScans: outboxScans.filter((t) => t === 'Seq Scan' || t.startsWith('Bitmap')) }).toEqual(
+        {
+          planCache,
+          outboxScans: [],
+        },
+      );
+      await c.query('ROLLBACK');
+      // the poll reads the snapshot from before its own mark, so its filter must leave the marked rows out
+      await c.query('BEGIN');
+      const polled = await c.query<{ sequence: string }>(pendingBatchSql(SCHEMA, PENDING, true), [marks]);
+      expect(polled.rows).toHaveLength(PENDING - marks.length);
+      expect(polled.rows.filter((r) => marks.includes(r.sequence))).toEqual([]);
+      const marked = await c.query(
+        `SELECT 1 FROM ${SCHEMA}.outbox WHERE sequence = ANY($1::bigint[]) AND sent_at IS NOT NULL`,
+        [marks],
+      );
+      expect(marked.rowCount).toBe(marks.length);
+      await c.query('ROLLBACK');
+    } finally {
+      c.release(true);
+    }
   }
 }, 120_000);
