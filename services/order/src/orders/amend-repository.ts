@@ -79,9 +79,10 @@ export async function setOrderAmendSeq<R>(db: Db, orderId: string, seq: number):
 }
 
 export async function rejectPendingAmend(db: Db, amendId: string, reason: string): Promise<void> {
+  // a key lookup with a state check: `IS TRUE` keeps the partial index over open amends out (see repository.ts)
   await db.query(
     `UPDATE ${ORDERS}.order_amends SET status = 'rejected', reason = $2, updated_at = now()
-          WHERE id = $1 AND status = 'pending'`,
+          WHERE id = $1 AND (status = 'pending') IS TRUE`,
     [amendId, reason],
   );
 }

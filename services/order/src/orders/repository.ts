@@ -4,6 +4,13 @@
  * updates (messaging/order-events.ts) and of the fee tiers (fees.ts). The transactions and rules around them are in
  * service.ts; the amends' SQL is in amend-repository.ts. Each function sends one statement, its text unchanged from
  * where it was written (the prepared-statement cache and the query-plan test key on the text).
+ *
+ * A statement that finds an order by its key and acts only if the order is in some state writes that state check as
+ * `(status …) IS TRUE`, not `status …`: a plain check proves the predicate of the partial indexes over those states
+ * (pending, open), and on a large table those indexes keep the size they had at the last vacuum, often when they
+ * were near empty. The planner then takes them for empty and scans one whole rather than looking the rows up by key:
+ * with a million orders, finalizing a batch scanned every open order (`query-plans.e2e.test.ts`). The column is NOT
+ * NULL, so `IS TRUE` changes nothing else.
  */
 import type pg from 'pg';
 import { enqueueGuarded, type EnqueueOptions } from '@exchange/messaging';
@@ -173,7 +180,7 @@ export async function insertPendings(db: Db, batch: PendingOrderValues[]): Promi
 
 /** Remove an order that is still `pending` (its hold was refused). */
 export async function deletePending(db: Db, orderId: string): Promise<void> {
-  await db.query(`DELETE FROM ${ORDERS}.orders WHERE id = $1 AND status = 'pending'`, [orderId]);
+  await db.query(`DELETE FROM ${ORDERS}.orders WHERE id = $1 AND (status = 'pending') IS TRUE`, [orderId]);
 }
 
 /** The orders of `ids` still pending → `new`. */
@@ -185,7 +192,7 @@ export async function markNewWithCommands(db: Db, items: EnqueueOptions[], order
   const ids = orders.map((o) => o.id);
   return enqueueGuarded<OrderRow>(db, items, {
     sql: `UPDATE ${ORDERS}.orders SET status = 'new', updated_at = now()
-           WHERE id = ANY($1::uuid[]) AND status = 'pending' RETURNING *`,
+           WHERE id = ANY($1::uuid[]) AND (status = 'pending') IS TRUE RETURNING *`,
     values: [ids],
     dependsOn: ids,
   });
@@ -251,7 +258,7 @@ export async function markCancelRequestedWithCommand(db: Db, o: OrderRow, item: 
     sql: `UPDATE ${ORDERS}.orders
              SET cancel_requested_at = COALESCE(cancel_requested_at, now()),
                  updated_at = CASE WHEN cancel_requested_at IS NULL THEN now() ELSE updated_at END
-           WHERE id = $1 AND user_id = $2 AND status IN ('new','partially_filled') RETURNING *`,
+           WHERE id = $1 AND user_id = $2 AND (status IN ('new','partially_filled')) IS TRUE RETURNING *`,
     values: [o.id, o.user_id],
     dependsOn: [o.id],
   });
@@ -315,7 +322,7 @@ export async function holdReleasesPending(db: Db): Promise<OrderRow[]> {
 export async function rejectPending(db: Db, orderId: string, reason: string): Promise<OrderRow | undefined> {
   const { rows } = await db.query<OrderRow>(
     `UPDATE ${ORDERS}.orders SET status = 'rejected', reason = $2, hold_release_pending = true, updated_at = now()
-        WHERE id = $1 AND status = 'pending' RETURNING *`,
+        WHERE id = $1 AND (status = 'pending') IS TRUE RETURNING *`,
     [orderId, reason],
   );
   return rows[0];
