@@ -40,6 +40,13 @@ const SUBSET_BY_DESIGN: Array<{ match: RegExp; why: string }> = [
     match: /FROM "orders"\.orders WHERE hold_release_pending ORDER BY created_at LIMIT/,
     why: "the sweeper's hold releases to retry, oldest first, 100 at a time",
   },
+  {
+    // Known, and bounded: with the open orders' partial index stale at size 0, the planner may read it whole (the
+    // open orders, pending among them) instead of the pending orders' index, every SWEEP_INTERVAL_MS, off the order
+    // path, until the next analyze of the table (docs/benchmarks.md, fifteenth round).
+    match: /FROM "orders"\.orders WHERE status = 'pending'\s+AND created_at </,
+    why: "the sweeper's stale pending orders: a subset of the open orders, oldest first, 100 at a time",
+  },
 ];
 
 const t = useTestStack({

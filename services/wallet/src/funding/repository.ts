@@ -53,10 +53,13 @@ export async function listDeposits(pool: Pool, userId: string, limit: number): P
   return rows;
 }
 
-/** Lock one deposit if it is still pending. */
+/**
+ * Lock one deposit if it is still pending. A key lookup with a state check: `IS TRUE` keeps the partial index of
+ * pending deposits from being scanned whole (docs/architecture.md, Conventions).
+ */
 export async function lockPendingDeposit(client: PoolClient, id: string): Promise<DepositRow | undefined> {
   const { rows } = await client.query<DepositRow>(
-    `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE id = $1 AND status = 'pending' FOR UPDATE`,
+    `SELECT ${DEPOSIT_COLUMNS} FROM wallet.deposits WHERE id = $1 AND (status = 'pending') IS TRUE FOR UPDATE`,
     [id],
   );
   return rows[0];
@@ -220,14 +223,17 @@ export async function listWithdrawals(pool: Pool, userId: string, limit: number)
   return rows;
 }
 
-/** Lock the withdrawal awaiting confirmation with this token hash; `expired` when its link no longer works. */
+/**
+ * Lock the withdrawal awaiting confirmation with this token hash; `expired` when its link no longer works. A key
+ * lookup with a state check, written `IS TRUE` (see lockPendingDeposit).
+ */
 export async function lockWithdrawalByTokenHash(
   client: PoolClient,
   tokenHash: string,
 ): Promise<(WithdrawalRow & { expired: boolean }) | undefined> {
   const { rows } = await client.query<WithdrawalRow & { expired: boolean }>(
     `SELECT ${WITHDRAWAL_COLUMNS}, confirm_expires_at <= now() AS expired FROM wallet.withdrawals
-        WHERE confirm_token_hash = $1 AND status = 'awaiting_confirmation' FOR UPDATE`,
+        WHERE confirm_token_hash = $1 AND (status = 'awaiting_confirmation') IS TRUE FOR UPDATE`,
     [tokenHash],
   );
   return rows[0];
