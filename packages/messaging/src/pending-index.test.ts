@@ -123,17 +123,15 @@ it('the poll that also marks confirmed rows sent finds them through an index, an
       const update = all.find((n) => n['Node Type'] === 'ModifyTable' && n.Operation === 'Update');
       expect(update).toBeDefined();
       // the mark reaches the rows it names by index, not by a scan of the outbox
-      const scan = update!.Plans!.map((p) => p['Node Type']);
-      expect({ planCache, scan }).toEqual({ planCache, scan: ['Index Scan'] });
-      expect(['outbox_pkey', 'outbox_pending_idx']).toContain(update!.Plans![0]!['Index Name']);
-      expect(update!.Plans![0]!['Actual Rows']).toBe(marks.length);
-      const outboxScans = all.filter((n) => n['Relation Name'] === 'outbox').map((n) => n['Node Type']);
-      expect({ planCache, outboxScans: outboxScans.filter((t) => t === 'Seq Scan' || t.startsWith('Bitmap')) }).toEqual(
-        {
-          planCache,
-          outboxScans: [],
-        },
-      );
+      const markScans = update!.Plans!;
+      expect({ planCache, scan: markScans.map((p) => p['Node Type']) }).toEqual({ planCache, scan: ['Index Scan'] });
+      expect(['outbox_pkey', 'outbox_pending_idx']).toContain(markScans[0]!['Index Name']);
+      expect(markScans[0]!['Actual Rows']).toBe(marks.length);
+      const wideScans = all
+        .filter((n) => n['Relation Name'] === 'outbox')
+        .map((n) => n['Node Type'])
+        .filter((t) => t === 'Seq Scan' || t.startsWith('Bitmap'));
+      expect({ planCache, wideScans }).toEqual({ planCache, wideScans: [] });
       await c.query('ROLLBACK');
       // the poll reads the snapshot from before its own mark, so its filter must leave the marked rows out
       await c.query('BEGIN');

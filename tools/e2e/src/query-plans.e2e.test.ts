@@ -80,10 +80,14 @@ function seqScans(node: PlanNode, out: string[] = []): string[] {
  * Index scans of a growing table with no index condition: they read the whole index, or the whole subset a partial
  * index holds. A bitmap index scan names no table, so it is reported with the table of the heap scan above it.
  */
-function wholeIndexScans(node: PlanNode, out: string[] = [], table?: string): string[] {
+function wholeIndexScans(
+  node: PlanNode,
+  out: Array<{ table: string; index: string }> = [],
+  table?: string,
+): Array<{ table: string; index: string }> {
   const here = node['Relation Name'] ? `${node.Schema}.${node['Relation Name']}` : table;
   const indexScan = /^(Index Scan|Index Only Scan|Bitmap Index Scan)$/.test(node['Node Type']);
-  if (indexScan && !node['Index Cond'] && here) out.push(`${here} (${node['Index Name']})`);
+  if (indexScan && !node['Index Cond'] && here) out.push({ table: here, index: node['Index Name']! });
   for (const p of node.Plans ?? []) wholeIndexScans(p, out, here);
   return out;
 }
@@ -239,9 +243,10 @@ it('plans no Seq Scan and no whole index scan of a growing table for any stateme
       explained++;
       const scans = seqScans(rows[0]!['QUERY PLAN'][0]!.Plan).filter((r) => growing.has(r));
       if (scans.length) violations.push(`Seq Scan on ${scans.join(', ')}:\n    ${s.text.replace(/\s+/g, ' ').trim()}`);
-      const whole = wholeIndexScans(rows[0]!['QUERY PLAN'][0]!.Plan).filter((r) => growing.has(r.split(' ')[0]!));
+      const whole = wholeIndexScans(rows[0]!['QUERY PLAN'][0]!.Plan).filter((w) => growing.has(w.table));
       if (whole.length && !SUBSET_BY_DESIGN.some((b) => b.match.test(s.text))) {
-        wholeScans.push(`whole index scan of ${whole.join(', ')}:\n    ${s.text.replace(/\s+/g, ' ').trim()}`);
+        const named = whole.map((w) => `${w.table} (${w.index})`).join(', ');
+        wholeScans.push(`whole index scan of ${named}:\n    ${s.text.replace(/\s+/g, ' ').trim()}`);
       }
     }
   } finally {

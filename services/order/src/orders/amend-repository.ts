@@ -79,7 +79,7 @@ export async function setOrderAmendSeq<R>(db: Db, orderId: string, seq: number):
 }
 
 export async function rejectPendingAmend(db: Db, amendId: string, reason: string): Promise<void> {
-  // a key lookup with a state check: `IS TRUE` keeps the partial index over open amends out (see repository.ts)
+  // a key lookup with a state check, written `IS TRUE` (docs/architecture.md, Conventions)
   await db.query(
     `UPDATE ${ORDERS}.order_amends SET status = 'rejected', reason = $2, updated_at = now()
           WHERE id = $1 AND (status = 'pending') IS TRUE`,

@@ -6,11 +6,8 @@
  * where it was written (the prepared-statement cache and the query-plan test key on the text).
  *
  * A statement that finds an order by its key and acts only if the order is in some state writes that state check as
- * `(status …) IS TRUE`, not `status …`: a plain check proves the predicate of the partial indexes over those states
- * (pending, open), and on a large table those indexes keep the size they had at the last vacuum, often when they
- * were near empty. The planner then takes them for empty and scans one whole rather than looking the rows up by key:
- * with a million orders, finalizing a batch scanned every open order (`query-plans.e2e.test.ts`). The column is NOT
- * NULL, so `IS TRUE` changes nothing else.
+ * `(status …) IS TRUE`, so that no partial index over those states (pending, open) is scanned whole in place of the
+ * key lookup: with a million orders, finalizing a batch scanned every open order (docs/architecture.md, Conventions).
  */
 import type pg from 'pg';
 import { enqueueGuarded, type EnqueueOptions } from '@exchange/messaging';
