@@ -34,8 +34,9 @@ export function orderMetrics(registry: promClient.Registry, pool: pg.Pool) {
     entryBatch: new promClient.Histogram({
       name: 'orders_entry_batch_size',
       help:
-        'Order entries sharing one statement, by stage (context: the reads before the insert; insert: the pending ' +
-        'rows; finalize: pending to new with the engine commands). Mostly 1 means little concurrency, not a fault',
+        "Order entries sharing one statement, by stage (entry: a plain limit order's reads and pending row in one; " +
+        'context: the reads before the insert of other orders; insert: their pending rows; finalize: pending to new ' +
+        'with the engine commands). Mostly 1 means little concurrency, not a fault',
       labelNames: ['stage'],
       buckets: [1, 2, 4, 8, 16, 32, 64, 100],
       registers: [registry],

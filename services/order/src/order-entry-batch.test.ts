@@ -36,11 +36,11 @@ const placeCommands = async () =>
     )
   ).rows.map((r) => r.order_id);
 
-async function placeConcurrently(n: number) {
+async function placeConcurrently(n: number, over: (i: number) => Record<string, unknown> = () => ({})) {
   const users = await Promise.all(Array.from({ length: 4 }, () => h.user()));
   const res = await Promise.all(
     Array.from({ length: n }, (_, i) =>
-      h.app.inject({ method: 'POST', url: '/api/v1/orders', headers: users[i % 4]!.auth, payload: body(i) }),
+      h.app.inject({ method: 'POST', url: '/api/v1/orders', headers: users[i % 4]!.auth, payload: body(i, over(i)) }),
     ),
   );
   expect(res.map((r) => r.statusCode)).toEqual(Array(n).fill(201));
@@ -124,7 +124,7 @@ it('a batch that fails half-way rolls back whole; its orders are retried one by 
 });
 
 /** Batches and orders of one stage so far, from `orders_entry_batch_size` on /metrics. */
-async function entryBatches(stage: 'context' | 'insert' | 'finalize') {
+async function entryBatches(stage: 'entry' | 'context' | 'insert' | 'finalize') {
   const text = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
   const value = (suffix: string) =>
     Number(
@@ -133,16 +133,54 @@ async function entryBatches(stage: 'context' | 'insert' | 'finalize') {
     );
   return { batches: value('count'), orders: value('sum') };
 }
+const STAGES = ['entry', 'context', 'insert'] as const;
+const stageCounts = async () =>
+  Object.fromEntries(await Promise.all(STAGES.map(async (s) => [s, await entryBatches(s)] as const)));
 
-it('concurrent entries share their context read and their pending insert', async () => {
-  const before = { context: await entryBatches('context'), insert: await entryBatches('insert') };
+/** Sessions of this test's database waiting for a lock. */
+const lockWaiters = async () =>
+  (
+    await h.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    )
+  ).rows[0]!.n;
+
+/** A stop-limit order: not a plain limit order, so its reads and its insert are two statements. */
+const stopLimit = (i: number) => {
+  const price = String(i % 2 ? 50_000 - i : 70_000 + i);
+  return { stopPrice: price, price };
+};
+
+it('concurrent plain limit orders share one statement for their reads and their pending insert', async () => {
+  const before = await stageCounts();
   await placeConcurrently(40);
+  const now = await stageCounts();
+  expect(now.entry!.orders - before.entry!.orders).toBe(40);
+  // fewer statements than orders: some entries shared one
+  expect(now.entry!.batches - before.entry!.batches).toBeLessThan(40);
+  // and no separate read or insert
+  for (const stage of ['context', 'insert'] as const) expect(now[stage]).toEqual(before[stage]);
+});
+
+it('one plain limit order alone: one statement for its reads and insert', async () => {
+  const u = await h.user();
+  const before = await stageCounts();
+  const r = await h.app.inject({ method: 'POST', url: '/api/v1/orders', headers: u.auth, payload: body(1) });
+  expect(r.statusCode).toBe(201);
+  const now = await stageCounts();
+  expect([now.entry!.batches - before.entry!.batches, now.entry!.orders - before.entry!.orders]).toEqual([1, 1]);
+  for (const stage of ['context', 'insert'] as const) expect(now[stage]).toEqual(before[stage]);
+});
+
+it('concurrent other orders share their context read and their pending insert', async () => {
+  const before = await stageCounts();
+  await placeConcurrently(40, stopLimit);
+  const now = await stageCounts();
   for (const stage of ['context', 'insert'] as const) {
-    const now = await entryBatches(stage);
-    expect(now.orders - before[stage].orders).toBe(40);
-    // fewer statements than orders: some entries shared one
-    expect(now.batches - before[stage].batches).toBeLessThan(40);
+    expect(now[stage]!.orders - before[stage]!.orders).toBe(40);
+    expect(now[stage]!.batches - before[stage]!.batches).toBeLessThan(40);
   }
+  expect(now.entry).toEqual(before.entry);
 });
 
 it('one clientOrderId twice in one batch: one order; the same body is replayed, another body is refused', async () => {
@@ -172,10 +210,15 @@ it('one clientOrderId twice in one batch: one order; the same body is replayed, 
   expect(await h.outboxPayloads('engine.place-order', a!.json().id)).toHaveLength(1);
 });
 
-it('a pending-insert batch that fails is rolled back whole and retried order by order: only the bad one fails', async () => {
-  // A real failure inside the multi-row INSERT: a trigger (this test file's own database) refuses one row; a
-  // sequence, which a rollback does not undo, counts every row the INSERTs attempted.
-  await h.db.pool.query(`
+it.each([
+  ['a plain limit order', 'entry', () => ({})],
+  ['another order', 'insert', stopLimit],
+] as const)(
+  'a pending-insert batch that fails (%s) is rolled back whole and retried order by order: only the bad one fails',
+  async (_kind, stage, over) => {
+    // A real failure inside the multi-row INSERT: a trigger (this test file's own database) refuses one row; a
+    // sequence, which a rollback does not undo, counts every row the INSERTs attempted.
+    await h.db.pool.query(`
     CREATE SEQUENCE orders.test_insert_attempts;
     CREATE FUNCTION orders.test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -184,48 +227,57 @@ it('a pending-insert batch that fails is rolled back whole and retried order by 
       RETURN NEW;
     END $$;
     CREATE TRIGGER test_poison BEFORE INSERT ON orders.orders FOR EACH ROW EXECUTE FUNCTION orders.test_poison();`);
-  // Hold the inserts back until every request is queued at the insert stage, so that the poisoned order shares a
-  // batch with others: SHARE ROW EXCLUSIVE blocks INSERT but not the reads before it.
-  const lock = await h.db.pool.connect();
-  try {
-    await lock.query('BEGIN');
-    await lock.query('LOCK TABLE orders.orders IN SHARE ROW EXCLUSIVE MODE');
-    const users = await Promise.all(Array.from({ length: 4 }, () => h.user()));
-    const before = await placeCommands();
-    const contextsBefore = (await entryBatches('context')).orders;
-    const pending = Array.from({ length: 20 }, (_, i) =>
-      h.app.inject({
-        method: 'POST',
-        url: '/api/v1/orders',
-        headers: users[i % 4]!.auth,
-        payload: body(i, i === 12 ? { clientOrderId: `poison-${Math.random()}` } : {}),
-      }),
-    );
-    for (let i = 0; i < 100 && (await entryBatches('context')).orders - contextsBefore < 20; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    await lock.query('COMMIT');
-    const res = await Promise.all(pending);
-    expect(res.map((r) => r.statusCode)).toEqual(res.map((_, i) => (i === 12 ? 500 : 201)));
-    const ids = res.filter((r) => r.statusCode === 201).map((r) => (r.json() as { id: string }).id);
-    // every good order once, with one command; nothing of the bad one
-    const commands = (await placeCommands()).slice(before.length);
-    expect([...commands].sort()).toEqual([...ids].sort());
-    const { rows } = await h.db.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM orders.orders WHERE client_order_id LIKE 'poison-%'`,
-    );
-    expect(rows[0]!.n).toBe(0);
-    // the failed batch's rows before the bad one were attempted twice: once in the batch, once alone
-    const attempts = await h.db.pool.query<{ n: string }>(
-      `SELECT last_value::text AS n FROM orders.test_insert_attempts`,
-    );
-    expect(Number(attempts.rows[0]!.n)).toBeGreaterThan(21);
-  } finally {
-    lock.release();
-    await h.db.pool.query(`DROP TRIGGER test_poison ON orders.orders; DROP FUNCTION orders.test_poison();
+    // Hold the inserts back until every request is queued at the insert's stage, so that the poisoned order shares a
+    // batch with others: SHARE ROW EXCLUSIVE blocks INSERT but not the reads before it. The stop-limit orders' separate
+    // reads all pass it; the plain ones' first statement waits for it, and the others queue behind that one.
+    const lock = await h.db.pool.connect();
+    try {
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE orders.orders IN SHARE ROW EXCLUSIVE MODE');
+      const users = await Promise.all(Array.from({ length: 4 }, () => h.user()));
+      const before = await placeCommands();
+      const readsBefore = (await entryBatches('context')).orders;
+      const pending = Array.from({ length: 20 }, (_, i) =>
+        h.app.inject({
+          method: 'POST',
+          url: '/api/v1/orders',
+          headers: users[i % 4]!.auth,
+          payload: body(i, { ...over(i), ...(i === 12 ? { clientOrderId: `poison-${Math.random()}` } : {}) }),
+        }),
+      );
+      if (stage === 'entry') {
+        // the first statement waits on the lock; the other requests (in this process) queue behind it meanwhile
+        for (let i = 0; i < 100 && !(await lockWaiters()); i++) await new Promise((r) => setTimeout(r, 20));
+        expect(await lockWaiters()).toBe(1);
+        await new Promise((r) => setTimeout(r, 300));
+      } else {
+        for (let i = 0; i < 100 && (await entryBatches('context')).orders - readsBefore < 20; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      await lock.query('COMMIT');
+      const res = await Promise.all(pending);
+      expect(res.map((r) => r.statusCode)).toEqual(res.map((_, i) => (i === 12 ? 500 : 201)));
+      const ids = res.filter((r) => r.statusCode === 201).map((r) => (r.json() as { id: string }).id);
+      // every good order once, with one command; nothing of the bad one
+      const commands = (await placeCommands()).slice(before.length);
+      expect([...commands].sort()).toEqual([...ids].sort());
+      const { rows } = await h.db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM orders.orders WHERE client_order_id LIKE 'poison-%'`,
+      );
+      expect(rows[0]!.n).toBe(0);
+      // the failed batch's rows before the bad one were attempted twice: once in the batch, once alone
+      const attempts = await h.db.pool.query<{ n: string }>(
+        `SELECT last_value::text AS n FROM orders.test_insert_attempts`,
+      );
+      expect(Number(attempts.rows[0]!.n)).toBeGreaterThan(21);
+    } finally {
+      lock.release();
+      await h.db.pool.query(`DROP TRIGGER test_poison ON orders.orders; DROP FUNCTION orders.test_poison();
       DROP SEQUENCE orders.test_insert_attempts`);
-  }
-});
+    }
+  },
+);
 
 it('holds of concurrent entries go to the wallet in one call; a wallet without that route gets them one by one', async () => {
   const paths = (from: number) => h.wallet.calls.slice(from).map((c) => `${c.path} ${c.status}`);

@@ -160,6 +160,7 @@ it('plans no Seq Scan and no whole index scan of a growing table for any stateme
     /DELETE FROM "(orders|wallet|payment)"\."inbox"/, // and of old inbox rows
     /FROM "orders"\.orders WHERE hold_release_pending/, // the sweeper's retry of hold releases
     /FROM "orders"\.orders WHERE status = 'pending'/, // the sweeper's pending orders
+    /\), ins AS \(\s+INSERT INTO "orders"\.orders/, // order entry's reads and insert of a plain limit order
     /UPDATE "orders"\.orders SET status = 'new'/, // order entry's finalize (found by key, pending only)
     /DELETE FROM "orders"\.orders WHERE id = \$1/, // a refused hold's pending order
   ]) {

@@ -68,6 +68,13 @@ export type EntryContextRow = MarketStateRow & {
   entry_volume: string;
 };
 
+/** Order entry's reads of one entry `k` (user_id, client_order_id, market): its checks' inputs but the market's state. */
+const ENTRY_READS = `(SELECT o.id FROM ${ORDERS}.orders o WHERE o.user_id = k.user_id AND o.client_order_id = k.client_order_id)
+              AS entry_existing_id,
+            (SELECT count(*)::int FROM ${ORDERS}.orders o
+              WHERE o.user_id = k.user_id AND o.status IN ('pending', 'new', 'partially_filled')) AS entry_open_orders,
+            ${volumeInWindowSql('k.user_id', 'k.market')} AS entry_volume`;
+
 /**
  * What order entry reads before its insert (see OrderService.entryContext), for a batch of entries in one statement:
  * one row per key, in the keys' order. Concurrent order entries share this round trip (a batch of one when idle).
@@ -75,11 +82,7 @@ export type EntryContextRow = MarketStateRow & {
 export async function entryContexts(db: Db, keys: EntryKey[]): Promise<EntryContextRow[]> {
   const { rows } = await db.query<EntryContextRow & { entry_n: string }>(
     `SELECT k.n AS entry_n,
-            (SELECT o.id FROM ${ORDERS}.orders o WHERE o.user_id = k.user_id AND o.client_order_id = k.client_order_id)
-              AS entry_existing_id,
-            (SELECT count(*)::int FROM ${ORDERS}.orders o
-              WHERE o.user_id = k.user_id AND o.status IN ('pending', 'new', 'partially_filled')) AS entry_open_orders,
-            ${volumeInWindowSql('k.user_id', 'k.market')} AS entry_volume,
+            ${ENTRY_READS},
             s.*
        FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS k(user_id, client_order_id, market, n)
        LEFT JOIN ${ORDERS}.market_state s ON s.market = k.market
@@ -155,24 +158,100 @@ export type PendingOrderValues = [
   displayLots: string | null,
 ];
 
+const PENDING_COLUMNS = `id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
+         quantity_lots, time_in_force, post_only, stp, hold_asset, hold_amount, quote_budget_tick_lots,
+         protection_price_ticks, stop_price_ticks, maker_fee_bps, taker_fee_bps, display_lots`;
+/** The parameters $1..$20 of a batch of pending orders: PendingOrderValues' columns, each as an array. */
+const PENDING_ARRAYS = `$1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+         $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::boolean[], $12::text[], $13::text[],
+         $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[], $18::integer[], $19::integer[], $20::numeric[]`;
+const pendingColumns = (batch: PendingOrderValues[]) => Array.from({ length: 20 }, (_, i) => batch.map((v) => v[i]));
+
 /**
  * Insert a batch of orders as `pending`, in one statement (one commit for the batch). Returns the rows inserted; an
  * order missing from them lost its clientOrderId to an existing order, or to an earlier one of the same batch.
  */
 export async function insertPendings(db: Db, batch: PendingOrderValues[]): Promise<OrderRow[]> {
-  const col = <T>(i: number) => batch.map((v) => v[i] as T);
   const ins = await db.query<OrderRow>(
-    `INSERT INTO ${ORDERS}.orders (id, user_id, client_order_id, request_hash, market, side, type, price_ticks,
-         quantity_lots, time_in_force, post_only, stp, hold_asset, hold_amount, quote_budget_tick_lots,
-         protection_price_ticks, stop_price_ticks, maker_fee_bps, taker_fee_bps, display_lots, status)
-       SELECT *, 'pending' FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-         $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::boolean[], $12::text[], $13::text[],
-         $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[], $18::integer[], $19::integer[], $20::numeric[])
+    `INSERT INTO ${ORDERS}.orders (${PENDING_COLUMNS}, status)
+       SELECT *, 'pending' FROM unnest(${PENDING_ARRAYS})
        ON CONFLICT (user_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
        RETURNING *`,
-    Array.from({ length: 20 }, (_, i) => col(i)),
+    pendingColumns(batch),
   );
   return ins.rows;
+}
+
+/**
+ * A plain limit order's entry in one statement (see OrderService.enterDirect): the entry's reads, and its `pending`
+ * insert only where every check those reads feed passes with the values given: the market not halted, fewer open orders than `maxOpen`, the last trade (if any) within `lastMin`..`lastMax` (the last
+ * trades whose price band holds the order's price) and the user's volume within `volumeMin`..`volumeMax` (exclusive:
+ * the range of the fee tier whose rates the values carry). An order whose clientOrderId is taken (by an earlier order,
+ * or an earlier entry of the batch) is not inserted either: the unique index's `ON CONFLICT`. One row per entry, in
+ * order: the reads, and the order when it was inserted.
+ */
+export interface DirectEntry {
+  values: PendingOrderValues;
+  lastMin: string;
+  lastMax: string | null;
+  volumeMin: string;
+  volumeMax: string | null;
+  maxOpen: number;
+}
+
+export async function enterPendings(
+  db: Db,
+  batch: DirectEntry[],
+): Promise<Array<{ reads: EntryContextRow; inserted: OrderRow | undefined }>> {
+  const { rows } = await db.query<Record<string, unknown>>(
+    `WITH k AS (
+       SELECT * FROM unnest(${PENDING_ARRAYS}, $21::numeric[], $22::numeric[], $23::numeric[], $24::numeric[],
+         $25::integer[]) WITH ORDINALITY AS k(${PENDING_COLUMNS}, last_min, last_max, volume_min, volume_max, max_open, n)
+     ), c AS (
+       SELECT k.*,
+            ${ENTRY_READS},
+            s.market AS state_market, s.halted AS state_halted, s.halt_reason AS state_halt_reason,
+            s.halted_by AS state_halted_by, s.halted_at AS state_halted_at, s.last_trade_ticks AS state_last_trade_ticks,
+            s.last_trade_seq AS state_last_trade_seq, s.last_trade_at AS state_last_trade_at
+       FROM k LEFT JOIN ${ORDERS}.market_state s ON s.market = k.market
+     ), ins AS (
+       INSERT INTO ${ORDERS}.orders (${PENDING_COLUMNS}, status)
+       SELECT ${PENDING_COLUMNS}, 'pending' FROM c
+        WHERE c.state_halted IS NOT TRUE AND c.entry_open_orders < c.max_open
+          AND (c.state_last_trade_ticks IS NULL OR (c.state_last_trade_ticks >= c.last_min
+               AND (c.last_max IS NULL OR c.state_last_trade_ticks <= c.last_max)))
+          AND c.entry_volume::numeric >= c.volume_min AND (c.volume_max IS NULL OR c.entry_volume::numeric < c.volume_max)
+       ON CONFLICT (user_id, client_order_id) WHERE client_order_id IS NOT NULL DO NOTHING
+       RETURNING *
+     )
+     SELECT c.entry_existing_id, c.entry_open_orders, c.entry_volume, c.state_market, c.state_halted,
+            c.state_halt_reason, c.state_halted_by, c.state_halted_at, c.state_last_trade_ticks, c.state_last_trade_seq,
+            c.state_last_trade_at, ins.*
+       FROM c LEFT JOIN ins ON ins.id = c.id
+      ORDER BY c.n`,
+    [
+      ...pendingColumns(batch.map((e) => e.values)),
+      batch.map((e) => e.lastMin),
+      batch.map((e) => e.lastMax),
+      batch.map((e) => e.volumeMin),
+      batch.map((e) => e.volumeMax),
+      batch.map((e) => e.maxOpen),
+    ],
+  );
+  if (rows.length !== batch.length) throw new Error(`order entry: ${rows.length} rows for ${batch.length} entries`);
+  return rows.map((r) => {
+    const reads: Record<string, unknown> = {};
+    const order: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r)) {
+      if (k.startsWith('entry_')) reads[k] = v;
+      else if (k.startsWith('state_')) reads[k.slice(6)] = v;
+      else order[k] = v;
+    }
+    return {
+      reads: reads as unknown as EntryContextRow,
+      inserted: order.id ? (order as unknown as OrderRow) : undefined,
+    };
+  });
 }
 
 /** Remove an order that is still `pending` (its hold was refused). */

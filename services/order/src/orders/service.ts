@@ -12,7 +12,7 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { GroupCommit, withStatementRetries, withTransaction, type Outcome } from '@exchange/db';
 import { enqueue, type EnqueueOptions, type Logger } from '@exchange/messaging';
 import { uuidv7 } from '@exchange/contracts';
-import type { MarketCatalog } from '@exchange/contracts/markets';
+import type { FeeTier, Market, MarketCatalog } from '@exchange/contracts/markets';
 import { CancelOrderV1, PlaceOrderV1, ROUTES } from '@exchange/contracts/trading';
 import type { CancelReason, OrderStatus } from '@exchange/contracts/trading';
 import { AppError, badRequest, conflict, notFound, serviceUnavailable, type FeatureFlags } from '@exchange/platform';
@@ -22,7 +22,14 @@ import { holdFunds } from './hold.ts';
 import { OPEN_STATUSES, type OrderRow } from './model.ts';
 import * as repo from './repository.ts';
 import type { MarketStateRow } from './repository.ts';
-import { parseOrder, priceChecks, type PlaceOrderBody } from './validate.ts';
+import {
+  lastTradeRange,
+  parseOrder,
+  priceChecks,
+  type ParsedOrder,
+  type PlaceOrderBody,
+  type Priced,
+} from './validate.ts';
 
 export type { MarketStateRow } from './repository.ts';
 
@@ -52,7 +59,7 @@ export interface OrderServiceOptions {
   /** Most order entries whose context reads, and whose `pending` inserts, share one statement (default 100). */
   entryBatchSize?: number;
   /** Called with the size of every order entry batch, by stage (metrics). */
-  onEntryBatch?: (stage: 'context' | 'insert' | 'finalize', size: number) => void;
+  onEntryBatch?: (stage: EntryStage, size: number) => void;
 }
 
 /** The engine command for an order that has just become `new`. */
@@ -83,6 +90,66 @@ function placeOrderMessage(o: OrderRow) {
   );
 }
 
+/** Users × markets whose last fee tier order entry keeps (OrderService.lastTier). */
+const TIER_MEMORY = 100_000;
+
+/** A new order's row, in the insert's column order. */
+function pendingValues(
+  id: string,
+  userId: string,
+  parsed: ParsedOrder,
+  priced: Priced,
+  tier: FeeTier,
+): repo.PendingOrderValues {
+  return [
+    id,
+    userId,
+    parsed.clientOrderId ?? null,
+    parsed.requestHash,
+    parsed.market.symbol,
+    parsed.side,
+    parsed.type,
+    parsed.priceTicks?.toString() ?? null,
+    parsed.lots.toString(),
+    parsed.timeInForce,
+    parsed.postOnly,
+    parsed.stp ?? null,
+    priced.holdAsset,
+    priced.holdAmount.toString(),
+    priced.quoteBudgetTickLots?.toString() ?? null,
+    priced.protectionPriceTicks?.toString() ?? null,
+    parsed.stopTicks?.toString() ?? null,
+    tier.makerFeeBps,
+    tier.takerFeeBps,
+    parsed.displayLots?.toString() ?? null,
+  ];
+}
+
+/**
+ * Order entry's statements (batched): `entry` reads a plain limit order's checks' inputs and inserts it in one;
+ * `context` and `insert` are the reads and the insert of every other order, and of a plain one that `entry` did not
+ * insert; `finalize` makes the orders `new` with their engine commands.
+ */
+export type EntryStage = 'entry' | 'context' | 'insert' | 'finalize';
+
+/** What order entry's checks read (repo.entryContexts), as they use it. */
+interface EntryContext {
+  existingId?: string;
+  state?: MarketStateRow;
+  openOrders: number;
+  volume: bigint;
+}
+
+function entryContextOf(row: repo.EntryContextRow): EntryContext {
+  const { entry_existing_id, entry_open_orders, entry_volume, ...state } = row;
+  return {
+    ...(entry_existing_id ? { existingId: entry_existing_id } : {}),
+    ...(state.market !== null ? { state: state as MarketStateRow } : {}),
+    openOrders: entry_open_orders,
+    volume: BigInt(entry_volume),
+  };
+}
+
 export interface SweepResult {
   finished: string[];
   released: string[];
@@ -105,6 +172,13 @@ export class OrderService {
    * by order (GroupCommit), so one bad row fails only its own request; the statement commits whole or not at all.
    */
   private readonly pendingInserts: GroupCommit<repo.PendingOrderValues, OrderRow | undefined>;
+  /** Plain limit orders' reads and `pending` inserts, one statement for concurrent entries (see enterDirect). */
+  private readonly directEntries: GroupCommit<repo.DirectEntry, { reads: repo.EntryContextRow; inserted?: OrderRow }>;
+  /**
+   * The fee tier each user was last seen in, per market: enterDirect inserts with these rates, and the statement
+   * inserts only if the user's volume is still in that tier. Bounded: cleared when it grows past `TIER_MEMORY`.
+   */
+  private readonly lastTier = new Map<string, FeeTier>();
   constructor(opts: OrderServiceOptions) {
     this.opts = opts;
     const maxBatch = opts.entryBatchSize ?? 100;
@@ -122,6 +196,13 @@ export class OrderService {
       onBatch: (size) => opts.onEntryBatch?.('insert', size),
       onBatchFailure: (err, size) =>
         opts.log.warn({ err, size }, 'pending order insert batch failed; retrying its orders one by one'),
+    });
+    this.directEntries = new GroupCommit({
+      run: async (batch) => (await repo.enterPendings(opts.pool, batch)).map((value) => ({ ok: true as const, value })),
+      maxBatch,
+      onBatch: (size) => opts.onEntryBatch?.('entry', size),
+      onBatchFailure: (err, size) =>
+        opts.log.warn({ err, size }, 'order entry batch failed; retrying its orders one by one'),
     });
     this.limits = opts.limits ?? { ordersPerSecond: 20, burst: 40, maxOpenOrders: 500 };
     this.rate = new RateLimiterMemory({
@@ -154,19 +235,8 @@ export class OrderService {
    * 30-day volume in the market (fee tier). Round trips are what an order costs (docs/benchmarks.md), so concurrent
    * entries share one: the reads waiting while one is in flight go together in the next.
    */
-  private async entryContext(
-    userId: string,
-    market: string,
-    clientOrderId: string | undefined,
-  ): Promise<{ existingId?: string; state?: MarketStateRow; openOrders: number; volume: bigint }> {
-    const row = await this.contextReads.submit({ userId, clientOrderId: clientOrderId ?? null, market });
-    const { entry_existing_id, entry_open_orders, entry_volume, ...state } = row;
-    return {
-      ...(entry_existing_id ? { existingId: entry_existing_id } : {}),
-      ...(state.market !== null ? { state: state as MarketStateRow } : {}),
-      openOrders: entry_open_orders,
-      volume: BigInt(entry_volume),
-    };
+  private async entryContext(userId: string, market: string, clientOrderId: string | undefined): Promise<EntryContext> {
+    return entryContextOf(await this.contextReads.submit({ userId, clientOrderId: clientOrderId ?? null, market }));
   }
 
   private get pool() {
@@ -192,24 +262,24 @@ export class OrderService {
     return this.admissionFrom(market, await this.marketState(market));
   }
 
-  /** Why new orders are refused, given the market's state (flags are cached in memory). */
+  /** Why the kill switches refuse new orders in every market, if they do (flags are cached in memory). */
+  private async switchedOff(): Promise<AppError | undefined> {
+    if (await this.opts.flags.isEnabled('maintenance')) {
+      return serviceUnavailable('MAINTENANCE', 'the exchange is in maintenance; new orders are not accepted');
+    }
+    if (!(await this.opts.flags.isEnabled('trading'))) {
+      return serviceUnavailable('TRADING_DISABLED', 'trading is disabled; new orders are not accepted (cancels work)');
+    }
+    return undefined;
+  }
+
+  /** Why new orders are refused, given the market's state. */
   private async admissionFrom(
     market: string,
     st: MarketStateRow | undefined,
   ): Promise<{ refused?: AppError; state?: MarketStateRow }> {
-    if (await this.opts.flags.isEnabled('maintenance')) {
-      return {
-        refused: serviceUnavailable('MAINTENANCE', 'the exchange is in maintenance; new orders are not accepted'),
-      };
-    }
-    if (!(await this.opts.flags.isEnabled('trading'))) {
-      return {
-        refused: serviceUnavailable(
-          'TRADING_DISABLED',
-          'trading is disabled; new orders are not accepted (cancels work)',
-        ),
-      };
-    }
+    const off = await this.switchedOff();
+    if (off) return { refused: off };
     if (st?.halted) {
       return {
         refused: serviceUnavailable(
@@ -230,8 +300,11 @@ export class OrderService {
     const market = this.opts.catalog.market(body.market);
     if (!market) throw badRequest('UNKNOWN_MARKET', `unknown market "${body.market}"`);
     const parsed = parseOrder(market, body);
+    const id = uuidv7();
 
-    const ctx = await this.entryContext(userId, market.symbol, parsed.clientOrderId);
+    const direct = await this.enterDirect(id, userId, market, parsed);
+    if (direct.inserted) return { order: await this.complete(direct.inserted, 'request'), created: true };
+    const ctx = direct.reads ?? (await this.entryContext(userId, market.symbol, parsed.clientOrderId));
     if (ctx.existingId) {
       const existing = await this.get(ctx.existingId);
       if (existing) return { order: await this.replay(existing, parsed.requestHash), created: false };
@@ -244,29 +317,7 @@ export class OrderService {
     // the tier is fixed now and stored with the order: the sweeper's retry and the engine's replay use these rates
     const tier = market.feeTierFor(ctx.volume);
 
-    const id = uuidv7();
-    const row = await this.pendingInserts.submit([
-      id,
-      userId,
-      parsed.clientOrderId ?? null,
-      parsed.requestHash,
-      market.symbol,
-      parsed.side,
-      parsed.type,
-      parsed.priceTicks?.toString() ?? null,
-      parsed.lots.toString(),
-      parsed.timeInForce,
-      parsed.postOnly,
-      parsed.stp ?? null,
-      priced.holdAsset,
-      priced.holdAmount.toString(),
-      priced.quoteBudgetTickLots?.toString() ?? null,
-      priced.protectionPriceTicks?.toString() ?? null,
-      parsed.stopTicks?.toString() ?? null,
-      tier.makerFeeBps,
-      tier.takerFeeBps,
-      parsed.displayLots?.toString() ?? null,
-    ]);
+    const row = await this.pendingInserts.submit(pendingValues(id, userId, parsed, priced, tier));
     if (!row) {
       // A concurrent request with the same clientOrderId won the insert.
       const existing = await this.findByClientOrderId(userId, parsed.clientOrderId!);
@@ -274,6 +325,49 @@ export class OrderService {
       return { order: await this.replay(existing, parsed.requestHash), created: false };
     }
     return { order: await this.complete(row, 'request'), created: true };
+  }
+
+  /**
+   * The common order, a plain limit order, in one round trip instead of two: its checks' reads and its `pending`
+   * insert in one statement (repo.enterPendings), which inserts only if each check those reads feed passes, with the
+   * values computed here beforehand. A limit order's values depend on the reads in two ways only: its price must be in
+   * the band of the last trade (passed as the range of last trades that allow it), and its fee rates are those of the
+   * user's volume (passed as the range of the tier the user was last seen in). When the statement does not insert
+   * (a check fails, the tier changed, the clientOrderId is taken), its reads go through the checks below as a separate
+   * read's would: same errors, same order, and the insert of `place()` when they pass. The kill switches and the
+   * per-user rate are checked first, in memory; when either refuses, this is not tried and `place()` decides as
+   * before (a retried clientOrderId is answered before either).
+   */
+  private async enterDirect(
+    id: string,
+    userId: string,
+    market: Market,
+    parsed: ParsedOrder,
+  ): Promise<{ inserted?: OrderRow; reads?: EntryContext }> {
+    if (parsed.type !== 'limit' || parsed.stopTicks !== undefined) return {};
+    if (await this.switchedOff()) return {};
+    try {
+      await this.rate.consume(userId);
+    } catch {
+      return {};
+    }
+    const key = `${userId} ${market.symbol}`;
+    const tier = this.lastTier.get(key) ?? market.feeTierFor(0n);
+    const band = lastTradeRange(market, parsed.priceTicks!);
+    const res = await this.directEntries.submit({
+      values: pendingValues(id, userId, parsed, priceChecks(parsed, undefined), tier),
+      lastMin: band.min.toString(),
+      lastMax: band.max?.toString() ?? null,
+      volumeMin: tier.minVolume.toString(),
+      volumeMax: market.nextFeeTier(tier)?.minVolume.toString() ?? null,
+      maxOpen: this.limits.maxOpenOrders,
+    });
+    const reads = entryContextOf(res.reads);
+    if (this.lastTier.size >= TIER_MEMORY) this.lastTier.clear();
+    this.lastTier.set(key, market.feeTierFor(reads.volume));
+    if (res.inserted) return { inserted: res.inserted };
+    await this.rate.reward(userId, 1); // the checks take it again, in their place
+    return { reads };
   }
 
   private async replay(existing: OrderRow, requestHash: string): Promise<OrderRow> {

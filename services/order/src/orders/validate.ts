@@ -215,6 +215,30 @@ export function priceBand(market: Market, lastTicks: bigint): { low: bigint; hig
 }
 
 /**
+ * The last trades whose price band holds `priceTicks`: `min`..`max` (`max` null when no last trade is too high), found
+ * with `priceBand` itself, so a check against this range and `priceChecks` agree on every value. Both edges of the
+ * band rise with the last trade, so the last trades that pass form one range: those whose band's high edge reaches
+ * the price, up to those whose low edge still does.
+ */
+export function lastTradeRange(market: Market, priceTicks: bigint): { min: bigint; max: bigint | null } {
+  // the first last trade in lo..hi for which `passes` holds (it holds for hi, and for every trade after one it holds for)
+  const first = (lo: bigint, hi: bigint, passes: (last: bigint) => boolean) => {
+    while (lo < hi) {
+      const mid = (lo + hi) / 2n;
+      if (passes(mid)) hi = mid;
+      else lo = mid + 1n;
+    }
+    return lo;
+  };
+  // high(price) >= price: the lowest last trade that passes is at most the price itself
+  const min = first(0n, priceTicks, (last) => priceBand(market, last).high >= priceTicks);
+  // a band under 100 % has low(last) >= last / BPS, so no last trade from (price + 1) × BPS on passes
+  const top = (priceTicks + 1n) * BPS;
+  if (priceBand(market, top).low <= priceTicks) return { min, max: null };
+  return { min, max: first(priceTicks, top, (last) => priceBand(market, last).low > priceTicks) - 1n };
+}
+
+/**
  * Checks that need the reference (last trade) price and the hold the order needs:
  * a buy limit holds notional(price, lots) of quote; a sell holds baseUnits(lots) of base; a market buy holds
  * quantity × protection price (last + band) and carries that as its quote budget. Fees are charged on the received
