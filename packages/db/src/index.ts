@@ -31,6 +31,28 @@ export interface PoolOptions {
    * or behind a pooler in transaction mode, which cannot keep a prepared statement across transactions).
    */
   preparedStatements?: boolean;
+  /**
+   * How PostgreSQL plans a prepared statement's executions (`plan_cache_mode`, per session; default
+   * `force_generic_plan`, or `DB_PLAN_CACHE_MODE`). PostgreSQL's own default (`auto`) plans each of the first five
+   * executions for their values, then keeps planning for each one if its generic plan's estimate is not cheaper, and
+   * a batched statement's is not: it reads `unnest` of array parameters, whose length a custom plan knows and a
+   * generic one guesses. Those statements were planned on most executions, at up to 1 ms each (docs/benchmarks.md,
+   * sixteenth round). The generic plans are the ones the query-plan test checks (tools/e2e: no sequential scan, no
+   * whole-index scan of a growing table).
+   */
+  planCacheMode?: 'force_generic_plan' | 'auto' | 'force_custom_plan';
+}
+
+const PLAN_CACHE_MODES = ['force_generic_plan', 'auto', 'force_custom_plan'] as const;
+
+function planCacheMode(opt: PoolOptions['planCacheMode']): (typeof PLAN_CACHE_MODES)[number] {
+  if (opt) return opt;
+  const env = process.env['DB_PLAN_CACHE_MODE'];
+  if (env === undefined || env === '') return 'force_generic_plan';
+  if (!(PLAN_CACHE_MODES as readonly string[]).includes(env)) {
+    throw new Error(`DB_PLAN_CACHE_MODE must be one of ${PLAN_CACHE_MODES.join(', ')}, not "${env}"`);
+  }
+  return env as (typeof PLAN_CACHE_MODES)[number];
 }
 
 /**
@@ -53,7 +75,7 @@ export function createPool(opts: PoolOptions): pg.Pool {
     lock_timeout: opts.lockTimeoutMs ?? 10_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    options: SERVER_KEEPALIVE,
+    options: `${SERVER_KEEPALIVE} -c plan_cache_mode=${planCacheMode(opts.planCacheMode)}`,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });

@@ -59,3 +59,53 @@ describe('prepared statements (createPool)', () => {
     expect(await preparedOnSession()).toContain(text);
   });
 });
+
+describe('plan cache mode (createPool)', () => {
+  // A batched statement: its parameters are arrays, which a custom plan sizes and a generic plan can only guess.
+  const batched = `SELECT i.label FROM unnest($1::int[]) AS k(id) JOIN item i ON i.id = k.id ORDER BY i.id`;
+  const plansOf = async (p: Pool) => {
+    for (let i = 0; i < 10; i++) await p.query(batched, [[1, 2]]);
+    const { rows } = await p.query<{ generic: string; custom: string }>(
+      'SELECT generic_plans::text AS generic, custom_plans::text AS custom FROM pg_prepared_statements WHERE statement = $1',
+      [batched],
+    );
+    return { generic: Number(rows[0]!.generic), custom: Number(rows[0]!.custom) };
+  };
+
+  it('plans a prepared statement once per connection: every execution uses the generic plan', async () => {
+    const p = createPool({ connectionString: db.url, max: 1 });
+    try {
+      expect((await p.query<{ m: string }>("SELECT current_setting('plan_cache_mode') AS m")).rows[0]!.m).toBe(
+        'force_generic_plan',
+      );
+      // prepared from its third use on: 8 executions, none planned for its values
+      expect(await plansOf(p)).toEqual({ generic: 8, custom: 0 });
+    } finally {
+      await p.end();
+    }
+  });
+
+  it("PostgreSQL's default (auto) plans each of the first executions for their values", async () => {
+    const p = createPool({ connectionString: db.url, max: 1, planCacheMode: 'auto' });
+    try {
+      expect((await plansOf(p)).custom).toBeGreaterThanOrEqual(5);
+    } finally {
+      await p.end();
+    }
+  });
+
+  it('DB_PLAN_CACHE_MODE chooses the mode; an unknown value fails at start-up', async () => {
+    const before = process.env['DB_PLAN_CACHE_MODE'];
+    try {
+      process.env['DB_PLAN_CACHE_MODE'] = 'auto';
+      const p = createPool({ connectionString: db.url, max: 1 });
+      expect((await p.query<{ m: string }>("SELECT current_setting('plan_cache_mode') AS m")).rows[0]!.m).toBe('auto');
+      await p.end();
+      process.env['DB_PLAN_CACHE_MODE'] = 'generic';
+      expect(() => createPool({ connectionString: db.url })).toThrow(/DB_PLAN_CACHE_MODE must be one of/);
+    } finally {
+      if (before === undefined) delete process.env['DB_PLAN_CACHE_MODE'];
+      else process.env['DB_PLAN_CACHE_MODE'] = before;
+    }
+  });
+});

@@ -97,6 +97,7 @@ export function render(): string {
     '| variable | default | meaning |',
     '|---|---|---|',
     '| `DB_PREPARED_STATEMENTS` | on | `off`: no server-side prepared statements (behind a pooler in transaction mode, or to compare in a benchmark); on: each pool prepares its repeated parameterised statements (packages/db/src/prepared.ts) |',
+    "| `DB_PLAN_CACHE_MODE` | `force_generic_plan` | PostgreSQL's `plan_cache_mode` for every session of the pools: a prepared statement is planned once per connection; `auto` (PostgreSQL's default) re-plans batched statements on most executions (packages/db/src/index.ts) |",
     '',
   );
   return out.join('\n');
