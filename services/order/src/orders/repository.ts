@@ -68,7 +68,10 @@ export type EntryContextRow = MarketStateRow & {
   entry_volume: string;
 };
 
-/** Order entry's reads of one entry `k` (user_id, client_order_id, market): its checks' inputs but the market's state. */
+/**
+ * Order entry's reads for one entry `k` (user_id, client_order_id, market): the inputs of its checks, the market's
+ * state aside.
+ */
 const ENTRY_READS = `(SELECT o.id FROM ${ORDERS}.orders o WHERE o.user_id = k.user_id AND o.client_order_id = k.client_order_id)
               AS entry_existing_id,
             (SELECT count(*)::int FROM ${ORDERS}.orders o
@@ -182,14 +185,7 @@ export async function insertPendings(db: Db, batch: PendingOrderValues[]): Promi
   return ins.rows;
 }
 
-/**
- * A plain limit order's entry in one statement (see OrderService.enterDirect): the entry's reads, and its `pending`
- * insert only where every check those reads feed passes with the values given: the market not halted, fewer open orders than `maxOpen`, the last trade (if any) within `lastMin`..`lastMax` (the last
- * trades whose price band holds the order's price) and the user's volume within `volumeMin`..`volumeMax` (exclusive:
- * the range of the fee tier whose rates the values carry). An order whose clientOrderId is taken (by an earlier order,
- * or an earlier entry of the batch) is not inserted either: the unique index's `ON CONFLICT`. One row per entry, in
- * order: the reads, and the order when it was inserted.
- */
+/** One entry of `enterPendings`: its row's values and the ranges its checks must hold. */
 export interface DirectEntry {
   values: PendingOrderValues;
   lastMin: string;
@@ -199,6 +195,15 @@ export interface DirectEntry {
   maxOpen: number;
 }
 
+/**
+ * A plain limit order's entry in one statement (see OrderService.enterDirect): the entry's reads, and its `pending`
+ * insert only where every check those reads feed passes with the values given: the market not halted, fewer open
+ * orders than `maxOpen`, the last trade (if any) within `lastMin`..`lastMax` (the last trades whose price band holds
+ * the order's price) and the user's volume within `volumeMin`..`volumeMax` (exclusive: the range of the fee tier whose
+ * rates the values carry). An order whose clientOrderId is taken (by an earlier order, or an earlier entry of the
+ * batch) is not inserted either: the unique index's `ON CONFLICT`. One row per entry, in order: the reads, and the
+ * order when it was inserted.
+ */
 export async function enterPendings(
   db: Db,
   batch: DirectEntry[],

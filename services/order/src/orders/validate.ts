@@ -221,7 +221,8 @@ export function priceBand(market: Market, lastTicks: bigint): { low: bigint; hig
  * the price, up to those whose low edge still does.
  */
 export function lastTradeRange(market: Market, priceTicks: bigint): { min: bigint; max: bigint | null } {
-  // the first last trade in lo..hi for which `passes` holds (it holds for hi, and for every trade after one it holds for)
+  // the first last trade in lo..hi for which `passes` holds (it holds for hi, and for every trade after one it
+  // holds for)
   const first = (lo: bigint, hi: bigint, passes: (last: bigint) => boolean) => {
     while (lo < hi) {
       const mid = (lo + hi) / 2n;
