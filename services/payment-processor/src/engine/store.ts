@@ -130,28 +130,60 @@ const OUTBOX_CHANNEL = outboxChannel(PAYMENT_SCHEMA);
 
 /**
  * Outbox rows for the engine's messages, written in as few statements as possible: one engine command's messages go
- * in one multi-row INSERT (combined with the journal write, see `append`) and one NOTIFY. Same rows as
- * `@exchange/messaging`'s `enqueue` (the relay publishes them in `sequence` order); the messages were built and
- * validated by their contracts' `create()`. A command with many fills would otherwise pay two round trips per message.
+ * in one INSERT (combined with the journal write, see `append`) and one NOTIFY. Same rows as `@exchange/messaging`'s
+ * `enqueue` (the relay publishes them in `sequence` order); the messages were built and validated by their contracts'
+ * `create()`. A command with many fills would otherwise pay two round trips per message.
  *
- * `INSERT INTO payment.outbox … VALUES (…), (…) RETURNING 1` for `messages`, appending its parameters to `params`.
- * VALUES rows take their `sequence` in list order, so the relay publishes them in this order. Trace context of the
+ * The rows come from one JSON array, so the statement's text is the same whatever the number of messages: it is
+ * prepared and planned once per connection, where a VALUES list sized by its batch was a new text (parsed and planned
+ * on every call) for almost every batch. One JSON document, not an array per column: a `jsonb[]` parameter escapes
+ * every message a second time as an array element, and PostgreSQL parses it twice. `WITH ORDINALITY … ORDER BY` gives
+ * the rows their `sequence` in array order, which is the order the relay publishes them in. Trace context of the
  * active span goes into the headers.
  */
-function outboxInsert(messages: OutgoingMessage[], params: unknown[]): string {
+const OUTBOX_ROWS = `INSERT INTO ${P}."${OUTBOX_TABLE}" (message_id, type, exchange, routing_key, message, headers)
+          SELECT m.message_id, m.type, m.exchange, m.routing_key, m.message, $1::jsonb
+            FROM ROWS FROM (jsonb_to_recordset($2::jsonb)
+                   AS (message_id text, type text, exchange text, routing_key text, message jsonb)) WITH ORDINALITY
+                 AS m(message_id, type, exchange, routing_key, message, n)
+           ORDER BY m.n
+          RETURNING 1`;
+
+/** `OUTBOX_ROWS` with its parameters numbered from `base + 1`. */
+function outboxRowsAfter(base: number): string {
+  return OUTBOX_ROWS.replace(/\$(\d+)/g, (_, i: string) => `$${base + Number(i)}`);
+}
+
+/** `OUTBOX_ROWS`' parameters for `messages`. */
+function outboxParams(messages: OutgoingMessage[]): unknown[] {
   const headers: Record<string, string> = {};
   propagation.inject(context.active(), headers);
-  params.push(JSON.stringify(headers));
-  const h = params.length;
-  const rows: string[] = [];
-  for (const m of messages) {
-    const b = params.length;
-    rows.push(`($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${h})`);
-    params.push(m.message.id, m.message.type, m.exchange, m.routingKey, JSON.stringify(m.message));
-  }
-  return `INSERT INTO "${PAYMENT_SCHEMA}"."${OUTBOX_TABLE}" (message_id, type, exchange, routing_key, message, headers)
-          VALUES ${rows.join(', ')} RETURNING 1`;
+  const rows = messages.map((m) => ({
+    message_id: m.message.id,
+    type: m.message.type,
+    exchange: m.exchange,
+    routing_key: m.routingKey,
+    message: m.message,
+  }));
+  return [JSON.stringify(headers), JSON.stringify(rows)];
 }
+
+/**
+ * The engine's write of a batch of applied commands: journal rows, journal position and their outbox messages in one
+ * round trip; the NOTIFY is delivered on commit, and only when there was a message. The journal rows come as one
+ * JSON array too (see `OUTBOX_ROWS`).
+ */
+const APPEND = `WITH j AS (
+         INSERT INTO ${P}.engine_journal (market, seq, message_id, command, events, book_seq, applied_by, applied_at)
+         SELECT $1, t.seq, t.message_id, t.command, t.events, t.book_seq, $6, t.applied_at
+           FROM jsonb_to_recordset($7::jsonb)
+                AS t(seq bigint, message_id text, command jsonb, events jsonb, book_seq bigint, applied_at timestamptz)
+       ), s AS (
+         UPDATE ${P}.engine_state SET last_seq = $2, book_seq = $3, epoch = $4, updated_at = now() WHERE market = $1
+       ), o AS (${outboxRowsAfter(7)})
+       SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM o)`;
+
+const ENQUEUE = `WITH o AS (${outboxRowsAfter(1)}) SELECT pg_notify($1, '') WHERE EXISTS (SELECT 1 FROM o)`;
 
 export class PostgresEngineStore implements EngineStore {
   private readonly pool: Pool;
@@ -299,26 +331,27 @@ export class PostgresEngineStore implements EngineStore {
   }
 
   async append(tx: PoolClient, market: string, applied: AppliedCommand[], messages: OutgoingMessage[]): Promise<void> {
-    // journal rows, journal position and the outbox messages in one round trip (NOTIFY is delivered on commit)
     const last = applied[applied.length - 1];
     if (!last) return;
-    const params: unknown[] = [market, last.seq, last.bookSeq, last.epoch, OUTBOX_CHANNEL, last.appliedBy];
-    const rows = applied.map((a) => {
-      const b = params.length;
-      params.push(a.seq, a.messageId, JSON.stringify(a.command), JSON.stringify(a.events), a.bookSeq, a.at);
-      return `($1, $${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $6, $${b + 6})`;
-    });
-    const outbox = messages.length ? `, o AS (${outboxInsert(messages, params)})` : '';
-    await tx.query(
-      `WITH j AS (
-         INSERT INTO ${P}.engine_journal (market, seq, message_id, command, events, book_seq, applied_by, applied_at)
-         VALUES ${rows.join(', ')}
-       ), s AS (
-         UPDATE ${P}.engine_state SET last_seq = $2, book_seq = $3, epoch = $4, updated_at = now() WHERE market = $1
-       )${outbox}
-       SELECT ${messages.length ? `pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM o)` : `$5::text`}`,
-      params,
-    );
+    await tx.query(APPEND, [
+      market,
+      last.seq,
+      last.bookSeq,
+      last.epoch,
+      OUTBOX_CHANNEL,
+      last.appliedBy,
+      JSON.stringify(
+        applied.map((a) => ({
+          seq: a.seq,
+          message_id: a.messageId,
+          command: a.command,
+          events: a.events,
+          book_seq: a.bookSeq,
+          applied_at: a.at,
+        })),
+      ),
+      ...outboxParams(messages),
+    ]);
   }
 
   async saveSnapshot(tx: PoolClient, market: string, s: SnapshotEntry, keep: number): Promise<void> {
@@ -345,9 +378,7 @@ export class PostgresEngineStore implements EngineStore {
   /** Write `messages` to the outbox in the caller's transaction, in order, and wake the relay (on commit). */
   async enqueue(tx: PoolClient, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const params: unknown[] = [OUTBOX_CHANNEL];
-    const insert = outboxInsert(messages, params);
-    await tx.query(`WITH o AS (${insert}) SELECT pg_notify($1, '') WHERE EXISTS (SELECT 1 FROM o)`, params);
+    await tx.query(ENQUEUE, [OUTBOX_CHANNEL, ...outboxParams(messages)]);
   }
 
   async persistedHalts(markets: string[]): Promise<Map<string, string>> {
