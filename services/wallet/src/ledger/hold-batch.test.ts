@@ -245,3 +245,30 @@ describe('a hold alone: one statement, its own transaction (createHoldAlone)', (
     await assertLedgerInvariants(db.pool);
   });
 });
+
+test('sends the same statements for a batch of any size (prepared and planned once per connection)', async () => {
+  const u = randomUUID();
+  await fundUser(db.pool, u, 'USD', 1_000n);
+  const textsOf = async (items: CreateHoldInput[]) => {
+    const texts: string[] = [];
+    await withTransaction(db.pool, async (c) => {
+      const query = c.query.bind(c) as (...a: unknown[]) => unknown;
+      (c as { query: unknown }).query = (...a: unknown[]) => {
+        texts.push(typeof a[0] === 'string' ? a[0] : (a[0] as { text: string }).text);
+        return query(...a);
+      };
+      try {
+        const out = await createHolds(c, items);
+        expect(out.every((o) => o.ok && o.value.created)).toBe(true);
+      } finally {
+        delete (c as { query?: unknown }).query;
+      }
+    });
+    return texts;
+  };
+  const one = await textsOf([hold(u, 'USD', 1n)]);
+  const three = await textsOf([hold(u, 'USD', 1n), hold(u, 'USD', 2n), hold(u, 'USD', 3n)]);
+  expect(one.length).toBeGreaterThan(0);
+  expect(three).toEqual(one);
+  expect(await held(u, 'USD')).toBe(7n);
+});

@@ -458,24 +458,30 @@ export async function insertHolds(
     refId: string;
   }>,
 ): Promise<HoldRow[]> {
-  const values: unknown[] = [];
-  const tuples = holds.map((i) => {
-    const b = values.length;
-    values.push(i.holdId, i.userId, i.accountId, i.asset, i.amount.toString(), i.reason, i.refType, i.refId);
-    return `($${b + 1}::uuid, $${b + 2}::uuid, $${b + 3}::bigint, $${b + 4}, $${b + 5}::numeric, $${b + 6}, $${b + 7}, $${b + 8})`;
-  });
-  // The held amounts follow from the rows actually inserted (RETURNING), so an id skipped here adds nothing.
+  // The rows come from arrays, so the text is the same for every batch size: prepared and planned once per
+  // connection. The held amounts follow from the rows actually inserted (RETURNING), so an id skipped adds nothing.
   const { rows } = await client.query<HoldRow>(
     `WITH ins AS (
        INSERT INTO ${TABLES.holds} (id, user_id, account_id, asset, amount, reason, ref_type, ref_id)
-       VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::numeric[], $6::text[], $7::text[],
+                            $8::text[])
+       ON CONFLICT (id) DO NOTHING
        RETURNING ${HOLD_COLUMNS}),
      held AS (
        UPDATE ${TABLES.accounts} a SET held = a.held + d.held, updated_at = now()
          FROM (SELECT account_id::bigint AS account, sum(amount::numeric) AS held FROM ins GROUP BY 1) d
         WHERE a.id = d.account)
      SELECT * FROM ins`,
-    values,
+    [
+      holds.map((h) => h.holdId),
+      holds.map((h) => h.userId),
+      holds.map((h) => h.accountId),
+      holds.map((h) => h.asset),
+      holds.map((h) => h.amount.toString()),
+      holds.map((h) => h.reason),
+      holds.map((h) => h.refType),
+      holds.map((h) => h.refId),
+    ],
   );
   return rows;
 }
