@@ -174,6 +174,14 @@ test('a hold waiting for its locked account holds up no later batch, and gets it
   for (let i = 0; i < 3; i++) expect((await batcher.submit(hold(other, 'USD', 10n))).created).toBe(true);
   expect(waiting).toBe(true);
   expect(await held(busy, 'USD')).toBe(0n);
+  // and it waits as one statement (createHoldAlone's, its own transaction), not inside a BEGIN … COMMIT of its own
+  const waiters = await db.pool.query<{ query: string }>(
+    `SELECT query FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+  );
+  const lockWaits = waiters.rows.map((w) => w.query.trim().slice(0, 25));
+  // (a failure must not leave the hold waiting behind the lock forever)
+  if (lockWaits.length !== 1 || lockWaits[0] !== 'WITH acct AS MATERIALIZED') await locker.query('COMMIT');
+  expect(lockWaits).toEqual(['WITH acct AS MATERIALIZED']);
   await locker.query('COMMIT');
   locker.release();
   expect((await first).created).toBe(true);

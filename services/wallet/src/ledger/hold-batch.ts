@@ -19,12 +19,20 @@ export function createHoldBatcher(
     beforeCommit?: (client: PoolClient, items: CreateHoldInput[]) => Promise<void>;
   } = {},
 ): HoldBatcher {
-  const one = (item: CreateHoldInput) =>
-    withTransaction(pool, async (c) => {
-      const out = (await createHolds(c, [item])) as HoldOutcome[];
-      await opts.beforeCommit?.(c, [item]);
-      return out[0]!;
-    });
+  // A hold that found its account busy, on its own: one statement that waits for the account's lock and is its own
+  // transaction (a tenth of the holds under load; BEGIN, the lock, the insert and COMMIT took four round trips).
+  const one = async (item: CreateHoldInput): Promise<HoldOutcome> => {
+    if (opts.beforeCommit) {
+      return withTransaction(pool, async (c) => {
+        const out = (await createHolds(c, [item])) as HoldOutcome[];
+        await opts.beforeCommit?.(c, [item]);
+        return out[0]!;
+      });
+    }
+    const out = await withStatementRetries(() => createHoldAlone(pool, item));
+    if ('busy' in out) throw new Error('unreachable: a hold that waits for its account is never busy');
+    return out;
+  };
   return new GroupCommit({
     maxBatch: opts.maxBatch ?? 100,
     ...(opts.onBatchFailure ? { onBatchFailure: opts.onBatchFailure } : {}),
