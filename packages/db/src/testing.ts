@@ -87,4 +87,23 @@ export async function createTestDatabase(
   };
 }
 
+/**
+ * The text of every statement `fn` sends through `client.query`, in order (to check, say, that a batched statement
+ * has one text whatever its batch). The client is itself again afterwards.
+ */
+export async function recordStatements(client: pg.ClientBase, fn: () => Promise<void>): Promise<string[]> {
+  const texts: string[] = [];
+  const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+  (client as { query: unknown }).query = (...a: unknown[]) => {
+    texts.push(typeof a[0] === 'string' ? a[0] : (a[0] as { text: string }).text);
+    return query(...a);
+  };
+  try {
+    await fn();
+  } finally {
+    delete (client as { query?: unknown }).query;
+  }
+  return texts;
+}
+
 export { freePortBlock } from './test-ports.ts';

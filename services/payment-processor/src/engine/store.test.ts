@@ -2,7 +2,7 @@
 // on the batch: every row as given, the outbox rows in the order given, the relay woken only when there is a message.
 import pg from 'pg';
 import type { Envelope } from '@exchange/contracts';
-import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, recordStatements, type TestDatabase } from '@exchange/db/testing';
 import { outboxChannel } from '@exchange/messaging';
 import { runMigrations } from '../migrate.ts';
 import { PAYMENT_SCHEMA } from '../db/schema.ts';
@@ -49,23 +49,9 @@ const message = (i: number): OutgoingMessage => ({
   message: { id: `msg-${i}`, type: 'order.cancelled', version: 1, payload: { i } } as unknown as Envelope,
 });
 
-/** Runs `fn` in a transaction whose statements' texts are recorded. */
-async function recorded(fn: (tx: pg.PoolClient) => Promise<void>): Promise<string[]> {
-  const texts: string[] = [];
-  await store.transaction(async (tx) => {
-    const query = tx.query.bind(tx) as (...a: unknown[]) => unknown;
-    (tx as { query: unknown }).query = (...a: unknown[]) => {
-      texts.push(typeof a[0] === 'string' ? a[0] : (a[0] as { text: string }).text);
-      return query(...a);
-    };
-    try {
-      await fn(tx);
-    } finally {
-      delete (tx as { query?: unknown }).query;
-    }
-  });
-  return texts;
-}
+/** Runs `fn` in a transaction, returning the texts of the statements it sent. */
+const recorded = (fn: (tx: pg.PoolClient) => Promise<void>) =>
+  store.transaction((tx) => recordStatements(tx, () => fn(tx)));
 
 const waitForNotifications = () => new Promise((r) => setTimeout(r, 300));
 

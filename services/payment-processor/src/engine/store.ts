@@ -149,12 +149,7 @@ const OUTBOX_ROWS = `INSERT INTO ${P}."${OUTBOX_TABLE}" (message_id, type, excha
            ORDER BY m.n
           RETURNING 1`;
 
-/** `OUTBOX_ROWS` with its parameters numbered from `base + 1`. */
-function outboxRowsAfter(base: number): string {
-  return OUTBOX_ROWS.replace(/\$(\d+)/g, (_, i: string) => `$${base + Number(i)}`);
-}
-
-/** `OUTBOX_ROWS`' parameters for `messages`. */
+/** `OUTBOX_ROWS`' parameters for `messages`: `$1` and `$2` of every statement that includes it. */
 function outboxParams(messages: OutgoingMessage[]): unknown[] {
   const headers: Record<string, string> = {};
   propagation.inject(context.active(), headers);
@@ -175,15 +170,15 @@ function outboxParams(messages: OutgoingMessage[]): unknown[] {
  */
 const APPEND = `WITH j AS (
          INSERT INTO ${P}.engine_journal (market, seq, message_id, command, events, book_seq, applied_by, applied_at)
-         SELECT $1, t.seq, t.message_id, t.command, t.events, t.book_seq, $6, t.applied_at
-           FROM jsonb_to_recordset($7::jsonb)
+         SELECT $3, t.seq, t.message_id, t.command, t.events, t.book_seq, $8, t.applied_at
+           FROM jsonb_to_recordset($9::jsonb)
                 AS t(seq bigint, message_id text, command jsonb, events jsonb, book_seq bigint, applied_at timestamptz)
        ), s AS (
-         UPDATE ${P}.engine_state SET last_seq = $2, book_seq = $3, epoch = $4, updated_at = now() WHERE market = $1
-       ), o AS (${outboxRowsAfter(7)})
-       SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM o)`;
+         UPDATE ${P}.engine_state SET last_seq = $4, book_seq = $5, epoch = $6, updated_at = now() WHERE market = $3
+       ), o AS (${OUTBOX_ROWS})
+       SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM o)`;
 
-const ENQUEUE = `WITH o AS (${outboxRowsAfter(1)}) SELECT pg_notify($1, '') WHERE EXISTS (SELECT 1 FROM o)`;
+const ENQUEUE = `WITH o AS (${OUTBOX_ROWS}) SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM o)`;
 
 export class PostgresEngineStore implements EngineStore {
   private readonly pool: Pool;
@@ -334,6 +329,7 @@ export class PostgresEngineStore implements EngineStore {
     const last = applied[applied.length - 1];
     if (!last) return;
     await tx.query(APPEND, [
+      ...outboxParams(messages),
       market,
       last.seq,
       last.bookSeq,
@@ -350,7 +346,6 @@ export class PostgresEngineStore implements EngineStore {
           applied_at: a.at,
         })),
       ),
-      ...outboxParams(messages),
     ]);
   }
 
@@ -378,7 +373,7 @@ export class PostgresEngineStore implements EngineStore {
   /** Write `messages` to the outbox in the caller's transaction, in order, and wake the relay (on commit). */
   async enqueue(tx: PoolClient, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    await tx.query(ENQUEUE, [OUTBOX_CHANNEL, ...outboxParams(messages)]);
+    await tx.query(ENQUEUE, [...outboxParams(messages), OUTBOX_CHANNEL]);
   }
 
   async persistedHalts(markets: string[]): Promise<Map<string, string>> {

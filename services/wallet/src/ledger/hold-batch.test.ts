@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { withTransaction } from '@exchange/db';
-import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, recordStatements, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { createHoldBatcher } from './hold-batch.ts';
 import { createHold, createHoldAlone, createHolds, type CreateHoldInput } from './holds.ts';
@@ -257,23 +257,13 @@ describe('a hold alone: one statement, its own transaction (createHoldAlone)', (
 test('sends the same statements for a batch of any size (prepared and planned once per connection)', async () => {
   const u = randomUUID();
   await fundUser(db.pool, u, 'USD', 1_000n);
-  const textsOf = async (items: CreateHoldInput[]) => {
-    const texts: string[] = [];
-    await withTransaction(db.pool, async (c) => {
-      const query = c.query.bind(c) as (...a: unknown[]) => unknown;
-      (c as { query: unknown }).query = (...a: unknown[]) => {
-        texts.push(typeof a[0] === 'string' ? a[0] : (a[0] as { text: string }).text);
-        return query(...a);
-      };
-      try {
+  const textsOf = (items: CreateHoldInput[]) =>
+    withTransaction(db.pool, (c) =>
+      recordStatements(c, async () => {
         const out = await createHolds(c, items);
         expect(out.every((o) => o.ok && o.value.created)).toBe(true);
-      } finally {
-        delete (c as { query?: unknown }).query;
-      }
-    });
-    return texts;
-  };
+      }),
+    );
   const one = await textsOf([hold(u, 'USD', 1n)]);
   const three = await textsOf([hold(u, 'USD', 1n), hold(u, 'USD', 2n), hold(u, 'USD', 3n)]);
   expect(one.length).toBeGreaterThan(0);
