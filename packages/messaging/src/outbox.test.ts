@@ -78,6 +78,24 @@ it('writes a batch in list order and wakes the relay once, at commit', async () 
   }
 });
 
+it('stores each message and its headers as given, whatever characters they hold', async () => {
+  // The rows reach PostgreSQL as one JSON document: quotes, backslashes, control and non-ASCII characters must come
+  // out as they went in.
+  const key = 'q"uo\\te\\" \n\t é 🚀 \u2028 {a,b} NULL';
+  const given = { ...item(110), message: TestItem.create({ seq: 110, key }, { producer: 'svc' }) };
+  const stamped = { ...item(111), headers: { 'x-note': 'a "b" \\c' }, stampTransactionTime: ['payload', 'key'] };
+  const c = await begin();
+  await enqueueMany(c, [given, stamped]);
+  const { rows } = await c.query<{ message: unknown; headers: Record<string, string>; now: Date }>(
+    `SELECT message, headers, now() FROM ${SCHEMA}.outbox WHERE (message->'payload'->>'seq')::int IN (110, 111)
+      ORDER BY sequence`,
+  );
+  expect(rows[0]!.message).toEqual(JSON.parse(JSON.stringify(given.message)));
+  expect((rows[0]!.message as { payload: { key: string } }).payload.key).toBe(key);
+  expect(rows[1]!.headers['x-note']).toBe('a "b" \\c');
+  expect((rows[1]!.message as { payload: { key: string } }).payload.key).toBe(rows[1]!.now.toISOString());
+});
+
 it('a transaction enqueueing under a key waits for the open one that did, and comes after it', async () => {
   const first = await begin();
   await enqueueMany(first, [item(200, 'M'), item(201, 'N')]);

@@ -82,47 +82,51 @@ export async function enqueueGuarded<R extends pg.QueryResultRow>(
 ): Promise<R[]> {
   if (items.length === 0) throw new Error('enqueueGuarded: no items');
   if (guard.dependsOn.length !== items.length) throw new Error('enqueueGuarded: one dependsOn per item');
-  const rows = outboxRows(items);
+  const rows = outboxRows(items, guard.dependsOn);
   const n = guard.values.length;
   const { rows: out } = await client.query<R>(outboxInsertSql(rows.schema, n, guard.sql), [
     ...guard.values,
     ...rows.values,
-    guard.dependsOn,
   ]);
   return out;
 }
 
-/** The statement's parameters for `items`: the rows' columns, the sorted ordering-key locks, the NOTIFY channel. */
-function outboxRows(items: EnqueueOptions[]): { schema: string; values: unknown[] } {
+/**
+ * The statement's parameters for `items`: the rows as one JSON document (`$1`), the sorted ordering-key locks (`$2`),
+ * the NOTIFY channel (`$3`), and with a guard each row's `dependsOn` id inside its row. One document rather than an
+ * array per column: pg encodes a `jsonb[]` parameter as an array literal that escapes every message a second time,
+ * and PostgreSQL parses it twice (measured on the engine's outbox, whose write had the same shape).
+ */
+function outboxRows(items: EnqueueOptions[], dependsOn?: string[]): { schema: string; values: unknown[] } {
   const schema = schemaName(items[0]!.schema);
   if (items.some((i) => schemaName(i.schema) !== schema)) throw new Error('enqueueMany: one schema per call');
   const keys = [...new Set(items.flatMap((i) => (i.orderingKey ? [`outbox:${schema}:${i.orderingKey}`] : [])))].sort();
-  const columns: Array<Array<string | null>> = [[], [], [], [], [], [], []];
-  for (const opts of items) {
+  const rows = items.map((opts, i) => {
     const message = opts.skipValidation ? opts.message : validateMessage(opts.message);
     const headers: Record<string, string> = { ...opts.headers };
     propagation.inject(context.active(), headers);
-    [
-      message.id,
-      message.type,
-      opts.exchange,
-      opts.routingKey,
-      JSON.stringify(message),
-      JSON.stringify(headers),
-      opts.stampTransactionTime ? `{${opts.stampTransactionTime.join(',')}}` : null,
-    ].forEach((v, i) => columns[i]!.push(v));
-  }
-  return { schema, values: [...columns, keys, outboxChannel(schema)] };
+    return {
+      message_id: message.id,
+      type: message.type,
+      exchange: opts.exchange,
+      routing_key: opts.routingKey,
+      message,
+      headers,
+      stamp: opts.stampTransactionTime ?? null,
+      dep: dependsOn?.[i] ?? null,
+    };
+  });
+  return { schema, values: [JSON.stringify(rows), keys, outboxChannel(schema)] };
 }
 
 /**
  * One statement, one round trip, whatever the batch: the ordering keys' advisory locks (`locked`, in array order:
  * sorted by the caller), then the rows, then the relay's wake-up NOTIFY (delivered at commit, like one sent by its own
  * statement). The rows wait for the locks: the insert's gating condition counts `locked`, which runs every lock call
- * before the first row (and its sequence number) is produced. Sequences follow the arrays' order.
+ * before the first row (and its sequence number) is produced. Sequences follow the document's order.
  *
  * With a `guard` (parameters `$1…$base`), the guard runs before the locks (their gate counts its rows), a row is
- * written only if the guard returned its `dependsOn` id (the last parameter), and the statement returns the guard's
+ * written only if the guard returned its `dependsOn` id (the row's `dep`), and the statement returns the guard's
  * rows. A stamped message gets the transaction's timestamp (`now()`, the same the guard's `now()` wrote) at its path,
  * in the ISO form with milliseconds that `Date.prototype.toISOString` gives.
  */
@@ -130,26 +134,27 @@ function outboxInsertSql(schema: string, base: number, guard?: string): string {
   const $ = (i: number) => `$${base + i}`;
   return `WITH ${guard ? `guard AS (${guard}),` : ''}
           locked AS MATERIALIZED (
-            SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${$(8)}::text[]) AS k
+            SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${$(2)}::text[]) AS k
              ${guard ? 'WHERE (SELECT count(*) FROM guard) >= 0' : ''}),
           ins AS (
             INSERT INTO ${qualify(schema, OUTBOX_TABLE)} (message_id, type, exchange, routing_key, message, headers)
             SELECT m.message_id, m.type, m.exchange, m.routing_key,
                    CASE WHEN m.stamp IS NULL THEN m.message
-                        ELSE jsonb_set(m.message, m.stamp::text[],
+                        ELSE jsonb_set(m.message, m.stamp,
                                to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) END,
                    m.headers
-              FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::jsonb[],
-                          ${$(6)}::jsonb[], ${$(7)}::text[]${guard ? `, ${$(10)}::text[]` : ''}) WITH ORDINALITY
-                   AS m(message_id, type, exchange, routing_key, message, headers, stamp${guard ? ', dep' : ''}, n)
+              FROM ROWS FROM (jsonb_to_recordset(${$(1)}::jsonb)
+                     AS (message_id text, type text, exchange text, routing_key text, message jsonb, headers jsonb,
+                         stamp text[], dep text)) WITH ORDINALITY
+                   AS m(message_id, type, exchange, routing_key, message, headers, stamp, dep, n)
              WHERE (SELECT count(*) FROM locked) >= 0
                    ${guard ? 'AND m.dep IN (SELECT g.id::text FROM guard g)' : ''}
              ORDER BY m.n
             RETURNING sequence)
           ${
             guard
-              ? `SELECT guard.* FROM guard CROSS JOIN (SELECT pg_notify(${$(9)}, '') WHERE (SELECT count(*) FROM ins) >= 0) AS notified`
-              : `SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify(${$(9)}, '')) AS notified`
+              ? `SELECT guard.* FROM guard CROSS JOIN (SELECT pg_notify(${$(3)}, '') WHERE (SELECT count(*) FROM ins) >= 0) AS notified`
+              : `SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify(${$(3)}, '')) AS notified`
           }`;
 }
 
