@@ -64,6 +64,13 @@ export interface OutboxGuard {
   /** The data-modifying statement, with its own parameters `$1…$n`. It must return a column `id`. */
   sql: string;
   values: unknown[];
+  /**
+   * More writes of the caller's in the same statement: common table expressions (`name AS (…)`, comma-separated)
+   * placed before the guard, whose parameters are among `values`. A data-modifying statement cannot hold a `WITH` of
+   * its own with data-modifying parts, so these go at the statement's top level. They run whether or not the guard
+   * reads them, against the statement's one snapshot.
+   */
+  with?: string;
   /** Per item, the `id` the guard must return for the item's row to be written. */
   dependsOn: string[];
 }
@@ -84,7 +91,7 @@ export async function enqueueGuarded<R extends pg.QueryResultRow>(
   if (guard.dependsOn.length !== items.length) throw new Error('enqueueGuarded: one dependsOn per item');
   const rows = outboxRows(items, guard.dependsOn);
   const n = guard.values.length;
-  const { rows: out } = await client.query<R>(outboxInsertSql(rows.schema, n, guard.sql), [
+  const { rows: out } = await client.query<R>(outboxInsertSql(rows.schema, n, guard.sql, guard.with), [
     ...guard.values,
     ...rows.values,
   ]);
@@ -130,9 +137,9 @@ function outboxRows(items: EnqueueOptions[], dependsOn?: string[]): { schema: st
  * rows. A stamped message gets the transaction's timestamp (`now()`, the same the guard's `now()` wrote) at its path,
  * in the ISO form with milliseconds that `Date.prototype.toISOString` gives.
  */
-function outboxInsertSql(schema: string, base: number, guard?: string): string {
+function outboxInsertSql(schema: string, base: number, guard?: string, ctes?: string): string {
   const $ = (i: number) => `$${base + i}`;
-  return `WITH ${guard ? `guard AS (${guard}),` : ''}
+  return `WITH ${ctes ? `${ctes},` : ''} ${guard ? `guard AS (${guard}),` : ''}
           locked AS MATERIALIZED (
             SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${$(2)}::text[]) AS k
              ${guard ? 'WHERE (SELECT count(*) FROM guard) >= 0' : ''}),

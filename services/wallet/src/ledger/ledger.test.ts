@@ -5,6 +5,7 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { Assets } from '../assets.ts';
 import { createHold, releaseHold } from './holds.ts';
+import { insertEntries, writeLedger } from './repository.ts';
 import { postEntry, userBalances } from './service.ts';
 import { runMigrations } from '../migrate.ts';
 import {
@@ -310,6 +311,38 @@ test('postEntry refuses an unbalanced entry before touching anything', async () 
       }),
     ),
   ).rejects.toThrow(/does not balance/);
+});
+
+test("the one statement of the ledger's writes is still checked by the database: legs that do not balance are refused", async () => {
+  // Past the checks in code: the postings trigger runs on the insert inside the statement's CTE, and nothing of the
+  // statement stays (the account update beside it is undone too).
+  const entry = await withTransaction(db.pool, async (c) => {
+    const [e] = await insertEntries(c, [{ idempotencyKey: randomUUID(), reason: 'x', refType: 'x', refId: 'x' }]);
+    return e!.id;
+  });
+  const user = randomUUID();
+  await fundUser(db.pool, user, 'USD', 1_000n);
+  const { rows } = await db.pool.query<{ id: string }>(
+    `SELECT id::text FROM wallet.accounts WHERE user_id = $1 AND asset = 'USD'`,
+    [user],
+  );
+  const account = rows[0]!;
+  const legs = (second: bigint) => ({
+    holds: [],
+    accounts: [{ id: account.id, balance: 999n + second, held: 0n }],
+    postings: [
+      { entryId: entry, accountId: account.id, asset: 'USD', amount: -1n, after: 999n, memo: 'x' },
+      { entryId: entry, accountId: account.id, asset: 'USD', amount: second, after: 999n + second, memo: 'x' },
+    ],
+  });
+  await expect(withTransaction(db.pool, (c) => writeLedger(c, legs(2n)))).rejects.toThrow(/does not balance/);
+  expect((await balanceOf(user, 'USD'))?.total).toBe(1_000n);
+  await withTransaction(db.pool, (c) => writeLedger(c, legs(1n)));
+  expect((await balanceOf(user, 'USD'))?.total).toBe(1_000n);
+  expect(
+    (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM wallet.postings WHERE entry_id = $1`, [entry]))
+      .rows[0]!.n,
+  ).toBe(2);
 });
 
 test('a capture beyond what a hold reserved is refused (HOLD_EXCEEDED); a trade cannot capture a withdrawal hold', async () => {

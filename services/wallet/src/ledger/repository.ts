@@ -260,18 +260,6 @@ export async function lockHoldAccounts(client: PoolClient, holdIds: string[]): P
   );
 }
 
-/** Set the balance and the held amount of accounts. */
-export async function updateAccountBalances(
-  client: PoolClient,
-  accounts: Array<{ id: string; balance: bigint; held: bigint }>,
-): Promise<void> {
-  await client.query(
-    `UPDATE ${TABLES.accounts} a SET balance = d.balance, held = d.held, updated_at = now()
-         FROM unnest($1::bigint[], $2::numeric[], $3::numeric[]) AS d(id, balance, held) WHERE a.id = d.id`,
-    [accounts.map((a) => a.id), accounts.map((a) => a.balance.toString()), accounts.map((a) => a.held.toString())],
-  );
-}
-
 /** Take from the held amount of accounts (account id → amount). */
 export async function subtractHeld(client: PoolClient, heldDown: Map<string, bigint>): Promise<void> {
   await client.query(
@@ -338,26 +326,6 @@ export async function entriesByKey(
     [keys],
   );
   return rows;
-}
-
-/** Insert postings (one row per leg, with the account's balance after it). */
-export async function insertPostings(
-  client: PoolClient,
-  postings: Array<{ entryId: string; accountId: string; asset: string; amount: bigint; after: bigint; memo: string }>,
-): Promise<void> {
-  await client.query(
-    `INSERT INTO ${TABLES.postings} (entry_id, account_id, asset, amount, balance_after, memo)
-     SELECT e, a, s, m::numeric, b::numeric, t
-       FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(e, a, s, m, b, t)`,
-    [
-      postings.map((p) => p.entryId),
-      postings.map((p) => p.accountId),
-      postings.map((p) => p.asset),
-      postings.map((p) => p.amount.toString()),
-      postings.map((p) => p.after.toString()),
-      postings.map((p) => p.memo),
-    ],
-  );
 }
 
 export interface PostingRow {
@@ -486,25 +454,61 @@ export async function insertHolds(
   return rows;
 }
 
-/** Write what captures left of holds: captured, captured late, status, and closed_at for those that end. */
-export async function updateHoldCaptures(
-  client: PoolClient,
-  holds: Array<{ id: string; captured: bigint; lateCaptured: bigint; status: string; closes: boolean }>,
-): Promise<void> {
-  await client.query(
-    `UPDATE ${TABLES.holds} h SET captured = d.captured, late_captured = d.late_captured, status = d.status,
-              closed_at = CASE WHEN d.closes THEN now() ELSE h.closed_at END
-         FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::text[], $5::boolean[])
-              AS d(id, captured, late_captured, status, closes)
-        WHERE h.id = d.id`,
-    [
-      holds.map((h) => h.id),
-      holds.map((h) => h.captured.toString()),
-      holds.map((h) => h.lateCaptured.toString()),
-      holds.map((h) => h.status),
-      holds.map((h) => h.closes),
-    ],
-  );
+/** What posting entries writes once their accounts and holds are locked and the new values are known. */
+export interface LedgerWrites {
+  /** What captures left of holds: captured, captured late, status, and closed_at for those that end. */
+  holds: Array<{ id: string; captured: bigint; lateCaptured: bigint; status: string; closes: boolean }>;
+  /** The balance and the held amount of accounts. */
+  accounts: Array<{ id: string; balance: bigint; held: bigint }>;
+  /** One row per leg, with the account's balance after it. */
+  postings: Array<{ entryId: string; accountId: string; asset: string; amount: bigint; after: bigint; memo: string }>;
+}
+
+/**
+ * `LedgerWrites` as the common table expressions of one statement (`ledger_holds`, `ledger_accounts`,
+ * `ledger_postings`, parameters `$1…$14`), so that they take one round trip, and a caller can add its own writes to
+ * the same statement (`writeLedger` sends them alone). Every data-modifying CTE runs whether or not the query reads
+ * it; an empty array writes nothing. The three touch different tables, so the one snapshot they share changes no
+ * outcome. The text is the same for any number of rows: prepared and planned once per connection.
+ */
+export const LEDGER_WRITES_CTES = `ledger_holds AS (
+    UPDATE ${TABLES.holds} h SET captured = d.captured, late_captured = d.late_captured, status = d.status,
+           closed_at = CASE WHEN d.closes THEN now() ELSE h.closed_at END
+      FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::text[], $5::boolean[])
+           AS d(id, captured, late_captured, status, closes)
+     WHERE h.id = d.id
+  ), ledger_accounts AS (
+    UPDATE ${TABLES.accounts} a SET balance = d.balance, held = d.held, updated_at = now()
+      FROM unnest($6::bigint[], $7::numeric[], $8::numeric[]) AS d(id, balance, held) WHERE a.id = d.id
+  ), ledger_postings AS (
+    INSERT INTO ${TABLES.postings} (entry_id, account_id, asset, amount, balance_after, memo)
+    SELECT e, a, s, m::numeric, b::numeric, t
+      FROM unnest($9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) AS u(e, a, s, m, b, t)
+  )`;
+
+/** The parameters of `LEDGER_WRITES_CTES`. */
+export function ledgerWritesValues(w: LedgerWrites): unknown[] {
+  return [
+    w.holds.map((h) => h.id),
+    w.holds.map((h) => h.captured.toString()),
+    w.holds.map((h) => h.lateCaptured.toString()),
+    w.holds.map((h) => h.status),
+    w.holds.map((h) => h.closes),
+    w.accounts.map((a) => a.id),
+    w.accounts.map((a) => a.balance.toString()),
+    w.accounts.map((a) => a.held.toString()),
+    w.postings.map((p) => p.entryId),
+    w.postings.map((p) => p.accountId),
+    w.postings.map((p) => p.asset),
+    w.postings.map((p) => p.amount.toString()),
+    w.postings.map((p) => p.after.toString()),
+    w.postings.map((p) => p.memo),
+  ];
+}
+
+/** Send `LedgerWrites` in one statement. */
+export async function writeLedger(client: PoolClient, w: LedgerWrites): Promise<void> {
+  await client.query(`WITH ${LEDGER_WRITES_CTES} SELECT 1`, ledgerWritesValues(w));
 }
 
 /** End holds as released (`released` and `release_reason` as given); returns the rows written. */

@@ -120,12 +120,27 @@ interface HoldState {
  * caller's transaction then rolls back whole, as it would after posting the earlier ones singly).
  *
  * Statements per call, not per entry: the entries, the accounts (found, then locked in id order), the holds (locked
- * in id order), one update of the holds, one of the accounts, one insert of the postings. The settlement consumer
+ * in id order), then one statement that writes the holds, the accounts and the postings. The settlement consumer
  * posts a batch of trades this way; a trade posted singly took about fifteen statements.
  */
 export async function postEntries(client: PoolClient, inputs: PostEntryInput[]): Promise<PostEntryResult[]> {
+  const { results, writes } = await stageEntries(client, inputs);
+  if (writes) await repo.writeLedger(client, writes);
+  return results;
+}
+
+/**
+ * `postEntries` up to its last statement: the entries are inserted and their accounts and holds locked and checked,
+ * and what is left to write is returned for the caller to send, in one statement with writes of its own
+ * (`repo.LEDGER_WRITES_CTES`), before anything else in its transaction. The settlement does, so its locks are held
+ * over one statement fewer per thing it writes. `writes` is absent when every entry was a duplicate.
+ */
+export async function stageEntries(
+  client: PoolClient,
+  inputs: PostEntryInput[],
+): Promise<{ results: PostEntryResult[]; writes?: repo.LedgerWrites }> {
   for (const input of inputs) checkBalanced(input);
-  if (inputs.length === 0) return [];
+  if (inputs.length === 0) return { results: [] };
 
   const inserted = await repo.insertEntries(client, inputs);
   // A key repeated in the list is inserted once, for its first occurrence (unnest order); the others are duplicates.
@@ -146,7 +161,7 @@ export async function postEntries(client: PoolClient, inputs: PostEntryInput[]):
     entryId: known.get(i.idempotencyKey)!,
   }));
   const todo = inputs.filter((_, n) => posted.has(n));
-  if (todo.length === 0) return results;
+  if (todo.length === 0) return { results };
 
   const refs = todo.flatMap((i) => i.legs.map((l) => l.account));
   let ids = await ensureAccounts(client, refs);
@@ -240,39 +255,30 @@ export async function postEntries(client: PoolClient, inputs: PostEntryInput[]):
   const changedHolds = [...holds.values()].filter(
     (h) => h.captured !== BigInt(h.row.captured) || h.lateCaptured !== BigInt(h.row.late_captured) || h.closes,
   );
-  if (changedHolds.length) {
-    await repo.updateHoldCaptures(
-      client,
-      changedHolds.map((h) => ({
+  const changedAccounts = [...accounts.values()].filter(
+    (a) => balance.get(a.id) !== BigInt(a.balance) || held.get(a.id) !== BigInt(a.held),
+  );
+  return {
+    results,
+    writes: {
+      holds: changedHolds.map((h) => ({
         id: h.row.id,
         captured: h.captured,
         lateCaptured: h.lateCaptured,
         status: h.status,
         closes: h.closes,
       })),
-    );
-  }
-  const changedAccounts = [...accounts.values()].filter(
-    (a) => balance.get(a.id) !== BigInt(a.balance) || held.get(a.id) !== BigInt(a.held),
-  );
-  if (changedAccounts.length) {
-    await repo.updateAccountBalances(
-      client,
-      changedAccounts.map((a) => ({ id: a.id, balance: balance.get(a.id)!, held: held.get(a.id)! })),
-    );
-  }
-  await repo.insertPostings(
-    client,
-    postings.map((p) => ({
-      entryId: p.entryId,
-      accountId: p.accountId,
-      asset: p.leg.account.asset,
-      amount: p.leg.amount,
-      after: p.after,
-      memo: p.leg.memo,
-    })),
-  );
-  return results;
+      accounts: changedAccounts.map((a) => ({ id: a.id, balance: balance.get(a.id)!, held: held.get(a.id)! })),
+      postings: postings.map((p) => ({
+        entryId: p.entryId,
+        accountId: p.accountId,
+        asset: p.leg.account.asset,
+        amount: p.leg.amount,
+        after: p.after,
+        memo: p.leg.memo,
+      })),
+    },
+  };
 }
 
 const isAccountOf = (a: AccountRow | undefined, r: AccountRef) =>

@@ -5,22 +5,33 @@
  * prepared-statement cache keys on the text).
  */
 import type { PoolClient } from '@exchange/db';
+import type { OutboxGuard } from '@exchange/messaging';
+import { LEDGER_WRITES_CTES } from '../ledger/repository.ts';
 
-/** One row per settled trade, naming its journal entry and the message that settled it. */
-export async function insertSettlements(
-  client: PoolClient,
+/**
+ * One row per settled trade, naming its journal entry and the message that settled it: the guard of the settlement's
+ * outbox statement (`enqueueGuarded`), after the ledger's writes (`ledger`, the values of `LEDGER_WRITES_CTES`), so the
+ * holds, the accounts, the postings, these rows and the trades' messages are written by one statement.
+ */
+export function settlementsGuard(
+  ledger: unknown[],
   settled: Array<{ tradeId: string; market: string; entryId: string; messageId: string }>,
-): Promise<void> {
-  await client.query(
-    `INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[])`,
-    [
+): OutboxGuard {
+  const n = ledger.length;
+  return {
+    with: LEDGER_WRITES_CTES,
+    sql: `INSERT INTO wallet.settlements (trade_id, market, entry_id, message_id)
+            SELECT * FROM unnest($${n + 1}::uuid[], $${n + 2}::text[], $${n + 3}::bigint[], $${n + 4}::text[])
+          RETURNING trade_id::text AS id`,
+    values: [
+      ...ledger,
       settled.map((s) => s.tradeId),
       settled.map((s) => s.market),
       settled.map((s) => s.entryId),
       settled.map((s) => s.messageId),
     ],
-  );
+    dependsOn: settled.map((s) => s.tradeId),
+  };
 }
 
 export interface PayoutWithdrawalRow {

@@ -13,12 +13,13 @@ import {
 } from '@exchange/contracts/trading';
 import type { Envelope, PayloadOf } from '@exchange/contracts';
 import type { PoolClient } from '@exchange/db';
-import { EVENTS_EXCHANGE, enqueueMany, type Logger } from '@exchange/messaging';
+import { EVENTS_EXCHANGE, enqueueGuarded, type Logger } from '@exchange/messaging';
 import { Assets } from '../assets.ts';
 import { emitWithdrawalFailed, emitWithdrawalSent } from '../funding/service.ts';
 import { releaseHold, releaseHolds } from '../ledger/holds.ts';
 import type { HoldRow, Leg } from '../ledger/model.ts';
-import { postEntries, postEntry, type PostEntryInput } from '../ledger/service.ts';
+import { ledgerWritesValues, writeLedger } from '../ledger/repository.ts';
+import { postEntry, stageEntries, type PostEntryInput } from '../ledger/service.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
 import * as repo from './repository.ts';
 
@@ -58,9 +59,10 @@ export async function settleTrade(
 
 /**
  * `settleTrade` for several trades in one transaction, with the outcome of settling them one after the other (the
- * settlement consumer's group commit): their journal entries are posted together (`postEntries`), then one insert
- * of the settlement rows and one of the outbox messages. The first trade that cannot be settled throws, and the
- * caller's transaction rolls back whole.
+ * settlement consumer's group commit): their journal entries are staged together (`stageEntries`: the entries
+ * inserted, the accounts and holds locked and checked), then one statement writes the holds, the accounts, the
+ * postings, the settlement rows and the outbox messages. The locks are held over that statement and the commit only.
+ * The first trade that cannot be settled throws, and the caller's transaction rolls back whole.
  */
 export async function settleTrades(
   client: PoolClient,
@@ -79,23 +81,18 @@ export async function settleTrades(
       break;
     }
   }
-  const results = await postEntries(client, entries);
-  if (refused !== undefined) throw refused;
+  const { results, writes } = await stageEntries(client, entries);
+  if (refused !== undefined) {
+    if (writes) await writeLedger(client, writes);
+    throw refused;
+  }
   const settled = messages.flatMap((m, i) =>
     results[i]!.status === 'posted' ? [{ m, entryId: results[i]!.entryId }] : [],
   );
-  if (settled.length) {
-    await repo.insertSettlements(
-      client,
-      settled.map((s) => ({
-        tradeId: s.m.payload.tradeId,
-        market: s.m.payload.market,
-        entryId: s.entryId,
-        messageId: s.m.id,
-      })),
-    );
+  if (writes) {
     const settledAt = new Date().toISOString();
-    await enqueueMany(
+    const ledger = ledgerWritesValues(writes);
+    await enqueueGuarded(
       client,
       settled.map(({ m }) => ({
         schema: WALLET_SCHEMA,
@@ -110,6 +107,15 @@ export async function settleTrades(
           },
         ),
       })),
+      repo.settlementsGuard(
+        ledger,
+        settled.map((s) => ({
+          tradeId: s.m.payload.tradeId,
+          market: s.m.payload.market,
+          entryId: s.entryId,
+          messageId: s.m.id,
+        })),
+      ),
     );
   }
   return results.map((r) => (r.status === 'posted' ? 'settled' : 'duplicate'));

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { ReleaseHoldV1, SettleTradeV1 } from '@exchange/contracts/trading';
 import type { Envelope } from '@exchange/contracts';
 import { withTransaction, type Pool } from '@exchange/db';
-import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, recordStatements, type TestDatabase } from '@exchange/db/testing';
 import { COMMANDS_EXCHANGE, createMessaging, silentLogger, type Messaging } from '@exchange/messaging';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
 import { AppError, promClient } from '@exchange/platform';
@@ -354,6 +354,42 @@ test('a batch of trades and releases leaves exactly what applying them one by on
   expect(failed).toBeLessThan(batches);
   expect(releases).toBeGreaterThan(0);
 }, 300_000);
+
+test('once its accounts and holds are locked, a batch of trades is written by one statement, the same for any batch', async () => {
+  // The settlement holds its accounts' locks until it commits; a hold of the same user waits for them meanwhile.
+  const parties = () =>
+    tradeParties(many.pool, {
+      buyerUsd: 10_000_000n,
+      sellerBtc: 1_000_000_000n,
+      buyHold: 1_000_000n,
+      sellHold: 300_000_000n,
+    });
+  const settle = async (n: number) => {
+    const p = await parties();
+    const trades = Array.from({ length: n }, () =>
+      settleTradeMessage(p, { base: 1_000_000n, quote: 60_000n, buyerFee: 100n, sellerFee: 6n }),
+    );
+    const client = await many.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const texts = await recordStatements(client, async () => {
+        expect(await settleTrades(client, trades, assets)).toEqual(trades.map(() => 'settled'));
+      });
+      await client.query('COMMIT');
+      return texts;
+    } finally {
+      client.release();
+    }
+  };
+  await settle(1); // the fee accounts exist (and are cached) from here on
+  const [single, three] = [await settle(1), await settle(3)];
+  for (const texts of [single, three]) {
+    const after = texts.slice(texts.findLastIndex((t) => /\bFOR UPDATE\b/.test(t)) + 1);
+    expect(after).toHaveLength(1);
+    expect(after[0]).toMatch(/ledger_postings[\s\S]*wallet\.settlements[\s\S]*outbox/);
+  }
+  expect(three).toEqual(single);
+});
 
 describe('through the broker: the consumer batches settlements', () => {
   let db: TestDatabase;
