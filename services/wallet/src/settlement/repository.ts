@@ -6,17 +6,18 @@
  */
 import type { PoolClient } from '@exchange/db';
 import type { OutboxGuard } from '@exchange/messaging';
-import { LEDGER_WRITES_CTES } from '../ledger/repository.ts';
+import { LEDGER_WRITES_CTES, ledgerWritesValues, type LedgerWrites } from '../ledger/repository.ts';
 
 /**
  * One row per settled trade, naming its journal entry and the message that settled it: the guard of the settlement's
- * outbox statement (`enqueueGuarded`), after the ledger's writes (`ledger`, the values of `LEDGER_WRITES_CTES`), so the
- * holds, the accounts, the postings, these rows and the trades' messages are written by one statement.
+ * outbox statement (`enqueueGuarded`), after the ledger's `writes` (`LEDGER_WRITES_CTES`), so the holds, the
+ * accounts, the postings, these rows and the trades' messages are written by one statement.
  */
 export function settlementsGuard(
-  ledger: unknown[],
+  writes: LedgerWrites,
   settled: Array<{ tradeId: string; market: string; entryId: string; messageId: string }>,
 ): OutboxGuard {
+  const ledger = ledgerWritesValues(writes);
   const n = ledger.length;
   return {
     with: LEDGER_WRITES_CTES,

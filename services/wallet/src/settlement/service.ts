@@ -18,7 +18,7 @@ import { Assets } from '../assets.ts';
 import { emitWithdrawalFailed, emitWithdrawalSent } from '../funding/service.ts';
 import { releaseHold, releaseHolds } from '../ledger/holds.ts';
 import type { HoldRow, Leg } from '../ledger/model.ts';
-import { ledgerWritesValues, writeLedger } from '../ledger/repository.ts';
+import { writeLedger } from '../ledger/repository.ts';
 import { postEntry, stageEntries, type PostEntryInput } from '../ledger/service.ts';
 import { WALLET_SCHEMA } from '../db/schema.ts';
 import * as repo from './repository.ts';
@@ -91,7 +91,6 @@ export async function settleTrades(
   );
   if (writes) {
     const settledAt = new Date().toISOString();
-    const ledger = ledgerWritesValues(writes);
     await enqueueGuarded(
       client,
       settled.map(({ m }) => ({
@@ -108,7 +107,7 @@ export async function settleTrades(
         ),
       })),
       repo.settlementsGuard(
-        ledger,
+        writes,
         settled.map((s) => ({
           tradeId: s.m.payload.tradeId,
           market: s.m.payload.market,
