@@ -187,7 +187,7 @@ export async function stageEntries(
     held.set(a.id, BigInt(a.held));
   }
   const holds = new Map<string, HoldState>();
-  const postings: Array<{ entryId: string; accountId: string; leg: Leg; after: bigint }> = [];
+  const postings: repo.LedgerWrites['postings'] = [];
 
   for (const input of todo) {
     const entryId = fresh.get(input.idempotencyKey)!;
@@ -240,7 +240,7 @@ export async function stageEntries(
       const id = ids.get(refKey(l.account))!;
       const after = balance.get(id)! + l.amount;
       balance.set(id, after);
-      postings.push({ entryId, accountId: id, leg: l, after });
+      postings.push({ entryId, accountId: id, asset: l.account.asset, amount: l.amount, after, memo: l.memo });
     }
     for (const id of mine) {
       const a = accounts.get(id)!;
@@ -269,14 +269,7 @@ export async function stageEntries(
         closes: h.closes,
       })),
       accounts: changedAccounts.map((a) => ({ id: a.id, balance: balance.get(a.id)!, held: held.get(a.id)! })),
-      postings: postings.map((p) => ({
-        entryId: p.entryId,
-        accountId: p.accountId,
-        asset: p.leg.account.asset,
-        amount: p.leg.amount,
-        after: p.after,
-        memo: p.leg.memo,
-      })),
+      postings,
     },
   };
 }
