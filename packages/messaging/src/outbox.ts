@@ -7,6 +7,7 @@ import type { ConfirmPublisher, PublishOptions, PublishResult } from './publishe
 import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
 import { messagingMetrics, type GaugeSource, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
 import { INBOX_TABLE, MESSAGE_ATTEMPTS_TABLE, OUTBOX_TABLE, outboxChannel, qualify, schemaName } from './tables.ts';
+import { registerActiveRelay, relayNeedsNotify, sessionDatabase } from './wakeup.ts';
 
 /** Anything that runs a query: a pg PoolClient inside the service's transaction (or a Pool, outside one). */
 export interface Queryable {
@@ -41,7 +42,8 @@ export interface EnqueueOptions {
 /**
  * Write a message to the outbox. Call it with the client of the transaction that makes the state change, so the
  * message exists iff the change commits. Validates the message against its registered contract
- * (throws ContractValidationError). The relay is woken by NOTIFY on commit.
+ * (throws ContractValidationError). The relay is woken when the transaction ends: in this process when it runs here,
+ * else by NOTIFY on commit (wakeup.ts).
  */
 export async function enqueue(client: Queryable, opts: EnqueueOptions): Promise<{ sequence: string }> {
   return (await enqueueMany(client, [opts]))[0]!;
@@ -50,12 +52,15 @@ export async function enqueue(client: Queryable, opts: EnqueueOptions): Promise<
 /**
  * `enqueue` for several messages of one schema in one transaction, in the given order: one advisory lock per distinct
  * ordering key (taken in sorted order, so two batches never deadlock on each other), the rows (sequences follow the
- * list order) and the relay's NOTIFY, all in one statement. Same guarantees as calling `enqueue` for each in turn.
+ * list order) and the relay's wake-up, all in one statement. Same guarantees as calling `enqueue` for each in turn.
  */
 export async function enqueueMany(client: Queryable, items: EnqueueOptions[]): Promise<Array<{ sequence: string }>> {
   if (items.length === 0) return [];
-  const rows = outboxRows(items);
-  const { rows: out } = await client.query<{ sequence: string }>(outboxInsertSql(rows.schema, 0), rows.values);
+  const rows = outboxRows(client, items);
+  const { rows: out } = await client.query<{ sequence: string }>(
+    outboxInsertSql(rows.schema, 0, rows.notify),
+    rows.values,
+  );
   return out.map((r) => ({ sequence: r.sequence })).sort((a, b) => (BigInt(a.sequence) < BigInt(b.sequence) ? -1 : 1));
 }
 
@@ -80,7 +85,7 @@ export interface OutboxGuard {
  * outbox insert, `COMMIT`) when the client is outside a transaction: the statement is its own transaction. The guard
  * runs first, then the ordering keys' locks are taken (so the lock order is the same as that of a transaction making
  * the change and then calling `enqueueMany`), then item i's row is written if the guard returned `dependsOn[i]`, in
- * list order, and the relay is woken. Returns the guard's rows.
+ * list order, and the relay is woken (wakeup.ts). Returns the guard's rows.
  */
 export async function enqueueGuarded<R extends pg.QueryResultRow>(
   client: Queryable,
@@ -89,9 +94,9 @@ export async function enqueueGuarded<R extends pg.QueryResultRow>(
 ): Promise<R[]> {
   if (items.length === 0) throw new Error('enqueueGuarded: no items');
   if (guard.dependsOn.length !== items.length) throw new Error('enqueueGuarded: one dependsOn per item');
-  const rows = outboxRows(items, guard.dependsOn);
+  const rows = outboxRows(client, items, guard.dependsOn);
   const n = guard.values.length;
-  const { rows: out } = await client.query<R>(outboxInsertSql(rows.schema, n, guard.sql, guard.with), [
+  const { rows: out } = await client.query<R>(outboxInsertSql(rows.schema, n, rows.notify, guard.sql, guard.with), [
     ...guard.values,
     ...rows.values,
   ]);
@@ -100,11 +105,16 @@ export async function enqueueGuarded<R extends pg.QueryResultRow>(
 
 /**
  * The statement's parameters for `items`: the rows as one JSON document (`$1`), the sorted ordering-key locks (`$2`),
- * the NOTIFY channel (`$3`), and with a guard each row's `dependsOn` id inside its row. One document rather than an
+ * the NOTIFY channel (`$3`, only when the relay is not woken in this process: `notify`), and with a guard each row's
+ * `dependsOn` id inside its row. One document rather than an
  * array per column: pg encodes a `jsonb[]` parameter as an array literal that escapes every message a second time,
  * and PostgreSQL parses it twice (measured on the engine's outbox, whose write had the same shape).
  */
-function outboxRows(items: EnqueueOptions[], dependsOn?: string[]): { schema: string; values: unknown[] } {
+function outboxRows(
+  client: Queryable,
+  items: EnqueueOptions[],
+  dependsOn?: string[],
+): { schema: string; values: unknown[]; notify: boolean } {
   const schema = schemaName(items[0]!.schema);
   if (items.some((i) => schemaName(i.schema) !== schema)) throw new Error('enqueueMany: one schema per call');
   const keys = [...new Set(items.flatMap((i) => (i.orderingKey ? [`outbox:${schema}:${i.orderingKey}`] : [])))].sort();
@@ -123,13 +133,15 @@ function outboxRows(items: EnqueueOptions[], dependsOn?: string[]): { schema: st
       dep: dependsOn?.[i] ?? null,
     };
   });
-  return { schema, values: [JSON.stringify(rows), keys, outboxChannel(schema)] };
+  const notify = relayNeedsNotify(client, schema);
+  const values = [JSON.stringify(rows), keys];
+  return { schema, values: notify ? [...values, outboxChannel(schema)] : values, notify };
 }
 
 /**
  * One statement, one round trip, whatever the batch: the ordering keys' advisory locks (`locked`, in array order:
- * sorted by the caller), then the rows, then the relay's wake-up NOTIFY (delivered at commit, like one sent by its own
- * statement). The rows wait for the locks: the insert's gating condition counts `locked`, which runs every lock call
+ * sorted by the caller), then the rows, then, with `notify`, the relay's wake-up NOTIFY (delivered at commit, like one
+ * sent by its own statement). The rows wait for the locks: the insert's gating condition counts `locked`, which runs every lock call
  * before the first row (and its sequence number) is produced. Sequences follow the document's order.
  *
  * With a `guard` (parameters `$1…$base`), the guard runs before the locks (their gate counts its rows), a row is
@@ -137,7 +149,7 @@ function outboxRows(items: EnqueueOptions[], dependsOn?: string[]): { schema: st
  * rows. A stamped message gets the transaction's timestamp (`now()`, the same the guard's `now()` wrote) at its path,
  * in the ISO form with milliseconds that `Date.prototype.toISOString` gives.
  */
-function outboxInsertSql(schema: string, base: number, guard?: string, ctes?: string): string {
+function outboxInsertSql(schema: string, base: number, notify: boolean, guard?: string, ctes?: string): string {
   const $ = (i: number) => `$${base + i}`;
   return `WITH ${ctes ? `${ctes},` : ''} ${guard ? `guard AS (${guard}),` : ''}
           locked AS MATERIALIZED (
@@ -160,8 +172,12 @@ function outboxInsertSql(schema: string, base: number, guard?: string, ctes?: st
             RETURNING sequence)
           ${
             guard
-              ? `SELECT guard.* FROM guard CROSS JOIN (SELECT pg_notify(${$(3)}, '') WHERE (SELECT count(*) FROM ins) >= 0) AS notified`
-              : `SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify(${$(3)}, '')) AS notified`
+              ? notify
+                ? `SELECT guard.* FROM guard CROSS JOIN (SELECT pg_notify(${$(3)}, '') WHERE (SELECT count(*) FROM ins) >= 0) AS notified`
+                : 'SELECT guard.* FROM guard'
+              : notify
+                ? `SELECT ins.sequence FROM ins CROSS JOIN (SELECT pg_notify(${$(3)}, '')) AS notified`
+                : 'SELECT ins.sequence FROM ins'
           }`;
 }
 
@@ -299,6 +315,12 @@ export class OutboxRelay {
   private lastCleanup = 0;
   /** Sequences of rows the broker confirmed that are not marked sent yet (markDelayMs). */
   private unmarked: string[] = [];
+  /** Set by a wake-up (NOTIFY, or a writer in this process) since the last poll began. */
+  private notified = false;
+  private readonly poke = (): void => {
+    this.notified = true;
+    this.wake?.();
+  };
 
   constructor(opts: OutboxRelayOptions) {
     this.opts = opts;
@@ -349,6 +371,7 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     const lockKey = `outbox-relay:${schemaName(this.opts.schema)}`;
     let failures = 0;
+    let unregister: (() => void) | undefined;
     while (!this.stopped) {
       let client: pg.PoolClient | undefined;
       let broken = false;
@@ -377,23 +400,22 @@ export class OutboxRelay {
         await prepareRelaySession(c);
         this.leader = true;
         this.logger.info({ service: this.opts.service }, 'outbox relay: active');
-        let notified = false;
-        c.on('notification', () => {
-          notified = true;
-          this.wake?.();
-        });
+        c.on('notification', this.poke);
         await c.query(`LISTEN "${outboxChannel(this.opts.schema)}"`);
+        // Writers in this process wake it themselves from now on, and send no NOTIFY (wakeup.ts). Registered after
+        // LISTEN, so a write that notifies because it came before is heard.
+        unregister = registerActiveRelay(this.opts.schema, { database: sessionDatabase(c)!, poke: this.poke });
         while (!this.stopped && !broken) {
-          notified = false;
+          this.notified = false;
           const { full } = await this.publishBatch(c);
           failures = 0;
           await this.maybeCleanup(c);
-          if (full || notified) continue;
+          if (full || this.notified) continue;
           if (this.unmarked.length > 0) {
             // Confirmed rows wait a moment for the next poll to mark them; with no more work coming, alone.
             if (await this.sleep(this.markDelayMs)) continue;
             await this.markSent(c);
-            if (notified) continue;
+            if (this.notified) continue;
           }
           await this.sleep(this.opts.pollIntervalMs ?? 1_000);
         }
@@ -406,6 +428,8 @@ export class OutboxRelay {
           await sleep(Math.min(100 * 2 ** Math.min(failures, 7), 10_000), this.abort.signal);
         }
       } finally {
+        unregister?.();
+        unregister = undefined;
         this.leader = false;
         this.wake = undefined;
         // Rows confirmed but not marked on a session that is gone are published again by the next leader.

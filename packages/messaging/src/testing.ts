@@ -99,3 +99,6 @@ async function fetchDelete(path: string, reason: string): Promise<void> {
   });
   if (!res.ok && res.status !== 404) throw new Error(`RabbitMQ management DELETE ${path}: ${res.status}`);
 }
+
+/** A relay's registration as the active one in this process, for tests of writers that wake it (wakeup.ts). */
+export { registerActiveRelay, sessionDatabase } from './wakeup.ts';

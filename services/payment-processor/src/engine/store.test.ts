@@ -1,9 +1,11 @@
 // The engine's write of a batch (journal rows, position, outbox messages) in one statement whose text does not depend
-// on the batch: every row as given, the outbox rows in the order given, the relay woken only when there is a message.
+// on the batch: every row as given, the outbox rows in the order given, the relay woken only when there is a message
+// (NOTIFY), or, when the relay runs in this process, by the writer once the transaction has committed.
 import pg from 'pg';
 import type { Envelope } from '@exchange/contracts';
 import { createTestDatabase, recordStatements, type TestDatabase } from '@exchange/db/testing';
 import { outboxChannel } from '@exchange/messaging';
+import { registerActiveRelay, sessionDatabase } from '@exchange/messaging/testing';
 import { runMigrations } from '../migrate.ts';
 import { PAYMENT_SCHEMA } from '../db/schema.ts';
 import type { OutgoingMessage } from './messages.ts';
@@ -129,4 +131,31 @@ it('wakes the relay only when the batch has messages, and enqueues with one text
   expect(rows.map((r) => r.message_id)).toEqual(['msg-11', 'msg-12', 'msg-13']);
   await waitForNotifications();
   expect(notified).toHaveLength(3);
+});
+
+it('sends no NOTIFY when the relay runs in this process, and wakes it once the transaction has ended', async () => {
+  notified.length = 0;
+  const c = await db.pool.connect();
+  const database = sessionDatabase(c)!;
+  c.release();
+  const pokes: string[] = [];
+  const unregister = registerActiveRelay(PAYMENT_SCHEMA, { database, poke: () => pokes.push('poke') });
+  try {
+    const texts = await recorded(async (tx) => {
+      await store.append(tx, 'BTC-USD', [applied(7)], [message(14)]);
+      await store.enqueue(tx, [message(15)]);
+      expect(pokes).toEqual([]); // not before the commit
+    });
+    expect(pokes).toEqual(['poke']);
+    expect(texts.join('\n')).not.toMatch(/pg_notify/);
+    const { rows } = await db.pool.query<{ message_id: string }>(
+      `SELECT message_id FROM payment.outbox WHERE message_id = ANY($1::text[]) ORDER BY sequence`,
+      [['msg-14', 'msg-15']],
+    );
+    expect(rows.map((r) => r.message_id)).toEqual(['msg-14', 'msg-15']);
+  } finally {
+    unregister();
+  }
+  await waitForNotifications();
+  expect(notified).toEqual([]);
 });

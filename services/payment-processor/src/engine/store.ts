@@ -9,7 +9,7 @@
  */
 import { context, propagation } from '@opentelemetry/api';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
-import { OUTBOX_TABLE, outboxChannel } from '@exchange/messaging';
+import { OUTBOX_TABLE, outboxChannel, relayNeedsNotify } from '@exchange/messaging';
 import { PAYMENT_SCHEMA } from '../db/schema.ts';
 import type { CoreSnapshot, JournalCommand } from './core.ts';
 import type { OutgoingMessage } from './messages.ts';
@@ -130,7 +130,7 @@ const OUTBOX_CHANNEL = outboxChannel(PAYMENT_SCHEMA);
 
 /**
  * Outbox rows for the engine's messages, written in as few statements as possible: one engine command's messages go
- * in one INSERT (combined with the journal write, see `append`) and one NOTIFY. Same rows as `@exchange/messaging`'s
+ * in one INSERT (combined with the journal write, see `append`) and one wake-up of the relay. Same rows as `@exchange/messaging`'s
  * `enqueue` (the relay publishes them in `sequence` order); the messages were built and validated by their contracts'
  * `create()`. A command with many fills would otherwise pay two round trips per message.
  *
@@ -164,21 +164,44 @@ function outboxParams(messages: OutgoingMessage[]): unknown[] {
 }
 
 /**
- * The engine's write of a batch of applied commands: journal rows, journal position and their outbox messages in one
- * round trip; the NOTIFY is delivered on commit, and only when there was a message. The journal rows come as one
- * JSON array too (see `OUTBOX_ROWS`).
+ * The relay's wake-up at the end of a statement that wrote outbox rows (`o`), whose last parameter is `$n`: a NOTIFY on
+ * commit, only when there was a message, where the relay runs in another process; nothing where it runs in this one,
+ * which `relayNeedsNotify` wakes itself once the transaction ends.
  */
-const APPEND = `WITH j AS (
+const wakeUp = (n: number) => ({
+  notify: `SELECT pg_notify($${n}, '') WHERE EXISTS (SELECT 1 FROM o)`,
+  local: 'SELECT 1 WHERE EXISTS (SELECT 1 FROM o)',
+});
+
+/**
+ * The engine's write of a batch of applied commands: journal rows, journal position and their outbox messages in one
+ * round trip, and the relay's wake-up (`wakeUp`). The journal rows come as one JSON array too (see `OUTBOX_ROWS`).
+ */
+const appendSql = (wake: string) => `WITH j AS (
          INSERT INTO ${P}.engine_journal (market, seq, message_id, command, events, book_seq, applied_by, applied_at)
-         SELECT $3, t.seq, t.message_id, t.command, t.events, t.book_seq, $8, t.applied_at
-           FROM jsonb_to_recordset($9::jsonb)
+         SELECT $3, t.seq, t.message_id, t.command, t.events, t.book_seq, $7, t.applied_at
+           FROM jsonb_to_recordset($8::jsonb)
                 AS t(seq bigint, message_id text, command jsonb, events jsonb, book_seq bigint, applied_at timestamptz)
        ), s AS (
          UPDATE ${P}.engine_state SET last_seq = $4, book_seq = $5, epoch = $6, updated_at = now() WHERE market = $3
        ), o AS (${OUTBOX_ROWS})
-       SELECT pg_notify($7, '') WHERE EXISTS (SELECT 1 FROM o)`;
+       ${wake}`;
+const APPEND = { notify: appendSql(wakeUp(9).notify), local: appendSql(wakeUp(9).local) };
 
-const ENQUEUE = `WITH o AS (${OUTBOX_ROWS}) SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM o)`;
+const ENQUEUE = {
+  notify: `WITH o AS (${OUTBOX_ROWS}) ${wakeUp(3).notify}`,
+  local: `WITH o AS (${OUTBOX_ROWS}) ${wakeUp(3).local}`,
+};
+
+/**
+ * Which form of a statement that writes outbox rows to send on `tx`, and the NOTIFY channel parameter it takes. A
+ * batch without messages takes the same form (one text either way); in this process it costs the relay one empty poll.
+ */
+function wakeForm(tx: PoolClient): { form: 'notify' | 'local'; channel: string[] } {
+  return relayNeedsNotify(tx, PAYMENT_SCHEMA)
+    ? { form: 'notify', channel: [OUTBOX_CHANNEL] }
+    : { form: 'local', channel: [] };
+}
 
 export class PostgresEngineStore implements EngineStore {
   private readonly pool: Pool;
@@ -328,13 +351,13 @@ export class PostgresEngineStore implements EngineStore {
   async append(tx: PoolClient, market: string, applied: AppliedCommand[], messages: OutgoingMessage[]): Promise<void> {
     const last = applied[applied.length - 1];
     if (!last) return;
-    await tx.query(APPEND, [
+    const wake = wakeForm(tx);
+    await tx.query(APPEND[wake.form], [
       ...outboxParams(messages),
       market,
       last.seq,
       last.bookSeq,
       last.epoch,
-      OUTBOX_CHANNEL,
       last.appliedBy,
       JSON.stringify(
         applied.map((a) => ({
@@ -346,6 +369,7 @@ export class PostgresEngineStore implements EngineStore {
           applied_at: a.at,
         })),
       ),
+      ...wake.channel,
     ]);
   }
 
@@ -370,10 +394,11 @@ export class PostgresEngineStore implements EngineStore {
     return rows.length > 0;
   }
 
-  /** Write `messages` to the outbox in the caller's transaction, in order, and wake the relay (on commit). */
+  /** Write `messages` to the outbox in the caller's transaction, in order, and wake the relay once it commits. */
   async enqueue(tx: PoolClient, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    await tx.query(ENQUEUE, [...outboxParams(messages), OUTBOX_CHANNEL]);
+    const wake = wakeForm(tx);
+    await tx.query(ENQUEUE[wake.form], [...outboxParams(messages), ...wake.channel]);
   }
 
   async persistedHalts(markets: string[]): Promise<Map<string, string>> {
