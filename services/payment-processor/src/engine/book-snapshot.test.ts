@@ -1,0 +1,92 @@
+// The throttled book snapshots of a real engine on a real database: while commands flow, the batches carry every
+// snapshot (no transaction of its own queues a batch behind the market's lock), and once they stop one trailing
+// snapshot publishes the last book. Own database; the engine is driven directly, in transactions of its own.
+import type { Envelope } from '@exchange/contracts';
+import { silentLogger } from '@exchange/messaging';
+import { loadCatalog } from '@exchange/contracts/markets';
+import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { runMigrations } from '../migrate.ts';
+import { generateCommands } from '../testing/commands.ts';
+import { sleep, waitFor } from '../testing/harness.ts';
+import { MarketEngine, TRAILING_BOOK_GRACE_MS } from './market-engine.ts';
+import type { OutgoingMessage } from './messages.ts';
+import { PostgresEngineStore, type AppliedCommand } from './store.ts';
+import type pg from 'pg';
+
+const INTERVAL_MS = 100;
+
+/** The engine's store, recording which book snapshots went out with a batch and which in a transaction of their own. */
+class RecordingStore extends PostgresEngineStore {
+  readonly carried: number[] = [];
+  readonly alone: number[] = [];
+  override async append(
+    tx: pg.PoolClient,
+    market: string,
+    applied: AppliedCommand[],
+    messages: OutgoingMessage[],
+  ): Promise<void> {
+    await super.append(tx, market, applied, messages);
+    for (const m of messages) if (m.message.type === 'market.book-snapshot') this.carried.push(Date.now());
+  }
+  override async enqueue(tx: pg.PoolClient, messages: OutgoingMessage[]): Promise<void> {
+    await super.enqueue(tx, messages);
+    for (const m of messages) if (m.message.type === 'market.book-snapshot') this.alone.push(Date.now());
+  }
+}
+
+let db: TestDatabase;
+let engine: MarketEngine | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase('pp_book');
+  await runMigrations(db.pool);
+});
+afterAll(async () => {
+  engine?.stop();
+  await db.drop();
+});
+
+it('lets the batches carry the book snapshots while commands flow, then sends one trailing snapshot', async () => {
+  const store = new RecordingStore(db.pool);
+  engine = new MarketEngine({
+    market: loadCatalog(undefined).market('BTC-USD')!,
+    pool: db.pool,
+    store,
+    replicaId: 'replica-a',
+    snapshotEvery: 10_000,
+    bookSnapshotIntervalMs: INTERVAL_MS,
+    bookSnapshotDepth: 10,
+    logger: silentLogger,
+  });
+  await engine.restore();
+  const commands: Envelope[] = generateCommands(120, { seed: 31 });
+
+  // One command every 10 ms or so for over a second: a snapshot falls due about every 100 ms, and the next batch
+  // normally comes well within the grace after it. A snapshot may go alone during the flow only where the commands
+  // left a gap longer than the grace (a stalled machine), never merely because one fell due.
+  const handled: number[] = [];
+  for (const c of commands) {
+    await store.transaction((tx) => engine!.handle(c, tx));
+    handled.push(Date.now());
+    await sleep(10);
+  }
+  const last = handled[handled.length - 1]!;
+  const flowed = last - handled[0]!;
+  expect(store.carried.length).toBeGreaterThanOrEqual(Math.floor(flowed / INTERVAL_MS / 2));
+  const duringFlow = store.alone.filter((t) => t <= last);
+  for (const t of duringFlow) {
+    const before = handled.filter((h) => h <= t).at(-1)!;
+    const after = handled.find((h) => h > t)!;
+    expect(after - before).toBeGreaterThan(TRAILING_BOOK_GRACE_MS);
+  }
+  expect(duringFlow.length).toBeLessThan(store.carried.length);
+
+  // Quiet now: one trailing snapshot follows, with the last command's book, and no other.
+  await waitFor('the trailing snapshot', async () => store.alone.length > duringFlow.length);
+  await sleep(3 * INTERVAL_MS);
+  expect(store.alone.length).toBe(duringFlow.length + 1);
+  const { rows } = await db.pool.query<{ message: { payload: { seq: string } } }>(
+    `SELECT message FROM payment.outbox WHERE type = 'market.book-snapshot' ORDER BY sequence DESC LIMIT 1`,
+  );
+  expect(rows[0]!.message.payload.seq).toBe(String(engine.loaded!.orderBook.seq));
+});
