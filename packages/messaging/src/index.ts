@@ -79,7 +79,7 @@ export {
   type QueueSpec,
   type RetryPolicy,
 } from './topology.ts';
-export { relayNeedsNotify } from './wakeup.ts';
+export { relayWakeup, type RelayWakeup } from './wakeup.ts';
 export {
   holdingQueueName,
   queuesWithOtherDeliveryLimit,

@@ -7,7 +7,7 @@ import type { ConfirmPublisher, PublishOptions, PublishResult } from './publishe
 import { errorMessage, sleep, stderrLogger, type Logger } from './logger.ts';
 import { messagingMetrics, type GaugeSource, type MessagingMetrics, type MetricsRegistry } from './metrics.ts';
 import { INBOX_TABLE, MESSAGE_ATTEMPTS_TABLE, OUTBOX_TABLE, outboxChannel, qualify, schemaName } from './tables.ts';
-import { registerActiveRelay, relayNeedsNotify, sessionDatabase } from './wakeup.ts';
+import { registerActiveRelay, relayWakeup, sessionDatabase, type RelayWakeup } from './wakeup.ts';
 
 /** Anything that runs a query: a pg PoolClient inside the service's transaction (or a Pool, outside one). */
 export interface Queryable {
@@ -58,9 +58,10 @@ export async function enqueueMany(client: Queryable, items: EnqueueOptions[]): P
   if (items.length === 0) return [];
   const rows = outboxRows(client, items);
   const { rows: out } = await client.query<{ sequence: string }>(
-    outboxInsertSql(rows.schema, 0, rows.notify),
+    outboxInsertSql(rows.schema, 0, rows.wakeup.notify),
     rows.values,
   );
+  rows.wakeup.sent();
   return out.map((r) => ({ sequence: r.sequence })).sort((a, b) => (BigInt(a.sequence) < BigInt(b.sequence) ? -1 : 1));
 }
 
@@ -96,16 +97,17 @@ export async function enqueueGuarded<R extends pg.QueryResultRow>(
   if (guard.dependsOn.length !== items.length) throw new Error('enqueueGuarded: one dependsOn per item');
   const rows = outboxRows(client, items, guard.dependsOn);
   const n = guard.values.length;
-  const { rows: out } = await client.query<R>(outboxInsertSql(rows.schema, n, rows.notify, guard.sql, guard.with), [
-    ...guard.values,
-    ...rows.values,
-  ]);
+  const { rows: out } = await client.query<R>(
+    outboxInsertSql(rows.schema, n, rows.wakeup.notify, guard.sql, guard.with),
+    [...guard.values, ...rows.values],
+  );
+  rows.wakeup.sent();
   return out;
 }
 
 /**
  * The statement's parameters for `items`: the rows as one JSON document (`$1`), the sorted ordering-key locks (`$2`),
- * the NOTIFY channel (`$3`, only when the relay is not woken in this process: `notify`), and with a guard each row's
+ * the NOTIFY channel (`$3`, only when the relay is not woken in this process: `wakeup`), and with a guard each row's
  * `dependsOn` id inside its row. One document rather than an
  * array per column: pg encodes a `jsonb[]` parameter as an array literal that escapes every message a second time,
  * and PostgreSQL parses it twice (measured on the engine's outbox, whose write had the same shape).
@@ -114,7 +116,7 @@ function outboxRows(
   client: Queryable,
   items: EnqueueOptions[],
   dependsOn?: string[],
-): { schema: string; values: unknown[]; notify: boolean } {
+): { schema: string; values: unknown[]; wakeup: RelayWakeup } {
   const schema = schemaName(items[0]!.schema);
   if (items.some((i) => schemaName(i.schema) !== schema)) throw new Error('enqueueMany: one schema per call');
   const keys = [...new Set(items.flatMap((i) => (i.orderingKey ? [`outbox:${schema}:${i.orderingKey}`] : [])))].sort();
@@ -133,9 +135,9 @@ function outboxRows(
       dep: dependsOn?.[i] ?? null,
     };
   });
-  const notify = relayNeedsNotify(client, schema);
+  const wakeup = relayWakeup(client, schema);
   const values = [JSON.stringify(rows), keys];
-  return { schema, values: notify ? [...values, outboxChannel(schema)] : values, notify };
+  return { schema, values: wakeup.notify ? [...values, outboxChannel(schema)] : values, wakeup };
 }
 
 /**
@@ -404,7 +406,11 @@ export class OutboxRelay {
         await c.query(`LISTEN "${outboxChannel(this.opts.schema)}"`);
         // Writers in this process wake it themselves from now on, and send no NOTIFY (wakeup.ts). Registered after
         // LISTEN, so a write that notifies because it came before is heard.
-        unregister = registerActiveRelay(this.opts.schema, { database: sessionDatabase(c)!, poke: this.poke });
+        unregister = registerActiveRelay(this.opts.schema, {
+          database: sessionDatabase(c)!,
+          pool: this.opts.pool,
+          poke: this.poke,
+        });
         while (!this.stopped && !broken) {
           this.notified = false;
           const { full } = await this.publishBatch(c);

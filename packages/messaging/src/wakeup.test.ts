@@ -1,6 +1,7 @@
 /**
  * How an outbox write wakes its relay (wakeup.ts): a relay in the writer's process is woken by the writer's connection
- * once the transaction has ended, and the write sends no NOTIFY; a relay in another process is woken by NOTIFY. Every
+ * once the transaction has ended, or by the writer once a statement on the relay's own pool returned, and the write
+ * sends no NOTIFY; a relay in another process is woken by NOTIFY. Every
  * relay here polls once a minute, so only a wake-up delivers a message within the tests' few seconds. Each test first
  * sends one message and waits for it, so the relay has finished its first poll and sleeps when the message under test
  * is written.
@@ -124,6 +125,28 @@ it('wakes it after a statement that is its own transaction, and not for a rolled
   await pause(100);
   expect(seen).not.toContain(rolledBack.id);
   expect(notifications).toBe(0);
+});
+
+it("wakes it after a statement sent on its own pool, and NOTIFYs it for another pool's", async () => {
+  const queue = 'svc.wakeup-pool';
+  const m = messaging('pool', true); // the relay's pool is env.pool
+  const seen = await consumeInto(m, queue);
+  await waitFor(() => m.relay!.isLeader, { what: 'the relay to lead' });
+  await settle(queue, seen);
+
+  const own = item(1);
+  await enqueue(env.pool, { schema: SCHEMA, exchange: DEFAULT_EXCHANGE, routingKey: queue, message: own });
+  await waitFor(() => seen.includes(own.id), { timeoutMs: 5_000, what: "the message sent on the relay's pool" });
+  await pause(100);
+  expect(notifications).toBe(0);
+
+  // Another pool on the same database: nothing tells the writer it is the relay's database, so it notifies.
+  const other = new pg.Pool({ connectionString: env.db.url, max: 1 });
+  cleanups.push(() => other.end());
+  const msg = item(2);
+  await enqueue(other, { schema: SCHEMA, exchange: DEFAULT_EXCHANGE, routingKey: queue, message: msg });
+  await waitFor(() => seen.includes(msg.id), { timeoutMs: 5_000, what: 'the message sent on another pool' });
+  expect(notifications).toBeGreaterThanOrEqual(1);
 });
 
 it('NOTIFYs a relay that runs in another process', async () => {

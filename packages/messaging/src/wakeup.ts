@@ -12,20 +12,25 @@ import type { PgSchema } from 'drizzle-orm/pg-core';
  * write sends no `NOTIFY`: the writer's connection wakes the relay itself as soon as it reports that its transaction
  * has ended (the first ReadyForQuery whose status is idle), which is when the row became visible, or was rolled back.
  *
- * Where the active relay is not in this process (another replica leads, or none does yet) or the writer's connection
- * is not known (a `Pool`), the write notifies as before. A relay that loses its lead between a write and its commit
+ * A statement sent on the relay's own pool is a transaction of its own: the writer wakes the relay when it returns.
+ * Where the active relay is not in this process (another replica leads, or none does yet) or the writer's database is
+ * not known (a pool other than the relay's), the write notifies as before. A relay that loses its lead between a write and its commit
  * misses that wake-up; the next leader's first poll, or its poll interval, finds the row, as after a lost NOTIFY.
  */
 
-/** What a relay registers while it leads: the database session it leads from, and how to wake it. */
+/** What a relay registers while it leads: the database session it leads from, its pool, and how to wake it. */
 export interface LocalRelay {
   /** `host:port/database` of the relay's session. */
   readonly database: string;
+  /** The pool the relay's session came from: a statement sent on it is in the same database. */
+  readonly pool?: object;
   poke(): void;
 }
 
 /** The relays active in this process, by `host:port/database/schema`. A set: tests may run two for one schema. */
 const active = new Map<string, Set<LocalRelay>>();
+/** The same relays by their pool, then schema. */
+const byPool = new WeakMap<object, Map<string, Set<LocalRelay>>>();
 
 /** Relays to wake when a connection's transaction ends, by connection. */
 const waiting = new WeakMap<object, Set<LocalRelay>>();
@@ -38,7 +43,7 @@ interface ClientLike {
   getTransactionStatus?: () => string | null;
 }
 
-/** The database a pg client (or Pool) is connected to, or undefined when it is not a client. */
+/** The database a pg client is connected to, or undefined when it is not a client (a Pool, say). */
 export function sessionDatabase(client: unknown): string | undefined {
   const c = client as ClientLike;
   if (typeof c.getTransactionStatus !== 'function' || !c.connection) return undefined;
@@ -49,28 +54,57 @@ function key(database: string, schema: string | PgSchema): string {
   return `${database}/${schemaName(schema)}`;
 }
 
-/** Called by a relay when it becomes the active one for `schema`; returns the call that unregisters it. */
-export function registerActiveRelay(schema: string | PgSchema, relay: LocalRelay): () => void {
-  const k = key(relay.database, schema);
-  const set = active.get(k) ?? new Set();
+function add<K>(map: Map<K, Set<LocalRelay>>, k: K, relay: LocalRelay): () => void {
+  const set = map.get(k) ?? new Set();
   set.add(relay);
-  active.set(k, set);
+  map.set(k, set);
   return () => {
     set.delete(relay);
-    if (set.size === 0 && active.get(k) === set) active.delete(k);
+    if (set.size === 0 && map.get(k) === set) map.delete(k);
   };
 }
 
+/** Called by a relay when it becomes the active one for `schema`; returns the call that unregisters it. */
+export function registerActiveRelay(schema: string | PgSchema, relay: LocalRelay): () => void {
+  const removes = [add(active, key(relay.database, schema), relay)];
+  if (relay.pool) {
+    const schemas = byPool.get(relay.pool) ?? new Map<string, Set<LocalRelay>>();
+    byPool.set(relay.pool, schemas);
+    removes.push(add(schemas, schemaName(schema), relay));
+  }
+  return () => {
+    for (const remove of removes) remove();
+  };
+}
+
+/** How one outbox statement wakes its relay. */
+export interface RelayWakeup {
+  /** Whether the statement must `NOTIFY` the relay's channel. */
+  readonly notify: boolean;
+  /** To be called once the statement has returned successfully. */
+  sent(): void;
+}
+
+const NOTIFY: RelayWakeup = { notify: true, sent: () => {} };
+const ON_TRANSACTION_END: RelayWakeup = { notify: false, sent: () => {} };
+
 /**
- * To be called by an outbox writer before its statement, on the connection that sends it. When the schema's active
- * relay runs in this process, arranges for it to be woken once that connection's transaction ends and returns false:
- * the statement must not notify. Otherwise returns true: the statement must `NOTIFY` the relay's channel.
+ * To be called by an outbox writer before its statement, with what it sends the statement on. When the schema's active
+ * relay runs in this process, the statement must not notify:
+ * - on a connection, the relay is woken once that connection's transaction ends;
+ * - on the relay's own pool, the statement is a transaction of its own, committed when it returns: `sent()` wakes it.
+ * Otherwise the statement must `NOTIFY` the relay's channel.
  */
-export function relayNeedsNotify(client: unknown, schema: string | PgSchema): boolean {
+export function relayWakeup(client: unknown, schema: string | PgSchema): RelayWakeup {
   const database = sessionDatabase(client);
-  if (database === undefined) return true;
+  if (database === undefined) {
+    const relays = typeof client === 'object' && client ? byPool.get(client)?.get(schemaName(schema)) : undefined;
+    if (!relays || relays.size === 0) return NOTIFY;
+    const wake = [...relays];
+    return { notify: false, sent: () => wake.forEach((r) => r.poke()) };
+  }
   const relays = active.get(key(database, schema));
-  if (!relays || relays.size === 0) return true;
+  if (!relays || relays.size === 0) return NOTIFY;
   const conn = (client as ClientLike).connection!;
   let set = waiting.get(conn);
   if (!set) {
@@ -88,5 +122,5 @@ export function relayNeedsNotify(client: unknown, schema: string | PgSchema): bo
     conn.on('readyForQuery', onReady);
   }
   for (const r of relays) set.add(r);
-  return false;
+  return ON_TRANSACTION_END;
 }

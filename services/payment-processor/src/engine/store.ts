@@ -9,7 +9,7 @@
  */
 import { context, propagation } from '@opentelemetry/api';
 import { withTransaction, type Pool, type PoolClient } from '@exchange/db';
-import { OUTBOX_TABLE, outboxChannel, relayNeedsNotify } from '@exchange/messaging';
+import { OUTBOX_TABLE, outboxChannel, relayWakeup } from '@exchange/messaging';
 import { PAYMENT_SCHEMA } from '../db/schema.ts';
 import type { CoreSnapshot, JournalCommand } from './core.ts';
 import type { OutgoingMessage } from './messages.ts';
@@ -166,7 +166,7 @@ function outboxParams(messages: OutgoingMessage[]): unknown[] {
 /**
  * The relay's wake-up at the end of a statement that wrote outbox rows (`o`), whose last parameter is `$n`: a NOTIFY on
  * commit, only when there was a message, where the relay runs in another process; nothing where it runs in this one,
- * which `relayNeedsNotify` wakes itself once the transaction ends.
+ * which `relayWakeup` wakes itself once the transaction ends.
  */
 const wakeUp = (n: number) => ({
   notify: `SELECT pg_notify($${n}, '') WHERE EXISTS (SELECT 1 FROM o)`,
@@ -198,7 +198,7 @@ const ENQUEUE = {
  * batch without messages takes the same form (one text either way); in this process it costs the relay one empty poll.
  */
 function wakeForm(tx: PoolClient): { form: 'notify' | 'local'; channel: string[] } {
-  return relayNeedsNotify(tx, PAYMENT_SCHEMA)
+  return relayWakeup(tx, PAYMENT_SCHEMA).notify
     ? { form: 'notify', channel: [OUTBOX_CHANNEL] }
     : { form: 'local', channel: [] };
 }
