@@ -80,12 +80,18 @@ async function settle(queue: string, seen: string[]): Promise<void> {
   notifications = 0;
 }
 
-it('wakes a relay of this process once the transaction commits, without NOTIFY', async () => {
-  const queue = 'svc.wakeup-local';
-  const m = messaging('local', true);
+/** A relay of this process on env.pool, leading and settled, and what a consumer of `queue` has seen. */
+async function leadingRelay(name: string, queue: string): Promise<string[]> {
+  const m = messaging(name, true);
   const seen = await consumeInto(m, queue);
   await waitFor(() => m.relay!.isLeader, { what: 'the relay to lead' });
   await settle(queue, seen);
+  return seen;
+}
+
+it('wakes a relay of this process once the transaction commits, without NOTIFY', async () => {
+  const queue = 'svc.wakeup-local';
+  const seen = await leadingRelay('local', queue);
 
   const msg = item(1);
   await withTransaction(env.pool, async (c) => {
@@ -100,10 +106,7 @@ it('wakes a relay of this process once the transaction commits, without NOTIFY',
 
 it('wakes it after a statement that is its own transaction, and not for a rolled-back write', async () => {
   const queue = 'svc.wakeup-autocommit';
-  const m = messaging('autocommit', true);
-  const seen = await consumeInto(m, queue);
-  await waitFor(() => m.relay!.isLeader, { what: 'the relay to lead' });
-  await settle(queue, seen);
+  const seen = await leadingRelay('autocommit', queue);
 
   const rolledBack = item(1);
   await expect(
@@ -129,10 +132,7 @@ it('wakes it after a statement that is its own transaction, and not for a rolled
 
 it("wakes it after a statement sent on its own pool, and NOTIFYs it for another pool's", async () => {
   const queue = 'svc.wakeup-pool';
-  const m = messaging('pool', true); // the relay's pool is env.pool
-  const seen = await consumeInto(m, queue);
-  await waitFor(() => m.relay!.isLeader, { what: 'the relay to lead' });
-  await settle(queue, seen);
+  const seen = await leadingRelay('pool', queue); // the relay's pool is env.pool
 
   const own = item(1);
   await enqueue(env.pool, { schema: SCHEMA, exchange: DEFAULT_EXCHANGE, routingKey: queue, message: own });
