@@ -108,9 +108,9 @@ export async function enqueueGuarded<R extends pg.QueryResultRow>(
 /**
  * The statement's parameters for `items`: the rows as one JSON document (`$1`), the sorted ordering-key locks (`$2`),
  * the NOTIFY channel (`$3`, only when the relay is not woken in this process: `wakeup`), and with a guard each row's
- * `dependsOn` id inside its row. One document rather than an
- * array per column: pg encodes a `jsonb[]` parameter as an array literal that escapes every message a second time,
- * and PostgreSQL parses it twice (measured on the engine's outbox, whose write had the same shape).
+ * `dependsOn` id inside its row. One document rather than an array per column: pg encodes a `jsonb[]` parameter as an
+ * array literal that escapes every message a second time, and PostgreSQL parses it twice (measured on the engine's
+ * outbox, whose write had the same shape).
  */
 function outboxRows(
   client: Queryable,
@@ -143,8 +143,8 @@ function outboxRows(
 /**
  * One statement, one round trip, whatever the batch: the ordering keys' advisory locks (`locked`, in array order:
  * sorted by the caller), then the rows, then, with `notify`, the relay's wake-up NOTIFY (delivered at commit, like one
- * sent by its own statement). The rows wait for the locks: the insert's gating condition counts `locked`, which runs every lock call
- * before the first row (and its sequence number) is produced. Sequences follow the document's order.
+ * sent by its own statement). The rows wait for the locks: the insert's gating condition counts `locked`, which runs
+ * every lock call before the first row (and its sequence number) is produced. Sequences follow the document's order.
  *
  * With a `guard` (parameters `$1…$base`), the guard runs before the locks (their gate counts its rows), a row is
  * written only if the guard returned its `dependsOn` id (the row's `dep`), and the statement returns the guard's

@@ -14,8 +14,9 @@ import type { PgSchema } from 'drizzle-orm/pg-core';
  *
  * A statement sent on the relay's own pool is a transaction of its own: the writer wakes the relay when it returns.
  * Where the active relay is not in this process (another replica leads, or none does yet) or the writer's database is
- * not known (a pool other than the relay's), the write notifies as before. A relay that loses its lead between a write and its commit
- * misses that wake-up; the next leader's first poll, or its poll interval, finds the row, as after a lost NOTIFY.
+ * not known (a pool other than the relay's), the write notifies as before. A relay that loses its lead between a
+ * write and its commit misses that wake-up; the next leader's first poll, or its poll interval, finds the row, as
+ * after a lost NOTIFY.
  */
 
 /** What a relay registers while it leads: the database session it leads from, its pool, and how to wake it. */

@@ -130,9 +130,9 @@ const OUTBOX_CHANNEL = outboxChannel(PAYMENT_SCHEMA);
 
 /**
  * Outbox rows for the engine's messages, written in as few statements as possible: one engine command's messages go
- * in one INSERT (combined with the journal write, see `append`) and one wake-up of the relay. Same rows as `@exchange/messaging`'s
- * `enqueue` (the relay publishes them in `sequence` order); the messages were built and validated by their contracts'
- * `create()`. A command with many fills would otherwise pay two round trips per message.
+ * in one INSERT (combined with the journal write, see `append`) and one wake-up of the relay. Same rows as
+ * `@exchange/messaging`'s `enqueue` (the relay publishes them in `sequence` order); the messages were built and
+ * validated by their contracts' `create()`. A command with many fills would otherwise pay two round trips per message.
  *
  * The rows come from one JSON array, so the statement's text is the same whatever the number of messages: it is
  * prepared and planned once per connection, where a VALUES list sized by its batch was a new text (parsed and planned
