@@ -15,7 +15,7 @@ import {
 import type { PayloadOf } from '@exchange/contracts';
 import type { FeeRates, Market } from '@exchange/contracts/markets';
 import type { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/trading';
-import { uuidv5 } from '../uuid.ts';
+import { orderedUuid } from '../uuid.ts';
 
 export type PlacePayload = PayloadOf<typeof PlaceOrderV1>;
 export type CancelPayload = PayloadOf<typeof CancelOrderV1>;
@@ -162,7 +162,7 @@ function safeInt(s: string | undefined): number {
 }
 
 export function tradeIdOf(market: string, bookSeq: number, epoch?: string): string {
-  return uuidv5(epoch ? `${market}:${epoch}:trade:${bookSeq}` : `${market}:trade:${bookSeq}`);
+  return orderedUuid(`${market}:${epoch ?? ''}:trades`, bookSeq);
 }
 
 export class MarketCore {

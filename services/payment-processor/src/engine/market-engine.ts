@@ -18,7 +18,7 @@ import { AmendOrderV1, CancelOrderV1, PlaceOrderV1 } from '@exchange/contracts/t
 import type { Pool, PoolClient } from '@exchange/db';
 import { PermanentError, type Logger } from '@exchange/messaging';
 import type { PaymentMetrics } from '../metrics.ts';
-import { uuidv5 } from '../uuid.ts';
+import { orderedUuid, uuidv5 } from '../uuid.ts';
 import {
   MarketCore,
   type AmendPayload,
@@ -590,7 +590,7 @@ export class MarketEngine {
         this.core!.orderBook,
         this.opts.bookSnapshotDepth,
         at,
-        uuidv5(`${this.symbol}:${this.epoch ?? ''}:${seq}:book`),
+        orderedUuid(`${this.symbol}:${this.epoch ?? ''}:book`, seq),
       );
     }
     this.armTrailingBookSnapshot();
@@ -638,7 +638,7 @@ export class MarketEngine {
           this.core.orderBook,
           this.opts.bookSnapshotDepth,
           new Date().toISOString(),
-          uuidv5(`${this.symbol}:${this.epoch ?? ''}:${seq}:book`),
+          orderedUuid(`${this.symbol}:${this.epoch ?? ''}:book`, seq),
         ),
       ]);
     });

@@ -5,8 +5,9 @@
  *   3. for an amend: `engine.order-amended`, then `wallet.adjust-hold` when the hold changes or a top-up is to end
  *   4. `wallet.release-hold` for every order the command finished — after all settles of the command, on the same
  *      single-active-consumer queue, so a release never overtakes a settle of its order.
- * Message ids are UUIDv5 of (market, epoch, journal seq, index): re-applying a journaled command yields the same
- * messages, and a journal seq reused in another epoch (after a restore or reset) yields other ids.
+ * Message ids are ordered UUIDs of (market, epoch, journal seq, index) (`orderedUuid`): re-applying a journaled
+ * command yields the same messages, and a journal seq reused in another epoch (after a restore or reset) yields
+ * other ids.
  */
 import type { Envelope } from '@exchange/contracts';
 import type { Market } from '@exchange/contracts/markets';
@@ -21,7 +22,7 @@ import {
   TradeExecutedV1,
 } from '@exchange/contracts/trading';
 import type { OrderBook } from '@exchange/matching-engine';
-import { uuidv5 } from '../uuid.ts';
+import { orderedUuid } from '../uuid.ts';
 import type { ApplyResult, JournalCommand } from './core.ts';
 
 export const PRODUCER = 'payment-processor';
@@ -51,7 +52,7 @@ export function messagesFor(
   let i = 0;
   const meta = () => ({
     producer: PRODUCER,
-    id: uuidv5(cmd.epoch ? `${symbol}:${cmd.epoch}:${r.seq}:${i++}` : `${symbol}:${r.seq}:${i++}`),
+    id: orderedUuid(`${symbol}:${cmd.epoch ?? ''}:messages`, r.seq, i++),
     occurredAt: at,
     causationId: cmd.messageId,
     ...(correlationId ? { correlationId } : {}),
