@@ -363,6 +363,28 @@ describe('MarketCore', () => {
     const again = referenceRun(market, envelopes);
     expect(again.messages.map((m) => m.message)).toEqual(ref.messages.map((m) => m.message));
   });
+  // The inboxes, trades and settlements are keyed by these ids: ascending ones land on the leaf the last insert touched
+  it("gives one epoch's trade and message ids in ascending order, and another epoch other ids", () => {
+    const run = (epoch: string) => {
+      const core = new MarketCore(market);
+      const trades: string[] = [];
+      const messages: string[] = [];
+      for (let i = 1; i <= 60; i++) {
+        const side = i % 2 ? 'sell' : 'buy';
+        const cmd = { ...place(i, i % 5, { side, quantityLots: '1' }), epoch };
+        const r = core.apply(cmd);
+        trades.push(...r.fills.map((f) => f.tradeId));
+        messages.push(...messagesFor(market, cmd, r, AT).map((m) => m.message.id));
+      }
+      return { trades, messages };
+    };
+    const a = run('epoch-a');
+    expect(a.trades).toHaveLength(30);
+    for (const ids of [a.trades, a.messages]) expect(ids).toEqual([...new Set(ids)].sort());
+    const b = run('epoch-b');
+    expect(b.trades.filter((id) => a.trades.includes(id))).toEqual([]);
+    expect(b.messages.filter((id) => a.messages.includes(id))).toEqual([]);
+  });
 });
 
 describe('MarketCore: icebergs and the volatility guard', () => {
