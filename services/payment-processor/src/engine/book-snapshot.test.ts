@@ -29,19 +29,24 @@ class RecordingStore extends PostgresEngineStore {
     applied: AppliedCommand[],
     messages: OutgoingMessage[],
   ): Promise<void> {
-    this.batches.push(Date.now());
+    const at = Date.now();
+    this.batches.push(at);
     await super.append(tx, market, applied, messages);
     this.lastBatchCarried = messages.some((m) => m.message.type === 'market.book-snapshot');
-    if (this.lastBatchCarried) this.carried.push(Date.now());
+    if (this.lastBatchCarried) this.carried.push(at);
   }
   override async enqueue(tx: pg.PoolClient, messages: OutgoingMessage[]): Promise<void> {
+    // when the engine chose to send it (no await between that choice and this call), not when it was written: a
+    // batch deciding in between, after the choice, rightly carries none
+    const at = Date.now();
     await super.enqueue(tx, messages);
-    for (const m of messages) if (m.message.type === 'market.book-snapshot') this.alone.push(Date.now());
+    for (const m of messages) if (m.message.type === 'market.book-snapshot') this.alone.push(at);
   }
 }
 
 let db: TestDatabase;
 let engine: MarketEngine | undefined;
+let late: MarketEngine | undefined;
 
 beforeAll(async () => {
   db = await createTestDatabase('pp_book');
@@ -49,6 +54,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   engine?.stop();
+  late?.stop();
   await db.drop();
 });
 
@@ -107,4 +113,54 @@ it('lets the batches carry the book snapshots while commands flow, then sends on
     `SELECT message FROM payment.outbox WHERE type = 'market.book-snapshot' ORDER BY sequence DESC LIMIT 1`,
   );
   expect(rows[0]!.message.payload.seq).toBe(String(engine.loaded!.orderBook.seq));
+});
+
+it('sends no snapshot alone when its timer fires late, just before the next batch would carry it', async () => {
+  const store = new RecordingStore(db.pool);
+  late = new MarketEngine({
+    market: loadCatalog(undefined).market('ETH-USD')!,
+    pool: db.pool,
+    store,
+    replicaId: 'replica-a',
+    snapshotEvery: 10_000,
+    bookSnapshotIntervalMs: INTERVAL_MS,
+    bookSnapshotDepth: 10,
+    logger: silentLogger,
+  });
+  await late.restore();
+  const commands = generateCommands(40, { seed: 37, market: 'ETH-USD' });
+  const apply = async () => {
+    await store.transaction((tx) => late!.handle(commands.shift()!, tx));
+    return store.lastBatchCarried;
+  };
+  const spin = (until: number) => {
+    let n = 0;
+    while (Date.now() < until) n++;
+    return n;
+  };
+
+  // The arrangement needs each step within tens of milliseconds; on a stalled machine it is tried again.
+  let arranged = false;
+  for (let attempt = 0; attempt < 5 && !arranged; attempt++) {
+    await sleep(INTERVAL_MS + TRAILING_BOOK_GRACE_MS + 50); // the last snapshot is past due: the next batch carries
+    const aloneBefore = store.alone.length;
+    // c1 carries one; c2 arms the trailing timer for c1's snapshot + interval + grace
+    if (!(await apply()) || (await apply())) continue;
+    const l1 = store.carried.at(-1)!;
+    // c3 carries the next one before that timer fires; c4 changes the book again and finds the timer armed
+    await sleep(Math.max(0, l1 + INTERVAL_MS + 5 - Date.now()));
+    if (!(await apply())) continue;
+    const l2 = store.carried.at(-1)!;
+    if (await apply()) continue;
+    if (store.alone.length !== aloneBefore || Date.now() > l2 + INTERVAL_MS) continue;
+    // the event loop is busy past c3's snapshot + interval: the timer, due at c1's, fires late, inside c3's grace
+    spin(l2 + INTERVAL_MS + 10);
+    arranged = true;
+    await sleep(TRAILING_BOOK_GRACE_MS / 2); // a snapshot sent now would be written by then
+    expect(store.alone.slice(aloneBefore).filter((t) => t < l2 + INTERVAL_MS + TRAILING_BOOK_GRACE_MS)).toEqual([]);
+    // the trailing snapshot still follows, after the grace
+    await waitFor('the trailing snapshot', async () => store.alone.length > aloneBefore);
+    expect(store.alone[aloneBefore]!).toBeGreaterThanOrEqual(l2 + INTERVAL_MS + TRAILING_BOOK_GRACE_MS - 2);
+  }
+  expect(arranged).toBe(true);
 });

@@ -611,7 +611,9 @@ export class MarketEngine {
       () => {
         this.bookTimer = undefined;
         if (this.stopped || !this.core || this.core.seq === this.lastBookSnapshotSeq) return;
-        if (Date.now() < this.lastBookSnapshotAt + this.opts.bookSnapshotIntervalMs) {
+        // the grace again, not only the interval: a timer that fires late (a busy event loop) must not send a
+        // snapshot alone just before the next batch would carry it
+        if (Date.now() < this.lastBookSnapshotAt + this.opts.bookSnapshotIntervalMs + TRAILING_BOOK_GRACE_MS) {
           this.armTrailingBookSnapshot();
           return;
         }
@@ -626,10 +628,14 @@ export class MarketEngine {
 
   private async flushBookSnapshot(): Promise<void> {
     if (this.stopped) return;
+    let carried = false;
     await this.store.transaction(async (client) => {
       const seq = (await this.store.lock(client, this.symbol))?.lastSeq ?? -1;
       // Only the replica whose engine is current publishes (a standby's book is stale).
       if (this.dirty || !this.core || this.core.seq !== seq || seq === this.lastBookSnapshotSeq) return;
+      // a batch that held the lock meanwhile may have carried one, and the book changed again since
+      carried = Date.now() < this.lastBookSnapshotAt + this.opts.bookSnapshotIntervalMs + TRAILING_BOOK_GRACE_MS;
+      if (carried) return;
       this.lastBookSnapshotAt = Date.now();
       this.lastBookSnapshotSeq = seq;
       await this.store.enqueue(client, [
@@ -642,6 +648,7 @@ export class MarketEngine {
         ),
       ]);
     });
+    if (carried) this.armTrailingBookSnapshot(); // for the book after the batch that carried one
   }
 
   /** Store a snapshot of the current state if it is current and newer than the last one (graceful shutdown). */
