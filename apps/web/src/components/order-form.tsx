@@ -213,8 +213,9 @@ export function OrderForm({ market, place, onPlaced, initialPrice }: OrderFormPr
       </dl>
       <ErrorBox error={error} />
       {placed ? (
+        // order ids are UUIDv7: their first digits are the time, the same for every order of the same minute
         <p className="ok-msg" role="status">
-          Order {placed.id.slice(0, 8)} {placed.status}
+          Order {placed.id.slice(-8)} {placed.status}
         </p>
       ) : null}
       <button type="submit" className={`primary ${draft.side}`} disabled={busy || Boolean(check.errors.market)}>
