@@ -52,16 +52,10 @@ beforeAll(async () => {
   db = await createTestDatabase('pp_book');
   await runMigrations(db.pool);
 });
-afterAll(async () => {
-  engine?.stop();
-  late?.stop();
-  await db.drop();
-});
-
-it('lets the batches carry the book snapshots while commands flow, then sends one trailing snapshot', async () => {
-  const store = new RecordingStore(db.pool);
-  engine = new MarketEngine({
-    market: loadCatalog(undefined).market('BTC-USD')!,
+/** A market's engine with book snapshots every `INTERVAL_MS`, restored from the database. */
+async function startEngine(market: string, store: RecordingStore): Promise<MarketEngine> {
+  const e = new MarketEngine({
+    market: loadCatalog(undefined).market(market)!,
     pool: db.pool,
     store,
     replicaId: 'replica-a',
@@ -70,7 +64,19 @@ it('lets the batches carry the book snapshots while commands flow, then sends on
     bookSnapshotDepth: 10,
     logger: silentLogger,
   });
-  await engine.restore();
+  await e.restore();
+  return e;
+}
+
+afterAll(async () => {
+  engine?.stop();
+  late?.stop();
+  await db.drop();
+});
+
+it('lets the batches carry the book snapshots while commands flow, then sends one trailing snapshot', async () => {
+  const store = new RecordingStore(db.pool);
+  engine = await startEngine('BTC-USD', store);
   const FLOW = 120;
   const commands: Envelope[] = generateCommands(FLOW + 20, { seed: 31 });
 
@@ -117,17 +123,7 @@ it('lets the batches carry the book snapshots while commands flow, then sends on
 
 it('sends no snapshot alone when its timer fires late, just before the next batch would carry it', async () => {
   const store = new RecordingStore(db.pool);
-  late = new MarketEngine({
-    market: loadCatalog(undefined).market('ETH-USD')!,
-    pool: db.pool,
-    store,
-    replicaId: 'replica-a',
-    snapshotEvery: 10_000,
-    bookSnapshotIntervalMs: INTERVAL_MS,
-    bookSnapshotDepth: 10,
-    logger: silentLogger,
-  });
-  await late.restore();
+  late = await startEngine('ETH-USD', store);
   const commands = generateCommands(40, { seed: 37, market: 'ETH-USD' });
   const apply = async () => {
     await store.transaction((tx) => late!.handle(commands.shift()!, tx));
