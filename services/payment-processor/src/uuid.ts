@@ -9,16 +9,25 @@ function parse(uuid: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
+/** SHA-1 of (namespace, name): RFC 9562's name-based hash. */
+function nameHash(name: string, namespace: string): Buffer {
+  return createHash('sha1').update(parse(namespace)).update(name, 'utf8').digest();
+}
+
+/** 32 hex digits in the 8-4-4-4-12 form. */
+function format(x: string): string {
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
 /**
  * RFC 9562 UUID version 5 (SHA-1, name-based): the same name always gives the same id, for ids derived from
  * something other than a journal seq (payouts, auction ends). Trade and message ids use `orderedUuid`.
  */
 export function uuidv5(name: string, namespace: string = PAYMENT_NAMESPACE): string {
-  const h = createHash('sha1').update(parse(namespace)).update(name, 'utf8').digest();
+  const h = nameHash(name, namespace);
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  return format(h.subarray(0, 16).toString('hex'));
 }
 
 const SUB_LIMIT = 2 ** 24;
@@ -30,8 +39,7 @@ function namePrefix(name: string, namespace: string): bigint {
   let p = prefixes.get(key);
   if (p === undefined) {
     if (prefixes.size >= 1024) prefixes.clear();
-    const h = createHash('sha1').update(parse(namespace)).update(name, 'utf8').digest();
-    p = h.readBigUInt64BE(0) >> 14n;
+    p = nameHash(name, namespace).readBigUInt64BE(0) >> 14n;
     prefixes.set(key, p);
   }
   return p;
@@ -64,6 +72,5 @@ export function orderedUuid(name: string, seq: number, sub = 0, namespace: strin
     (((bits >> 62n) & 0xfffn) << 64n) | // bits 52-63
     (0b10n << 62n) | // RFC 9562 variant
     (bits & ((1n << 62n) - 1n)); // bits 66-127
-  const x = id.toString(16).padStart(32, '0');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  return format(id.toString(16).padStart(32, '0'));
 }

@@ -606,14 +606,13 @@ export class MarketEngine {
    */
   private armTrailingBookSnapshot(): void {
     if (this.bookTimer || this.stopped) return;
-    const due = this.lastBookSnapshotAt + this.opts.bookSnapshotIntervalMs;
     this.bookTimer = setTimeout(
       () => {
         this.bookTimer = undefined;
         if (this.stopped || !this.core || this.core.seq === this.lastBookSnapshotSeq) return;
         // the grace again, not only the interval: a timer that fires late (a busy event loop) must not send a
         // snapshot alone just before the next batch would carry it
-        if (Date.now() < this.lastBookSnapshotAt + this.opts.bookSnapshotIntervalMs + TRAILING_BOOK_GRACE_MS) {
+        if (Date.now() < this.trailingSnapshotAt()) {
           this.armTrailingBookSnapshot();
           return;
         }
@@ -621,9 +620,14 @@ export class MarketEngine {
           this.opts.logger.warn({ err, market: this.symbol }, 'engine: trailing book snapshot failed'),
         );
       },
-      Math.max(0, due - Date.now()) + TRAILING_BOOK_GRACE_MS,
+      Math.max(TRAILING_BOOK_GRACE_MS, this.trailingSnapshotAt() - Date.now()),
     );
     this.bookTimer.unref();
+  }
+
+  /** The earliest a snapshot may go alone: the grace after the next one falls due. */
+  private trailingSnapshotAt(): number {
+    return this.lastBookSnapshotAt + this.opts.bookSnapshotIntervalMs + TRAILING_BOOK_GRACE_MS;
   }
 
   private async flushBookSnapshot(): Promise<void> {
@@ -634,7 +638,7 @@ export class MarketEngine {
       // Only the replica whose engine is current publishes (a standby's book is stale).
       if (this.dirty || !this.core || this.core.seq !== seq || seq === this.lastBookSnapshotSeq) return;
       // a batch that held the lock meanwhile may have carried one, and the book changed again since
-      carried = Date.now() < this.lastBookSnapshotAt + this.opts.bookSnapshotIntervalMs + TRAILING_BOOK_GRACE_MS;
+      carried = Date.now() < this.trailingSnapshotAt();
       if (carried) return;
       this.lastBookSnapshotAt = Date.now();
       this.lastBookSnapshotSeq = seq;
