@@ -36,6 +36,12 @@ const { values: args } = parseArgs({
      * code in V8's baseline tiers, and a production service is warm (docs/benchmarks.md, fourteenth round).
      */
     warmup: { type: 'string', default: '10' },
+    /**
+     * ANALYZE the database after the warm-up: the services' prepared statements keep the plans made when the tables
+     * were empty until statistics change, and autovacuum may not get to a fresh database for minutes
+     * (docs/benchmarks.md, twenty-first round). `--no-analyze` measures those first plans.
+     */
+    analyze: { type: 'boolean', default: true },
     'drain-timeout': { type: 'string', default: '60' },
     'admin-email': { type: 'string' },
     secrets: { type: 'string' },
@@ -44,6 +50,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     help: { type: 'boolean', short: 'h', default: false },
   },
+  allowNegative: true,
 });
 
 if (args.help) {
@@ -58,6 +65,7 @@ if (args.help) {
   --duration S              seconds per open/closed phase (default 20); --single-duration S (default 5)
   --concurrency N           closed model: requests in flight (default 64)
   --warmup S                seconds of closed-loop load before the first phase, not counted (default 10; 0: none)
+  --no-analyze              skip the ANALYZE after the warm-up (measure the plans made on empty tables)
   --traders N               funded traders (default 100); --users N, --preload-orders N seed history first
   --label TEXT              names the run in the table and the JSON line
 `);
@@ -459,6 +467,11 @@ async function main() {
     warmup = { orders: w.processed, seconds: warmupS };
     log(`warm-up: ${w.processed} orders processed`);
   }
+  if (args.analyze) {
+    const ta = Date.now();
+    await pool.query('ANALYZE');
+    log(`ANALYZE in ${((Date.now() - ta) / 1000).toFixed(1)} s`);
+  }
   const sizes = await pool.query<{ users: string; orders: string; accounts: string }>(
     `SELECT (SELECT count(*) FROM auth.users)::text AS users, (SELECT count(*) FROM orders.orders)::text AS orders,
             (SELECT count(*) FROM wallet.accounts)::text AS accounts`,
@@ -506,7 +519,7 @@ async function main() {
   ]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const out = [
-    `${args.label ? `${args.label}: ` : ''}${sizes.rows[0]!.users} users, ${sizes.rows[0]!.accounts} accounts, ${sizes.rows[0]!.orders} orders in the database before the load; ${traders.length} traders; ${warmup ? `warm-up ${warmup.seconds} s (${warmup.orders} orders, not counted)` : 'no warm-up'}; load average ${load.map((x) => x.toFixed(1)).join(' ')}`,
+    `${args.label ? `${args.label}: ` : ''}${sizes.rows[0]!.users} users, ${sizes.rows[0]!.accounts} accounts, ${sizes.rows[0]!.orders} orders in the database before the load; ${traders.length} traders; ${warmup ? `warm-up ${warmup.seconds} s (${warmup.orders} orders, not counted)` : 'no warm-up'}; ${args.analyze ? 'analyzed' : 'not analyzed'}; load average ${load.map((x) => x.toFixed(1)).join(' ')}`,
     line(header),
     line(header.map(() => '---')),
     ...rows.map(line),
@@ -524,6 +537,7 @@ async function main() {
       },
       traders: traders.length,
       warmup,
+      analyzed: args.analyze,
       loadAverage: load,
       phases: results,
       reconciliation: recon,
