@@ -157,6 +157,13 @@ test('a dump taken before a migration restores over the live database; the servi
   expect(restored.stdout).toContain('restore: done');
 
   const q = async (sql: string) => (await db.pool.query(sql)).rows;
+  // a dump carries no planner statistics: the script gathers them before any service prepares a statement
+  const stats = await q(
+    `SELECT schemaname, count(*)::int AS tables, count(last_analyze)::int AS analyzed FROM pg_stat_user_tables
+      WHERE schemaname IN ('auth', 'wallet', 'orders', 'payment') GROUP BY 1 ORDER BY 1`,
+  );
+  expect(stats.map((r) => r.schemaname)).toEqual(['auth', 'orders', 'payment', 'wallet']);
+  expect(stats).toEqual(stats.map((r) => ({ ...r, analyzed: r.tables })));
   expect(await q(`SELECT to_regclass('orders.release_2_feature') AS t`)).toEqual([{ t: null }]);
   expect(await q(`SELECT count(*)::int AS n FROM orders.__migrations WHERE hash = 'release-2-migration'`)).toEqual([
     { n: 0 },

@@ -58,4 +58,8 @@ WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\_
 SQL
   age -d -i "$BACKUP_AGE_IDENTITY_FILE" "$file" | pg_restore --clean --if-exists --no-owner --exit-on-error --file=-
 } | psql "$DATABASE_URL" -q --single-transaction -v ON_ERROR_STOP=1 > /dev/null
+# A dump carries no planner statistics. The services prepare each statement once per connection and keep its plan until
+# the table's statistics change, so they should start on analyzed tables, not wait for autovacuum.
+echo "restore: gathering planner statistics (ANALYZE)"
+psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -c ANALYZE
 echo "restore: done"
