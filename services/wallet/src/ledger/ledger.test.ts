@@ -5,7 +5,7 @@ import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { Assets } from '../assets.ts';
 import { createHold, releaseHold } from './holds.ts';
-import { insertEntries, writeLedger } from './repository.ts';
+import { insertEntries, lockAccounts, lockAccountsAndHolds, writeLedger } from './repository.ts';
 import { postEntry, userBalances } from './service.ts';
 import { runMigrations } from '../migrate.ts';
 import {
@@ -400,4 +400,46 @@ test('the order path cannot release a withdrawal hold (release-hold message and 
   await cancelWithdrawal(db.pool, user, w.id);
   expect(await balanceOf(user, 'USD')).toMatchObject({ held: 0n, total: 100_000n });
   await assertLedgerInvariants(db.pool);
+});
+
+test('several accounts are locked in id order as numbers, the order every ledger function uses (9 before 10)', async () => {
+  // As text, '1000000000' sorts before '999999999': an ORDER BY on the text id would lock the larger id first, and
+  // two transactions locking the same two accounts in the two orders could deadlock.
+  const [low, high] = ['999999999', '1000000000'];
+  await db.pool.query(
+    `INSERT INTO wallet.accounts (id, kind, user_id, asset) VALUES ($1, 'user', $3, 'BTC'), ($2, 'user', $4, 'BTC')`,
+    [low, high, randomUUID(), randomUUID()],
+  );
+  const holder = await db.pool.connect();
+  const locker = await db.pool.connect();
+  const lockerPid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  try {
+    for (const lock of [
+      (c: pg.PoolClient) => lockAccounts(c, [high, low]),
+      async (c: pg.PoolClient) => (await lockAccountsAndHolds(c, [high, low], [])).accounts,
+    ]) {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM wallet.accounts WHERE id = $1 FOR UPDATE', [high]);
+      await locker.query('BEGIN');
+      const waiting = lock(locker);
+      for (let i = 0; ; i++) {
+        const { rows } = await db.pool.query('SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1', [
+          lockerPid,
+        ]);
+        if (rows[0]?.wait_event_type === 'Lock') break;
+        if (i > 200) throw new Error('the locker never waited for the held account');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // it waits for the larger id, so it has locked the smaller one already
+      expect(await errCode(db.pool.query('SELECT 1 FROM wallet.accounts WHERE id = $1 FOR UPDATE NOWAIT', [low]))).toBe(
+        '55P03',
+      );
+      await holder.query('COMMIT');
+      expect([...(await waiting).keys()].sort()).toEqual([high, low].sort());
+      await locker.query('ROLLBACK');
+    }
+  } finally {
+    holder.release();
+    locker.release();
+  }
 });

@@ -244,8 +244,9 @@ export async function lockAccounts(
   skipLocked = false,
 ): Promise<Map<string, AccountRow>> {
   const { rows } = await client.query<AccountRow>(
-    `SELECT id::text, kind, user_id, asset, balance::text, held::text FROM ${TABLES.accounts}
-      WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
+    // `a.id`, the bigint: a bare `id` would name the output column, the text, and lock 10 before 9
+    `SELECT a.id::text AS id, a.kind, a.user_id, a.asset, a.balance::text AS balance, a.held::text AS held
+       FROM ${TABLES.accounts} a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
     [[...new Set(ids)]],
   );
   return new Map(rows.map((r) => [r.id, r]));
@@ -398,6 +399,40 @@ export async function lockHolds(client: PoolClient, ids: string[]): Promise<Map<
     [[...new Set(ids)]],
   );
   return new Map(rows.map((r) => [r.id, r]));
+}
+
+/**
+ * `lockAccounts` then `lockHolds` in one statement: a settlement holds its accounts' locks from this statement to its
+ * commit, and each round trip in between is time another transaction's hold on the same account waits, mostly for
+ * this process to get a core back (docs/benchmarks.md, twenty-first round). Accounts before holds, each in id order, as
+ * in `lockForNewHolds`: the holds' gating condition reads `locked`, so it is complete before the first hold is fetched.
+ */
+export async function lockAccountsAndHolds(
+  client: PoolClient,
+  accountIds: string[],
+  holdIds: string[],
+): Promise<{ accounts: Map<string, AccountRow>; holds: Map<string, HoldRow> }> {
+  type Row = AccountOrHoldRow & { row_kind: 'account' | 'hold' };
+  const { rows } = await client.query<Row>(
+    `WITH locked AS MATERIALIZED (
+            SELECT id, kind, user_id, asset, balance, held FROM ${TABLES.accounts}
+             WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE),
+          h AS MATERIALIZED (
+            SELECT ${HOLD_COLUMNS} FROM ${TABLES.holds}
+             WHERE id = ANY($2::uuid[]) AND (SELECT count(*) FROM locked) >= 0 ORDER BY id FOR UPDATE)
+     SELECT 'account' AS row_kind, ${accountUnionColumns('l', 'l')} FROM locked l
+     UNION ALL
+     SELECT 'hold', ${holdUnionColumns('h')} FROM h`,
+    [[...new Set(accountIds)], [...new Set(holdIds)]],
+  );
+  const accounts = new Map<string, AccountRow>();
+  const holds = new Map<string, HoldRow>();
+  for (const r of rows) {
+    const { row_kind: kind, ...row } = r;
+    if (kind === 'account') accounts.set(row.id, accountOfRow(row).locked!);
+    else holds.set(row.id, holdOfRow(row));
+  }
+  return { accounts, holds };
 }
 
 /** The owner, account and asset of holds, unlocked. */

@@ -167,18 +167,22 @@ export async function stageEntries(
   let ids = await ensureAccounts(client, refs);
   // Accounts first, then holds, each in id order (the order every ledger function locks in). A capture's hold must be
   // of an account the entry debits, so the legs' accounts cover the holds' accounts too.
-  let accounts = await repo.lockAccounts(client, [...ids.values()]);
+  const both = await repo.lockAccountsAndHolds(
+    client,
+    [...ids.values()],
+    todo.flatMap((i) => (i.captures ?? []).map((c) => c.holdId)),
+  );
+  let accounts = both.accounts;
+  const locked = both.holds;
   if (!refs.every((r) => isAccountOf(accounts.get(ids.get(refKey(r))!), r))) {
     // A cached system account id that is not that account in this database (it was restored, or the process talks
-    // to several): forget the cache and look the accounts up again.
+    // to several): forget the cache and look the accounts up again. Only system accounts are cached, and holds are
+    // on users' accounts, which are locked already: a transaction holding one of the system accounts locked here
+    // cannot be waiting for these holds, since it would need their users' accounts first.
     systemAccountIds.clear();
     ids = await ensureAccounts(client, refs);
     accounts = await repo.lockAccounts(client, [...ids.values()]);
   }
-  const locked = await repo.lockHolds(
-    client,
-    todo.flatMap((i) => (i.captures ?? []).map((c) => c.holdId)),
-  );
 
   const balance = new Map<string, bigint>();
   const held = new Map<string, bigint>();

@@ -355,8 +355,9 @@ test('a batch of trades and releases leaves exactly what applying them one by on
   expect(releases).toBeGreaterThan(0);
 }, 300_000);
 
-test('once its accounts and holds are locked, a batch of trades is written by one statement, the same for any batch', async () => {
-  // The settlement holds its accounts' locks until it commits; a hold of the same user waits for them meanwhile.
+test('a batch of trades locks its accounts and holds in one statement, then is written by one, the same for any batch', async () => {
+  // The settlement holds its accounts' locks until it commits; a hold of the same user waits for them meanwhile, so
+  // the statements from the first lock to the commit are two: the locks, and the writes.
   const parties = () =>
     tradeParties(many.pool, {
       buyerUsd: 10_000_000n,
@@ -381,12 +382,16 @@ test('once its accounts and holds are locked, a batch of trades is written by on
       client.release();
     }
   };
-  await settle(1); // the fee accounts exist (and are cached) from here on
+  // the fee accounts exist and are cached from here on (the call that creates them cannot cache them: its
+  // transaction might roll back; the next one finds them committed)
+  await settle(1);
+  await settle(1);
   const [single, three] = [await settle(1), await settle(3)];
   for (const texts of [single, three]) {
-    const after = texts.slice(texts.findLastIndex((t) => /\bFOR UPDATE\b/.test(t)) + 1);
-    expect(after).toHaveLength(1);
-    expect(after[0]).toMatch(/ledger_postings[\s\S]*wallet\.settlements[\s\S]*outbox/);
+    const fromLock = texts.slice(texts.findIndex((t) => /\bFOR UPDATE\b/.test(t)));
+    expect(fromLock).toHaveLength(2);
+    expect(fromLock[0]).toMatch(/wallet\.accounts[\s\S]*FOR UPDATE[\s\S]*wallet\.holds[\s\S]*FOR UPDATE/);
+    expect(fromLock[1]).toMatch(/ledger_postings[\s\S]*wallet\.settlements[\s\S]*outbox/);
   }
   expect(three).toEqual(single);
 });
