@@ -4,7 +4,8 @@
  * deposit row, an inbox row, an outbox message) commit together or not at all.
  *
  * Concurrency: every function that changes an account first locks the accounts it touches, `ORDER BY id FOR UPDATE`
- * (one consistent order everywhere, so no deadlocks between movements), then the holds it touches (`ORDER BY id`).
+ * by the bigint id, never its text (one consistent order everywhere, so no deadlocks between movements), then the
+ * holds it touches (`ORDER BY id`).
  * Balances are checked in code under those locks (clear error codes) and again by the CHECK constraints (last line
  * of defence).
  */
