@@ -360,7 +360,7 @@ async function runPhase(
   groups: ProcGroup[],
   runTag: string,
   durationS = phase === 'single' ? Number(args['single-duration']) : Number(args.duration),
-  rate = Number(args.rate),
+  rate = rates[0]!,
 ): Promise<PhaseResult> {
   const fromSeq = await outboxHead();
   await refreshBackends(groups, pool, database);
