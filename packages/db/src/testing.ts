@@ -106,4 +106,60 @@ export async function recordStatements(client: pg.ClientBase, fn: () => Promise<
   return texts;
 }
 
+export interface LockWaiter {
+  pid: number;
+  query: string;
+}
+
+/** Which lock waiters `waitForLockWait` waits for: by default any, else those with `pid` or a query `LIKE` `query`. */
+export interface LockWaitFilter {
+  pid?: number;
+  /** A `LIKE` pattern on the statement's text, e.g. `'%cancel_requested_at%'`. */
+  query?: string;
+  /** How many such waiters at once (default 1). */
+  atLeast?: number;
+}
+
+/**
+ * Waits until backends of the pool's database wait for a lock (`wait_event_type = 'Lock'` in `pg_stat_activity`):
+ * the one with pid `match`, or those matching a filter. A test blocks a statement behind a lock it holds and must
+ * know the statement got there before it lets go, or before it checks what the statement holds meanwhile; sleeping
+ * instead would be flaky or slow. Only this database's backends count, so the waiters of test files running in
+ * parallel (each with its own database) never do. Resolves with the matching waiters; rejects after `timeoutMs`.
+ */
+export async function waitForLockWait(
+  pool: pg.Pool,
+  match: number | LockWaitFilter,
+  { timeoutMs = 5_000, intervalMs = 10, what }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<LockWaiter[]> {
+  const filter: LockWaitFilter = typeof match === 'number' ? { pid: match } : match;
+  const { pid, query, atLeast = 1 } = filter;
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<LockWaiter>(
+      `SELECT pid, query FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'
+          AND ($1::int IS NULL OR pid = $1) AND ($2::text IS NULL OR query LIKE $2)
+        ORDER BY pid`,
+      [pid ?? null, query ?? null],
+    );
+    if (rows.length >= atLeast) return rows;
+    if (Date.now() > until) {
+      const wanted =
+        [
+          pid !== undefined && `pid ${pid}`,
+          query !== undefined && `query LIKE '${query}'`,
+          atLeast !== 1 && `at least ${atLeast} at once`,
+        ]
+          .filter(Boolean)
+          .join(', ') || 'any';
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what ?? 'a backend to wait for a lock'} (${wanted}): ` +
+          `${rows.length} such lock waiter(s) in this database`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
 export { freePortBlock } from './test-ports.ts';

@@ -4,6 +4,7 @@
  * every open transaction that enqueued under it, and draws its sequence numbers only after that one committed.
  */
 import pg from 'pg';
+import { waitForLockWait } from '@exchange/db/testing';
 import { enqueue, enqueueGuarded, enqueueMany, type EnqueueOptions } from './outbox.ts';
 import { outboxChannel } from './tables.ts';
 import { SCHEMA, TestItem, setupEnv, waitFor, type TestEnv } from '../test/helpers.ts';
@@ -182,15 +183,7 @@ describe('enqueueGuarded: a state change and its messages in one statement', () 
     try {
       const { rows } = await guarded.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       const waiting = enqueueGuarded(guarded, [item(306, 'K')], activate(['g6']));
-      await waitFor(
-        async () =>
-          (
-            await env.pool.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [
-              rows[0]!.pid,
-            ])
-          ).rows.length > 0,
-        { what: 'the guarded statement to wait for the row' },
-      );
+      await waitForLockWait(env.pool, rows[0]!.pid, { what: 'the guarded statement to wait for the row' });
       const held = await env.pool.query(`SELECT 1 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory'`, [
         rows[0]!.pid,
       ]);

@@ -3,6 +3,7 @@
  * order is still accepted exactly once, in an order the outbox keeps, and a batch that fails half-way is rolled back
  * whole and retried order by order without doubling a command.
  */
+import { waitForLockWait } from '@exchange/db/testing';
 import { createHarness, type Harness } from './testing/harness.ts';
 
 let h: Harness;
@@ -137,14 +138,6 @@ const STAGES = ['entry', 'context', 'insert'] as const;
 const stageCounts = async () =>
   Object.fromEntries(await Promise.all(STAGES.map(async (s) => [s, await entryBatches(s)] as const)));
 
-/** Sessions of this test's database waiting for a lock. */
-const lockWaiters = async () =>
-  (
-    await h.db.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-    )
-  ).rows[0]!.n;
-
 /** A stop-limit order: not a plain limit order, so its reads and its insert are two statements. */
 const stopLimit = (i: number) => {
   const price = String(i % 2 ? 50_000 - i : 70_000 + i);
@@ -247,8 +240,7 @@ it.each([
       );
       if (stage === 'entry') {
         // the first statement waits on the lock; the other requests (in this process) queue behind it meanwhile
-        for (let i = 0; i < 100 && !(await lockWaiters()); i++) await new Promise((r) => setTimeout(r, 20));
-        expect(await lockWaiters()).toBe(1);
+        expect(await waitForLockWait(h.db.pool, {})).toHaveLength(1);
         await new Promise((r) => setTimeout(r, 300));
       } else {
         for (let i = 0; i < 100 && (await entryBatches('context')).orders - readsBefore < 20; i++) {

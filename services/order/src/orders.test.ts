@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { signApiRequest } from '@exchange/auth-client';
+import { waitForLockWait } from '@exchange/db/testing';
 import { createHarness, type Harness } from './testing/harness.ts';
 
 let h: Harness;
@@ -677,15 +678,7 @@ describe('reading and cancelling', () => {
       await fill.query('BEGIN');
       await fill.query(`SELECT 1 FROM orders.orders WHERE id = $1 FOR UPDATE`, [o.id]);
       const cancel = h.app.inject({ method: 'DELETE', url: `/api/v1/orders/${o.id}`, headers: alice.auth });
-      let waiting = false;
-      for (let i = 0; i < 300 && !waiting; i++) {
-        const { rows } = await h.db.pool.query(
-          `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cancel_requested_at%'`,
-        );
-        waiting = rows.length > 0;
-        if (!waiting) await new Promise((r) => setTimeout(r, 10));
-      }
-      expect(waiting).toBe(true);
+      await waitForLockWait(h.db.pool, { query: '%cancel_requested_at%' }, { what: "the cancel's write to wait" });
       await fill.query(`UPDATE orders.orders SET status = 'filled' WHERE id = $1`, [o.id]);
       await fill.query('COMMIT');
       const c = await cancel;

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { withTransaction } from '@exchange/db';
-import { createTestDatabase, recordStatements, type TestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, recordStatements, waitForLockWait, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { createHoldBatcher } from './hold-batch.ts';
 import { createHold, createHoldAlone, createHolds, type CreateHoldInput } from './holds.ts';
@@ -175,10 +175,9 @@ test('a hold waiting for its locked account holds up no later batch, and gets it
   expect(waiting).toBe(true);
   expect(await held(busy, 'USD')).toBe(0n);
   // and it waits as one statement (createHoldAlone's, its own transaction), not inside a BEGIN … COMMIT of its own
-  const waiters = await db.pool.query<{ query: string }>(
-    `SELECT query FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-  );
-  const lockWaits = waiters.rows.map((w) => w.query.trim().slice(0, 25));
+  // (none found is reported by the expectation below, once the lock is let go)
+  const waiters = await waitForLockWait(db.pool, {}).catch(() => []);
+  const lockWaits = waiters.map((w) => w.query.trim().slice(0, 25));
   // (a failure must not leave the hold waiting behind the lock forever)
   if (lockWaits.length !== 1 || lockWaits[0] !== 'WITH acct AS MATERIALIZED') await locker.query('COMMIT');
   expect(lockWaits).toEqual(['WITH acct AS MATERIALIZED']);

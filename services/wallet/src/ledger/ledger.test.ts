@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { withTransaction } from '@exchange/db';
-import { createTestDatabase, type TestDatabase } from '@exchange/db/testing';
+import { createTestDatabase, waitForLockWait, type TestDatabase } from '@exchange/db/testing';
 import { AppError } from '@exchange/platform';
 import { Assets } from '../assets.ts';
 import { createHold, releaseHold } from './holds.ts';
@@ -423,14 +423,7 @@ test('several accounts are locked in id order as numbers, the order every ledger
       await locker.query('BEGIN');
       const waiting = lock(locker);
       waiting.catch(() => {}); // awaited below; if an expectation fails first, its connection's end rejects it
-      for (let i = 0; ; i++) {
-        const { rows } = await db.pool.query('SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1', [
-          lockerPid,
-        ]);
-        if (rows[0]?.wait_event_type === 'Lock') break;
-        if (i > 200) throw new Error('the locker never waited for the held account');
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await waitForLockWait(db.pool, lockerPid, { what: 'the locker to wait for the held account' });
       // it waits for the larger id, so it has locked the smaller one already
       expect(await errCode(db.pool.query('SELECT 1 FROM wallet.accounts WHERE id = $1 FOR UPDATE NOWAIT', [low]))).toBe(
         '55P03',
