@@ -130,7 +130,7 @@ export interface LockWaitFilter {
 export async function waitForLockWait(
   pool: pg.Pool,
   match: number | LockWaitFilter,
-  { timeoutMs = 5_000, intervalMs = 10, what }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+  { timeoutMs = 10_000, intervalMs = 10, what }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
 ): Promise<LockWaiter[]> {
   const filter: LockWaitFilter = typeof match === 'number' ? { pid: match } : match;
   const { pid, query, atLeast = 1 } = filter;
