@@ -12,7 +12,17 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { ExchangeClient } from '@exchange/sdk';
 import { forgetStaffEnrolment, staffAccessToken, staffTotpSecret } from '@exchange/e2e';
-import { BENCH_APP, cpuBetween, discover, refreshBackends, sample, type ProcGroup } from './procs.ts';
+import {
+  BENCH_APP,
+  cpuBetween,
+  discover,
+  machineBetween,
+  machineSample,
+  refreshBackends,
+  sample,
+  type MachineUse,
+  type ProcGroup,
+} from './procs.ts';
 import { seedHistory } from './seed.ts';
 import { pct } from './stats.ts';
 
@@ -271,6 +281,8 @@ interface PhaseResult {
   cpuMsPerOrderStackExShared: number;
   /** This process's own CPU (the load generator, on the same cores), per accepted order: not in the stack's totals. */
   loadGeneratorCpuMsPerOrder: number;
+  /** The whole machine over load + drain: context switches per order, the kernel's share of busy time, idle, steal. */
+  machine: MachineUse;
   errors: string[];
 }
 
@@ -365,6 +377,7 @@ async function runPhase(
   const fromSeq = await outboxHead();
   await refreshBackends(groups, pool, database);
   const cpu0 = sample(groups);
+  const machine0 = machineSample();
   const own0 = process.cpuUsage();
   const outcomes: Outcome[] = [];
   const t0 = performance.now();
@@ -405,6 +418,7 @@ async function runPhase(
   const drainS = (performance.now() - tDrain) / 1000;
   await refreshBackends(groups, pool, database);
   const cpu1 = sample(groups);
+  const machine1 = machineSample();
   const own = process.cpuUsage(own0);
   const cpu = cpuBetween(groups, cpu0, cpu1);
   const lat = outcomes.map((o) => o.latencyMs).sort((a, b) => a - b);
@@ -440,6 +454,7 @@ async function runPhase(
     cpuMsPerOrderStack: total,
     cpuMsPerOrderStackExShared: exShared,
     loadGeneratorCpuMsPerOrder: accepted.length ? (own.user + own.system) / 1000 / accepted.length : NaN,
+    machine: machineBetween(machine0, machine1, accepted.length),
     errors: [...new Set(errs.map((o) => (o.status === 0 ? `no answer: ${o.error}` : String(o.status))))].slice(0, 5),
   };
 }
@@ -561,6 +576,9 @@ async function main() {
     'CPU ms/order',
     ...procNames.map((n) => `${n} ms`),
     'load generator ms',
+    'switches/order',
+    'kernel %',
+    'idle %',
   ];
   const rows = results.map((r) => [
     r.phase,
@@ -578,6 +596,9 @@ async function main() {
     `${f(r.cpuMsPerOrderStack, 2)} (${f(r.cpuMsPerOrderStackExShared, 2)} own)`,
     ...procNames.map((n) => f(r.cpuMsPerOrder[n] ?? NaN, 2)),
     f(r.loadGeneratorCpuMsPerOrder, 2),
+    f(r.machine.contextSwitchesPerOrder, 0),
+    f(r.machine.kernelPercent, 0),
+    f(r.machine.idlePercent, 0),
   ]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const out = [

@@ -130,3 +130,55 @@ export function cpuBetween(groups: ProcGroup[], a: CpuSample, b: CpuSample): Rec
   }
   return out;
 }
+
+/**
+ * The whole machine's CPU time by kind and its context switches since boot (`/proc/stat`). An order costs what the
+ * wake-ups it causes cost on this kind of guest (docs/benchmarks.md, twenty-second and twenty-third rounds), so the
+ * bench reports how many switches each order caused and how much of the machine's busy time the kernel took. Both
+ * are machine-wide: the load generator and any other tenant are in them.
+ */
+export interface MachineSample {
+  /** Ticks (USER_HZ) per kind: user (with nice), kernel (system, irq, softirq), idle (with iowait), steal. */
+  user: number;
+  kernel: number;
+  idle: number;
+  steal: number;
+  contextSwitches: number;
+}
+
+export function machineSample(): MachineSample {
+  const text = readFileSync('/proc/stat', 'utf8');
+  const cpu = /^cpu\s+(.*)$/m.exec(text)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = cpu;
+  return {
+    user: user + nice,
+    kernel: system + irq + softirq,
+    idle: idle + iowait,
+    steal,
+    contextSwitches: Number(/^ctxt\s+(\d+)$/m.exec(text)?.[1] ?? NaN),
+  };
+}
+
+export interface MachineUse {
+  /** Context switches on the whole machine per accepted order. */
+  contextSwitchesPerOrder: number;
+  /** Kernel time as a share of the machine's busy time (user + kernel), in per cent. */
+  kernelPercent: number;
+  /** Idle and stolen time as shares of all CPU time, in per cent. */
+  idlePercent: number;
+  stealPercent: number;
+}
+
+export function machineBetween(a: MachineSample, b: MachineSample, orders: number): MachineUse {
+  const user = b.user - a.user;
+  const kernel = b.kernel - a.kernel;
+  const idle = b.idle - a.idle;
+  const steal = b.steal - a.steal;
+  const all = user + kernel + idle + steal;
+  return {
+    contextSwitchesPerOrder: orders ? (b.contextSwitches - a.contextSwitches) / orders : NaN,
+    kernelPercent: user + kernel ? (100 * kernel) / (user + kernel) : NaN,
+    idlePercent: all ? (100 * idle) / all : NaN,
+    stealPercent: all ? (100 * steal) / all : NaN,
+  };
+}
