@@ -132,6 +132,7 @@ describe('createApp', () => {
     expect(m.body).toMatch(/http_errors_total\{[^}]*route="\/things"[^}]*code="INTERNAL_ERROR"[^}]*\} 1/);
     expect(m.body).toMatch(/http_request_duration_seconds_bucket\{[^}]*route="\/things"/);
     expect(m.body).toContain('process_cpu_user_seconds_total');
+    expect(m.body).toContain('nodejs_eventloop_lag_p99_seconds');
     const errors = await app.inject({ url: '/errors?limit=5' });
     expect(errors.json().summary.byCode.INTERNAL_ERROR).toBe(1);
     await app.close();
