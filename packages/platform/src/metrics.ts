@@ -13,7 +13,8 @@ export interface HttpMetrics {
  * How often the event-loop delay histogram (`nodejs_eventloop_lag_*`) samples. prom-client's default, 10 ms, wakes
  * an idle process 100 times a second: 8 ms of CPU per second per process on the guest the benchmarks run on, and half
  * of an idle stack's context switches (docs/benchmarks.md, twenty-third round). At 100 ms a block longer than the
- * interval is always seen and a shorter one in proportion to its length, which is what a lag alert needs.
+ * interval is always seen and a shorter one in proportion to its length, which is what a lag alert needs. The
+ * percentile gauges read the whole interval between samples: 0.100 s at rest (0.010 before), the lag is what is above.
  */
 const EVENT_LOOP_SAMPLE_MS = 100;
 
