@@ -390,6 +390,54 @@ describe('rate limiting', () => {
       redis.disconnect();
     }
   });
+
+  test('sync_rate (the order routes): counted in memory, every hit in Redis after close', async () => {
+    const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    const prefix = `test:local-gateway:${randomUUID()}`;
+    // Minute counters are compared below: start well inside a minute.
+    const toNextMinute = 60_000 - (Date.now() % 60_000);
+    if (toNextMinute < 5_000) await new Promise((r) => setTimeout(r, toNextMinute + 50));
+    const { app, url } = await startGateway({ redis, redisKeyPrefix: prefix, perUserLimits: { minute: 600 } });
+    const ip = nextIp();
+    const sub = `user-${randomUUID()}`;
+    const token = sign({ sub });
+    /** Redis's counters by name, without the window, summed over windows. */
+    const counts = async () => {
+      const out: Record<string, number> = {};
+      for (const key of await redis.keys(`${prefix}:*`)) {
+        const name = key.slice(prefix.length + 1).replace(/:\d+$/, '');
+        out[name] = (out[name] ?? 0) + Number(await redis.get(key));
+      }
+      return out;
+    };
+    try {
+      const remaining: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${url}/api/v1/orders`, {
+          headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': ip },
+        });
+        expect(res.status).toBe(200);
+        remaining.push(String(res.headers.get('x-ratelimit-remaining-minute')));
+      }
+      // counted exactly by this node (the header shows the per-user 600/min, the tighter of the two minute limits)
+      expect(remaining).toEqual(['599', '598', '597', '596', '595']);
+      expect(Object.keys(await counts()).sort()).toEqual(
+        [`order-private:ip:minute:${ip}`, `order-private:ip:second:${ip}`, `per-user:minute:${sub}`].sort(),
+      );
+    } finally {
+      await app.close(); // sends the increments not yet in Redis
+    }
+    try {
+      const after = await counts();
+      expect(after[`order-private:ip:minute:${ip}`]).toBe(5);
+      expect(after[`per-user:minute:${sub}`]).toBe(5);
+    } finally {
+      const leftovers = await redis.keys(`${prefix}*`);
+      if (leftovers.length) await redis.del(...leftovers);
+      redis.disconnect();
+    }
+  });
 });
 
 describe('request size, CORS, ip restriction', () => {

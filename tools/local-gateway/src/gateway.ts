@@ -22,7 +22,14 @@ import {
   type KongPlugin,
   type RouteMatch,
 } from './kong-config.ts';
-import { limitsFromConfig, mergeOutcomes, RateLimiter, type Limits, type RateLimitOutcome } from './rate-limit.ts';
+import {
+  limitsFromConfig,
+  mergeOutcomes,
+  RateLimiter,
+  SYNC_RATE_REALTIME,
+  type Limits,
+  type RateLimitOutcome,
+} from './rate-limit.ts';
 import { attachWebSocketProxy } from './websocket.ts';
 import { registerWebFiles, sendWeb, type WebOptions } from './web.ts';
 
@@ -123,6 +130,11 @@ function ipMatches(list: BlockList, ip: string): boolean {
   return list.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
 }
 
+/** Kong's `sync_rate` of a rate-limiting config: seconds between syncs to Redis, or -1 (every request). */
+function syncRate(conf: Record<string, unknown>): number {
+  return typeof conf.sync_rate === 'number' && conf.sync_rate > 0 ? conf.sync_rate : SYNC_RATE_REALTIME;
+}
+
 function payloadLimitBytes(conf: Record<string, unknown>): number {
   const size = typeof conf.allowed_payload_size === 'number' ? conf.allowed_payload_size : 128;
   const unit = conf.size_unit ?? 'megabytes';
@@ -139,6 +151,8 @@ export class GatewayCore {
   readonly router: KongRouter;
   readonly credentials: CredentialStore;
   private readonly limiter: RateLimiter;
+  /** Sends the rate-limit increments not yet in Redis (`sync_rate`). */
+  readonly closeLimiter: () => Promise<void>;
   private readonly upstreams: Record<string, string>;
   private readonly perUserLimits: Limits | false;
   private readonly useRedis: boolean;
@@ -156,6 +170,7 @@ export class GatewayCore {
     if (opts.redis) limiterOpts.redis = opts.redis;
     if (opts.redisKeyPrefix) limiterOpts.keyPrefix = opts.redisKeyPrefix;
     this.limiter = new RateLimiter(limiterOpts);
+    this.closeLimiter = () => this.limiter.close();
     this.useRedis = Boolean(opts.redis);
     this.upstreams = { ...envUpstreams(), ...opts.upstreams };
     this.perUserLimits = opts.perUserLimits ?? DEFAULT_PER_USER_LIMITS;
@@ -287,11 +302,16 @@ export class GatewayCore {
         useRedis: this.useRedis && c.policy === 'redis',
         faultTolerant: c.fault_tolerant !== false,
         hideClientHeaders: c.hide_client_headers === true,
+        syncRate: syncRate(c),
       });
     }
+    // The per-user limit is a throttle like the route's, so it syncs as the route's limit does.
     const userHit =
       jwtPlugin && sub && this.perUserLimits
-        ? this.limiter.hit('per-user', sub, this.perUserLimits, { useRedis: this.useRedis })
+        ? this.limiter.hit('per-user', sub, this.perUserLimits, {
+            useRedis: this.useRedis,
+            syncRate: rl ? syncRate(rl.config ?? {}) : SYNC_RATE_REALTIME,
+          })
         : undefined;
     const [routeOutcome, perUser] = await Promise.all([routeHit, userHit]);
     let outcome: RateLimitOutcome | null = routeOutcome ?? null;
@@ -481,6 +501,7 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
   });
   app.addHook('onClose', async () => {
     if (jwksTimer) clearInterval(jwksTimer);
+    await core.closeLimiter();
   });
 
   return app;

@@ -373,6 +373,27 @@ describe('kong.yml plugins', () => {
     }
   });
 
+  test('sync_rate: only throttles sync in the background; every fail-closed limit counts in Redis per request', () => {
+    const synced: string[] = [];
+    for (const svc of kong.services ?? []) {
+      for (const r of svc.routes ?? []) {
+        const conf = (r.plugins ?? []).find((p) => p.name === 'rate-limiting')?.config as
+          { sync_rate?: number; fault_tolerant?: boolean; policy?: string } | undefined;
+        if (conf?.sync_rate === undefined || conf.sync_rate === -1) continue;
+        synced.push(r.name);
+        // Kong's schema: with the redis policy only, and at least 0.02 s
+        expect({ route: r.name, policy: conf.policy, atLeastKongMinimum: conf.sync_rate >= 0.02 }).toEqual({
+          route: r.name,
+          policy: 'redis',
+          atLeastKongMinimum: true,
+        });
+        expect({ route: r.name, faultTolerant: conf.fault_tolerant }).toEqual({ route: r.name, faultTolerant: true });
+      }
+    }
+    // the order path (order entry, its reads) is among them: that is what the sync is for
+    expect(synced).toEqual(expect.arrayContaining(['order-private', 'order-api-key', 'order-market-data']));
+  });
+
   test('the Admin API listens on the Kong container’s loopback only and is never published (README, compose)', () => {
     const readme = readFileSync(repo('kong/README.md'), 'utf8');
     expect(readme).toMatch(/KONG_ADMIN_LISTEN=127\.0\.0\.1:8001/);

@@ -56,3 +56,120 @@ test('Redis: every period of a limit and a second scope are counted in one write
     redis.disconnect();
   }
 });
+
+describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
+  const prefix = `test:rl-sync:${process.pid}:${Date.now()}`;
+  let redis: Redis;
+  // A clock in the middle of a minute, so that no window turns during a test unless the test moves it.
+  let now = 0;
+  const clock = () => now;
+  const minuteKey = (scope: string, id: string) =>
+    `${prefix}:${scope}:minute:${id}:${Math.floor(now / 60_000) * 60_000 + 60_000}`;
+
+  /** Runs `fn` and counts the client's writes to Redis meanwhile: one per round trip (no auto-pipelining here). */
+  async function countWrites<T>(fn: () => Promise<T>): Promise<[number, T]> {
+    const stream = (redis as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream;
+    const write = stream.write.bind(stream);
+    let writes = 0;
+    stream.write = (...a: unknown[]) => {
+      writes++;
+      return write(...a);
+    };
+    try {
+      const result = await fn();
+      return [writes, result];
+    } finally {
+      stream.write = write;
+    }
+  }
+
+  beforeAll(async () => {
+    redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
+    await redis.connect();
+  });
+  beforeEach(() => {
+    now = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;
+  });
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  test('one round trip per counter and window, then none; the hits reach Redis by the sync, none lost or doubled', async () => {
+    const limiter = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
+    const hit = () => limiter.hit('orders:ip', '203.0.113.7', { minute: 1200 }, { useRedis: true, syncRate: 60 });
+    const [firstWrites, first] = await countWrites(hit);
+    expect(firstWrites).toBe(1); // INCR and PEXPIREAT in one MULTI, one write
+    expect(first.headers['X-RateLimit-Remaining-Minute']).toBe('1199');
+    const [laterWrites, later] = await countWrites(async () => {
+      let last = first;
+      for (let i = 0; i < 9; i++) last = await hit();
+      return last;
+    });
+    expect(laterWrites).toBe(0);
+    expect(later.headers['X-RateLimit-Remaining-Minute']).toBe('1190');
+    const key = minuteKey('orders:ip', '203.0.113.7');
+    expect(await redis.get(key)).toBe('1'); // the sync (every 60 s here) has not run
+    await limiter.close(); // the gateway's close sends what is left
+    expect(await redis.get(key)).toBe('10');
+    // the key ends with its window, like Kong's
+    const ttl = await redis.pttl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  test('a limit holds exactly on one node, and a new window starts a new count', async () => {
+    const limiter = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
+    const hit = () => limiter.hit('login:ip', '203.0.113.8', { minute: 3 }, { useRedis: true, syncRate: 60 });
+    for (let i = 0; i < 3; i++) expect((await hit()).exceeded).toBe(false);
+    const refused = await hit();
+    expect(refused.exceeded).toBe(true);
+    expect(refused.headers['X-RateLimit-Remaining-Minute']).toBe('0');
+    expect(Number(refused.retryAfterSeconds)).toBe(30); // the window ends on the minute
+    now += 60_000;
+    expect((await hit()).headers['X-RateLimit-Remaining-Minute']).toBe('2');
+    await limiter.close();
+  });
+
+  test('two gateway nodes on one Redis learn each other’s hits at the sync; the total is exact', async () => {
+    const a = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
+    const b = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
+    const opts = { useRedis: true, syncRate: 60 };
+    const remaining = async (node: RateLimiter) =>
+      Number((await node.hit('r:ip', '203.0.113.9', { minute: 100 }, opts)).headers['X-RateLimit-Remaining-Minute']);
+    expect([await remaining(a), await remaining(a), await remaining(a)]).toEqual([99, 98, 97]); // Redis: 1
+    expect(await remaining(b)).toBe(98); // b's first hit reads Redis: a's first and its own
+    await a.close(); // sends a's two other hits: Redis has 4, and a learns b's hit
+    expect(await remaining(a)).toBe(95);
+    expect(await remaining(b)).toBe(97); // b learns nothing until its own sync
+    await b.close();
+    expect(await remaining(b)).toBe(94); // b's sync brought back 5: every hit but a's last, not synced yet
+    await Promise.all([a.close(), b.close()]);
+    expect(await redis.get(minuteKey('r:ip', '203.0.113.9'))).toBe('7');
+  });
+
+  test('the sync runs by itself every sync_rate seconds', async () => {
+    now = Date.now();
+    const limiter = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
+    const id = `203.0.113.10-${now}`;
+    for (let i = 0; i < 4; i++) await limiter.hit('s:ip', id, { hour: 1000 }, { useRedis: true, syncRate: 0.05 });
+    const key = `${prefix}:s:ip:hour:${id}:${Math.floor(now / 3_600_000) * 3_600_000 + 3_600_000}`;
+    const deadline = Date.now() + 5_000;
+    while ((await redis.get(key)) !== '4' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await redis.get(key)).toBe('4');
+    await limiter.close();
+  });
+
+  test('Redis down: a fault-tolerant synced limit still counts in memory; a strict one refuses', async () => {
+    const limiter = new RateLimiter({ redis: dead, keyPrefix: prefix, nowMs: clock });
+    const hit = () => limiter.hit('r:ip', '203.0.113.11', { minute: 2 }, { useRedis: true, syncRate: 60 });
+    expect((await hit()).exceeded).toBe(false);
+    expect((await hit()).exceeded).toBe(false);
+    expect((await hit()).exceeded).toBe(true);
+    await expect(
+      limiter.hit('login:ip', '203.0.113.11', { minute: 5 }, { useRedis: true, faultTolerant: false, syncRate: 60 }),
+    ).rejects.toBeDefined();
+    await limiter.close(); // its sync fails quietly and keeps the hits for the next one
+  });
+});

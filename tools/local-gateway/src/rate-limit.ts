@@ -4,6 +4,9 @@
  * `X-RateLimit-Limit-<Period>`, `X-RateLimit-Remaining-<Period>`, and for the period closest to its limit
  * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds); on 429 also `Retry-After`.
  * `fault_tolerant`: when Redis fails, the request passes (an in-memory insurance limiter still counts).
+ * `sync_rate` (Kong 3.4+, `redis` policy): above 0, a counter is read from Redis once per window and then counted in
+ * memory, its increments sent to Redis every `sync_rate` seconds in one pipeline; -1 (Kong's default) goes to Redis
+ * on every request.
  */
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -11,6 +14,9 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 export const PERIODS = { second: 1, minute: 60, hour: 3600, day: 86_400, month: 2_592_000, year: 31_536_000 } as const;
 export type Period = keyof typeof PERIODS;
 export type Limits = Partial<Record<Period, number>>;
+
+/** Kong's `sync_rate` value for "every request goes to Redis". */
+export const SYNC_RATE_REALTIME = -1;
 
 export interface RateLimitOutcome {
   exceeded: boolean;
@@ -34,12 +40,56 @@ function capitalize(s: string): string {
 
 export class RateLimiter {
   private readonly limiters = new Map<string, RateLimiterAbstract>();
+  private readonly synced = new Map<number, SyncedCounters>();
   private readonly redis: Redis | undefined;
   private readonly keyPrefix: string;
+  private readonly now: () => number;
 
-  constructor(opts: { redis?: Redis; keyPrefix?: string } = {}) {
+  constructor(opts: { redis?: Redis; keyPrefix?: string; nowMs?: () => number } = {}) {
     this.redis = opts.redis;
     this.keyPrefix = opts.keyPrefix ?? 'local-gateway:rl';
+    this.now = opts.nowMs ?? Date.now;
+  }
+
+  /** Sends the increments not yet in Redis and stops the sync timers (the gateway's close). */
+  async close(): Promise<void> {
+    await Promise.all([...this.synced.values()].map((c) => c.close()));
+  }
+
+  private syncedCounters(syncRateSeconds: number): SyncedCounters {
+    let counters = this.synced.get(syncRateSeconds);
+    if (!counters) {
+      counters = new SyncedCounters(this.redis!, Math.round(syncRateSeconds * 1000), this.now);
+      this.synced.set(syncRateSeconds, counters);
+    }
+    return counters;
+  }
+
+  /** One period's count of `identifier`, this request included: synced (Kong's `sync_rate`) or per request. */
+  private async count(
+    scope: string,
+    period: Period,
+    limit: number,
+    identifier: string,
+    opts: { useRedis: boolean; faultTolerant: boolean; syncRate: number },
+  ): Promise<{ count: number; msBeforeNext: number }> {
+    if (opts.useRedis && this.redis && opts.syncRate > 0) {
+      // Kong's windows: aligned on the clock, not on a counter's first hit.
+      const periodMs = PERIODS[period] * 1000;
+      const now = this.now();
+      const windowEnd = Math.floor(now / periodMs) * periodMs + periodMs;
+      const key = `${this.keyPrefix}:${scope}:${period}:${identifier}:${windowEnd}`;
+      const count = await this.syncedCounters(opts.syncRate).increment(key, windowEnd, opts.faultTolerant);
+      return { count, msBeforeNext: windowEnd - now };
+    }
+    try {
+      const res = await this.limiter(scope, period, limit, opts.useRedis, opts.faultTolerant).consume(identifier);
+      return { count: res.consumedPoints, msBeforeNext: res.msBeforeNext };
+    } catch (e) {
+      // rate-limiter-flexible rejects with the counter's state when the limit is exceeded
+      if (e instanceof RateLimiterRes) return { count: e.consumedPoints, msBeforeNext: e.msBeforeNext };
+      throw e;
+    }
   }
 
   private limiter(
@@ -75,7 +125,7 @@ export class RateLimiter {
     scope: string,
     identifier: string,
     limits: Limits,
-    opts: { useRedis?: boolean; faultTolerant?: boolean; hideClientHeaders?: boolean } = {},
+    opts: { useRedis?: boolean; faultTolerant?: boolean; hideClientHeaders?: boolean; syncRate?: number } = {},
   ): Promise<RateLimitOutcome> {
     const headers: Record<string, string> = {};
     let exceeded = false;
@@ -83,26 +133,24 @@ export class RateLimiter {
     // Every period is counted, exceeded or not (as Kong does), so the counters are sent together: with the Redis
     // client's auto-pipelining they share one write and one round trip instead of one each.
     const periods = Object.entries(limits) as Array<[Period, number]>;
-    const consumed = await Promise.allSettled(
-      periods.map(([period, limit]) =>
-        this.limiter(scope, period, limit, opts.useRedis ?? false, opts.faultTolerant ?? true).consume(identifier),
-      ),
+    const countOpts = {
+      useRedis: opts.useRedis ?? false,
+      faultTolerant: opts.faultTolerant ?? true,
+      syncRate: opts.syncRate ?? SYNC_RATE_REALTIME,
+    };
+    const counted = await Promise.allSettled(
+      periods.map(([period, limit]) => this.count(scope, period, limit, identifier, countOpts)),
     );
     for (const [i, [period, limit]] of periods.entries()) {
-      const settled = consumed[i]!;
-      let res: RateLimiterRes;
-      let over = false;
-      if (settled.status === 'fulfilled') res = settled.value;
-      else if (settled.reason instanceof RateLimiterRes) {
-        res = settled.reason;
-        over = true;
-      } else if (opts.faultTolerant ?? true) {
-        continue;
-      } else {
+      const settled = counted[i]!;
+      if (settled.status === 'rejected') {
+        if (countOpts.faultTolerant) continue;
         throw settled.reason;
       }
-      const remaining = Math.max(0, over ? 0 : res.remainingPoints);
-      const reset = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+      const { count, msBeforeNext } = settled.value;
+      const over = count > limit;
+      const remaining = Math.max(0, limit - count);
+      const reset = Math.max(1, Math.ceil(msBeforeNext / 1000));
       headers[`X-RateLimit-Limit-${capitalize(period)}`] = String(limit);
       headers[`X-RateLimit-Remaining-${capitalize(period)}`] = String(remaining);
       if (over) exceeded = true;
@@ -121,6 +169,137 @@ export class RateLimiter {
       outcome.headers['Retry-After'] = String(tightest.reset);
     }
     return outcome;
+  }
+}
+
+interface SyncedCounter {
+  /** The count Redis last returned for the key. */
+  known: number;
+  /** Hits counted here and not yet sent to Redis. */
+  delta: number;
+  /** End of the key's window (ms since the epoch); the key expires in Redis then. */
+  windowEnd: number;
+}
+
+/**
+ * Kong's `sync_rate` for the `redis` policy: a request costs a Redis round trip only the first time its counter is
+ * seen in a window; after that it is counted in memory, and every `syncMs` the increments go to Redis in one
+ * pipeline. What Redis answers (the other gateway nodes' hits included) becomes the counter's new base. So a limit
+ * holds exactly on one node, and across nodes each one learns the others' hits at most `syncMs` late: a client can
+ * exceed a limit by what the other nodes let through in that time. That suits a throttle, not a password-guessing
+ * limit, which keeps `sync_rate: -1`.
+ */
+export class SyncedCounters {
+  private readonly counters = new Map<string, SyncedCounter>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+
+  private readonly redis: Redis;
+  private readonly syncMs: number;
+  private readonly now: () => number;
+
+  constructor(redis: Redis, syncMs: number, now: () => number = Date.now) {
+    this.redis = redis;
+    this.syncMs = syncMs;
+    this.now = now;
+  }
+
+  /** Counts one hit on `key` (whose window ends at `windowEnd`) and returns the count, this hit included. */
+  async increment(key: string, windowEnd: number, faultTolerant = true): Promise<number> {
+    const seen = this.counters.get(key);
+    if (seen) {
+      seen.delta += 1;
+      this.schedule();
+      return seen.known + seen.delta;
+    }
+    let count: number;
+    try {
+      const res = await this.redis.multi().incr(key).pexpireat(key, windowEnd).exec();
+      const [err, value] = res?.[0] ?? [new Error('Redis transaction discarded'), null];
+      if (err) throw err;
+      count = Number(value);
+    } catch (e) {
+      if (!faultTolerant) throw e;
+      // Redis down: count here, and send the hit with the next sync that reaches it.
+      const local = this.counters.get(key) ?? { known: 0, delta: 0, windowEnd };
+      local.delta += 1;
+      this.counters.set(key, local);
+      this.schedule();
+      return local.known + local.delta;
+    }
+    // Concurrent first hits on one key each went to Redis; the highest answer includes the others.
+    const other = this.counters.get(key);
+    if (other) {
+      other.known = Math.max(other.known, count);
+      return other.known + other.delta;
+    }
+    this.counters.set(key, { known: count, delta: 0, windowEnd });
+    this.schedule();
+    return count;
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.syncMs);
+    // The gateway's close flushes what is left; a pending sync must not keep the process alive.
+    this.timer.unref();
+  }
+
+  /** Sends every pending increment in one pipeline; drops the counters whose window has ended. */
+  async flush(): Promise<void> {
+    if (this.flushing) await this.flushing;
+    const run = this.flushOnce();
+    this.flushing = run;
+    try {
+      await run;
+    } finally {
+      if (this.flushing === run) this.flushing = undefined;
+    }
+  }
+
+  private async flushOnce(): Promise<void> {
+    const now = this.now();
+    const sent: Array<[string, SyncedCounter, number]> = [];
+    const pipeline = this.redis.pipeline();
+    for (const [key, counter] of this.counters) {
+      if (counter.windowEnd <= now) {
+        this.counters.delete(key); // its window is over: its count no longer limits anything
+        continue;
+      }
+      if (counter.delta === 0) continue;
+      pipeline.incrby(key, counter.delta).pexpireat(key, counter.windowEnd);
+      sent.push([key, counter, counter.delta]);
+    }
+    if (sent.length === 0) return;
+    let res: Array<[Error | null, unknown]> | null;
+    try {
+      res = await pipeline.exec();
+    } catch {
+      res = null;
+    }
+    let failed = false;
+    for (const [i, [, counter, delta]] of sent.entries()) {
+      const [err, total] = res?.[i * 2] ?? [new Error('no reply'), null];
+      if (err) {
+        failed = true; // kept in `delta`: the next sync sends it again
+        continue;
+      }
+      // Hits counted while the pipeline was out stay in `delta` for the next sync.
+      counter.delta -= delta;
+      counter.known = Math.max(counter.known + delta, Number(total));
+    }
+    if (failed || [...this.counters.values()].some((c) => c.delta > 0)) this.schedule();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
 
