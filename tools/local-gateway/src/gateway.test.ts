@@ -422,9 +422,6 @@ describe('rate limiting', () => {
       }
       // counted exactly by this node (the header shows the per-user 600/min, the tighter of the two minute limits)
       expect(remaining).toEqual(['599', '598', '597', '596', '595']);
-      expect(Object.keys(await counts()).sort()).toEqual(
-        [`order-private:ip:minute:${ip}`, `order-private:ip:second:${ip}`, `per-user:minute:${sub}`].sort(),
-      );
     } finally {
       await app.close(); // sends the increments not yet in Redis
     }

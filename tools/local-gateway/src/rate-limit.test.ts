@@ -96,22 +96,20 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
     redis.disconnect();
   });
 
-  test('one round trip per counter and window, then none; the hits reach Redis by the sync, none lost or doubled', async () => {
+  test('no Redis round trip on the request path; the hits reach Redis by the sync, none lost or doubled', async () => {
     const limiter = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
     const hit = () => limiter.hit('orders:ip', '203.0.113.7', { minute: 1200 }, { useRedis: true, syncRate: 60 });
-    const [firstWrites, first] = await countWrites(hit);
-    expect(firstWrites).toBe(1); // INCR and PEXPIREAT in one MULTI, one write
-    expect(first.headers['X-RateLimit-Remaining-Minute']).toBe('1199');
-    const [laterWrites, later] = await countWrites(async () => {
-      let last = first;
-      for (let i = 0; i < 9; i++) last = await hit();
-      return last;
+    const [writes, last] = await countWrites(async () => {
+      const seen: string[] = [];
+      for (let i = 0; i < 10; i++) seen.push(String((await hit()).headers['X-RateLimit-Remaining-Minute']));
+      return seen;
     });
-    expect(laterWrites).toBe(0);
-    expect(later.headers['X-RateLimit-Remaining-Minute']).toBe('1190');
+    expect(writes).toBe(0);
+    expect(last).toEqual(['1199', '1198', '1197', '1196', '1195', '1194', '1193', '1192', '1191', '1190']);
     const key = minuteKey('orders:ip', '203.0.113.7');
-    expect(await redis.get(key)).toBe('1'); // the sync (every 60 s here) has not run
-    await limiter.close(); // the gateway's close sends what is left
+    expect(await redis.get(key)).toBeNull(); // the sync (every 60 s here) has not run
+    const [syncWrites] = await countWrites(() => limiter.close()); // the gateway's close sends what is left
+    expect(syncWrites).toBe(1); // one pipeline for every counter
     expect(await redis.get(key)).toBe('10');
     // the key ends with its window, like Kong's
     const ttl = await redis.pttl(key);
@@ -138,13 +136,13 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
     const opts = { useRedis: true, syncRate: 60 };
     const remaining = async (node: RateLimiter) =>
       Number((await node.hit('r:ip', '203.0.113.9', { minute: 100 }, opts)).headers['X-RateLimit-Remaining-Minute']);
-    expect([await remaining(a), await remaining(a), await remaining(a)]).toEqual([99, 98, 97]); // Redis: 1
-    expect(await remaining(b)).toBe(98); // b's first hit reads Redis: a's first and its own
-    await a.close(); // sends a's two other hits: Redis has 4, and a learns b's hit
-    expect(await remaining(a)).toBe(95);
-    expect(await remaining(b)).toBe(97); // b learns nothing until its own sync
-    await b.close();
-    expect(await remaining(b)).toBe(94); // b's sync brought back 5: every hit but a's last, not synced yet
+    expect([await remaining(a), await remaining(a), await remaining(a)]).toEqual([99, 98, 97]);
+    expect(await remaining(b)).toBe(99); // b knows only its own hit
+    await a.close(); // sends a's three hits: Redis has 3, and a learns no more than its own
+    expect(await remaining(a)).toBe(96);
+    expect(await remaining(b)).toBe(98); // b learns nothing until its own sync
+    await b.close(); // sends b's two: Redis answers 5, every hit but a's last, not synced yet
+    expect(await remaining(b)).toBe(94);
     await Promise.all([a.close(), b.close()]);
     expect(await redis.get(minuteKey('r:ip', '203.0.113.9'))).toBe('7');
   });
@@ -159,6 +157,22 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
     while ((await redis.get(key)) !== '4' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(await redis.get(key)).toBe('4');
     await limiter.close();
+  });
+
+  test('a strict limit reads its counter at the first hit of a window (one round trip), then counts in memory', async () => {
+    const limiter = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
+    const opts = { useRedis: true, faultTolerant: false, syncRate: 60 };
+    await redis.set(minuteKey('login:ip', '203.0.113.12'), '3'); // another node's hits, synced already
+    const hit = () => limiter.hit('login:ip', '203.0.113.12', { minute: 5 }, opts);
+    const [firstWrites, first] = await countWrites(hit);
+    expect(firstWrites).toBe(1); // INCR and PEXPIREAT in one MULTI
+    expect(first.headers['X-RateLimit-Remaining-Minute']).toBe('1');
+    const [laterWrites, later] = await countWrites(hit);
+    expect(laterWrites).toBe(0);
+    expect(later.exceeded).toBe(false);
+    expect((await hit()).exceeded).toBe(true);
+    await limiter.close();
+    expect(await redis.get(minuteKey('login:ip', '203.0.113.12'))).toBe('6');
   });
 
   test('Redis down: a fault-tolerant synced limit still counts in memory; a strict one refuses', async () => {

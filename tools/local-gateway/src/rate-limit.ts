@@ -4,9 +4,8 @@
  * `X-RateLimit-Limit-<Period>`, `X-RateLimit-Remaining-<Period>`, and for the period closest to its limit
  * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds); on 429 also `Retry-After`.
  * `fault_tolerant`: when Redis fails, the request passes (an in-memory insurance limiter still counts).
- * `sync_rate` (Kong 3.4+, `redis` policy): above 0, a counter is read from Redis once per window and then counted in
- * memory, its increments sent to Redis every `sync_rate` seconds in one pipeline; -1 (Kong's default) goes to Redis
- * on every request.
+ * `sync_rate` (Kong 3.4+, `redis` policy): above 0, hits are counted in memory and sent to Redis every `sync_rate`
+ * seconds in one pipeline; -1 (Kong's default) goes to Redis on every request.
  */
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -182,12 +181,13 @@ interface SyncedCounter {
 }
 
 /**
- * Kong's `sync_rate` for the `redis` policy: a request costs a Redis round trip only the first time its counter is
- * seen in a window; after that it is counted in memory, and every `syncMs` the increments go to Redis in one
- * pipeline. What Redis answers (the other gateway nodes' hits included) becomes the counter's new base. So a limit
- * holds exactly on one node, and across nodes each one learns the others' hits at most `syncMs` late: a client can
- * exceed a limit by what the other nodes let through in that time. That suits a throttle, not a password-guessing
- * limit, which keeps `sync_rate: -1`.
+ * Kong's `sync_rate` for the `redis` policy: hits are counted in memory, and every `syncMs` the increments go to
+ * Redis in one pipeline. What Redis answers (the other gateway nodes' hits included) becomes the counter's new base.
+ * So a limit holds exactly on one node, and across nodes each one learns the others' hits at most `syncMs` late: a
+ * client can exceed a limit by what the other nodes let through in that time (and a restarted node by what it let
+ * through before its first sync). That suits a throttle, not a password-guessing limit, which keeps `sync_rate: -1`.
+ * A strict (not fault-tolerant) limit also reads its counter at the first hit of a window, as Kong does for every
+ * limit, so that Redis being down refuses the request.
  */
 export class SyncedCounters {
   private readonly counters = new Map<string, SyncedCounter>();
@@ -212,21 +212,19 @@ export class SyncedCounters {
       this.schedule();
       return seen.known + seen.delta;
     }
-    let count: number;
-    try {
-      const res = await this.redis.multi().incr(key).pexpireat(key, windowEnd).exec();
-      const [err, value] = res?.[0] ?? [new Error('Redis transaction discarded'), null];
-      if (err) throw err;
-      count = Number(value);
-    } catch (e) {
-      if (!faultTolerant) throw e;
-      // Redis down: count here, and send the hit with the next sync that reaches it.
-      const local = this.counters.get(key) ?? { known: 0, delta: 0, windowEnd };
-      local.delta += 1;
-      this.counters.set(key, local);
+    if (faultTolerant) {
+      // A new window starts here at this node's own hits; the sync brings back the other nodes'. Kong reads the
+      // counter from Redis at this point, which costs a round trip per client and window: for a per-second limit,
+      // nearly every request of a client that sends fewer than one a second.
+      this.counters.set(key, { known: 0, delta: 1, windowEnd });
       this.schedule();
-      return local.known + local.delta;
+      return 1;
     }
+    // A strict limit reads the counter at its first hit in the window, so that a Redis outage refuses the request.
+    const res = await this.redis.multi().incr(key).pexpireat(key, windowEnd).exec();
+    const [err, value] = res?.[0] ?? [new Error('Redis transaction discarded'), null];
+    if (err) throw err;
+    const count = Number(value);
     // Concurrent first hits on one key each went to Redis; the highest answer includes the others.
     const other = this.counters.get(key);
     if (other) {
