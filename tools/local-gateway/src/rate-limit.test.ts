@@ -15,6 +15,23 @@ beforeAll(() => {
 });
 afterAll(() => dead.disconnect());
 
+/** Runs `fn` and counts the client's writes to Redis meanwhile: one per round trip when commands are batched. */
+async function countWrites<T>(client: Redis, fn: () => Promise<T>): Promise<[number, T]> {
+  const stream = (client as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream;
+  const write = stream.write.bind(stream);
+  let writes = 0;
+  stream.write = (...a: unknown[]) => {
+    writes++;
+    return write(...a);
+  };
+  try {
+    const result = await fn();
+    return [writes, result];
+  } finally {
+    stream.write = write;
+  }
+}
+
 test('Redis down: a fault-tolerant limit lets the request through, a strict one (login, withdrawals) refuses it', async () => {
   const limiter = new RateLimiter({ redis: dead });
   const tolerant = await limiter.hit('r', '203.0.113.1', { minute: 5 }, { useRedis: true, faultTolerant: true });
@@ -36,15 +53,7 @@ test('Redis: every period of a limit and a second scope are counted in one write
     ]);
   try {
     await both(); // loads the counting script into Redis
-    const stream = (redis as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream;
-    const write = stream.write.bind(stream);
-    let writes = 0;
-    stream.write = (...a: unknown[]) => {
-      writes++;
-      return write(...a);
-    };
-    const [route, user] = await both();
-    stream.write = write;
+    const [writes, [route, user]] = await countWrites(redis, both);
     expect(writes).toBe(1);
     // and each counter still counted: the second call of the test is the second hit of every counter
     expect(route.headers['X-RateLimit-Remaining-Second']).toBe('28');
@@ -66,23 +75,6 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
   const minuteKey = (scope: string, id: string) =>
     `${prefix}:${scope}:minute:${id}:${Math.floor(now / 60_000) * 60_000 + 60_000}`;
 
-  /** Runs `fn` and counts the client's writes to Redis meanwhile: one per round trip (no auto-pipelining here). */
-  async function countWrites<T>(fn: () => Promise<T>): Promise<[number, T]> {
-    const stream = (redis as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream;
-    const write = stream.write.bind(stream);
-    let writes = 0;
-    stream.write = (...a: unknown[]) => {
-      writes++;
-      return write(...a);
-    };
-    try {
-      const result = await fn();
-      return [writes, result];
-    } finally {
-      stream.write = write;
-    }
-  }
-
   beforeAll(async () => {
     redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true });
     await redis.connect();
@@ -99,7 +91,7 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
   test('no Redis round trip on the request path; the hits reach Redis by the sync, none lost or doubled', async () => {
     const limiter = new RateLimiter({ redis, keyPrefix: prefix, nowMs: clock });
     const hit = () => limiter.hit('orders:ip', '203.0.113.7', { minute: 1200 }, { useRedis: true, syncRate: 60 });
-    const [writes, last] = await countWrites(async () => {
+    const [writes, last] = await countWrites(redis, async () => {
       const seen: string[] = [];
       for (let i = 0; i < 10; i++) seen.push(String((await hit()).headers['X-RateLimit-Remaining-Minute']));
       return seen;
@@ -108,7 +100,7 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
     expect(last).toEqual(['1199', '1198', '1197', '1196', '1195', '1194', '1193', '1192', '1191', '1190']);
     const key = minuteKey('orders:ip', '203.0.113.7');
     expect(await redis.get(key)).toBeNull(); // the sync (every 60 s here) has not run
-    const [syncWrites] = await countWrites(() => limiter.close()); // the gateway's close sends what is left
+    const [syncWrites] = await countWrites(redis, () => limiter.close()); // the gateway's close sends what is left
     expect(syncWrites).toBe(1); // one pipeline for every counter
     expect(await redis.get(key)).toBe('10');
     // the key ends with its window, like Kong's
@@ -164,10 +156,10 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
     const opts = { useRedis: true, faultTolerant: false, syncRate: 60 };
     await redis.set(minuteKey('login:ip', '203.0.113.12'), '3'); // another node's hits, synced already
     const hit = () => limiter.hit('login:ip', '203.0.113.12', { minute: 5 }, opts);
-    const [firstWrites, first] = await countWrites(hit);
+    const [firstWrites, first] = await countWrites(redis, hit);
     expect(firstWrites).toBe(1); // INCR and PEXPIREAT in one MULTI
     expect(first.headers['X-RateLimit-Remaining-Minute']).toBe('1');
-    const [laterWrites, later] = await countWrites(hit);
+    const [laterWrites, later] = await countWrites(redis, hit);
     expect(laterWrites).toBe(0);
     expect(later.exceeded).toBe(false);
     expect((await hit()).exceeded).toBe(true);
