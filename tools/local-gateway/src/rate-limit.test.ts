@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
-import { RateLimiter } from './rate-limit.ts';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { RateLimiter, SyncedCounters } from './rate-limit.ts';
 
 // Redis that is down: nothing listens on port 1, no offline queue, no retries.
 let dead: Redis;
@@ -177,5 +178,31 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
       limiter.hit('login:ip', '203.0.113.11', { minute: 5 }, { useRedis: true, faultTolerant: false, syncRate: 60 }),
     ).rejects.toBeDefined();
     await limiter.close(); // its sync fails quietly and keeps the hits for the next one
+  });
+
+  test('a Redis that accepts and never answers does not hold the close', async () => {
+    const sockets: Socket[] = [];
+    const mute = createServer((socket) => sockets.push(socket)); // reads nothing, answers nothing
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const port = (mute.address() as AddressInfo).port;
+    const client = new Redis({
+      port,
+      host: '127.0.0.1',
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => {});
+    try {
+      const counters = new SyncedCounters(client, 60_000, clock);
+      await counters.increment(`${prefix}:mute`, now + 60_000);
+      let closed = false;
+      await Promise.race([counters.close(100).then(() => (closed = true)), new Promise((r) => setTimeout(r, 4_000))]);
+      expect(closed).toBe(true);
+    } finally {
+      client.disconnect();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => mute.close(r));
+    }
   });
 });

@@ -171,6 +171,9 @@ export class RateLimiter {
   }
 }
 
+/** How long the gateway's close waits for its last sync to Redis. */
+export const CLOSE_SYNC_TIMEOUT_MS = 2_000;
+
 interface SyncedCounter {
   /** The count Redis last returned for the key. */
   known: number;
@@ -240,7 +243,9 @@ export class SyncedCounters {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.flush();
+      // One sync at a time: while one waits on Redis, the next waits its turn instead of queueing behind it.
+      if (this.flushing) this.schedule();
+      else void this.flush();
     }, this.syncMs);
     // The gateway's close flushes what is left; a pending sync must not keep the process alive.
     this.timer.unref();
@@ -248,7 +253,7 @@ export class SyncedCounters {
 
   /** Sends every pending increment in one pipeline; drops the counters whose window has ended. */
   async flush(): Promise<void> {
-    if (this.flushing) await this.flushing;
+    while (this.flushing) await this.flushing;
     const run = this.flushOnce();
     this.flushing = run;
     try {
@@ -292,10 +297,18 @@ export class SyncedCounters {
     if (failed || [...this.counters.values()].some((c) => c.delta > 0)) this.schedule();
   }
 
-  async close(): Promise<void> {
+  /** A last sync, bounded: a Redis that accepts and never answers must not hold the gateway's shutdown. */
+  async close(timeoutMs = CLOSE_SYNC_TIMEOUT_MS): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.flush();
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.flush(),
+      new Promise<void>((resolve) => {
+        deadline = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(deadline);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
