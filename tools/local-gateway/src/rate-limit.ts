@@ -265,7 +265,7 @@ export class SyncedCounters {
 
   private async flushOnce(): Promise<void> {
     const now = this.now();
-    const sent: Array<[string, SyncedCounter, number]> = [];
+    const sent: Array<[SyncedCounter, number]> = [];
     const pipeline = this.redis.pipeline();
     for (const [key, counter] of this.counters) {
       if (counter.windowEnd <= now) {
@@ -274,7 +274,7 @@ export class SyncedCounters {
       }
       if (counter.delta === 0) continue;
       pipeline.incrby(key, counter.delta).pexpireat(key, counter.windowEnd);
-      sent.push([key, counter, counter.delta]);
+      sent.push([counter, counter.delta]);
     }
     if (sent.length === 0) return;
     let res: Array<[Error | null, unknown]> | null;
@@ -284,7 +284,7 @@ export class SyncedCounters {
       res = null;
     }
     let failed = false;
-    for (const [i, [, counter, delta]] of sent.entries()) {
+    for (const [i, [counter, delta]] of sent.entries()) {
       const [err, total] = res?.[i * 2] ?? [new Error('no reply'), null];
       if (err) {
         failed = true; // kept in `delta`: the next sync sends it again
