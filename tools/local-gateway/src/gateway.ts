@@ -151,8 +151,6 @@ export class GatewayCore {
   readonly router: KongRouter;
   readonly credentials: CredentialStore;
   private readonly limiter: RateLimiter;
-  /** Sends the rate-limit increments not yet in Redis (`sync_rate`). */
-  readonly closeLimiter: () => Promise<void>;
   private readonly upstreams: Record<string, string>;
   private readonly perUserLimits: Limits | false;
   private readonly useRedis: boolean;
@@ -170,11 +168,15 @@ export class GatewayCore {
     if (opts.redis) limiterOpts.redis = opts.redis;
     if (opts.redisKeyPrefix) limiterOpts.keyPrefix = opts.redisKeyPrefix;
     this.limiter = new RateLimiter(limiterOpts);
-    this.closeLimiter = () => this.limiter.close();
     this.useRedis = Boolean(opts.redis);
     this.upstreams = { ...envUpstreams(), ...opts.upstreams };
     this.perUserLimits = opts.perUserLimits ?? DEFAULT_PER_USER_LIMITS;
     this.now = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  /** Sends the rate-limit increments not yet in Redis (`sync_rate`) and stops their timers. */
+  close(): Promise<void> {
+    return this.limiter.close();
   }
 
   /**
@@ -288,6 +290,8 @@ export class GatewayCore {
     // The route's counters and the per-user ones are counted together (both always are): one Redis round trip.
     let routeHit: Promise<RateLimitOutcome> | undefined;
     const rl = match.plugins.get('rate-limiting');
+    // The per-user limit is a throttle like the route's, so it syncs as the route's limit does.
+    const routeSyncRate = rl ? syncRate(rl.config ?? {}) : SYNC_RATE_REALTIME;
     if (rl) {
       const c = rl.config ?? {};
       const by = typeof c.limit_by === 'string' ? c.limit_by : 'consumer';
@@ -302,16 +306,12 @@ export class GatewayCore {
         useRedis: this.useRedis && c.policy === 'redis',
         faultTolerant: c.fault_tolerant !== false,
         hideClientHeaders: c.hide_client_headers === true,
-        syncRate: syncRate(c),
+        syncRate: routeSyncRate,
       });
     }
-    // The per-user limit is a throttle like the route's, so it syncs as the route's limit does.
     const userHit =
       jwtPlugin && sub && this.perUserLimits
-        ? this.limiter.hit('per-user', sub, this.perUserLimits, {
-            useRedis: this.useRedis,
-            syncRate: rl ? syncRate(rl.config ?? {}) : SYNC_RATE_REALTIME,
-          })
+        ? this.limiter.hit('per-user', sub, this.perUserLimits, { useRedis: this.useRedis, syncRate: routeSyncRate })
         : undefined;
     const [routeOutcome, perUser] = await Promise.all([routeHit, userHit]);
     let outcome: RateLimitOutcome | null = routeOutcome ?? null;
@@ -501,7 +501,7 @@ export async function createGateway(opts: GatewayOptions = {}): Promise<FastifyI
   });
   app.addHook('onClose', async () => {
     if (jwksTimer) clearInterval(jwksTimer);
-    await core.closeLimiter();
+    await core.close();
   });
 
   return app;

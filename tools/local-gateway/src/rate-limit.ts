@@ -55,10 +55,10 @@ export class RateLimiter {
     await Promise.all([...this.synced.values()].map((c) => c.close()));
   }
 
-  private syncedCounters(syncRateSeconds: number): SyncedCounters {
+  private syncedCounters(redis: Redis, syncRateSeconds: number): SyncedCounters {
     let counters = this.synced.get(syncRateSeconds);
     if (!counters) {
-      counters = new SyncedCounters(this.redis!, Math.round(syncRateSeconds * 1000), this.now);
+      counters = new SyncedCounters(redis, Math.round(syncRateSeconds * 1000), this.now);
       this.synced.set(syncRateSeconds, counters);
     }
     return counters;
@@ -78,7 +78,7 @@ export class RateLimiter {
       const now = this.now();
       const windowEnd = Math.floor(now / periodMs) * periodMs + periodMs;
       const key = `${this.keyPrefix}:${scope}:${period}:${identifier}:${windowEnd}`;
-      const count = await this.syncedCounters(opts.syncRate).increment(key, windowEnd, opts.faultTolerant);
+      const count = await this.syncedCounters(this.redis, opts.syncRate).increment(key, windowEnd, opts.faultTolerant);
       return { count, msBeforeNext: windowEnd - now };
     }
     try {
