@@ -291,7 +291,7 @@ export class GatewayCore {
     let routeHit: Promise<RateLimitOutcome> | undefined;
     const rl = match.plugins.get('rate-limiting');
     // The per-user limit is a throttle like the route's, so it syncs as the route's limit does.
-    const routeSyncRate = rl ? syncRate(rl.config ?? {}) : SYNC_RATE_REALTIME;
+    const routeSyncRate = syncRate(rl?.config ?? {});
     if (rl) {
       const c = rl.config ?? {};
       const by = typeof c.limit_by === 'string' ? c.limit_by : 'consumer';
