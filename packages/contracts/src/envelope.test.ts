@@ -66,4 +66,15 @@ describe('envelope contracts', () => {
   it('v7 ids sort by time', () => {
     expect(uuidv7(1000) < uuidv7(2000)).toBe(true);
   });
+
+  it('v7 ids stay unique, versioned and random across refills of the random pool', () => {
+    // 256 ids per refill: 2,000 ids cross several refills, all in the same millisecond
+    const ids = Array.from({ length: 2000 }, () => uuidv7(1_700_000_000_000));
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) {
+      expect(id).toMatch(/^018bcfe5-6800-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    }
+    // the random part is not stuck at zero (a pool read before its first fill would give zeros)
+    expect(ids.filter((id) => id.endsWith('000000000000'))).toEqual([]);
+  });
 });
