@@ -24,6 +24,7 @@ import {
   type ProcGroup,
 } from './procs.ts';
 import { seedHistory } from './seed.ts';
+import { between, quantileMs, readOrderEntryHistogram } from './service-time.ts';
 import { pct } from './stats.ts';
 
 const { values: args } = parseArgs({
@@ -104,6 +105,8 @@ const servicePorts: Record<string, number> = args.ports
       order: gatewayPort + 3,
       'payment-processor': gatewayPort + 4,
     };
+// The order service's own /metrics, on the gateway's host: its durations show where an order waits (service-time.ts).
+const orderServiceUrl = `http://${new URL(gateway).hostname}:${servicePorts.order}`;
 const dbUrl = args['database-url']!;
 const database = decodeURIComponent(new URL(dbUrl).pathname.slice(1));
 const pool = new pg.Pool({ connectionString: dbUrl, max: 4, application_name: BENCH_APP });
@@ -267,6 +270,12 @@ interface PhaseResult {
   p90Ms: number;
   p99Ms: number;
   maxMs: number;
+  /**
+   * The order service's own p50/p99 for placing an order over the load (its histogram's buckets, interpolated);
+   * NaN when its /metrics did not answer. The client's latency beyond these is spent in front of the service.
+   */
+  orderServiceP50Ms: number;
+  orderServiceP99Ms: number;
   status4xx: number;
   status5xx: number;
   networkErrors: number;
@@ -375,6 +384,7 @@ async function runPhase(
   rate = rates[0]!,
 ): Promise<PhaseResult> {
   const fromSeq = await outboxHead();
+  const entry0 = await readOrderEntryHistogram(orderServiceUrl);
   await refreshBackends(groups, pool, database);
   const cpu0 = sample(groups);
   const machine0 = machineSample();
@@ -412,6 +422,8 @@ async function runPhase(
     );
   }
   const loadS = (performance.now() - t0) / 1000;
+  const entry1 = await readOrderEntryHistogram(orderServiceUrl);
+  const entry = entry0 && entry1 ? between(entry0, entry1) : new Map<number, number>();
   const accepted = outcomes.filter((o) => o.status >= 200 && o.status < 300).map((o) => o.id!);
   const tDrain = performance.now();
   const d = await drain(accepted, fromSeq, Number(args['drain-timeout']));
@@ -441,6 +453,8 @@ async function runPhase(
     p90Ms: pct(lat, 90),
     p99Ms: pct(lat, 99),
     maxMs: lat[lat.length - 1] ?? NaN,
+    orderServiceP50Ms: quantileMs(entry, 0.5),
+    orderServiceP99Ms: quantileMs(entry, 0.99),
     status4xx: outcomes.filter((o) => o.status >= 400 && o.status < 500).length,
     status5xx: outcomes.filter((o) => o.status >= 500).length,
     networkErrors: outcomes.filter((o) => o.status === 0).length,
@@ -568,6 +582,7 @@ async function main() {
     'p90 ms',
     'p99 ms',
     'max ms',
+    'order service p50/p99 ms',
     '4xx',
     '5xx',
     'drain s',
@@ -588,6 +603,7 @@ async function main() {
     f(r.p90Ms, 1),
     f(r.p99Ms, 1),
     f(r.maxMs, 0),
+    `${f(r.orderServiceP50Ms, 1)} / ${f(r.orderServiceP99Ms, 1)}`,
     String(r.status4xx),
     String(r.status5xx + r.networkErrors),
     f(r.drainS, 2),
