@@ -12,6 +12,7 @@ import {
   type Env,
   journal,
   outboxMessages,
+  outboxStall,
   sleep,
   startInProcess,
   stopInProcess,
@@ -89,7 +90,11 @@ it('loses and doubles nothing when database and broker connections die mid-comma
     90_000,
     200,
   );
-  await waitFor('outbox drained', async () => (await outboxMessages(env.db)).every((o) => o.sent), 30_000);
+  await waitFor('outbox drained', async () => (await outboxMessages(env.db)).every((o) => o.sent), 30_000).catch(
+    async (err: Error) => {
+      throw new Error(`${err.message}: ${await outboxStall(env.db, rt)}`);
+    },
+  );
 
   const rows = await journal(env.db);
   expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));

@@ -255,6 +255,27 @@ export async function lastSeq(db: TestDatabase, market = 'BTC-USD'): Promise<num
   return Number(rows[0]?.last_seq ?? 0);
 }
 
+/**
+ * What a stalled outbox looks like, for a failure message: its unsent rows (how many, their attempts, errors and
+ * backoff) and the relay's state (lock held, each broker connection's health), so a rare stall can be told apart
+ * from a row waiting out its backoff or a connection that did not come back.
+ */
+export async function outboxStall(db: TestDatabase, rt: Runtime | undefined): Promise<string> {
+  const { rows } = await db.pool.query(
+    `SELECT count(*)::int AS unsent, max(publish_attempts) AS max_attempts,
+            round(extract(epoch FROM max(next_attempt_at) - now())::numeric, 1) AS next_attempt_in_s,
+            array_agg(DISTINCT left(last_error, 160)) FILTER (WHERE last_error IS NOT NULL) AS errors
+       FROM payment.outbox WHERE sent_at IS NULL`,
+  );
+  const m = rt?.messaging;
+  return JSON.stringify({
+    ...rows[0],
+    relayIsLeader: m?.relay?.isLeader,
+    consume: m ? await m.connection.health() : undefined,
+    publish: m ? await m.publishConnection.health() : undefined,
+  });
+}
+
 export async function outboxMessages(
   db: TestDatabase,
 ): Promise<Array<{ routingKey: string; message: Envelope; sent: boolean }>> {
