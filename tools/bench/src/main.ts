@@ -133,20 +133,32 @@ interface Trader {
 // The stack's secrets (admin credentials, and the admin's TOTP secret once the bench enrolled it): another
 // checkout's stack is benchmarked from here with `--secrets <its .stack/secrets.json>`.
 const secretsFile = args.secrets ?? join(process.cwd(), '.stack/secrets.json');
+/**
+ * The host-mode admin's TOTP secret is kept in the stack's secrets file per database (`ADMIN_TOTP_SECRETS`), since
+ * each database enrols the admin on its own: a bench that alternates databases on one stack (a seeded one and fresh
+ * ones, docs/benchmarks.md) would otherwise log in to one with the secret of another and be refused.
+ * `ADMIN_TOTP_SECRET` is what earlier versions kept, for one database only; it is still tried when none is kept.
+ */
+interface StackSecrets {
+  ADMIN_EMAIL: string;
+  ADMIN_PASSWORD: string;
+  ADMIN_TOTP_SECRET?: string;
+  ADMIN_TOTP_SECRETS?: Record<string, string>;
+}
+
 function adminCredentials(): { email: string; password: string; totpSecret?: string } {
   if (args['admin-email'] && args['admin-password']) {
     return { email: args['admin-email'], password: args['admin-password'] };
   }
-  const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as {
-    ADMIN_EMAIL: string;
-    ADMIN_PASSWORD: string;
-    ADMIN_TOTP_SECRET?: string;
-  };
-  return {
-    email: s.ADMIN_EMAIL,
-    password: s.ADMIN_PASSWORD,
-    ...(s.ADMIN_TOTP_SECRET ? { totpSecret: s.ADMIN_TOTP_SECRET } : {}),
-  };
+  const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as StackSecrets;
+  const totpSecret = s.ADMIN_TOTP_SECRETS?.[database] ?? s.ADMIN_TOTP_SECRET;
+  return { email: s.ADMIN_EMAIL, password: s.ADMIN_PASSWORD, ...(totpSecret ? { totpSecret } : {}) };
+}
+
+function keepAdminTotpSecret(secret: string): void {
+  const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as StackSecrets;
+  const kept = { ...s, ADMIN_TOTP_SECRETS: { ...s.ADMIN_TOTP_SECRETS, [database]: secret } };
+  writeFileSync(secretsFile, JSON.stringify(kept, null, 2), { mode: 0o600 });
 }
 
 const FUNDS = { USD: '100000000', BTC: '10000', ETH: '100000' };
@@ -479,10 +491,7 @@ async function reconcile(): Promise<{ status: string; failedChecks: string[] }> 
     // staff routes need 2FA: the first run enrols the host-mode admin and keeps its TOTP secret with the other secrets
     const token = await staffAccessToken(gateway, creds);
     const secret = staffTotpSecret(gateway, creds.email);
-    if (!creds.totpSecret && secret && !args['admin-email']) {
-      const s = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, string>;
-      writeFileSync(secretsFile, JSON.stringify({ ...s, ADMIN_TOTP_SECRET: secret }, null, 2), { mode: 0o600 });
-    }
+    if (secret && secret !== creds.totpSecret && !args['admin-email']) keepAdminTotpSecret(secret);
     return fetch(`${gateway}/api/v1/admin/reconciliation/run`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '10.250.0.1' },
