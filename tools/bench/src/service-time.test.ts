@@ -1,25 +1,16 @@
-import { Histogram as PromHistogram, Registry } from 'prom-client';
+import { createHttpMetrics } from '@exchange/platform';
 import { between, histogramOf, quantileMs } from './service-time.ts';
 
-// The buckets and labels @exchange/platform gives http_request_duration_seconds.
-const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
-
+// The histogram every service serves (@exchange/platform's metrics), with its own buckets and labels.
 function service() {
-  const registry = new Registry();
-  const h = new PromHistogram({
-    name: 'http_request_duration_seconds',
-    help: 'x',
-    labelNames: ['service', 'method', 'route', 'status'],
-    buckets: BUCKETS,
-    registers: [registry],
-  });
+  const { registry, duration } = createHttpMetrics('order');
   const route = { service: 'order', method: 'POST', route: '/api/v1/orders' };
   return {
     read: async () =>
       histogramOf(await registry.metrics(), 'http_request_duration_seconds', { method: 'POST', route: route.route }),
-    observe: (seconds: number, status = '201') => h.observe({ ...route, status }, seconds),
+    observe: (seconds: number, status = '201') => duration.observe({ ...route, status }, seconds),
     other: (seconds: number) =>
-      h.observe({ service: 'order', method: 'GET', route: '/api/v1/orders', status: '200' }, seconds),
+      duration.observe({ service: 'order', method: 'GET', route: '/api/v1/orders', status: '200' }, seconds),
   };
 }
 
