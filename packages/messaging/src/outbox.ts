@@ -350,6 +350,9 @@ export class OutboxRelay {
   private unmarked: string[] = [];
   /** Set by a wake-up (NOTIFY, or a writer in this process) since the last poll began. */
   private notified = false;
+  private phase = 'stopped';
+  private phaseSince = Date.now();
+  private failures = 0;
   private readonly poke = (): void => {
     this.notified = true;
     this.wake?.();
@@ -365,6 +368,21 @@ export class OutboxRelay {
   /** Whether this instance currently holds the relay lock. */
   get isLeader(): boolean {
     return this.leader;
+  }
+
+  /** What the relay loop is waiting on, since when, and its failures in a row: for a stall's diagnosis. */
+  get activity(): { phase: string; forMs: number; failures: number; unmarked: number } {
+    return {
+      phase: this.phase,
+      forMs: Date.now() - this.phaseSince,
+      failures: this.failures,
+      unmarked: this.unmarked.length,
+    };
+  }
+
+  private at(phase: string): void {
+    this.phase = phase;
+    this.phaseSince = Date.now();
   }
 
   start(): void {
@@ -403,12 +421,13 @@ export class OutboxRelay {
 
   private async run(): Promise<void> {
     const lockKey = `outbox-relay:${schemaName(this.opts.schema)}`;
-    let failures = 0;
+    this.failures = 0;
     let unregister: (() => void) | undefined;
     while (!this.stopped) {
       let client: pg.PoolClient | undefined;
       let broken = false;
       try {
+        this.at('connect');
         client = await this.opts.pool.connect();
         const c = client;
         const onError = () => {
@@ -416,6 +435,7 @@ export class OutboxRelay {
           this.wake?.();
         };
         c.on('error', onError);
+        this.at('lock');
         const { rows } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [
           lockKey,
         ]);
@@ -423,11 +443,13 @@ export class OutboxRelay {
           c.removeListener('error', onError);
           c.release(broken);
           client = undefined;
+          this.at('standby');
           await sleep(this.opts.standbyRetryMs ?? 2_000, this.abort.signal);
           continue;
         }
         // The leader's session is never idle longer than a poll interval while this process runs; if the process
         // freezes (its socket stays open), the server ends the session and a standby gets the lock.
+        this.at('session');
         const idleLimitMs = Math.max(15_000, 3 * (this.opts.pollIntervalMs ?? 1_000));
         await c.query(`SELECT set_config('idle_session_timeout', $1, false)`, [`${idleLimitMs}ms`]);
         await prepareRelaySession(c);
@@ -444,25 +466,31 @@ export class OutboxRelay {
         });
         while (!this.stopped && !broken) {
           this.notified = false;
+          this.at('poll');
           const { full } = await this.publishBatch(c);
-          failures = 0;
+          this.failures = 0;
+          this.at('cleanup');
           await this.maybeCleanup(c);
           if (full || this.notified) continue;
           if (this.unmarked.length > 0) {
             // Confirmed rows wait a moment for the next poll to mark them; with no more work coming, alone.
+            this.at('mark-delay');
             if (await this.sleep(this.markDelayMs)) continue;
+            this.at('mark');
             await this.markSent(c);
             if (this.notified) continue;
           }
+          this.at('idle');
           await this.sleep(this.opts.pollIntervalMs ?? 1_000);
         }
         if (!broken) await this.markSent(c);
       } catch (err) {
         broken = true;
-        failures++;
+        this.failures++;
         if (!this.stopped) {
           this.logger.error({ err, service: this.opts.service }, 'outbox relay: batch failed, retrying');
-          await sleep(Math.min(100 * 2 ** Math.min(failures, 7), 10_000), this.abort.signal);
+          this.at('backoff');
+          await sleep(Math.min(100 * 2 ** Math.min(this.failures, 7), 10_000), this.abort.signal);
         }
       } finally {
         unregister?.();
@@ -611,6 +639,7 @@ export class OutboxRelay {
     const now = Date.now();
     const batch = rows;
 
+    this.at(`publish ${batch.length}`);
     const results = await this.publishRows(batch, now);
     const sent: OutboxRow[] = [];
     const failed: Array<{ row: OutboxRow; error: string }> = [];
@@ -640,6 +669,7 @@ export class OutboxRelay {
       this.metrics.published.inc({ service: this.opts.service }, sent.length);
       if (this.markDelayMs <= 0) await this.markSent(c);
     }
+    if (failed.length > 0) this.at(`record ${failed.length} failures`);
     for (const f of failed) {
       // Unroutable rows and rows naming a missing exchange wait with their own backoff (other keys go on);
       // connection trouble only records the error: the whole loop backs off and retries as soon as it is back.

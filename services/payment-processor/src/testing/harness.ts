@@ -257,8 +257,10 @@ export async function lastSeq(db: TestDatabase, market = 'BTC-USD'): Promise<num
 
 /**
  * What a stalled outbox looks like, for a failure message: its unsent rows (how many, their attempts, errors and
- * backoff) and the relay's state (lock held, each broker connection's health), so a rare stall can be told apart
- * from a row waiting out its backoff or a connection that did not come back.
+ * backoff), the relay's state (lock held, what its loop waits on and for how long, failures in a row), the sessions
+ * of the database that hold an advisory lock (the relay's among them) and each broker connection's health. So a rare
+ * stall can be told apart from a row waiting out its backoff, a lock held by a session that lingers, a publish whose
+ * confirm never came, or a connection that did not come back.
  */
 export async function outboxStall(db: TestDatabase, rt: Runtime | undefined): Promise<string> {
   const { rows } = await db.pool.query(
@@ -267,10 +269,19 @@ export async function outboxStall(db: TestDatabase, rt: Runtime | undefined): Pr
             array_agg(DISTINCT left(last_error, 160)) FILTER (WHERE last_error IS NOT NULL) AS errors
        FROM payment.outbox WHERE sent_at IS NULL`,
   );
+  const { rows: lockHolders } = await db.pool.query(
+    `SELECT a.pid, a.application_name AS app, a.state, left(a.query, 80) AS query,
+            round(extract(epoch FROM now() - a.state_change)::numeric, 1) AS state_for_s
+       FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+      WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
+                                                                    WHERE datname = current_database())`,
+  );
   const m = rt?.messaging;
   return JSON.stringify({
     ...rows[0],
+    lockHolders,
     relayIsLeader: m?.relay?.isLeader,
+    relay: m?.relay?.activity,
     consume: m ? await m.connection.health() : undefined,
     publish: m ? await m.publishConnection.health() : undefined,
   });
