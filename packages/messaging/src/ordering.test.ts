@@ -59,6 +59,10 @@ describe('ordering', () => {
     // One relay per schema across replicas: exactly one of them publishes.
     await waitFor(() => [a, b].filter((r) => r.relay!.isLeader).length === 1, { what: 'one active relay' });
     expect([a, b].filter((r) => r.relay!.isLeader)).toHaveLength(1);
+    // and each says so in what its loop waits on (what a stall's diagnosis reads): the other one stands by
+    const [leader, other] = a.relay!.isLeader ? [a, b] : [b, a];
+    await waitFor(() => other.relay!.activity.phase === 'standby', { what: 'the other relay standing by' });
+    await waitFor(() => leader.relay!.activity.phase === 'idle', { what: 'the active relay idle' });
 
     const enqueueing = (async () => {
       for (let seq = 0; seq < N; seq += 10) {
