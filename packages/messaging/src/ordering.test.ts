@@ -81,7 +81,9 @@ describe('ordering', () => {
     // Fail over half-way: the active replica (consumer and relay) shuts down; the other takes over both roles.
     await waitFor(() => applied.length >= N / 3, { what: 'first third' });
     const active = appliedBy[appliedBy.length - 1]!;
-    await replicas.find((r) => r.connection.name === `ordering-${active}`)!.close();
+    const closed = replicas.find((r) => r.connection.name === `ordering-${active}`)!;
+    await closed.close();
+    expect(closed.relay!.activity.phase).toBe('stopped');
     await enqueueing;
 
     await waitFor(() => applied.length >= N, { timeoutMs: 45_000, what: `all ${N} messages` });

@@ -505,6 +505,7 @@ export class OutboxRelay {
         }
       }
     }
+    this.at('stopped');
   }
 
   /**
