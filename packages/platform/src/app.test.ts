@@ -98,6 +98,50 @@ describe('createApp', () => {
     await app.close();
   });
 
+  it('refuses NUL in any string of a validated part as a 400, and still coerces and defaults', async () => {
+    // PostgreSQL's text cannot hold \u0000: before this check such a string was a 500 at the first query
+    const app = await createApp({ service: 'demo', fastify: { logger: false } });
+    app.post(
+      '/notes/:id',
+      {
+        schema: {
+          params: Type.Object({ id: Type.String({ maxLength: 20 }) }),
+          querystring: Type.Object({
+            limit: Type.Integer({ minimum: 1, default: 5 }),
+            q: Type.Optional(Type.String()),
+          }),
+          body: Type.Object({
+            text: Type.String(),
+            tags: Type.Optional(Type.Array(Type.Record(Type.String(), Type.String()))),
+          }),
+        },
+      },
+      async (req) => ({ id: req.params.id, limit: req.query.limit, text: req.body.text }),
+    );
+    await app.ready();
+    const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+    const refused = async (url: string, payload: unknown, where: string) => {
+      const r = await post(url, payload);
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error.code).toBe('VALIDATION_ERROR');
+      expect(r.json().error.message).toBe(`${where} must not contain NUL (\\u0000)`);
+    };
+    await refused('/notes/1', { text: 'a\u0000b' }, 'body/text');
+    await refused('/notes/1', { text: 'ok', tags: [{ k: 'v' }, { k: '\u0000' }] }, 'body/tags/1/k');
+    await refused('/notes/1', { text: 'ok', tags: [{ ['k\u0000']: 'v' }] }, 'body/tags/0');
+    await refused('/notes/1?q=a%00', { text: 'ok' }, 'querystring/q');
+    await refused('/notes/a%00', { text: 'ok' }, 'params/id');
+    // what is not NUL goes through as before: the query's integer coerced, its default filled in, emoji kept
+    const ok = await post('/notes/%F0%9F%92%A5?limit=7', { text: 'caf\u00e9 \u{1F4A5}' });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ id: '\u{1F4A5}', limit: 7, text: 'caf\u00e9 \u{1F4A5}' });
+    expect((await post('/notes/1', { text: 'x' })).json().limit).toBe(5);
+    // the schema's own errors come first, unchanged
+    const wrongType = await post('/notes/1', { text: 12 });
+    expect(wrongType.json().error.message).toBe('body/text must be string');
+    await app.close();
+  });
+
   it('maps malformed JSON, unknown routes and AppErrors to stable codes', async () => {
     const { app } = await makeApp();
     const bad = await app.inject({

@@ -12,7 +12,7 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import swagger from '@fastify/swagger';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
@@ -192,7 +192,7 @@ export async function createApp(opts: CreateAppOptions): Promise<App> {
   // Query strings and path params arrive as text and are coerced to their schema types; bodies are JSON and are
   // never coerced, so `"amount": 12.5` (a float) is rejected instead of silently becoming the string "12.5".
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object),
+    refusingNul((httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object)),
   );
   app.decorate('serviceName', opts.service);
   app.decorate('metrics', createHttpMetrics(opts.service));
@@ -385,6 +385,51 @@ function makeAjv(coerceTypes: false | 'array') {
   return ajv;
 }
 const strictAjv = makeAjv(false);
+
+/**
+ * `validate`, and then no NUL character in any string of the validated part. JSON and URLs can carry `\u0000`, but
+ * PostgreSQL's text cannot store it (invalid byte sequence, a 500 at the first query), and no field of this API
+ * means one: refused here, as a validation error of its field, for every route at once.
+ */
+function refusingNul(validate: ValidateFunction): ValidateFunction {
+  const wrapped = ((data: unknown, ctx?: Parameters<ValidateFunction>[1]) => {
+    if (!validate(data, ctx)) {
+      wrapped.errors = validate.errors;
+      return false;
+    }
+    const at = nulAt(data, '', 0);
+    if (at === undefined) {
+      wrapped.errors = null;
+      return true;
+    }
+    wrapped.errors = [
+      { instancePath: at, schemaPath: '#/nul', keyword: 'nul', params: {}, message: 'must not contain NUL (\\u0000)' },
+    ];
+    return false;
+  }) as ValidateFunction;
+  // fastify passes the parent (the request) when the validator has a schemaEnv, so coercion can replace a root value
+  Object.assign(wrapped, { schema: validate.schema, schemaEnv: validate.schemaEnv });
+  return wrapped;
+}
+
+/** The JSON pointer of the first string (or key) holding a NUL, if any. Depth is bounded by the body limit. */
+function nulAt(v: unknown, path: string, depth: number): string | undefined {
+  if (typeof v === 'string') return v.includes('\u0000') ? path : undefined;
+  if (v === null || typeof v !== 'object' || depth > 64) return undefined;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const at = nulAt(v[i], `${path}/${i}`, depth + 1);
+      if (at !== undefined) return at;
+    }
+    return undefined;
+  }
+  for (const k in v) {
+    if (k.includes('\u0000')) return path;
+    const at = nulAt((v as Record<string, unknown>)[k], `${path}/${k}`, depth + 1);
+    if (at !== undefined) return at;
+  }
+  return undefined;
+}
 const coercingAjv = makeAjv('array');
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
