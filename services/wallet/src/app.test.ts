@@ -484,6 +484,15 @@ describe('ledger statement', () => {
     const bad = await app.inject({ method: 'GET', url: '/api/v1/wallet/ledger?cursor=garbage', headers: bearer(user) });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.code).toBe('INVALID_CURSOR');
+    // a cursor of the right shape whose id overflows bigint is refused too, not a 500 at the query
+    const huge = Buffer.from(JSON.stringify({ p: '9999999999999999999' })).toString('base64url');
+    const overflow = await app.inject({
+      method: 'GET',
+      url: `/api/v1/wallet/ledger?cursor=${huge}`,
+      headers: bearer(user),
+    });
+    expect(overflow.statusCode).toBe(400);
+    expect(overflow.json().error.code).toBe('INVALID_CURSOR');
   });
 });
 

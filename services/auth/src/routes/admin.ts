@@ -119,7 +119,7 @@ export function registerAdminRoutes(app: App, ctx: AuthContext): void {
         security: bearer,
         querystring: Type.Object({
           limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
-          before: Type.Optional(Type.Integer({ minimum: 1 })),
+          before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
           actorId: Type.Optional(Type.String({ format: 'uuid' })),
           targetId: Type.Optional(Type.String({ format: 'uuid' })),
           action: Type.Optional(Type.String({ maxLength: 100 })),

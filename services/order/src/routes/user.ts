@@ -252,7 +252,8 @@ export function registerUserRoutes(app: App, ctx: OrderContext): void {
         querystring: Type.Object({
           market: Type.Optional(MarketSymbol),
           orderId: Type.Optional(OrderId),
-          cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$' })),
+          // a fill id; 18 digits always fit PostgreSQL's bigint (19 may not)
+          cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })),
           limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
         }),
         response: { 200: Page(FillSchema), ...errorResponses(400, 401, 403) },

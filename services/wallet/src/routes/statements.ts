@@ -70,7 +70,7 @@ export async function ledgerPage(
   if (q.cursor) {
     try {
       const c = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as { p?: unknown };
-      if (typeof c.p !== 'string' || !/^[0-9]{1,19}$/.test(c.p)) throw new Error('bad');
+      if (typeof c.p !== 'string' || !/^[0-9]{1,18}$/.test(c.p)) throw new Error('bad');
       before = c.p;
     } catch {
       throw badRequest('INVALID_CURSOR', 'cursor is not one this API returned');
