@@ -397,13 +397,19 @@ function refusingNul(validate: ValidateFunction): ValidateFunction {
       wrapped.errors = validate.errors;
       return false;
     }
-    const at = nulAt(data, '', 0);
-    if (at === undefined) {
+    const at = nulAt(data, 0);
+    if (!at) {
       wrapped.errors = null;
       return true;
     }
     wrapped.errors = [
-      { instancePath: at, schemaPath: '#/nul', keyword: 'nul', params: {}, message: 'must not contain NUL (\\u0000)' },
+      {
+        instancePath: at.map((k) => `/${k}`).join(''),
+        schemaPath: '#/nul',
+        keyword: 'nul',
+        params: {},
+        message: 'must not contain NUL (\\u0000)',
+      },
     ];
     return false;
   }) as ValidateFunction;
@@ -412,24 +418,28 @@ function refusingNul(validate: ValidateFunction): ValidateFunction {
   return wrapped;
 }
 
-/** The JSON pointer of the first string (or key) holding a NUL, if any. Depth is bounded by the body limit. */
-function nulAt(v: unknown, path: string, depth: number): string | undefined {
-  if (typeof v === 'string') return v.includes('\u0000') ? path : undefined;
+/**
+ * The path (keys from the root) to the first string holding a NUL, or to the object with such a key; undefined when
+ * there is none. It allocates only on a find, as it runs on every request. Depth is bounded by the body limit.
+ */
+function nulAt(v: unknown, depth: number): string[] | undefined {
+  if (typeof v === 'string') return v.includes('\u0000') ? [] : undefined;
   if (v === null || typeof v !== 'object' || depth > 64) return undefined;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const at = nulAt(v[i], `${path}/${i}`, depth + 1);
-      if (at !== undefined) return at;
+      const at = nulAt(v[i], depth + 1);
+      if (at) return [String(i), ...at];
     }
     return undefined;
   }
   for (const k in v) {
-    if (k.includes('\u0000')) return path;
-    const at = nulAt((v as Record<string, unknown>)[k], `${path}/${k}`, depth + 1);
-    if (at !== undefined) return at;
+    if (k.includes('\u0000')) return [];
+    const at = nulAt((v as Record<string, unknown>)[k], depth + 1);
+    if (at) return [k, ...at];
   }
   return undefined;
 }
+
 const coercingAjv = makeAjv('array');
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
