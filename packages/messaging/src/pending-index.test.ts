@@ -71,7 +71,17 @@ it(`after sending ${SENT} rows one at a time, a poll reads none of them again`, 
     );
   };
   for (let i = 0; i < SENT; i++) await send(i);
-  // every row above is dead to every transaction by now; the relay's poll for this one passes over their entries
+  // An entry is marked dead only once its row is dead to every transaction, and that horizon is the cluster's while
+  // any database is being created (CREATE DATABASE, as other test files do in parallel, counts in all of them). So
+  // wait until no session anywhere holds a snapshot from before the marks above; the relay's poll for the next row
+  // then passes over, and marks, every one of their entries. A poll through a bitmap scan would mark none.
+  const { rows: marker } = await env.pool.query<{ x: string }>('SELECT txid_current()::text AS x');
+  const older = `SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+                   AND age(backend_xmin) >= age(($1::bigint % 4294967296)::text::xid)`;
+  await waitFor(async () => (await count(env.pool, older, [marker[0]!.x])) === 0, {
+    timeoutMs: 60_000,
+    what: 'no snapshot older than the marks',
+  });
   await send(SENT);
 
   // The poll again, in a session of the database's defaults set up as the relay's is.
@@ -84,8 +94,13 @@ it(`after sending ${SENT} rows one at a time, a poll reads none of them again`, 
     const plan = rows[0]!['QUERY PLAN'][0]!.Plan;
     expect(nodes(plan).filter((n) => n['Node Type'].startsWith('Bitmap'))).toEqual([]);
     // A bitmap scan checks every entry of the rows sent above (320 of the 400 here, 9 pages with their heap pages);
-    // the index scan reads the index's root and leaf and the heap page of its last row at most.
-    expect(plan['Shared Hit Blocks'] + plan['Shared Read Blocks']).toBeLessThanOrEqual(4);
+    // an index scan reads the index's root and leaf and the heap page of its last row at most. Each scan of the
+    // pending index is held to that, not the plan's total: the plan around them flips between a nested loop and a
+    // hash join with the planner's estimate of the index's end (which counts rows not yet removable while another
+    // database is being created), and the hash join's plan touched 2-3 blocks more outside the scans.
+    const scans = nodes(plan).filter((n) => n['Index Name'] === 'outbox_pending_idx');
+    expect(scans.length).toBeGreaterThan(0);
+    for (const n of scans) expect(n['Shared Hit Blocks'] + n['Shared Read Blocks']).toBeLessThanOrEqual(4);
   } finally {
     c.release(true);
   }
