@@ -122,7 +122,7 @@ interface Answer {
   request: string;
   status: number;
   code?: string;
-  /** Kong's own refusals (its plugins: rate limit, IP restriction) carry `{ message }` only. */
+  /** Kong's own refusals (its plugins, an unknown path) carry `{ message }` only. */
   gatewayMessage?: string;
 }
 
@@ -198,6 +198,7 @@ function defects(answers: Answer[]): string[] {
 /** Operations whose input the fuzz exercises (path params, query or body); the rest take nothing to break. */
 const withInput = (op: Operation) => op.path.includes('{') || op.query.length > 0 || op.body !== undefined;
 const isStaff = (op: Operation) => op.path.startsWith('/api/v1/admin/');
+
 test('the public API: every route refuses malformed input with a 4xx and a code, never a 5xx', async () => {
   const client = t.client();
   const email = `fuzz-${randomUUID().slice(0, 8)}@e2e.test`;
@@ -231,7 +232,7 @@ test('the staff routes, as the admin: the same, past the staff check', async () 
   const answers: Answer[] = [];
   for (const op of ops) answers.push(...(await fuzz(op, token, privateIp)));
   expect(defects(answers)).toEqual([]);
-  // the admin's token opened every staff route (no 401/403 but for a step-up the route asks for)
+  // the admin's token (2FA fresh) opened every staff route
   expect(answers.filter((a) => a.status === 401).map((a) => a.request)).toEqual([]);
   const validated = new Set(answers.filter((a) => a.status === 400).map((a) => a.op));
   expect(ops.map((op) => `${op.method} ${op.path}`).filter((o) => !validated.has(o))).toEqual([]);
