@@ -26,6 +26,13 @@ export const IntegerString = (options: { description?: string } = {}) =>
 /** A non-negative integer as a string (minor units), e.g. "1500". */
 export const UnsignedIntegerString = (options: { description?: string } = {}) =>
   Type.String({ pattern: '^(0|[1-9][0-9]*)$', maxLength: 80, ...options });
+/**
+ * A row id (a bigserial) as a string, e.g. a page cursor. At most 18 digits: every such value fits PostgreSQL's
+ * bigint, where 19 digits may overflow it (a 500 at the query instead of a 400); no table reaches 10^18 rows.
+ */
+export const ROW_ID_PATTERN = '^[0-9]{1,18}$';
+export const RowIdString = (options: { description?: string } = {}) =>
+  Type.String({ pattern: ROW_ID_PATTERN, ...options });
 
 // ---------------------------------------------------------------------------------------------------------------
 // Envelope

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Envelope } from '@exchange/contracts';
+import { RowIdString, type Envelope } from '@exchange/contracts';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type pg from 'pg';
 import type { PgSchema } from 'drizzle-orm/pg-core';
@@ -200,12 +200,11 @@ const ErrorSchema = Type.Object({
 
 const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  // row ids: 18 digits always fit PostgreSQL's bigint (19 may not: a 500 at the query, not a 400)
-  cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })),
+  cursor: Type.Optional(RowIdString()),
   status: Type.Optional(Type.Union([Type.Literal('dead'), Type.Literal('retried')])),
   queue: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
 });
-const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,18}$' }) });
+const IdParams = Type.Object({ id: RowIdString() });
 
 /**
  * Fastify plugin: `GET /` (list, newest first, `?limit&cursor&status&queue`), `GET /:id`, `POST /:id/retry`.

@@ -1,5 +1,6 @@
 /** A user's own orders, amends and fills (bearer token or API key with the `read` or `trade` scope). */
 import { requireAuth, requireScope } from '@exchange/auth-client';
+import { RowIdString } from '@exchange/contracts';
 import { OrderStatus } from '@exchange/contracts/trading';
 import { annotateSpan, errorResponses, Type, type App } from '@exchange/platform';
 import { marketOr404, userOf, type OrderContext } from '../context.ts';
@@ -252,8 +253,7 @@ export function registerUserRoutes(app: App, ctx: OrderContext): void {
         querystring: Type.Object({
           market: Type.Optional(MarketSymbol),
           orderId: Type.Optional(OrderId),
-          // a fill id; 18 digits always fit PostgreSQL's bigint (19 may not)
-          cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })),
+          cursor: Type.Optional(RowIdString({ description: 'nextCursor of the previous page (a fill id)' })),
           limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
         }),
         response: { 200: Page(FillSchema), ...errorResponses(400, 401, 403) },

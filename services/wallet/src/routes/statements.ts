@@ -2,6 +2,7 @@
  * Balances and the ledger statement of one user, as the API shows them. Served to the user themself
  * (`/api/v1/wallet/*`) and to support staff looking at a user's account (`/api/v1/admin/wallet/users/:userId/*`).
  */
+import { ROW_ID_PATTERN } from '@exchange/contracts';
 import { badRequest, Type, type Static } from '@exchange/platform';
 import type { WalletContext } from '../context.ts';
 import { userPostings } from '../ledger/repository.ts';
@@ -58,6 +59,8 @@ export async function balancesOf(
   });
 }
 
+const ROW_ID = new RegExp(ROW_ID_PATTERN);
+
 /** Postings on the user's accounts, newest first; the cursor is the last posting id, opaque to clients. */
 export async function ledgerPage(
   ctx: WalletContext,
@@ -70,7 +73,7 @@ export async function ledgerPage(
   if (q.cursor) {
     try {
       const c = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as { p?: unknown };
-      if (typeof c.p !== 'string' || !/^[0-9]{1,18}$/.test(c.p)) throw new Error('bad');
+      if (typeof c.p !== 'string' || !ROW_ID.test(c.p)) throw new Error('bad');
       before = c.p;
     } catch {
       throw badRequest('INVALID_CURSOR', 'cursor is not one this API returned');
