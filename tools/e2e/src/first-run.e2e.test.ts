@@ -9,6 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { dropRoles } from '@exchange/db';
 import { createTestDatabase, freePortBlock, type TestDatabase } from '@exchange/db/testing';
 import { createTestVhost, type TestVhost } from '@exchange/messaging/testing';
@@ -173,7 +174,8 @@ test(
 
     // 2. Ctrl-C (SIGINT to the runner; `./exchange` exec'd into it) stops everything.
     process.kill(first.child.pid!, 'SIGINT');
-    expect(await Promise.race([first.exited, sleep(60_000).then(() => 'timeout')])).toBe(0);
+    // unref'd: a pending 60 s timer would hold the jest worker past the end of the run
+    expect(await Promise.race([first.exited, delay(60_000, 'timeout', { ref: false })])).toBe(0);
     expect(first.output()).toContain('Stack stopped; data kept');
     await expectAllStopped(first);
 
