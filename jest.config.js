@@ -28,6 +28,8 @@ export default {
       },
     ],
   },
+  // Component tests fail on markup a browser would re-parent (a no-op in files without a DOM).
+  setupFilesAfterEnv: ['<rootDir>/apps/web/test/dom-nesting.ts'],
   // Integration tests start real services and talk to Postgres/RabbitMQ; give them room on a 2-core machine.
   testTimeout: 60_000,
   maxWorkers: process.env.JEST_MAX_WORKERS ?? 2,

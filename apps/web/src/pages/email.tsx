@@ -135,7 +135,8 @@ export function VerifyEmail(p: {
       ) : null}
       <ErrorBox error={error} />
       {code === 'INVALID_TOKEN' || code === 'TOKEN_EXPIRED' ? (
-        <p>
+        // a <div>: the resend button's error box is one, and a <p> cannot hold it
+        <div className="resend">
           {p.signedIn ? (
             <ResendVerification api={api} />
           ) : (
@@ -143,7 +144,7 @@ export function VerifyEmail(p: {
               <Link to="/login">Log in</Link> to ask for a new link.
             </>
           )}
-        </p>
+        </div>
       ) : null}
     </section>
   );

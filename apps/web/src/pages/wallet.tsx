@@ -165,9 +165,9 @@ export function WalletPage() {
             {badW ? <p className="field-error">amount must be a plain decimal such as 100.5</p> : null}
             <ErrorBox error={withdraw.error} />
             {withdraw.error && errorOf(withdraw.error).code === 'EMAIL_NOT_VERIFIED' ? (
-              <p>
+              <div className="resend">
                 Confirm your email address first (the link we emailed you). <ResendVerification api={client} />
-              </p>
+              </div>
             ) : null}
             <button type="submit" className="primary" disabled={!wAmount || !wAddress || badW || withdraw.isPending}>
               Withdraw
