@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { RateLimiter, SyncedCounters } from './rate-limit.ts';
 
 // Redis that is down: nothing listens on port 1, no offline queue, no retries.
@@ -11,6 +12,8 @@ beforeAll(() => {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
+    // its socket never opened, so disconnect() would wait the default 2 s for a close that already happened
+    disconnectTimeout: 1,
   });
   dead.on('error', () => {});
 });
@@ -197,7 +200,7 @@ describe('sync_rate (Kong 3.4+): counted in memory, synced to Redis', () => {
       const counters = new SyncedCounters(client, 60_000, clock);
       await counters.increment(`${prefix}:mute`, now + 60_000);
       let closed = false;
-      await Promise.race([counters.close(100).then(() => (closed = true)), new Promise((r) => setTimeout(r, 4_000))]);
+      await Promise.race([counters.close(100).then(() => (closed = true)), delay(4_000, undefined, { ref: false })]);
       expect(closed).toBe(true);
     } finally {
       client.disconnect();
