@@ -12,16 +12,24 @@ function mgmt(): { base: string; auth: string } {
   return { base: u.toString().replace(/\/$/, ''), auth };
 }
 
-// `connection: close`: fetch keeps an idle connection open for 4 s, which holds a jest worker past the end of the
-// run ("a worker process has failed to exit gracefully") when a test file's last act is dropping its vhost.
-const CLOSE = { connection: 'close' } as const;
-
 /** Call the RabbitMQ management HTTP API. */
-export async function managementApi<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+export async function managementApi<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<T> {
   const { base, auth } = mgmt();
   const res = await fetch(`${base}/api${path}`, {
     method,
-    headers: { ...CLOSE, authorization: auth, 'content-type': 'application/json' },
+    headers: {
+      ...headers,
+      authorization: auth,
+      'content-type': 'application/json',
+      // fetch keeps an idle connection open for 4 s, which holds a jest worker past the end of the run ("a worker
+      // process has failed to exit gracefully") when a test file's last act is dropping its vhost
+      connection: 'close',
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   if (!res.ok && !(method === 'DELETE' && res.status === 404)) {
@@ -87,21 +95,14 @@ export async function closeVhostConnections(
     );
     if (matching.length >= atLeast || Date.now() > until) {
       for (const c of matching) {
-        await fetchDelete(`/connections/${encodeURIComponent(c.name)}`, 'closed by test');
+        await managementApi('DELETE', `/connections/${encodeURIComponent(c.name)}`, undefined, {
+          'x-reason': 'closed by test',
+        });
       }
       return matching.length;
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-async function fetchDelete(path: string, reason: string): Promise<void> {
-  const { base, auth } = mgmt();
-  const res = await fetch(`${base}/api${path}`, {
-    method: 'DELETE',
-    headers: { ...CLOSE, authorization: auth, 'x-reason': reason },
-  });
-  if (!res.ok && res.status !== 404) throw new Error(`RabbitMQ management DELETE ${path}: ${res.status}`);
 }
 
 /** A relay's registration as the active one in this process, for tests of writers that wake it (wakeup.ts). */
