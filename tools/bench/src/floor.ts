@@ -9,11 +9,13 @@
  *   as its own transaction, the finalize (update + outbox insert) as one (with --database-url);
  * - `broker`: client → proxy → a service that publishes each order to a quorum queue (persistent, confirmed) before
  *   it answers, and a consumer process that acks it: one AMQP hop, of the several an order makes (with --amqp-url).
- * For each: one client in flight (latency floor) and the closed model (CPU per request at saturation), with the CPU
- * seconds of every process it started and of their PostgreSQL backends, per request.
+ * For each: one client in flight (latency floor), one request at a time on a schedule (`--paced-rate`, so that every
+ * process sleeps between requests, as at a low rate) and the closed model (CPU per request at saturation), with the
+ * CPU seconds of every process it started and of their PostgreSQL backends, per request.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: 'service,gateway,hold,db,broker' },
     duration: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '64' },
+    'paced-rate': { type: 'string', default: '10' },
     'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
     'amqp-url': { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' },
     'port-base': { type: 'string', default: '21000' },
@@ -38,6 +41,7 @@ if (args.help) {
   --scenarios LIST   service,gateway,hold,db,broker (default all)
   --duration S       seconds per phase (default 10)
   --concurrency N    closed model: requests in flight (default 64)
+  --paced-rate N     paced phase: one request every 1/N s, so the processes sleep between requests (default 10; 0: skip)
   --database-url URL a PostgreSQL server; the bench creates and drops its own database there (db scenario)
   --amqp-url URL     a RabbitMQ server; the bench declares and deletes its own quorum queue there (broker scenario)
   --port-base N      ports N..N+2 for the gateway, order and wallet skeletons (default 21000)
@@ -47,6 +51,7 @@ if (args.help) {
 
 const durationMs = Number(args.duration) * 1000;
 const concurrency = Number(args.concurrency);
+const pacedRate = Number(args['paced-rate']);
 const base = Number(args['port-base']);
 const roles = fileURLToPath(new URL('./floor-roles.ts', import.meta.url));
 const APP = 'floor';
@@ -91,34 +96,55 @@ const body = () =>
     clientOrderId: `f-${process.pid}-${seq++}`,
   });
 
-async function closedLoop(url: string, inFlight: number, ms: number): Promise<{ latencies: number[]; errors: number }> {
-  const latencies: number[] = [];
-  let errors = 0;
+interface Sent {
+  latencies: number[];
+  errors: number;
+}
+
+/** One order through `url`, its latency recorded when it was answered 201. */
+async function send(url: string, client: number, out: Sent): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const r = await fetch(`${url}/api/v1/orders`, {
+      method: 'POST',
+      headers: {
+        authorization: 'Bearer floor',
+        'x-forwarded-for': `10.0.0.${client % 250}`,
+        'content-type': 'application/json',
+      },
+      body: body(),
+    });
+    await r.arrayBuffer();
+    if (r.status === 201) out.latencies.push(performance.now() - t0);
+    else out.errors++;
+  } catch {
+    out.errors++;
+  }
+}
+
+async function closedLoop(url: string, inFlight: number, ms: number): Promise<Sent> {
+  const out: Sent = { latencies: [], errors: 0 };
   const end = performance.now() + ms;
   await Promise.all(
     Array.from({ length: inFlight }, async (_, i) => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        try {
-          const r = await fetch(`${url}/api/v1/orders`, {
-            method: 'POST',
-            headers: {
-              authorization: 'Bearer floor',
-              'x-forwarded-for': `10.0.0.${i % 250}`,
-              'content-type': 'application/json',
-            },
-            body: body(),
-          });
-          await r.arrayBuffer();
-          if (r.status === 201) latencies.push(performance.now() - t0);
-          else errors++;
-        } catch {
-          errors++;
-        }
-      }
+      while (performance.now() < end) await send(url, i, out);
     }),
   );
-  return { latencies: latencies.sort((a, b) => a - b), errors };
+  out.latencies.sort((a, b) => a - b);
+  return out;
+}
+
+/** One request at a time on a fixed schedule: between requests every process goes back to sleep, as at a low rate. */
+async function pacedLoop(url: string, perS: number, ms: number): Promise<Sent> {
+  const out: Sent = { latencies: [], errors: 0 };
+  const start = performance.now();
+  for (let due = start; due < start + ms; due += 1000 / perS) {
+    const wait = due - performance.now();
+    if (wait > 0) await delay(wait);
+    await send(url, 0, out);
+  }
+  out.latencies.sort((a, b) => a - b);
+  return out;
 }
 
 async function backends(pool: pg.Pool | undefined): Promise<number[]> {
@@ -156,14 +182,17 @@ async function measure(
   if (pool) groups.push(backendGroup);
   if (brokerPid) groups.push({ name: 'rabbitmq', pids: [brokerPid], shared: true });
   await closedLoop(url, concurrency, 1500); // warm up: JIT, connections, the pools' backends
-  for (const [phase, inFlight] of [
-    ['single', 1],
-    ['closed', concurrency],
-  ] as const) {
+  const phases: Array<[phase: string, inFlight: number]> = [['single', 1]];
+  if (pacedRate > 0) phases.push([`paced ${pacedRate}/s`, 1]);
+  phases.push(['closed', concurrency]);
+  for (const [phase, inFlight] of phases) {
     backendGroup.pids = await backends(pool);
     const before = sample(groups);
     const t0 = performance.now();
-    const { latencies, errors } = await closedLoop(url, inFlight, durationMs);
+    const { latencies, errors } =
+      phase === 'single' || phase === 'closed'
+        ? await closedLoop(url, inFlight, durationMs)
+        : await pacedLoop(url, pacedRate, durationMs);
     const seconds = (performance.now() - t0) / 1000;
     // a backend a pool opened during the phase counts from 0 (cpuBetween)
     backendGroup.pids = [...new Set([...backendGroup.pids, ...(await backends(pool))])];
@@ -233,12 +262,12 @@ await admin?.end();
 
 const cols = ['gateway', 'order', 'wallet', 'publisher', 'engine', 'postgres', 'rabbitmq'];
 process.stdout.write(
-  `| scenario | in flight | requests/s | p50 ms | p90 ms | p99 ms | errors | CPU ms/request | ${cols.join(' ms | ')} ms |\n` +
-    `| --- | --- | --- | --- | --- | --- | --- | --- | ${cols.map(() => '---').join(' | ')} |\n`,
+  `| scenario | phase | in flight | requests/s | p50 ms | p90 ms | p99 ms | errors | CPU ms/request | ${cols.join(' ms | ')} ms |\n` +
+    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | ${cols.map(() => '---').join(' | ')} |\n`,
 );
 for (const r of results) {
   process.stdout.write(
-    `| ${r.scenario} | ${r.inFlight} | ${f(r.perS, 0)} | ${f(r.p50Ms)} | ${f(r.p90Ms)} | ${f(r.p99Ms)} | ${r.errors} | ` +
+    `| ${r.scenario} | ${r.phase} | ${r.inFlight} | ${f(r.perS, 0)} | ${f(r.p50Ms)} | ${f(r.p90Ms)} | ${f(r.p99Ms)} | ${r.errors} | ` +
       `${f(r.cpuMsPerRequestTotal)} | ${cols.map((c) => (c in r.cpuMsPerRequest ? f(r.cpuMsPerRequest[c]!) : '-')).join(' | ')} |\n`,
   );
 }
