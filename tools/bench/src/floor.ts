@@ -52,6 +52,12 @@ if (args.help) {
 const durationMs = Number(args.duration) * 1000;
 const concurrency = Number(args.concurrency);
 const pacedRate = Number(args['paced-rate']);
+if (!(pacedRate >= 0)) {
+  process.stderr.write(
+    `--paced-rate must be a number of requests per second, 0 or more (got "${args['paced-rate']}")\n`,
+  );
+  process.exit(2);
+}
 const base = Number(args['port-base']);
 const roles = fileURLToPath(new URL('./floor-roles.ts', import.meta.url));
 const APP = 'floor';
@@ -182,17 +188,18 @@ async function measure(
   if (pool) groups.push(backendGroup);
   if (brokerPid) groups.push({ name: 'rabbitmq', pids: [brokerPid], shared: true });
   await closedLoop(url, concurrency, 1500); // warm up: JIT, connections, the pools' backends
-  const phases: Array<[phase: string, inFlight: number]> = [['single', 1]];
-  if (pacedRate > 0) phases.push([`paced ${pacedRate}/s`, 1]);
-  phases.push(['closed', concurrency]);
-  for (const [phase, inFlight] of phases) {
+  const phases: Array<{ phase: string; inFlight: number; run: () => Promise<Sent> }> = [
+    { phase: 'single', inFlight: 1, run: () => closedLoop(url, 1, durationMs) },
+    ...(pacedRate > 0
+      ? [{ phase: `paced ${pacedRate}/s`, inFlight: 1, run: () => pacedLoop(url, pacedRate, durationMs) }]
+      : []),
+    { phase: 'closed', inFlight: concurrency, run: () => closedLoop(url, concurrency, durationMs) },
+  ];
+  for (const { phase, inFlight, run } of phases) {
     backendGroup.pids = await backends(pool);
     const before = sample(groups);
     const t0 = performance.now();
-    const { latencies, errors } =
-      phase === 'single' || phase === 'closed'
-        ? await closedLoop(url, inFlight, durationMs)
-        : await pacedLoop(url, pacedRate, durationMs);
+    const { latencies, errors } = await run();
     const seconds = (performance.now() - t0) / 1000;
     // a backend a pool opened during the phase counts from 0 (cpuBetween)
     backendGroup.pids = [...new Set([...backendGroup.pids, ...(await backends(pool))])];
